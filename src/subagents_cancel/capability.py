@@ -1,0 +1,97 @@
+"""`SubAgentCapability`: the parent's sub-agent tools and instructions, and the lifetime of their tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic_ai import FunctionToolset, RunContext
+from pydantic_ai.capabilities import AbstractCapability, WrapRunHandler
+from pydantic_ai.models import Model
+from pydantic_ai.run import AgentRunResult
+
+from .clock import Clock
+from .config import SubAgentConfig, SubAgentPolicy, check_model, index_subagents
+from .errors import ConfigError
+from .instructions import parent_instructions
+from .manager import SubAgentManager
+from .tools import parent_toolset
+
+__all__ = ('SubAgentCapability',)
+
+_current_manager: ContextVar[SubAgentManager | None] = ContextVar('subagents_cancel_manager', default=None)
+
+
+@dataclass(kw_only=True)
+class SubAgentCapability(AbstractCapability[object]):
+    """Lets a parent agent start sub-agent tasks and stop them, softly or hard.
+
+    It adds the tools `task`, `check_task`, `wait_tasks`, `soft_cancel_task`, `hard_cancel_task`,
+    `list_active_tasks` and `answer_subagent`, and instructions that list the sub-agents. Each parent
+    run owns its tasks: when the run ends (normally, by an error, or cancelled), the tasks still running
+    are cancelled and waited for, within the policy's bounds.
+
+    Example:
+        ```python
+        from pydantic_ai import Agent
+        from subagents_cancel import SubAgentCapability, SubAgentConfig
+
+        researcher = SubAgentConfig(name='researcher', description='Researches a topic and reports findings')
+        parent = Agent('openai:gpt-5', capabilities=[SubAgentCapability(subagents=[researcher])])
+        ```
+
+    To let tasks outlive one parent run, or to cancel them from application code, pass a
+    [`SubAgentManager`][subagents_cancel.SubAgentManager] you open yourself: `SubAgentCapability(manager=manager)`.
+    """
+
+    subagents: Sequence[SubAgentConfig] = ()
+    """The sub-agents the parent may start."""
+    default_model: str | Model | None = None
+    """The model of sub-agents that name none; by default the parent run's own model."""
+    policy: SubAgentPolicy = field(default_factory=SubAgentPolicy)
+    """Grace windows, waiting bounds and concurrency for the tasks of each run."""
+    clock: Clock | None = None
+    """Where time comes from; the real monotonic clock by default."""
+    manager: SubAgentManager | None = None
+    """A manager the application opened: its tasks span runs, and it, not the run, owns them."""
+
+    def __post_init__(self) -> None:
+        if self.manager is not None:
+            if self.subagents or self.default_model is not None or self.clock is not None:
+                raise ConfigError('Give either `manager` or `subagents` (with `default_model`/`clock`), not both.')
+            return
+        index_subagents(self.subagents)
+        if self.default_model is not None:
+            try:
+                check_model(self.default_model)
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
+
+    def get_instructions(self) -> str:
+        """Tell the parent which sub-agents exist and how to use the tools."""
+        configs = self.manager.subagents if self.manager is not None else self.subagents
+        return parent_instructions(configs)
+
+    def get_toolset(self) -> FunctionToolset[object]:
+        """The parent tools; they act on the manager of the run that calls them."""
+        return parent_toolset(_current_manager.get)
+
+    async def wrap_run(self, ctx: RunContext[object], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
+        """Open the run's manager around the run, so its tasks end with it."""
+        if self.manager is not None:
+            token = _current_manager.set(self.manager)
+            try:
+                return await handler()
+            finally:
+                _current_manager.reset(token)
+        manager = SubAgentManager(
+            self.subagents, default_model=self.default_model or ctx.model, policy=self.policy, clock=self.clock
+        )
+        async with manager:
+            token = _current_manager.set(manager)
+            try:
+                return await handler()
+            finally:
+                _current_manager.reset(token)

@@ -1,0 +1,130 @@
+"""What you configure: the sub-agents a parent may start, and the policy that bounds their cancellation.
+
+Both are validated once, when they are built: a bad name, an unknown field, a model string that
+names no provider, a negative grace window or two sub-agents with the same name raise there, never
+in the middle of a run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_ai.agent import AbstractAgent
+from pydantic_ai.models import Model, parse_model_id
+from pydantic_ai.providers import infer_provider_class
+
+from .errors import ConfigError
+
+__all__ = ('SubAgentConfig', 'SubAgentPolicy', 'check_model', 'index_subagents')
+
+_Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+def check_model(model: str | Model) -> str | Model:
+    """Check that a model value can name a model: a `Model` instance, `'test'`, or `'<provider>:<model>'`.
+
+    A provider whose SDK is not installed is accepted here (pydantic-ai raises its own clear
+    `ImportError` when the model is first used); an unknown provider or a name without one is not.
+
+    Raises:
+        ValueError: the value cannot name a model.
+    """
+    if isinstance(model, Model) or model == 'test':
+        return model
+    provider, name = parse_model_id(model)
+    if provider is None or not name:
+        raise ValueError(f"Unknown model {model!r}: name it as '<provider>:<model>', e.g. 'openai:gpt-5-mini'.")
+    try:
+        infer_provider_class(provider)
+    except ImportError:
+        pass  # a known provider whose SDK is missing; pydantic-ai reports that when the model is used
+    except ValueError:
+        raise ValueError(f'Unknown model provider {provider!r} in {model!r}.') from None
+    return model
+
+
+class SubAgentConfig(BaseModel):
+    """A sub-agent the parent may start with the `task` tool.
+
+    Example:
+        ```python
+        researcher = SubAgentConfig(
+            name='researcher',
+            description='Researches a topic and reports findings',
+            instructions='You are a research assistant. Work in phases and checkpoint after each.',
+        )
+        ```
+    """
+
+    model_config = ConfigDict(frozen=True, extra='forbid', arbitrary_types_allowed=True)
+
+    name: Annotated[str, Field(pattern=r'^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$')]
+    """How the parent names it (`subagent_type`) and the prefix of its task ids: letters, digits, `_`, `-`."""
+    description: Annotated[str, Field(min_length=1)]
+    """What it does, shown to the parent's model so it can choose."""
+    instructions: str = ''
+    """Its instructions (system prompt). Added to `agent`'s own instructions when `agent` is given."""
+    model: str | Model | None = None
+    """The model to run it on, a `'provider:model'` name or a `Model`; by default the capability's
+    `default_model`, else the parent run's model."""
+    agent: AbstractAgent[None, object] | None = None
+    """A ready pydantic-ai agent to run instead of building one; it may carry its own
+    [`SubAgentCapability`][subagents_cancel.SubAgentCapability] (nested sub-agents)."""
+    cancel_instructions: str | None = None
+    """Replaces the default instructions on checkpointing and on reacting to a `CANCEL_REQUEST`."""
+    grace_seconds: _Seconds | None = None
+    """How long a soft cancel lets it wrap up before it is stopped; by default the policy's."""
+
+    @field_validator('model')
+    @classmethod
+    def _known_model(cls, model: str | Model | None) -> str | Model | None:
+        return None if model is None else check_model(model)
+
+    @model_validator(mode='after')
+    def _one_way_to_run(self) -> SubAgentConfig:
+        if self.agent is not None and self.model is not None:
+            raise ValueError('Give either `agent` or `model`, not both: an agent already has its model.')
+        return self
+
+
+class SubAgentPolicy(BaseModel):
+    """Bounds on waiting and stopping, shared by every task of one owner."""
+
+    model_config = ConfigDict(frozen=True, extra='forbid')
+
+    grace_seconds: _Seconds = 30.0
+    """How long a soft-cancelled task may wrap up before it is hard-cancelled (per sub-agent:
+    [`SubAgentConfig.grace_seconds`][subagents_cancel.SubAgentConfig.grace_seconds])."""
+    refuse_tools_after_cancel: bool = True
+    """After a soft cancel, refuse the sub-agent's tool calls other than `checkpoint` (and the read-only
+    sub-agent tools), so no new side effect starts while it wraps up."""
+    hard_cancel_wait_seconds: _Seconds = 5.0
+    """How long a hard cancel waits for the run to stop before it reports the task unresponsive."""
+    owner_end: Literal['hard', 'soft'] = 'hard'
+    """What happens to tasks still running when their owner (the parent run or manager scope) ends."""
+    owner_end_grace_seconds: _Seconds = 5.0
+    """With `owner_end='soft'`: how long the tasks may wrap up before they are hard-cancelled."""
+    teardown_seconds: _Seconds = 5.0
+    """How long the owner's teardown waits for hard-cancelled tasks before it reports them as orphans."""
+    max_running: Annotated[int, Field(ge=1)] | None = None
+    """How many tasks of one owner may run at once; more wait as PENDING, first in, first out."""
+    wait_timeout_seconds: _Seconds = 300.0
+    """The longest a parent's `wait_tasks` call may wait before it returns with the tasks still running."""
+
+
+def index_subagents(subagents: Sequence[SubAgentConfig]) -> Mapping[str, SubAgentConfig]:
+    """Index sub-agents by name.
+
+    Raises:
+        ConfigError: the sequence is empty or two sub-agents share a name.
+    """
+    if not subagents:
+        raise ConfigError('Configure at least one sub-agent.')
+    by_name: dict[str, SubAgentConfig] = {}
+    for config in subagents:
+        if config.name in by_name:
+            raise ConfigError(f'Two sub-agents are named {config.name!r}; names must be unique.')
+        by_name[config.name] = config
+    return by_name

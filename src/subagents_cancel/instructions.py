@@ -1,0 +1,68 @@
+"""The text models read: the parent's guide to its sub-agents, a sub-agent's guide to being cancelled,
+and the `CANCEL_REQUEST` message itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .config import SubAgentConfig
+from .messages import CancelRequest
+
+__all__ = ('CANCEL_REQUEST_MARKER', 'DEFAULT_CANCEL_INSTRUCTIONS', 'cancel_request_text', 'parent_instructions')
+
+CANCEL_REQUEST_MARKER = 'CANCEL_REQUEST'
+"""The word that opens every cancel request a sub-agent receives."""
+
+DEFAULT_CANCEL_INSTRUCTIONS = f"""\
+## Progress and cancellation
+Work in steps. After each step, call `checkpoint` with what is completed, in progress and not started, and \
+what you found in that step. If you are stopped, your checkpoints are what your parent receives.
+Your parent may ask you to stop. A message that starts with {CANCEL_REQUEST_MARKER} means: stop now. Do not \
+start new work and do not call tools. Reply at once, as your final answer, with your partial results in this form:
+Completed: <what is done>
+In progress: <what was under way>
+Not started: <what you did not begin>
+Findings: <what you found so far>"""
+"""Appended to every sub-agent's instructions unless its config gives `cancel_instructions`."""
+
+
+def cancel_request_text(request: CancelRequest) -> str:
+    """The message a soft cancel puts into the sub-agent's conversation."""
+    reason = _REASON_TEXT[request.reason.kind]
+    if request.reason.detail:
+        reason = f'{reason}: {request.reason.detail}'
+    return (
+        f'{CANCEL_REQUEST_MARKER} [{request.message_id}]: your parent asked you to stop ({reason}). '
+        f'Do not start new work or call tools. Reply now with your partial results '
+        f'(Completed, In progress, Not started, Findings). You have {request.grace_seconds:g} seconds.'
+    )
+
+
+def cancel_request_tag(message_id: str) -> str:
+    """The part of the cancel request text that identifies it, to recognise it when it is delivered."""
+    return f'{CANCEL_REQUEST_MARKER} [{message_id}]'
+
+
+_REASON_TEXT = {
+    'user': 'the work is no longer needed',
+    'parent_cancelled': 'the task that owns yours was cancelled',
+    'parent_ended': 'the run that started you has ended',
+    'deadline': 'your time budget ran out',
+    'region': 'the group of tasks you belong to was cancelled',
+    'sibling': 'another task already did the work',
+    'budget': 'the budget for this work ran out',
+}
+
+
+def parent_instructions(subagents: Iterable[SubAgentConfig]) -> str:
+    """The parent's guide: which sub-agents exist and how to start, wait for, answer and stop them."""
+    listing = '\n'.join(f'- {config.name}: {config.description}' for config in subagents)
+    return f"""\
+## Sub-agents
+You can delegate work with the `task` tool to these sub-agents:
+{listing}
+`task(mode="sync")` waits and returns the result; `task(mode="async")` returns a task id at once and the task \
+runs in the background. Follow background tasks with `check_task`, `wait_tasks` (waits without polling) and \
+`list_active_tasks`. When a task asks a question, reply with `answer_subagent`.
+To stop a task: `soft_cancel_task` tells it to wrap up and hand back partial results (it is stopped if it \
+takes too long); `hard_cancel_task` stops it at once, keeping only the checkpoints it recorded."""

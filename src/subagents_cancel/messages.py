@@ -1,0 +1,204 @@
+"""The typed messages that travel on the bus between an owner and its tasks.
+
+To a task (its mailbox is addressed by its task id): [`CancelRequest`][subagents_cancel.messages.CancelRequest],
+[`Answer`][subagents_cancel.messages.Answer].
+
+From a task (to its owner's mailbox): [`TaskStarted`][subagents_cancel.messages.TaskStarted],
+[`CancelAcknowledged`][subagents_cancel.messages.CancelAcknowledged],
+[`CancelEscalated`][subagents_cancel.messages.CancelEscalated], [`Question`][subagents_cancel.messages.Question],
+[`CheckpointRecorded`][subagents_cancel.messages.CheckpointRecorded], [`RunFinished`][subagents_cancel.messages.RunFinished].
+
+From the owner to observers: [`StatusChanged`][subagents_cancel.messages.StatusChanged].
+
+Every message has its own `message_id`; a reply names the message it answers in `correlation_id`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Literal, NewType
+
+from pydantic_ai import RunUsage
+
+from .states import TaskState
+
+__all__ = (
+    'Answer',
+    'BusMessage',
+    'CancelAcknowledged',
+    'CancelEscalated',
+    'CancelMode',
+    'CancelReason',
+    'CancelReasonKind',
+    'CancelRequest',
+    'Checkpoint',
+    'CheckpointRecorded',
+    'Question',
+    'RunEnding',
+    'RunError',
+    'RunFinished',
+    'RunOutput',
+    'RunStopped',
+    'StatusChanged',
+    'TaskId',
+    'TaskStarted',
+)
+
+TaskId = NewType('TaskId', str)
+"""A readable task id, `<sub-agent name>-<short hex>`, e.g. `researcher-3f9a`."""
+
+CancelMode = Literal['soft', 'hard']
+"""`'soft'`: the sub-agent is told and wraps up; `'hard'`: its run is stopped now."""
+
+CancelReasonKind = Literal['user', 'parent_cancelled', 'parent_ended', 'deadline', 'region', 'sibling', 'budget']
+"""Why a task is cancelled.
+
+* `'user'`: the parent model (a cancel tool) or the application asked for it.
+* `'parent_cancelled'`: the run or task that owns this task was cancelled.
+* `'parent_ended'`: the run or scope that owns this task ended while the task was still running.
+* `'deadline'`, `'region'`, `'sibling'`, `'budget'`: a deadline expired, a cancel region fired, a sibling
+  made the work unnecessary, a budget ran out.
+"""
+
+
+def _new_message_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelReason:
+    """Why a cancel was requested: a kind, and optional free text from whoever asked."""
+
+    kind: CancelReasonKind = 'user'
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Checkpoint:
+    """A progress record made by the sub-agent's `checkpoint` tool.
+
+    `completed`, `in_progress` and `not_started` describe the work as of this checkpoint; `findings`
+    are what it learned since the previous one.
+    """
+
+    completed: tuple[str, ...] = ()
+    in_progress: tuple[str, ...] = ()
+    not_started: tuple[str, ...] = ()
+    findings: tuple[str, ...] = ()
+    at: float
+    """Clock time when it was recorded."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Message:
+    task_id: TaskId
+    sent_at: float
+    """Clock time when the message was sent."""
+    message_id: str = field(default_factory=_new_message_id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelRequest(_Message):
+    """Ask a task to stop: `'soft'` tells it and allows `grace_seconds`, `'hard'` stops it now."""
+
+    mode: CancelMode
+    reason: CancelReason
+    grace_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Answer(_Message):
+    """The parent's answer to the question `correlation_id`."""
+
+    text: str
+    correlation_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskStarted(_Message):
+    """The task got a slot; its run begins."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelAcknowledged(_Message):
+    """The cancel request `correlation_id` was delivered inside a model request: the sub-agent has read it."""
+
+    correlation_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelEscalated(_Message):
+    """The grace window of the soft cancel `correlation_id` expired; the run is being stopped."""
+
+    correlation_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Question(_Message):
+    """The sub-agent asks its parent; an [`Answer`][subagents_cancel.messages.Answer] refers to `message_id`."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckpointRecorded(_Message):
+    """The sub-agent recorded its progress."""
+
+    checkpoint: Checkpoint
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutput:
+    """The run ended normally with this output."""
+
+    output: object
+
+
+@dataclass(frozen=True, slots=True)
+class RunError:
+    """The run raised. `message` is ours, never provider text (which may carry secrets)."""
+
+    error_type: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunStopped:
+    """The run was stopped by a cancel. `output` is set when the run had already produced one."""
+
+    output: object | None = None
+
+
+RunEnding = RunOutput | RunError | RunStopped
+"""How a sub-agent's run ended."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunFinished(_Message):
+    """The task's run is over; nothing of it is running any more."""
+
+    ending: RunEnding
+    usage: RunUsage
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusChanged(_Message):
+    """The owner moved the task from `old` to `new`."""
+
+    old: TaskState
+    new: TaskState
+
+
+BusMessage = (
+    CancelRequest
+    | Answer
+    | TaskStarted
+    | CancelAcknowledged
+    | CancelEscalated
+    | Question
+    | CheckpointRecorded
+    | RunFinished
+    | StatusChanged
+)
+"""Every message the bus carries."""

@@ -1,0 +1,350 @@
+"""Every sentence a tool returns to a model, rendered from typed values.
+
+Replies start with what happened, then give stable facts in a fixed order, then the next step.
+Ids and other echoed input are shortened, so a 10,000-character id is not sent back whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pydantic_core
+from pydantic import ValidationError
+
+from .messages import CancelReason, Checkpoint
+from .results import Cancelled, CancelInfo, Completed, Failed, PartialResult, TaskInfo
+from .states import TaskStatus
+
+__all__ = (
+    'already_cancelled',
+    'already_cancelling',
+    'already_done',
+    'answer_delivered',
+    'answered_by_parent',
+    'bad_arguments',
+    'cancelled_before_start',
+    'checkpoint_recorded',
+    'empty_task_id',
+    'hard_cancel_timed_out',
+    'hard_cancelled',
+    'manager_closed',
+    'not_waiting',
+    'one_question_at_a_time',
+    'refused_after_cancel',
+    'soft_cancel_requested',
+    'task_list',
+    'task_report',
+    'task_started',
+    'unknown_subagent',
+    'unknown_task',
+    'wait_report',
+)
+
+_MAX_ECHO = 40
+_MAX_LISTED = 50
+
+
+def show(value: str) -> str:
+    """Quote `value` for a reply, cut to a readable length."""
+    if len(value) <= _MAX_ECHO:
+        return repr(value)
+    return f'{value[:_MAX_ECHO]!r}… ({len(value):,} characters)'
+
+
+def _seconds(value: float) -> str:
+    if value < 1:
+        return f'{value * 1000:.1f} ms'
+    return f'{value:.1f}s'
+
+
+def _items(values: Sequence[str]) -> str:
+    return '; '.join(values) if values else 'nothing'
+
+
+def render_output(output: object) -> str:
+    """A sub-agent's output as text: strings as they are, anything else as JSON."""
+    if isinstance(output, str):
+        return output
+    return pydantic_core.to_json(output).decode()
+
+
+_STATUS_TEXT = {
+    TaskStatus.PENDING: 'PENDING (waiting for a free slot)',
+    TaskStatus.RUNNING: 'RUNNING',
+    TaskStatus.WAITING_FOR_ANSWER: 'WAITING_FOR_ANSWER',
+    TaskStatus.COMPLETED: 'COMPLETED',
+    TaskStatus.FAILED: 'FAILED',
+    TaskStatus.CANCELLED: 'CANCELLED',
+}
+
+_REASON_TEXT = {
+    'user': 'on request',
+    'parent_cancelled': 'its owner was cancelled',
+    'parent_ended': 'its owner ended',
+    'deadline': 'deadline',
+    'region': 'its region was cancelled',
+    'sibling': 'a sibling made it unnecessary',
+    'budget': 'budget exhausted',
+}
+
+
+def _reason(reason: CancelReason) -> str:
+    text = _REASON_TEXT[reason.kind]
+    return f'{text}: {reason.detail}' if reason.detail else text
+
+
+# --- parent tools -------------------------------------------------------------------------------
+
+
+def task_started(info: TaskInfo) -> str:
+    """Reply to `task(mode='async')`."""
+    state = 'waits for a free slot' if info.status is TaskStatus.PENDING else 'runs in the background'
+    return (
+        f'Task started with ID: {info.task_id} ({info.subagent}); it {state}. '
+        f'Follow it with check_task or wait_tasks; stop it with soft_cancel_task or hard_cancel_task.'
+    )
+
+
+def task_report(info: TaskInfo, now: float) -> str:
+    """Reply to `check_task`: status, time, progress, and the result once the task has ended."""
+    match info.outcome:
+        case None:
+            return _live_report(info, now)
+        case Completed(output=output):
+            return f'{info.task_id}: COMPLETED in {_seconds(info.elapsed_seconds)}. Output:\n{render_output(output)}'
+        case Failed(error_type=error_type, message=message):
+            return f'{info.task_id}: FAILED after {_seconds(info.elapsed_seconds)}: {error_type}: {message}'
+        case Cancelled() as cancelled:
+            return _cancelled_report(info, cancelled)
+
+
+def _live_report(info: TaskInfo, now: float) -> str:
+    lines = [f'{info.task_id}: {_STATUS_TEXT[info.status]} for {_seconds(info.elapsed_seconds)}.']
+    if info.question is not None:
+        lines.append(f'It asks: {info.question}')
+        lines.append(
+            f'Reply with answer_subagent(task_id={info.task_id!r}, answer=...); '
+            f'it goes on in the background, and wait_tasks waits for its result.'
+        )
+    if info.cancel is not None:
+        lines.append(_cancel_progress(info.cancel, now))
+    if info.unresponsive:
+        lines.append('It did not stop after a hard cancel and is marked unresponsive; it may still be running.')
+    lines.extend(_progress(info.checkpoints))
+    return '\n'.join(lines)
+
+
+def _cancel_progress(cancel: CancelInfo, now: float) -> str:
+    ago = _seconds(now - cancel.requested_at)
+    if cancel.mode == 'hard':
+        return f'A hard cancel was requested {ago} ago ({_reason(cancel.reason)}); it is being stopped.'
+    read = (
+        f'it read the request after {_seconds(cancel.acknowledged_at - cancel.requested_at)}'
+        if cancel.acknowledged_at is not None
+        else 'it has not read the request yet'
+    )
+    left = max(0.0, cancel.requested_at + cancel.grace_seconds - now)
+    return (
+        f'A soft cancel was requested {ago} ago ({_reason(cancel.reason)}); {read}. '
+        f'It is wrapping up and is stopped in {_seconds(left)} if it has not finished.'
+    )
+
+
+def _progress(checkpoints: Sequence[Checkpoint]) -> list[str]:
+    if not checkpoints:
+        return ['No checkpoints yet.']
+    partial = PartialResult.assemble(checkpoints, final_message=None, read_request=False)
+    return [
+        f'Checkpoints: {len(checkpoints)}. Completed: {_items(partial.completed)}. '
+        f'In progress: {_items(partial.in_progress)}. Not started: {_items(partial.not_started)}.',
+        f'Findings so far: {_items(partial.findings)}.',
+    ]
+
+
+def _cancelled_report(info: TaskInfo, cancelled: Cancelled) -> str:
+    cancel = info.cancel
+    assert cancel is not None and info.ended_at is not None
+    how = f'{cancelled.mode}, {_reason(cancelled.reason)}'
+    if cancelled.escalated:
+        how += f'; stopped when its {cancel.grace_seconds:g}s grace window ran out'
+    elif cancel.acknowledged_at is not None:
+        how += f'; it read the request after {_seconds(cancel.acknowledged_at - cancel.requested_at)}'
+    how += f'; it ended {_seconds(info.ended_at - cancel.requested_at)} after the request'
+    if cancelled.error is not None:
+        how += f'; its wrap-up failed with {cancelled.error.error_type}'
+    return f'Task cancelled: {info.task_id} ({how}). Partial results:\n{_partial(cancelled.partial)}'
+
+
+def _partial(partial: PartialResult) -> str:
+    if partial.is_empty:
+        return 'None: it recorded no checkpoint and sent no final message.'
+    lines: list[str] = []
+    if partial.checkpoints:
+        lines += [
+            f'Completed: {_items(partial.completed)}',
+            f'In progress: {_items(partial.in_progress)}',
+            f'Not started: {_items(partial.not_started)}',
+            f'Findings: {_items(partial.findings)}',
+            f'(from {partial.checkpoints} checkpoint{"s" if partial.checkpoints != 1 else ""})',
+        ]
+    if partial.final_message is not None:
+        heading = 'Its final message' if partial.read_request else 'Its output (it finished before reading the request)'
+        lines.append(f'{heading}:\n{render_output(partial.final_message)}')
+    return '\n'.join(lines)
+
+
+def soft_cancel_requested(info: TaskInfo, *, answered_question: bool) -> str:
+    """Reply to `soft_cancel_task` when the request was sent to a running task."""
+    assert info.cancel is not None
+    how = 'its open question was answered with the cancel request' if answered_question else 'it has been told'
+    return (
+        f'Cancellation requested for {info.task_id}: {how}, and it hands back partial results within '
+        f'{info.cancel.grace_seconds:g}s or is stopped. check_task or wait_tasks will show them.'
+    )
+
+
+def cancelled_before_start(info: TaskInfo) -> str:
+    """Reply to a cancel of a PENDING task."""
+    return f'Task cancelled: {info.task_id} before it started; nothing ran.'
+
+
+def already_cancelling(info: TaskInfo) -> str:
+    """Reply to a second soft cancel of the same task."""
+    assert info.cancel is not None
+    return (
+        f'{info.task_id} is already being cancelled ({info.cancel.mode}); '
+        f'check_task or wait_tasks will show its partial results.'
+    )
+
+
+def already_done(info: TaskInfo) -> str:
+    """Reply to a cancel of a COMPLETED or FAILED task."""
+    return f'{info.task_id} is already done ({info.status.name}) — cannot be cancelled; check_task shows its result.'
+
+
+def already_cancelled(info: TaskInfo) -> str:
+    """Reply to a cancel of a CANCELLED task."""
+    return f'{info.task_id} is already cancelled; check_task shows its partial results.'
+
+
+def hard_cancelled(info: TaskInfo) -> str:
+    """Reply to `hard_cancel_task` once the task has stopped."""
+    assert isinstance(info.outcome, Cancelled) and info.cancel is not None and info.ended_at is not None
+    if info.started_at is None:
+        return cancelled_before_start(info)
+    return (
+        f'Task cancelled: {info.task_id} stopped {_seconds(info.ended_at - info.cancel.requested_at)} after the '
+        f'hard cancel. Partial results:\n{_partial(info.outcome.partial)}'
+    )
+
+
+def hard_cancel_timed_out(task_id: str, waited_seconds: float) -> str:
+    """Reply to `hard_cancel_task` when the run did not stop in time."""
+    return (
+        f'{task_id} did not stop within {waited_seconds:g}s of the hard cancel; it is marked unresponsive and may '
+        f'still be running. check_task shows whether it stops later.'
+    )
+
+
+def answer_delivered(info: TaskInfo) -> str:
+    """Reply to `answer_subagent`."""
+    return f'Answer delivered to {info.task_id}; it continues its work.'
+
+
+def not_waiting(info: TaskInfo) -> str:
+    """Reply to `answer_subagent` for a task with no open question."""
+    return f'{info.task_id} is not waiting for an answer (it is {info.status.name}); nothing was sent.'
+
+
+def task_list(infos: Sequence[TaskInfo]) -> str:
+    """Reply to `list_active_tasks`."""
+    if not infos:
+        return 'No active tasks.'
+    lines = [f'{len(infos)} active task{"s" if len(infos) != 1 else ""}:']
+    for info in infos[:_MAX_LISTED]:
+        line = f'- {info.task_id} {info.status.name} {_seconds(info.elapsed_seconds)} ({info.subagent}): '
+        line += show(info.description)
+        if info.cancel is not None:
+            line += f'; {info.cancel.mode} cancel requested'
+        if info.unresponsive:
+            line += '; unresponsive'
+        if info.question is not None:
+            line += f'; asks: {show(info.question)}'
+        lines.append(line)
+    if len(infos) > _MAX_LISTED:
+        lines.append(f'… and {len(infos) - _MAX_LISTED:,} more.')
+    return '\n'.join(lines)
+
+
+def wait_report(infos: Sequence[TaskInfo], now: float, *, timed_out: bool) -> str:
+    """Reply to `wait_tasks`: why the wait ended, then each task's report."""
+    if not infos:
+        return 'No active tasks to wait for.'
+    asking = [info.task_id for info in infos if info.question is not None]
+    running = [info.task_id for info in infos if not info.is_terminal]
+    if asking:
+        head = f'Waiting for your answer: {", ".join(asking)}.'
+    elif timed_out:
+        head = f'Stopped waiting; still running: {", ".join(running)}.'
+    elif running:
+        head = f'A task has ended; still running: {", ".join(running)}.'
+    else:
+        head = 'The task has ended.' if len(infos) == 1 else f'All {len(infos)} tasks have ended.'
+    return '\n\n'.join([head, *(task_report(info, now) for info in infos)])
+
+
+def unknown_task(task_id: str) -> str:
+    """Reply for an id this owner never issued (including another run's task)."""
+    return f'No task {show(task_id)} in this run; call list_active_tasks() to see your tasks.'
+
+
+def empty_task_id() -> str:
+    """Reply for an empty task id."""
+    return "task_id is empty; pass the id that `task` returned, e.g. 'researcher-3f9a'."
+
+
+def unknown_subagent(name: str, available: Sequence[str]) -> str:
+    """Reply for a `subagent_type` that is not configured."""
+    return f'No sub-agent {show(name)}; choose one of: {", ".join(available)}.'
+
+
+def manager_closed() -> str:
+    """Reply when the owner of the tasks is not open (or is shutting down)."""
+    return 'Sub-agents are not available: their owner is not open or is shutting down.'
+
+
+def bad_arguments(tool_name: str, error: ValidationError) -> str:
+    """Reply for arguments that do not fit the tool's schema."""
+    problems = '; '.join(
+        f'{".".join(str(part) for part in problem["loc"]) or "arguments"}: {problem["msg"]}'
+        for problem in error.errors(include_url=False, include_input=False)[:5]
+    )
+    return f'Invalid arguments for {tool_name}: {problems}. Call it again with arguments that fit its schema.'
+
+
+# --- sub-agent tools ----------------------------------------------------------------------------
+
+
+def checkpoint_recorded(count: int, *, cancel_requested: bool) -> str:
+    """Reply to the sub-agent's `checkpoint`."""
+    if cancel_requested:
+        return f'Checkpoint {count} recorded. You were asked to stop: reply now with your partial results.'
+    return f'Checkpoint {count} recorded.'
+
+
+def answered_by_parent(answer: str) -> str:
+    """Reply to the sub-agent's `ask_parent` once the parent answered."""
+    return f'Your parent answered: {answer}'
+
+
+def one_question_at_a_time() -> str:
+    """Reply to a second `ask_parent` while one is open."""
+    return 'You already have an open question; wait for its answer before asking another.'
+
+
+def refused_after_cancel(tool_name: str) -> str:
+    """The result of a sub-agent tool call refused because the sub-agent was asked to stop."""
+    return (
+        f'Not run ({tool_name}): your parent asked you to stop (CANCEL_REQUEST). Do not call tools; '
+        f'reply now with your partial results.'
+    )

@@ -1,0 +1,142 @@
+"""What a task produced, and read-only snapshots of tasks for callers of the Python API."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pydantic_ai import RunUsage
+
+from .messages import CancelMode, CancelReason, Checkpoint, RunError, TaskId
+from .states import TaskStatus
+
+__all__ = ('CancelInfo', 'Cancelled', 'Completed', 'Failed', 'Outcome', 'PartialResult', 'TaskInfo')
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PartialResult:
+    """What a cancelled task hands back: its latest progress picture, its findings, and any final message.
+
+    `completed`, `in_progress` and `not_started` come from the latest checkpoint; `findings` gathers
+    the findings of every checkpoint in order; `final_message` is the output the run produced after
+    the request (its wrap-up), or before it, if it finished before it read the request.
+    """
+
+    completed: tuple[str, ...] = ()
+    in_progress: tuple[str, ...] = ()
+    not_started: tuple[str, ...] = ()
+    findings: tuple[str, ...] = ()
+    final_message: object | None = None
+    checkpoints: int = 0
+    """How many checkpoints the sub-agent recorded."""
+    read_request: bool = False
+    """Whether the cancel request reached the sub-agent's model before it stopped."""
+
+    @classmethod
+    def assemble(
+        cls, checkpoints: Sequence[Checkpoint], *, final_message: object | None, read_request: bool
+    ) -> PartialResult:
+        """Build the partial result from the checkpoints recorded so far and the run's final message."""
+        latest = checkpoints[-1] if checkpoints else None
+        findings = dict.fromkeys(finding for checkpoint in checkpoints for finding in checkpoint.findings)
+        return cls(
+            completed=latest.completed if latest else (),
+            in_progress=latest.in_progress if latest else (),
+            not_started=latest.not_started if latest else (),
+            findings=tuple(findings),
+            final_message=final_message,
+            checkpoints=len(checkpoints),
+            read_request=read_request,
+        )
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether nothing at all was handed back."""
+        return self.checkpoints == 0 and self.final_message is None
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """The run ended with `output`, and no cancel was requested."""
+
+    output: object
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The run raised. `message` is written by this library, never copied from a provider's error."""
+
+    error_type: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cancelled:
+    """A cancel was requested and the task stopped."""
+
+    mode: CancelMode
+    """`'hard'` when the run was stopped (directly, or after a soft cancel's grace window), else `'soft'`."""
+    reason: CancelReason
+    partial: PartialResult
+    escalated: bool = False
+    """A soft cancel whose grace window expired, so the run was stopped."""
+    error: RunError | None = None
+    """Set when the run raised while it was wrapping up."""
+
+
+Outcome = Completed | Failed | Cancelled
+"""How a task ended."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelInfo:
+    """A cancel request and what became of it (times are clock seconds)."""
+
+    mode: CancelMode
+    """`'soft'` or `'hard'`; a soft cancel whose grace window expired becomes `'hard'`."""
+    reason: CancelReason
+    requested_at: float
+    grace_seconds: float
+    request_id: str
+    """The `message_id` of the [`CancelRequest`][subagents_cancel.messages.CancelRequest]."""
+    acknowledged_at: float | None = None
+    """When the request reached a model request of the sub-agent (soft cancels only)."""
+    escalated_at: float | None = None
+    """When the grace window expired and the run was stopped."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskInfo:
+    """A snapshot of one task, taken when it was asked for."""
+
+    task_id: TaskId
+    subagent: str
+    description: str
+    status: TaskStatus
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    elapsed_seconds: float
+    """Time since it was accepted, or its whole life once it has ended."""
+    checkpoints: tuple[Checkpoint, ...]
+    question: str | None
+    """The open question while it is `WAITING_FOR_ANSWER`."""
+    cancel: CancelInfo | None
+    outcome: Outcome | None
+    """Set once the task has ended."""
+    unresponsive_since: float | None
+    """When a hard cancel gave up waiting for it to stop."""
+    usage: RunUsage | None
+    """The sub-agent run's usage, once it has ended."""
+    parent_task_id: TaskId | None = None
+    """The task whose sub-agent started this one, when sub-agents are nested."""
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the task has ended."""
+        return self.status.is_terminal
+
+    @property
+    def unresponsive(self) -> bool:
+        """Whether a hard cancel gave up waiting and the task has still not stopped."""
+        return self.unresponsive_since is not None and not self.status.is_terminal

@@ -1,0 +1,286 @@
+"""Runs one sub-agent task: waits for a slot, drives the pydantic-ai run, and bridges the bus and the run.
+
+The runner receives [`CancelRequest`][subagents_cancel.messages.CancelRequest] and
+[`Answer`][subagents_cancel.messages.Answer] in its mailbox, and reports what happens to the owner:
+started, question, checkpoint, acknowledgement, escalation, and finally
+[`RunFinished`][subagents_cancel.messages.RunFinished] once nothing of the run is left running.
+
+* A soft cancel is put into the live run with `AgentRun.enqueue(..., priority='asap')`, so the model
+  reads it at its next request; an open `ask_parent` question is answered with it instead. When the
+  grace window expires first, the runner stops the run.
+* A hard cancel (or an escalated soft one) uses pydantic-ai's first-party `AgentRun.cancel()`, which
+  closes the model stream and cancels running tool calls; before the run exists, it cancels the
+  runner's own scope.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import anyio
+from anyio.abc import TaskGroup
+from pydantic_ai import Agent, RunCancelled, RunUsage, UsageLimitExceeded
+from pydantic_ai.agent import AbstractAgent
+from pydantic_ai.exceptions import UnexpectedModelBehavior, UserError
+from pydantic_ai.run import AgentRun
+
+from . import replies
+from .bus import MessageBus
+from .clock import Clock, sleep_until
+from .instructions import cancel_request_text
+from .messages import (
+    Answer,
+    BusMessage,
+    CancelAcknowledged,
+    CancelEscalated,
+    CancelRequest,
+    Checkpoint,
+    CheckpointRecorded,
+    Question,
+    RunEnding,
+    RunError,
+    RunFinished,
+    RunOutput,
+    RunStopped,
+    TaskId,
+    TaskStarted,
+)
+from .task_capability import TaskRunCapability
+
+__all__ = ('TaskRunner', 'TaskSpec')
+
+_log = logging.getLogger('subagents_cancel')
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskSpec:
+    """Everything a runner needs to run one task."""
+
+    task_id: TaskId
+    owner_address: str
+    agent: AbstractAgent[None, object]
+    prompt: str
+    instructions: str
+    """Added to the sub-agent's own instructions for this run."""
+    refuse_tools_after_cancel: bool
+
+
+@dataclass(slots=True)
+class _OpenQuestion:
+    message_id: str
+    answered: anyio.Event
+    reply: str = ''
+
+
+class TaskRunner:
+    """Drives one sub-agent task from its slot to the end of its run; see the module docstring."""
+
+    def __init__(
+        self, spec: TaskSpec, *, bus: MessageBus, clock: Clock, slot: anyio.Semaphore | None, queued: bool
+    ) -> None:
+        """Prepare the runner and open its mailbox, so requests sent before it runs are not lost.
+
+        `slot` is the owner's concurrency semaphore (released when the run ends); `queued` says the runner
+        must acquire it first (the task is PENDING), rather than having been given it already.
+        """
+        self.spec = spec
+        self._bus = bus
+        self._clock = clock
+        self._slot = slot
+        self._started = not queued
+        self._stop_requested = False
+        self._run: AgentRun[None, object] | None = None
+        self._scope: anyio.CancelScope | None = None
+        self._timers: TaskGroup | None = None
+        self._cancel: CancelRequest | None = None
+        self._acknowledged = False
+        self._enqueue_id: str | None = None
+        self._question: _OpenQuestion | None = None
+        self._checkpoints = 0
+        self.finished = anyio.Event()
+        """Set when the runner is done: the run has ended and nothing of it is left running."""
+        bus.open_mailbox(spec.task_id, self._receive)
+
+    # --- the task's life ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run the task to its end and report it; never raises except for cancellation from outside."""
+        ending: RunEnding = RunStopped()
+        usage = RunUsage()
+        try:
+            async with anyio.create_task_group() as timers:
+                self._timers = timers
+                if self._cancel is not None:
+                    timers.start_soon(self._expire_grace, self._cancel)  # requested before the runner ran
+                ending, usage = await self._drive()
+                timers.cancel_scope.cancel()
+        finally:
+            self._bus.close_mailbox(self.spec.task_id)
+            if self._started:
+                self._send(RunFinished(task_id=self.spec.task_id, sent_at=self._clock.now(), ending=ending, usage=usage))
+            self.finished.set()
+
+    async def _drive(self) -> tuple[RunEnding, RunUsage]:
+        with anyio.CancelScope() as self._scope:
+            if self._stop_requested:
+                self._scope.cancel()  # stopped before the runner ran: never begin
+            if not self._started:
+                assert self._slot is not None
+                await self._slot.acquire()  # PENDING until a slot is free, first in, first out
+                self._started = True
+                self._send(TaskStarted(task_id=self.spec.task_id, sent_at=self._clock.now()))
+            try:
+                return await self._run_agent()
+            finally:
+                if self._slot is not None:
+                    self._slot.release()
+        # Only reached when `_stop()` cancelled the scope before the run existed.
+        return RunStopped(), RunUsage()
+
+    async def _run_agent(self) -> tuple[RunEnding, RunUsage]:
+        capability = TaskRunCapability(
+            channel=self, instructions=self.spec.instructions, refuse_tools_after_cancel=self.spec.refuse_tools_after_cancel
+        )
+        run: AgentRun[None, object] | None = None
+        try:
+            async with self.spec.agent.iter(self.spec.prompt, capabilities=[capability]) as run:
+                self._run = run
+                if self._cancel is not None:
+                    self._deliver(self._cancel)  # requested while the run was being set up
+                async for node in run:
+                    if self._enqueue_id is not None and Agent.is_call_tools_node(node) and not node.model_response.tool_calls:
+                        self._let_final_answer_stand(run)
+            assert run.result is not None
+            return RunOutput(run.result.output), run.usage
+        except RunCancelled as stopped:
+            # A stop that lands after the run reached its end still raises; the finished output is kept.
+            output = run.result.output if run is not None and run.result is not None else None
+            return RunStopped(output), stopped.usage
+        except Exception as error:  # noqa: BLE001 - the sub-agent's run is user code; its failure is data
+            _log.warning('sub-agent task %s failed', self.spec.task_id, exc_info=error)
+            return _describe(error), run.usage if run is not None else RunUsage()
+
+    def _let_final_answer_stand(self, run: AgentRun[None, object]) -> None:
+        """The model is answering for good before it read the cancel request: withdraw the request.
+
+        Otherwise the queued request would send the run into one more model request only to wrap up
+        an answer that is already complete. `AgentRun.dequeue` exists from pydantic-ai 2.68 on; on older
+        versions the request stays queued and the model gets that extra request.
+        """
+        dequeue = getattr(run, 'dequeue', None)
+        if dequeue is not None and self._enqueue_id is not None and dequeue(self._enqueue_id):
+            self._enqueue_id = None
+
+    # --- the mailbox ----------------------------------------------------------------------------
+
+    def _receive(self, message: BusMessage) -> None:
+        match message:
+            case CancelRequest(mode='hard'):
+                self._stop()
+            case CancelRequest() if not self._started:
+                self._stop()  # a PENDING task never starts
+            case CancelRequest():
+                self._soft_cancel(message)
+            case Answer(correlation_id=question_id, text=text):
+                self._resolve_question(question_id, replies.answered_by_parent(text))
+            case _:  # pragma: no cover - the owner sends only cancel requests and answers
+                raise AssertionError(f'unexpected message for a task: {message!r}')
+
+    def _soft_cancel(self, request: CancelRequest) -> None:
+        self._cancel = request
+        if self._question is not None:
+            self._resolve_question(self._question.message_id, cancel_request_text(request))
+        elif self._run is not None:
+            self._deliver(request)
+        if self._timers is not None:  # else `run()` starts the timer when it begins
+            self._timers.start_soon(self._expire_grace, request)
+
+    def _deliver(self, request: CancelRequest) -> None:
+        assert self._run is not None
+        try:
+            self._enqueue_id = self._run.enqueue(cancel_request_text(request), priority='asap')
+        except UserError:
+            pass  # the run has just ended; its output becomes the partial result
+
+    async def _expire_grace(self, request: CancelRequest) -> None:
+        await sleep_until(self._clock, request.sent_at + request.grace_seconds)
+        self._send(
+            CancelEscalated(task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=request.message_id)
+        )
+        self._stop()
+
+    def _stop(self) -> None:
+        self._stop_requested = True
+        if self._run is not None:
+            self._run.cancel()
+        elif self._scope is not None:
+            self._scope.cancel()
+
+    def _send(self, message: BusMessage) -> None:
+        self._bus.send(self.spec.owner_address, message)
+
+    # --- what the sub-agent's tools and hooks see (TaskChannel) ---------------------------------
+
+    @property
+    def cancel_request(self) -> CancelRequest | None:
+        """The soft cancel request this task received, if any."""
+        return self._cancel
+
+    @property
+    def acknowledged(self) -> bool:
+        """Whether the cancel request has reached the model."""
+        return self._acknowledged
+
+    def acknowledge(self) -> None:
+        """Record that the cancel request went out inside a model request."""
+        assert self._cancel is not None
+        self._acknowledged = True
+        self._send(
+            CancelAcknowledged(task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=self._cancel.message_id)
+        )
+
+    async def ask(self, question: str) -> str:
+        """Send `question` to the parent and wait for the answer (or for a cancel request)."""
+        if self._cancel is not None:
+            return cancel_request_text(self._cancel)
+        if self._question is not None:
+            return replies.one_question_at_a_time()
+        message = Question(task_id=self.spec.task_id, sent_at=self._clock.now(), text=question)
+        self._question = open_question = _OpenQuestion(message.message_id, anyio.Event())
+        try:
+            self._send(message)
+            await open_question.answered.wait()
+            return open_question.reply
+        finally:
+            self._question = None
+
+    def _resolve_question(self, question_id: str, reply: str) -> None:
+        question = self._question
+        if question is not None and question.message_id == question_id:
+            question.reply = reply
+            question.answered.set()
+
+    def checkpoint(
+        self, completed: Sequence[str], in_progress: Sequence[str], not_started: Sequence[str], findings: Sequence[str]
+    ) -> int:
+        """Send a checkpoint to the owner; return how many this task has recorded."""
+        self._checkpoints += 1
+        now = self._clock.now()
+        checkpoint = Checkpoint(
+            completed=tuple(completed),
+            in_progress=tuple(in_progress),
+            not_started=tuple(not_started),
+            findings=tuple(findings),
+            at=now,
+        )
+        self._send(CheckpointRecorded(task_id=self.spec.task_id, sent_at=now, checkpoint=checkpoint))
+        return self._checkpoints
+
+
+def _describe(error: Exception) -> RunError:
+    """Our own sentence for a failed run; provider error text may carry secrets, so it is not repeated."""
+    if isinstance(error, UsageLimitExceeded | UnexpectedModelBehavior):
+        return RunError(type(error).__name__, error.message)  # pydantic-ai's own wording, no provider text
+    return RunError(type(error).__name__, 'the sub-agent run raised this error; details are in the logs')

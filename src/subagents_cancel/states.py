@@ -1,0 +1,161 @@
+"""The task state machine: statuses, events, and the one transition table.
+
+A task's state is its status plus whether a cancel was requested. The table below is the only place
+that says how an event moves a task; [`next_state`][subagents_cancel.states.next_state] is the only
+code that reads it. Terminal states are absorbing: an event that reaches a finished task lost the
+race to whichever terminal event came first, and is reported as such instead of applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from types import MappingProxyType
+from .errors import IllegalTransition
+
+__all__ = ('TaskEvent', 'TaskState', 'TaskStatus', 'TRANSITIONS', 'next_state')
+
+
+class TaskStatus(Enum):
+    """Where a task is in its life."""
+
+    PENDING = 'PENDING'
+    """Accepted, not started: waiting for a concurrency slot."""
+    RUNNING = 'RUNNING'
+    """The sub-agent's run is in progress."""
+    WAITING_FOR_ANSWER = 'WAITING_FOR_ANSWER'
+    """The sub-agent called `ask_parent` and waits for `answer_subagent`."""
+    COMPLETED = 'COMPLETED'
+    """The run ended with its output, and no cancel was requested."""
+    FAILED = 'FAILED'
+    """The run raised, and no cancel was requested."""
+    CANCELLED = 'CANCELLED'
+    """A cancel was requested and the task has stopped (any output it produced is the partial result)."""
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the task has ended; a terminal status never changes again."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+
+class TaskEvent(Enum):
+    """Something that happens to a task."""
+
+    START = 'START'
+    """The runner got a slot and begins the sub-agent's run."""
+    ASK = 'ASK'
+    """The sub-agent asked its parent a question."""
+    ANSWER = 'ANSWER'
+    """The parent answered the open question."""
+    COMPLETE = 'COMPLETE'
+    """The run ended with an output."""
+    FAIL = 'FAIL'
+    """The run raised an exception."""
+    SOFT_CANCEL = 'SOFT_CANCEL'
+    """A soft cancel was requested: the sub-agent is told and may wrap up."""
+    HARD_CANCEL = 'HARD_CANCEL'
+    """A hard cancel was requested (or a soft one escalated): the run is being stopped."""
+    STOP = 'STOP'
+    """The run stopped because it was cancelled."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskState:
+    """A task's status, and whether a cancel has been requested (once set, it stays set)."""
+
+    status: TaskStatus
+    cancel_requested: bool = False
+
+    def __str__(self) -> str:
+        return f'{self.status.name}{" (cancel requested)" if self.cancel_requested else ""}'
+
+
+_S = TaskStatus
+_E = TaskEvent
+
+def _row(
+    status: TaskStatus, requested: bool, moves: Mapping[TaskEvent, TaskState]
+) -> dict[tuple[TaskState, TaskEvent], TaskState]:
+    return {(TaskState(status, requested), event): to for event, to in moves.items()}
+
+
+_CANCELLED = TaskState(_S.CANCELLED, True)
+
+TRANSITIONS: Mapping[tuple[TaskState, TaskEvent], TaskState] = MappingProxyType(
+    {
+        **_row(
+            _S.PENDING,
+            False,
+            {
+                _E.START: TaskState(_S.RUNNING),
+                _E.FAIL: TaskState(_S.FAILED),
+                _E.SOFT_CANCEL: _CANCELLED,  # it never starts
+                _E.HARD_CANCEL: _CANCELLED,
+            },
+        ),
+        **_row(
+            _S.RUNNING,
+            False,
+            {
+                _E.ASK: TaskState(_S.WAITING_FOR_ANSWER),
+                _E.COMPLETE: TaskState(_S.COMPLETED),
+                _E.FAIL: TaskState(_S.FAILED),
+                _E.SOFT_CANCEL: TaskState(_S.RUNNING, True),  # told; wraps up within the grace window
+                _E.HARD_CANCEL: TaskState(_S.RUNNING, True),  # CANCELLED once the run has really stopped
+            },
+        ),
+        **_row(
+            _S.WAITING_FOR_ANSWER,
+            False,
+            {
+                _E.ANSWER: TaskState(_S.RUNNING),
+                _E.FAIL: TaskState(_S.FAILED),
+                _E.SOFT_CANCEL: TaskState(_S.RUNNING, True),  # the question is answered with the cancel request
+                _E.HARD_CANCEL: TaskState(_S.WAITING_FOR_ANSWER, True),
+            },
+        ),
+        # Once a cancel was requested, every way the run can end is CANCELLED; an output becomes the partial result.
+        **_row(
+            _S.RUNNING,
+            True,
+            {
+                _E.COMPLETE: _CANCELLED,
+                _E.FAIL: _CANCELLED,
+                _E.STOP: _CANCELLED,
+                _E.HARD_CANCEL: TaskState(_S.RUNNING, True),  # a soft cancel escalated, or repeated as hard
+            },
+        ),
+        **_row(
+            _S.WAITING_FOR_ANSWER,
+            True,
+            {
+                _E.FAIL: _CANCELLED,
+                _E.STOP: _CANCELLED,
+                _E.HARD_CANCEL: TaskState(_S.WAITING_FOR_ANSWER, True),
+            },
+        ),
+    }
+)
+"""Every allowed `(state, event) -> state` move. A pair that is missing is a bug, except from a terminal state."""
+
+
+def next_state(state: TaskState, event: TaskEvent) -> TaskState | None:
+    """Return the state that `event` moves a task in `state` to.
+
+    Returns:
+        The new state, or `None` when `state` is terminal: the event lost the race to the terminal
+        event that came first (first writer wins), and the caller records it as dropped.
+
+    Raises:
+        IllegalTransition: the table has no entry for a non-terminal `(state, event)`; the caller has a bug.
+    """
+    if state.status.is_terminal:
+        return None
+    try:
+        return TRANSITIONS[state, event]
+    except KeyError:
+        raise IllegalTransition(state, event) from None

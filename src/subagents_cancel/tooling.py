@@ -1,0 +1,51 @@
+"""Tools whose arguments this library validates itself, so bad input gets a reply, never a retry.
+
+pydantic-ai answers arguments that fail a tool's schema with a retry, and a tool that runs out of
+retries ends the whole run. A model that keeps sending a wrong type or a missing argument must not
+be able to end its parent's run, so our tools show the model a precise JSON schema but accept any
+JSON object, validate it with a pydantic model, and reply with what is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_ai import Tool
+
+from . import replies
+
+__all__ = ('ToolArgs', 'validated_tool')
+
+
+class ToolArgs(BaseModel):
+    """Base of every tool's arguments: unknown arguments are reported, not ignored."""
+
+    model_config = ConfigDict(extra='forbid', frozen=True)
+
+
+ArgsT = TypeVar('ArgsT', bound=ToolArgs)
+
+
+def validated_tool(
+    name: str, description: str, args_type: type[ArgsT], handle: Callable[[ArgsT], Awaitable[str]]
+) -> Tool[object]:
+    """A tool named `name` that validates its arguments as `args_type` and replies via `handle`.
+
+    Arguments that do not validate get [`bad_arguments`][subagents_cancel.replies.bad_arguments] as the
+    tool's result; `handle` runs only with valid arguments.
+    """
+
+    async def call(**arguments: object) -> str:
+        try:
+            args = args_type.model_validate(arguments)
+        except ValidationError as error:
+            return replies.bad_arguments(name, error)
+        return await handle(args)
+
+    schema = args_type.model_json_schema()
+    schema.pop('title', None)
+    for prop in schema.get('properties', {}).values():
+        prop.pop('title', None)
+    return Tool[object].from_schema(call, name=name, description=description, json_schema=schema)

@@ -1,0 +1,206 @@
+"""The parent's tools. Each one parses its arguments, calls the manager, and returns a rendered reply.
+
+Every refusal is an ordinary tool result, never `ModelRetry`: a model that keeps sending a bad id gets
+a clear answer each time and cannot exhaust a retry budget that would end its own run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Literal, TypeVar
+
+from pydantic import Field
+from pydantic_ai import FunctionToolset
+
+from . import replies
+from .errors import (
+    CancelTimeout,
+    ManagerClosed,
+    NotWaitingForAnswer,
+    TaskAlreadyFinished,
+    UnknownSubAgent,
+    UnknownTask,
+)
+from .manager import SubAgentManager
+from .messages import CancelReason
+from .states import TaskStatus
+from .tooling import ToolArgs, validated_tool
+
+__all__ = ('create_subagent_toolset', 'parent_toolset')
+
+ArgsT = TypeVar('ArgsT', bound=ToolArgs)
+
+ManagerSource = Callable[[], SubAgentManager | None]
+"""Finds the manager that owns the current run's tasks (`None` when there is none)."""
+
+
+class _TaskArgs(ToolArgs):
+    description: str = Field(
+        min_length=1, description='What the sub-agent should do, with all the context it needs: it sees nothing else.'
+    )
+    subagent_type: str = Field(description='The name of one of the sub-agents listed in your instructions.')
+    mode: Literal['sync', 'async'] = Field(
+        'sync', description="'sync' waits and returns the result; 'async' returns a task id at once."
+    )
+
+
+class _TaskIdArgs(ToolArgs):
+    task_id: str = Field(description='The id that `task` returned, e.g. researcher-3f9a.')
+
+
+class _CancelArgs(_TaskIdArgs):
+    reason: str | None = Field(None, max_length=500, description='Why, in a few words; the sub-agent is told.')
+
+
+class _AnswerArgs(_TaskIdArgs):
+    answer: str = Field(description='Your answer to the question the task asked.')
+
+
+class _WaitArgs(ToolArgs):
+    task_ids: list[str] | None = Field(None, description='The tasks to wait for; all active tasks if omitted.')
+    wait_for: Literal['all', 'any'] = Field('all', description="'all': until every task has ended; 'any': until one has.")
+    timeout_seconds: float | None = Field(
+        None, gt=0, description='The longest to wait, in seconds; a few minutes if omitted.'
+    )
+
+
+class _NoArgs(ToolArgs):
+    pass
+
+
+def create_subagent_toolset(manager: SubAgentManager) -> FunctionToolset[object]:
+    """The parent's tools as a plain toolset, for agents that wire their instructions themselves.
+
+    The tasks belong to `manager`: open it with `async with manager:` around the runs that use the tools;
+    it cancels whatever is still running when the block ends. Its
+    [`instructions`][subagents_cancel.SubAgentManager.instructions] describe the sub-agents and the tools.
+    """
+    return parent_toolset(lambda: manager)
+
+
+def parent_toolset(current_manager: ManagerSource) -> FunctionToolset[object]:
+    """The parent's tools, bound to whatever manager `current_manager` returns when a tool is called."""
+
+    def guarded(
+        handle: Callable[[SubAgentManager, ArgsT], Awaitable[str]],
+    ) -> Callable[[ArgsT], Awaitable[str]]:
+        async def call(args: ArgsT) -> str:
+            manager = current_manager()
+            if manager is None:
+                return replies.manager_closed()
+            if isinstance(args, _TaskIdArgs) and not args.task_id:
+                return replies.empty_task_id()
+            try:
+                return await handle(manager, args)
+            except UnknownTask as error:
+                return replies.unknown_task(error.task_id)
+            except TaskAlreadyFinished as error:
+                info = manager.get(error.task_id)
+                cancelled = error.status is TaskStatus.CANCELLED
+                return replies.already_cancelled(info) if cancelled else replies.already_done(info)
+            except ManagerClosed:
+                return replies.manager_closed()
+
+        return call
+
+    return FunctionToolset[object](
+        [
+            validated_tool(
+                'task',
+                'Start a sub-agent on a piece of work. mode="sync" waits and returns its result; mode="async" '
+                'returns a task id at once while the sub-agent works in the background.',
+                _TaskArgs,
+                guarded(_task),
+            ),
+            validated_tool(
+                'check_task',
+                'Report a task: status, elapsed time and checkpoints; its result, partial result or error once it '
+                'has ended; its question while it waits for an answer.',
+                _TaskIdArgs,
+                guarded(_check_task),
+            ),
+            validated_tool(
+                'wait_tasks',
+                'Wait until tasks end (all of them, or any one), without polling. Returns early when one of them '
+                'asks you a question, or at the timeout; the tasks keep running either way.',
+                _WaitArgs,
+                guarded(_wait_tasks),
+            ),
+            validated_tool(
+                'soft_cancel_task',
+                'Ask a task to stop and hand back partial results. Returns at once; the task wraps up within its '
+                'grace window and is stopped if it takes longer.',
+                _CancelArgs,
+                guarded(_soft_cancel_task),
+            ),
+            validated_tool(
+                'hard_cancel_task',
+                'Stop a task now, with no wrap-up. Returns once it has stopped, with the checkpoints it recorded.',
+                _CancelArgs,
+                guarded(_hard_cancel_task),
+            ),
+            validated_tool(
+                'list_active_tasks',
+                'List your tasks that have not ended, with their status.',
+                _NoArgs,
+                guarded(_list_active_tasks),
+            ),
+            validated_tool(
+                'answer_subagent',
+                'Answer the question a task is waiting on; it goes on at once.',
+                _AnswerArgs,
+                guarded(_answer_subagent),
+            ),
+        ]
+    )
+
+
+async def _task(manager: SubAgentManager, args: _TaskArgs) -> str:
+    try:
+        if args.mode == 'async':
+            return replies.task_started(await manager.start(args.subagent_type, args.description))
+        info = await manager.run(args.subagent_type, args.description)
+    except UnknownSubAgent as error:
+        return replies.unknown_subagent(error.name, error.available)
+    return replies.task_report(info, manager.clock.now())
+
+
+async def _check_task(manager: SubAgentManager, args: _TaskIdArgs) -> str:
+    return replies.task_report(manager.get(args.task_id), manager.clock.now())
+
+
+async def _wait_tasks(manager: SubAgentManager, args: _WaitArgs) -> str:
+    result = await manager.wait(args.task_ids, wait_for=args.wait_for, timeout_seconds=args.timeout_seconds)
+    return replies.wait_report(result.tasks, manager.clock.now(), timed_out=result.timed_out)
+
+
+def _reason(args: _CancelArgs) -> CancelReason:
+    return CancelReason(kind='user', detail=args.reason or None)
+
+
+async def _soft_cancel_task(manager: SubAgentManager, args: _CancelArgs) -> str:
+    before = manager.get(args.task_id)
+    if before.cancel is not None and not before.is_terminal:
+        return replies.already_cancelling(before)
+    info = await manager.soft_cancel(args.task_id, reason=_reason(args))
+    if info.is_terminal:
+        return replies.cancelled_before_start(info)
+    return replies.soft_cancel_requested(info, answered_question=before.question is not None)
+
+
+async def _hard_cancel_task(manager: SubAgentManager, args: _CancelArgs) -> str:
+    try:
+        return replies.hard_cancelled(await manager.hard_cancel(args.task_id, reason=_reason(args)))
+    except CancelTimeout as error:
+        return replies.hard_cancel_timed_out(error.task_id, error.waited_seconds)
+
+
+async def _list_active_tasks(manager: SubAgentManager, args: _NoArgs) -> str:
+    return replies.task_list(manager.active_tasks())
+
+
+async def _answer_subagent(manager: SubAgentManager, args: _AnswerArgs) -> str:
+    try:
+        return replies.answer_delivered(await manager.answer(args.task_id, args.answer))
+    except NotWaitingForAnswer as error:
+        return replies.not_waiting(manager.get(error.task_id))

@@ -1,0 +1,195 @@
+"""Helpers to script parent and sub-agent models exactly as an LLM would call the tools.
+
+Models are pydantic-ai `FunctionModel`s. A script is a list of steps, one per model request; a step
+is a response, or a function of the conversation so far (sync or async, so it can wait on an event).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import cast
+
+import anyio
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
+from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
+
+Step = ModelResponse | Callable[[list[ModelMessage]], ModelResponse | Awaitable[ModelResponse]]
+
+TASK_ID = '<task id>'
+"""Stands for the most recent task id a tool reply announced; `call()` substitutes it."""
+
+_TASK_ID_PATTERN = re.compile(r'Task started with ID: (\S+) ')
+
+
+def text(content: str) -> ModelResponse:
+    """A response with a final text answer."""
+    return ModelResponse(parts=[TextPart(content)])
+
+
+def call(tool: str, /, **args: object) -> Callable[[list[ModelMessage]], ModelResponse]:
+    """A response that calls `tool` with `args` (`TASK_ID` becomes the latest announced task id)."""
+
+    def respond(messages: list[ModelMessage]) -> ModelResponse:
+        def fill(value: object) -> object:
+            if isinstance(value, list):
+                return [fill(item) for item in cast(list[object], value)]
+            return latest_task_id(messages) if value == TASK_ID else value
+
+        return ModelResponse(parts=[ToolCallPart(tool, {name: fill(value) for name, value in args.items()})])
+
+    return respond
+
+
+def calls(*tool_calls: tuple[str, dict[str, object]]) -> ModelResponse:
+    """A response with several tool calls at once."""
+    return ModelResponse(parts=[ToolCallPart(name, args) for name, args in tool_calls])
+
+
+def after(event: anyio.Event, step: Step) -> Step:
+    """The step, once `event` is set: the model's request is in flight until then."""
+
+    async def respond(messages: list[ModelMessage]) -> ModelResponse:
+        await event.wait()
+        return await resolve(step, messages)
+
+    return respond
+
+
+async def resolve(step: Step, messages: list[ModelMessage]) -> ModelResponse:
+    if isinstance(step, ModelResponse):
+        return step
+    response = step(messages)
+    return await response if inspect.isawaitable(response) else response
+
+
+def latest_task_id(messages: Sequence[ModelMessage]) -> str:
+    for content in reversed(tool_returns(messages)):
+        if match := _TASK_ID_PATTERN.search(content):
+            return match.group(1)
+    raise AssertionError('no task was started yet')
+
+
+def tool_returns(messages: Sequence[ModelMessage]) -> list[str]:
+    """Every tool result in `messages`, in order."""
+    return [
+        str(part.content)
+        for message in messages
+        if isinstance(message, ModelRequest)
+        for part in message.parts
+        if isinstance(part, ToolReturnPart)
+    ]
+
+
+def user_prompts(messages: Sequence[ModelMessage]) -> list[str]:
+    return [
+        str(part.content)
+        for message in messages
+        if isinstance(message, ModelRequest)
+        for part in message.parts
+        if isinstance(part, UserPromptPart)
+    ]
+
+
+@dataclass
+class Script:
+    """A scripted model: one step per request; records every conversation it was sent."""
+
+    steps: list[Step]
+    on_cancel: Step | None = None
+    """Answer with this as soon as a request carries a CANCEL_REQUEST (the sub-agent obeys)."""
+    requests: list[list[ModelMessage]] = field(default_factory=list[list[ModelMessage]])
+    instructions: list[str | None] = field(default_factory=list[str | None])
+
+    @property
+    def model(self) -> FunctionModel:
+        return FunctionModel(self._respond, stream_function=self._stream)
+
+    async def _respond(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        self.requests.append(list(messages))
+        self.instructions.append(info.instructions)
+        if self.on_cancel is not None and cancel_requested(messages):
+            return await resolve(self.on_cancel, messages)
+        assert self.steps, 'the script has no step left for this request'
+        return await resolve(self.steps.pop(0), messages)
+
+    async def _stream(
+        self, messages: list[ModelMessage], info: AgentInfo
+    ) -> AsyncIterator[str | dict[int, DeltaToolCall]]:
+        response = await self._respond(messages, info)
+        for index, part in enumerate(response.parts):
+            if isinstance(part, TextPart):
+                yield part.content
+            elif isinstance(part, ToolCallPart):
+                yield {index: DeltaToolCall(name=part.tool_name, json_args=json.dumps(part.args_as_dict()))}
+
+    def saw_cancel_request(self) -> bool:
+        return any(cancel_requested(messages) for messages in self.requests)
+
+
+def cancel_requested(messages: Sequence[ModelMessage]) -> bool:
+    """Whether the request being sent carries a CANCEL_REQUEST (as a user message or a tool result)."""
+    for message in reversed(messages):
+        if not isinstance(message, ModelRequest):
+            return False
+        for part in message.parts:
+            if isinstance(part, UserPromptPart | ToolReturnPart) and 'CANCEL_REQUEST' in str(part.content):
+                return True
+    return False
+
+
+@dataclass
+class Gate:
+    """A point in a script: `reached` is set when the model gets there, and it waits for `release`."""
+
+    reached: anyio.Event = field(default_factory=anyio.Event)
+    release: anyio.Event = field(default_factory=anyio.Event)
+
+    def hold(self, step: Step) -> Step:
+        async def respond(messages: list[ModelMessage]) -> ModelResponse:
+            self.reached.set()
+            await self.release.wait()
+            return await resolve(step, messages)
+
+        return respond
+
+    def block_forever(self) -> Step:
+        """A request that never returns by itself: only a cancel ends it."""
+
+        async def respond(messages: list[ModelMessage]) -> ModelResponse:
+            self.reached.set()
+            await anyio.sleep_forever()
+            raise AssertionError('unreachable')
+
+        return respond
+
+
+_ID_PATTERN = re.compile(r'\b([A-Za-z][A-Za-z0-9_]*)-([0-9a-f]{4}(?:[0-9a-f]{4})?)\b')
+
+
+def stable_ids(texts: Sequence[str]) -> list[str]:
+    """`texts` with each random task id replaced by `<name>-0001`, `<name>-0002`, … in order of appearance."""
+    names: dict[str, str] = {}
+
+    def rename(match: re.Match[str]) -> str:
+        if match.group(0) not in names:
+            names[match.group(0)] = f'{match.group(1)}-{len(names) + 1:04x}'
+        return names[match.group(0)]
+
+    return [_ID_PATTERN.sub(rename, text) for text in texts]
+
+
+def replies_of(messages: Sequence[ModelMessage]) -> list[str]:
+    """The tool results of a run, with stable task ids, for snapshots."""
+    return stable_ids(tool_returns(messages))
