@@ -46,5 +46,5 @@ def clock() -> ManualClock:
 
 
 def _is_test_runner(task: asyncio.Task[object]) -> bool:
-    """anyio's pytest plugin runs each fixture step in a task of its own; those are not ours."""
+    """Anyio's pytest plugin runs each fixture step in a task of its own; those are not ours."""
     return getattr(task.get_coro(), '__qualname__', '').startswith('TestRunner.')

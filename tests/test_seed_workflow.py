@@ -1,5 +1,8 @@
-"""The seed workflow, end to end: a parent model starts research in the background, checks on it,
-soft-cancels it, and receives the partial results the sub-agent hands back after reading the request."""
+"""The seed workflow, end to end.
+
+A parent model starts research in the background, checks on it, soft-cancels it, and receives the
+partial results the sub-agent hands back after reading the request.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from pydantic_ai.messages import ModelMessage, ModelResponse
 from subagents_cancel import ManualClock, SubAgentCapability, SubAgentConfig
 
 from .helpers import TASK_ID, Gate, Script, Step, after, call, cancel_requested, replies_of, resolve, text
+
 
 def releasing(gate: Gate, step: Step) -> Step:
     async def respond(messages: list[ModelMessage]) -> ModelResponse:
@@ -62,11 +66,16 @@ async def test_soft_cancel_hands_back_partial_results(clock: ManualClock) -> Non
     result = await agent.run('Research the market, then stop when I say so.')
 
     assert result.output == 'done'
-    assert replies_of(result.all_messages()) == snapshot(['Task started with ID: researcher-0001 (researcher); it runs in the background. Follow it with check_task or wait_tasks; stop it with soft_cancel_task or hard_cancel_task.', """\
+    assert replies_of(result.all_messages()) == snapshot(
+        [
+            'Task started with ID: researcher-0001 (researcher); it runs in the background. Follow it with check_task or wait_tasks; stop it with soft_cancel_task or hard_cancel_task.',
+            """\
 researcher-0001: RUNNING for 0.0 ms.
 Checkpoints: 1. Completed: market size. In progress: competitors. Not started: pricing.
 Findings so far: the market is worth $4B.\
-""", 'Cancellation requested for researcher-0001: it has been told, and it hands back partial results within 30s or is stopped. check_task or wait_tasks will show them.', """\
+""",
+            'Cancellation requested for researcher-0001: it has been told, and it hands back partial results within 30s or is stopped. check_task or wait_tasks will show them.',
+            """\
 The task has ended.
 
 Task cancelled: researcher-0001 (soft, on request; it read the request after 0.0 ms; it ended 0.0 ms after the request). Partial results:
@@ -79,7 +88,8 @@ Its final message:
 Completed: market size
 In progress: competitors (3 found)
 Not started: pricing\
-""", """\
+""",
+            """\
 Task cancelled: researcher-0001 (soft, on request; it read the request after 0.0 ms; it ended 0.0 ms after the request). Partial results:
 Completed: market size
 In progress: competitors
@@ -90,7 +100,9 @@ Its final message:
 Completed: market size
 In progress: competitors (3 found)
 Not started: pricing\
-"""])
+""",
+        ]
+    )
     assert sub.saw_cancel_request()
     assert searches == []  # the call made after the request was refused, so no new side effect started
     assert [cancel_requested(messages) for messages in sub.requests] == snapshot([False, False, True])

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from pydantic_ai import FunctionToolset, RunContext
 from pydantic_ai.capabilities import AbstractCapability, WrapRunHandler
-from pydantic_ai.models import Model
+from pydantic_ai.models import AbstractModel, Model
 from pydantic_ai.run import AgentRunResult
 
 from .clock import Clock
@@ -86,8 +86,11 @@ class SubAgentCapability(AbstractCapability[object]):
                 return await handler()
             finally:
                 _current_manager.reset(token)
+        model: AbstractModel = ctx.model
+        # `Model` is generic over its client type; any client will do (and a realtime model will not).
+        parent_model = cast('Model[Any]', model) if isinstance(model, Model) else None
         manager = SubAgentManager(
-            self.subagents, default_model=self.default_model or ctx.model, policy=self.policy, clock=self.clock
+            self.subagents, default_model=self.default_model or parent_model, policy=self.policy, clock=self.clock
         )
         async with manager:
             token = _current_manager.set(manager)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol, runtime_checkable
 
@@ -46,7 +46,7 @@ class MonotonicClock:
         return time.monotonic()
 
     @contextmanager
-    def deadline_scope(self, deadline: float) -> Iterator[anyio.CancelScope]:
+    def deadline_scope(self, deadline: float) -> Generator[anyio.CancelScope]:
         """A cancel scope with an anyio deadline at `deadline`."""
         with anyio.CancelScope(deadline=deadline) as scope:
             yield scope
@@ -83,7 +83,7 @@ class ManualClock:
             scope.cancel()
 
     @contextmanager
-    def deadline_scope(self, deadline: float) -> Iterator[anyio.CancelScope]:
+    def deadline_scope(self, deadline: float) -> Generator[anyio.CancelScope]:
         """A cancel scope that `advance()` cancels once the clock reaches `deadline`."""
         scope = anyio.CancelScope()
         entry = (deadline, next(self._order), scope)

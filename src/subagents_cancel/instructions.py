@@ -1,5 +1,4 @@
-"""The text models read: the parent's guide to its sub-agents, a sub-agent's guide to being cancelled,
-and the `CANCEL_REQUEST` message itself."""
+"""The text models read: guides for the parent and the sub-agents, and the `CANCEL_REQUEST` message."""
 
 from __future__ import annotations
 

@@ -327,9 +327,7 @@ class SubAgentManager:
             else self._registry.active()
         )
         timeout = self.policy.wait_timeout_seconds if timeout_seconds is None else timeout_seconds
-        finished = await self._wait_until(
-            records, wait_for, deadline=self.clock.now() + timeout, stop_on_question=True
-        )
+        finished = await self._wait_until(records, wait_for, deadline=self.clock.now() + timeout, stop_on_question=True)
         now = self.clock.now()
         return WaitResult(tasks=tuple(record.info(now) for record in records), timed_out=not finished)
 
@@ -423,7 +421,7 @@ class SubAgentManager:
         return record
 
     async def _stop(self, record: TaskRecord, reason: CancelReason) -> bool:
-        """Hard-cancel `record` and wait for it within the bound; `False` (and marked unresponsive) if it did not stop."""
+        """Hard-cancel `record` and wait for it within the bound; `False` (marked unresponsive) if it did not stop."""
         if record.status.is_terminal:
             return True
         self._request_cancel(record, 'hard', reason, 0.0)

@@ -6,7 +6,8 @@ To a task (its mailbox is addressed by its task id): [`CancelRequest`][subagents
 From a task (to its owner's mailbox): [`TaskStarted`][subagents_cancel.messages.TaskStarted],
 [`CancelAcknowledged`][subagents_cancel.messages.CancelAcknowledged],
 [`CancelEscalated`][subagents_cancel.messages.CancelEscalated], [`Question`][subagents_cancel.messages.Question],
-[`CheckpointRecorded`][subagents_cancel.messages.CheckpointRecorded], [`RunFinished`][subagents_cancel.messages.RunFinished].
+[`CheckpointRecorded`][subagents_cancel.messages.CheckpointRecorded],
+[`RunFinished`][subagents_cancel.messages.RunFinished].
 
 From the owner to observers: [`StatusChanged`][subagents_cancel.messages.StatusChanged].
 

@@ -18,7 +18,7 @@ __all__ = ('Registry', 'TaskRecord')
 
 @dataclass(eq=False, slots=True, kw_only=True)
 class TaskRecord:
-    """The mutable record of one task. Its state changes only through [`apply`][subagents_cancel.registry.TaskRecord.apply]."""
+    """The mutable record of one task; its state changes only through `apply`."""
 
     task_id: TaskId
     subagent: str

@@ -12,7 +12,7 @@ import pydantic_core
 from pydantic import ValidationError
 
 from .messages import CancelReason, Checkpoint
-from .results import Cancelled, CancelInfo, Completed, Failed, PartialResult, TaskInfo
+from .results import CancelInfo, Cancelled, Completed, Failed, PartialResult, TaskInfo
 from .states import TaskStatus
 
 __all__ = (

@@ -119,7 +119,9 @@ class TaskRunner:
         finally:
             self._bus.close_mailbox(self.spec.task_id)
             if self._started:
-                self._send(RunFinished(task_id=self.spec.task_id, sent_at=self._clock.now(), ending=ending, usage=usage))
+                self._send(
+                    RunFinished(task_id=self.spec.task_id, sent_at=self._clock.now(), ending=ending, usage=usage)
+                )
             self.finished.set()
 
     async def _drive(self) -> tuple[RunEnding, RunUsage]:
@@ -141,7 +143,9 @@ class TaskRunner:
 
     async def _run_agent(self) -> tuple[RunEnding, RunUsage]:
         capability = TaskRunCapability(
-            channel=self, instructions=self.spec.instructions, refuse_tools_after_cancel=self.spec.refuse_tools_after_cancel
+            channel=self,
+            instructions=self.spec.instructions,
+            refuse_tools_after_cancel=self.spec.refuse_tools_after_cancel,
         )
         run: AgentRun[None, object] | None = None
         try:
@@ -150,7 +154,11 @@ class TaskRunner:
                 if self._cancel is not None:
                     self._deliver(self._cancel)  # requested while the run was being set up
                 async for node in run:
-                    if self._enqueue_id is not None and Agent.is_call_tools_node(node) and not node.model_response.tool_calls:
+                    if (
+                        self._enqueue_id is not None
+                        and Agent.is_call_tools_node(node)
+                        and not node.model_response.tool_calls
+                    ):
                         self._let_final_answer_stand(run)
             assert run.result is not None
             return RunOutput(run.result.output), run.usage
@@ -238,7 +246,9 @@ class TaskRunner:
         assert self._cancel is not None
         self._acknowledged = True
         self._send(
-            CancelAcknowledged(task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=self._cancel.message_id)
+            CancelAcknowledged(
+                task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=self._cancel.message_id
+            )
         )
 
     async def ask(self, question: str) -> str:

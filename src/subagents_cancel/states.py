@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
+
 from .errors import IllegalTransition
 
 __all__ = ('TaskEvent', 'TaskState', 'TaskStatus', 'TRANSITIONS', 'next_state')
@@ -76,6 +77,7 @@ class TaskState:
 
 _S = TaskStatus
 _E = TaskEvent
+
 
 def _row(
     status: TaskStatus, requested: bool, moves: Mapping[TaskEvent, TaskState]

@@ -1,5 +1,7 @@
-"""The capability added to every sub-agent run: its `ask_parent` and `checkpoint` tools, the cancel
-instructions, the acknowledgement of a cancel request, and the refusal of new tool calls after one.
+"""The capability added to every sub-agent run.
+
+It brings the `ask_parent` and `checkpoint` tools and the cancel instructions, acknowledges a cancel
+request when it reaches the model, and refuses new tool calls after one.
 """
 
 from __future__ import annotations
@@ -59,8 +61,9 @@ class TaskChannel(Protocol):
         """Ask the parent `question`; return the reply the sub-agent sees."""
         ...
 
-    def checkpoint(self, completed: Sequence[str], in_progress: Sequence[str], not_started: Sequence[str],
-                   findings: Sequence[str]) -> int:
+    def checkpoint(
+        self, completed: Sequence[str], in_progress: Sequence[str], not_started: Sequence[str], findings: Sequence[str]
+    ) -> int:
         """Record progress; return how many checkpoints this task has now."""
         ...
 

@@ -58,7 +58,9 @@ class _AnswerArgs(_TaskIdArgs):
 
 class _WaitArgs(ToolArgs):
     task_ids: list[str] | None = Field(None, description='The tasks to wait for; all active tasks if omitted.')
-    wait_for: Literal['all', 'any'] = Field('all', description="'all': until every task has ended; 'any': until one has.")
+    wait_for: Literal['all', 'any'] = Field(
+        'all', description="'all': until every task has ended; 'any': until one has."
+    )
     timeout_seconds: float | None = Field(
         None, gt=0, description='The longest to wait, in seconds; a few minutes if omitted.'
     )
