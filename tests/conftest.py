@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 
 import logfire
 import pytest
@@ -19,7 +20,20 @@ logfire.configure(send_to_logfire=False, console=False)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
-            item.add_marker(pytest.mark.anyio)
+            item.obj = _fails_on_stray_tasks(item.obj)
+
+
+def _fails_on_stray_tasks(test: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """Fail an async test that leaves an asyncio task running when it returns: nothing may outlive its owner."""
+
+    @functools.wraps(test)
+    async def checked(*args: object, **kwargs: object) -> None:
+        before = asyncio.all_tasks()
+        await test(*args, **kwargs)
+        stray = [task for task in asyncio.all_tasks() - before if not task.done()]
+        assert not stray, f'tasks left running: {[task.get_name() for task in stray]}'
+
+    return checked
 
 
 @pytest.fixture
@@ -27,24 +41,6 @@ def anyio_backend() -> str:
     return 'asyncio'  # pydantic-ai's first-party cancellation cancels asyncio tasks
 
 
-@pytest.fixture(autouse=True)
-async def no_stray_tasks() -> AsyncIterator[None]:
-    """Fail any test that leaves an asyncio task running: nothing may outlive its owner."""
-    before = asyncio.all_tasks()
-    yield
-    stray = [
-        task
-        for task in asyncio.all_tasks() - before
-        if not task.done() and task is not asyncio.current_task() and not _is_test_runner(task)
-    ]
-    assert not stray, f'tasks left running: {[task.get_name() for task in stray]}'
-
-
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
-
-
-def _is_test_runner(task: asyncio.Task[object]) -> bool:
-    """Anyio's pytest plugin runs each fixture step in a task of its own; those are not ours."""
-    return getattr(task.get_coro(), '__qualname__', '').startswith('TestRunner.')

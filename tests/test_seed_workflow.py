@@ -6,6 +6,7 @@ partial results the sub-agent hands back after reading the request.
 
 from __future__ import annotations
 
+import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse
@@ -13,6 +14,8 @@ from pydantic_ai.messages import ModelMessage, ModelResponse
 from subagents_cancel import ManualClock, SubAgentCapability, SubAgentConfig
 
 from .helpers import TASK_ID, Gate, Script, Step, after, call, cancel_requested, replies_of, resolve, text
+
+pytestmark = pytest.mark.anyio
 
 
 def releasing(gate: Gate, step: Step) -> Step:

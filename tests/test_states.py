@@ -1,0 +1,152 @@
+"""The transition table: every allowed move, every refused one, and its invariants under random interleavings."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from inline_snapshot import snapshot
+
+from subagents_cancel import IllegalTransition, TaskId, TaskStatus
+from subagents_cancel.registry import TaskRecord
+from subagents_cancel.states import TRANSITIONS, TaskEvent, TaskState, next_state
+
+_ALL_STATES = [TaskState(status, requested) for status in TaskStatus for requested in (False, True)]
+
+
+def _table() -> dict[str, dict[str, str]]:
+    return {
+        str(state): {event.name: str(TRANSITIONS[state, event]) for event in TaskEvent if (state, event) in TRANSITIONS}
+        for state in _ALL_STATES
+        if any((state, event) in TRANSITIONS for event in TaskEvent)
+    }
+
+
+def test_the_table_is_the_design() -> None:
+    """The whole table, pinned: a change to any move shows up here."""
+    assert _table() == snapshot(
+        {
+            'PENDING': {
+                'START': 'RUNNING',
+                'FAIL': 'FAILED',
+                'SOFT_CANCEL': 'CANCELLED (cancel requested)',
+                'HARD_CANCEL': 'CANCELLED (cancel requested)',
+            },
+            'RUNNING': {
+                'ASK': 'WAITING_FOR_ANSWER',
+                'COMPLETE': 'COMPLETED',
+                'FAIL': 'FAILED',
+                'SOFT_CANCEL': 'RUNNING (cancel requested)',
+                'HARD_CANCEL': 'RUNNING (cancel requested)',
+            },
+            'RUNNING (cancel requested)': {
+                'COMPLETE': 'CANCELLED (cancel requested)',
+                'FAIL': 'CANCELLED (cancel requested)',
+                'HARD_CANCEL': 'RUNNING (cancel requested)',
+                'STOP': 'CANCELLED (cancel requested)',
+            },
+            'WAITING_FOR_ANSWER': {
+                'ANSWER': 'RUNNING',
+                'FAIL': 'FAILED',
+                'SOFT_CANCEL': 'RUNNING (cancel requested)',
+                'HARD_CANCEL': 'WAITING_FOR_ANSWER (cancel requested)',
+            },
+            'WAITING_FOR_ANSWER (cancel requested)': {
+                'FAIL': 'CANCELLED (cancel requested)',
+                'HARD_CANCEL': 'WAITING_FOR_ANSWER (cancel requested)',
+                'STOP': 'CANCELLED (cancel requested)',
+            },
+        }
+    )
+
+
+@pytest.mark.parametrize(('state', 'event'), sorted(TRANSITIONS, key=str))
+def test_every_allowed_move(state: TaskState, event: TaskEvent) -> None:
+    """Each pair in the table moves to its target."""
+    assert next_state(state, event) == TRANSITIONS[state, event]
+
+
+_REFUSED = [
+    (state, event)
+    for state, event in itertools.product(_ALL_STATES, TaskEvent)
+    if not state.status.is_terminal and (state, event) not in TRANSITIONS
+]
+
+
+@pytest.mark.parametrize(('state', 'event'), _REFUSED, ids=[f'{s}-{e.name}' for s, e in _REFUSED])
+def test_every_missing_move_is_a_bug(state: TaskState, event: TaskEvent) -> None:
+    """A pair the table does not list raises IllegalTransition, naming both."""
+    with pytest.raises(IllegalTransition, match=rf'^No transition from {state.status.name}.* on {event.name}\.$'):
+        next_state(state, event)
+
+
+@pytest.mark.parametrize('status', [status for status in TaskStatus if status.is_terminal])
+@pytest.mark.parametrize('event', list(TaskEvent))
+def test_terminal_states_absorb_every_event(status: TaskStatus, event: TaskEvent) -> None:
+    """After the end, every event lost the race: it is reported (None), never applied."""
+    assert next_state(TaskState(status, True), event) is None
+    assert next_state(TaskState(status, False), event) is None
+
+
+def test_a_requested_cancel_turns_every_ending_into_cancelled() -> None:
+    """Once a cancel was requested, no way of ending yields COMPLETED or FAILED."""
+    endings = {TaskEvent.COMPLETE, TaskEvent.FAIL, TaskEvent.STOP}
+    for (state, event), target in TRANSITIONS.items():
+        if state.cancel_requested and event in endings:
+            assert target.status is TaskStatus.CANCELLED
+
+
+def test_the_flag_never_clears() -> None:
+    """No move takes a task from 'cancel requested' back to not requested."""
+    assert all(target.cancel_requested for (state, _), target in TRANSITIONS.items() if state.cancel_requested)
+
+
+class RecordUnderRandomEvents(RuleBasedStateMachine):
+    """Several writers fire events at one record in any order; the record's invariants always hold."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.record = TaskRecord(task_id=TaskId('t-0001'), subagent='t', description='d', created_at=0.0)
+        self.time = 0.0
+        self.first_terminal: TaskStatus | None = None
+        self.cancel_seen_before_end = False
+
+    @rule(event=st.sampled_from(list(TaskEvent)))
+    def fire(self, event: TaskEvent) -> None:
+        self.time += 1
+        before = self.record.state
+        if not before.status.is_terminal and (before, event) not in TRANSITIONS:
+            with pytest.raises(IllegalTransition):
+                self.record.apply(event, at=self.time)
+            assert self.record.state == before
+            return
+        applied = self.record.apply(event, at=self.time)
+        assert applied is not before.status.is_terminal
+        if event in (TaskEvent.SOFT_CANCEL, TaskEvent.HARD_CANCEL) and applied:
+            self.cancel_seen_before_end = True
+        if self.record.status.is_terminal and self.first_terminal is None:
+            self.first_terminal = self.record.status
+
+    @invariant()
+    def terminal_is_absorbing_and_first_writer_wins(self) -> None:
+        if self.first_terminal is not None:
+            assert self.record.status is self.first_terminal
+            assert self.record.ended.is_set()
+            assert self.record.ended_at is not None
+
+    @invariant()
+    def a_requested_cancel_ends_cancelled(self) -> None:
+        if self.cancel_seen_before_end and self.record.status.is_terminal:
+            assert self.record.status is TaskStatus.CANCELLED
+
+    @invariant()
+    def events_after_the_end_are_kept_not_lost(self) -> None:
+        if not self.record.status.is_terminal:
+            assert self.record.dropped == []
+
+
+TestRecordUnderRandomEvents = RecordUnderRandomEvents.TestCase
+TestRecordUnderRandomEvents.settings = settings(max_examples=300, stateful_step_count=20, deadline=None)
