@@ -151,15 +151,19 @@ def cancel_requested(messages: Sequence[ModelMessage]) -> bool:
 
 @dataclass
 class Gate:
-    """A point in a script: `reached` is set when the model gets there, and it waits for `release`."""
+    """A point in a script: `reached` is set when the model gets there, and it waits for `release`.
+
+    `stopped` is set when the step was cancelled while it waited, which is how a test sees that a
+    hard cancel really closed the request in flight.
+    """
 
     reached: anyio.Event = field(default_factory=anyio.Event)
     release: anyio.Event = field(default_factory=anyio.Event)
+    stopped: anyio.Event = field(default_factory=anyio.Event)
 
     def hold(self, step: Step) -> Step:
         async def respond(messages: list[ModelMessage]) -> ModelResponse:
-            self.reached.set()
-            await self.release.wait()
+            await self.wait()
             return await resolve(step, messages)
 
         return respond
@@ -168,11 +172,21 @@ class Gate:
         """A request that never returns by itself: only a cancel ends it."""
 
         async def respond(messages: list[ModelMessage]) -> ModelResponse:
-            self.reached.set()
-            await anyio.sleep_forever()
+            await self.wait(forever=True)
             raise AssertionError('unreachable')
 
         return respond
+
+    async def wait(self, *, forever: bool = False) -> None:
+        """Mark the gate reached, then wait for `release` (or for ever), noting a cancellation."""
+        self.reached.set()
+        try:
+            if forever:
+                await anyio.sleep_forever()
+            await self.release.wait()
+        except anyio.get_cancelled_exc_class():
+            self.stopped.set()
+            raise
 
 
 _ID_PATTERN = re.compile(r'\b([A-Za-z][A-Za-z0-9_]*)-([0-9a-f]{4}(?:[0-9a-f]{4})?)\b')
