@@ -202,8 +202,9 @@ class SubAgentManager:
             for record in self._registry.active():
                 self._request_cancel(record, 'hard', reason, 0.0)
             await self._join_runners(self.clock.now() + self.policy.teardown_seconds)
-        self._bus.close_mailbox(self.owner_id)
         self._phase = 'closed'
+        if not self._runners:  # else orphans still report to this mailbox, and the last one closes it
+            self._bus.close_mailbox(self.owner_id)
 
     async def _join_runners(self, deadline: float) -> None:
         with self.clock.deadline_scope(deadline):
@@ -267,6 +268,8 @@ class SubAgentManager:
     def _forget(self, task_id: TaskId, done: asyncio.Task[None]) -> None:
         self._background.discard(done)
         self._runners.pop(task_id, None)
+        if self._phase == 'closed' and not self._runners:
+            self._bus.close_mailbox(self.owner_id)
 
     async def run(self, subagent: str, description: str) -> TaskInfo:
         """Start a task and wait until it ends or asks a question; cancelling the caller hard-cancels the task.
