@@ -189,19 +189,26 @@ class Gate:
             raise
 
 
-_ID_PATTERN = re.compile(r'\b([A-Za-z][A-Za-z0-9_]*)-([0-9a-f]{4}(?:[0-9a-f]{4})?)\b')
+_ANNOUNCED_ID = re.compile(
+    r'(?:^|Task started with ID: |Task cancelled: )([A-Za-z][A-Za-z0-9_-]*-[0-9a-f]{4,8})\b', re.M
+)
 
 
 def stable_ids(texts: Sequence[str]) -> list[str]:
-    """`texts` with each random task id replaced by `<name>-0001`, `<name>-0002`, … in order of appearance."""
+    """`texts` with each task id the replies announced replaced by `<name>-0001`, `<name>-0002`, … in order.
+
+    Only ids a reply introduces (`Task started with ID: …`, or a report opening with the id) are
+    renamed, so made-up ids a test sends and example ids in the text stay as they are.
+    """
     names: dict[str, str] = {}
-
-    def rename(match: re.Match[str]) -> str:
-        if match.group(0) not in names:
-            names[match.group(0)] = f'{match.group(1)}-{len(names) + 1:04x}'
-        return names[match.group(0)]
-
-    return [_ID_PATTERN.sub(rename, text) for text in texts]
+    for found in _ANNOUNCED_ID.finditer('\n'.join(texts)):
+        task_id = found.group(1)
+        if task_id not in names:
+            names[task_id] = f'{task_id.rsplit("-", 1)[0]}-{len(names) + 1:04x}'
+    if not names:
+        return list(texts)
+    pattern = re.compile('|'.join(re.escape(task_id) for task_id in names))
+    return [pattern.sub(lambda match: names[match.group(0)], text) for text in texts]
 
 
 def replies_of(messages: Sequence[ModelMessage]) -> list[str]:

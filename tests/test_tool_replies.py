@@ -1,0 +1,304 @@
+"""Bad input to any tool gets a short reply naming the problem, and no number of bad calls ends the parent run."""
+
+from __future__ import annotations
+
+import pytest
+from inline_snapshot import snapshot
+from pydantic_ai import Agent
+from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from subagents_cancel import ManualClock, SubAgentCapability, SubAgentConfig
+
+from .helpers import TASK_ID, Script, Step, call, calls, replies_of, text, tool_returns
+
+pytestmark = pytest.mark.anyio
+
+
+def capability_with_researcher(clock: ManualClock, *answers: str) -> SubAgentCapability:
+    sub = Script([text(answer) for answer in answers])
+    researcher = SubAgentConfig(name='researcher', description='Researches a topic', model=sub.model)
+    writer = SubAgentConfig(name='writer', description='Writes reports', model=sub.model)
+    return SubAgentCapability(subagents=[researcher, writer], clock=clock)
+
+
+async def run_parent(clock: ManualClock, *steps: Step) -> list[str]:
+    parent = Script([*steps, text('the parent is still alive')])
+    result = await Agent(parent.model, capabilities=[capability_with_researcher(clock)]).run('go')
+    assert result.output == 'the parent is still alive'
+    return replies_of(result.all_messages())
+
+
+async def test_unknown_empty_and_huge_ids(clock: ManualClock) -> None:
+    """Ids the run never issued are named (shortened when huge) and the reply says what to do."""
+    huge = 'x' * 10_000
+    replies = await run_parent(
+        clock,
+        call('check_task', task_id='ghost-task'),
+        call('soft_cancel_task', task_id=''),
+        call('hard_cancel_task', task_id=huge),
+        call('answer_subagent', task_id='ghost-task', answer='yes'),
+        call('wait_tasks', task_ids=['ghost-task']),
+    )
+    assert replies == snapshot(
+        [
+            "No task 'ghost-task' in this run; call list_active_tasks() to see your tasks.",
+            "task_id is empty; pass the id that `task` returned, e.g. 'researcher-3f9a'.",
+            "No task 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'… (10,000 characters) in this run; call list_active_tasks() to see your tasks.",
+            "No task 'ghost-task' in this run; call list_active_tasks() to see your tasks.",
+            "No task 'ghost-task' in this run; call list_active_tasks() to see your tasks.",
+        ]
+    )
+    assert all(len(reply) < 200 for reply in replies)
+
+
+async def test_finished_task(clock: ManualClock) -> None:
+    """A finished task can be checked, but not cancelled or answered."""
+    parent = Script(
+        [
+            call('task', description='Research X', subagent_type='researcher', mode='async'),
+            call('wait_tasks', task_ids=[TASK_ID]),
+            call('soft_cancel_task', task_id=TASK_ID),
+            call('hard_cancel_task', task_id=TASK_ID),
+            call('answer_subagent', task_id=TASK_ID, answer='yes'),
+            call('check_task', task_id=TASK_ID),
+            text('the parent is still alive'),
+        ]
+    )
+    result = await Agent(parent.model, capabilities=[capability_with_researcher(clock, 'findings')]).run('go')
+    assert replies_of(result.all_messages()) == snapshot(
+        [
+            'Task started with ID: researcher-0001 (researcher); it runs in the background. Follow it with check_task or wait_tasks; stop it with soft_cancel_task or hard_cancel_task.',
+            """\
+The task has ended.
+
+researcher-0001: COMPLETED in 0.0 ms. Output:
+findings\
+""",
+            'researcher-0001 is already done (COMPLETED) — cannot be cancelled; check_task shows its result.',
+            'researcher-0001 is already done (COMPLETED) — cannot be cancelled; check_task shows its result.',
+            'researcher-0001 is not waiting for an answer (it is COMPLETED); nothing was sent.',
+            """\
+researcher-0001: COMPLETED in 0.0 ms. Output:
+findings\
+""",
+        ]
+    )
+
+
+async def test_another_runs_task_reads_as_not_found(clock: ManualClock) -> None:
+    """Two parent runs of the same agent cannot see each other's tasks."""
+    capability = capability_with_researcher(clock, 'first findings')
+    first = Script([call('task', description='Research X', subagent_type='researcher', mode='sync'), text('ok')])
+    first_result = await Agent(first.model, capabilities=[capability]).run('go')
+    (report,) = tool_returns(first_result.all_messages())
+    own_id = report.split(':')[0]
+    second = Script([call('check_task', task_id=own_id), call('hard_cancel_task', task_id=own_id), text('ok')])
+    second_result = await Agent(second.model, capabilities=[capability]).run('go')
+    assert [reply.replace(own_id, '<the first run’s id>') for reply in tool_returns(second_result.all_messages())] == (
+        snapshot(
+            [
+                "No task '<the first run’s id>' in this run; call list_active_tasks() to see your tasks.",
+                "No task '<the first run’s id>' in this run; call list_active_tasks() to see your tasks.",
+            ]
+        )
+    )
+
+
+async def test_unknown_subagent_and_invalid_mode(clock: ManualClock) -> None:
+    """`task` names the available sub-agents, and an invalid mode is explained, not retried."""
+    replies = await run_parent(
+        clock,
+        call('task', description='Research X', subagent_type='historian', mode='async'),
+        call('task', description='Research X', subagent_type='researcher', mode='background'),
+        call('task', description='', subagent_type='researcher'),
+    )
+    assert replies == snapshot(
+        [
+            "No sub-agent 'historian'; choose one of: researcher, writer.",
+            "Invalid arguments for task: mode: Input should be 'sync' or 'async'. Call it again with arguments that fit its schema.",
+            'Invalid arguments for task: description: String should have at least 1 character. Call it again with arguments that fit its schema.',
+        ]
+    )
+
+
+async def test_wrong_types_missing_and_extra_arguments(clock: ManualClock) -> None:
+    """Schema violations get a reply naming each field, never a retry."""
+    replies = await run_parent(
+        clock,
+        call('check_task', task_id=123),
+        call('check_task'),
+        call('check_task', task_id='researcher-0000', verbose=True),
+        call('wait_tasks', task_ids='researcher-0000', timeout_seconds=-1),
+        call('answer_subagent', task_id='researcher-0000'),
+        call('soft_cancel_task', task_id='researcher-0000', reason='x' * 600),
+    )
+    assert replies == snapshot(
+        [
+            'Invalid arguments for check_task: task_id: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: task_id: Field required. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: verbose: Extra inputs are not permitted. Call it again with arguments that fit its schema.',
+            'Invalid arguments for wait_tasks: task_ids: Input should be a valid list; timeout_seconds: Input should be greater than 0. Call it again with arguments that fit its schema.',
+            'Invalid arguments for answer_subagent: answer: Field required. Call it again with arguments that fit its schema.',
+            'Invalid arguments for soft_cancel_task: reason: String should have at most 500 characters. Call it again with arguments that fit its schema.',
+        ]
+    )
+
+
+async def test_bad_calls_in_a_row_never_end_the_parent_run(clock: ManualClock) -> None:
+    """Fifty bad calls, some in parallel, use up no retry budget: the parent run goes on."""
+    bad = [
+        calls(('check_task', {'task_id': 'ghost-task'}), ('hard_cancel_task', {'task_id': 42}), ('task', {}))
+        for _ in range(17)
+    ]
+    replies = await run_parent(clock, *bad)
+    assert len(replies) == 51
+    assert set(replies) == snapshot(
+        {'Invalid arguments for hard_cancel_task: task_id: Input should be a valid string. Call it again with arguments that fit its schema.', 'Invalid arguments for task: description: Field required; subagent_type: Field required. Call it again with arguments that fit its schema.', "No task 'ghost-task' in this run; call list_active_tasks() to see your tasks."}
+    )
+
+
+async def test_the_tool_schemas_are_the_contract(clock: ManualClock) -> None:
+    """Tool names, descriptions and parameters as the parent's model sees them."""
+    seen: list[dict[str, object]] = []
+
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        seen.extend(
+            {'name': tool.name, 'description': tool.description, 'parameters': tool.parameters_json_schema}
+            for tool in info.function_tools
+        )
+        return ModelResponse(parts=[ToolCallPart('list_active_tasks', {})]) if len(messages) == 1 else text('ok')
+
+    await Agent(FunctionModel(model), capabilities=[capability_with_researcher(clock)]).run('go')
+    assert seen[: len(seen) // 2] == snapshot(
+        [
+            {
+                'name': 'task',
+                'description': 'Start a sub-agent on a piece of work. mode="sync" waits and returns its result; mode="async" returns a task id at once while the sub-agent works in the background.',
+                'parameters': {
+                    'additionalProperties': False,
+                    'properties': {
+                        'description': {
+                            'description': 'What the sub-agent should do, with all the context it needs: it sees nothing else.',
+                            'minLength': 1,
+                            'type': 'string',
+                        },
+                        'subagent_type': {
+                            'description': 'The name of one of the sub-agents listed in your instructions.',
+                            'type': 'string',
+                        },
+                        'mode': {
+                            'default': 'sync',
+                            'description': "'sync' waits and returns the result; 'async' returns a task id at once.",
+                            'enum': ['sync', 'async'],
+                            'type': 'string',
+                        },
+                    },
+                    'required': ['description', 'subagent_type'],
+                    'type': 'object',
+                },
+            },
+            {
+                'name': 'check_task',
+                'description': 'Report a task: status, elapsed time and checkpoints; its result, partial result or error once it has ended; its question while it waits for an answer.',
+                'parameters': {
+                    'additionalProperties': False,
+                    'properties': {
+                        'task_id': {
+                            'description': 'The id that `task` returned, e.g. researcher-3f9a.',
+                            'type': 'string',
+                        }
+                    },
+                    'required': ['task_id'],
+                    'type': 'object',
+                },
+            },
+            {
+                'name': 'wait_tasks',
+                'description': 'Wait until tasks end (all of them, or any one), without polling. Returns early when one of them asks you a question, or at the timeout; the tasks keep running either way.',
+                'parameters': {
+                    'additionalProperties': False,
+                    'properties': {
+                        'task_ids': {
+                            'anyOf': [{'items': {'type': 'string'}, 'type': 'array'}, {'type': 'null'}],
+                            'default': None,
+                            'description': 'The tasks to wait for; all active tasks if omitted.',
+                        },
+                        'wait_for': {
+                            'default': 'all',
+                            'description': "'all': until every task has ended; 'any': until one has.",
+                            'enum': ['all', 'any'],
+                            'type': 'string',
+                        },
+                        'timeout_seconds': {
+                            'anyOf': [{'exclusiveMinimum': 0, 'type': 'number'}, {'type': 'null'}],
+                            'default': None,
+                            'description': 'The longest to wait, in seconds; a few minutes if omitted.',
+                        },
+                    },
+                    'type': 'object',
+                },
+            },
+            {
+                'name': 'soft_cancel_task',
+                'description': 'Ask a task to stop and hand back partial results. Returns at once; the task wraps up within its grace window and is stopped if it takes longer.',
+                'parameters': {
+                    'additionalProperties': False,
+                    'properties': {
+                        'task_id': {
+                            'description': 'The id that `task` returned, e.g. researcher-3f9a.',
+                            'type': 'string',
+                        },
+                        'reason': {
+                            'anyOf': [{'maxLength': 500, 'type': 'string'}, {'type': 'null'}],
+                            'default': None,
+                            'description': 'Why, in a few words; the sub-agent is told.',
+                        },
+                    },
+                    'required': ['task_id'],
+                    'type': 'object',
+                },
+            },
+            {
+                'name': 'hard_cancel_task',
+                'description': 'Stop a task now, with no wrap-up. Returns once it has stopped, with the checkpoints it recorded.',
+                'parameters': {
+                    'additionalProperties': False,
+                    'properties': {
+                        'task_id': {
+                            'description': 'The id that `task` returned, e.g. researcher-3f9a.',
+                            'type': 'string',
+                        },
+                        'reason': {
+                            'anyOf': [{'maxLength': 500, 'type': 'string'}, {'type': 'null'}],
+                            'default': None,
+                            'description': 'Why, in a few words; the sub-agent is told.',
+                        },
+                    },
+                    'required': ['task_id'],
+                    'type': 'object',
+                },
+            },
+            {
+                'name': 'list_active_tasks',
+                'description': 'List your tasks that have not ended, with their status.',
+                'parameters': {'additionalProperties': False, 'properties': {}, 'type': 'object'},
+            },
+            {
+                'name': 'answer_subagent',
+                'description': 'Answer the question a task is waiting on; it goes on at once.',
+                'parameters': {
+                    'additionalProperties': False,
+                    'properties': {
+                        'task_id': {
+                            'description': 'The id that `task` returned, e.g. researcher-3f9a.',
+                            'type': 'string',
+                        },
+                        'answer': {'description': 'Your answer to the question the task asked.', 'type': 'string'},
+                    },
+                    'required': ['task_id', 'answer'],
+                    'type': 'object',
+                },
+            },
+        ]
+    )
