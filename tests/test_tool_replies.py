@@ -154,7 +154,11 @@ async def test_bad_calls_in_a_row_never_end_the_parent_run(clock: ManualClock) -
     replies = await run_parent(clock, *bad)
     assert len(replies) == 51
     assert set(replies) == snapshot(
-        {'Invalid arguments for hard_cancel_task: task_id: Input should be a valid string. Call it again with arguments that fit its schema.', 'Invalid arguments for task: description: Field required; subagent_type: Field required. Call it again with arguments that fit its schema.', "No task 'ghost-task' in this run; call list_active_tasks() to see your tasks."}
+        {
+            'Invalid arguments for hard_cancel_task: task_id: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for task: description: Field required; subagent_type: Field required. Call it again with arguments that fit its schema.',
+            "No task 'ghost-task' in this run; call list_active_tasks() to see your tasks.",
+        }
     )
 
 
