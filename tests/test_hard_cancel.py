@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import anyio
 import pytest
 from inline_snapshot import snapshot
-from pydantic_ai import Agent, RunContext
+from pydantic_ai import Agent, RunContext, Tool
 from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.messages import AgentStreamEvent, ModelMessage, ModelResponse, PartDeltaEvent
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
@@ -200,8 +200,7 @@ async def test_a_task_that_will_not_stop_is_reported_honestly(clock: ManualClock
     """If the run has not stopped within the bound, the reply says so and the task is marked unresponsive."""
     stubborn = _Stubborn()
     sub = Script([call('stubborn_tool'), text('done')])
-    sub_agent = Agent(sub.model)
-    sub_agent.tool_plain(stubborn.work, name='stubborn_tool')
+    sub_agent = Agent(sub.model, tools=[Tool(stubborn.work, name='stubborn_tool')])
     config = SubAgentConfig(name='researcher', description='Researches', agent=sub_agent)
 
     parent = Script(
@@ -218,17 +217,19 @@ async def test_a_task_that_will_not_stop_is_reported_honestly(clock: ManualClock
         await stubborn.swallowed.wait()
         clock.advance(5.0)  # the hard cancel's wait bound
 
+    replies: list[str] = []
     async with SubAgentManager([config], clock=clock) as manager:
         agent = Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)])
         async with anyio.create_task_group() as group:
             group.start_soon(advance_once_swallowed)
-            result = await agent.run('go')
+            replies = replies_of((await agent.run('go')).all_messages())
+            group.cancel_scope.cancel()
         (task,) = manager.tasks()
         assert task.unresponsive and task.status is TaskStatus.RUNNING
         stubborn.let_go.set()
         (task,) = (await manager.wait([task.task_id])).tasks
 
-    assert replies_of(result.all_messages())[1:] == snapshot(
+    assert replies[1:] == snapshot(
         [
             'researcher-0001 did not stop within 5s of the hard cancel; it is marked unresponsive and may still be running. check_task shows whether it stops later.',
             """\
@@ -250,8 +251,7 @@ async def test_hard_cancel_api_raises_when_the_task_does_not_stop(clock: ManualC
     """The Python API raises CancelTimeout naming the task and the bound."""
     stubborn = _Stubborn()
     sub = Script([call('stubborn_tool'), text('done')])
-    sub_agent = Agent(sub.model)
-    sub_agent.tool_plain(stubborn.work, name='stubborn_tool')
+    sub_agent = Agent(sub.model, tools=[Tool(stubborn.work, name='stubborn_tool')])
     config = SubAgentConfig(name='researcher', description='Researches', agent=sub_agent)
     async with SubAgentManager([config], clock=clock) as manager:
         task = await manager.start('researcher', 'Research X')

@@ -20,7 +20,7 @@ from subagents_cancel import (
     TaskStatus,
 )
 
-from .helpers import TASK_ID, Gate, Script, after, call, cancel_requested, replies_of, text, user_prompts
+from .helpers import TASK_ID, Gate, Script, Step, after, call, cancel_requested, replies_of, text, user_prompts
 
 PARTIAL_ANSWER = 'Completed: phase 1\nIn progress: phase 2\nNot started: phase 3'
 
@@ -33,7 +33,7 @@ def researcher(script: Script, **settings: object) -> SubAgentConfig:
     )
 
 
-def checkpoint_phase_1() -> object:
+def checkpoint_phase_1() -> Step:
     return call('checkpoint', completed=['phase 1'], in_progress=['phase 2'], not_started=['phase 3'], findings=['A'])
 
 

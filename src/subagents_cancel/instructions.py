@@ -7,7 +7,13 @@ from collections.abc import Iterable
 from .config import SubAgentConfig
 from .messages import CancelRequest
 
-__all__ = ('CANCEL_REQUEST_MARKER', 'DEFAULT_CANCEL_INSTRUCTIONS', 'cancel_request_text', 'parent_instructions')
+__all__ = (
+    'CANCEL_REQUEST_MARKER',
+    'DEFAULT_CANCEL_INSTRUCTIONS',
+    'cancel_request_tag',
+    'cancel_request_text',
+    'parent_instructions',
+)
 
 CANCEL_REQUEST_MARKER = 'CANCEL_REQUEST'
 """The word that opens every cancel request a sub-agent receives."""

@@ -44,7 +44,7 @@ _MAX_ECHO = 40
 _MAX_LISTED = 50
 
 
-def show(value: str) -> str:
+def _show(value: str) -> str:
     """Quote `value` for a reply, cut to a readable length."""
     if len(value) <= _MAX_ECHO:
         return repr(value)
@@ -61,7 +61,7 @@ def _items(values: Sequence[str]) -> str:
     return '; '.join(values) if values else 'nothing'
 
 
-def render_output(output: object) -> str:
+def _render_output(output: object) -> str:
     """A sub-agent's output as text: strings as they are, anything else as JSON."""
     if isinstance(output, str):
         return output
@@ -111,7 +111,7 @@ def task_report(info: TaskInfo, now: float) -> str:
         case None:
             return _live_report(info, now)
         case Completed(output=output):
-            return f'{info.task_id}: COMPLETED in {_seconds(info.elapsed_seconds)}. Output:\n{render_output(output)}'
+            return f'{info.task_id}: COMPLETED in {_seconds(info.elapsed_seconds)}. Output:\n{_render_output(output)}'
         case Failed(error_type=error_type, message=message):
             return f'{info.task_id}: FAILED after {_seconds(info.elapsed_seconds)}: {error_type}: {message}'
         case Cancelled() as cancelled:
@@ -189,7 +189,7 @@ def _partial(partial: PartialResult) -> str:
         ]
     if partial.final_message is not None:
         heading = 'Its final message' if partial.read_request else 'Its output (it finished before reading the request)'
-        lines.append(f'{heading}:\n{render_output(partial.final_message)}')
+        lines.append(f'{heading}:\n{_render_output(partial.final_message)}')
     return '\n'.join(lines)
 
 
@@ -263,13 +263,13 @@ def task_list(infos: Sequence[TaskInfo]) -> str:
     lines = [f'{len(infos)} active task{"s" if len(infos) != 1 else ""}:']
     for info in infos[:_MAX_LISTED]:
         line = f'- {info.task_id} {info.status.name} {_seconds(info.elapsed_seconds)} ({info.subagent}): '
-        line += show(info.description)
+        line += _show(info.description)
         if info.cancel is not None:
             line += f'; {info.cancel.mode} cancel requested'
         if info.unresponsive:
             line += '; unresponsive'
         if info.question is not None:
-            line += f'; asks: {show(info.question)}'
+            line += f'; asks: {_show(info.question)}'
         lines.append(line)
     if len(infos) > _MAX_LISTED:
         lines.append(f'… and {len(infos) - _MAX_LISTED:,} more.')
@@ -295,7 +295,7 @@ def wait_report(infos: Sequence[TaskInfo], now: float, *, timed_out: bool) -> st
 
 def unknown_task(task_id: str) -> str:
     """Reply for an id this owner never issued (including another run's task)."""
-    return f'No task {show(task_id)} in this run; call list_active_tasks() to see your tasks.'
+    return f'No task {_show(task_id)} in this run; call list_active_tasks() to see your tasks.'
 
 
 def empty_task_id() -> str:
@@ -305,7 +305,7 @@ def empty_task_id() -> str:
 
 def unknown_subagent(name: str, available: Sequence[str]) -> str:
     """Reply for a `subagent_type` that is not configured."""
-    return f'No sub-agent {show(name)}; choose one of: {", ".join(available)}.'
+    return f'No sub-agent {_show(name)}; choose one of: {", ".join(available)}.'
 
 
 def manager_closed() -> str:

@@ -25,11 +25,11 @@ class ToolArgs(BaseModel):
     model_config = ConfigDict(extra='forbid', frozen=True)
 
 
-ArgsT = TypeVar('ArgsT', bound=ToolArgs)
+_ArgsT = TypeVar('_ArgsT', bound=ToolArgs)
 
 
 def validated_tool(
-    name: str, description: str, args_type: type[ArgsT], handle: Callable[[ArgsT], Awaitable[str]]
+    name: str, description: str, args_type: type[_ArgsT], handle: Callable[[_ArgsT], Awaitable[str]]
 ) -> Tool[object]:
     """A tool named `name` that validates its arguments as `args_type` and replies via `handle`.
 

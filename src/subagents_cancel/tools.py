@@ -28,7 +28,7 @@ from .tooling import ToolArgs, validated_tool
 
 __all__ = ('create_subagent_toolset', 'parent_toolset')
 
-ArgsT = TypeVar('ArgsT', bound=ToolArgs)
+_ArgsT = TypeVar('_ArgsT', bound=ToolArgs)
 
 ManagerSource = Callable[[], SubAgentManager | None]
 """Finds the manager that owns the current run's tasks (`None` when there is none)."""
@@ -84,9 +84,9 @@ def parent_toolset(current_manager: ManagerSource) -> FunctionToolset[object]:
     """The parent's tools, bound to whatever manager `current_manager` returns when a tool is called."""
 
     def guarded(
-        handle: Callable[[SubAgentManager, ArgsT], Awaitable[str]],
-    ) -> Callable[[ArgsT], Awaitable[str]]:
-        async def call(args: ArgsT) -> str:
+        handle: Callable[[SubAgentManager, _ArgsT], Awaitable[str]],
+    ) -> Callable[[_ArgsT], Awaitable[str]]:
+        async def call(args: _ArgsT) -> str:
             manager = current_manager()
             if manager is None:
                 return replies.manager_closed()

@@ -1,0 +1,112 @@
+"""Every request to a task and every fact from it travels on the bus, with ids that tie replies to requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import anyio
+import pytest
+from inline_snapshot import snapshot
+
+from subagents_cancel import CancelTimeout, InProcessBus, ManualClock, SubAgentConfig, SubAgentManager
+from subagents_cancel.messages import (
+    Answer,
+    BusMessage,
+    CancelAcknowledged,
+    CancelRequest,
+    Question,
+)
+
+from .helpers import Gate, Script, call, text
+
+pytestmark = pytest.mark.anyio
+
+
+@dataclass
+class Tap:
+    """Records what crosses the bus."""
+
+    seen: list[tuple[str, BusMessage]] = field(default_factory=list[tuple[str, BusMessage]])
+
+    def __call__(self, address: str, message: BusMessage) -> None:
+        self.seen.append((address, message))
+
+    def kinds(self, owner: str) -> list[str]:
+        return [
+            f'{"owner" if address == owner else "task"} <- {type(message).__name__}' for address, message in self.seen
+        ]
+
+    def first(self, kind: type[BusMessage]) -> BusMessage:
+        return next(message for _, message in self.seen if isinstance(message, kind))
+
+
+async def test_a_question_and_a_soft_cancel_on_the_bus(clock: ManualClock) -> None:
+    """The whole conversation between owner and task, in order; answers and acknowledgements name what they answer."""
+    in_phase_2 = Gate()
+    sub = Script(
+        [call('ask_parent', question='EU or US?'), in_phase_2.hold(call('checkpoint', completed=['EU']))],
+        on_cancel=text('Completed: EU'),
+    )
+    bus, tap = InProcessBus(), Tap()
+    bus.subscribe(tap)
+    config = SubAgentConfig(name='researcher', description='Researches', model=sub.model)
+    async with SubAgentManager([config], clock=clock, bus=bus) as manager:
+        info = await manager.run('researcher', 'Research X')
+        await manager.answer(info.task_id, 'EU')
+        await in_phase_2.reached.wait()
+        await manager.soft_cancel(info.task_id)
+        in_phase_2.release.set()
+        await manager.wait([info.task_id])
+
+    assert tap.kinds(manager.owner_id) == snapshot(
+        [
+            'owner <- StatusChanged',
+            'owner <- Question',
+            'owner <- StatusChanged',
+            'owner <- StatusChanged',
+            'task <- Answer',
+            'owner <- StatusChanged',
+            'task <- CancelRequest',
+            'owner <- CheckpointRecorded',
+            'owner <- CancelAcknowledged',
+            'owner <- RunFinished',
+            'owner <- StatusChanged',
+        ]
+    )
+    question, answer = tap.first(Question), tap.first(Answer)
+    assert isinstance(answer, Answer) and answer.correlation_id == question.message_id
+    request, ack = tap.first(CancelRequest), tap.first(CancelAcknowledged)
+    assert isinstance(ack, CancelAcknowledged) and ack.correlation_id == request.message_id
+
+
+class _LosesCancelRequests(InProcessBus):
+    """A transport that loses every cancel request, to show there is no other way for one to reach a task."""
+
+    def send(self, address: str, message: BusMessage) -> bool:
+        if isinstance(message, CancelRequest):
+            return False
+        return super().send(address, message)
+
+
+async def test_without_the_bus_a_task_is_never_told(clock: ManualClock) -> None:
+    """If the bus loses the requests, neither a soft nor a hard cancel reaches the task: there is no side channel."""
+    working = Gate()
+    sub = Script([working.hold(text('finished regardless'))], on_cancel=text('never'))
+    config = SubAgentConfig(name='researcher', description='Researches', model=sub.model)
+    async with SubAgentManager([config], clock=clock, bus=_LosesCancelRequests()) as manager:
+        task = await manager.start('researcher', 'Research X')
+        await working.reached.wait()
+        await manager.soft_cancel(task.task_id)
+
+        async def give_up_waiting() -> None:
+            await anyio.wait_all_tasks_blocked()
+            clock.advance(5.0)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(give_up_waiting)
+            with pytest.raises(CancelTimeout):
+                await manager.hard_cancel(task.task_id)
+        working.release.set()
+        (info,) = (await manager.wait([task.task_id])).tasks
+    assert not sub.saw_cancel_request()
+    assert info.outcome is not None and info.status.name == 'CANCELLED'  # requested first, so the output is partial
