@@ -20,6 +20,7 @@ LAYERS: list[set[str]] = [
     {'manager'},
     {'tools'},
     {'capability'},
+    {'demo'},
     {'__init__', '__main__'},
 ]
 RANK = {module: rank for rank, layer in enumerate(LAYERS) for module in layer}

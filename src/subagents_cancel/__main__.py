@@ -1,0 +1,30 @@
+"""`python -m subagents_cancel demo [--model provider:name]`: run the seed workflow and show what happens."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import anyio
+
+from .demo import run_demo
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run the demo; the exit status is non-zero if a task was left running."""
+    parser = argparse.ArgumentParser(prog='subagents-cancel', description=__doc__)
+    commands = parser.add_subparsers(dest='command', required=True)
+    demo = commands.add_parser('demo', help='play the seed workflow: start, check, soft-cancel, partial results')
+    demo.add_argument(
+        '--model',
+        help="a real model for the parent and the researcher, e.g. 'openai:gpt-5-mini' (API key from the "
+        'environment; install the provider, e.g. pip install "pydantic-ai-slim[openai]"). Offline scripted '
+        'models by default.',
+    )
+    args = parser.parse_args(argv)
+    return anyio.run(run_demo, args.model, backend='asyncio')
+
+
+if __name__ == '__main__':
+    sys.exit(main())
