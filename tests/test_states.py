@@ -10,7 +10,18 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from inline_snapshot import snapshot
 
-from subagents_cancel import IllegalTransition, TaskId, TaskStatus
+from subagents_cancel import (
+    CancelInfo,
+    Cancelled,
+    CancelReason,
+    Completed,
+    Failed,
+    IllegalTransition,
+    Outcome,
+    TaskId,
+    TaskStatus,
+)
+from subagents_cancel.messages import RunEnding, RunError, RunOutput, RunStopped
 from subagents_cancel.registry import TaskRecord
 from subagents_cancel.states import TRANSITIONS, TaskEvent, TaskState, next_state
 
@@ -104,6 +115,13 @@ def test_the_flag_never_clears() -> None:
     assert all(target.cancel_requested for (state, _), target in TRANSITIONS.items() if state.cancel_requested)
 
 
+_ENDINGS: dict[TaskEvent, RunEnding] = {
+    TaskEvent.COMPLETE: RunOutput('the full answer'),
+    TaskEvent.FAIL: RunError('RuntimeError', 'it broke'),
+    TaskEvent.STOP: RunStopped(),
+}
+
+
 class RecordUnderRandomEvents(RuleBasedStateMachine):
     """Several writers fire events at one record in any order; the record's invariants always hold."""
 
@@ -112,23 +130,30 @@ class RecordUnderRandomEvents(RuleBasedStateMachine):
         self.record = TaskRecord(task_id=TaskId('t-0001'), subagent='t', description='d', created_at=0.0)
         self.time = 0.0
         self.first_terminal: TaskStatus | None = None
+        self.first_outcome: Outcome | None = None
         self.cancel_seen_before_end = False
 
     @rule(event=st.sampled_from(list(TaskEvent)))
     def fire(self, event: TaskEvent) -> None:
         self.time += 1
         before = self.record.state
+        ending = _ENDINGS.get(event)
         if not before.status.is_terminal and (before, event) not in TRANSITIONS:
             with pytest.raises(IllegalTransition):
-                self.record.apply(event, at=self.time)
+                self.record.apply(event, at=self.time, ending=ending)
             assert self.record.state == before
             return
-        applied = self.record.apply(event, at=self.time)
+        if event in (TaskEvent.SOFT_CANCEL, TaskEvent.HARD_CANCEL) and self.record.cancel is None:
+            self.record.cancel = CancelInfo(
+                mode='soft', reason=CancelReason(), requested_at=self.time, grace_seconds=1.0, request_id='r'
+            )
+        applied = self.record.apply(event, at=self.time, ending=ending)
         assert applied is not before.status.is_terminal
         if event in (TaskEvent.SOFT_CANCEL, TaskEvent.HARD_CANCEL) and applied:
             self.cancel_seen_before_end = True
         if self.record.status.is_terminal and self.first_terminal is None:
             self.first_terminal = self.record.status
+            self.first_outcome = self.record.outcome
 
     @invariant()
     def terminal_is_absorbing_and_first_writer_wins(self) -> None:
@@ -136,6 +161,15 @@ class RecordUnderRandomEvents(RuleBasedStateMachine):
             assert self.record.status is self.first_terminal
             assert self.record.ended.is_set()
             assert self.record.ended_at is not None
+
+    @invariant()
+    def the_outcome_matches_the_status_and_never_changes(self) -> None:
+        expected = {TaskStatus.COMPLETED: Completed, TaskStatus.FAILED: Failed, TaskStatus.CANCELLED: Cancelled}
+        if self.first_terminal is None:
+            assert self.record.outcome is None  # no result, and no partial result, before the end
+        else:
+            assert isinstance(self.record.outcome, expected[self.first_terminal])
+            assert self.record.outcome is self.first_outcome
 
     @invariant()
     def a_requested_cancel_ends_cancelled(self) -> None:

@@ -197,6 +197,24 @@ async def test_the_tool_schemas_are_the_contract(clock: ManualClock) -> None:
                             'enum': ['sync', 'async'],
                             'type': 'string',
                         },
+                        'region': {
+                            'anyOf': [
+                                {'pattern': '^[A-Za-z0-9_-]{1,48}(/[A-Za-z0-9_-]{1,48}){0,7}$', 'type': 'string'},
+                                {'type': 'null'},
+                            ],
+                            'default': None,
+                            'description': "A group to put it in, e.g. 'research' or 'research/patents', to cancel or wait for together.",
+                        },
+                        'timeout_seconds': {
+                            'anyOf': [{'exclusiveMinimum': 0, 'type': 'number'}, {'type': 'null'}],
+                            'default': None,
+                            'description': 'Its time budget; it is cancelled when it runs out.',
+                        },
+                        'fallback': {
+                            'anyOf': [{'type': 'string'}, {'type': 'null'}],
+                            'default': None,
+                            'description': 'A sub-agent that takes over, with the partial result, if this task is cancelled.',
+                        },
                     },
                     'required': ['description', 'subagent_type'],
                     'type': 'object',
@@ -301,6 +319,69 @@ async def test_the_tool_schemas_are_the_contract(clock: ManualClock) -> None:
                         'answer': {'description': 'Your answer to the question the task asked.', 'type': 'string'},
                     },
                     'required': ['task_id', 'answer'],
+                    'type': 'object',
+                },
+            },
+            {
+                'name': 'soft_cancel_region',
+                'description': 'Ask every task of a region to stop and hand back partial results; none of them can complete now, and no new task starts in the region. Returns at once.',
+                'parameters': {
+                    'additionalProperties': False,
+                    'properties': {
+                        'region': {
+                            'description': 'The region given to `task`, e.g. research.',
+                            'pattern': '^[A-Za-z0-9_-]{1,48}(/[A-Za-z0-9_-]{1,48}){0,7}$',
+                            'type': 'string',
+                        },
+                        'reason': {
+                            'anyOf': [{'maxLength': 500, 'type': 'string'}, {'type': 'null'}],
+                            'default': None,
+                            'description': 'Why, in a few words; the sub-agents are told.',
+                        },
+                    },
+                    'required': ['region'],
+                    'type': 'object',
+                },
+            },
+            {
+                'name': 'hard_cancel_region',
+                'description': 'Stop every task of a region now; returns once they have stopped.',
+                'parameters': {
+                    'additionalProperties': False,
+                    'properties': {
+                        'region': {
+                            'description': 'The region given to `task`, e.g. research.',
+                            'pattern': '^[A-Za-z0-9_-]{1,48}(/[A-Za-z0-9_-]{1,48}){0,7}$',
+                            'type': 'string',
+                        },
+                        'reason': {
+                            'anyOf': [{'maxLength': 500, 'type': 'string'}, {'type': 'null'}],
+                            'default': None,
+                            'description': 'Why, in a few words; the sub-agents are told.',
+                        },
+                    },
+                    'required': ['region'],
+                    'type': 'object',
+                },
+            },
+            {
+                'name': 'wait_region',
+                'description': 'Wait until every task of a region has ended, then get all their results — or, if the region was cancelled or a task did not complete, why not. Returns early when a task asks you a question.',
+                'parameters': {
+                    'additionalProperties': False,
+                    'properties': {
+                        'region': {
+                            'description': 'The region given to `task`, e.g. research.',
+                            'pattern': '^[A-Za-z0-9_-]{1,48}(/[A-Za-z0-9_-]{1,48}){0,7}$',
+                            'type': 'string',
+                        },
+                        'timeout_seconds': {
+                            'anyOf': [{'exclusiveMinimum': 0, 'type': 'number'}, {'type': 'null'}],
+                            'default': None,
+                            'description': 'The longest to wait, in seconds; a few minutes if omitted.',
+                        },
+                    },
+                    'required': ['region'],
                     'type': 'object',
                 },
             },

@@ -5,23 +5,27 @@ from __future__ import annotations
 from .bus import InProcessBus, MessageBus
 from .capability import SubAgentCapability
 from .clock import Clock, ManualClock, MonotonicClock
-from .config import SubAgentConfig, SubAgentPolicy
+from .config import CleanupHook, PromoteHook, SubAgentConfig, SubAgentPolicy
 from .errors import (
     CancelTimeout,
     ConfigError,
     IllegalTransition,
     ManagerClosed,
     NotWaitingForAnswer,
+    RegionClosed,
     SubAgentsError,
     TaskAlreadyFinished,
     UnknownSubAgent,
     UnknownTask,
 )
-from .manager import SubAgentManager, WaitFor, WaitResult
+from .manager import SubAgentManager
 from .messages import CancelMode, CancelReason, CancelReasonKind, Checkpoint, TaskId
+from .regions import RegionCancel, RegionCancelled, RegionCompleted, RegionIncomplete, RegionOutcome
 from .results import CancelInfo, Cancelled, Completed, Failed, Outcome, PartialResult, TaskInfo
 from .states import TaskStatus
+from .task_context import TaskCancelRequested, TaskContext, current_task
 from .tools import create_subagent_toolset
+from .waiting import WaitFor, WaitResult
 
 __all__ = (
     'CancelInfo',
@@ -31,6 +35,7 @@ __all__ = (
     'CancelTimeout',
     'Cancelled',
     'Checkpoint',
+    'CleanupHook',
     'Clock',
     'Completed',
     'ConfigError',
@@ -44,12 +49,21 @@ __all__ = (
     'NotWaitingForAnswer',
     'Outcome',
     'PartialResult',
+    'PromoteHook',
+    'RegionCancel',
+    'RegionCancelled',
+    'RegionClosed',
+    'RegionCompleted',
+    'RegionIncomplete',
+    'RegionOutcome',
     'SubAgentCapability',
     'SubAgentConfig',
     'SubAgentManager',
     'SubAgentPolicy',
     'SubAgentsError',
     'TaskAlreadyFinished',
+    'TaskCancelRequested',
+    'TaskContext',
     'TaskId',
     'TaskInfo',
     'TaskStatus',
@@ -58,4 +72,5 @@ __all__ = (
     'WaitFor',
     'WaitResult',
     'create_subagent_toolset',
+    'current_task',
 )

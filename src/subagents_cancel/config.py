@@ -7,7 +7,8 @@ in the middle of a run.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -16,8 +17,15 @@ from pydantic_ai.models import Model, parse_model_id
 from pydantic_ai.providers import infer_provider_class
 
 from .errors import ConfigError
+from .results import TaskInfo
 
-__all__ = ('SubAgentConfig', 'SubAgentPolicy', 'check_model', 'index_subagents')
+__all__ = ('CleanupHook', 'PromoteHook', 'SubAgentConfig', 'SubAgentPolicy', 'check_model', 'index_subagents')
+
+CleanupHook = Callable[[TaskInfo], Awaitable[None]]
+"""Called after a task of the sub-agent was cancelled, with its final snapshot (reason, mode, partial result)."""
+
+PromoteHook = Callable[[TaskInfo, Path], Awaitable[None]]
+"""Called after a task of the sub-agent completed, with its snapshot and its scratch directory, to keep its files."""
 
 _Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
@@ -76,6 +84,15 @@ class SubAgentConfig(BaseModel):
     """Replaces the default instructions on checkpointing and on reacting to a `CANCEL_REQUEST`."""
     grace_seconds: _Seconds | None = None
     """How long a soft cancel lets it wrap up before it is stopped; by default the policy's."""
+    timeout_seconds: _Seconds | None = None
+    """The time budget of each of its tasks, from when the task is accepted; by default the policy's."""
+    fallback: str | None = None
+    """Another sub-agent to start in place of a task of this one that gets cancelled (by the parent, a deadline
+    or a region); it receives the original request and the partial result, and its output is delivered instead."""
+    cleanup: CleanupHook | None = None
+    """Runs after each cancelled task of this sub-agent, shielded and bounded by the policy's `hook_seconds`."""
+    promote: PromoteHook | None = None
+    """Runs after each completed task of this sub-agent that used its scratch directory, before it is deleted."""
 
     @field_validator('model')
     @classmethod
@@ -112,13 +129,24 @@ class SubAgentPolicy(BaseModel):
     """How many tasks of one owner may run at once; more wait as PENDING, first in, first out."""
     wait_timeout_seconds: _Seconds = 300.0
     """The longest a parent's `wait_tasks` call may wait before it returns with the tasks still running."""
+    task_timeout_seconds: _Seconds | None = None
+    """The default time budget of a task, from when it is accepted; none by default."""
+    deadline_cancel: Literal['soft', 'hard'] = 'soft'
+    """How a task or region whose time budget ran out is cancelled."""
+    cascade_grace_factor: Annotated[float, Field(gt=0, le=1)] = 0.5
+    """A soft cancel of a task reaches its own sub-agents' tasks first, with this fraction of its grace window, so
+    they hand back their partial results before it wraps up itself; each level deeper gets a shorter window."""
+    hook_seconds: _Seconds = 10.0
+    """How long a sub-agent's `cleanup` or `promote` hook may run."""
+    sync_tool_threads: Annotated[int, Field(ge=1)] = 16
+    """Worker threads for the sync tools of one owner's tasks."""
 
 
 def index_subagents(subagents: Sequence[SubAgentConfig]) -> Mapping[str, SubAgentConfig]:
     """Index sub-agents by name.
 
     Raises:
-        ConfigError: the sequence is empty or two sub-agents share a name.
+        ConfigError: the sequence is empty, two sub-agents share a name, or a fallback names no other sub-agent.
     """
     if not subagents:
         raise ConfigError('Configure at least one sub-agent.')
@@ -127,4 +155,10 @@ def index_subagents(subagents: Sequence[SubAgentConfig]) -> Mapping[str, SubAgen
         if config.name in by_name:
             raise ConfigError(f'Two sub-agents are named {config.name!r}; names must be unique.')
         by_name[config.name] = config
+    for config in subagents:
+        if config.fallback is not None and (config.fallback == config.name or config.fallback not in by_name):
+            raise ConfigError(
+                f'Sub-agent {config.name!r} falls back to {config.fallback!r}, which is not another configured '
+                f'sub-agent; choose one of: {", ".join(name for name in by_name if name != config.name)}.'
+            )
     return by_name

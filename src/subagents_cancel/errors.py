@@ -8,6 +8,7 @@ SubAgentsError
 ├── UnknownTask            no task with this id belongs to this owner
 ├── TaskAlreadyFinished    the task is COMPLETED, FAILED or CANCELLED
 ├── NotWaitingForAnswer    the task has no open question
+├── RegionClosed           a task was started in a region that was cancelled
 ├── CancelTimeout          a hard cancel did not stop the task within the bound
 └── IllegalTransition      a state-machine transition the table does not allow (a bug)
 ```
@@ -20,6 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .messages import CancelReason
     from .states import TaskEvent, TaskState, TaskStatus
 
 __all__ = (
@@ -28,6 +30,7 @@ __all__ = (
     'IllegalTransition',
     'ManagerClosed',
     'NotWaitingForAnswer',
+    'RegionClosed',
     'SubAgentsError',
     'TaskAlreadyFinished',
     'UnknownSubAgent',
@@ -83,6 +86,15 @@ class NotWaitingForAnswer(SubAgentsError):
         self.task_id = task_id
         self.status = status
         super().__init__(f'Task {task_id!r} is not waiting for an answer (it is {status.name}).')
+
+
+class RegionClosed(SubAgentsError):
+    """The region was cancelled, so no new task can start in it."""
+
+    def __init__(self, region: str, reason: CancelReason) -> None:
+        self.region = region
+        self.reason = reason
+        super().__init__(f'Region {region!r} was cancelled ({reason.kind}); no new task can start in it.')
 
 
 class CancelTimeout(SubAgentsError):

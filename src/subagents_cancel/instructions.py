@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from . import replies
 from .config import SubAgentConfig
-from .messages import CancelRequest
+from .messages import CancelReason, CancelRequest
+from .results import PartialResult
 
 __all__ = (
     'CANCEL_REQUEST_MARKER',
     'DEFAULT_CANCEL_INSTRUCTIONS',
     'cancel_request_tag',
     'cancel_request_text',
+    'fallback_prompt',
     'parent_instructions',
 )
 
@@ -31,15 +34,32 @@ Findings: <what you found so far>"""
 """Appended to every sub-agent's instructions unless its config gives `cancel_instructions`."""
 
 
-def cancel_request_text(request: CancelRequest) -> str:
+def cancel_request_text(request: CancelRequest, *, subtasks_stopped: bool = False) -> str:
     """The message a soft cancel puts into the sub-agent's conversation."""
-    reason = _REASON_TEXT[request.reason.kind]
-    if request.reason.detail:
-        reason = f'{reason}: {request.reason.detail}'
-    return (
-        f'{CANCEL_REQUEST_MARKER} [{request.message_id}]: your parent asked you to stop ({reason}). '
+    text = (
+        f'{CANCEL_REQUEST_MARKER} [{request.message_id}]: your parent asked you to stop ({_reason(request.reason)}). '
         f'Do not start new work or call tools. Reply now with your partial results '
         f'(Completed, In progress, Not started, Findings). You have {request.grace_seconds:g} seconds.'
+    )
+    if subtasks_stopped:
+        text += (
+            ' Your own sub-agent tasks were asked to stop first; wait_tasks or check_task shows their partial '
+            'results, to include in yours.'
+        )
+    return text
+
+
+def _reason(reason: CancelReason) -> str:
+    text = _REASON_TEXT[reason.kind]
+    return f'{text}: {reason.detail}' if reason.detail else text
+
+
+def fallback_prompt(description: str, reason: CancelReason, partial: PartialResult) -> str:
+    """The prompt of a task that takes over from a cancelled one: the original request, and what was done."""
+    done = 'It had produced nothing.' if partial.is_empty else f'What it had done:\n{replies.partial_text(partial)}'
+    return (
+        f'{description}\n\n(You are taking over from a task that was cancelled ({_reason(reason)}). {done}\n'
+        f'Build on what it did; do not repeat finished work.)'
     )
 
 
@@ -70,4 +90,7 @@ You can delegate work with the `task` tool to these sub-agents:
 runs in the background. Follow background tasks with `check_task`, `wait_tasks` (waits without polling) and \
 `list_active_tasks`. When a task asks a question, reply with `answer_subagent`.
 To stop a task: `soft_cancel_task` tells it to wrap up and hand back partial results (it is stopped if it \
-takes too long); `hard_cancel_task` stops it at once, keeping only the checkpoints it recorded."""
+takes too long); `hard_cancel_task` stops it at once, keeping only the checkpoints it recorded.
+`task` also takes `region` (a group of tasks: `soft_cancel_region` / `hard_cancel_region` stop them all at once, \
+`wait_region` delivers all their results or says why not), `timeout_seconds` (a time budget) and `fallback` \
+(a sub-agent that takes over with the partial result if the task is cancelled)."""

@@ -1,4 +1,4 @@
-"""The typed Python API: start, check, answer, wait for and cancel sub-agent tasks, and own them.
+"""The typed Python API: start, check, answer, wait for and cancel sub-agent tasks and regions, and own them.
 
 A [`SubAgentManager`][subagents_cancel.SubAgentManager] is the owner of its tasks: they live inside its
 `async with` block and are cancelled when it ends. [`SubAgentCapability`][subagents_cancel.SubAgentCapability]
@@ -11,28 +11,26 @@ import asyncio
 import dataclasses
 import uuid
 from collections.abc import Sequence
-from contextlib import nullcontext
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Literal, Self
 
 import anyio
-from pydantic_ai import Agent
-from pydantic_ai.agent import AbstractAgent
 from pydantic_ai.models import Model
 
 from .bus import InProcessBus, MessageBus
-from .clock import Clock, MonotonicClock
-from .config import SubAgentConfig, SubAgentPolicy, check_model, index_subagents
+from .clock import Clock, MonotonicClock, sleep_until
+from .config import SubAgentConfig, SubAgentPolicy, index_subagents
 from .errors import (
     CancelTimeout,
-    ConfigError,
     ManagerClosed,
     NotWaitingForAnswer,
+    RegionClosed,
     TaskAlreadyFinished,
     UnknownSubAgent,
 )
-from .instructions import DEFAULT_CANCEL_INSTRUCTIONS, parent_instructions
+from .instructions import fallback_prompt, parent_instructions
+from .launch import agent_for, run_instructions, settle_task, take_free_slot
 from .messages import (
     Answer,
     BusMessage,
@@ -42,6 +40,7 @@ from .messages import (
     CancelReason,
     CancelRequest,
     CheckpointRecorded,
+    DeadlineExpired,
     Question,
     RunEnding,
     RunError,
@@ -51,46 +50,19 @@ from .messages import (
     StatusChanged,
     TaskId,
     TaskStarted,
+    ThreadsFinished,
 )
+from .regions import RegionCancel, RegionOutcome, check_region, region_outcome
 from .registry import Registry, TaskRecord
-from .results import CancelInfo, Cancelled, Completed, Failed, Outcome, PartialResult, TaskInfo
+from .results import CancelInfo, Cancelled, TaskInfo
 from .runner import TaskRunner, TaskSpec
 from .states import TaskEvent, TaskStatus
+from .task_context import TaskContext, current_task
+from .waiting import Waiters, WaitFor, WaitResult
 
-__all__ = ('SubAgentManager', 'WaitFor', 'WaitResult')
-
-WaitFor = Literal['all', 'any']
-"""Wait until all of the tasks have ended, or until any one of them has."""
+__all__ = ('SubAgentManager',)
 
 _Phase = Literal['new', 'open', 'closing', 'closed']
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WaitResult:
-    """What [`SubAgentManager.wait`][subagents_cancel.SubAgentManager.wait] saw when it returned."""
-
-    tasks: tuple[TaskInfo, ...]
-    timed_out: bool
-    """The timeout passed before the tasks ended or one of them asked a question."""
-
-
-@dataclass(eq=False, slots=True)
-class _Waiter:
-    """One caller of `wait`: woken when the tasks it watches are done, or one of them asks a question."""
-
-    watched: frozenset[TaskId]
-    unfinished: set[TaskId]
-    wait_for: WaitFor
-    stop_on_question: bool
-    count: int
-    woken: anyio.Event = field(default_factory=anyio.Event)
-
-    def update(self, record: TaskRecord) -> None:
-        if record.status.is_terminal:
-            self.unfinished.discard(record.task_id)
-        done = not self.unfinished or (self.wait_for == 'any' and len(self.unfinished) < self.count)
-        if done or (self.stop_on_question and record.status is TaskStatus.WAITING_FOR_ANSWER):
-            self.woken.set()
 
 
 class SubAgentManager:
@@ -100,6 +72,7 @@ class SubAgentManager:
     [`SubAgentPolicy.owner_end`][subagents_cancel.SubAgentPolicy.owner_end]) and waited for, within
     [`teardown_seconds`][subagents_cancel.SubAgentPolicy.teardown_seconds]; a task that does not stop is
     reported by [`orphans`][subagents_cancel.SubAgentManager.orphans] instead of holding the block open.
+    Opened inside a sub-agent task, it is that task's child: a cancel of the task reaches its tasks first.
 
     Example:
         ```python
@@ -128,30 +101,35 @@ class SubAgentManager:
             default_model: The model of sub-agents whose config names neither `model` nor `agent`.
             policy: Grace windows, waiting bounds and concurrency; [`SubAgentPolicy()`][subagents_cancel.SubAgentPolicy]
                 by default.
-            clock: Where time comes from; [`MonotonicClock`][subagents_cancel.MonotonicClock] by default.
+            clock: Where time comes from; inside a sub-agent task, that task's clock, else
+                [`MonotonicClock`][subagents_cancel.MonotonicClock].
             bus: The message bus between this owner and its tasks; a new
                 [`InProcessBus`][subagents_cancel.InProcessBus] by default.
 
         Raises:
-            ConfigError: no sub-agents, duplicate names, a bad `default_model`, or a sub-agent without a model.
+            ConfigError: no sub-agents, duplicate names, a bad fallback or `default_model`, or a sub-agent
+                without a model.
         """
         self._configs = index_subagents(subagents)
-        self._agents = {name: _agent_for(config, default_model) for name, config in self._configs.items()}
+        self._agents = {name: agent_for(config, default_model) for name, config in self._configs.items()}
         self.policy = policy or SubAgentPolicy()
-        self.clock = clock or MonotonicClock()
+        parent = current_task()
+        self.clock = clock or (parent.clock if parent is not None else MonotonicClock())
         self._bus = bus or InProcessBus()
         self.owner_id = f'owner-{uuid.uuid4().hex[:8]}'
         """This owner's mailbox address on the bus."""
+        self._parent: TaskContext | None = None
         self._registry = Registry()
+        self._waiters = Waiters(self.clock)
         self._runners: dict[TaskId, TaskRunner] = {}
         # Runners are asyncio tasks, not children of an anyio task group: a group's exit waits for every child
         # without a bound, and a sub-agent that swallows cancellation would hold its owner open for ever. The
         # manager keeps them here, cancels them, and waits for them with a bound instead (see `aclose`).
         self._background: set[asyncio.Task[None]] = set()
-        self._waiters: set[_Waiter] = set()
         self._orphans: list[TaskId] = []
         self._phase: _Phase = 'new'
         self._slot: anyio.Semaphore | None = None
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def subagents(self) -> tuple[SubAgentConfig, ...]:
@@ -171,6 +149,10 @@ class SubAgentManager:
         self._phase = 'open'
         if self.policy.max_running is not None:
             self._slot = anyio.Semaphore(self.policy.max_running)
+        self._pool = ThreadPoolExecutor(self.policy.sync_tool_threads, thread_name_prefix=f'{self.owner_id}-tool')
+        self._parent = current_task()
+        if self._parent is not None:
+            self._parent.adopt(self)
         self._bus.open_mailbox(self.owner_id, self._receive)
         return self
 
@@ -194,15 +176,16 @@ class SubAgentManager:
         with anyio.CancelScope(shield=True):
             live = self._registry.active()
             if live and self.policy.owner_end == 'soft':
-                for record in live:
-                    if record.cancel is None:
-                        self._request_cancel(record, 'soft', reason, self.policy.owner_end_grace_seconds)
+                self.cancel_all('soft', reason=reason, grace_seconds=self.policy.owner_end_grace_seconds)
                 deadline = self.clock.now() + self.policy.owner_end_grace_seconds
-                await self._wait_until(live, 'all', deadline=deadline, stop_on_question=False)
-            for record in self._registry.active():
-                self._request_cancel(record, 'hard', reason, 0.0)
+                await self._waiters.wait_until(live, 'all', deadline=deadline, stop_on_question=False)
+            self.cancel_all('hard', reason=reason, grace_seconds=0.0)
             await self._join_runners(self.clock.now() + self.policy.teardown_seconds)
         self._phase = 'closed'
+        if self._parent is not None:
+            self._parent.disown(self)
+        assert self._pool is not None
+        self._pool.shutdown(wait=False)  # a sync tool's thread cannot be stopped; it is reported, not awaited
         if not self._runners:  # else orphans still report to this mailbox, and the last one closes it
             self._bus.close_mailbox(self.owner_id)
 
@@ -211,59 +194,114 @@ class SubAgentManager:
             for runner in tuple(self._runners.values()):
                 await runner.finished.wait()
         now = self.clock.now()
-        for task_id, runner in self._runners.items():
-            if not runner.finished.is_set():
-                record = self._registry.get(task_id)
-                record.unresponsive_since = record.unresponsive_since or now
-                self._orphans.append(task_id)
+        stuck = {task_id for task_id, runner in self._runners.items() if not runner.finished.is_set()}
+        stuck |= {record.task_id for record in self._registry.all() if record.lingering_threads}
+        for task_id in stuck:
+            record = self._registry.get(task_id)
+            record.unresponsive_since = record.unresponsive_since or now
+            self._orphans.append(task_id)
 
     def orphans(self) -> tuple[TaskInfo, ...]:
-        """Tasks that had not stopped when the owner's teardown gave up waiting for them."""
-        now = self.clock.now()
-        return tuple(self._registry.get(task_id).info(now) for task_id in self._orphans)
+        """Tasks that had not stopped when the owner's teardown gave up waiting (a run, or a sync tool's thread)."""
+        return tuple(self.get(task_id) for task_id in self._orphans)
 
     # --- starting -----------------------------------------------------------------------------
 
-    async def start(self, subagent: str, description: str) -> TaskInfo:
+    async def start(
+        self,
+        subagent: str,
+        description: str,
+        *,
+        region: str | None = None,
+        timeout_seconds: float | None = None,
+        fallback: str | None = None,
+    ) -> TaskInfo:
         """Start a task in the background and return at once.
 
         Args:
             subagent: The name of a configured sub-agent.
             description: What it should do; this is its whole prompt.
+            region: The cancel region it belongs to (`research`, `research/patents`, …).
+            timeout_seconds: Its time budget; by default the sub-agent's, else the policy's (none).
+            fallback: The sub-agent that takes over if it is cancelled; by default the sub-agent's.
 
         Raises:
             ManagerClosed: the manager is not open.
-            UnknownSubAgent: no sub-agent has this name.
+            UnknownSubAgent: no sub-agent has this name (or the fallback's).
+            RegionClosed: the region was cancelled.
+            ValueError: the region name is not valid.
         """
         if self._phase != 'open':
             raise ManagerClosed()
-        config = self._configs.get(subagent)
+        config = self._config(subagent)
+        if fallback is not None:
+            self._config(fallback)
+        if region is not None:
+            check_region(region)
+            if cancel := self._registry.region_cancel(region):
+                raise RegionClosed(region, cancel.reason)
+        timeout = next(
+            (value for value in (timeout_seconds, config.timeout_seconds, self.policy.task_timeout_seconds) if value),
+            None,
+        )
+        record = self._launch(
+            config, description, region=region, timeout_seconds=timeout, fallback=fallback or config.fallback
+        )
+        return self._info(record)
+
+    def _config(self, name: str) -> SubAgentConfig:
+        config = self._configs.get(name)
         if config is None:
-            raise UnknownSubAgent(subagent, tuple(self._configs))
+            raise UnknownSubAgent(name, tuple(self._configs))
+        return config
+
+    def _launch(
+        self,
+        config: SubAgentConfig,
+        description: str,
+        *,
+        timeout_seconds: float | None,
+        region: str | None = None,
+        fallback: str | None = None,
+        fallback_for: TaskId | None = None,
+    ) -> TaskRecord:
+        now = self.clock.now()
         record = TaskRecord(
-            task_id=self._registry.new_task_id(subagent),
-            subagent=subagent,
+            task_id=self._registry.new_task_id(config.name),
+            subagent=config.name,
             description=description,
-            created_at=self.clock.now(),
+            created_at=now,
+            region=region,
+            deadline_at=now + timeout_seconds if timeout_seconds else None,
+            parent_task_id=self._parent.task_id if self._parent else None,
+            fallback_name=fallback,
+            fallback_for=fallback_for,
         )
         self._registry.add(record)
         spec = TaskSpec(
             task_id=record.task_id,
             owner_address=self.owner_id,
-            agent=self._agents[subagent],
+            root_id=self._parent.root_id if self._parent else self.owner_id,
+            agent=self._agents[config.name],
             prompt=description,
-            instructions=_run_instructions(config),
+            instructions=run_instructions(config),
             refuse_tools_after_cancel=self.policy.refuse_tools_after_cancel,
+            deadline_at=record.deadline_at,
+            cascade_grace_factor=self.policy.cascade_grace_factor,
+            settle=lambda context: settle_task(
+                record, self._info(record), context, config, clock=self.clock, hook_seconds=self.policy.hook_seconds
+            ),
         )
-        queued = self._slot is not None and not _take_free_slot(self._slot)
-        runner = TaskRunner(spec, bus=self._bus, clock=self.clock, slot=self._slot, queued=queued)
+        queued = self._slot is not None and not take_free_slot(self._slot)
+        assert self._pool is not None
+        runner = TaskRunner(spec, bus=self._bus, clock=self.clock, pool=self._pool, slot=self._slot, queued=queued)
         self._runners[record.task_id] = runner
         if not queued:
-            self._apply(record, TaskEvent.START, record.created_at)
+            self._apply(record, TaskEvent.START, now)
         task = asyncio.get_running_loop().create_task(runner.run(), name=f'subagent {record.task_id}')
         self._background.add(task)
         task.add_done_callback(lambda done: self._forget(record.task_id, done))
-        return record.info(self.clock.now())
+        return record
 
     def _forget(self, task_id: TaskId, done: asyncio.Task[None]) -> None:
         self._background.discard(done)
@@ -271,23 +309,31 @@ class SubAgentManager:
         if self._phase == 'closed' and not self._runners:
             self._bus.close_mailbox(self.owner_id)
 
-    async def run(self, subagent: str, description: str) -> TaskInfo:
+    async def run(
+        self,
+        subagent: str,
+        description: str,
+        *,
+        region: str | None = None,
+        timeout_seconds: float | None = None,
+        fallback: str | None = None,
+    ) -> TaskInfo:
         """Start a task and wait until it ends or asks a question; cancelling the caller hard-cancels the task.
 
-        Raises:
-            ManagerClosed: the manager is not open.
-            UnknownSubAgent: no sub-agent has this name.
+        Takes the arguments of [`start`][subagents_cancel.SubAgentManager.start], and raises what it raises.
         """
-        info = await self.start(subagent, description)
+        info = await self.start(
+            subagent, description, region=region, timeout_seconds=timeout_seconds, fallback=fallback
+        )
         record = self._registry.get(info.task_id)
         try:
-            await self._wait_until((record,), 'all', deadline=None, stop_on_question=True)
+            await self._waiters.wait_until((record,), 'all', deadline=None, stop_on_question=True)
         except BaseException:
             # The caller is gone: a task it was waiting for must not outlive it.
             with anyio.CancelScope(shield=True):
                 await self._stop(record, CancelReason(kind='parent_cancelled'))
             raise
-        return record.info(self.clock.now())
+        return self._info(record)
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -297,24 +343,34 @@ class SubAgentManager:
         Raises:
             UnknownTask: this owner has no such task.
         """
-        return self._registry.get(task_id).info(self.clock.now())
+        return self._info(self._registry.get(task_id))
 
     def active_tasks(self) -> tuple[TaskInfo, ...]:
-        """Snapshots of the tasks that have not ended, oldest first."""
-        now = self.clock.now()
-        return tuple(record.info(now) for record in self._registry.active())
+        """Snapshots of the tasks that have not ended, oldest first, each with its own sub-agents' tasks."""
+        return tuple(self._info(record) for record in self._registry.active())
 
     def tasks(self) -> tuple[TaskInfo, ...]:
         """Snapshots of every task of this owner, oldest first."""
+        return tuple(self._info(record) for record in self._registry.all())
+
+    def _info(self, record: TaskRecord) -> TaskInfo:
         now = self.clock.now()
-        return tuple(record.info(now) for record in self._registry.all())
+        runner = self._runners.get(record.task_id)
+        subtasks = (
+            tuple(info for child in runner.context.children for info in child.active_tasks())
+            if runner is not None and not record.status.is_terminal
+            else ()
+        )
+        fallback = self._registry.get(record.fallback_id).info(now) if record.fallback_id else None
+        return record.info(now, fallback=fallback, subtasks=subtasks)
 
     async def wait(
         self, task_ids: Sequence[str] | None = None, *, wait_for: WaitFor = 'all', timeout_seconds: float | None = None
     ) -> WaitResult:
         """Wait until the tasks end, without polling; waiting never cancels them.
 
-        Returns early when one of the tasks asks a question, since it needs an answer before it can go on.
+        A cancelled task with a fallback counts as ended once its fallback has ended too. Returns early
+        when one of the tasks asks a question, since it needs an answer before it can go on.
 
         Args:
             task_ids: The tasks to wait for; all active tasks by default.
@@ -330,32 +386,10 @@ class SubAgentManager:
             else self._registry.active()
         )
         timeout = self.policy.wait_timeout_seconds if timeout_seconds is None else timeout_seconds
-        finished = await self._wait_until(records, wait_for, deadline=self.clock.now() + timeout, stop_on_question=True)
-        now = self.clock.now()
-        return WaitResult(tasks=tuple(record.info(now) for record in records), timed_out=not finished)
-
-    async def _wait_until(
-        self, records: Sequence[TaskRecord], wait_for: WaitFor, *, deadline: float | None, stop_on_question: bool
-    ) -> bool:
-        """Wait until `records` are done by `wait_for` (or one asks, if `stop_on_question`); `False` on timeout."""
-        waiter = _Waiter(
-            watched=frozenset(record.task_id for record in records),
-            unfinished={record.task_id for record in records if not record.status.is_terminal},
-            wait_for=wait_for,
-            stop_on_question=stop_on_question,
-            count=len(records),
+        finished = await self._waiters.wait_until(
+            records, wait_for, deadline=self.clock.now() + timeout, stop_on_question=True
         )
-        for record in records:
-            waiter.update(record)
-        if waiter.woken.is_set() or not records:
-            return True
-        self._waiters.add(waiter)
-        try:
-            with self.clock.deadline_scope(deadline) if deadline is not None else nullcontext():
-                await waiter.woken.wait()
-        finally:
-            self._waiters.discard(waiter)
-        return waiter.woken.is_set()
+        return WaitResult(tasks=tuple(self._info(record) for record in records), timed_out=not finished)
 
     # --- cancelling and answering -------------------------------------------------------------
 
@@ -365,8 +399,9 @@ class SubAgentManager:
         """Tell a task to wrap up and hand back partial results; return at once.
 
         A PENDING task is cancelled on the spot and never starts. A task waiting for an answer gets the
-        cancel request as the answer. A running task reads it at its next model request. If it has not
-        ended when the grace window expires, it is hard-cancelled. Asking again changes nothing.
+        cancel request as the answer. A running task reads it at its next model request, after its own
+        sub-agents' tasks have handed back theirs. If it has not ended when the grace window expires, it is
+        hard-cancelled. Asking again changes nothing.
 
         Args:
             task_id: The task to cancel.
@@ -379,15 +414,11 @@ class SubAgentManager:
         """
         record = self._live_record(task_id)
         if record.cancel is None:
-            config = self._configs[record.subagent]
-            grace = next(
-                value for value in (grace_seconds, config.grace_seconds, self.policy.grace_seconds) if value is not None
-            )
-            self._request_cancel(record, 'soft', reason or CancelReason(), grace)
-        return record.info(self.clock.now())
+            self._request_cancel(record, 'soft', reason or CancelReason(), self._grace(record, grace_seconds))
+        return self._info(record)
 
     async def hard_cancel(self, task_id: str, *, reason: CancelReason | None = None) -> TaskInfo:
-        """Stop a task now and return once it has stopped: its model stream is closed, its tools cancelled.
+        """Stop a task now and return once it has stopped: its sub-agents first, then its own run.
 
         Raises:
             UnknownTask: this owner has no such task.
@@ -397,7 +428,16 @@ class SubAgentManager:
         record = self._live_record(task_id)
         if not await self._stop(record, reason or CancelReason()):
             raise CancelTimeout(record.task_id, self.policy.hard_cancel_wait_seconds)
-        return record.info(self.clock.now())
+        return self._info(record)
+
+    def cancel_all(self, mode: CancelMode, *, reason: CancelReason, grace_seconds: float | None = None) -> None:
+        """Request a cancel of every task that is still running, and return at once.
+
+        A soft request skips tasks that were already asked to stop; a hard one reaches them all.
+        """
+        for record in self._registry.active():
+            if mode == 'hard' or record.cancel is None:
+                self._request_cancel(record, mode, reason, self._grace(record, grace_seconds))
 
     async def answer(self, task_id: str, answer: str) -> TaskInfo:
         """Answer the question a task is waiting on; it goes on at once.
@@ -415,7 +455,13 @@ class SubAgentManager:
         self._bus.send(
             record.task_id, Answer(task_id=record.task_id, sent_at=now, text=answer, correlation_id=question.message_id)
         )
-        return record.info(now)
+        return self._info(record)
+
+    def _grace(self, record: TaskRecord, grace_seconds: float | None) -> float:
+        config = self._configs[record.subagent]
+        return next(
+            value for value in (grace_seconds, config.grace_seconds, self.policy.grace_seconds) if value is not None
+        )
 
     def _live_record(self, task_id: str) -> TaskRecord:
         record = self._registry.get(task_id)
@@ -428,13 +474,19 @@ class SubAgentManager:
         if record.status.is_terminal:
             return True
         self._request_cancel(record, 'hard', reason, 0.0)
+        return await self._await_stops((record,))
+
+    async def _await_stops(self, records: Sequence[TaskRecord]) -> bool:
+        """Wait for hard-cancelled `records` to stop, within the bound; mark the ones that did not unresponsive."""
         with self.clock.deadline_scope(self.clock.now() + self.policy.hard_cancel_wait_seconds):
-            await record.ended.wait()
-        if record.status.is_terminal:
-            return True
-        record.unresponsive_since = record.unresponsive_since or self.clock.now()
-        self._notify(record)
-        return False
+            for record in records:
+                await record.ended.wait()
+        now = self.clock.now()
+        stuck = [record for record in records if not record.status.is_terminal]
+        for record in stuck:
+            record.unresponsive_since = record.unresponsive_since or now
+            self._waiters.notify(record)
+        return not stuck
 
     def _request_cancel(self, record: TaskRecord, mode: CancelMode, reason: CancelReason, grace: float) -> None:
         now = self.clock.now()
@@ -448,16 +500,92 @@ class SubAgentManager:
         self._apply(record, TaskEvent.SOFT_CANCEL if mode == 'soft' else TaskEvent.HARD_CANCEL, now)
         self._bus.send(record.task_id, request)
 
+    # --- regions ------------------------------------------------------------------------------
+
+    def open_region(self, region: str, *, timeout_seconds: float) -> None:
+        """Give a region a time budget: when it runs out, the region is cancelled with reason `deadline`.
+
+        The policy's `deadline_cancel` says whether softly or hard. A region needs no opening otherwise:
+        `start(..., region=...)` creates it.
+
+        Raises:
+            ManagerClosed: the manager is not open.
+            RegionClosed: the region was already cancelled.
+            ValueError: the region name is not valid.
+        """
+        if self._phase != 'open':
+            raise ManagerClosed()
+        check_region(region)
+        if cancel := self._registry.region_cancel(region):
+            raise RegionClosed(region, cancel.reason)
+        deadline = self.clock.now() + timeout_seconds
+        timer = asyncio.get_running_loop().create_task(self._expire_region(region, deadline), name=f'region {region}')
+        self._background.add(timer)
+        timer.add_done_callback(self._background.discard)
+
+    async def _expire_region(self, region: str, deadline: float) -> None:
+        await sleep_until(self.clock, deadline)
+        if self._phase == 'open' and self._registry.region_cancel(region) is None:
+            self._cancel_region(region, self.policy.deadline_cancel, CancelReason(kind='deadline', detail=region))
+
+    async def soft_cancel_region(
+        self, region: str, *, reason: CancelReason | None = None, grace_seconds: float | None = None
+    ) -> tuple[TaskInfo, ...]:
+        """Cancel a region softly: every running task in it (and in the regions inside it) is told to wrap up.
+
+        From now on, no task of the region can complete, and none can start in it. Returns at once, with
+        the tasks that were asked to stop.
+
+        Raises:
+            ValueError: the region name is not valid.
+        """
+        records = self._cancel_region(check_region(region), 'soft', reason, grace_seconds)
+        return tuple(self._info(record) for record in records)
+
+    async def hard_cancel_region(self, region: str, *, reason: CancelReason | None = None) -> tuple[TaskInfo, ...]:
+        """Stop every running task in a region (and in the regions inside it), and return once they have stopped.
+
+        Tasks that do not stop within `hard_cancel_wait_seconds` are marked unresponsive, not waited for.
+
+        Raises:
+            ValueError: the region name is not valid.
+        """
+        records = self._cancel_region(check_region(region), 'hard', reason, None)
+        await self._await_stops(records)
+        return tuple(self._info(record) for record in records)
+
+    def _cancel_region(
+        self, region: str, mode: CancelMode, reason: CancelReason | None, grace_seconds: float | None = None
+    ) -> tuple[TaskRecord, ...]:
+        reason = reason or CancelReason(kind='region', detail=region)
+        self._registry.cancel_region(region, RegionCancel(mode=mode, reason=reason, at=self.clock.now()))
+        records = tuple(record for record in self._registry.in_region(region) if not record.status.is_terminal)
+        for record in records:
+            if mode == 'hard' or record.cancel is None:
+                self._request_cancel(record, mode, reason, self._grace(record, grace_seconds))
+        return records
+
+    def region_tasks(self, region: str) -> tuple[TaskInfo, ...]:
+        """Snapshots of the tasks of a region and of the regions inside it."""
+        return tuple(self._info(record) for record in self._registry.in_region(region))
+
+    async def join_region(self, region: str) -> RegionOutcome:
+        """Wait until every task of the region has ended; then deliver all their results, or why not.
+
+        All-or-nothing: a region that was cancelled delivers a notice with the reason, even if some of its
+        tasks had completed; a region where a task failed or was cancelled on its own delivers the tasks as
+        they are, marked incomplete. Never a partial set as if it were complete.
+        """
+        records = self._registry.in_region(check_region(region))
+        await self._waiters.wait_until(records, 'all', deadline=None, stop_on_question=False)
+        return region_outcome(region, (self._info(record) for record in records), self._registry.region_cancel(region))
+
     # --- what the tasks report ----------------------------------------------------------------
 
     def _receive(self, message: BusMessage) -> None:
-        match message:
-            case StatusChanged():
-                return  # our own announcement, for observers
-            case CancelRequest() | Answer():  # pragma: no cover - only tasks receive these
-                raise AssertionError(f'unexpected message for an owner: {message!r}')
-            case _:
-                pass
+        assert not isinstance(message, CancelRequest | Answer), 'only tasks receive these'
+        if isinstance(message, StatusChanged):
+            return  # our own announcement, for observers
         record = self._registry.get(message.task_id)
         match message:
             case TaskStarted():
@@ -467,20 +595,29 @@ class SubAgentManager:
                 self._apply(record, TaskEvent.ASK, message.sent_at)
             case CheckpointRecorded(checkpoint=checkpoint):
                 record.checkpoints.append(checkpoint)
-                self._notify(record)
+                self._waiters.notify(record)
             case CancelAcknowledged() if record.cancel is not None:
                 record.cancel = dataclasses.replace(record.cancel, acknowledged_at=message.sent_at)
-                self._notify(record)
+                self._waiters.notify(record)
             case CancelEscalated() if record.cancel is not None:
                 record.cancel = dataclasses.replace(record.cancel, mode='hard', escalated_at=message.sent_at)
-                self._notify(record)
+                self._waiters.notify(record)
+            case DeadlineExpired() if record.cancel is None and not record.status.is_terminal:
+                reason = CancelReason(kind='deadline')
+                self._request_cancel(record, self.policy.deadline_cancel, reason, self._grace(record, None))
             case RunFinished():
                 self._finish(record, message)
-            case _:  # pragma: no cover - a question or acknowledgement that lost a race with a cancel
+            case ThreadsFinished():
+                record.lingering_threads = 0
+                self._waiters.notify(record)
+            case _:  # a question, acknowledgement or deadline that lost a race with a cancel or the end
                 pass
 
     def _finish(self, record: TaskRecord, message: RunFinished) -> None:
         record.usage = message.usage
+        if message.lingering_threads:
+            record.lingering_threads = message.lingering_threads
+            record.unresponsive_since = record.unresponsive_since or message.sent_at
         match message.ending:
             case RunOutput():
                 event = TaskEvent.COMPLETE
@@ -495,68 +632,29 @@ class SubAgentManager:
 
     def _apply(self, record: TaskRecord, event: TaskEvent, at: float, *, ending: RunEnding | None = None) -> None:
         old = record.state
-        if not record.apply(event, at=at):
+        if not record.apply(event, at=at, ending=ending):
             return
         if record.status.is_terminal:
-            record.outcome = _outcome(record, ending)
             self._registry.settle(record)
+            self._after_end(record)
         self._bus.send(self.owner_id, StatusChanged(task_id=record.task_id, sent_at=at, old=old, new=record.state))
-        self._notify(record)
+        self._waiters.notify(record)
 
-    def _notify(self, record: TaskRecord) -> None:
-        for waiter in tuple(self._waiters):
-            if record.task_id in waiter.watched:
-                waiter.update(record)
-
-
-def _take_free_slot(slot: anyio.Semaphore) -> bool:
-    """Take a slot if one is free and nobody is queued for it (a released slot goes to the first in the queue)."""
-    if slot.value == 0:
-        return False
-    slot.acquire_nowait()
-    return True
-
-
-def _outcome(record: TaskRecord, ending: RunEnding | None) -> Outcome:
-    match record.status:
-        case TaskStatus.COMPLETED:
-            assert isinstance(ending, RunOutput)
-            return Completed(ending.output)
-        case TaskStatus.FAILED:
-            assert isinstance(ending, RunError)
-            return Failed(ending.error_type, ending.message)
-        case _:
-            assert record.status is TaskStatus.CANCELLED and record.cancel is not None
-            cancel = record.cancel
-            final = ending.output if isinstance(ending, RunOutput | RunStopped) else None
-            return Cancelled(
-                mode=cancel.mode,
-                reason=cancel.reason,
-                escalated=cancel.escalated_at is not None,
-                error=ending if isinstance(ending, RunError) else None,
-                partial=PartialResult.assemble(
-                    record.checkpoints, final_message=final, read_request=cancel.acknowledged_at is not None
-                ),
-            )
-
-
-def _agent_for(config: SubAgentConfig, default_model: str | Model | None) -> AbstractAgent[None, object]:
-    if config.agent is not None:
-        return config.agent
-    model = config.model or default_model
-    if model is None:
-        raise ConfigError(
-            f'Sub-agent {config.name!r} has no model: set `SubAgentConfig.model`, or `default_model` on the manager.'
+    def _after_end(self, record: TaskRecord) -> None:
+        """Start a cancelled task's fallback; tell a fallback's original that it has ended."""
+        if record.fallback_for is not None:
+            original = self._registry.get(record.fallback_for)
+            original.awaiting_fallback = False
+            self._waiters.notify(original)
+        if record.fallback_name is None or record.status is not TaskStatus.CANCELLED or self._phase != 'open':
+            return
+        assert record.cancel is not None and isinstance(record.outcome, Cancelled)
+        config = self._configs[record.fallback_name]
+        fallback = self._launch(
+            config,
+            fallback_prompt(record.description, record.cancel.reason, record.outcome.partial),
+            timeout_seconds=config.timeout_seconds or self.policy.task_timeout_seconds,
+            fallback_for=record.task_id,
         )
-    try:
-        model = check_model(model)
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
-    return Agent(model, instructions=config.instructions or None, name=config.name, defer_model_check=True)
-
-
-def _run_instructions(config: SubAgentConfig) -> str:
-    """What each run of this sub-agent gets on top of its agent's own instructions."""
-    cancel = DEFAULT_CANCEL_INSTRUCTIONS if config.cancel_instructions is None else config.cancel_instructions
-    own = config.instructions if config.agent is not None else ''  # a built agent already has them
-    return '\n\n'.join(text for text in (own, cancel) if text)
+        record.fallback_id = fallback.task_id
+        record.awaiting_fallback = True

@@ -7,7 +7,8 @@ From a task (to its owner's mailbox): [`TaskStarted`][subagents_cancel.messages.
 [`CancelAcknowledged`][subagents_cancel.messages.CancelAcknowledged],
 [`CancelEscalated`][subagents_cancel.messages.CancelEscalated], [`Question`][subagents_cancel.messages.Question],
 [`CheckpointRecorded`][subagents_cancel.messages.CheckpointRecorded],
-[`RunFinished`][subagents_cancel.messages.RunFinished].
+[`DeadlineExpired`][subagents_cancel.messages.DeadlineExpired],
+[`RunFinished`][subagents_cancel.messages.RunFinished], [`ThreadsFinished`][subagents_cancel.messages.ThreadsFinished].
 
 From the owner to observers: [`StatusChanged`][subagents_cancel.messages.StatusChanged].
 
@@ -35,6 +36,7 @@ __all__ = (
     'CancelRequest',
     'Checkpoint',
     'CheckpointRecorded',
+    'DeadlineExpired',
     'Question',
     'RunEnding',
     'RunError',
@@ -44,6 +46,7 @@ __all__ = (
     'StatusChanged',
     'TaskId',
     'TaskStarted',
+    'ThreadsFinished',
 )
 
 TaskId = NewType('TaskId', str)
@@ -176,11 +179,26 @@ RunEnding = RunOutput | RunError | RunStopped
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DeadlineExpired(_Message):
+    """The task's time budget ran out; the owner decides how to cancel it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunFinished(_Message):
-    """The task's run is over; nothing of it is running any more."""
+    """The task's run is over; nothing of it is running any more, except `lingering_threads`.
+
+    pydantic-ai runs sync tools in worker threads, which no cancel can stop: when the run was stopped
+    while such a tool was working, its thread goes on, and is reported here until it returns.
+    """
 
     ending: RunEnding
     usage: RunUsage
+    lingering_threads: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThreadsFinished(_Message):
+    """The worker threads that outlived the task's run have all returned."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,7 +217,9 @@ BusMessage = (
     | CancelEscalated
     | Question
     | CheckpointRecorded
+    | DeadlineExpired
     | RunFinished
+    | ThreadsFinished
     | StatusChanged
 )
 """Every message the bus carries."""

@@ -1,4 +1,4 @@
-"""The records of one owner's tasks: their state, progress and outcome, and lookups by id."""
+"""The records of one owner's tasks and regions: state, progress, outcome, and lookups."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import anyio
 from pydantic_ai import RunUsage
 
 from .errors import UnknownTask
-from .messages import Checkpoint, Question, TaskId
-from .results import CancelInfo, Outcome, TaskInfo
+from .messages import Checkpoint, Question, RunEnding, RunError, RunOutput, RunStopped, TaskId
+from .regions import RegionCancel, region_contains
+from .results import CancelInfo, Cancelled, Completed, Failed, Outcome, PartialResult, TaskInfo
 from .states import TaskEvent, TaskState, TaskStatus, next_state
 
 __all__ = ('Registry', 'TaskRecord')
@@ -24,7 +25,15 @@ class TaskRecord:
     subagent: str
     description: str
     created_at: float
+    region: str | None = None
+    deadline_at: float | None = None
     parent_task_id: TaskId | None = None
+    fallback_name: str | None = None
+    """The sub-agent that takes over if this task is cancelled."""
+    fallback_for: TaskId | None = None
+    fallback_id: TaskId | None = None
+    awaiting_fallback: bool = False
+    """It was cancelled and its fallback has not ended yet."""
     state: TaskState = TaskState(TaskStatus.PENDING)
     started_at: float | None = None
     ended_at: float | None = None
@@ -34,6 +43,8 @@ class TaskRecord:
     outcome: Outcome | None = None
     usage: RunUsage | None = None
     unresponsive_since: float | None = None
+    lingering_threads: int = 0
+    cleanup_error: str | None = None
     dropped: list[TaskEvent] = field(default_factory=list[TaskEvent])
     """Events that arrived after the task had ended: they lost the race, and are kept, not applied."""
     ended: anyio.Event = field(default_factory=anyio.Event)
@@ -44,8 +55,15 @@ class TaskRecord:
         """The task's status."""
         return self.state.status
 
-    def apply(self, event: TaskEvent, *, at: float) -> bool:
+    @property
+    def settled(self) -> bool:
+        """Whether it has ended, and so has the fallback it started (if any)."""
+        return self.state.status.is_terminal and not self.awaiting_fallback
+
+    def apply(self, event: TaskEvent, *, at: float, ending: RunEnding | None = None) -> bool:
         """Move the task by `event`; return `False` (and keep the event in `dropped`) if it had already ended.
+
+        `ending` is how its run ended, when `event` reports that; a terminal move turns it into the outcome.
 
         Raises:
             IllegalTransition: the move is not in the transition table.
@@ -61,10 +79,33 @@ class TaskRecord:
             self.started_at = at
         if new.status.is_terminal:
             self.ended_at = at
+            self.outcome = self._conclude(ending)
             self.ended.set()
         return True
 
-    def info(self, now: float) -> TaskInfo:
+    def _conclude(self, ending: RunEnding | None) -> Outcome:
+        match self.status:
+            case TaskStatus.COMPLETED:
+                assert isinstance(ending, RunOutput)
+                return Completed(ending.output)
+            case TaskStatus.FAILED:
+                assert isinstance(ending, RunError)
+                return Failed(ending.error_type, ending.message)
+            case _:
+                assert self.status is TaskStatus.CANCELLED and self.cancel is not None
+                return Cancelled(
+                    mode=self.cancel.mode,
+                    reason=self.cancel.reason,
+                    escalated=self.cancel.escalated_at is not None,
+                    error=ending if isinstance(ending, RunError) else None,
+                    partial=PartialResult.assemble(
+                        self.checkpoints,
+                        final_message=ending.output if isinstance(ending, RunOutput | RunStopped) else None,
+                        read_request=self.cancel.acknowledged_at is not None,
+                    ),
+                )
+
+    def info(self, now: float, *, fallback: TaskInfo | None = None, subtasks: tuple[TaskInfo, ...] = ()) -> TaskInfo:
         """A snapshot of this record; `now` is the clock time it is taken at."""
         return TaskInfo(
             task_id=self.task_id,
@@ -79,18 +120,27 @@ class TaskRecord:
             question=self.question.text if self.question else None,
             cancel=self.cancel,
             outcome=self.outcome,
-            unresponsive_since=self.unresponsive_since,
             usage=self.usage,
+            region=self.region,
+            deadline_at=self.deadline_at,
             parent_task_id=self.parent_task_id,
+            subtasks=subtasks,
+            fallback_for=self.fallback_for,
+            fallback=fallback,
+            unresponsive_since=self.unresponsive_since,
+            lingering_threads=self.lingering_threads,
+            cleanup_error=self.cleanup_error,
         )
 
 
 class Registry:
-    """One owner's task records, by id."""
+    """One owner's task records, by id and by region, and the cancels of its regions."""
 
     def __init__(self) -> None:
         self._records: dict[TaskId, TaskRecord] = {}
         self._active: dict[TaskId, TaskRecord] = {}
+        self._by_region: dict[str, list[TaskRecord]] = {}
+        self._region_cancels: dict[str, RegionCancel] = {}
 
     def new_task_id(self, subagent: str) -> TaskId:
         """A readable id not used by this owner yet: `<subagent>-<4 hex digits>`, longer once those run short."""
@@ -105,6 +155,8 @@ class Registry:
         assert record.task_id not in self._records
         self._records[record.task_id] = record
         self._active[record.task_id] = record
+        if record.region is not None:
+            self._by_region.setdefault(record.region, []).append(record)
 
     def get(self, task_id: str) -> TaskRecord:
         """The record of `task_id`.
@@ -129,3 +181,23 @@ class Registry:
     def all(self) -> tuple[TaskRecord, ...]:
         """Every task this owner knows, oldest first."""
         return tuple(self._records.values())
+
+    def in_region(self, region: str) -> tuple[TaskRecord, ...]:
+        """The tasks of `region` and of the regions inside it, oldest first within each region."""
+        return tuple(
+            record for name, records in self._by_region.items() if region_contains(region, name) for record in records
+        )
+
+    def region_cancel(self, region: str | None) -> RegionCancel | None:
+        """The cancel of `region` or of a region around it, if one has fired (the outermost one)."""
+        if region is None:
+            return None
+        parts = region.split('/')
+        for depth in range(1, len(parts) + 1):
+            if cancel := self._region_cancels.get('/'.join(parts[:depth])):
+                return cancel
+        return None
+
+    def cancel_region(self, region: str, cancel: RegionCancel) -> None:
+        """Record that `region` was cancelled; the first cancel of a region is the one kept."""
+        self._region_cancels.setdefault(region, cancel)

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 import pydantic_core
 from pydantic import ValidationError
 
-from .messages import CancelReason, Checkpoint
+from .messages import CancelMode, CancelReason, Checkpoint
+from .regions import RegionCancelled, RegionCompleted, RegionIncomplete, RegionOutcome
 from .results import CancelInfo, Cancelled, Completed, Failed, PartialResult, TaskInfo
 from .states import TaskStatus
 
@@ -28,8 +29,13 @@ __all__ = (
     'hard_cancel_timed_out',
     'hard_cancelled',
     'manager_closed',
+    'no_region',
     'not_waiting',
     'one_question_at_a_time',
+    'partial_text',
+    'region_cancel_requested',
+    'region_closed',
+    'region_report',
     'refused_after_cancel',
     'soft_cancel_requested',
     'task_list',
@@ -111,15 +117,44 @@ def task_report(info: TaskInfo, now: float) -> str:
         case None:
             return _live_report(info, now)
         case Completed(output=output):
-            return f'{info.task_id}: COMPLETED in {_seconds(info.elapsed_seconds)}. Output:\n{_render_output(output)}'
+            report = f'{info.task_id}: COMPLETED in {_seconds(info.elapsed_seconds)}. Output:\n{_render_output(output)}'
         case Failed(error_type=error_type, message=message):
-            return f'{info.task_id}: FAILED after {_seconds(info.elapsed_seconds)}: {error_type}: {message}'
+            report = f'{info.task_id}: FAILED after {_seconds(info.elapsed_seconds)}: {error_type}: {message}'
         case Cancelled() as cancelled:
-            return _cancelled_report(info, cancelled)
+            report = _cancelled_report(info, cancelled)
+    return '\n'.join([report, *_aftermath(info, now)])
+
+
+def _aftermath(info: TaskInfo, now: float) -> list[str]:
+    notes: list[str] = []
+    if info.fallback is not None:
+        fallback = info.fallback
+        if fallback.outcome is None:
+            notes.append(
+                f'Its fallback {fallback.task_id} ({fallback.subagent}) is {fallback.status.name} in its place.'
+            )
+        elif isinstance(fallback.outcome, Completed):
+            notes.append(
+                f'Its fallback {fallback.task_id} ({fallback.subagent}) delivered this result in its place:\n'
+                f'{_render_output(fallback.outcome.output)}'
+            )
+        else:
+            notes.append(f'Its fallback {fallback.task_id} ({fallback.subagent}) ended {fallback.status.name} too.')
+    if info.lingering_threads:
+        notes.append(
+            f'A sync tool of it is still working in {info.lingering_threads} thread(s), which cannot be stopped; '
+            f'its results are discarded.'
+        )
+    if info.cleanup_error is not None:
+        notes.append(f'Its cleanup did not finish: {info.cleanup_error}.')
+    return notes
 
 
 def _live_report(info: TaskInfo, now: float) -> str:
-    lines = [f'{info.task_id}: {_STATUS_TEXT[info.status]} for {_seconds(info.elapsed_seconds)}.']
+    where = f' (region {info.region})' if info.region else ''
+    lines = [f'{info.task_id}: {_STATUS_TEXT[info.status]} for {_seconds(info.elapsed_seconds)}{where}.']
+    if info.deadline_at is not None:
+        lines.append(f'Its time budget runs out in {_seconds(max(0.0, info.deadline_at - now))}.')
     if info.question is not None:
         lines.append(f'It asks: {info.question}')
         lines.append(
@@ -131,6 +166,9 @@ def _live_report(info: TaskInfo, now: float) -> str:
     if info.unresponsive:
         lines.append('It did not stop after a hard cancel and is marked unresponsive; it may still be running.')
     lines.extend(_progress(info.checkpoints))
+    if info.subtasks:
+        lines.append('Its own sub-agent tasks:')
+        lines.extend(_tree(info.subtasks, depth=1))
     return '\n'.join(lines)
 
 
@@ -172,10 +210,11 @@ def _cancelled_report(info: TaskInfo, cancelled: Cancelled) -> str:
     how += f'; it ended {_seconds(info.ended_at - cancel.requested_at)} after the request'
     if cancelled.error is not None:
         how += f'; its wrap-up failed with {cancelled.error.error_type}'
-    return f'Task cancelled: {info.task_id} ({how}). Partial results:\n{_partial(cancelled.partial)}'
+    return f'Task cancelled: {info.task_id} ({how}). Partial results:\n{partial_text(cancelled.partial)}'
 
 
-def _partial(partial: PartialResult) -> str:
+def partial_text(partial: PartialResult) -> str:
+    """A partial result as lines: the progress picture from the checkpoints, then the final message."""
     if partial.is_empty:
         return 'None: it recorded no checkpoint and sent no final message.'
     lines: list[str] = []
@@ -234,7 +273,7 @@ def hard_cancelled(info: TaskInfo) -> str:
         return cancelled_before_start(info)
     return (
         f'Task cancelled: {info.task_id} stopped {_seconds(info.ended_at - info.cancel.requested_at)} after the '
-        f'hard cancel. Partial results:\n{_partial(info.outcome.partial)}'
+        f'hard cancel. Partial results:\n{partial_text(info.outcome.partial)}'
     )
 
 
@@ -260,9 +299,17 @@ def task_list(infos: Sequence[TaskInfo]) -> str:
     """Reply to `list_active_tasks`."""
     if not infos:
         return 'No active tasks.'
-    lines = [f'{len(infos)} active task{"s" if len(infos) != 1 else ""}:']
-    for info in infos[:_MAX_LISTED]:
-        line = f'- {info.task_id} {info.status.name} {_seconds(info.elapsed_seconds)} ({info.subagent}): '
+    lines = [f'{len(infos)} active task{"s" if len(infos) != 1 else ""}:', *_tree(infos[:_MAX_LISTED], depth=0)]
+    if len(infos) > _MAX_LISTED:
+        lines.append(f'… and {len(infos) - _MAX_LISTED:,} more.')
+    return '\n'.join(lines)
+
+
+def _tree(infos: Sequence[TaskInfo], *, depth: int) -> list[str]:
+    lines: list[str] = []
+    for info in infos:
+        line = f'{"  " * depth}- {info.task_id} {info.status.name} {_seconds(info.elapsed_seconds)} ({info.subagent}'
+        line += f', region {info.region}): ' if info.region else '): '
         line += _show(info.description)
         if info.cancel is not None:
             line += f'; {info.cancel.mode} cancel requested'
@@ -271,9 +318,8 @@ def task_list(infos: Sequence[TaskInfo]) -> str:
         if info.question is not None:
             line += f'; asks: {_show(info.question)}'
         lines.append(line)
-    if len(infos) > _MAX_LISTED:
-        lines.append(f'… and {len(infos) - _MAX_LISTED:,} more.')
-    return '\n'.join(lines)
+        lines.extend(_tree(info.subtasks, depth=depth + 1))
+    return lines
 
 
 def wait_report(infos: Sequence[TaskInfo], now: float, *, timed_out: bool) -> str:
@@ -293,6 +339,43 @@ def wait_report(infos: Sequence[TaskInfo], now: float, *, timed_out: bool) -> st
     return '\n\n'.join([head, *(task_report(info, now) for info in infos)])
 
 
+def region_cancel_requested(region: str, mode: CancelMode, infos: Sequence[TaskInfo]) -> str:
+    """Reply to `soft_cancel_region` / `hard_cancel_region`."""
+    if not infos:
+        return f'Region {region!r} is cancelled; it had no running task, and no new task can start in it.'
+    ids = ', '.join(info.task_id for info in infos)
+    if mode == 'hard':
+        return f'Region {region!r} is cancelled: stopped {ids}. wait_region shows what each had.'
+    return (
+        f'Region {region!r} is cancelled: {ids} {"have" if len(infos) != 1 else "has"} been told to wrap up. '
+        f'wait_region shows their partial results; no task in it can complete now.'
+    )
+
+
+def region_closed(region: str, reason: CancelReason) -> str:
+    """Reply to `task` in a region that was cancelled."""
+    return f'Region {region!r} was cancelled ({_reason(reason)}); no new task can start in it.'
+
+
+def region_report(outcome: RegionOutcome, now: float) -> str:
+    """Reply to `wait_region` once every task of the region has ended: all results, or why not."""
+    match outcome:
+        case RegionCompleted(region=region, outputs=outputs):
+            if not outputs:
+                return f'Region {region!r} has no tasks.'
+            results = '\n\n'.join(f'{task_id}:\n{_render_output(output)}' for task_id, output in outputs.items())
+            return f'Region {region!r} completed: all {len(outputs)} results.\n\n{results}'
+        case RegionCancelled(region=region, cancel=cancel, tasks=tasks):
+            head = (
+                f'Region {region!r} was cancelled ({cancel.mode}, {_reason(cancel.reason)}); '
+                'there is no complete set of results.'
+            )
+        case RegionIncomplete(region=region, tasks=tasks):
+            missing = [task.task_id for task in tasks if task.status is not TaskStatus.COMPLETED]
+            head = f'Region {region!r} is incomplete: {", ".join(missing)} did not complete.'
+    return '\n\n'.join([head, *(task_report(task, now) for task in tasks)])
+
+
 def unknown_task(task_id: str) -> str:
     """Reply for an id this owner never issued (including another run's task)."""
     return f'No task {_show(task_id)} in this run; call list_active_tasks() to see your tasks.'
@@ -301,6 +384,11 @@ def unknown_task(task_id: str) -> str:
 def empty_task_id() -> str:
     """Reply for an empty task id."""
     return "task_id is empty; pass the id that `task` returned, e.g. 'researcher-3f9a'."
+
+
+def no_region(region: str) -> str:
+    """Reply for a region name that no task was started in."""
+    return f'No task was started in region {_show(region)}; pass the region you gave to `task`.'
 
 
 def unknown_subagent(name: str, available: Sequence[str]) -> str:

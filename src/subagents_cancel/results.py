@@ -124,12 +124,27 @@ class TaskInfo:
     cancel: CancelInfo | None
     outcome: Outcome | None
     """Set once the task has ended."""
-    unresponsive_since: float | None
-    """When a hard cancel gave up waiting for it to stop."""
     usage: RunUsage | None
     """The sub-agent run's usage, once it has ended."""
+    region: str | None = None
+    """The cancel region it belongs to."""
+    deadline_at: float | None = None
+    """When its time budget runs out (clock seconds)."""
     parent_task_id: TaskId | None = None
     """The task whose sub-agent started this one, when sub-agents are nested."""
+    subtasks: tuple[TaskInfo, ...] = ()
+    """The tasks its own sub-agents are running (while it runs)."""
+    fallback_for: TaskId | None = None
+    """The cancelled task this one stands in for."""
+    fallback: TaskInfo | None = None
+    """The task started in its place after it was cancelled, if its config names a fallback."""
+    unresponsive_since: float | None = None
+    """When it was found still running after a stop: a hard cancel or teardown gave up waiting for its run,
+    or a sync tool's thread outlived the run."""
+    lingering_threads: int = 0
+    """Worker threads of its sync tools that are still working after its run ended."""
+    cleanup_error: str | None = None
+    """Set when its cleanup or promote hook raised or ran out of time."""
 
     @property
     def is_terminal(self) -> bool:
@@ -138,5 +153,5 @@ class TaskInfo:
 
     @property
     def unresponsive(self) -> bool:
-        """Whether a hard cancel gave up waiting and the task has still not stopped."""
-        return self.unresponsive_since is not None and not self.status.is_terminal
+        """Whether something of the task still runs although it was stopped (it counts as an orphan)."""
+        return self.lingering_threads > 0 or (self.unresponsive_since is not None and not self.status.is_terminal)

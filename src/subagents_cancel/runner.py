@@ -2,27 +2,31 @@
 
 The runner receives [`CancelRequest`][subagents_cancel.messages.CancelRequest] and
 [`Answer`][subagents_cancel.messages.Answer] in its mailbox, and reports what happens to the owner:
-started, question, checkpoint, acknowledgement, escalation, and finally
+started, question, checkpoint, acknowledgement, escalation, expired deadline, and finally
 [`RunFinished`][subagents_cancel.messages.RunFinished] once nothing of the run is left running.
 
-* A soft cancel is put into the live run with `AgentRun.enqueue(..., priority='asap')`, so the model
-  reads it at its next request; an open `ask_parent` question is answered with it instead. When the
-  grace window expires first, the runner stops the run.
-* A hard cancel (or an escalated soft one) uses pydantic-ai's first-party `AgentRun.cancel()`, which
-  closes the model stream and cancels running tool calls; before the run exists, it cancels the
-  runner's own scope.
+* A soft cancel reaches the task's own sub-agents first (with a shorter grace window); once they have
+  ended, it is put into the live run with `AgentRun.enqueue(..., priority='asap')`, so the model reads it
+  at its next request; an open `ask_parent` question is answered with it instead. When the grace window
+  expires first, the runner stops the run.
+* A hard cancel (or an escalated soft one) stops the task's own sub-agents first, then uses pydantic-ai's
+  first-party `AgentRun.cancel()`, which closes the model stream and cancels running tool calls; before
+  the run exists, it cancels the runner's own scope.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import anyio
 from anyio.abc import TaskGroup
 from pydantic_ai import Agent, RunCancelled, RunUsage, UsageLimitExceeded
 from pydantic_ai.agent import AbstractAgent
+from pydantic_ai.capabilities import UseThreadExecutor
 from pydantic_ai.exceptions import UnexpectedModelBehavior, UserError
 from pydantic_ai.run import AgentRun
 
@@ -35,9 +39,11 @@ from .messages import (
     BusMessage,
     CancelAcknowledged,
     CancelEscalated,
+    CancelReason,
     CancelRequest,
     Checkpoint,
     CheckpointRecorded,
+    DeadlineExpired,
     Question,
     RunEnding,
     RunError,
@@ -46,8 +52,10 @@ from .messages import (
     RunStopped,
     TaskId,
     TaskStarted,
+    ThreadsFinished,
 )
 from .task_capability import TaskRunCapability
+from .task_context import TaskContext, TaskThreads, task_scope
 
 __all__ = ('TaskRunner', 'TaskSpec')
 
@@ -60,11 +68,16 @@ class TaskSpec:
 
     task_id: TaskId
     owner_address: str
+    root_id: str
     agent: AbstractAgent[None, object]
     prompt: str
     instructions: str
     """Added to the sub-agent's own instructions for this run."""
     refuse_tools_after_cancel: bool
+    deadline_at: float | None
+    cascade_grace_factor: float
+    settle: Callable[[TaskContext], Awaitable[None]]
+    """Runs after the run has ended (the owner's hooks and scratch-directory handling); bounded by the owner."""
 
 
 @dataclass(slots=True)
@@ -78,17 +91,26 @@ class TaskRunner:
     """Drives one sub-agent task from its slot to the end of its run; see the module docstring."""
 
     def __init__(
-        self, spec: TaskSpec, *, bus: MessageBus, clock: Clock, slot: anyio.Semaphore | None, queued: bool
+        self,
+        spec: TaskSpec,
+        *,
+        bus: MessageBus,
+        clock: Clock,
+        pool: ThreadPoolExecutor,
+        slot: anyio.Semaphore | None,
+        queued: bool,
     ) -> None:
         """Prepare the runner and open its mailbox, so requests sent before it runs are not lost.
 
         `slot` is the owner's concurrency semaphore (released when the run ends); `queued` says the runner
-        must acquire it first (the task is PENDING), rather than having been given it already.
+        must acquire it first (the task is PENDING), rather than having been given it already. `pool`
+        runs the sync tools of the sub-agent.
         """
         self.spec = spec
         self._bus = bus
         self._clock = clock
         self._slot = slot
+        self._threads = TaskThreads(pool)
         self._started = not queued
         self._stop_requested = False
         self._run: AgentRun[None, object] | None = None
@@ -99,6 +121,14 @@ class TaskRunner:
         self._enqueue_id: str | None = None
         self._question: _OpenQuestion | None = None
         self._checkpoints = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.context = TaskContext(
+            spec.task_id,
+            root_id=spec.root_id,
+            clock=clock,
+            cancel_requested=lambda: self._cancel is not None or self._stop_requested,
+        )
+        """What code inside the task sees as [`current_task()`][subagents_cancel.current_task]."""
         self.finished = anyio.Event()
         """Set when the runner is done: the run has ended and nothing of it is left running."""
         bus.open_mailbox(spec.task_id, self._receive)
@@ -107,21 +137,33 @@ class TaskRunner:
 
     async def run(self) -> None:
         """Run the task to its end and report it; never raises except for cancellation from outside."""
+        task_scope(self.context)
+        self._loop = asyncio.get_running_loop()
         ending: RunEnding = RunStopped()
         usage = RunUsage()
         try:
             async with anyio.create_task_group() as timers:
                 self._timers = timers
+                if self.spec.deadline_at is not None:
+                    timers.start_soon(self._expire_deadline, self.spec.deadline_at)
                 if self._cancel is not None:
-                    timers.start_soon(self._expire_grace, self._cancel)  # requested before the runner ran
+                    self._start_wrap_up(self._cancel)  # requested before the runner ran
                 ending, usage = await self._drive()
                 timers.cancel_scope.cancel()
         finally:
             self._bus.close_mailbox(self.spec.task_id)
             if self._started:
                 self._send(
-                    RunFinished(task_id=self.spec.task_id, sent_at=self._clock.now(), ending=ending, usage=usage)
+                    RunFinished(
+                        task_id=self.spec.task_id,
+                        sent_at=self._clock.now(),
+                        ending=ending,
+                        usage=usage,
+                        lingering_threads=self._threads.linger(self._report_threads_finished),
+                    )
                 )
+            with anyio.CancelScope(shield=True):
+                await self.spec.settle(self.context)
             self.finished.set()
 
     async def _drive(self) -> tuple[RunEnding, RunUsage]:
@@ -142,16 +184,19 @@ class TaskRunner:
         return RunStopped(), RunUsage()
 
     async def _run_agent(self) -> tuple[RunEnding, RunUsage]:
-        capability = TaskRunCapability(
-            channel=self,
-            instructions=self.spec.instructions,
-            refuse_tools_after_cancel=self.spec.refuse_tools_after_cancel,
-        )
+        capabilities = [
+            TaskRunCapability(
+                channel=self,
+                instructions=self.spec.instructions,
+                refuse_tools_after_cancel=self.spec.refuse_tools_after_cancel,
+            ),
+            UseThreadExecutor(self._threads),
+        ]
         run: AgentRun[None, object] | None = None
         try:
-            async with self.spec.agent.iter(self.spec.prompt, capabilities=[capability]) as run:
+            async with self.spec.agent.iter(self.spec.prompt, capabilities=capabilities) as run:
                 self._run = run
-                if self._cancel is not None:
+                if self._cancel is not None and self._enqueue_id is None and self._question is None:
                     self._deliver(self._cancel)  # requested while the run was being set up
                 async for node in run:
                     if (
@@ -181,6 +226,15 @@ class TaskRunner:
         if dequeue is not None and self._enqueue_id is not None and dequeue(self._enqueue_id):
             self._enqueue_id = None
 
+    def _report_threads_finished(self) -> None:
+        """Called in a worker thread when the last sync tool call that outlived the run returns."""
+        message = ThreadsFinished(task_id=self.spec.task_id, sent_at=self._clock.now())
+        try:
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._send, message)
+        except RuntimeError:  # pragma: no cover - the event loop has already closed; nobody is left to tell
+            pass
+
     # --- the mailbox ----------------------------------------------------------------------------
 
     def _receive(self, message: BusMessage) -> None:
@@ -190,25 +244,45 @@ class TaskRunner:
             case CancelRequest() if not self._started:
                 self._stop()  # a PENDING task never starts
             case CancelRequest():
-                self._soft_cancel(message)
+                self._cancel = message
+                if self._timers is not None:  # else `run()` starts the wrap-up when it begins
+                    self._start_wrap_up(message)
             case Answer(correlation_id=question_id, text=text):
                 self._resolve_question(question_id, replies.answered_by_parent(text))
             case _:  # pragma: no cover - the owner sends only cancel requests and answers
                 raise AssertionError(f'unexpected message for a task: {message!r}')
 
-    def _soft_cancel(self, request: CancelRequest) -> None:
-        self._cancel = request
-        if self._question is not None:
-            self._resolve_question(self._question.message_id, cancel_request_text(request))
-        elif self._run is not None:
-            self._deliver(request)
-        if self._timers is not None:  # else `run()` starts the timer when it begins
-            self._timers.start_soon(self._expire_grace, request)
+    def _start_wrap_up(self, request: CancelRequest) -> None:
+        """Stop the task's own sub-agents first, then tell the task; stop it if the grace window runs out."""
+        assert self._timers is not None
+        self._timers.start_soon(self._expire_grace, request)
+        children = self.context.children
+        if not children:
+            self._tell(request, subtasks_stopped=False)
+            return
+        grace = request.grace_seconds * self.spec.cascade_grace_factor
+        reason = CancelReason(kind='parent_cancelled', detail=request.reason.detail)
+        for child in children:
+            child.cancel_all('soft', reason=reason, grace_seconds=grace)
+        self._timers.start_soon(self._tell_after_children, request, grace)
 
-    def _deliver(self, request: CancelRequest) -> None:
+    async def _tell_after_children(self, request: CancelRequest, grace: float) -> None:
+        deadline = request.sent_at + grace
+        for child in self.context.children:
+            await child.wait(timeout_seconds=max(0.0, deadline - self._clock.now()))
+        self._tell(request, subtasks_stopped=True)
+
+    def _tell(self, request: CancelRequest, *, subtasks_stopped: bool) -> None:
+        text = cancel_request_text(request, subtasks_stopped=subtasks_stopped)
+        if self._question is not None:
+            self._resolve_question(self._question.message_id, text)
+        elif self._run is not None:
+            self._deliver(request, text)
+
+    def _deliver(self, request: CancelRequest, text: str | None = None) -> None:
         assert self._run is not None
         try:
-            self._enqueue_id = self._run.enqueue(cancel_request_text(request), priority='asap')
+            self._enqueue_id = self._run.enqueue(text or cancel_request_text(request), priority='asap')
         except UserError:
             pass  # the run has just ended; its output becomes the partial result
 
@@ -219,8 +293,15 @@ class TaskRunner:
         )
         self._stop()
 
+    async def _expire_deadline(self, deadline: float) -> None:
+        await sleep_until(self._clock, deadline)
+        self._send(DeadlineExpired(task_id=self.spec.task_id, sent_at=self._clock.now()))
+
     def _stop(self) -> None:
         self._stop_requested = True
+        reason = CancelReason(kind='parent_cancelled')
+        for child in self.context.children:  # deepest first: the task's own sub-agents stop before it does
+            child.cancel_all('hard', reason=reason, grace_seconds=0.0)
         if self._run is not None:
             self._run.cancel()
         elif self._scope is not None:

@@ -17,12 +17,14 @@ from .errors import (
     CancelTimeout,
     ManagerClosed,
     NotWaitingForAnswer,
+    RegionClosed,
     TaskAlreadyFinished,
     UnknownSubAgent,
     UnknownTask,
 )
 from .manager import SubAgentManager
 from .messages import CancelReason
+from .regions import REGION_PATTERN
 from .states import TaskStatus
 from .tooling import ToolArgs, validated_tool
 
@@ -41,6 +43,15 @@ class _TaskArgs(ToolArgs):
     subagent_type: str = Field(description='The name of one of the sub-agents listed in your instructions.')
     mode: Literal['sync', 'async'] = Field(
         'sync', description="'sync' waits and returns the result; 'async' returns a task id at once."
+    )
+    region: str | None = Field(
+        None,
+        pattern=REGION_PATTERN,
+        description="A group to put it in, e.g. 'research' or 'research/patents', to cancel or wait for together.",
+    )
+    timeout_seconds: float | None = Field(None, gt=0, description='Its time budget; it is cancelled when it runs out.')
+    fallback: str | None = Field(
+        None, description='A sub-agent that takes over, with the partial result, if this task is cancelled.'
     )
 
 
@@ -68,6 +79,20 @@ class _WaitArgs(ToolArgs):
 
 class _NoArgs(ToolArgs):
     pass
+
+
+class _RegionArgs(ToolArgs):
+    region: str = Field(pattern=REGION_PATTERN, description='The region given to `task`, e.g. research.')
+
+
+class _CancelRegionArgs(_RegionArgs):
+    reason: str | None = Field(None, max_length=500, description='Why, in a few words; the sub-agents are told.')
+
+
+class _WaitRegionArgs(_RegionArgs):
+    timeout_seconds: float | None = Field(
+        None, gt=0, description='The longest to wait, in seconds; a few minutes if omitted.'
+    )
 
 
 def create_subagent_toolset(manager: SubAgentManager) -> FunctionToolset[object]:
@@ -102,6 +127,8 @@ def parent_toolset(current_manager: ManagerSource) -> FunctionToolset[object]:
                 return replies.already_cancelled(info) if cancelled else replies.already_done(info)
             except ManagerClosed:
                 return replies.manager_closed()
+            except RegionClosed as error:
+                return replies.region_closed(error.region, error.reason)
 
         return call
 
@@ -153,15 +180,42 @@ def parent_toolset(current_manager: ManagerSource) -> FunctionToolset[object]:
                 _AnswerArgs,
                 guarded(_answer_subagent),
             ),
+            validated_tool(
+                'soft_cancel_region',
+                'Ask every task of a region to stop and hand back partial results; none of them can complete now, '
+                'and no new task starts in the region. Returns at once.',
+                _CancelRegionArgs,
+                guarded(_soft_cancel_region),
+            ),
+            validated_tool(
+                'hard_cancel_region',
+                'Stop every task of a region now; returns once they have stopped.',
+                _CancelRegionArgs,
+                guarded(_hard_cancel_region),
+            ),
+            validated_tool(
+                'wait_region',
+                'Wait until every task of a region has ended, then get all their results — or, if the region was '
+                'cancelled or a task did not complete, why not. Returns early when a task asks you a question.',
+                _WaitRegionArgs,
+                guarded(_wait_region),
+            ),
         ]
     )
 
 
 async def _task(manager: SubAgentManager, args: _TaskArgs) -> str:
+    launch = manager.start if args.mode == 'async' else manager.run
     try:
+        info = await launch(
+            args.subagent_type,
+            args.description,
+            region=args.region,
+            timeout_seconds=args.timeout_seconds,
+            fallback=args.fallback,
+        )
         if args.mode == 'async':
-            return replies.task_started(await manager.start(args.subagent_type, args.description))
-        info = await manager.run(args.subagent_type, args.description)
+            return replies.task_started(info)
     except UnknownSubAgent as error:
         return replies.unknown_subagent(error.name, error.available)
     return replies.task_report(info, manager.clock.now())
@@ -206,3 +260,27 @@ async def _answer_subagent(manager: SubAgentManager, args: _AnswerArgs) -> str:
         return replies.answer_delivered(await manager.answer(args.task_id, args.answer))
     except NotWaitingForAnswer as error:
         return replies.not_waiting(manager.get(error.task_id))
+
+
+def _region_reason(args: _CancelRegionArgs) -> CancelReason:
+    return CancelReason(kind='region', detail=f'{args.region}: {args.reason}' if args.reason else args.region)
+
+
+async def _soft_cancel_region(manager: SubAgentManager, args: _CancelRegionArgs) -> str:
+    infos = await manager.soft_cancel_region(args.region, reason=_region_reason(args))
+    return replies.region_cancel_requested(args.region, 'soft', infos)
+
+
+async def _hard_cancel_region(manager: SubAgentManager, args: _CancelRegionArgs) -> str:
+    infos = await manager.hard_cancel_region(args.region, reason=_region_reason(args))
+    return replies.region_cancel_requested(args.region, 'hard', infos)
+
+
+async def _wait_region(manager: SubAgentManager, args: _WaitRegionArgs) -> str:
+    tasks = manager.region_tasks(args.region)
+    if not tasks:
+        return replies.no_region(args.region)
+    result = await manager.wait([task.task_id for task in tasks], timeout_seconds=args.timeout_seconds)
+    if result.timed_out or any(task.question is not None for task in result.tasks):
+        return replies.wait_report(result.tasks, manager.clock.now(), timed_out=result.timed_out)
+    return replies.region_report(await manager.join_region(args.region), manager.clock.now())

@@ -1,0 +1,103 @@
+"""Cancel regions: named groups of tasks that are cancelled together and joined all-or-nothing.
+
+A region is named by a path: `research`, `research/patents`. A region contains the regions below it,
+so cancelling `research` cancels `research/patents` too, but not the reverse, and not `writing`.
+Once a region's cancel has fired, no task in it can complete any more (the cancel was requested
+first), and no new task starts in it. Tasks that completed before the cancel keep their results.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from .messages import CancelMode, CancelReason, TaskId
+from .results import Completed, TaskInfo
+from .states import TaskStatus
+
+__all__ = (
+    'REGION_PATTERN',
+    'RegionCancel',
+    'RegionCancelled',
+    'RegionCompleted',
+    'RegionIncomplete',
+    'RegionOutcome',
+    'check_region',
+    'region_contains',
+    'region_outcome',
+)
+
+REGION_PATTERN = r'^[A-Za-z0-9_-]{1,48}(/[A-Za-z0-9_-]{1,48}){0,7}$'
+"""A region name: up to eight `/`-separated parts of letters, digits, `_` and `-`."""
+
+_REGION = re.compile(REGION_PATTERN)
+
+
+def check_region(name: str) -> str:
+    """Return `name` if it is a valid region name.
+
+    Raises:
+        ValueError: it is not.
+    """
+    if not _REGION.match(name):
+        raise ValueError(f"Invalid region name {name!r}: use parts of letters, digits, '_' and '-' joined by '/'.")
+    return name
+
+
+def region_contains(outer: str, inner: str | None) -> bool:
+    """Whether region `inner` is `outer` or lies inside it."""
+    return inner is not None and (inner == outer or inner.startswith(f'{outer}/'))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegionCancel:
+    """A region's cancel: how, why and when (clock seconds) it fired."""
+
+    mode: CancelMode
+    reason: CancelReason
+    at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegionCompleted:
+    """Every task of the region completed; here is each result."""
+
+    region: str
+    outputs: Mapping[TaskId, object]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegionCancelled:
+    """The region was cancelled, so it delivers no results as if complete; `tasks` holds what each had."""
+
+    region: str
+    cancel: RegionCancel
+    tasks: tuple[TaskInfo, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegionIncomplete:
+    """The region was not cancelled, but some of its tasks did not complete (they failed or were cancelled)."""
+
+    region: str
+    tasks: tuple[TaskInfo, ...]
+    """Every task of the region; the ones whose status is not COMPLETED are why."""
+
+
+RegionOutcome = RegionCompleted | RegionCancelled | RegionIncomplete
+"""What an all-or-nothing join of a region delivers."""
+
+
+def region_outcome(region: str, tasks: Iterable[TaskInfo], cancel: RegionCancel | None) -> RegionOutcome:
+    """Join the ended tasks of `region`: every result, or a notice saying why not."""
+    tasks = tuple(tasks)
+    assert all(task.is_terminal for task in tasks)
+    if cancel is not None:
+        return RegionCancelled(region=region, cancel=cancel, tasks=tasks)
+    if all(task.status is TaskStatus.COMPLETED for task in tasks):
+        return RegionCompleted(
+            region=region,
+            outputs={task.task_id: task.outcome.output for task in tasks if isinstance(task.outcome, Completed)},
+        )
+    return RegionIncomplete(region=region, tasks=tasks)

@@ -1,0 +1,164 @@
+"""What code running inside a sub-agent task can know about its task, and the links between nested tasks.
+
+Inside a task — in the sub-agent's tools, hooks, and the worker threads of its sync tools —
+[`current_task()`][subagents_cancel.current_task] returns its [`TaskContext`][subagents_cancel.TaskContext]: its
+id, whether it was asked to stop (a sync tool in a thread cannot be interrupted, so it should look), and a scratch
+directory that is deleted when the task is cancelled. A sub-agent that has sub-agents of its own registers their
+owner here, so a cancel of the task reaches them first.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from .clock import Clock
+from .messages import CancelMode, CancelReason, TaskId
+from .results import TaskInfo
+from .waiting import WaitFor, WaitResult
+
+__all__ = ('ChildOwner', 'TaskCancelRequested', 'TaskContext', 'TaskThreads', 'current_task', 'task_scope')
+
+_T = TypeVar('_T')
+
+
+class ChildOwner(Protocol):
+    """An owner of tasks started from inside another task (a nested sub-agent's manager)."""
+
+    def cancel_all(self, mode: CancelMode, *, reason: CancelReason, grace_seconds: float) -> None:
+        """Request a cancel of every task it has that is still running; return at once."""
+        ...
+
+    async def wait(
+        self, task_ids: Sequence[str] | None = None, *, wait_for: WaitFor = 'all', timeout_seconds: float | None = None
+    ) -> WaitResult:
+        """Wait for its tasks."""
+        ...
+
+    def active_tasks(self) -> tuple[TaskInfo, ...]:
+        """Snapshots of its tasks that have not ended."""
+        ...
+
+
+class TaskCancelRequested(Exception):
+    """Raised by [`TaskContext.raise_if_cancel_requested`][subagents_cancel.TaskContext.raise_if_cancel_requested]."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        super().__init__(f'Task {task_id!r} was asked to stop.')
+
+
+class TaskContext:
+    """The task that the current code runs in; get it with [`current_task()`][subagents_cancel.current_task]."""
+
+    def __init__(self, task_id: TaskId, *, root_id: str, clock: Clock, cancel_requested: Callable[[], bool]) -> None:
+        self.task_id = task_id
+        """The task's id."""
+        self.root_id = root_id
+        """The id of the top-level owner (the parent run or manager scope at the root of the task tree)."""
+        self.clock = clock
+        """The clock of the task's owner; nested owners use it too."""
+        self._cancel_requested = cancel_requested
+        self._children: list[ChildOwner] = []
+        self._scratch_dir: Path | None = None
+
+    @property
+    def cancel_requested(self) -> bool:
+        """Whether the task was asked to stop (softly or hard); safe to read from a worker thread."""
+        return self._cancel_requested()
+
+    def raise_if_cancel_requested(self) -> None:
+        """Raise [`TaskCancelRequested`][subagents_cancel.TaskCancelRequested] if the task was asked to stop.
+
+        A sync tool runs in a worker thread that no cancel can interrupt; call this between steps of
+        long work so the thread ends soon after its task is stopped.
+        """
+        if self.cancel_requested:
+            raise TaskCancelRequested(self.task_id)
+
+    @property
+    def scratch_dir(self) -> Path:
+        """A directory of this task's own, created on first use.
+
+        Write intermediate files here: when the task is cancelled (or fails) the directory is deleted,
+        so no partial writes are left behind; when it completes, the sub-agent's `promote` hook gets it
+        first, to keep what it wants.
+        """
+        if self._scratch_dir is None:
+            self._scratch_dir = Path(tempfile.mkdtemp(prefix=f'subagents-{self.task_id}-'))
+        return self._scratch_dir
+
+    @property
+    def scratch_dir_if_created(self) -> Path | None:
+        """The scratch directory, or `None` if nothing asked for it."""
+        return self._scratch_dir
+
+    @property
+    def children(self) -> tuple[ChildOwner, ...]:
+        """The owners of tasks started from inside this task."""
+        return tuple(self._children)
+
+    def adopt(self, owner: ChildOwner) -> None:
+        """Register the owner of tasks started from inside this task."""
+        self._children.append(owner)
+
+    def disown(self, owner: ChildOwner) -> None:
+        """Forget an owner that has closed."""
+        self._children.remove(owner)
+
+
+_current: ContextVar[TaskContext | None] = ContextVar('subagents_cancel_task', default=None)
+
+
+def current_task() -> TaskContext | None:
+    """The task the calling code runs in, or `None` outside any sub-agent task."""
+    return _current.get()
+
+
+def task_scope(context: TaskContext) -> None:
+    """Make `context` the current task for the calling asyncio task and everything it starts."""
+    _current.set(context)
+
+
+class TaskThreads(Executor):
+    """The worker threads of one task's sync tools, on a pool shared by the owner's tasks.
+
+    It counts the calls that have not returned, so a run that was stopped while a sync tool was working
+    can be reported until the thread finishes; `on_idle` is called (in the worker thread) when the last
+    one returns.
+    """
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self._pool = pool
+        self._lock = threading.Lock()  # worker threads report their return concurrently with `linger`
+        self._running: set[Future[Any]] = set()
+        self._on_idle: Callable[[], None] | None = None
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:
+        """Run `fn` on the shared pool and track it."""
+        future = self._pool.submit(fn, *args, **kwargs)
+        with self._lock:
+            self._running.add(future)
+        future.add_done_callback(self._returned)
+        return future
+
+    def linger(self, on_idle: Callable[[], None]) -> int:
+        """How many calls are still running; if any, `on_idle` is called (in a worker thread) when the last returns."""
+        with self._lock:
+            if self._running:
+                self._on_idle = on_idle
+            return len(self._running)
+
+    def _returned(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._running.discard(future)
+            on_idle = self._on_idle if not self._running else None
+            if on_idle is not None:
+                self._on_idle = None
+        if on_idle is not None:
+            on_idle()
