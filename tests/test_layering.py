@@ -9,7 +9,7 @@ import subagents_cancel
 
 # Lower layers never import higher ones. Modules on one layer do not import each other.
 LAYERS: list[set[str]] = [
-    {'errors', 'clock'},
+    {'errors', 'clock', 'shield'},
     {'states'},
     {'messages'},
     {'results', 'bus'},

@@ -56,6 +56,7 @@ from .regions import RegionCancel, RegionOutcome, check_region, region_outcome
 from .registry import Registry, TaskRecord
 from .results import CancelInfo, Cancelled, TaskInfo
 from .runner import TaskRunner, TaskSpec
+from .shield import finish_shielded
 from .states import TaskEvent, TaskStatus
 from .task_context import TaskContext, current_task
 from .waiting import Waiters, WaitFor, WaitResult
@@ -172,15 +173,16 @@ class SubAgentManager:
         if self._phase != 'open':
             return
         self._phase = 'closing'
-        reason = reason or CancelReason(kind='parent_ended')
-        with anyio.CancelScope(shield=True):
-            live = self._registry.active()
-            if live and self.policy.owner_end == 'soft':
-                self.cancel_all('soft', reason=reason, grace_seconds=self.policy.owner_end_grace_seconds)
-                deadline = self.clock.now() + self.policy.owner_end_grace_seconds
-                await self._waiters.wait_until(live, 'all', deadline=deadline, stop_on_question=False)
-            self.cancel_all('hard', reason=reason, grace_seconds=0.0)
-            await self._join_runners(self.clock.now() + self.policy.teardown_seconds)
+        await finish_shielded(self._close(reason or CancelReason(kind='parent_ended')))
+
+    async def _close(self, reason: CancelReason) -> None:
+        live = self._registry.active()
+        if live and self.policy.owner_end == 'soft':
+            self.cancel_all('soft', reason=reason, grace_seconds=self.policy.owner_end_grace_seconds)
+            deadline = self.clock.now() + self.policy.owner_end_grace_seconds
+            await self._waiters.wait_until(live, 'all', deadline=deadline, stop_on_question=False)
+        self.cancel_all('hard', reason=reason, grace_seconds=0.0)
+        await self._join_runners(self.clock.now() + self.policy.teardown_seconds)
         self._phase = 'closed'
         if self._parent is not None:
             self._parent.disown(self)
@@ -330,8 +332,7 @@ class SubAgentManager:
             await self._waiters.wait_until((record,), 'all', deadline=None, stop_on_question=True)
         except BaseException:
             # The caller is gone: a task it was waiting for must not outlive it.
-            with anyio.CancelScope(shield=True):
-                await self._stop(record, CancelReason(kind='parent_cancelled'))
+            await finish_shielded(self._stop(record, CancelReason(kind='parent_cancelled')))
             raise
         return self._info(record)
 
