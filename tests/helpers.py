@@ -190,7 +190,7 @@ class Gate:
 
 
 _ANNOUNCED_ID = re.compile(
-    r'(?:^|Task started with ID: |Task cancelled: )([A-Za-z][A-Za-z0-9_-]*-[0-9a-f]{4,8})\b', re.M
+    r'(?:^|Task started with ID: |Task cancelled: |Its fallback )([A-Za-z][A-Za-z0-9_-]*-[0-9a-f]{4,8})\b', re.M
 )
 
 
