@@ -20,6 +20,7 @@ from .errors import (
 )
 from .manager import SubAgentManager
 from .messages import CancelMode, CancelReason, CancelReasonKind, Checkpoint, TaskId
+from .processes import ProcessResult, run_process
 from .regions import RegionCancel, RegionCancelled, RegionCompleted, RegionIncomplete, RegionOutcome
 from .results import CancelInfo, Cancelled, Completed, Failed, Outcome, PartialResult, TaskInfo
 from .states import TaskStatus
@@ -49,6 +50,7 @@ __all__ = (
     'NotWaitingForAnswer',
     'Outcome',
     'PartialResult',
+    'ProcessResult',
     'PromoteHook',
     'RegionCancel',
     'RegionCancelled',
@@ -73,4 +75,5 @@ __all__ = (
     'WaitResult',
     'create_subagent_toolset',
     'current_task',
+    'run_process',
 )

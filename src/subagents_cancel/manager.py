@@ -188,7 +188,11 @@ class SubAgentManager:
             self._parent.disown(self)
         assert self._pool is not None
         self._pool.shutdown(wait=False)  # a sync tool's thread cannot be stopped; it is reported, not awaited
-        if not self._runners:  # else orphans still report to this mailbox, and the last one closes it
+        self._close_mailbox_when_quiet()
+
+    def _close_mailbox_when_quiet(self) -> None:
+        """After teardown, close the mailbox once no orphan (a run or a sync tool's thread) can report to it."""
+        if self._phase == 'closed' and not self._runners and not any(r.lingering_threads for r in self._registry.all()):
             self._bus.close_mailbox(self.owner_id)
 
     async def _join_runners(self, deadline: float) -> None:
@@ -308,8 +312,7 @@ class SubAgentManager:
     def _forget(self, task_id: TaskId, done: asyncio.Task[None]) -> None:
         self._background.discard(done)
         self._runners.pop(task_id, None)
-        if self._phase == 'closed' and not self._runners:
-            self._bus.close_mailbox(self.owner_id)
+        self._close_mailbox_when_quiet()
 
     async def run(
         self,
@@ -349,6 +352,14 @@ class SubAgentManager:
     def active_tasks(self) -> tuple[TaskInfo, ...]:
         """Snapshots of the tasks that have not ended, oldest first, each with its own sub-agents' tasks."""
         return tuple(self._info(record) for record in self._registry.active())
+
+    def unresponsive_tasks(self) -> tuple[TaskInfo, ...]:
+        """Tasks that were stopped but may still be running; each leaves this list once it really stops.
+
+        That is a run that ignored its hard cancel, or a sync tool's thread that outlived its run (a thread
+        cannot be stopped from outside; see [`TaskContext.cancel_requested`][subagents_cancel.TaskContext]).
+        """
+        return tuple(info for info in map(self._info, self._registry.all()) if info.unresponsive)
 
     def tasks(self) -> tuple[TaskInfo, ...]:
         """Snapshots of every task of this owner, oldest first."""
@@ -611,6 +622,7 @@ class SubAgentManager:
             case ThreadsFinished():
                 record.lingering_threads = 0
                 self._waiters.notify(record)
+                self._close_mailbox_when_quiet()
             case _:  # a question, acknowledgement or deadline that lost a race with a cancel or the end
                 pass
 

@@ -122,10 +122,10 @@ def task_report(info: TaskInfo, now: float) -> str:
             report = f'{info.task_id}: FAILED after {_seconds(info.elapsed_seconds)}: {error_type}: {message}'
         case Cancelled() as cancelled:
             report = _cancelled_report(info, cancelled)
-    return '\n'.join([report, *_aftermath(info, now)])
+    return '\n'.join([report, *_aftermath(info)])
 
 
-def _aftermath(info: TaskInfo, now: float) -> list[str]:
+def _aftermath(info: TaskInfo) -> list[str]:
     notes: list[str] = []
     if info.fallback is not None:
         fallback = info.fallback
@@ -271,10 +271,11 @@ def hard_cancelled(info: TaskInfo) -> str:
     assert isinstance(info.outcome, Cancelled) and info.cancel is not None and info.ended_at is not None
     if info.started_at is None:
         return cancelled_before_start(info)
-    return (
+    report = (
         f'Task cancelled: {info.task_id} stopped {_seconds(info.ended_at - info.cancel.requested_at)} after the '
         f'hard cancel. Partial results:\n{partial_text(info.outcome.partial)}'
     )
+    return '\n'.join([report, *_aftermath(info)])
 
 
 def hard_cancel_timed_out(task_id: str, waited_seconds: float) -> str:
@@ -295,13 +296,18 @@ def not_waiting(info: TaskInfo) -> str:
     return f'{info.task_id} is not waiting for an answer (it is {info.status.name}); nothing was sent.'
 
 
-def task_list(infos: Sequence[TaskInfo]) -> str:
-    """Reply to `list_active_tasks`."""
-    if not infos:
-        return 'No active tasks.'
-    lines = [f'{len(infos)} active task{"s" if len(infos) != 1 else ""}:', *_tree(infos[:_MAX_LISTED], depth=0)]
+def task_list(infos: Sequence[TaskInfo], lingering: Sequence[TaskInfo] = ()) -> str:
+    """Reply to `list_active_tasks`: the active tasks, then the ended ones whose sync tool threads still run."""
+    lines = (
+        [f'{len(infos)} active task{"s" if len(infos) != 1 else ""}:', *_tree(infos[:_MAX_LISTED], depth=0)]
+        if infos
+        else ['No active tasks.']
+    )
     if len(infos) > _MAX_LISTED:
         lines.append(f'… and {len(infos) - _MAX_LISTED:,} more.')
+    if lingering:
+        lines.append('Ended, but a sync tool of theirs is still working in a thread that cannot be stopped:')
+        lines.extend(f'- {info.task_id} {info.status.name} ({info.subagent})' for info in lingering)
     return '\n'.join(lines)
 
 

@@ -252,7 +252,8 @@ async def _hard_cancel_task(manager: SubAgentManager, args: _CancelArgs) -> str:
 
 
 async def _list_active_tasks(manager: SubAgentManager, args: _NoArgs) -> str:
-    return replies.task_list(manager.active_tasks())
+    lingering = tuple(info for info in manager.unresponsive_tasks() if info.is_terminal)
+    return replies.task_list(manager.active_tasks(), lingering)
 
 
 async def _answer_subagent(manager: SubAgentManager, args: _AnswerArgs) -> str:

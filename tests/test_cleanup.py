@@ -1,0 +1,146 @@
+"""Cleanup after a cancel, and no partial writes: hooks run shielded and bounded; scratch directories never leak."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import anyio
+import pytest
+from pydantic_ai import Agent
+
+from subagents_cancel import (
+    Cancelled,
+    CancelReason,
+    ManualClock,
+    PartialResult,
+    SubAgentConfig,
+    SubAgentManager,
+    SubAgentPolicy,
+    TaskInfo,
+    TaskStatus,
+    current_task,
+)
+
+from .helpers import Gate, Script, call, text
+
+pytestmark = pytest.mark.anyio
+
+
+def writer(script: Script, written: list[Path] | None = None, **settings: object) -> SubAgentConfig:
+    """A sub-agent with a `write` tool that stages its files in the task's scratch directory (noted in `written`)."""
+
+    def write(name: str, content: str) -> str:
+        """Write a file of the report."""
+        task = current_task()
+        assert task is not None
+        path = task.scratch_dir / name
+        path.write_text(content)
+        if written is not None:
+            written.append(path)
+        return f'wrote {name}'
+
+    agent = Agent(script.model, tools=[write])
+    return SubAgentConfig.model_validate({'name': 'writer', 'description': 'Writes files', 'agent': agent, **settings})
+
+
+async def test_cleanup_hook_gets_the_cancelled_task(clock: ManualClock) -> None:
+    seen: list[TaskInfo] = []
+
+    async def cleanup(info: TaskInfo) -> None:
+        seen.append(info)
+
+    working = Gate()
+    script = Script([call('checkpoint', completed=['intro']), working.block_forever()])
+    async with SubAgentManager([writer(script, cleanup=cleanup)], clock=clock) as manager:
+        task = await manager.start('writer', 'Write the report')
+        await working.reached.wait()
+        await manager.hard_cancel(task.task_id, reason=CancelReason(kind='budget', detail='token budget'))
+
+    (info,) = seen
+    assert info.status is TaskStatus.CANCELLED
+    assert isinstance(info.outcome, Cancelled)
+    assert (info.outcome.mode, info.outcome.reason) == ('hard', CancelReason(kind='budget', detail='token budget'))
+    assert info.outcome.partial.completed == ('intro',)
+    assert manager.get(task.task_id).cleanup_error is None
+
+
+async def test_cleanup_hook_that_raises_is_recorded_and_teardown_goes_on(clock: ManualClock) -> None:
+    async def cleanup(info: TaskInfo) -> None:
+        raise OSError('disk gone')
+
+    working = Gate()
+    async with SubAgentManager([writer(Script([working.block_forever()]), cleanup=cleanup)], clock=clock) as manager:
+        task = await manager.start('writer', 'Write the report')
+        await working.reached.wait()
+        info = await manager.hard_cancel(task.task_id)
+
+    assert info.outcome == Cancelled(mode='hard', reason=CancelReason(), partial=PartialResult())
+    assert manager.get(task.task_id).cleanup_error == 'its hook raised OSError'
+    assert manager.orphans() == ()
+
+
+async def test_cleanup_hook_that_hangs_is_stopped_at_its_bound(clock: ManualClock) -> None:
+    hook_started = anyio.Event()
+    hook_stopped = anyio.Event()
+
+    async def cleanup(info: TaskInfo) -> None:
+        hook_started.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            hook_stopped.set()
+
+    working = Gate()
+    policy = SubAgentPolicy(hook_seconds=2)
+    config = writer(Script([working.block_forever()]), cleanup=cleanup)
+    async with SubAgentManager([config], clock=clock, policy=policy) as manager:
+        task = await manager.start('writer', 'Write the report')
+        await working.reached.wait()
+        await manager.hard_cancel(task.task_id)
+        await hook_started.wait()
+        await anyio.wait_all_tasks_blocked()
+        clock.advance(2)
+        await hook_stopped.wait()
+
+    assert manager.get(task.task_id).cleanup_error == 'its hook ran longer than 2s and was stopped'
+    assert manager.orphans() == ()
+
+
+async def test_cancelled_task_leaves_no_files_behind(clock: ManualClock) -> None:
+    """Files staged by a task that is cancelled are deleted with its scratch directory, after its cleanup hook."""
+    written: list[Path] = []
+    present_at_cleanup: list[bool] = []
+
+    async def cleanup(info: TaskInfo) -> None:
+        present_at_cleanup.append(all(path.exists() for path in written))
+
+    working = Gate()
+    script = Script([call('write', name='part1.md', content='# Market'), working.block_forever()])
+    async with SubAgentManager([writer(script, written, cleanup=cleanup)], clock=clock) as manager:
+        task = await manager.start('writer', 'Write the report')
+        await working.reached.wait()
+        (staged,) = written
+        assert staged.read_text() == '# Market'
+        await manager.hard_cancel(task.task_id)
+
+    assert present_at_cleanup == [True]
+    assert not staged.parent.exists()
+
+
+async def test_completed_task_promotes_its_files(clock: ManualClock, tmp_path: Path) -> None:
+    published = tmp_path / 'published'
+
+    async def promote(info: TaskInfo, scratch: Path) -> None:
+        assert info.status is TaskStatus.COMPLETED
+        shutil.copytree(scratch, published)
+
+    written: list[Path] = []
+    script = Script([call('write', name='report.md', content='# Q3'), text('Report written.')])
+    async with SubAgentManager([writer(script, written, promote=promote)], clock=clock) as manager:
+        info = await manager.run('writer', 'Write the report')
+
+    assert info.status is TaskStatus.COMPLETED
+    assert (published / 'report.md').read_text() == '# Q3'
+    assert not written[0].parent.exists()  # promoted, then the scratch directory goes
+    assert manager.get(info.task_id).cleanup_error is None

@@ -1,0 +1,204 @@
+"""Work that a cancel cannot interrupt: sync tools in threads are reported, not awaited; subprocesses are killed."""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+import pytest
+from inline_snapshot import snapshot
+from pydantic_ai import Agent
+
+from subagents_cancel import (
+    InProcessBus,
+    ManualClock,
+    SubAgentCapability,
+    SubAgentConfig,
+    SubAgentManager,
+    TaskCancelRequested,
+    TaskStatus,
+    current_task,
+    run_process,
+)
+from subagents_cancel.messages import BusMessage, ThreadsFinished
+
+from .helpers import TASK_ID, Gate, Script, after, call, replies_of, text
+
+pytestmark = pytest.mark.anyio
+
+
+class _SyncCrunch:
+    """A sync tool that blocks its worker thread until `finish` is set; a cancel cannot interrupt it."""
+
+    def __init__(self, *, cooperative: bool = False) -> None:
+        self.entered = threading.Event()
+        self.finish = threading.Event()
+        self.side_effects: list[str] = []
+        self.raised: list[str] = []
+        self._cooperative = cooperative
+
+    def crunch(self, dataset: str) -> str:
+        """Crunch a dataset."""
+        task = current_task()
+        assert task is not None
+        self.entered.set()
+        self.finish.wait()
+        if self._cooperative:
+            try:
+                task.raise_if_cancel_requested()
+            except TaskCancelRequested as stop:
+                self.raised.append(str(stop))
+                raise
+        self.side_effects.append(f'wrote {dataset} results')
+        return 'crunched'
+
+    def config(self, script: Script) -> SubAgentConfig:
+        agent = Agent(script.model, tools=[self.crunch])
+        return SubAgentConfig(name='cruncher', description='Crunches data', agent=agent)
+
+
+def threads_finished_seen(bus: InProcessBus) -> anyio.Event:
+    seen = anyio.Event()
+
+    def listen(address: str, message: BusMessage) -> None:
+        if isinstance(message, ThreadsFinished):
+            seen.set()
+
+    bus.subscribe(listen)
+    return seen
+
+
+async def test_sync_tool_thread_is_reported_until_it_returns(clock: ManualClock) -> None:
+    """The run stops at once; the thread it leaves behind is listed as unresponsive until it returns."""
+    tool = _SyncCrunch()
+    bus = InProcessBus()
+    returned = threads_finished_seen(bus)
+    listed = anyio.Event()
+    parent = Script(
+        [
+            call('task', subagent_type='cruncher', description='Crunch Q3', mode='async'),
+            after(listed, call('hard_cancel_task', task_id=TASK_ID)),
+            call('list_active_tasks'),
+            call('check_task', task_id=TASK_ID),
+            text('Stopped.'),
+        ]
+    )
+    sub = Script([call('crunch', dataset='q3')])
+    async with SubAgentManager([tool.config(sub)], clock=clock, bus=bus) as manager:
+        agent = Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)])
+        async with anyio.create_task_group() as group:
+            group.start_soon(agent.run, 'Crunch')
+            await anyio.to_thread.run_sync(tool.entered.wait)
+            listed.set()
+        (stopped,) = manager.unresponsive_tasks()
+        tool.finish.set()
+        await returned.wait()
+        after_return = manager.get(stopped.task_id)
+
+    assert (stopped.status, stopped.lingering_threads, stopped.unresponsive) == (TaskStatus.CANCELLED, 1, True)
+    assert (after_return.lingering_threads, after_return.unresponsive) == (0, False)
+    assert manager.unresponsive_tasks() == ()
+    assert tool.side_effects == ['wrote q3 results']  # a thread cannot be stopped: document it, report it
+    assert replies_of(parent.requests[-1])[1:] == snapshot(
+        [
+            """\
+Task cancelled: cruncher-0001 stopped 0.0 ms after the hard cancel. Partial results:
+None: it recorded no checkpoint and sent no final message.
+A sync tool of it is still working in 1 thread(s), which cannot be stopped; its results are discarded.\
+""",
+            """\
+No active tasks.
+Ended, but a sync tool of theirs is still working in a thread that cannot be stopped:
+- cruncher-0001 CANCELLED (cruncher)\
+""",
+            """\
+Task cancelled: cruncher-0001 (hard, on request; it ended 0.0 ms after the request). Partial results:
+None: it recorded no checkpoint and sent no final message.
+A sync tool of it is still working in 1 thread(s), which cannot be stopped; its results are discarded.\
+""",
+        ]
+    )
+
+
+async def test_thread_left_at_teardown_is_an_orphan_and_reported_when_it_returns(clock: ManualClock) -> None:
+    tool = _SyncCrunch()
+    bus = InProcessBus()
+    returned = threads_finished_seen(bus)
+    sub = Script([call('crunch', dataset='q3')])
+    async with SubAgentManager([tool.config(sub)], clock=clock, bus=bus) as manager:
+        task = await manager.start('cruncher', 'Crunch Q3')
+        await anyio.to_thread.run_sync(tool.entered.wait)
+
+    (orphan,) = manager.orphans()
+    assert (orphan.task_id, orphan.status, orphan.lingering_threads) == (task.task_id, TaskStatus.CANCELLED, 1)
+    tool.finish.set()
+    await returned.wait()
+    assert manager.get(task.task_id).lingering_threads == 0
+    assert not manager.orphans()[0].unresponsive
+
+
+async def test_cooperative_sync_tool_notices_the_cancel_and_writes_nothing(clock: ManualClock) -> None:
+    tool = _SyncCrunch(cooperative=True)
+    bus = InProcessBus()
+    returned = threads_finished_seen(bus)
+    sub = Script([call('crunch', dataset='q3')])
+    async with SubAgentManager([tool.config(sub)], clock=clock, bus=bus) as manager:
+        task = await manager.start('cruncher', 'Crunch Q3')
+        await anyio.to_thread.run_sync(tool.entered.wait)
+        await manager.hard_cancel(task.task_id)
+        tool.finish.set()
+        await returned.wait()
+
+    assert tool.side_effects == []
+    assert tool.raised == [f'Task {task.task_id!r} was asked to stop.']
+
+
+async def test_subprocess_and_its_children_die_with_the_task(clock: ManualClock, tmp_path: Path) -> None:
+    """A hard cancel kills the command started with `run_process` and the process it spawned in the background."""
+    ready = tmp_path / 'ready'
+    os.mkfifo(ready)
+    pid_file = tmp_path / 'pid'
+
+    async def build() -> str:
+        """Run the build."""
+        script = f'sleep 300 & echo $! > {pid_file}; echo started > {ready}; wait'
+        result = await run_process(['sh', '-c', script])
+        return result.stdout.decode()
+
+    blocked = Gate()
+    sub = Script([call('build'), blocked.block_forever()])
+    config = SubAgentConfig(name='builder', description='Builds', agent=Agent(sub.model, tools=[build]))
+    async with SubAgentManager([config], clock=clock) as manager:
+        task = await manager.start('builder', 'Build it')
+        assert await anyio.to_thread.run_sync(ready.read_text) == 'started\n'
+        background = int(pid_file.read_text())
+        info = await manager.hard_cancel(task.task_id)
+
+    assert info.status is TaskStatus.CANCELLED
+    assert await anyio.to_thread.run_sync(_exits_within, background, 10.0)
+
+
+def _exits_within(pid: int, seconds: float) -> bool:
+    """Whether process `pid` is gone, or exits within `seconds` (waits on a pidfd, not by polling)."""
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        readable, _, _ = select.select([handle], [], [], seconds)
+        return bool(readable)
+    finally:
+        os.close(handle)
+
+
+async def test_run_process_returns_output_and_checks_the_status() -> None:
+    result = await run_process(['sh', '-c', 'echo out; echo err >&2'])
+    assert (result.returncode, result.stdout, result.stderr) == (0, b'out\n', b'err\n')
+    failed = await run_process(['sh', '-c', 'exit 3'], check=False)
+    assert failed.returncode == 3
+    with pytest.raises(Exception, match='exit status 3'):
+        await run_process(['sh', '-c', 'exit 3'])
