@@ -251,7 +251,7 @@ PLANS: dict[str, list[ModelResponse]] = {
         call('list_active_tasks'),
         say('Research aborted. Nothing is running any more; the partial findings are kept above.'),
     ],
-}  # fmt: skip
+}
 
 
 async def parent_llm(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
