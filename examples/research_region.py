@@ -125,7 +125,7 @@ class Narrator(AbstractCapability[object]):
             if self.quiet_until_cancel:  # the call itself was made before, while it was quiet
                 print(f'{self.indent}{self.who} <- {call.tool_name}:')
             for line in str(result).splitlines():
-                print(f'{self.indent}    | {line}')
+                print(f'{self.indent}    | {line}'.rstrip())
         return result
 
 
