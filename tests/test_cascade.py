@@ -147,13 +147,15 @@ async def test_hard_cancel_of_a_task_stops_its_subtree_first(clock: ManualClock)
     async with SubAgentManager([config], clock=clock) as manager:
         task = await manager.start('middle', 'Survey')
         await leaf_blocked.reached.wait()
-        info = await manager.hard_cancel(task.task_id)
+        info = await manager.hard_cancel(task.task_id, reason=CancelReason(kind='user', detail='wrong topic'))
 
     assert leaf_blocked.stopped.is_set()
     assert not leaf.saw_cancel_request()
-    assert info.outcome == Cancelled(mode='hard', reason=CancelReason(kind='user'), partial=PartialResult())
+    assert info.outcome == Cancelled(
+        mode='hard', reason=CancelReason(kind='user', detail='wrong topic'), partial=PartialResult()
+    )
     (leaf_end,) = leaf_ends
     assert (leaf_end.parent_task_id, leaf_end.status) == (task.task_id, TaskStatus.CANCELLED)
     assert leaf_end.outcome == Cancelled(
-        mode='hard', reason=CancelReason(kind='parent_cancelled'), partial=PartialResult()
+        mode='hard', reason=CancelReason(kind='parent_cancelled', detail='wrong topic'), partial=PartialResult()
     )

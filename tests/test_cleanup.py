@@ -21,6 +21,7 @@ from subagents_cancel import (
     TaskStatus,
     current_task,
 )
+from subagents_cancel.clock import sleep_until
 
 from .helpers import Gate, Script, call, text
 
@@ -144,3 +145,63 @@ async def test_completed_task_promotes_its_files(clock: ManualClock, tmp_path: P
     assert (published / 'report.md').read_text() == '# Q3'
     assert not written[0].parent.exists()  # promoted, then the scratch directory goes
     assert manager.get(info.task_id).cleanup_error is None
+
+
+async def test_waiting_for_a_task_returns_after_its_hook(clock: ManualClock) -> None:
+    """`wait` reports a task once its hook has run, so what the hook recorded or deleted is settled by then."""
+    hook_running = anyio.Event()
+    hook_may_end = anyio.Event()
+
+    async def cleanup(info: TaskInfo) -> None:
+        hook_running.set()
+        await hook_may_end.wait()
+        raise OSError('disk gone')
+
+    working = Gate()
+    waited: list[TaskInfo] = []
+    async with SubAgentManager([writer(Script([working.block_forever()]), cleanup=cleanup)], clock=clock) as manager:
+        task = await manager.start('writer', 'Write the report')
+        await working.reached.wait()
+        await manager.hard_cancel(task.task_id)  # returns once the run has stopped
+        await hook_running.wait()
+        async with anyio.create_task_group() as group:
+
+            async def wait_for_it() -> None:
+                waited.extend((await manager.wait([task.task_id])).tasks)
+
+            group.start_soon(wait_for_it)
+            await anyio.wait_all_tasks_blocked()
+            assert waited == []
+            hook_may_end.set()
+
+    (info,) = waited
+    assert info.cleanup_error == 'its hook raised OSError'
+
+
+async def test_teardown_waits_for_a_slow_hook_within_its_own_bound(clock: ManualClock) -> None:
+    """The owner's teardown gives runs `teardown_seconds` to stop, then their hooks `hook_seconds` to finish."""
+    hook_running = anyio.Event()
+    hook_done: list[float] = []
+
+    async def cleanup(info: TaskInfo) -> None:
+        hook_running.set()
+        await sleep_until(clock, clock.now() + 3)
+        hook_done.append(clock.now())
+
+    async def advance_once_the_hook_waits() -> None:
+        await hook_running.wait()
+        await anyio.wait_all_tasks_blocked()
+        clock.advance(3)
+
+    working = Gate()
+    policy = SubAgentPolicy(teardown_seconds=1, hook_seconds=10)
+    config = writer(Script([working.block_forever()]), cleanup=cleanup)
+    manager = SubAgentManager([config], clock=clock, policy=policy)
+    async with anyio.create_task_group() as group:
+        group.start_soon(advance_once_the_hook_waits)
+        async with manager:
+            await manager.start('writer', 'Write the report')
+            await working.reached.wait()
+
+    assert hook_done == [3.0]
+    assert manager.orphans() == ()

@@ -16,6 +16,7 @@ from subagents_cancel import (
     Cancelled,
     CancelReason,
     Completed,
+    ManagerClosed,
     ManualClock,
     RegionCancel,
     RegionCancelled,
@@ -288,3 +289,12 @@ async def test_region_deadline_cancels_its_tasks_with_reason_deadline(clock: Man
     )
     assert isinstance(ended.outcome, Cancelled) and ended.outcome.partial.final_message == 'market_scan: partial'
     assert untouched.cancel is None
+
+
+async def test_a_region_budget_ends_with_its_manager(clock: ManualClock) -> None:
+    """The timer of a region's time budget does not outlive the manager (the stray-task check would fail)."""
+    (market, _) = working('market_scan')
+    async with SubAgentManager([market], clock=clock) as manager:
+        manager.open_region('research', timeout_seconds=60)
+    with pytest.raises(ManagerClosed):
+        manager.open_region('research', timeout_seconds=60)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import select
 import threading
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from inline_snapshot import snapshot
 from pydantic_ai import Agent
 
 from subagents_cancel import (
+    Cancelled,
     InProcessBus,
     ManualClock,
     SubAgentCapability,
@@ -26,7 +26,7 @@ from subagents_cancel import (
 )
 from subagents_cancel.messages import BusMessage, ThreadsFinished
 
-from .helpers import TASK_ID, Gate, Script, after, call, replies_of, text
+from .helpers import TASK_ID, Gate, Script, after, call, replies_of, text, tool_returns
 
 pytestmark = pytest.mark.anyio
 
@@ -49,7 +49,7 @@ class _SyncCrunch:
         self.finish.wait()
         if self._cooperative:
             try:
-                task.raise_if_cancel_requested()
+                task.raise_if_stopped()
             except TaskCancelRequested as stop:
                 self.raised.append(str(stop))
                 raise
@@ -158,15 +158,17 @@ async def test_cooperative_sync_tool_notices_the_cancel_and_writes_nothing(clock
 
 
 async def test_subprocess_and_its_children_die_with_the_task(clock: ManualClock, tmp_path: Path) -> None:
-    """A hard cancel kills the command started with `run_process` and the process it spawned in the background."""
-    ready = tmp_path / 'ready'
+    """A hard cancel kills the command started with `run_process` and the process it spawned in the background.
+
+    The background process holds the write end of a FIFO the test reads: the read ends (EOF) once it has died.
+    """
+    ready, held = tmp_path / 'ready', tmp_path / 'held'
     os.mkfifo(ready)
-    pid_file = tmp_path / 'pid'
+    os.mkfifo(held)
 
     async def build() -> str:
         """Run the build."""
-        script = f'sleep 300 & echo $! > {pid_file}; echo started > {ready}; wait'
-        result = await run_process(['sh', '-c', script])
+        result = await run_process(['sh', '-c', f'sleep 300 > {held} & echo started > {ready}; wait'])
         return result.stdout.decode()
 
     blocked = Gate()
@@ -175,24 +177,11 @@ async def test_subprocess_and_its_children_die_with_the_task(clock: ManualClock,
     async with SubAgentManager([config], clock=clock) as manager:
         task = await manager.start('builder', 'Build it')
         assert await anyio.to_thread.run_sync(ready.read_text) == 'started\n'
-        background = int(pid_file.read_text())
-        info = await manager.hard_cancel(task.task_id)
+        with await anyio.to_thread.run_sync(held.open, 'rb') as background_output:
+            info = await manager.hard_cancel(task.task_id)
+            assert await anyio.to_thread.run_sync(background_output.read) == b''  # every writer is gone
 
     assert info.status is TaskStatus.CANCELLED
-    assert await anyio.to_thread.run_sync(_exits_within, background, 10.0)
-
-
-def _exits_within(pid: int, seconds: float) -> bool:
-    """Whether process `pid` is gone, or exits within `seconds` (waits on a pidfd, not by polling)."""
-    try:
-        handle = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        readable, _, _ = select.select([handle], [], [], seconds)
-        return bool(readable)
-    finally:
-        os.close(handle)
 
 
 async def test_run_process_returns_output_and_checks_the_status() -> None:
@@ -202,3 +191,35 @@ async def test_run_process_returns_output_and_checks_the_status() -> None:
     assert failed.returncode == 3
     with pytest.raises(Exception, match='exit status 3'):
         await run_process(['sh', '-c', 'exit 3'])
+
+
+async def test_soft_cancel_lets_a_cooperative_tool_return_what_it_has(clock: ManualClock) -> None:
+    """Under a soft cancel a sync tool sees `cancel_requested`, is not stopped, and its early result is read."""
+    entered = threading.Event()
+    cancel_sent = threading.Event()
+    seen: list[tuple[bool, bool]] = []
+
+    def crunch(dataset: str) -> str:
+        """Crunch a dataset."""
+        task = current_task()
+        assert task is not None
+        entered.set()
+        cancel_sent.wait()
+        task.raise_if_stopped()  # a soft cancel does not stop the run: no exception
+        seen.append((task.cancel_requested, task.stopped))
+        return 'crunched 40% of q3' if task.cancel_requested else 'crunched q3'
+
+    sub = Script(
+        [call('crunch', dataset='q3')], on_cancel=lambda messages: text(f'Partial: {tool_returns(messages)[-1]}')
+    )
+    config = SubAgentConfig(name='cruncher', description='Crunches', agent=Agent(sub.model, tools=[crunch]))
+    async with SubAgentManager([config], clock=clock) as manager:
+        task = await manager.start('cruncher', 'Crunch Q3')
+        await anyio.to_thread.run_sync(entered.wait)
+        await manager.soft_cancel(task.task_id)
+        cancel_sent.set()
+        (info,) = (await manager.wait([task.task_id])).tasks
+
+    assert seen == [(True, False)]
+    assert isinstance(info.outcome, Cancelled)
+    assert info.outcome.partial.final_message == 'Partial: crunched 40% of q3'

@@ -29,7 +29,8 @@ class SubAgentCapability(AbstractCapability[object]):
     """Lets a parent agent start sub-agent tasks and stop them, softly or hard.
 
     It adds the tools `task`, `check_task`, `wait_tasks`, `soft_cancel_task`, `hard_cancel_task`,
-    `list_active_tasks` and `answer_subagent`, and instructions that list the sub-agents. Each parent
+    `list_active_tasks`, `answer_subagent`, `soft_cancel_region`, `hard_cancel_region` and `wait_region`, and
+    instructions that list the sub-agents. Each parent
     run owns its tasks: when the run ends (normally, by an error, or cancelled), the tasks still running
     are cancelled and waited for, within the policy's bounds.
 

@@ -8,6 +8,7 @@ opens one per parent run; an application opens its own to cancel from a button, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import uuid
 from collections.abc import Sequence
@@ -127,6 +128,7 @@ class SubAgentManager:
         # without a bound, and a sub-agent that swallows cancellation would hold its owner open for ever. The
         # manager keeps them here, cancels them, and waits for them with a bound instead (see `aclose`).
         self._background: set[asyncio.Task[None]] = set()
+        self._region_timers: set[asyncio.Task[None]] = set()
         self._orphans: list[TaskId] = []
         self._phase: _Phase = 'new'
         self._slot: anyio.Semaphore | None = None
@@ -176,6 +178,10 @@ class SubAgentManager:
         await finish_shielded(self._close(reason or CancelReason(kind='parent_ended')))
 
     async def _close(self, reason: CancelReason) -> None:
+        for timer in tuple(self._region_timers):
+            timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
         live = self._registry.active()
         if live and self.policy.owner_end == 'soft':
             self.cancel_all('soft', reason=reason, grace_seconds=self.policy.owner_end_grace_seconds)
@@ -196,9 +202,15 @@ class SubAgentManager:
             self._bus.close_mailbox(self.owner_id)
 
     async def _join_runners(self, deadline: float) -> None:
+        """Wait for the runs to stop until `deadline`, then for the hooks of those that stopped, within theirs."""
+        runners = tuple(self._runners.values())
         with self.clock.deadline_scope(deadline):
-            for runner in tuple(self._runners.values()):
-                await runner.finished.wait()
+            for runner in runners:
+                await self._registry.get(runner.spec.task_id).ended.wait()
+        with self.clock.deadline_scope(self.clock.now() + self.policy.hook_seconds):
+            for runner in runners:
+                if self._registry.get(runner.spec.task_id).status.is_terminal:
+                    await runner.finished.wait()
         now = self.clock.now()
         stuck = {task_id for task_id, runner in self._runners.items() if not runner.finished.is_set()}
         stuck |= {record.task_id for record in self._registry.all() if record.lingering_threads}
@@ -294,9 +306,7 @@ class SubAgentManager:
             refuse_tools_after_cancel=self.policy.refuse_tools_after_cancel,
             deadline_at=record.deadline_at,
             cascade_grace_factor=self.policy.cascade_grace_factor,
-            settle=lambda context: settle_task(
-                record, self._info(record), context, config, clock=self.clock, hook_seconds=self.policy.hook_seconds
-            ),
+            settle=lambda context: self._settle(record, context, config),
         )
         queued = self._slot is not None and not take_free_slot(self._slot)
         assert self._pool is not None
@@ -308,6 +318,14 @@ class SubAgentManager:
         self._background.add(task)
         task.add_done_callback(lambda done: self._forget(record.task_id, done))
         return record
+
+    async def _settle(self, record: TaskRecord, context: TaskContext, config: SubAgentConfig) -> None:
+        """Run the task's hooks once its run is over; only then does waiting for it return."""
+        await settle_task(
+            record, self._info(record), context, config, clock=self.clock, hook_seconds=self.policy.hook_seconds
+        )
+        record.hooks_done = True
+        self._waiters.notify(record)
 
     def _forget(self, task_id: TaskId, done: asyncio.Task[None]) -> None:
         self._background.discard(done)
@@ -532,8 +550,8 @@ class SubAgentManager:
             raise RegionClosed(region, cancel.reason)
         deadline = self.clock.now() + timeout_seconds
         timer = asyncio.get_running_loop().create_task(self._expire_region(region, deadline), name=f'region {region}')
-        self._background.add(timer)
-        timer.add_done_callback(self._background.discard)
+        self._region_timers.add(timer)
+        timer.add_done_callback(self._region_timers.discard)
 
     async def _expire_region(self, region: str, deadline: float) -> None:
         await sleep_until(self.clock, deadline)

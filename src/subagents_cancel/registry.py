@@ -34,6 +34,8 @@ class TaskRecord:
     fallback_id: TaskId | None = None
     awaiting_fallback: bool = False
     """It was cancelled and its fallback has not ended yet."""
+    hooks_done: bool = False
+    """Its run is over and its `cleanup` / `promote` hook has run (or had nothing to do)."""
     state: TaskState = TaskState(TaskStatus.PENDING)
     started_at: float | None = None
     ended_at: float | None = None
@@ -57,8 +59,8 @@ class TaskRecord:
 
     @property
     def settled(self) -> bool:
-        """Whether it has ended, and so has the fallback it started (if any)."""
-        return self.state.status.is_terminal and not self.awaiting_fallback
+        """Whether it has ended, its hooks have run, and the fallback it started (if any) has ended too."""
+        return self.state.status.is_terminal and self.hooks_done and not self.awaiting_fallback
 
     def apply(self, event: TaskEvent, *, at: float, ending: RunEnding | None = None) -> bool:
         """Move the task by `event`; return `False` (and keep the event in `dropped`) if it had already ended.

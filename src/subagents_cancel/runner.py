@@ -127,6 +127,7 @@ class TaskRunner:
             root_id=spec.root_id,
             clock=clock,
             cancel_requested=lambda: self._cancel is not None or self._stop_requested,
+            stop_requested=lambda: self._stop_requested,
         )
         """What code inside the task sees as [`current_task()`][subagents_cancel.current_task]."""
         self.finished = anyio.Event()
@@ -239,10 +240,10 @@ class TaskRunner:
 
     def _receive(self, message: BusMessage) -> None:
         match message:
-            case CancelRequest(mode='hard'):
-                self._stop()
-            case CancelRequest() if not self._started:
-                self._stop()  # a PENDING task never starts
+            case CancelRequest(mode='hard', reason=reason):
+                self._stop(reason)
+            case CancelRequest(reason=reason) if not self._started:
+                self._stop(reason)  # a PENDING task never starts
             case CancelRequest():
                 self._cancel = message
                 if self._timers is not None:  # else `run()` starts the wrap-up when it begins
@@ -291,15 +292,15 @@ class TaskRunner:
         self._send(
             CancelEscalated(task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=request.message_id)
         )
-        self._stop()
+        self._stop(request.reason)
 
     async def _expire_deadline(self, deadline: float) -> None:
         await sleep_until(self._clock, deadline)
         self._send(DeadlineExpired(task_id=self.spec.task_id, sent_at=self._clock.now()))
 
-    def _stop(self) -> None:
+    def _stop(self, why: CancelReason) -> None:
         self._stop_requested = True
-        reason = CancelReason(kind='parent_cancelled')
+        reason = CancelReason(kind='parent_cancelled', detail=why.detail)
         for child in self.context.children:  # deepest first: the task's own sub-agents stop before it does
             child.cancel_all('hard', reason=reason, grace_seconds=0.0)
         if self._run is not None:

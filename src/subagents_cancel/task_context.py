@@ -46,7 +46,7 @@ class ChildOwner(Protocol):
 
 
 class TaskCancelRequested(Exception):
-    """Raised by [`TaskContext.raise_if_cancel_requested`][subagents_cancel.TaskContext.raise_if_cancel_requested]."""
+    """Raised by [`TaskContext.raise_if_stopped`][subagents_cancel.TaskContext.raise_if_stopped]."""
 
     def __init__(self, task_id: str) -> None:
         self.task_id = task_id
@@ -56,7 +56,15 @@ class TaskCancelRequested(Exception):
 class TaskContext:
     """The task that the current code runs in; get it with [`current_task()`][subagents_cancel.current_task]."""
 
-    def __init__(self, task_id: TaskId, *, root_id: str, clock: Clock, cancel_requested: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        task_id: TaskId,
+        *,
+        root_id: str,
+        clock: Clock,
+        cancel_requested: Callable[[], bool],
+        stop_requested: Callable[[], bool],
+    ) -> None:
         self.task_id = task_id
         """The task's id."""
         self.root_id = root_id
@@ -64,21 +72,34 @@ class TaskContext:
         self.clock = clock
         """The clock of the task's owner; nested owners use it too."""
         self._cancel_requested = cancel_requested
+        self._stop_requested = stop_requested
         self._children: list[ChildOwner] = []
         self._scratch_dir: Path | None = None
 
     @property
     def cancel_requested(self) -> bool:
-        """Whether the task was asked to stop (softly or hard); safe to read from a worker thread."""
+        """Whether the task was asked to stop, softly or hard; safe to read from a worker thread.
+
+        Under a soft cancel the sub-agent still reads what a tool returns: a long tool can return early
+        with what it has, and the model wraps up with it.
+        """
         return self._cancel_requested()
 
-    def raise_if_cancel_requested(self) -> None:
-        """Raise [`TaskCancelRequested`][subagents_cancel.TaskCancelRequested] if the task was asked to stop.
+    @property
+    def stopped(self) -> bool:
+        """Whether the task's run is being stopped (a hard cancel, an expired grace window, its owner gone).
+
+        Nothing a tool returns from now on is read; safe to read from a worker thread.
+        """
+        return self._stop_requested()
+
+    def raise_if_stopped(self) -> None:
+        """Raise [`TaskCancelRequested`][subagents_cancel.TaskCancelRequested] if the task's run is being stopped.
 
         A sync tool runs in a worker thread that no cancel can interrupt; call this between steps of
-        long work so the thread ends soon after its task is stopped.
+        long work so the thread ends soon after its task is stopped, without side effects nobody will read.
         """
-        if self.cancel_requested:
+        if self.stopped:
             raise TaskCancelRequested(self.task_id)
 
     @property
