@@ -9,8 +9,8 @@ import subagents_cancel
 
 # Lower layers never import higher ones. Modules on one layer do not import each other.
 LAYERS: list[set[str]] = [
-    {'errors', 'clock', 'shield', 'processes'},
-    {'states'},
+    {'errors', 'clock', 'shield'},
+    {'states', 'processes'},
     {'messages'},
     {'results', 'bus'},
     {'regions', 'config'},

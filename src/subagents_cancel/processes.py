@@ -12,6 +12,8 @@ from pathlib import Path
 import anyio
 from anyio.abc import ByteReceiveStream, Process
 
+from .shield import finish_shielded, run_to_end
+
 __all__ = ('ProcessResult', 'run_process')
 
 
@@ -40,7 +42,14 @@ async def run_process(
     Raises:
         subprocess.CalledProcessError: `check` is true and the command exited with a non-zero status.
     """
-    process = await anyio.open_process(command, stdin=subprocess.DEVNULL, cwd=cwd, env=env, start_new_session=True)
+    # Created in full even if a cancel lands meanwhile: asyncio answers such a cancel by waiting for the process to
+    # exit, for as long as anything it started holds its pipes. Created, it can be killed.
+    process, interrupted = await run_to_end(
+        anyio.open_process(command, stdin=subprocess.DEVNULL, cwd=cwd, env=env, start_new_session=True)
+    )
+    if interrupted is not None:
+        await finish_shielded(_kill(process))
+        raise interrupted
     assert process.stdout is not None and process.stderr is not None
     stdout, stderr = _Collected(process.stdout), _Collected(process.stderr)
     returncode: int | None = None
@@ -50,12 +59,9 @@ async def run_process(
             group.start_soon(stderr.read)
             returncode = await process.wait()
     except BaseException:
-        with anyio.CancelScope(shield=True):
-            await _kill(process)
+        await finish_shielded(_kill(process))
         raise
-    finally:
-        with anyio.CancelScope(shield=True):
-            await process.aclose()
+    await process.aclose()
     assert returncode is not None
     if check and returncode != 0:
         raise subprocess.CalledProcessError(returncode, list(command), stdout.data, stderr.data)
@@ -85,4 +91,4 @@ async def _kill(process: Process) -> None:
             pass
     else:  # pragma: no cover - Windows has no process groups
         process.kill()
-    await process.wait()
+    await process.aclose()

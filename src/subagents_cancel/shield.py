@@ -1,24 +1,26 @@
-"""Finishing cleanup work even while the caller is being cancelled, whichever way the cancel arrives."""
+"""Finishing work even while the caller is being cancelled, whichever way the cancel arrives."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
-__all__ = ('finish_shielded',)
+__all__ = ('finish_shielded', 'run_to_end')
+
+_T = TypeVar('_T')
 
 
-async def finish_shielded(cleanup: Coroutine[Any, Any, object]) -> None:
-    """Run `cleanup` to its end, then re-raise a cancellation of the caller that arrived meanwhile.
+async def run_to_end(work: Coroutine[Any, Any, _T]) -> tuple[_T, asyncio.CancelledError | None]:
+    """Run `work` to its end; return its result, and the cancellation of the caller that arrived meanwhile, if any.
 
     An anyio shield covers cancel scopes only. Some pydantic-ai versions (before 2.68) run a capability's
-    `wrap_run` in a task of its own and cancel that task directly when the run is cancelled, which goes
-    through any shield; the cleanup here runs in a task of its own, so only its own bounds can end it.
+    `wrap_run`, and tools, in tasks of their own and cancel those tasks directly, which goes through any
+    shield; `work` runs in a task of its own here, so only its own bounds can end it.
     """
-    task = asyncio.get_running_loop().create_task(cleanup, name='subagents_cancel cleanup')
+    task = asyncio.get_running_loop().create_task(work, name='subagents_cancel shielded work')
     interrupted: asyncio.CancelledError | None = None
     with anyio.CancelScope(shield=True):
         while not task.done():
@@ -26,6 +28,11 @@ async def finish_shielded(cleanup: Coroutine[Any, Any, object]) -> None:
                 await asyncio.shield(task)
             except asyncio.CancelledError as error:
                 interrupted = error
-    task.result()
+    return task.result(), interrupted
+
+
+async def finish_shielded(cleanup: Coroutine[Any, Any, object]) -> None:
+    """Run `cleanup` to its end, then re-raise a cancellation of the caller that arrived meanwhile."""
+    _, interrupted = await run_to_end(cleanup)
     if interrupted is not None:
         raise interrupted
