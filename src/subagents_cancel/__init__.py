@@ -20,6 +20,7 @@ from .errors import (
 )
 from .manager import SubAgentManager
 from .messages import CancelMode, CancelReason, CancelReasonKind, Checkpoint, TaskId
+from .metrics import CancelledRun, CancelMetrics, Durations, SubAgentMetrics
 from .regions import RegionCancel, RegionCancelled, RegionCompleted, RegionIncomplete, RegionOutcome
 from .results import CancelInfo, Cancelled, Completed, Failed, Outcome, PartialResult, TaskInfo
 from .states import TaskStatus
@@ -29,16 +30,19 @@ from .waiting import WaitFor, WaitResult
 
 __all__ = (
     'CancelInfo',
+    'CancelMetrics',
     'CancelMode',
     'CancelReason',
     'CancelReasonKind',
     'CancelTimeout',
     'Cancelled',
+    'CancelledRun',
     'Checkpoint',
     'CleanupHook',
     'Clock',
     'Completed',
     'ConfigError',
+    'Durations',
     'Failed',
     'IllegalTransition',
     'InProcessBus',
@@ -59,6 +63,7 @@ __all__ = (
     'SubAgentCapability',
     'SubAgentConfig',
     'SubAgentManager',
+    'SubAgentMetrics',
     'SubAgentPolicy',
     'SubAgentsError',
     'TaskAlreadyFinished',

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Literal, Self
@@ -50,14 +50,17 @@ from .messages import (
     StatusChanged,
     TaskId,
     TaskStarted,
+    TaskUnresponsive,
     ThreadsFinished,
 )
+from .metrics import CancelMetrics
 from .regions import RegionCancel, RegionOutcome, check_region, region_outcome
 from .registry import Registry, TaskRecord
 from .results import CancelInfo, Cancelled, TaskInfo
 from .runner import TaskRunner, TaskSpec
 from .states import TaskEvent, TaskStatus
 from .task_context import TaskContext, current_task
+from .telemetry import TaskTelemetry
 from .waiting import Waiters, WaitFor, WaitResult
 
 __all__ = ('SubAgentManager',)
@@ -130,6 +133,8 @@ class SubAgentManager:
         self._phase: _Phase = 'new'
         self._slot: anyio.Semaphore | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._telemetry = TaskTelemetry(self.get)
+        self._unsubscribe_telemetry: Callable[[], None] = lambda: None
 
     @property
     def subagents(self) -> tuple[SubAgentConfig, ...]:
@@ -154,6 +159,7 @@ class SubAgentManager:
         if self._parent is not None:
             self._parent.adopt(self)
         self._bus.open_mailbox(self.owner_id, self._receive)
+        self._unsubscribe_telemetry = self._bus.subscribe(self._telemetry.observe)
         return self
 
     async def __aexit__(
@@ -187,18 +193,16 @@ class SubAgentManager:
         assert self._pool is not None
         self._pool.shutdown(wait=False)  # a sync tool's thread cannot be stopped; it is reported, not awaited
         if not self._runners:  # else orphans still report to this mailbox, and the last one closes it
-            self._bus.close_mailbox(self.owner_id)
+            self._leave_bus()
 
     async def _join_runners(self, deadline: float) -> None:
         with self.clock.deadline_scope(deadline):
             for runner in tuple(self._runners.values()):
                 await runner.finished.wait()
-        now = self.clock.now()
         stuck = {task_id for task_id, runner in self._runners.items() if not runner.finished.is_set()}
         stuck |= {record.task_id for record in self._registry.all() if record.lingering_threads}
         for task_id in stuck:
-            record = self._registry.get(task_id)
-            record.unresponsive_since = record.unresponsive_since or now
+            self._mark_unresponsive(self._registry.get(task_id))
             self._orphans.append(task_id)
 
     def orphans(self) -> tuple[TaskInfo, ...]:
@@ -298,7 +302,10 @@ class SubAgentManager:
         self._runners[record.task_id] = runner
         if not queued:
             self._apply(record, TaskEvent.START, now)
-        task = asyncio.get_running_loop().create_task(runner.run(), name=f'subagent {record.task_id}')
+        # The span opens in the task's own asyncio task, which copies the caller's context: it nests under the
+        # parent's tool-call span, and whatever the sub-agent's run traces nests under it.
+        traced = self._telemetry.traced(self._info(record), runner.run())
+        task = asyncio.get_running_loop().create_task(traced, name=f'subagent {record.task_id}')
         self._background.add(task)
         task.add_done_callback(lambda done: self._forget(record.task_id, done))
         return record
@@ -307,7 +314,11 @@ class SubAgentManager:
         self._background.discard(done)
         self._runners.pop(task_id, None)
         if self._phase == 'closed' and not self._runners:
-            self._bus.close_mailbox(self.owner_id)
+            self._leave_bus()
+
+    def _leave_bus(self) -> None:
+        self._bus.close_mailbox(self.owner_id)
+        self._unsubscribe_telemetry()
 
     async def run(
         self,
@@ -363,6 +374,10 @@ class SubAgentManager:
         )
         fallback = self._registry.get(record.fallback_id).info(now) if record.fallback_id else None
         return record.info(now, fallback=fallback, subtasks=subtasks)
+
+    def metrics(self) -> CancelMetrics:
+        """The cancel figures of this owner's tasks that have ended: statuses, response times, compute."""
+        return self._telemetry.summary()
 
     async def wait(
         self, task_ids: Sequence[str] | None = None, *, wait_for: WaitFor = 'all', timeout_seconds: float | None = None
@@ -481,12 +496,17 @@ class SubAgentManager:
         with self.clock.deadline_scope(self.clock.now() + self.policy.hard_cancel_wait_seconds):
             for record in records:
                 await record.ended.wait()
-        now = self.clock.now()
         stuck = [record for record in records if not record.status.is_terminal]
         for record in stuck:
-            record.unresponsive_since = record.unresponsive_since or now
+            self._mark_unresponsive(record)
             self._waiters.notify(record)
         return not stuck
+
+    def _mark_unresponsive(self, record: TaskRecord, at: float | None = None) -> None:
+        """Record that something of the task still runs although it was stopped, and tell observers once."""
+        if record.unresponsive_since is None:
+            record.unresponsive_since = now = self.clock.now() if at is None else at
+            self._bus.send(self.owner_id, TaskUnresponsive(task_id=record.task_id, sent_at=now))
 
     def _request_cancel(self, record: TaskRecord, mode: CancelMode, reason: CancelReason, grace: float) -> None:
         now = self.clock.now()
@@ -584,8 +604,8 @@ class SubAgentManager:
 
     def _receive(self, message: BusMessage) -> None:
         assert not isinstance(message, CancelRequest | Answer), 'only tasks receive these'
-        if isinstance(message, StatusChanged):
-            return  # our own announcement, for observers
+        if isinstance(message, StatusChanged | TaskUnresponsive):
+            return  # our own announcements, for observers
         record = self._registry.get(message.task_id)
         match message:
             case TaskStarted():
@@ -617,7 +637,7 @@ class SubAgentManager:
         record.usage = message.usage
         if message.lingering_threads:
             record.lingering_threads = message.lingering_threads
-            record.unresponsive_since = record.unresponsive_since or message.sent_at
+            self._mark_unresponsive(record, message.sent_at)
         match message.ending:
             case RunOutput():
                 event = TaskEvent.COMPLETE
