@@ -29,6 +29,7 @@ from .messages import (
     StatusChanged,
     TaskId,
     TaskUnresponsive,
+    ThreadsFinished,
 )
 from .metrics import CancelledRun, CancelMetrics, MetricsCollector
 from .results import TaskInfo
@@ -64,7 +65,7 @@ with warnings.catch_warnings():
     # Bind our tracer now, quietly: logfire warns on the first span of an application that has not configured
     # it, and a library must not make that choice for the application (nor fail its tests under `-W error`).
     warnings.filterwarnings('ignore', message='No logs or spans will be created', category=UserWarning)
-    _logfire.span(TASK_SPAN)
+    _logfire.span(TASK_SPAN, task_id='')
 
 _ACKNOWLEDGE_TIME = _logfire.metric_histogram(
     'subagents.cancel.acknowledge_time', unit='s', description='From a cancel request until the sub-agent read it.'
@@ -113,7 +114,6 @@ class _TaskTrace:
     request: CancelRequest | None = None
     """The first cancel request."""
     usage_after_request: RunUsage | None = None
-    unresponsive: bool = False
 
     def event(self, name: str, attributes: _Attributes) -> None:
         if self.span is None:
@@ -142,6 +142,8 @@ class TaskTelemetry:
         """
         self._lookup = lookup
         self._traces: dict[TaskId, _TaskTrace] = {}
+        self._orphans: dict[TaskId, str] = {}
+        """Tasks found still running after a stop, with their sub-agent, until they end and their threads return."""
         self._collector = MetricsCollector()
 
     def traced(self, task: TaskInfo, run: Coroutine[Any, Any, None]) -> Coroutine[Any, Any, None]:
@@ -154,7 +156,8 @@ class TaskTelemetry:
         return self._in_span(task, task_trace, run)
 
     async def _in_span(self, task: TaskInfo, task_trace: _TaskTrace, run: Coroutine[Any, Any, None]) -> None:
-        with _logfire.span(TASK_SPAN, **_start_attributes(task)) as span:
+        with _logfire.span(TASK_SPAN, task_id=task.task_id, subagent=task.subagent) as span:
+            span.set_attributes(_start_attributes(task))
             task_trace.open(trace.get_current_span())
             try:
                 await run
@@ -163,6 +166,8 @@ class TaskTelemetry:
 
     def observe(self, address: str, message: BusMessage) -> None:
         """Take note of one bus message (a [`Listener`][subagents_cancel.bus.Listener])."""
+        if isinstance(message, ThreadsFinished):
+            self._orphan_gone(message.task_id)
         task_trace = self._traces.get(message.task_id)
         if task_trace is None:
             return  # a task of another owner on a shared bus, or one that has ended
@@ -175,9 +180,9 @@ class TaskTelemetry:
             case CancelEscalated():
                 task_trace.event(CANCEL_ESCALATED, task_trace.since_request(message.sent_at))
             case TaskUnresponsive():
-                task_trace.unresponsive = True
                 task_trace.event(TASK_UNRESPONSIVE, {})
-                _UNRESPONSIVE.add(1, {'subagent': self._lookup(message.task_id).subagent})
+                subagent = self._orphans[message.task_id] = self._lookup(message.task_id).subagent
+                _UNRESPONSIVE.add(1, {'subagent': subagent})
             case RunFinished(usage_after_cancel=usage_after):
                 task_trace.usage_after_request = usage_after
             case StatusChanged(new=new) if new.status.is_terminal:
@@ -188,8 +193,8 @@ class TaskTelemetry:
     def _task_ended(self, task: TaskInfo, task_trace: _TaskTrace) -> None:
         del self._traces[task.task_id]
         _FINISHED.add(1, {'subagent': task.subagent, 'status': task.status.name})
-        if task_trace.unresponsive:
-            _UNRESPONSIVE.add(-1, {'subagent': task.subagent})
+        if not task.lingering_threads:
+            self._orphan_gone(task.task_id)
         cancelled = self._collector.task_ended(
             task,
             requested_mode=task_trace.request.mode if task_trace.request else None,
@@ -200,9 +205,14 @@ class TaskTelemetry:
             task_trace.event(TASK_TERMINATED, task_trace.since_request(task.ended_at))
             _record_cancelled(cancelled)
 
+    def _orphan_gone(self, task_id: TaskId) -> None:
+        subagent = self._orphans.pop(task_id, None)
+        if subagent is not None:
+            _UNRESPONSIVE.add(-1, {'subagent': subagent})
+
     def summary(self) -> CancelMetrics:
-        """The figures of the tasks that have ended so far."""
-        return self._collector.summary(unresponsive=sum(task.unresponsive for task in self._traces.values()))
+        """The figures of the tasks that have ended so far, and the current orphan count."""
+        return self._collector.summary(unresponsive=len(self._orphans))
 
 
 def _record_cancelled(run: CancelledRun) -> None:
@@ -219,15 +229,13 @@ def _record_cancelled(run: CancelledRun) -> None:
 
 
 def _start_attributes(task: TaskInfo) -> _Attributes:
-    """What is known when the task starts; `region` is read only if the snapshot has one."""
-    region: object = getattr(task, 'region', None)
-    known: dict[str, object] = {
-        'task_id': task.task_id,
-        'subagent': task.subagent,
+    """Where the task sits, when it has a parent, a region, or is a fallback."""
+    known = {
         'parent_task_id': task.parent_task_id,
-        'region': region,
+        'region': task.region,
+        'fallback_for': task.fallback_for,
     }
-    return {name: value for name, value in known.items() if isinstance(value, str)}
+    return {name: value for name, value in known.items() if value is not None}
 
 
 def _end_attributes(task: TaskInfo, task_trace: _TaskTrace) -> _Attributes:
