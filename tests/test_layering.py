@@ -21,6 +21,7 @@ LAYERS: list[set[str]] = [
     {'manager'},
     {'tools'},
     {'capability'},
+    {'demo_scripts'},
     {'demo'},
     {'__init__', '__main__'},
 ]

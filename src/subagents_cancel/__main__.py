@@ -1,4 +1,4 @@
-"""`python -m subagents_cancel demo [--model provider:name]`: run the seed workflow and show what happens."""
+"""`python -m subagents_cancel demo [--model provider:name]`: play the seed scenarios and show what cancelling does."""
 
 from __future__ import annotations
 
@@ -15,10 +15,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the demo; the exit status is non-zero if a task was left running."""
     parser = argparse.ArgumentParser(prog='subagents-cancel', description=__doc__)
     commands = parser.add_subparsers(dest='command', required=True)
-    demo = commands.add_parser('demo', help='play the seed workflow: start, check, soft-cancel, partial results')
+    demo = commands.add_parser(
+        'demo',
+        help='play the seed scenarios: a research region the user aborts, a report replaced by a quick summary, '
+        'a stuck sub-agent escalated',
+    )
     demo.add_argument(
         '--model',
-        help="a real model for the parent and the researcher, e.g. 'openai:gpt-5-mini' (API key from the "
+        help="a real model for the parents and sub-agents, e.g. 'openai:gpt-5-mini' (API key from the "
         'environment; install the provider, e.g. pip install "pydantic-ai-slim[openai]"). Offline scripted '
         'models by default.',
     )
