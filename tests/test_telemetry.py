@@ -263,3 +263,66 @@ async def test_an_unresponsive_task_is_counted_as_an_orphan_until_it_stops(
     assert (during, after) == (1, 0)
     assert gauge_during == {('stubborn',): 1}
     assert sums(capfire.get_collected_metrics(), 'subagents.tasks.unresponsive', 'subagent') == {('stubborn',): 0}
+
+
+async def test_an_escalated_region_cancel(capfire: CaptureLogfire, clock: ManualClock) -> None:
+    """A stuck task in a cancelled region: the region is on the span, and the escalation is an event and an attribute."""
+    stuck = Gate()
+    config = SubAgentConfig(
+        name='crawler', description='Crawls', model=Script([stuck.block_forever()]).model, grace_seconds=10
+    )
+    async with SubAgentManager([config], clock=clock) as manager:
+        task = await manager.start('crawler', 'Crawl the site', region='crawl')
+        await stuck.reached.wait()
+        await manager.soft_cancel_region('crawl')
+        clock.advance(10.0)  # the grace window runs out; the run is stopped
+        (info,) = (await manager.wait([task.task_id])).tasks
+        (run,) = manager.metrics().cancelled_runs
+
+    assert info.status is TaskStatus.CANCELLED
+    assert (run.mode, run.escalated, run.reason, run.acknowledged_after_seconds, run.stopped_after_seconds) == (
+        'soft',
+        True,
+        'region',
+        None,
+        10.0,
+    )
+    (span,) = spans(capfire, 'subagent task {task_id}')
+    attributes = span['attributes']
+    assert (attributes['region'], attributes['cancel_mode'], attributes['cancel_reason'], attributes['escalated']) == (
+        'crawl',
+        'soft',
+        'region',
+        True,
+    )
+    assert events(span) == [
+        ('cancel requested', {'mode': 'soft', 'reason': 'region', 'grace_seconds': 10.0}),
+        ('cancel escalated', {'after_seconds': 10.0}),
+        ('task terminated', {'after_seconds': 10.0}),
+    ]
+    metrics = capfire.get_collected_metrics()
+    assert [(p['attributes'], p['sum']) for p in points(metrics, 'subagents.cancel.stop_time')] == [
+        ({'subagent': 'crawler', 'mode': 'soft', 'escalated': True}, 10.0)
+    ]
+
+
+async def test_a_nested_task_span_names_its_parent_task(capfire: CaptureLogfire, clock: ManualClock) -> None:
+    """A task started by a sub-agent's own sub-agent has `parent_task_id` and nests under the outer task's span."""
+    searcher = SubAgentConfig(name='searcher', description='Searches', model=Script([text('found')]).model)
+    lead_script = Script([call('task', description='Search X', subagent_type='searcher', mode='sync'), text('done')])
+    lead = Agent(lead_script.model, capabilities=[SubAgentCapability(subagents=[searcher], clock=clock)])
+    config = SubAgentConfig(name='lead', description='Leads', agent=lead)
+    async with SubAgentManager([config], clock=clock) as manager:
+        outer = await manager.run('lead', 'Lead the search')
+
+    assert outer.status is TaskStatus.COMPLETED
+    by_subagent = {span['attributes']['subagent']: span for span in spans(capfire, 'subagent task {task_id}')}
+    inner_span, outer_span = by_subagent['searcher'], by_subagent['lead']
+    assert inner_span['attributes']['parent_task_id'] == outer.task_id
+    assert 'parent_task_id' not in outer_span['attributes']
+    ancestors = {span['context']['span_id']: span['parent'] for span in capfire.exporter.exported_spans_as_dict()}
+    parent, chain = inner_span['parent'], list[str]()
+    while parent is not None:
+        chain.append(parent['span_id'])
+        parent = ancestors.get(parent['span_id'])
+    assert outer_span['context']['span_id'] in chain
