@@ -19,6 +19,7 @@ def test_demo_plays_the_seed_scenarios(capsys: pytest.CaptureFixture[str]) -> No
     assert re.search(r"<- Region 'research' was cancelled \(soft, on request: the user pressed Stop\)", printed)
     assert re.search(r'lead-\w+ CANCELLED .* region research/literature\s+\(soft cancel, read\)', printed)
     assert re.search(r'searcher-\w+ ended', printed)  # the lead's own searcher, stopped first
+    assert re.search(r'searcher-\w+ COMPLETED .* 6 checkpoint', printed)  # the glossary, outside the region
     # 2. the report is soft-cancelled and its fallback delivers a quick summary
     assert re.search(r'report_writer-\w+ CANCELLED .*\(soft cancel, read\)', printed)
     assert re.search(r'replaced by quick_summary-\w+ COMPLETED', printed)

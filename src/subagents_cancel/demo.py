@@ -2,7 +2,8 @@
 
 1. **A research pipeline the user aborts**: a lead researcher with searchers of its own, and a market
    searcher, all in the cancel region `research`; the user presses Stop and the region is cancelled
-   softly: the searchers hand back first (cascade), then the lead, then the region reports.
+   softly: the searchers hand back first (cascade), then the lead, then the region reports. A glossary
+   searcher outside the region is not affected and completes.
 2. **A report generator replaced by a quick summary**: the parent soft-cancels a long report; the
    writer hands back its partial report, and its fallback writes a quick summary from it.
 3. **A stuck sub-agent, escalated**: a crawler hangs in a model request, cannot read the soft cancel,
@@ -77,7 +78,7 @@ def _answer(text: str) -> ParentStep:
     return ParentStep(lambda ids: ModelResponse(parts=[TextPart(text)]), 0.2)
 
 
-def _two_tasks(*tasks: dict[str, object]) -> ParentStep:
+def _tasks(*tasks: dict[str, object]) -> ParentStep:
     return ParentStep(lambda ids: ModelResponse(parts=[ToolCallPart('task', dict(task)) for task in tasks]))
 
 
@@ -102,10 +103,11 @@ _SCENARIOS = (
     _Scenario(
         'Research pipeline, aborted by the user',
         "Research solid-state batteries in the background, in region 'research': a lead researcher for the "
-        "literature (region 'research/literature') and a searcher for market data (region 'research/market'). "
-        "Then wait for region 'research' and report what it delivered.",
+        "literature (region 'research/literature') and a searcher for market data (region 'research/market'); "
+        'also have a searcher compile a glossary, outside the region. Wait for the region, then for the glossary, '
+        'and report what they delivered.',
         [
-            _two_tasks(
+            _tasks(
                 {
                     'description': 'Survey the literature on solid-state batteries',
                     'subagent_type': 'lead',
@@ -118,9 +120,13 @@ _SCENARIOS = (
                     'mode': 'async',
                     'region': 'research/market',
                 },
+                {'description': 'Compile a glossary of battery terms', 'subagent_type': 'searcher', 'mode': 'async'},
             ),
             _step('wait_region', region='research'),
-            _answer('The user stopped the research; the region handed back the partial results above.'),
+            _step('wait_tasks', task_ids=['{task}']),
+            _answer(
+                'The user stopped the research; the region handed back its partial results, and the glossary is done.'
+            ),
         ],
         _user_presses_stop,
     ),
@@ -320,7 +326,7 @@ def _metrics_table(metrics: CancelMetrics) -> Table:
         'after request',
         'saved',
     ):
-        table.add_column(column, justify='left' if column == 'sub-agent' else 'right')
+        table.add_column(column, justify='left' if column == 'sub-agent' else 'right', no_wrap=column == 'sub-agent')
     for entry in metrics.subagents:
         rate = '-' if entry.cancel_rate is None else f'{entry.cancel_rate:.0%}'
         table.add_row(
