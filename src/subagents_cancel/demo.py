@@ -357,6 +357,7 @@ async def _play(scenario: _Scenario, manager: SubAgentManager, console: Console,
             group.start_soon(scenario.interrupt, manager, console, model is not None)
         result = await parent.run(scenario.prompt)
         console.print(f'[bold]parent[/]    << {result.output}', highlight=False)
+        group.cancel_scope.cancel()  # a real model may be done before the user would have pressed Stop
 
 
 async def run_demo(model: str | Model | None = None, console: Console | None = None) -> int:
