@@ -6,6 +6,7 @@ figures come from `SubAgentManager.metrics()`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -21,12 +22,14 @@ from pydantic_ai.usage import RequestUsage
 from subagents_cancel import (
     CancelledRun,
     CancelTimeout,
+    InProcessBus,
     ManualClock,
     SubAgentCapability,
     SubAgentConfig,
     SubAgentManager,
     TaskStatus,
 )
+from subagents_cancel.messages import BusMessage, ThreadsFinished
 
 from .helpers import Gate, Script, call, text
 
@@ -85,7 +88,7 @@ def sums(metrics: list[dict[str, Any]], metric: str, *keys: str) -> dict[tuple[o
 
 
 def events(span: dict[str, Any]) -> list[tuple[str, dict[str, object]]]:
-    return [(event['name'], event['attributes']) for event in cast(Sequence[dict[str, Any]], span['events'])]
+    return [(event['name'], event.get('attributes', {})) for event in cast(Sequence[dict[str, Any]], span['events'])]
 
 
 async def test_soft_cancel_after_two_of_five_steps(capfire: CaptureLogfire, clock: ManualClock) -> None:
@@ -326,3 +329,43 @@ async def test_a_nested_task_span_names_its_parent_task(capfire: CaptureLogfire,
         chain.append(parent['span_id'])
         parent = ancestors.get(parent['span_id'])
     assert outer_span['context']['span_id'] in chain
+
+
+async def test_a_lingering_sync_tool_thread_counts_as_an_orphan_until_it_returns(
+    capfire: CaptureLogfire, clock: ManualClock
+) -> None:
+    """A hard cancel stops the run at once, but a sync tool's thread cannot be stopped: it is an orphan until it returns."""
+    entered, let_go = threading.Event(), threading.Event()
+
+    def crunch() -> str:
+        """Crunches numbers in a worker thread."""
+        entered.set()
+        let_go.wait()
+        return 'crunched'
+
+    threads_done = anyio.Event()
+
+    def watch(address: str, message: BusMessage) -> None:
+        if isinstance(message, ThreadsFinished):
+            threads_done.set()
+
+    bus = InProcessBus()
+    bus.subscribe(watch)
+    agent = Agent(Script([call('crunch'), text('done')]).model, tools=[Tool(crunch)])
+    config = SubAgentConfig(name='cruncher', description='Crunches', agent=agent)
+    async with SubAgentManager([config], clock=clock, bus=bus) as manager:
+        task = await manager.start('cruncher', 'Crunch')
+        await anyio.to_thread.run_sync(entered.wait)
+        stopped = await manager.hard_cancel(task.task_id)
+        during = manager.metrics().unresponsive
+        gauge_during = sums(capfire.get_collected_metrics(), 'subagents.tasks.unresponsive', 'subagent')
+        let_go.set()
+        await threads_done.wait()
+        after = manager.metrics().unresponsive
+
+    assert (stopped.status, stopped.lingering_threads) == (TaskStatus.CANCELLED, 1)
+    assert (during, after) == (1, 0)
+    assert gauge_during == {('cruncher',): 1}
+    assert sums(capfire.get_collected_metrics(), 'subagents.tasks.unresponsive', 'subagent') == {('cruncher',): 0}
+    (span,) = spans(capfire, 'subagent task {task_id}')
+    assert [name for name, _ in events(span)] == ['cancel requested', 'task unresponsive', 'task terminated']
