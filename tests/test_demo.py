@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from inline_snapshot import snapshot
 
 from subagents_cancel.__main__ import main
 
@@ -38,3 +39,11 @@ def test_demo_needs_a_command(capsys: pytest.CaptureFixture[str]) -> None:
         main([])
     assert exited.value.code == 2
     assert 'usage: subagents-cancel' in capsys.readouterr().err
+
+
+def test_demo_names_a_model_it_cannot_use(capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown model (or a provider whose SDK is not installed) gets one line and exit status 2, no traceback."""
+    assert main(['demo', '--model', 'nope:nothing']) == 2
+    assert capsys.readouterr().err == snapshot(
+        "subagents-cancel: cannot use the model 'nope:nothing': Unknown model: nope:nothing\n"
+    )

@@ -7,6 +7,8 @@ import sys
 from collections.abc import Sequence
 
 import anyio
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.models import Model, infer_model
 
 from .demo import run_demo
 
@@ -27,7 +29,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         'models by default.',
     )
     args = parser.parse_args(argv)
-    return anyio.run(run_demo, args.model, backend='asyncio')
+    model: Model | None = None
+    if args.model is not None:
+        try:
+            model = infer_model(args.model)
+        except (ImportError, UserError) as error:  # a provider SDK that is not installed, an unknown model name
+            print(f'subagents-cancel: cannot use the model {args.model!r}: {error}', file=sys.stderr)
+            return 2
+    return anyio.run(run_demo, model, backend='asyncio')
 
 
 if __name__ == '__main__':
