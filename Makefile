@@ -1,6 +1,6 @@
 .DEFAULT_GOAL := all
 
-.PHONY: install format lint typecheck test docs docs-serve bench all
+.PHONY: install format lint typecheck test docs docs-serve bench demo all
 
 install:
 	pip install -e '.[dev]'
@@ -27,5 +27,8 @@ docs-serve:
 
 bench:
 	python benchmarks/cancel_latency.py
+
+demo:
+	python -m subagents_cancel demo
 
 all: lint typecheck test docs

@@ -6,6 +6,7 @@ is a response, or a function of the conversation so far (sync or async, so it ca
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import re
@@ -24,6 +25,7 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
+from pydantic_ai.usage import RequestUsage
 
 Step = ModelResponse | Callable[[list[ModelMessage]], ModelResponse | Awaitable[ModelResponse]]
 
@@ -111,6 +113,8 @@ class Script:
     """Answer with this as soon as a request carries a CANCEL_REQUEST (the sub-agent obeys)."""
     requests: list[list[ModelMessage]] = field(default_factory=list[list[ModelMessage]])
     instructions: list[str | None] = field(default_factory=list[str | None])
+    usage: RequestUsage | None = None
+    """What each (non-streamed) response costs, instead of pydantic-ai's estimate."""
 
     @property
     def model(self) -> FunctionModel:
@@ -120,9 +124,11 @@ class Script:
         self.requests.append(list(messages))
         self.instructions.append(info.instructions)
         if self.on_cancel is not None and cancel_requested(messages):
-            return await resolve(self.on_cancel, messages)
-        assert self.steps, 'the script has no step left for this request'
-        return await resolve(self.steps.pop(0), messages)
+            response = await resolve(self.on_cancel, messages)
+        else:
+            assert self.steps, 'the script has no step left for this request'
+            response = await resolve(self.steps.pop(0), messages)
+        return response if self.usage is None else dataclasses.replace(response, usage=self.usage)
 
     async def _stream(
         self, messages: list[ModelMessage], info: AgentInfo

@@ -1,19 +1,35 @@
-"""The main job runs to the end offline, shows the soft cancel, and leaves nothing running."""
+"""The main job runs the three seed scenarios to the end offline, shows what cancelling did, and leaves nothing running."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from inline_snapshot import snapshot
 
 from subagents_cancel.__main__ import main
 
 
-def test_demo_plays_the_seed_workflow(capsys: pytest.CaptureFixture[str]) -> None:
-    """`python -m subagents_cancel demo` exits 0 after the researcher handed back partial results."""
+@pytest.mark.timeout(60)  # real time: the scripted models take about 10 s in all
+def test_demo_plays_the_seed_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m subagents_cancel demo` exits 0 after the region, fallback and escalation scenarios."""
     assert main(['demo']) == 0
     printed = capsys.readouterr().out
-    assert '-> soft_cancel_task(' in printed
-    assert 'read the CANCEL_REQUEST' in printed
-    assert 'Task cancelled: researcher-' in printed and 'Partial results:' in printed
+    # 1. the user aborts the research region: its searchers and its lead hand back, and the region says so
+    assert 'pressed Stop: the application soft-cancels region research' in printed
+    assert re.search(r"<- Region 'research' was cancelled \(soft, on request: the user pressed Stop\)", printed)
+    assert re.search(r'lead-\w+ CANCELLED .* region research/literature\s+\(soft cancel, read\)', printed)
+    assert re.search(r'searcher-\w+ ended', printed)  # the lead's own searcher, stopped first
+    assert re.search(r'searcher-\w+ COMPLETED .* 6 checkpoint', printed)  # the glossary, outside the region
+    # 2. the report is soft-cancelled and its fallback delivers a quick summary
+    assert re.search(r'report_writer-\w+ CANCELLED .*\(soft cancel, read\)', printed)
+    assert re.search(r'replaced by quick_summary-\w+ COMPLETED', printed)
+    # 3. the stuck crawler cannot read the request and is stopped when its grace window runs out
+    assert re.search(r'crawler-\w+ did not stop in its grace window: hard cancel', printed)
+    assert re.search(r'crawler-\w+ CANCELLED .*\(soft cancel, escalated\)', printed)
+    # the figures, and nothing left
+    assert re.search(r'│ crawler\s+│\s+0 │\s+1 │\s+100% │', printed)
+    assert 'orphaned tasks: 0' in printed
     assert printed.rstrip().endswith('tasks still running: 0')
 
 
@@ -23,3 +39,11 @@ def test_demo_needs_a_command(capsys: pytest.CaptureFixture[str]) -> None:
         main([])
     assert exited.value.code == 2
     assert 'usage: subagents-cancel' in capsys.readouterr().err
+
+
+def test_demo_names_a_model_it_cannot_use(capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown model (or a provider whose SDK is not installed) gets one line and exit status 2, no traceback."""
+    assert main(['demo', '--model', 'nope:nothing']) == 2
+    assert capsys.readouterr().err == snapshot(
+        "subagents-cancel: cannot use the model 'nope:nothing': Unknown model: nope:nothing\n"
+    )

@@ -1,4 +1,4 @@
-"""Every Python example in the docs runs, offline, and prints what its `#>` comments say it prints."""
+"""Every Python example in the docs and the README runs, offline, and prints what its `#>` comments say it prints."""
 
 from __future__ import annotations
 
@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
-DOCS = Path(__file__).parent.parent / 'docs'
+ROOT = Path(__file__).parent.parent
+DOCS = ROOT / 'docs'
 _BLOCK = re.compile(r'^```python\n(.*?)^```', re.S | re.M)
 
 
 def examples() -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
-    for page in sorted(DOCS.rglob('*.md')):
+    for page in [ROOT / 'README.md', *sorted(DOCS.rglob('*.md'))]:
         for index, match in enumerate(_BLOCK.finditer(page.read_text())):
-            found.append((f'{page.relative_to(DOCS)}#{index + 1}', match.group(1)))
+            found.append((f'{page.relative_to(ROOT)}#{index + 1}', match.group(1)))
     return found
 
 

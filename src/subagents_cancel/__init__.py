@@ -20,6 +20,7 @@ from .errors import (
 )
 from .manager import SubAgentManager
 from .messages import CancelMode, CancelReason, CancelReasonKind, Checkpoint, TaskId
+from .metrics import CancelledRun, CancelMetrics, Durations, SubAgentMetrics
 from .processes import ProcessResult, run_process
 from .regions import RegionCancel, RegionCancelled, RegionCompleted, RegionIncomplete, RegionOutcome
 from .results import CancelInfo, Cancelled, Completed, Failed, Outcome, PartialResult, TaskInfo
@@ -30,16 +31,19 @@ from .waiting import WaitFor, WaitResult
 
 __all__ = (
     'CancelInfo',
+    'CancelMetrics',
     'CancelMode',
     'CancelReason',
     'CancelReasonKind',
     'CancelTimeout',
     'Cancelled',
+    'CancelledRun',
     'Checkpoint',
     'CleanupHook',
     'Clock',
     'Completed',
     'ConfigError',
+    'Durations',
     'Failed',
     'IllegalTransition',
     'InProcessBus',
@@ -61,6 +65,7 @@ __all__ = (
     'SubAgentCapability',
     'SubAgentConfig',
     'SubAgentManager',
+    'SubAgentMetrics',
     'SubAgentPolicy',
     'SubAgentsError',
     'TaskAlreadyFinished',

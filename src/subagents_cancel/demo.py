@@ -1,65 +1,212 @@
-"""The main job: the seed workflow, played by scripted models offline, or by a real model you name.
+"""The main job: the seed scenarios, played offline by scripted models (or by a real model you name).
 
-A parent starts market research in the background, checks on it, changes its mind and soft-cancels
-it; the researcher reads the request, stops, and hands back what it has. Every tool call, reply and
-bus message is printed as it happens.
+1. **A research pipeline the user aborts**: a lead researcher with searchers of its own, and a market
+   searcher, all in the cancel region `research`; the user presses Stop and the region is cancelled
+   softly: the searchers hand back first (cascade), then the lead, then the region reports. A glossary
+   searcher outside the region is not affected and completes.
+2. **A report generator replaced by a quick summary**: the parent soft-cancels a long report; the
+   writer hands back its partial report, and its fallback writes a quick summary from it.
+3. **A stuck sub-agent, escalated**: a crawler hangs in a model request, cannot read the soft cancel,
+   and is stopped when its grace window runs out.
+
+A live tree shows every task as its state changes; a table of the cancel figures follows.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.capabilities import AbstractCapability, ValidatedToolArgs
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models import Model
-from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.tools import ToolDefinition
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
 
 from .bus import InProcessBus
 from .capability import SubAgentCapability
 from .config import SubAgentConfig
+from .demo_scripts import ParentStep, parent_model, phased_worker, research_lead
 from .manager import SubAgentManager
-from .messages import BusMessage, CancelAcknowledged, CancelRequest, StatusChanged
+from .messages import BusMessage, CancelAcknowledged, CancelEscalated, CancelReason, CancelRequest, StatusChanged
+from .metrics import CancelMetrics, Durations
+from .results import TaskInfo
+from .states import TaskStatus
 
 __all__ = ('run_demo',)
 
-Printer = Callable[[str], None]
-
-_STEP_SECONDS = 0.5
-"""How long each scripted model request takes, so the run unfolds at a watchable pace."""
-_CHECK_AFTER_SECONDS = 0.7
-"""When the scripted parent looks at the research: one phase done, the next under way."""
-
-_PHASES = ('market size', 'competitors', 'pricing')
-_FINDINGS = {
-    'market size': 'EU e-bike market ~ EUR 18bn, growing 9%/year',
-    'competitors': 'three brands hold 40% of sales',
-    'pricing': 'median price EUR 2,400',
+_STYLES = {
+    TaskStatus.PENDING: 'dim',
+    TaskStatus.RUNNING: 'yellow',
+    TaskStatus.WAITING_FOR_ANSWER: 'cyan',
+    TaskStatus.COMPLETED: 'green',
+    TaskStatus.FAILED: 'red',
+    TaskStatus.CANCELLED: 'magenta',
 }
-_PARENT_PROMPT = (
-    'Start comprehensive market research on e-bikes in Europe in the background (mode "async"), check on it once, '
-    'then cancel it softly because the user changed plans, wait for it, and report its partial results.'
+_STEP_SECONDS = 0.5
+"""How long one scripted model request of a sub-agent takes."""
+_REPLY_LINES = 4
+"""How much of each tool reply the log shows."""
+
+
+def _step(tool: str, delay_seconds: float = 0.3, **args: object) -> ParentStep:
+    """A parent request that calls `tool`; the string `'{task}'` in an argument becomes the latest task id."""
+
+    def respond(ids: list[str]) -> ModelResponse:
+        filled = {name: _fill(value, ids) for name, value in args.items()}
+        return ModelResponse(parts=[ToolCallPart(tool, filled)])
+
+    return ParentStep(respond, delay_seconds)
+
+
+def _fill(value: object, ids: list[str]) -> object:
+    if value == '{task}':
+        return ids[-1]
+    if value == ['{task}']:
+        return ids[-1:]
+    return value
+
+
+def _answer(text: str) -> ParentStep:
+    return ParentStep(lambda ids: ModelResponse(parts=[TextPart(text)]), 0.2)
+
+
+def _tasks(*tasks: dict[str, object]) -> ParentStep:
+    return ParentStep(lambda ids: ModelResponse(parts=[ToolCallPart('task', dict(task)) for task in tasks]))
+
+
+@dataclass(frozen=True, slots=True)
+class _Scenario:
+    title: str
+    prompt: str
+    """What the user asks the parent (a real model follows it; the script plays it)."""
+    script: Sequence[ParentStep]
+    interrupt: Callable[[SubAgentManager, Console, bool], Coroutine[Any, Any, None]] | None = None
+    """What the application does meanwhile (the user pressing Stop); the flag says a real model plays."""
+
+
+async def _user_presses_stop(manager: SubAgentManager, console: Console, real: bool) -> None:
+    await anyio.sleep(8.0 if real else 1.6)
+    console.print('[bold]user[/]      pressed Stop: the application soft-cancels region [bold]research[/]')
+    reason = CancelReason(kind='user', detail='the user pressed Stop')
+    await manager.soft_cancel_region('research', reason=reason, grace_seconds=4.0)
+
+
+_SCENARIOS = (
+    _Scenario(
+        'Research pipeline, aborted by the user',
+        "Research solid-state batteries in the background, in region 'research': a lead researcher for the "
+        "literature (region 'research/literature') and a searcher for market data (region 'research/market'); "
+        'also have a searcher compile a glossary, outside the region. Wait for the region, then for the glossary, '
+        'and report what they delivered.',
+        [
+            _tasks(
+                {
+                    'description': 'Survey the literature on solid-state batteries',
+                    'subagent_type': 'lead',
+                    'mode': 'async',
+                    'region': 'research/literature',
+                },
+                {
+                    'description': 'Collect market data on solid-state batteries',
+                    'subagent_type': 'searcher',
+                    'mode': 'async',
+                    'region': 'research/market',
+                },
+                {'description': 'Compile a glossary of battery terms', 'subagent_type': 'searcher', 'mode': 'async'},
+            ),
+            _step('wait_region', region='research'),
+            _step('wait_tasks', task_ids=['{task}']),
+            _answer(
+                'The user stopped the research; the region handed back its partial results, and the glossary is done.'
+            ),
+        ],
+        _user_presses_stop,
+    ),
+    _Scenario(
+        'Report generator replaced by a quick summary',
+        'Write the quarterly report in the background. The board meeting then moves up: soft-cancel the report '
+        'so that its fallback writes a quick summary, wait for the task, and give the summary.',
+        [
+            _step('task', description='Write the quarterly report', subagent_type='report_writer', mode='async'),
+            _step('soft_cancel_task', 1.4, task_id='{task}', reason='the board meeting moved up'),
+            _step('wait_tasks', task_ids=['{task}']),
+            _answer('Sent the quick summary to the board.'),
+        ],
+    ),
+    _Scenario(
+        'A stuck sub-agent, escalated',
+        'Crawl the supplier site in the background; it is not needed after all, so soft-cancel it at once, '
+        'wait for it and say how it ended.',
+        [
+            _step('task', description='Crawl the supplier site', subagent_type='crawler', mode='async'),
+            _step('soft_cancel_task', 1.0, task_id='{task}', reason='not needed any more'),
+            _step('wait_tasks', task_ids=['{task}']),
+            _answer('The crawler did not react to the request and was stopped when its grace window ran out.'),
+        ],
+    ),
 )
+
+
+def _subagents(model: str | Model | None) -> list[SubAgentConfig]:
+    """The sub-agents; with a real `model`, all but the crawler (a model cannot be stuck on purpose) use it."""
+    searcher_model = model or phased_worker(
+        ('sources', 'abstracts', 'key results', 'open questions', 'summary', 'references'),
+        ('12 recent papers', 'sulfide electrolytes lead', 'energy density +40%', 'dendrites', 'promising', 'cited'),
+        step_seconds=_STEP_SECONDS,
+    )
+    searcher = SubAgentConfig(name='searcher', description='Searches one topic in phases', model=searcher_model)
+    lead = Agent(
+        model or research_lead(('sulfide electrolytes', 'oxide electrolytes'), step_seconds=0.3),
+        name='lead',
+        capabilities=[SubAgentCapability(subagents=[searcher])],
+    )
+    return [
+        SubAgentConfig(name='lead', description='Leads a literature survey with searchers of its own', agent=lead),
+        searcher,
+        SubAgentConfig(
+            name='report_writer',
+            description='Writes a long report section by section',
+            model=model
+            or phased_worker(
+                ('revenue', 'costs', 'regions', 'outlook', 'risks', 'appendix'),
+                ('revenue +12%', 'costs flat', 'EU leads', 'steady', 'supply chain', 'tables'),
+                step_seconds=_STEP_SECONDS,
+            ),
+            fallback='quick_summary',
+        ),
+        SubAgentConfig(
+            name='quick_summary',
+            description='Writes a short summary from whatever is at hand',
+            model=model or phased_worker((), ('Quick summary: revenue +12%, costs flat.',), step_seconds=0.6),
+        ),
+        SubAgentConfig(
+            name='crawler',
+            description='Crawls a website',
+            model=phased_worker(('sitemap', 'pages', 'links'), ('120 pages',) * 3, step_seconds=0.4, stuck_in_phase=1),
+            grace_seconds=1.0,
+        ),
+    ]
 
 
 @dataclass
 class _Narrator(AbstractCapability[object]):
-    """Prints each tool call of the agent it is attached to, and the tool's reply."""
+    """Prints the parent's tool calls, and the first line of each reply."""
 
-    who: str
-    out: Printer
+    console: Console
 
     async def before_tool_execute(
         self, ctx: RunContext[object], *, call: ToolCallPart, tool_def: ToolDefinition, args: ValidatedToolArgs
     ) -> ValidatedToolArgs:
-        shown = ', '.join(f'{name}={value!r}' for name, value in args.items())
-        self.out(f'{self.who:>10} -> {call.tool_name}({shown})')
+        shown = ', '.join(f'{name}={value!r}' for name, value in args.items() if value is not None)
+        self.console.print(f'[bold]parent[/]    -> {call.tool_name}({shown})', highlight=False)
         return args
 
     async def after_tool_execute(
@@ -71,136 +218,182 @@ class _Narrator(AbstractCapability[object]):
         args: ValidatedToolArgs,
         result: Any,
     ) -> Any:
-        for line in str(result).splitlines():
-            if line:
-                self.out(f'{"":>10}    <- {line}')
+        for line in [line for line in str(result).splitlines() if line][:_REPLY_LINES]:
+            self.console.print(f'             <- {line}', highlight=False, markup=False)
         return result
 
 
-def _bus_printer(out: Printer) -> Callable[[str, BusMessage], None]:
+def _bus_log(console: Console) -> Callable[[str, BusMessage], None]:
     def show(address: str, message: BusMessage) -> None:
         match message:
             case CancelRequest(mode=mode, grace_seconds=grace):
-                out(f'{"bus":>10} :: CANCEL_REQUEST ({mode}, {grace:g}s grace) -> {message.task_id}')
+                console.print(f'bus       :: CANCEL_REQUEST ({mode}, {grace:g}s grace) -> {message.task_id}')
             case CancelAcknowledged():
-                out(f'{"bus":>10} :: {message.task_id} read the CANCEL_REQUEST')
+                console.print(f'bus       :: {message.task_id} read the CANCEL_REQUEST')
+            case CancelEscalated():
+                console.print(f'bus       :: {message.task_id} did not stop in its grace window: hard cancel')
             case StatusChanged(old=old, new=new) if old.status is not new.status:
-                out(f'{"bus":>10} :: {message.task_id}: {old.status.name} -> {new.status.name}')
+                console.print(f'bus       :: {message.task_id}: {old.status.name} -> {new.status.name}')
             case _:
                 pass
 
     return show
 
 
-def _returns(messages: Sequence[ModelMessage]) -> list[str]:
-    return [
-        str(part.content)
-        for message in messages
-        if isinstance(message, ModelRequest)
-        for part in message.parts
-        if isinstance(part, ToolReturnPart)
-    ]
+@dataclass
+class _TaskView:
+    """The live tree: the tasks of each scenario, their own sub-agents' tasks, and fallbacks."""
+
+    manager: SubAgentManager
+    groups: list[tuple[str, list[str]]] = field(default_factory=list[tuple[str, list[str]]])
+    nested: dict[str, dict[str, TaskInfo]] = field(default_factory=dict[str, dict[str, TaskInfo]])
+    """The tasks of a task's own sub-agents, as last seen while it ran (the API lists only active ones)."""
+    gone: set[str] = field(default_factory=set[str])
+
+    def begin(self, title: str) -> None:
+        self.groups.append((title, []))
+
+    def poll(self) -> None:
+        seen = {task_id for _, ids in self.groups for task_id in ids}
+        for info in self.manager.tasks():
+            if info.task_id not in seen and info.fallback_for is None:
+                self.groups[-1][1].append(info.task_id)
+            self._remember(info)
+
+    def _remember(self, info: TaskInfo) -> None:
+        known = self.nested.setdefault(info.task_id, {})
+        current: dict[str, TaskInfo] = {child.task_id: child for child in info.subtasks}
+        self.gone |= set(known) - set(current)
+        known.update(current)
+        for child in info.subtasks:
+            self._remember(child)
+
+    def render(self) -> Tree:
+        root = Tree('[bold]tasks[/]')
+        for title, ids in self.groups:
+            branch = root.add(f'[bold]{title}[/]')
+            for task_id in ids:
+                self._add(branch, self.manager.get(task_id))
+        return root
+
+    def _add(self, branch: Tree, info: TaskInfo) -> None:
+        node = branch.add(_label(info, ended=False))
+        for child in self.nested.get(info.task_id, {}).values():
+            if child.task_id in self.gone:
+                node.add(_label(child, ended=True))
+            else:
+                self._add(node, child)
+        if info.fallback is not None:
+            node.add(Text('replaced by ').append_text(_label(info.fallback, ended=False)))
 
 
-def _reply(*parts: TextPart | ToolCallPart) -> ModelResponse:
-    return ModelResponse(parts=list(parts))
+def _label(info: TaskInfo, *, ended: bool) -> Text:
+    label = Text(f'{info.task_id} ', style='bold')
+    if ended:
+        return label.append('ended', style='dim')  # the API stops listing a sub-agent's task once it has ended
+    label.append(info.status.name, style=_STYLES[info.status]).append(f'  {info.elapsed_seconds:.1f}s')
+    label.append(f'  {len(info.checkpoints)} checkpoint(s)')
+    if info.region:
+        label.append(f'  region {info.region}', style='blue')
+    if info.cancel is not None:
+        how = 'soft cancel, escalated' if info.cancel.escalated_at is not None else f'{info.cancel.mode} cancel'
+        read = ', read' if info.cancel.acknowledged_at is not None else ''
+        label.append(f'  ({how}{read})', style='magenta')
+    return label
 
 
-async def _scripted_researcher(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-    """Works through the phases, checkpointing each; on a CANCEL_REQUEST, answers with what it has."""
-    await anyio.sleep(_STEP_SECONDS)
-    last = messages[-1]
-    if isinstance(last, ModelRequest) and 'CANCEL_REQUEST' in json.dumps([str(p) for p in last.parts]):
-        done = [phase for phase in _PHASES if any(_FINDINGS[phase] in text for text in _checkpointed(messages))]
-        rest = [phase for phase in _PHASES if phase not in done]
-        return _reply(
-            TextPart(
-                f'Completed: {", ".join(done) or "nothing"}\nIn progress: {rest[0] if rest else "nothing"}\n'
-                f'Not started: {", ".join(rest[1:]) or "nothing"}\n'
-                f'Findings: {"; ".join(_FINDINGS[phase] for phase in done) or "none yet"}'
-            )
-        )
-    done = len(_checkpointed(messages))
-    if done == len(_PHASES):
-        return _reply(TextPart('; '.join(_FINDINGS.values())))
-    phase = _PHASES[done]
-    return _reply(
-        ToolCallPart(
-            'checkpoint',
-            {
-                'completed': list(_PHASES[: done + 1]),
-                'in_progress': list(_PHASES[done + 1 : done + 2]),
-                'not_started': list(_PHASES[done + 2 :]),
-                'findings': [_FINDINGS[phase]],
-            },
-        )
+def _seconds(durations: Durations) -> str:
+    return '-' if durations.p50_seconds is None else f'{durations.p50_seconds:.2f}s'
+
+
+def _metrics_table(metrics: CancelMetrics) -> Table:
+    """The cancel figures per sub-agent: final statuses, cancel rate, response times (p50) and compute."""
+    table = Table(
+        title="Cancel figures of the parents' tasks (p50 times after the request)",
+        caption='Nested tasks count on their own managers. Saved: the mean tokens of completed runs of the same '
+        'sub-agent minus what the cancelled run used; - until one has completed.',
     )
-
-
-def _checkpointed(messages: Sequence[ModelMessage]) -> list[str]:
-    return [
-        json.dumps(part.args_as_dict())
-        for message in messages
-        if isinstance(message, ModelResponse)
-        for part in message.parts
-        if isinstance(part, ToolCallPart) and part.tool_name == 'checkpoint'
-    ]
-
-
-async def _scripted_parent(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-    """Starts the research, checks it once it has made progress, soft-cancels it, waits, and reports."""
-    replies = _returns(messages)
-    if not replies:
-        return _reply(
-            ToolCallPart(
-                'task',
-                {'description': 'Comprehensive market research', 'subagent_type': 'researcher', 'mode': 'async'},
-            )
+    for column in (
+        'sub-agent',
+        'completed',
+        'cancelled',
+        'cancel rate',
+        'soft: read',
+        'soft: stopped',
+        'hard: stopped',
+        'escalated',
+        'tokens used',
+        'after request',
+        'saved',
+    ):
+        table.add_column(column, justify='left' if column == 'sub-agent' else 'right', no_wrap=column == 'sub-agent')
+    for entry in metrics.subagents:
+        rate = '-' if entry.cancel_rate is None else f'{entry.cancel_rate:.0%}'
+        table.add_row(
+            entry.subagent,
+            str(entry.completed),
+            str(entry.cancelled),
+            rate,
+            _seconds(entry.acknowledge_times('soft')),
+            _seconds(entry.stop_times('soft')),
+            _seconds(entry.stop_times('hard')),
+            str(sum(run.escalated for run in entry.cancelled_runs)),
+            str(entry.tokens_consumed),
+            str(entry.tokens_after_request),
+            '-' if entry.tokens_saved is None else str(entry.tokens_saved),
         )
-    found = re.search(r'Task started with ID: (\S+) ', replies[0])
-    assert found is not None
-    task_id = found.group(1)
-    steps = ['check_task', 'soft_cancel_task', 'wait_tasks']
-    if len(replies) <= len(steps):
-        tool = steps[len(replies) - 1]
-        if tool == 'check_task':
-            await anyio.sleep(_CHECK_AFTER_SECONDS)
-        args: dict[str, object] = {'task_ids': [task_id]} if tool == 'wait_tasks' else {'task_id': task_id}
-        if tool == 'soft_cancel_task':
-            args['reason'] = 'the user changed plans'
-        return _reply(ToolCallPart(tool, args))
-    return _reply(TextPart('The research was stopped early; its partial findings are above.'))
+    return table
 
 
-async def run_demo(model: str | Model | None = None, out: Printer = print) -> int:
-    """Play the seed workflow; return 0 when no task is left running afterwards, else 1.
+async def _play(scenario: _Scenario, manager: SubAgentManager, console: Console, model: str | Model | None) -> None:
+    parent = Agent(
+        model or parent_model(scenario.script),
+        name='parent',
+        capabilities=[SubAgentCapability(manager=manager), _Narrator(console)],
+    )
+    console.print(f'[bold]user[/]      >> {scenario.prompt}', highlight=False)
+    async with anyio.create_task_group() as group:
+        if scenario.interrupt is not None:
+            group.start_soon(scenario.interrupt, manager, console, model is not None)
+        result = await parent.run(scenario.prompt)
+        console.print(f'[bold]parent[/]    << {result.output}', highlight=False)
+        group.cancel_scope.cancel()  # a real model may be done before the user would have pressed Stop
+
+
+async def run_demo(model: str | Model | None = None, console: Console | None = None) -> int:
+    """Play the seed scenarios; return 0 when no task is left running afterwards, else 1.
 
     Args:
-        model: A real model for the parent and the researcher (`'openai:gpt-5-mini'`, …); scripted
-            offline models when `None`.
-        out: Where each line goes.
+        model: A real model for the parents and sub-agents (`'openai:gpt-5-mini'`, …); scripted offline
+            models when `None`. The stuck crawler stays scripted.
+        console: Where to show the log, the live tree and the figures; the terminal by default.
     """
+    console = console or Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 130)  # a log file or a pipe: no need to wrap at 80 columns
     bus = InProcessBus()
-    bus.subscribe(_bus_printer(out))
-    research_model = model or FunctionModel(_scripted_researcher)
-    researcher_agent = Agent(
-        research_model,
-        name='researcher',
-        instructions='Research in three phases (market size, competitors, pricing); checkpoint after each.',
-        capabilities=[_Narrator('researcher', out)],
-    )
-    researcher = SubAgentConfig(
-        name='researcher', description='Researches a market in phases and reports findings', agent=researcher_agent
-    )
-    async with SubAgentManager([researcher], bus=bus) as manager:
-        parent = Agent(
-            model or FunctionModel(_scripted_parent),
-            name='parent',
-            capabilities=[SubAgentCapability(manager=manager), _Narrator('parent', out)],
-        )
-        out(f'{"user":>10} >> {_PARENT_PROMPT}')
-        result = await parent.run(_PARENT_PROMPT)
-        out(f'{"parent":>10} << {result.output}')
-    left = [info for info in manager.tasks() if not info.is_terminal]
-    out(f'{"done":>10} :: tasks still running: {len(left)}')
+    bus.subscribe(_bus_log(console))
+    async with SubAgentManager(_subagents(model), bus=bus, default_model=model) as manager:
+        view = _TaskView(manager)
+        with Live(view.render(), console=console, auto_refresh=False) as live:
+
+            async def refresh() -> None:
+                while True:
+                    view.poll()
+                    live.update(view.render(), refresh=True)
+                    await anyio.sleep(0.1)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(refresh)
+                for number, scenario in enumerate(_SCENARIOS, 1):
+                    console.rule(f'{number}. {scenario.title}')
+                    view.begin(scenario.title)
+                    await _play(scenario, manager, console, model)
+                group.cancel_scope.cancel()
+            view.poll()
+            live.update(view.render(), refresh=True)
+        console.print()
+    left = [info for info in manager.tasks() if not info.is_terminal] + list(manager.orphans())
+    console.print(Group(_metrics_table(manager.metrics()), Text(f'orphaned tasks: {manager.metrics().unresponsive}')))
+    console.print(f'tasks still running: {len(left)}')
     return 1 if left else 0

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Literal, Self
@@ -51,8 +51,10 @@ from .messages import (
     StatusChanged,
     TaskId,
     TaskStarted,
+    TaskUnresponsive,
     ThreadsFinished,
 )
+from .metrics import CancelMetrics
 from .regions import RegionCancel, RegionOutcome, check_region, region_outcome
 from .registry import Registry, TaskRecord
 from .results import CancelInfo, Cancelled, TaskInfo
@@ -60,6 +62,7 @@ from .runner import TaskRunner, TaskSpec
 from .shield import finish_shielded
 from .states import TaskEvent, TaskStatus
 from .task_context import TaskContext, current_task
+from .telemetry import TaskTelemetry
 from .waiting import Waiters, WaitFor, WaitResult
 
 __all__ = ('SubAgentManager',)
@@ -133,6 +136,8 @@ class SubAgentManager:
         self._phase: _Phase = 'new'
         self._slot: anyio.Semaphore | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._telemetry = TaskTelemetry(self.get)
+        self._unsubscribe_telemetry: Callable[[], None] = lambda: None
 
     @property
     def subagents(self) -> tuple[SubAgentConfig, ...]:
@@ -157,6 +162,7 @@ class SubAgentManager:
         if self._parent is not None:
             self._parent.adopt(self)
         self._bus.open_mailbox(self.owner_id, self._receive)
+        self._unsubscribe_telemetry = self._bus.subscribe(self._telemetry.observe)
         return self
 
     async def __aexit__(
@@ -197,9 +203,10 @@ class SubAgentManager:
         self._close_mailbox_when_quiet()
 
     def _close_mailbox_when_quiet(self) -> None:
-        """After teardown, close the mailbox once no orphan (a run or a sync tool's thread) can report to it."""
+        """After teardown, leave the bus once no orphan (a run or a sync tool's thread) can report to it."""
         if self._phase == 'closed' and not self._runners and not any(r.lingering_threads for r in self._registry.all()):
             self._bus.close_mailbox(self.owner_id)
+            self._unsubscribe_telemetry()
 
     async def _join_runners(self, deadline: float) -> None:
         """Wait for the runs to stop until `deadline`, then for the hooks of those that stopped, within theirs."""
@@ -211,12 +218,10 @@ class SubAgentManager:
             for runner in runners:
                 if self._registry.get(runner.spec.task_id).status.is_terminal:
                     await runner.finished.wait()
-        now = self.clock.now()
         stuck = {task_id for task_id, runner in self._runners.items() if not runner.finished.is_set()}
         stuck |= {record.task_id for record in self._registry.all() if record.lingering_threads}
         for task_id in stuck:
-            record = self._registry.get(task_id)
-            record.unresponsive_since = record.unresponsive_since or now
+            self._mark_unresponsive(self._registry.get(task_id))
             self._orphans.append(task_id)
 
     def orphans(self) -> tuple[TaskInfo, ...]:
@@ -314,7 +319,10 @@ class SubAgentManager:
         self._runners[record.task_id] = runner
         if not queued:
             self._apply(record, TaskEvent.START, now)
-        task = asyncio.get_running_loop().create_task(runner.run(), name=f'subagent {record.task_id}')
+        # The span opens in the task's own asyncio task, which copies the caller's context: it nests under the
+        # parent's tool-call span, and whatever the sub-agent's run traces nests under it.
+        traced = self._telemetry.traced(self._info(record), runner.run())
+        task = asyncio.get_running_loop().create_task(traced, name=f'subagent {record.task_id}')
         self._background.add(task)
         task.add_done_callback(lambda done: self._forget(record.task_id, done))
         return record
@@ -393,6 +401,10 @@ class SubAgentManager:
         )
         fallback = self._registry.get(record.fallback_id).info(now) if record.fallback_id else None
         return record.info(now, fallback=fallback, subtasks=subtasks)
+
+    def metrics(self) -> CancelMetrics:
+        """The cancel figures of this owner's tasks that have ended: statuses, response times, compute."""
+        return self._telemetry.summary()
 
     async def wait(
         self, task_ids: Sequence[str] | None = None, *, wait_for: WaitFor = 'all', timeout_seconds: float | None = None
@@ -511,12 +523,17 @@ class SubAgentManager:
         with self.clock.deadline_scope(self.clock.now() + self.policy.hard_cancel_wait_seconds):
             for record in records:
                 await record.ended.wait()
-        now = self.clock.now()
         stuck = [record for record in records if not record.status.is_terminal]
         for record in stuck:
-            record.unresponsive_since = record.unresponsive_since or now
+            self._mark_unresponsive(record)
             self._waiters.notify(record)
         return not stuck
+
+    def _mark_unresponsive(self, record: TaskRecord, at: float | None = None) -> None:
+        """Record that something of the task still runs although it was stopped, and tell observers once."""
+        if record.unresponsive_since is None:
+            record.unresponsive_since = now = self.clock.now() if at is None else at
+            self._bus.send(self.owner_id, TaskUnresponsive(task_id=record.task_id, sent_at=now))
 
     def _request_cancel(self, record: TaskRecord, mode: CancelMode, reason: CancelReason, grace: float) -> None:
         now = self.clock.now()
@@ -614,8 +631,8 @@ class SubAgentManager:
 
     def _receive(self, message: BusMessage) -> None:
         assert not isinstance(message, CancelRequest | Answer), 'only tasks receive these'
-        if isinstance(message, StatusChanged):
-            return  # our own announcement, for observers
+        if isinstance(message, StatusChanged | TaskUnresponsive):
+            return  # our own announcements, for observers
         record = self._registry.get(message.task_id)
         match message:
             case TaskStarted():
@@ -648,7 +665,7 @@ class SubAgentManager:
         record.usage = message.usage
         if message.lingering_threads:
             record.lingering_threads = message.lingering_threads
-            record.unresponsive_since = record.unresponsive_since or message.sent_at
+            self._mark_unresponsive(record, message.sent_at)
         match message.ending:
             case RunOutput():
                 event = TaskEvent.COMPLETE

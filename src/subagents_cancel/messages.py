@@ -10,7 +10,8 @@ From a task (to its owner's mailbox): [`TaskStarted`][subagents_cancel.messages.
 [`DeadlineExpired`][subagents_cancel.messages.DeadlineExpired],
 [`RunFinished`][subagents_cancel.messages.RunFinished], [`ThreadsFinished`][subagents_cancel.messages.ThreadsFinished].
 
-From the owner to observers: [`StatusChanged`][subagents_cancel.messages.StatusChanged].
+From the owner to observers: [`StatusChanged`][subagents_cancel.messages.StatusChanged],
+[`TaskUnresponsive`][subagents_cancel.messages.TaskUnresponsive].
 
 Every message has its own `message_id`; a reply names the message it answers in `correlation_id`.
 """
@@ -46,6 +47,7 @@ __all__ = (
     'StatusChanged',
     'TaskId',
     'TaskStarted',
+    'TaskUnresponsive',
     'ThreadsFinished',
 )
 
@@ -194,6 +196,9 @@ class RunFinished(_Message):
     ending: RunEnding
     usage: RunUsage
     lingering_threads: int = 0
+    usage_after_cancel: RunUsage | None = None
+    """The part of `usage` in model responses received after the first cancel request reached the runner
+    (the response in flight at the request counts, since it arrived after it); `None` when no request did."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -209,6 +214,14 @@ class StatusChanged(_Message):
     new: TaskState
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskUnresponsive(_Message):
+    """The owner found the task still running after a stop (or a sync tool's thread outliving its run).
+
+    It counts as an orphan until it ends, or until its threads return.
+    """
+
+
 BusMessage = (
     CancelRequest
     | Answer
@@ -221,5 +234,6 @@ BusMessage = (
     | RunFinished
     | ThreadsFinished
     | StatusChanged
+    | TaskUnresponsive
 )
 """Every message the bus carries."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -28,6 +28,7 @@ from pydantic_ai import Agent, RunCancelled, RunUsage, UsageLimitExceeded
 from pydantic_ai.agent import AbstractAgent
 from pydantic_ai.capabilities import UseThreadExecutor
 from pydantic_ai.exceptions import UnexpectedModelBehavior, UserError
+from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.run import AgentRun
 
 from . import replies
@@ -122,6 +123,7 @@ class TaskRunner:
         self._question: _OpenQuestion | None = None
         self._checkpoints = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._responses_before_cancel: int | None = None
         self.context = TaskContext(
             spec.task_id,
             root_id=spec.root_id,
@@ -161,6 +163,7 @@ class TaskRunner:
                         ending=ending,
                         usage=usage,
                         lingering_threads=self._threads.linger(self._report_threads_finished),
+                        usage_after_cancel=self._usage_after_cancel(),
                     )
                 )
             with anyio.CancelScope(shield=True):
@@ -239,6 +242,8 @@ class TaskRunner:
     # --- the mailbox ----------------------------------------------------------------------------
 
     def _receive(self, message: BusMessage) -> None:
+        if isinstance(message, CancelRequest) and self._responses_before_cancel is None:
+            self._responses_before_cancel = len(self._responses())
         match message:
             case CancelRequest(mode='hard', reason=reason):
                 self._stop(reason)
@@ -308,6 +313,16 @@ class TaskRunner:
         elif self._scope is not None:
             self._scope.cancel()
 
+    def _responses(self) -> list[ModelResponse]:
+        """The model responses of the run so far."""
+        return _model_responses(self._run.all_messages()) if self._run is not None else []
+
+    def _usage_after_cancel(self) -> RunUsage | None:
+        """The usage of the model responses that arrived after the first cancel request, if there was one."""
+        if self._responses_before_cancel is None:
+            return None
+        return _usage_of(self._responses()[self._responses_before_cancel :])
+
     def _send(self, message: BusMessage) -> None:
         self._bus.send(self.spec.owner_address, message)
 
@@ -369,6 +384,19 @@ class TaskRunner:
         )
         self._send(CheckpointRecorded(task_id=self.spec.task_id, sent_at=now, checkpoint=checkpoint))
         return self._checkpoints
+
+
+def _model_responses(messages: Iterable[ModelMessage]) -> list[ModelResponse]:
+    return [message for message in messages if isinstance(message, ModelResponse)]
+
+
+def _usage_of(responses: Iterable[ModelResponse]) -> RunUsage:
+    """What these responses cost: one request each, and their tokens."""
+    usage = RunUsage()
+    for response in responses:
+        usage.requests += 1
+        usage.incr(response.usage)
+    return usage
 
 
 def _describe(error: Exception) -> RunError:

@@ -1,0 +1,251 @@
+"""Traces and metrics through logfire (OpenTelemetry underneath); the only module that imports logfire.
+
+Each task gets one span, opened in the task's own asyncio task. That task is created while the parent's
+tool call runs, so the span nests under the parent's tool-call span, and an instrumented sub-agent run
+nests under it. Span events mark each step of a cancel; metrics are recorded when a task ends.
+
+This library never configures logfire. Until the application calls `logfire.configure()`, the spans and
+metrics go nowhere, and no warning is shown on their account.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import logfire
+from opentelemetry import trace
+from opentelemetry.util.types import AttributeValue
+from pydantic_ai import RunUsage
+
+from .messages import (
+    BusMessage,
+    CancelAcknowledged,
+    CancelEscalated,
+    CancelRequest,
+    RunFinished,
+    StatusChanged,
+    TaskId,
+    TaskUnresponsive,
+    ThreadsFinished,
+)
+from .metrics import CancelledRun, CancelMetrics, MetricsCollector
+from .results import TaskInfo
+
+__all__ = (
+    'CANCEL_ACKNOWLEDGED',
+    'CANCEL_ESCALATED',
+    'CANCEL_REQUESTED',
+    'SCOPE',
+    'TASK_SPAN',
+    'TASK_TERMINATED',
+    'TASK_UNRESPONSIVE',
+    'TaskTelemetry',
+)
+
+SCOPE = 'logfire.subagents_cancel'
+"""The OpenTelemetry scope of our spans and metrics: `logfire.suppress_scopes(SCOPE)` mutes them."""
+TASK_SPAN = 'subagent task {task_id}'
+"""The span of one task (a constant template: the id is an attribute)."""
+CANCEL_REQUESTED = 'cancel requested'
+"""Span event: a cancel request was sent to the task (attributes `mode`, `reason`, `grace_seconds`)."""
+CANCEL_ACKNOWLEDGED = 'cancel acknowledged'
+"""Span event: the request reached the sub-agent's model (attribute `after_seconds`)."""
+CANCEL_ESCALATED = 'cancel escalated'
+"""Span event: the grace window of a soft cancel expired; the run is being stopped (`after_seconds`)."""
+TASK_TERMINATED = 'task terminated'
+"""Span event: a cancelled task has stopped (`after_seconds` since the request)."""
+TASK_UNRESPONSIVE = 'task unresponsive'
+"""Span event: a hard cancel gave up waiting for the task to stop."""
+
+_logfire = logfire.with_settings(custom_scope_suffix=SCOPE.removeprefix('logfire.'))
+with warnings.catch_warnings():
+    # Bind our tracer now, quietly: logfire warns on the first span of an application that has not configured
+    # it, and a library must not make that choice for the application (nor fail its tests under `-W error`).
+    warnings.filterwarnings('ignore', message='No logs or spans will be created', category=UserWarning)
+    _logfire.span(TASK_SPAN, task_id='')
+
+_ACKNOWLEDGE_TIME = _logfire.metric_histogram(
+    'subagents.cancel.acknowledge_time', unit='s', description='From a cancel request until the sub-agent read it.'
+)
+_STOP_TIME = _logfire.metric_histogram(
+    'subagents.cancel.stop_time', unit='s', description='From a cancel request until the task was terminal.'
+)
+_TOKENS = _logfire.metric_histogram(
+    'subagents.cancelled.tokens', unit='{token}', description='Tokens a cancelled run consumed in all.'
+)
+_TOKENS_AFTER = _logfire.metric_histogram(
+    'subagents.cancelled.tokens_after_request',
+    unit='{token}',
+    description='Tokens a cancelled run consumed in responses received after the request.',
+)
+_REQUESTS = _logfire.metric_histogram(
+    'subagents.cancelled.requests', unit='{request}', description='Model requests a cancelled run made in all.'
+)
+_REQUESTS_AFTER = _logfire.metric_histogram(
+    'subagents.cancelled.requests_after_request',
+    unit='{request}',
+    description='Model responses a cancelled run received after the request.',
+)
+_TOKENS_SAVED = _logfire.metric_histogram(
+    'subagents.cancelled.tokens_saved',
+    unit='{token}',
+    description="Estimate: the mean tokens of the sub-agent's completed runs minus what the cancelled run consumed.",
+)
+_FINISHED = _logfire.metric_counter(
+    'subagents.tasks.finished', unit='{task}', description='Tasks that ended, by sub-agent and final status.'
+)
+_UNRESPONSIVE = _logfire.metric_up_down_counter(
+    'subagents.tasks.unresponsive', unit='{task}', description='Tasks a hard cancel gave up on that have not stopped.'
+)
+
+_Attributes = dict[str, AttributeValue]
+
+
+@dataclass(eq=False, slots=True)
+class _TaskTrace:
+    """What telemetry keeps about one task until it ends: its span, once open, and the facts seen on the bus."""
+
+    span: trace.Span | None = None
+    pending: list[tuple[str, _Attributes]] = field(default_factory=list[tuple[str, _Attributes]])
+    """Events seen before the span opened (a request sent before the task's first step)."""
+    request: CancelRequest | None = None
+    """The first cancel request."""
+    usage_after_request: RunUsage | None = None
+
+    def event(self, name: str, attributes: _Attributes) -> None:
+        if self.span is None:
+            self.pending.append((name, attributes))
+        else:
+            self.span.add_event(name, attributes)
+
+    def open(self, span: trace.Span) -> None:
+        self.span = span
+        for name, attributes in self.pending:
+            span.add_event(name, attributes)
+        self.pending.clear()
+
+    def since_request(self, at: float) -> _Attributes:
+        return {} if self.request is None else {'after_seconds': at - self.request.sent_at}
+
+
+class TaskTelemetry:
+    """Observes one owner's bus: keeps each task's span, records metrics, and adds up the summary figures."""
+
+    def __init__(self, lookup: Callable[[str], TaskInfo]) -> None:
+        """Prepare to follow the tasks of one owner.
+
+        Args:
+            lookup: Returns the current snapshot of one of the owner's tasks.
+        """
+        self._lookup = lookup
+        self._traces: dict[TaskId, _TaskTrace] = {}
+        self._orphans: dict[TaskId, str] = {}
+        """Tasks found still running after a stop, with their sub-agent, until they end and their threads return."""
+        self._collector = MetricsCollector()
+
+    def traced(self, task: TaskInfo, run: Coroutine[Any, Any, None]) -> Coroutine[Any, Any, None]:
+        """Follow `task` from now on, and return `run` wrapped in the task's span.
+
+        Await the result in the task's own asyncio task: the span is opened there, so it is that task's
+        current span and the parent of whatever the run traces.
+        """
+        task_trace = self._traces[task.task_id] = _TaskTrace()
+        return self._in_span(task, task_trace, run)
+
+    async def _in_span(self, task: TaskInfo, task_trace: _TaskTrace, run: Coroutine[Any, Any, None]) -> None:
+        with _logfire.span(TASK_SPAN, task_id=task.task_id, subagent=task.subagent) as span:
+            span.set_attributes(_start_attributes(task))
+            task_trace.open(trace.get_current_span())
+            try:
+                await run
+            finally:
+                span.set_attributes(_end_attributes(self._lookup(task.task_id), task_trace))
+
+    def observe(self, address: str, message: BusMessage) -> None:
+        """Take note of one bus message (a [`Listener`][subagents_cancel.bus.Listener])."""
+        if isinstance(message, ThreadsFinished):
+            self._orphan_gone(message.task_id)
+        task_trace = self._traces.get(message.task_id)
+        if task_trace is None:
+            return  # a task of another owner on a shared bus, or one that has ended
+        match message:
+            case CancelRequest(mode=mode, reason=reason, grace_seconds=grace):
+                task_trace.request = task_trace.request or message
+                task_trace.event(CANCEL_REQUESTED, {'mode': mode, 'reason': reason.kind, 'grace_seconds': grace})
+            case CancelAcknowledged():
+                task_trace.event(CANCEL_ACKNOWLEDGED, task_trace.since_request(message.sent_at))
+            case CancelEscalated():
+                task_trace.event(CANCEL_ESCALATED, task_trace.since_request(message.sent_at))
+            case TaskUnresponsive():
+                task_trace.event(TASK_UNRESPONSIVE, {})
+                subagent = self._orphans[message.task_id] = self._lookup(message.task_id).subagent
+                _UNRESPONSIVE.add(1, {'subagent': subagent})
+            case RunFinished(usage_after_cancel=usage_after):
+                task_trace.usage_after_request = usage_after
+            case StatusChanged(new=new) if new.status.is_terminal:
+                self._task_ended(self._lookup(message.task_id), task_trace)
+            case _:
+                pass
+
+    def _task_ended(self, task: TaskInfo, task_trace: _TaskTrace) -> None:
+        del self._traces[task.task_id]
+        _FINISHED.add(1, {'subagent': task.subagent, 'status': task.status.name})
+        if not task.lingering_threads:
+            self._orphan_gone(task.task_id)
+        cancelled = self._collector.task_ended(
+            task,
+            requested_mode=task_trace.request.mode if task_trace.request else None,
+            usage_after_request=task_trace.usage_after_request,
+        )
+        if cancelled is not None:
+            assert task.ended_at is not None
+            task_trace.event(TASK_TERMINATED, task_trace.since_request(task.ended_at))
+            _record_cancelled(cancelled)
+
+    def _orphan_gone(self, task_id: TaskId) -> None:
+        subagent = self._orphans.pop(task_id, None)
+        if subagent is not None:
+            _UNRESPONSIVE.add(-1, {'subagent': subagent})
+
+    def summary(self) -> CancelMetrics:
+        """The figures of the tasks that have ended so far, and the current orphan count."""
+        return self._collector.summary(unresponsive=len(self._orphans))
+
+
+def _record_cancelled(run: CancelledRun) -> None:
+    attributes: _Attributes = {'subagent': run.subagent, 'mode': run.mode, 'escalated': run.escalated}
+    if run.acknowledged_after_seconds is not None:
+        _ACKNOWLEDGE_TIME.record(run.acknowledged_after_seconds, attributes)
+    _STOP_TIME.record(run.stopped_after_seconds, attributes)
+    _TOKENS.record(run.tokens, attributes)
+    _TOKENS_AFTER.record(run.tokens_after_request, attributes)
+    _REQUESTS.record(run.requests, attributes)
+    _REQUESTS_AFTER.record(run.requests_after_request, attributes)
+    if run.tokens_saved is not None:
+        _TOKENS_SAVED.record(run.tokens_saved, attributes)
+
+
+def _start_attributes(task: TaskInfo) -> _Attributes:
+    """Where the task sits, when it has a parent, a region, or is a fallback."""
+    known = {
+        'parent_task_id': task.parent_task_id,
+        'region': task.region,
+        'fallback_for': task.fallback_for,
+    }
+    return {name: value for name, value in known.items() if value is not None}
+
+
+def _end_attributes(task: TaskInfo, task_trace: _TaskTrace) -> _Attributes:
+    attributes: _Attributes = {'status': task.status.name, 'checkpoints': len(task.checkpoints)}
+    if task.usage is not None:
+        attributes.update(tokens=task.usage.total_tokens, requests=task.usage.requests)
+    if task.cancel is not None:
+        attributes.update(
+            cancel_mode=task_trace.request.mode if task_trace.request else task.cancel.mode,
+            cancel_reason=task.cancel.reason.kind,
+            escalated=task.cancel.escalated_at is not None,
+        )
+    return attributes
