@@ -70,6 +70,7 @@ async def test_soft_cancel_of_the_root_hands_partials_up_leaves_first(clock: Man
             ('middle', task.task_id),
             ('leaf', running.subtasks[0].task_id),
         ]
+        assert {info.root_id for info in flatten((running,))} == {manager.owner_id}
 
         await manager.soft_cancel(task.task_id, grace_seconds=40)
         (cancelling,) = manager.active_tasks()

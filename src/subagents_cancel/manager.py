@@ -297,6 +297,7 @@ class SubAgentManager:
             region=region,
             deadline_at=now + timeout_seconds if timeout_seconds else None,
             parent_task_id=self._parent.task_id if self._parent else None,
+            root_id=self._parent.root_id if self._parent else self.owner_id,
             fallback_name=fallback,
             fallback_for=fallback_for,
         )
@@ -304,7 +305,7 @@ class SubAgentManager:
         spec = TaskSpec(
             task_id=record.task_id,
             owner_address=self.owner_id,
-            root_id=self._parent.root_id if self._parent else self.owner_id,
+            root_id=record.root_id,
             agent=self._agents[config.name],
             prompt=description,
             instructions=run_instructions(config),

@@ -28,6 +28,7 @@ class TaskRecord:
     region: str | None = None
     deadline_at: float | None = None
     parent_task_id: TaskId | None = None
+    root_id: str = ''
     fallback_name: str | None = None
     """The sub-agent that takes over if this task is cancelled."""
     fallback_for: TaskId | None = None
@@ -126,6 +127,7 @@ class TaskRecord:
             region=self.region,
             deadline_at=self.deadline_at,
             parent_task_id=self.parent_task_id,
+            root_id=self.root_id,
             subtasks=subtasks,
             fallback_for=self.fallback_for,
             fallback=fallback,

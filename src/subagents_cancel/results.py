@@ -132,6 +132,8 @@ class TaskInfo:
     """When its time budget runs out (clock seconds)."""
     parent_task_id: TaskId | None = None
     """The task whose sub-agent started this one, when sub-agents are nested."""
+    root_id: str = ''
+    """The owner at the root of its task tree (the `owner_id` of the top-level parent run's or scope's manager)."""
     subtasks: tuple[TaskInfo, ...] = ()
     """The tasks its own sub-agents are running (while it runs)."""
     fallback_for: TaskId | None = None
