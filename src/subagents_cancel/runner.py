@@ -274,9 +274,10 @@ class TaskRunner:
 
     def _tell(self, request: CancelRequest, *, subtasks_stopped: bool) -> None:
         text = cancel_request_text(request, subtasks_stopped=subtasks_stopped)
-        if self._question is not None:
-            self._resolve_question(self._question.message_id, text)
-        elif self._run is not None:
+        question = self._question
+        if question is not None and not question.answered.is_set():
+            self._resolve_question(question.message_id, text)
+        elif self._run is not None:  # an answer delivered but not read yet stays; the request follows it
             self._deliver(request, text)
 
     def _deliver(self, request: CancelRequest, text: str | None = None) -> None:
