@@ -45,6 +45,7 @@ from .messages import (
     CheckpointRecorded,
     DeadlineExpired,
     Question,
+    QuestionWithdrawn,
     RunEnding,
     RunError,
     RunFinished,
@@ -347,6 +348,12 @@ class TaskRunner:
             return open_question.reply
         finally:
             self._question = None
+            if not open_question.answered.is_set():  # cut off (a tool timeout, or the run is stopping)
+                self._send(
+                    QuestionWithdrawn(
+                        task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=message.message_id
+                    )
+                )
 
     def _resolve_question(self, question_id: str, reply: str) -> None:
         question = self._question
