@@ -22,6 +22,7 @@ from .manager import SubAgentManager
 from .messages import CancelMode, CancelReason, CancelReasonKind, Checkpoint, TaskId
 from .regions import RegionCancel, RegionCancelled, RegionCompleted, RegionIncomplete, RegionOutcome
 from .results import CancelInfo, Cancelled, Completed, Failed, Outcome, PartialResult, TaskInfo
+from .shutdown import ShutdownReport, ShutdownSignal, shutdown, shutdown_on_signals
 from .states import TaskStatus
 from .task_context import TaskCancelRequested, TaskContext, current_task
 from .tools import create_subagent_toolset
@@ -56,6 +57,8 @@ __all__ = (
     'RegionCompleted',
     'RegionIncomplete',
     'RegionOutcome',
+    'ShutdownReport',
+    'ShutdownSignal',
     'SubAgentCapability',
     'SubAgentConfig',
     'SubAgentManager',
@@ -73,4 +76,6 @@ __all__ = (
     'WaitResult',
     'create_subagent_toolset',
     'current_task',
+    'shutdown',
+    'shutdown_on_signals',
 )
