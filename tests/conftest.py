@@ -11,7 +11,7 @@ import logfire
 import pytest
 from pydantic_ai import models
 
-from subagents_cancel import ManualClock
+from .helpers import WatchedClock
 
 models.ALLOW_MODEL_REQUESTS = False  # a test that reaches a real provider fails instead of spending tokens
 logfire.configure(send_to_logfire=False, console=False)
@@ -42,5 +42,5 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+def clock() -> WatchedClock:
+    return WatchedClock()

@@ -10,7 +10,8 @@ import dataclasses
 import inspect
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -26,6 +27,8 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 from pydantic_ai.usage import RequestUsage
+
+from subagents_cancel import ManualClock
 
 Step = ModelResponse | Callable[[list[ModelMessage]], ModelResponse | Awaitable[ModelResponse]]
 
@@ -220,3 +223,37 @@ def stable_ids(texts: Sequence[str]) -> list[str]:
 def replies_of(messages: Sequence[ModelMessage]) -> list[str]:
     """The tool results of a run, with stable task ids, for snapshots."""
     return stable_ids(tool_returns(messages))
+
+
+class WatchedClock(ManualClock):
+    """A manual clock that also tells a test when code starts a bounded wait on it.
+
+    `anyio.wait_all_tasks_blocked()` cannot say "the tool is now waiting": a pydantic-ai run has moments
+    where every task is parked before the tool even starts. Every bounded wait in the library opens a
+    `deadline_scope` on its clock, so seeing that scope opened is the exact point to move time.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        super().__init__(start)
+        self._open: list[float] = []
+        self._watchers: list[tuple[float, anyio.Event]] = []
+
+    @contextmanager
+    def deadline_scope(self, deadline: float) -> Generator[anyio.CancelScope]:
+        for at, opened in self._watchers:
+            if deadline >= at:
+                opened.set()
+        self._open.append(deadline)
+        try:
+            with super().deadline_scope(deadline) as scope:
+                yield scope
+        finally:
+            self._open.remove(deadline)
+
+    async def wait_for_deadline(self, at_least: float) -> None:
+        """Return once some code waits on this clock with a deadline at or after `at_least` (or already does)."""
+        if any(deadline >= at_least for deadline in self._open):
+            return
+        opened = anyio.Event()
+        self._watchers.append((at_least, opened))
+        await opened.wait()

@@ -19,7 +19,7 @@ LAYERS: list[set[str]] = [
     {'task_context', 'task_capability'},
     {'launch', 'runner'},
     {'manager'},
-    {'tools'},
+    {'tools', 'shutdown'},
     {'capability'},
     {'demo_scripts'},
     {'demo'},

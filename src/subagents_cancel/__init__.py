@@ -24,6 +24,7 @@ from .metrics import CancelledRun, CancelMetrics, Durations, SubAgentMetrics
 from .processes import ProcessResult, run_process
 from .regions import RegionCancel, RegionCancelled, RegionCompleted, RegionIncomplete, RegionOutcome
 from .results import CancelInfo, Cancelled, Completed, Failed, Outcome, PartialResult, TaskInfo
+from .shutdown import ShutdownReport, ShutdownSignal, shutdown, shutdown_on_signals
 from .states import TaskStatus
 from .task_context import TaskCancelRequested, TaskContext, current_task
 from .tools import create_subagent_toolset
@@ -62,6 +63,8 @@ __all__ = (
     'RegionCompleted',
     'RegionIncomplete',
     'RegionOutcome',
+    'ShutdownReport',
+    'ShutdownSignal',
     'SubAgentCapability',
     'SubAgentConfig',
     'SubAgentManager',
@@ -81,4 +84,6 @@ __all__ = (
     'create_subagent_toolset',
     'current_task',
     'run_process',
+    'shutdown',
+    'shutdown_on_signals',
 )

@@ -43,6 +43,7 @@ from .messages import (
     CheckpointRecorded,
     DeadlineExpired,
     Question,
+    QuestionWithdrawn,
     RunEnding,
     RunError,
     RunFinished,
@@ -638,9 +639,8 @@ class SubAgentManager:
         match message:
             case TaskStarted():
                 self._apply(record, TaskEvent.START, message.sent_at)
-            case Question() if not record.state.cancel_requested:  # else the cancel request answers it
-                record.question = message
-                self._apply(record, TaskEvent.ASK, message.sent_at)
+            case Question() | QuestionWithdrawn() if not record.state.cancel_requested:  # else the cancel answers it
+                self._on_question(record, message)
             case CheckpointRecorded(checkpoint=checkpoint):
                 record.checkpoints.append(checkpoint)
                 self._waiters.notify(record)
@@ -661,6 +661,13 @@ class SubAgentManager:
                 self._close_mailbox_when_quiet()
             case _:  # a question, acknowledgement or deadline that lost a race with a cancel or the end
                 pass
+
+    def _on_question(self, record: TaskRecord, message: Question | QuestionWithdrawn) -> None:
+        if isinstance(message, Question):
+            record.question = message
+            self._apply(record, TaskEvent.ASK, message.sent_at)
+        elif record.question is not None and record.question.message_id == message.correlation_id:
+            self._apply(record, TaskEvent.ANSWER, message.sent_at)  # its ask_parent call was cut off: it works on
 
     def _finish(self, record: TaskRecord, message: RunFinished) -> None:
         record.usage = message.usage

@@ -6,6 +6,7 @@ To a task (its mailbox is addressed by its task id): [`CancelRequest`][subagents
 From a task (to its owner's mailbox): [`TaskStarted`][subagents_cancel.messages.TaskStarted],
 [`CancelAcknowledged`][subagents_cancel.messages.CancelAcknowledged],
 [`CancelEscalated`][subagents_cancel.messages.CancelEscalated], [`Question`][subagents_cancel.messages.Question],
+[`QuestionWithdrawn`][subagents_cancel.messages.QuestionWithdrawn],
 [`CheckpointRecorded`][subagents_cancel.messages.CheckpointRecorded],
 [`DeadlineExpired`][subagents_cancel.messages.DeadlineExpired],
 [`RunFinished`][subagents_cancel.messages.RunFinished], [`ThreadsFinished`][subagents_cancel.messages.ThreadsFinished].
@@ -39,6 +40,7 @@ __all__ = (
     'CheckpointRecorded',
     'DeadlineExpired',
     'Question',
+    'QuestionWithdrawn',
     'RunEnding',
     'RunError',
     'RunFinished',
@@ -148,6 +150,13 @@ class Question(_Message):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class QuestionWithdrawn(_Message):
+    """The question `correlation_id` ended without an answer (its tool call was cut off) and the run goes on."""
+
+    correlation_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CheckpointRecorded(_Message):
     """The sub-agent recorded its progress."""
 
@@ -229,6 +238,7 @@ BusMessage = (
     | CancelAcknowledged
     | CancelEscalated
     | Question
+    | QuestionWithdrawn
     | CheckpointRecorded
     | DeadlineExpired
     | RunFinished

@@ -46,6 +46,7 @@ from .messages import (
     CheckpointRecorded,
     DeadlineExpired,
     Question,
+    QuestionWithdrawn,
     RunEnding,
     RunError,
     RunFinished,
@@ -280,9 +281,10 @@ class TaskRunner:
 
     def _tell(self, request: CancelRequest, *, subtasks_stopped: bool) -> None:
         text = cancel_request_text(request, subtasks_stopped=subtasks_stopped)
-        if self._question is not None:
-            self._resolve_question(self._question.message_id, text)
-        elif self._run is not None:
+        question = self._question
+        if question is not None and not question.answered.is_set():
+            self._resolve_question(question.message_id, text)
+        elif self._run is not None:  # an answer delivered but not read yet stays; the request follows it
             self._deliver(request, text)
 
     def _deliver(self, request: CancelRequest, text: str | None = None) -> None:
@@ -362,6 +364,12 @@ class TaskRunner:
             return open_question.reply
         finally:
             self._question = None
+            if not open_question.answered.is_set():  # cut off (a tool timeout, or the run is stopping)
+                self._send(
+                    QuestionWithdrawn(
+                        task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=message.message_id
+                    )
+                )
 
     def _resolve_question(self, question_id: str, reply: str) -> None:
         question = self._question

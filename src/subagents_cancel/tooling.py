@@ -8,8 +8,10 @@ JSON object, validate it with a pydantic model, and reply with what is wrong.
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_ai import Tool
@@ -44,8 +46,18 @@ def validated_tool(
             return replies.bad_arguments(name, error)
         return await handle(args)
 
+    return Tool[object].from_schema(call, name=name, description=description, json_schema=_schema(args_type))
+
+
+@functools.cache
+def _schema_once(args_type: type[ToolArgs]) -> dict[str, Any]:
     schema = args_type.model_json_schema()
     schema.pop('title', None)
     for prop in schema.get('properties', {}).values():
         prop.pop('title', None)
-    return Tool[object].from_schema(call, name=name, description=description, json_schema=schema)
+    return schema
+
+
+def _schema(args_type: type[ToolArgs]) -> dict[str, Any]:
+    """The JSON schema shown to the model; generated once per type (the toolset is rebuilt for every run)."""
+    return copy.deepcopy(_schema_once(args_type))

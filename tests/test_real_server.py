@@ -1,0 +1,144 @@
+"""Real model traffic: sub-agents on pydantic-ai's OpenAI model, against a local streaming HTTP server.
+
+The server (`tests/openai_server.py`) speaks OpenAI's chat-completions protocol over real sockets on
+127.0.0.1, streams one token every few milliseconds, and records every request body, every token and
+every disconnect. Nothing here reaches the network. Latency figures are measured in
+`benchmarks/real_server_disconnect.py`; these tests show what happens, in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
+
+import anyio
+import pytest
+from openai import AsyncOpenAI
+from pydantic_ai import Agent, RunContext
+from pydantic_ai.capabilities import AbstractCapability
+from pydantic_ai.messages import AgentStreamEvent, PartDeltaEvent
+from pydantic_ai.models import override_allow_model_requests
+from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.providers.openai import OpenAIProvider
+
+from subagents_cancel import Cancelled, SubAgentConfig, SubAgentManager, TaskStatus
+
+from .openai_server import CallTool, Completion, FakeOpenAI, Reply, Say, serving
+
+pytestmark = pytest.mark.anyio
+
+_HANG_GUARD_SECONDS = 10  # a bound against a hang, not a timing claim
+_LONG_ANSWER = ' '.join(f'token{index}' for index in range(500))  # ~5 s at 10 ms a token: never finishes here
+_WRAP_UP = 'Completed: sources. In progress: analysis. Not started: report.'
+
+
+@pytest.fixture(autouse=True)
+def _allow_requests_to_the_local_server() -> Iterator[None]:
+    with override_allow_model_requests(True):
+        yield
+
+
+@pytest.fixture
+async def openai_client() -> AsyncIterator[AsyncOpenAI]:
+    """The sub-agents' client, with its own connections, closed after the test (pydantic-ai's shared one stays open)."""
+    client = AsyncOpenAI(base_url='http://127.0.0.1:1/v1', api_key='test-key')  # `researcher` points it at the server
+    yield client
+    await client.close()
+
+
+class _ShowTokens(AbstractCapability[object]):
+    """An application that shows the sub-agent's tokens as they arrive; this makes every request streamed."""
+
+    def __init__(self) -> None:
+        self.deltas = 0
+
+    async def wrap_run_event_stream(
+        self, ctx: RunContext[object], *, stream: AsyncIterable[AgentStreamEvent]
+    ) -> AsyncIterable[AgentStreamEvent]:
+        async for event in stream:
+            if isinstance(event, PartDeltaEvent):
+                self.deltas += 1
+            yield event
+
+
+def researcher(server: FakeOpenAI, client: AsyncOpenAI, *, streaming: bool = True) -> SubAgentConfig:
+    client.base_url = server.base_url
+    model = OpenAIChatModel('fake-model', provider=OpenAIProvider(openai_client=client))
+    agent = Agent(model, capabilities=[_ShowTokens()] if streaming else [])
+    return SubAgentConfig(name='researcher', description='Researches', agent=agent)
+
+
+def research_then_answer_at_length(completion: Completion) -> Reply:
+    if 'CANCEL_REQUEST' in completion.text:
+        return Say(_WRAP_UP)
+    if 'tool' not in completion.roles:
+        return CallTool('checkpoint', {'completed': ['sources'], 'in_progress': ['analysis']})
+    return Say(_LONG_ANSWER)
+
+
+async def test_hard_cancel_closes_the_stream_and_the_server_stops_generating(openai_client: AsyncOpenAI) -> None:
+    """The server sees the client go away, sends no token after that, and gets no request after the task ended."""
+    async with serving(FakeOpenAI(research_then_answer_at_length)) as server:
+        async with SubAgentManager([researcher(server, openai_client)]) as manager:
+            task = await manager.start('researcher', 'Research X')
+            with anyio.fail_after(_HANG_GUARD_SECONDS):
+                stream = await server.request(2)
+                await stream.first_token.wait()
+                info = await manager.hard_cancel(task.task_id)
+                await stream.disconnected.wait()
+        assert len(server.completions) == 2  # the manager is closed: no run is left to send another
+
+    assert info.status is TaskStatus.CANCELLED
+    assert isinstance(info.outcome, Cancelled) and info.outcome.mode == 'hard'
+    assert info.outcome.partial.completed == ('sources',)
+    assert stream.body['stream'] is True and not stream.finished
+    assert stream.disconnected_at is not None
+    assert all(sent <= stream.disconnected_at for sent in stream.tokens_sent)
+    assert 0 < len(stream.tokens_sent) < len(_LONG_ANSWER.split())
+    # OpenAI reports usage only in a stream's last chunk, which a cut stream never gets: the task's usage
+    # has the finished first request and none of the cut stream's tokens (pydantic-ai cannot know them).
+    first = server.completions[0]
+    assert info.usage is not None and info.usage.output_tokens == len(first.tokens_sent)
+
+
+async def test_soft_cancel_mid_stream_reaches_the_model_in_the_next_request_body(openai_client: AsyncOpenAI) -> None:
+    """The stream in flight finishes; the next request carries CANCEL_REQUEST; the wrap-up is the partial result."""
+
+    def replies(completion: Completion) -> Reply:
+        if 'CANCEL_REQUEST' in completion.text:
+            return Say(_WRAP_UP)
+        if 'tool' not in completion.roles:
+            return CallTool('checkpoint', {'completed': ['sources'], 'in_progress': ['analysis']})
+        return CallTool('checkpoint', {'completed': ['sources', 'analysis'], 'findings': ['X grows ' * 8]})
+
+    async with serving(FakeOpenAI(replies, token_seconds=0.005)) as server:
+        async with SubAgentManager([researcher(server, openai_client)]) as manager:
+            task = await manager.start('researcher', 'Research X')
+            with anyio.fail_after(_HANG_GUARD_SECONDS):
+                await (await server.request(2)).first_token.wait()
+                await manager.soft_cancel(task.task_id)
+                (info,) = (await manager.wait([task.task_id])).tasks
+        requests_at_end = len(server.completions)
+
+    first, streamed, wrap_up = server.completions
+    assert requests_at_end == 3
+    assert 'CANCEL_REQUEST' not in first.text + streamed.text and 'CANCEL_REQUEST' in wrap_up.text
+    assert streamed.finished and streamed.disconnected_at is None  # a soft cancel does not cut the stream
+    assert isinstance(info.outcome, Cancelled) and info.outcome.mode == 'soft' and not info.outcome.escalated
+    assert info.outcome.partial.final_message == _WRAP_UP and info.outcome.partial.read_request
+    assert info.cancel is not None and info.cancel.acknowledged_at is not None
+    sent = [len(completion.tokens_sent) for completion in server.completions]
+    assert info.usage is not None and info.usage.output_tokens == sum(sent)  # the tokens after the cancel count too
+
+
+async def test_a_non_streamed_request_is_closed_by_a_hard_cancel_too(openai_client: AsyncOpenAI) -> None:
+    """Without streaming, the request in flight is cut the same way: the server sees the disconnect."""
+    async with serving(FakeOpenAI(research_then_answer_at_length)) as server:
+        async with SubAgentManager([researcher(server, openai_client, streaming=False)]) as manager:
+            task = await manager.start('researcher', 'Research X')
+            with anyio.fail_after(_HANG_GUARD_SECONDS):
+                request = await server.request(2)
+                await request.first_token.wait()
+                await manager.hard_cancel(task.task_id)
+                await request.disconnected.wait()
+        assert len(server.completions) == 2
+    assert request.body.get('stream') in (None, False) and not request.finished
