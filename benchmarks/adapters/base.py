@@ -95,6 +95,8 @@ class Adapter(ABC):
 
     def soft_cancel_gap(self, options: Options) -> str | None:
         """Why `options` cannot apply to this library's soft cancel, or `None` if they do."""
+        if options.preempt:
+            return 'no setting to cut a step short on a soft cancel'
         return 'no grace setting for a soft cancel' if options.grace_seconds is not None else None
 
     def task_id(self, reply: str) -> str:
@@ -102,7 +104,11 @@ class Adapter(ABC):
         assert found is not None, f'{self.key}: no task id in {reply!r}'
         return found.group(1)
 
-    def hosting_tasks(self, task_ids: list[str]) -> list[asyncio.Task[Any]]:
-        """The asyncio tasks that host these sub-agent tasks (called outside any timed region)."""
+    def hosting_tasks(self, task_ids: list[str], *, strict: bool = True) -> list[asyncio.Task[Any]]:
+        """The asyncio tasks that host these sub-agent tasks (called outside any timed region).
+
+        With `strict=False`, a task that is no longer pending (it has already ended) is left out.
+        """
         by_name = {task.get_name(): task for task in asyncio.all_tasks()}
-        return [by_name[self.task_name.format(task_id=task_id)] for task_id in task_ids]
+        names = [self.task_name.format(task_id=task_id) for task_id in task_ids]
+        return [by_name[name] for name in names if strict or name in by_name]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 from typing import Any
@@ -18,20 +18,11 @@ from subagents_cancel import SubAgentCapability, SubAgentConfig, SubAgentManager
 
 from .base import Adapter, Options, Parent
 
-HAS_REGIONS = hasattr(SubAgentManager, 'hard_cancel_region')
-"""Cancel regions are being added in parallel; scenarios use them once this build has them."""
-HAS_PREEMPT = 'soft_cancel_preempts' in SubAgentPolicy.model_fields
-"""The soft-cancel preemption policy is being designed separately; its row fills in once it lands."""
-
 
 def _policy(options: Options) -> SubAgentPolicy:
-    settings: dict[str, Any] = {}
-    if options.grace_seconds is not None:
-        settings['grace_seconds'] = options.grace_seconds
-    if options.preempt:
-        assert HAS_PREEMPT, 'this build has no `SubAgentPolicy.soft_cancel_preempts`'
-        settings['soft_cancel_preempts'] = True
-    return SubAgentPolicy(**settings)
+    if options.grace_seconds is None:
+        return SubAgentPolicy()
+    return SubAgentPolicy(grace_seconds=options.grace_seconds)
 
 
 def _config(subagent: Agent[None, str]) -> SubAgentConfig:
@@ -39,6 +30,8 @@ def _config(subagent: Agent[None, str]) -> SubAgentConfig:
 
 
 class Ours(Adapter):
+    """This library: `SubAgentCapability` per parent run, or one `SubAgentManager` scope for a session."""
+
     key = 'ours'
     label = 'subagents-cancel'
     task_name = 'subagent {task_id}'
@@ -51,12 +44,12 @@ class Ours(Adapter):
     @asynccontextmanager
     async def parent(
         self, model: Model, subagent: Agent[None, str], timer: ToolTimer, options: Options
-    ) -> AsyncIterator[Parent]:
+    ) -> AsyncGenerator[Parent]:
         capability = SubAgentCapability(subagents=[_config(subagent)], policy=_policy(options))
         yield Parent(agent=Agent(model, capabilities=[capability, timer]))
 
     @asynccontextmanager
-    async def session(self, model: Model, subagent: Agent[None, str], timer: ToolTimer) -> AsyncIterator[Parent]:
+    async def session(self, model: Model, subagent: Agent[None, str], timer: ToolTimer) -> AsyncGenerator[Parent]:
         async with SubAgentManager([_config(subagent)]) as manager:
             yield Parent(agent=Agent(model, capabilities=[SubAgentCapability(manager=manager), timer]))
 
@@ -83,9 +76,9 @@ class Ours(Adapter):
         return ToolCallPart('list_active_tasks', {})
 
     def region_cancel(self, region: str) -> ToolCallPart | None:
-        return ToolCallPart('hard_cancel_region', {'region': region}) if HAS_REGIONS else None
+        return ToolCallPart('hard_cancel_region', {'region': region})
 
     def soft_cancel_gap(self, options: Options) -> str | None:
-        if options.preempt and not HAS_PREEMPT:
-            return 'pending: `SubAgentPolicy.soft_cancel_preempts` is not in this build'
+        if options.preempt:
+            return 'no preemption policy yet: a soft cancel waits for the model request or tool call in flight'
         return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -36,6 +36,8 @@ class _BoundParent(Parent):
 
 
 class PeerHarness(Adapter):
+    """The harness: `SubAgents` with `TaskControl` (its cancel and list tools); `force=True` is its hard cancel."""
+
     key = 'harness'
     label = 'pydantic-ai-harness'
     task_name = 'delegate-{task_id}'
@@ -48,11 +50,11 @@ class PeerHarness(Adapter):
     @asynccontextmanager
     async def parent(
         self, model: Model, subagent: Agent[None, str], timer: ToolTimer, options: Options
-    ) -> AsyncIterator[Parent]:
+    ) -> AsyncGenerator[Parent]:
         yield Parent(agent=_agent(model, subagent, timer))
 
     @asynccontextmanager
-    async def session(self, model: Model, subagent: Agent[None, str], timer: ToolTimer) -> AsyncIterator[Parent]:
+    async def session(self, model: Model, subagent: Agent[None, str], timer: ToolTimer) -> AsyncGenerator[Parent]:
         owner = DelegationTasks()
         async with owner.opened():
             agent = _agent(model, subagent, timer)
@@ -60,7 +62,9 @@ class PeerHarness(Adapter):
 
     def start(self, description: str, *, background: bool, region: str | None = None) -> ToolCallPart:
         assert region is None
-        return ToolCallPart('delegate_task', {'agent_name': SUBAGENT_NAME, 'task': description, 'background': background})
+        return ToolCallPart(
+            'delegate_task', {'agent_name': SUBAGENT_NAME, 'task': description, 'background': background}
+        )
 
     def hard_cancel(self, task_id: str) -> ToolCallPart:
         return ToolCallPart('cancel_task', {'task_id': task_id, 'force': True})

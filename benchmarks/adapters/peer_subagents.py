@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -35,6 +35,8 @@ def _parent(model: Model, subagent: Agent[None, str], timer: ToolTimer) -> Paren
 
 
 class PeerSubagents(Adapter):
+    """The peer: its `SubAgentCapability`, whose task manager outlives each run (so a session is a plain parent)."""
+
     key = 'subagents'
     label = 'subagents-pydantic-ai'
     task_name = 'subagent-{task_id}'
@@ -47,11 +49,11 @@ class PeerSubagents(Adapter):
     @asynccontextmanager
     async def parent(
         self, model: Model, subagent: Agent[None, str], timer: ToolTimer, options: Options
-    ) -> AsyncIterator[Parent]:
+    ) -> AsyncGenerator[Parent]:
         yield _parent(model, subagent, timer)
 
     @asynccontextmanager
-    async def session(self, model: Model, subagent: Agent[None, str], timer: ToolTimer) -> AsyncIterator[Parent]:
+    async def session(self, model: Model, subagent: Agent[None, str], timer: ToolTimer) -> AsyncGenerator[Parent]:
         yield _parent(model, subagent, timer)  # the capability's task manager outlives each run
 
     def start(self, description: str, *, background: bool, region: str | None = None) -> ToolCallPart:

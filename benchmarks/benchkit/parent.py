@@ -77,9 +77,7 @@ def new_texts(messages: Sequence[ModelMessage]) -> list[str]:
     for message in reversed(messages):
         if not isinstance(message, ModelRequest):
             break
-        texts[:0] = [
-            str(part.content) for part in message.parts if isinstance(part, ToolReturnPart | UserPromptPart)
-        ]
+        texts[:0] = [str(part.content) for part in message.parts if isinstance(part, ToolReturnPart | UserPromptPart)]
     return texts
 
 
@@ -91,17 +89,23 @@ class Conversation:
         self._responses: asyncio.Queue[ModelResponse] = asyncio.Queue()
         self.finished_at: float | None = None
         """When the scenario handed the model its final answer."""
+        self.late: list[str] = []
+        """What requests after the final answer carried (a library may deliver task reports then)."""
 
     @property
     def model(self) -> FunctionModel:
         return function_model(self._respond)
 
     async def _respond(self, messages: list[ModelMessage]) -> ModelResponse:
+        if self.finished_at is not None:
+            self.late += new_texts(messages)
+            return ModelResponse(parts=[TextPart('All done.')])
         await self._requests.put(messages)
         return await self._responses.get()
 
     async def opened(self) -> list[str]:
-        """Wait for the run's first model request."""
+        """Wait for a run's first model request (the previous run, if any, has ended)."""
+        self.finished_at = None
         return new_texts(await self._requests.get())
 
     async def call(self, *calls: ToolCallPart) -> list[str]:
@@ -110,7 +114,7 @@ class Conversation:
         return new_texts(await self._requests.get())
 
     def finish(self, text: str = 'All done.') -> None:
-        """Answer with a final text: the parent run ends."""
+        """Answer with a final text, and every later request of this run the same way: the parent run ends."""
         self.finished_at = time.perf_counter()
         self._responses.put_nowait(ModelResponse(parts=[TextPart(text)]))
 

@@ -6,9 +6,17 @@ import gc
 import resource
 import statistics
 from collections.abc import Sequence
-from typing import TypedDict
+from typing import Literal, TypedDict
 
 _PAGE_BYTES = resource.getpagesize()
+
+Size = Literal['smoke', 'quick', 'full']
+"""How big a run is: `smoke` proves the harness works (seconds), `quick` is a rough look, `full` is the report."""
+
+
+def by_size(size: Size, smoke: int, quick: int, full: int) -> int:
+    """The count a scenario uses at `size`."""
+    return {'smoke': smoke, 'quick': quick, 'full': full}[size]
 
 
 class Summary(TypedDict):
@@ -27,6 +35,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def summarize(values: Sequence[float]) -> Summary:
+    """p50 / p99 / max of a non-empty sample."""
     return Summary(n=len(values), p50=statistics.median(values), p99=percentile(values, 0.99), max=max(values))
 
 

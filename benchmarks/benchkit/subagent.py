@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import anyio
 from pydantic_ai import Agent
@@ -117,40 +118,42 @@ class Blocking:
 class Stepping:
     """A sub-agent that works in steps and obeys a cancellation notice as soon as it reads one.
 
-    Each request takes `step_seconds` (the first takes `first_step_seconds` if given) and calls
-    `work_step`; a request that carries a notice takes `wrapup_seconds` and answers with a partial result.
+    Each request takes `step_seconds` and calls `work_step`, which takes `tool_seconds`. The first
+    request (or the first `work_step`) takes `long_seconds` instead when `long_step` says so. A request
+    that carries a notice takes `wrapup_seconds` and answers with a partial result.
     """
 
     step_seconds: float
     wrapup_seconds: float
-    first_step_seconds: float | None = None
     tool_seconds: float = 0.0
+    long_step: Literal['request', 'tool'] | None = None
+    long_seconds: float = 0.0
     request_starts: list[float] = field(default_factory=list[float])
     notice_read_at: float | None = None
     working: anyio.Event = field(default_factory=anyio.Event)
-    """Set when the first request starts."""
-    tool_working: anyio.Event = field(default_factory=anyio.Event)
-    """Set when the first `work_step` call starts."""
+    """Set when the long step (or, without one, the first request) starts."""
     steps_done: int = 0
 
     async def work_step(self) -> str:
-        self.tool_working.set()
-        if self.tool_seconds:
-            await anyio.sleep(self.tool_seconds)
+        long = self.long_step == 'tool' and self.steps_done == 0
+        if long:
+            self.working.set()
+        await anyio.sleep(self.long_seconds if long else self.tool_seconds)
         self.steps_done += 1
         return f'{STEP_MARKER} {self.steps_done}'
 
     async def respond(self, messages: list[ModelMessage]) -> ModelResponse:
         now = time.perf_counter()
         self.request_starts.append(now)
-        self.working.set()
         if cancel_notice_in_request(messages):
             self.notice_read_at = self.notice_read_at or now
             await anyio.sleep(self.wrapup_seconds)
             done = self.steps_done
             return ModelResponse(parts=[TextPart(f'{PARTIAL_MARKER}: {done} steps done, the rest not started')])
-        first = len(self.request_starts) == 1 and self.first_step_seconds is not None
-        await anyio.sleep(self.first_step_seconds if first and self.first_step_seconds else self.step_seconds)
+        long = self.long_step == 'request' and len(self.request_starts) == 1
+        if long or self.long_step is None:
+            self.working.set()
+        await anyio.sleep(self.long_seconds if long else self.step_seconds)
         return ModelResponse(parts=[ToolCallPart('work_step', {})])
 
     def requests_after(self, at: float) -> int:

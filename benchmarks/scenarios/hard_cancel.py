@@ -3,7 +3,7 @@
 The sub-agent is blocked in a model request that never returns. The parent's model starts it in the
 background, then calls the library's hard-cancel tool. "Done" is the moment the asyncio task that hosts
 the sub-agent has finished: nothing of it can run any more. Each parent run makes `PER_RUN` cancels;
-the first `WARMUP` are not counted. Measured with the garbage collector on and off.
+the first `WARMUP` are not counted.
 """
 
 from __future__ import annotations
@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from functools import partial
 from typing import Any
 
 from adapters import Adapter, Options
 from benchkit.parent import Conversation, ToolTimer, converse
-from benchkit.stats import summarize
+from benchkit.stats import Size, by_size, summarize
 from benchkit.subagent import Blocking, build_agent
 
 PER_RUN = 50
-WARMUP = 20
+WARMUP = 10
 
 
 async def _trials(adapter: Adapter, trials: int) -> dict[str, Any]:
@@ -58,7 +59,7 @@ async def _trials(adapter: Adapter, trials: int) -> dict[str, Any]:
         remaining = trials + WARMUP
         while remaining:
             count = min(PER_RUN, remaining)
-            await converse(parent.run, lambda: script(count))
+            await converse(parent.run, partial(script, count))
             remaining -= count
     return {
         'done_ms': summarize(done_ms[WARMUP:]),
@@ -68,14 +69,14 @@ async def _trials(adapter: Adapter, trials: int) -> dict[str, Any]:
     }
 
 
-async def run(adapter: Adapter, quick: bool) -> dict[str, Any]:
-    trials = 100 if quick else 1000
+async def run(adapter: Adapter, size: Size, param: str) -> dict[str, Any]:
+    """`param` `gc-off` measures with the garbage collector disabled (after a full collection)."""
+    trials = by_size(size, 5, 100, 1000)
     gc.collect()
-    on = await _trials(adapter, trials)
-    gc.collect()
+    if param != 'gc-off':
+        return await _trials(adapter, trials)
     gc.disable()
     try:
-        off = await _trials(adapter, trials)
+        return await _trials(adapter, trials)
     finally:
         gc.enable()
-    return {'gc_on': on, 'gc_off': off}
