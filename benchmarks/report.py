@@ -53,6 +53,13 @@ def _num(value: float | None, digits: int = 1) -> str:
     return '—' if value is None else f'{value:,.{digits}f}'
 
 
+def _error_line(lines: Sequence[str]) -> str:
+    """The exception line of a crashed run's stderr tail, safe inside a table cell."""
+    cleaned = [line.strip(' |+-') for line in lines]
+    found = [line for line in cleaned if 'Error' in line or 'Exception' in line] or [line for line in cleaned if line]
+    return (found[-1] if found else 'no output').replace('|', '/')[:200]
+
+
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
@@ -73,6 +80,10 @@ class _Results:
         result = self._by_key.get((scenario, library))
         return None if result is None or 'error' in result else result['result']
 
+    def ran(self, scenario: str, library: str) -> bool:
+        """Whether this run includes the scenario for `library` (even if it failed)."""
+        return (scenario, library) in self._by_key
+
     def rows(self, scenario: str, row: Callable[[str, Result], list[str]], width: int) -> list[list[str]]:
         out: list[list[str]] = []
         for library in self.libraries:
@@ -80,7 +91,7 @@ class _Results:
             if result is None:
                 continue
             if 'error' in result:
-                out.append([LABELS[library], 'failed: ' + ' / '.join(result['error'])[-200:], *[''] * (width - 2)])
+                out.append([LABELS[library], 'failed: ' + _error_line(result['error']), *[''] * (width - 2)])
             else:
                 out.append(row(LABELS[library], result['result']))
         return out
@@ -156,26 +167,22 @@ def _fanout(results: _Results) -> list[str]:
         'owner ends: not done after 5 s',
         'RSS per running task (KB)',
     ]
-    rows: list[list[str]] = []
-    for scenario in ('fanout:1000', 'fanout:10000'):
-        for library in results.libraries:
-            r = results.get(scenario, library)
-            if r is None:
-                continue
-            cancel, ends = r['cancel'], r['owner_ends']
-            held = '' if ends['run_ended_first'] or ends['not_done'] == 0 else ' (the run waits for its tasks)'
-            rows.append(
-                [
-                    LABELS[library],
-                    f'{r["tasks"]:,}',
-                    cancel['how'],
-                    _num(cancel['all_done_ms'], 0),
-                    str(cancel['running_at_reply']),
-                    _num(ends['all_done_ms'], 0),
-                    f'{ends["not_done"]:,}{held}',
-                    _num(r['rss_per_task_kb'], 1),
-                ]
-            )
+
+    def row(label: str, r: Result) -> list[str]:
+        cancel, ends = r['cancel'], r['owner_ends']
+        held = '' if ends['run_ended_first'] or ends['not_done'] == 0 else ' (the run waits for its tasks)'
+        return [
+            label,
+            f'{r["tasks"]:,}',
+            cancel['how'],
+            _num(cancel['all_done_ms'], 0),
+            str(cancel['running_at_reply']),
+            _num(ends['all_done_ms'], 0),
+            f'{ends["not_done"]:,}{held}',
+            _num(r['rss_per_task_kb'], 1),
+        ]
+
+    rows = [*results.rows('fanout:1000', row, len(header)), *results.rows('fanout:10000', row, len(header))]
     return [
         '## Fan-out',
         '',
@@ -310,6 +317,9 @@ TARGETS: tuple[tuple[str, str, str, Figure, float], ...] = (
 def _summary(view: _Results) -> list[str]:
     rows: list[list[str]] = []
     for name, scenario, target, figure, bound in TARGETS:
+        if not view.ran(scenario, 'ours'):
+            rows.append([name, target, 'not run', '', '', 'not measured'])
+            continue
         ours_result = view.get(scenario, 'ours')
         ours = figure(ours_result) if ours_result else None
         peers = {peer: figure(r) for peer in PEERS if (r := view.get(scenario, peer)) is not None}

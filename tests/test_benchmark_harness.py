@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from adapters import load
 from benchkit.stats import percentile, summarize
 from report import Machine, render
@@ -51,7 +52,7 @@ def test_report_states_failures_and_missing_capabilities() -> None:
         },
     ]
     report = render(results, machine)
-    assert '| subagents-cancel | failed: Traceback / RuntimeError: boom |' in report
+    assert '| subagents-cancel | failed: RuntimeError: boom |' in report
     assert '| pydantic-ai-harness | request / grace 1 s | not supported: no grace setting for a soft cancel |' in report
     assert '| pydantic-ai-harness | request / default | 0 / 1 | p50 1, max 1 | 0 / 1 | 0 |' in report
 
