@@ -8,9 +8,9 @@ JSON object, validate it with a pydantic model, and reply with what is wrong.
 
 from __future__ import annotations
 
-import copy
-import functools
 from collections.abc import Awaitable, Callable
+from copy import deepcopy
+from functools import cache
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -46,18 +46,18 @@ def validated_tool(
             return replies.bad_arguments(name, error)
         return await handle(args)
 
-    return Tool[object].from_schema(call, name=name, description=description, json_schema=_schema(args_type))
+    return Tool[object].from_schema(call, name=name, description=description, json_schema=deepcopy(_schema(args_type)))
 
 
-@functools.cache
-def _schema_once(args_type: type[ToolArgs]) -> dict[str, Any]:
+@cache
+def _schema(args_type: type[ToolArgs]) -> dict[str, Any]:
+    """The JSON schema the model sees for `args_type`, without titles.
+
+    Built once per type: every sub-agent run builds its own tools, and pydantic's schema generation
+    was the largest cost of starting a task. Callers get a copy, so no tool can change another's.
+    """
     schema = args_type.model_json_schema()
     schema.pop('title', None)
     for prop in schema.get('properties', {}).values():
         prop.pop('title', None)
     return schema
-
-
-def _schema(args_type: type[ToolArgs]) -> dict[str, Any]:
-    """The JSON schema shown to the model; generated once per type (the toolset is rebuilt for every run)."""
-    return copy.deepcopy(_schema_once(args_type))

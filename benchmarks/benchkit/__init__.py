@@ -1,0 +1,1 @@
+"""Shared pieces of the benchmark suite: scripted models, the scripted parent, timing and statistics."""

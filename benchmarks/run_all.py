@@ -1,0 +1,105 @@
+"""Run every benchmark on this library and on its peers, side by side, and write `benchmarks/RESULTS.md`.
+
+Run: python benchmarks/run_all.py [--size smoke|quick|full] [--libraries ours,subagents,harness]
+
+The peers and this library run in one environment, `benchmarks/.venv-peers`, on the pydantic-ai the
+harness pins (2.62), so every library sees the same pydantic-ai. The first run creates it with
+`pip install -e '.[bench]'`. Each (scenario, library) pair runs in a fresh process, one at a time.
+The full run takes about 8 to 10 minutes on a 2-core machine. Raw figures go to `RESULTS.json` beside
+the report; `--render-only` rewrites the report from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from report import Machine, render
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+VENV = HERE / '.venv-peers'
+PYTHON = VENV / 'bin' / 'python'
+LIBRARIES = ('ours', 'subagents', 'harness')
+PLAN: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ('hard_cancel', LIBRARIES),
+    ('soft_cancel:steps', LIBRARIES),
+    ('soft_cancel:long', LIBRARIES),
+    ('fanout:1000', LIBRARIES),
+    ('overhead', LIBRARIES),
+    ('lookup', LIBRARIES),
+)
+"""(scenario, libraries) of the default run."""
+LARGE: tuple[tuple[str, tuple[str, ...]], ...] = (('fanout:10000', ('ours',)),)
+"""Added by `--large`: 10,000 tasks take minutes to start (each is a pydantic-ai run), beyond the 10-minute budget."""
+RESULT_PREFIX = 'RESULT '
+
+
+def ensure_venv() -> None:
+    """Create the shared environment with this library and the peers, unless it exists."""
+    if PYTHON.exists():
+        return
+    subprocess.run([sys.executable, '-m', 'venv', str(VENV)], check=True)
+    subprocess.run([str(PYTHON), '-m', 'pip', 'install', '-q', '-e', f'{ROOT}[bench]'], check=True)
+
+
+def run_one(scenario: str, library: str, size: str) -> dict[str, Any]:
+    """Run one scenario on one library in a fresh process; a crash becomes a recorded error, not a lost run."""
+    command = [str(PYTHON), str(HERE / 'worker.py'), scenario, library, '--size', size]
+    done = subprocess.run(command, cwd=HERE, capture_output=True, text=True, timeout=900)
+    for line in done.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            outcome: dict[str, Any] = json.loads(line.removeprefix(RESULT_PREFIX))
+            return outcome
+    return {'scenario': scenario, 'library': library, 'error': done.stderr.strip().splitlines()[-5:]}
+
+
+def load_average() -> str:
+    return ' '.join(f'{value:.2f}' for value in os.getloadavg())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--size', choices=('smoke', 'quick', 'full'), default='full')
+    parser.add_argument('--libraries', default=','.join(LIBRARIES), help='comma-separated subset of ' + str(LIBRARIES))
+    parser.add_argument('--output', type=Path, default=HERE / 'RESULTS.md')
+    parser.add_argument('--large', action='store_true', help='also fan out to 10,000 tasks (this library only)')
+    parser.add_argument(
+        '--render-only', action='store_true', help='rewrite the report from the JSON of the last run, running nothing'
+    )
+    arguments = parser.parse_args()
+    if arguments.render_only:
+        saved = json.loads(arguments.output.with_suffix('.json').read_text())
+        arguments.output.write_text(render(saved['results'], Machine(**saved['machine'])))
+        return
+    chosen = arguments.libraries.split(',')
+    ensure_venv()
+    started_at = datetime.now(UTC)
+    load_before = load_average()
+    started = time.perf_counter()
+    results: list[dict[str, Any]] = []
+    for scenario, libraries in PLAN + (LARGE if arguments.large else ()):
+        for library in (library for library in libraries if library in chosen):
+            sys.stderr.write(f'{scenario} on {library} ...\n')
+            results.append(run_one(scenario, library, arguments.size))
+    machine = Machine.read(
+        started_at=started_at,
+        seconds=time.perf_counter() - started,
+        size=arguments.size,
+        load=f'{load_before} at the start, {load_average()} at the end',
+    )
+    arguments.output.parent.mkdir(parents=True, exist_ok=True)
+    arguments.output.write_text(render(results, machine))
+    arguments.output.with_suffix('.json').write_text(json.dumps({'machine': machine.as_dict(), 'results': results}))
+    sys.stderr.write(f'wrote {arguments.output}\n')
+
+
+if __name__ == '__main__':
+    main()
