@@ -1,6 +1,6 @@
 """Region cancel at scale: N running sub-agent tasks in one region, cancelled with one call.
 
-Run: python benchmarks/region_cancel.py [--sizes 1000 10000] [--repeat 3]
+Run: python benchmarks/region_cancel.py [--sizes 1000 10000] [--repeat 3] [--modes floor hard soft]
 
 Each task is a real pydantic-ai run whose model request is in flight when the region is cancelled.
 
@@ -121,13 +121,13 @@ def row(size: int, mode: Mode, timings_ms: Sequence[float], running: Sequence[in
     )
 
 
-async def main(sizes: Sequence[int], repeat: int) -> int:
+async def main(sizes: Sequence[int], repeat: int, modes: Sequence[Mode]) -> int:
     print(f'Python {sys.version.split()[0]}, pydantic-ai {pydantic_ai.__version__}, {platform.platform()}')
     print('| tasks | mode | trials | median ms | max ms | still running |')
     print('|---|---|---|---|---|---|')
     leaks = 0
     for size in sizes:
-        for mode in ('floor', 'hard', 'soft'):
+        for mode in modes:
             results = [await one_trial(size, mode) for _ in range(repeat)]
             timings, running = [r[0] for r in results], [r[1] for r in results]
             leaks += sum(running)
@@ -139,5 +139,6 @@ if __name__ == '__main__':
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument('--sizes', type=int, nargs='+', default=[1000, 10000])
     parser.add_argument('--repeat', type=int, default=3)
+    parser.add_argument('--modes', nargs='+', choices=('floor', 'hard', 'soft'), default=['floor', 'hard', 'soft'])
     arguments = parser.parse_args()
-    sys.exit(anyio.run(main, arguments.sizes, arguments.repeat))
+    sys.exit(anyio.run(main, arguments.sizes, arguments.repeat, arguments.modes))

@@ -13,9 +13,11 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import anyio
+from pydantic_ai import RunContext
+from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -26,6 +28,7 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
+from pydantic_ai.run import AgentRunResult
 from pydantic_ai.usage import RequestUsage
 
 from subagents_cancel import ManualClock
@@ -257,3 +260,16 @@ class WatchedClock(ManualClock):
         opened = anyio.Event()
         self._watchers.append((at_least, opened))
         await opened.wait()
+
+
+@dataclass
+class LingersAfterTheEnd(AbstractCapability[object]):
+    """Holds a run open after it has produced its output: the window where a cancel races completion."""
+
+    reached: anyio.Event = field(default_factory=anyio.Event)
+    release: anyio.Event = field(default_factory=anyio.Event)
+
+    async def after_run(self, ctx: RunContext[object], *, result: AgentRunResult[Any]) -> AgentRunResult[Any]:
+        self.reached.set()
+        await self.release.wait()
+        return result

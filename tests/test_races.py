@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
-import anyio
 import pytest
-from pydantic_ai import Agent, RunContext
-from pydantic_ai.capabilities import AbstractCapability
-from pydantic_ai.run import AgentRunResult
+from pydantic_ai import Agent
 
 from subagents_cancel import (
     Cancelled,
@@ -23,27 +17,14 @@ from subagents_cancel import (
     TaskStatus,
 )
 
-from .helpers import Script, text
+from .helpers import LingersAfterTheEnd, Script, text
 
 pytestmark = pytest.mark.anyio
 
 
-@dataclass
-class _LingersAfterTheEnd(AbstractCapability[object]):
-    """Holds the run open after it has produced its output: the window where a cancel races completion."""
-
-    reached: anyio.Event = field(default_factory=anyio.Event)
-    release: anyio.Event = field(default_factory=anyio.Event)
-
-    async def after_run(self, ctx: RunContext[object], *, result: AgentRunResult[Any]) -> AgentRunResult[Any]:
-        self.reached.set()
-        await self.release.wait()
-        return result
-
-
 async def test_hard_cancel_after_the_output_keeps_the_output(clock: ManualClock) -> None:
     """A hard cancel that lands after the run produced its answer wins (it was requested first), and keeps it."""
-    lingers = _LingersAfterTheEnd()
+    lingers = LingersAfterTheEnd()
     agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
     async with SubAgentManager([SubAgentConfig(name='r', description='R', agent=agent)], clock=clock) as manager:
         task = await manager.start('r', 'Research X')

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import anyio
 import pytest
 from inline_snapshot import snapshot
-from pydantic_ai import Agent, RunContext
-from pydantic_ai.capabilities import AbstractCapability
-from pydantic_ai.run import AgentRun, AgentRunResult
+from pydantic_ai import Agent
+from pydantic_ai.run import AgentRun
 
 from subagents_cancel import (
     Cancelled,
@@ -29,22 +25,9 @@ from subagents_cancel import (
     TaskStatus,
 )
 
-from .helpers import Gate, Script, after, call, calls, replies_of, text
+from .helpers import Gate, LingersAfterTheEnd, Script, after, call, calls, replies_of, text
 
 pytestmark = pytest.mark.anyio
-
-
-@dataclass
-class _HoldsItsOutput(AbstractCapability[object]):
-    """Keeps the run open once it has produced its output: the moment a cancel races completion."""
-
-    reached: anyio.Event = field(default_factory=anyio.Event)
-    release: anyio.Event = field(default_factory=anyio.Event)
-
-    async def after_run(self, ctx: RunContext[object], *, result: AgentRunResult[Any]) -> AgentRunResult[Any]:
-        self.reached.set()
-        await self.release.wait()
-        return result
 
 
 def subagent(name: str, script: Script) -> SubAgentConfig:
@@ -61,7 +44,7 @@ def working(name: str) -> tuple[SubAgentConfig, Gate]:
 async def test_user_abort_cancels_the_research_phase_as_its_last_task_completes(clock: ManualClock) -> None:
     """Seed 001: the region's hard cancel fires while Patent Search holds its finished output; cancel wins."""
     (market, market_gate), (competitors, competitors_gate) = working('market_scan'), working('competitor_analysis')
-    patents_finishing = _HoldsItsOutput()
+    patents_finishing = LingersAfterTheEnd()
     patents = SubAgentConfig(
         name='patent_search',
         description='patent_search research',
