@@ -193,9 +193,9 @@ def _live_library_objects() -> Counter[str]:
 
 @pytest.mark.timeout(120)
 async def test_storm_after_storm_leaves_nothing_behind(clock: WatchedClock) -> None:
-    """After each storm of 300 tasks, the live objects of the library (records, runners, runs) are back to before."""
+    """After each storm of 150 tasks, the live objects of the library (records, runners, runs) are back to before."""
     await _storm(10, clock)  # warm up: caches and module-level objects
     before = _live_library_objects()
     for _ in range(3):
-        await _storm(300, clock)
+        await _storm(150, clock)
         assert _live_library_objects() == before
