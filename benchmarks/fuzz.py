@@ -46,13 +46,15 @@ def run(schedules: int, first_seed: int, workers: int) -> FuzzReport:
             total.lost_results += report.lost_results
             total.other_violations += report.other_violations
             total.failing_seeds += report.failing_seeds
+            for seed, what in report.failing_seeds:
+                print(f'  FAILED seed {seed}: {what}', file=sys.stderr, flush=True)
             total.outcomes.update(report.outcomes)
             print(f'  {total.schedules}/{schedules} schedules, {total.violations} broken', file=sys.stderr, flush=True)
     return total
 
 
 def print_report(report: FuzzReport, seconds: float) -> None:
-    print(f'schedules: {report.schedules} (seeds in {seconds:.0f} s), tasks: {report.tasks}')
+    print(f'schedules: {report.schedules} in {seconds:.0f} s, tasks: {report.tasks}')
     print(f'status flips: {report.flips}')
     print(f'orphans: {report.orphans}')
     print(f'lost results: {report.lost_results}')

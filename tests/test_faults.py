@@ -23,6 +23,8 @@ from subagents_cancel import (
     SubAgentCapability,
     SubAgentConfig,
     SubAgentManager,
+    SubAgentPolicy,
+    TaskInfo,
     TaskStatus,
 )
 from subagents_cancel.messages import RunError
@@ -392,3 +394,107 @@ async def test_parent_cancelled_inside_wait_tasks_leaves_an_application_task_run
         working.release.set()
         (info,) = (await manager.wait([task.task_id])).tasks
     assert info.outcome == Completed('findings')
+
+
+async def test_a_cleanup_hook_that_raises_is_recorded(clock: WatchedClock) -> None:
+    """The hook of a cancelled task raises: the task stays CANCELLED and the error class is on its record."""
+    hook_ran = anyio.Event()
+
+    async def cleanup(info: TaskInfo) -> None:
+        hook_ran.set()
+        raise OSError('disk full: /var/secret/path')
+
+    working = Gate()
+    config = SubAgentConfig(
+        name='researcher', description='R', model=Script([working.block_forever()]).model, cleanup=cleanup
+    )
+    async with SubAgentManager([config], clock=clock) as manager:
+        task = await manager.start('researcher', 'Research X')
+        await working.reached.wait()
+        stopped = await manager.hard_cancel(task.task_id)
+        await hook_ran.wait()
+    info = manager.get(task.task_id)
+    assert stopped.status is info.status is TaskStatus.CANCELLED
+    assert info.cleanup_error == 'its hook raised OSError'
+
+
+async def test_a_cleanup_hook_that_hangs_is_stopped_at_its_bound(clock: WatchedClock) -> None:
+    """A hook that never returns is cut at `hook_seconds`; the owner's teardown does not hang on it."""
+    hook_waiting = anyio.Event()
+
+    async def cleanup(info: TaskInfo) -> None:
+        hook_waiting.set()
+        await anyio.sleep_forever()
+
+    working = Gate()
+    config = SubAgentConfig(
+        name='researcher', description='R', model=Script([working.block_forever()]).model, cleanup=cleanup
+    )
+    async with SubAgentManager([config], clock=clock, policy=SubAgentPolicy(hook_seconds=7)) as manager:
+        task = await manager.start('researcher', 'Research X')
+        await working.reached.wait()
+        await manager.hard_cancel(task.task_id)
+        await hook_waiting.wait()
+        clock.advance(7)
+    info = manager.get(task.task_id)
+    assert info.status is TaskStatus.CANCELLED
+    assert info.cleanup_error == 'its hook ran longer than 7s and was stopped'
+    assert manager.orphans() == ()
+
+
+_POINTS = ('first model request', 'async tool', 'waiting for an answer', 'last model request', 'pending')
+
+
+@pytest.mark.parametrize('mode', ['soft', 'hard'])
+@pytest.mark.parametrize('point', _POINTS)
+async def test_a_cancel_at_every_await_point_ends_cancelled(clock: WatchedClock, point: str, mode: str) -> None:
+    """Wherever the run is waiting when the cancel lands, the task ends CANCELLED, with what it had recorded."""
+    gates = {name: Gate() for name in _POINTS}
+    sub = Script(
+        [
+            gates['first model request'].hold(call('checkpoint', completed=['one'])),
+            call('crawl'),
+            call('ask_parent', question='Which one?'),
+            gates['last model request'].hold(text('full answer')),
+        ],
+        on_cancel=text('partial answer'),
+    )
+    agent = Agent(sub.model)
+
+    @agent.tool_plain
+    async def crawl() -> str:
+        """Crawl."""
+        await gates['async tool'].wait()
+        return 'crawled'
+
+    config = SubAgentConfig(name='r', description='R', agent=agent)
+    occupier = SubAgentConfig(name='occupier', description='O', model=Script([Gate().block_forever()]).model)
+    policy = SubAgentPolicy(max_running=1)
+    async with SubAgentManager([config, occupier], clock=clock, policy=policy) as manager:
+        blocker = await manager.start('occupier', 'occupy the only slot') if point == 'pending' else None
+        task = await manager.start('r', 'Research X')
+        for name in () if point == 'pending' else _POINTS[: _POINTS.index(point)]:
+            if name == 'waiting for an answer':
+                await manager.wait([task.task_id])
+                await manager.answer(task.task_id, 'this one')
+            else:
+                await gates[name].reached.wait()
+                gates[name].release.set()
+        if point == 'waiting for an answer':
+            assert (await manager.wait([task.task_id])).tasks[0].status is TaskStatus.WAITING_FOR_ANSWER
+        elif point != 'pending':
+            await gates[point].reached.wait()
+        if mode == 'hard':
+            await manager.hard_cancel(task.task_id)
+        else:
+            await manager.soft_cancel(task.task_id)
+            for gate in gates.values():
+                gate.release.set()
+        (info,) = (await manager.wait([task.task_id])).tasks
+        if blocker is not None:
+            await manager.hard_cancel(blocker.task_id)
+    assert info.status is TaskStatus.CANCELLED and isinstance(info.outcome, Cancelled)
+    assert info.outcome.mode == mode
+    # A soft cancel lets the response in flight land, so a checkpoint it asked for is still recorded.
+    reached_checkpoint = point != 'pending' and (mode == 'soft' or _POINTS.index(point) > 0)
+    assert info.outcome.partial.completed == (('one',) if reached_checkpoint else ())

@@ -121,6 +121,10 @@ class TaskRunner:
         self._cancel: CancelRequest | None = None
         self._acknowledged = False
         self._enqueue_id: str | None = None
+        self._ending = False
+        """The run is processing the model's final answer (a response without tool calls)."""
+        self._held: tuple[CancelRequest, str | None] | None = None
+        """A cancel request held back while the run was ending, delivered if it goes on after all."""
         self._question: _OpenQuestion | None = None
         self._checkpoints = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -204,12 +208,11 @@ class TaskRunner:
                 if self._cancel is not None and self._enqueue_id is None and self._question is None:
                     self._deliver(self._cancel)  # requested while the run was being set up
                 async for node in run:
-                    if (
-                        self._enqueue_id is not None
-                        and Agent.is_call_tools_node(node)
-                        and not node.model_response.tool_calls
-                    ):
+                    self._ending = Agent.is_call_tools_node(node) and not node.model_response.tool_calls
+                    if self._ending and self._enqueue_id is not None:
                         self._let_final_answer_stand(run)
+                    elif self._held is not None and Agent.is_model_request_node(node):
+                        self._deliver(*self._held)  # the run goes on after all (e.g. its output was retried)
             assert run.result is not None
             return RunOutput(run.result.output), run.usage
         except RunCancelled as stopped:
@@ -289,6 +292,12 @@ class TaskRunner:
 
     def _deliver(self, request: CancelRequest, text: str | None = None) -> None:
         assert self._run is not None
+        self._held = None
+        if self._ending:
+            # The final answer is in and being processed: a queued request would make pydantic-ai send the model
+            # one more request and drop that answer. Hold it; the answer becomes the partial result.
+            self._held = (request, text)
+            return
         try:
             self._enqueue_id = self._run.enqueue(text or cancel_request_text(request), priority='asap')
         except UserError:
