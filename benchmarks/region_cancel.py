@@ -66,7 +66,9 @@ async def one_trial(size: int, mode: Mode) -> tuple[float, int]:
         return await floor_trial(size)
     fleet = _Fleet(size)
     config = SubAgentConfig(name='researcher', description='Researches', model=FunctionModel(fleet.model))
-    policy = SubAgentPolicy(sync_tool_threads=1)
+    # Wait for every run to stop, however long it takes: the default bounds (5 s) would report the slowest of
+    # 10,000 unwinding runs as unresponsive and stop timing before they are terminal.
+    policy = SubAgentPolicy(sync_tool_threads=1, hard_cancel_wait_seconds=600, teardown_seconds=600)
     async with SubAgentManager([config], policy=policy) as manager:
         for index in range(size):
             await manager.start('researcher', f'Topic {index}', region='research')
