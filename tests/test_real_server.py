@@ -15,7 +15,7 @@ import pytest
 from openai import AsyncOpenAI
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.capabilities import AbstractCapability
-from pydantic_ai.messages import AgentStreamEvent, PartDeltaEvent
+from pydantic_ai.messages import AgentStreamEvent, PartDeltaEvent, TextPartDelta
 from pydantic_ai.models import override_allow_model_requests
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
@@ -49,21 +49,26 @@ class _ShowTokens(AbstractCapability[object]):
     """An application that shows the sub-agent's tokens as they arrive; this makes every request streamed."""
 
     def __init__(self) -> None:
-        self.deltas = 0
+        self.words_shown = 0
+        self.some_words_shown = anyio.Event()
 
     async def wrap_run_event_stream(
         self, ctx: RunContext[object], *, stream: AsyncIterable[AgentStreamEvent]
     ) -> AsyncIterable[AgentStreamEvent]:
         async for event in stream:
-            if isinstance(event, PartDeltaEvent):
-                self.deltas += 1
+            if isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
+                self.words_shown += 1
+                if self.words_shown == 3:
+                    self.some_words_shown.set()
             yield event
 
 
-def researcher(server: FakeOpenAI, client: AsyncOpenAI, *, streaming: bool = True) -> SubAgentConfig:
+def researcher(
+    server: FakeOpenAI, client: AsyncOpenAI, *, streaming: bool = True, shown: _ShowTokens | None = None
+) -> SubAgentConfig:
     client.base_url = server.base_url
     model = OpenAIChatModel('fake-model', provider=OpenAIProvider(openai_client=client))
-    agent = Agent(model, capabilities=[_ShowTokens()] if streaming else [])
+    agent = Agent(model, capabilities=[shown or _ShowTokens()] if streaming else [])
     return SubAgentConfig(name='researcher', description='Researches', agent=agent)
 
 
@@ -77,14 +82,16 @@ def research_then_answer_at_length(completion: Completion) -> Reply:
 
 async def test_hard_cancel_closes_the_stream_and_the_server_stops_generating(openai_client: AsyncOpenAI) -> None:
     """The server sees the client go away, sends no token after that, and gets no request after the task ended."""
+    shown = _ShowTokens()
     async with serving(FakeOpenAI(research_then_answer_at_length)) as server:
-        async with SubAgentManager([researcher(server, openai_client)]) as manager:
+        async with SubAgentManager([researcher(server, openai_client, shown=shown)]) as manager:
             task = await manager.start('researcher', 'Research X')
             with anyio.fail_after(_HANG_GUARD_SECONDS):
                 stream = await server.request(2)
-                await stream.first_token.wait()
+                await shown.some_words_shown.wait()
                 info = await manager.hard_cancel(task.task_id)
                 await stream.disconnected.wait()
+            metrics = manager.metrics()
         assert len(server.completions) == 2  # the manager is closed: no run is left to send another
 
     assert info.status is TaskStatus.CANCELLED
@@ -94,10 +101,14 @@ async def test_hard_cancel_closes_the_stream_and_the_server_stops_generating(ope
     assert stream.disconnected_at is not None
     assert all(sent <= stream.disconnected_at for sent in stream.tokens_sent)
     assert 0 < len(stream.tokens_sent) < len(_LONG_ANSWER.split())
-    # OpenAI reports usage only in a stream's last chunk, which a cut stream never gets: the task's usage
-    # has the finished first request and none of the cut stream's tokens (pydantic-ai cannot know them).
+    # OpenAI reports usage only in a stream's last chunk, which a cut stream never gets: the tokens the task
+    # received before the cut are estimated from the streamed text (one per word here), and marked as such.
     first = server.completions[0]
-    assert info.usage is not None and info.usage.output_tokens == len(first.tokens_sent)
+    assert info.usage is not None
+    estimated = info.usage.details['estimated_output_tokens']
+    assert shown.words_shown <= estimated <= len(stream.tokens_sent)
+    assert info.usage.output_tokens == len(first.tokens_sent) + estimated
+    assert metrics.of('researcher').tokens_after_request == estimated  # all of it streamed after the request
 
 
 async def test_soft_cancel_mid_stream_reaches_the_model_in_the_next_request_body(openai_client: AsyncOpenAI) -> None:

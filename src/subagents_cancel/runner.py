@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from pydantic_ai import Agent, RunCancelled, RunUsage, UsageLimitExceeded
 from pydantic_ai.agent import AbstractAgent
 from pydantic_ai.capabilities import UseThreadExecutor
 from pydantic_ai.exceptions import UnexpectedModelBehavior, UserError
-from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ThinkingPart, ToolCallPart
 from pydantic_ai.run import AgentRun
 
 from . import replies
@@ -218,7 +219,9 @@ class TaskRunner:
         except RunCancelled as stopped:
             # A stop that lands after the run reached its end still raises; the finished output is kept.
             output = run.result.output if run is not None and run.result is not None else None
-            return RunStopped(output), stopped.usage
+            return RunStopped(output), stopped.usage + _unreported_stream_usage(
+                _model_responses(stopped.all_messages())
+            )
         except Exception as error:  # noqa: BLE001 - the sub-agent's run is user code; its failure is data
             _log.warning('sub-agent task %s failed', self.spec.task_id, exc_info=error)
             return _describe(error), run.usage if run is not None else RunUsage()
@@ -332,7 +335,8 @@ class TaskRunner:
         """The usage of the model responses that arrived after the first cancel request, if there was one."""
         if self._responses_before_cancel is None:
             return None
-        return _usage_of(self._responses()[self._responses_before_cancel :])
+        after = self._responses()[self._responses_before_cancel :]
+        return _usage_of(after) + _unreported_stream_usage(after)
 
     def _send(self, message: BusMessage) -> None:
         self._bus.send(self.spec.owner_address, message)
@@ -414,6 +418,35 @@ def _usage_of(responses: Iterable[ModelResponse]) -> RunUsage:
         usage.requests += 1
         usage.incr(response.usage)
     return usage
+
+
+def _unreported_stream_usage(responses: Iterable[ModelResponse]) -> RunUsage:
+    """An estimate of the output tokens of cut-off streams whose provider reported none.
+
+    OpenAI-compatible streams report usage only in their last chunk, which a stream closed by a hard cancel
+    never gets; what the model had streamed until then was still generated (and billed). It is estimated
+    as one token per word or punctuation mark of the streamed parts, and also recorded in
+    `details['estimated_output_tokens']` so that it can be told apart from reported figures.
+    """
+    estimate = sum(
+        _estimated_tokens(response)
+        for response in responses
+        if response.state in ('interrupted', 'incomplete') and not response.usage.output_tokens
+    )
+    return RunUsage(output_tokens=estimate, details={'estimated_output_tokens': estimate}) if estimate else RunUsage()
+
+
+_WORD_OR_MARK = re.compile(r'\w+|[^\w\s]')
+
+
+def _estimated_tokens(response: ModelResponse) -> int:
+    count = 0
+    for part in response.parts:
+        if isinstance(part, TextPart | ThinkingPart):
+            count += len(_WORD_OR_MARK.findall(part.content))
+        elif isinstance(part, ToolCallPart):
+            count += len(_WORD_OR_MARK.findall(part.args_as_json_str()))
+    return count
 
 
 def _describe(error: Exception) -> RunError:
