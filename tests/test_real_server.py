@@ -141,6 +141,32 @@ async def test_soft_cancel_mid_stream_reaches_the_model_in_the_next_request_body
     assert info.usage is not None and info.usage.output_tokens == sum(sent)  # the tokens after the cancel count too
 
 
+@pytest.mark.parametrize('streaming', [True, False], ids=['streamed', 'not streamed'])
+async def test_soft_cancel_with_preemption_cuts_the_request_and_sends_the_wrap_up_at_once(
+    openai_client: AsyncOpenAI, streaming: bool
+) -> None:
+    """The request in flight is closed (the server sees the disconnect); the wrap-up request follows at once."""
+    async with serving(FakeOpenAI(research_then_answer_at_length)) as server:
+        config = researcher(server, openai_client, streaming=streaming).model_copy(
+            update={'preempt_on_soft_cancel': True}
+        )
+        async with SubAgentManager([config]) as manager:
+            task = await manager.start('researcher', 'Research X')
+            with anyio.fail_after(_HANG_GUARD_SECONDS):
+                cut = await server.request(2)
+                await cut.first_token.wait()
+                await manager.soft_cancel(task.task_id)
+                await cut.disconnected.wait()
+                (info,) = (await manager.wait([task.task_id])).tasks
+        assert len(server.completions) == 3
+
+    wrap_up = server.completions[2]
+    assert not cut.finished and 'CANCEL_REQUEST' not in cut.text
+    assert 'CANCEL_REQUEST' in wrap_up.text and 'Interrupted before this response was finished' in wrap_up.text
+    assert isinstance(info.outcome, Cancelled) and info.outcome.mode == 'soft' and not info.outcome.escalated
+    assert info.outcome.partial.final_message == _WRAP_UP and info.outcome.partial.completed == ('sources',)
+
+
 async def test_a_non_streamed_request_is_closed_by_a_hard_cancel_too(openai_client: AsyncOpenAI) -> None:
     """Without streaming, the request in flight is cut the same way: the server sees the disconnect."""
     async with serving(FakeOpenAI(research_then_answer_at_length)) as server:

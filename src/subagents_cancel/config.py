@@ -84,6 +84,8 @@ class SubAgentConfig(BaseModel):
     """Replaces the default instructions on checkpointing and on reacting to a `CANCEL_REQUEST`."""
     grace_seconds: _Seconds | None = None
     """How long a soft cancel lets it wrap up before it is stopped; by default the policy's."""
+    preempt_on_soft_cancel: bool | None = None
+    """Whether a soft cancel interrupts its model request or tool call in flight; by default the policy's."""
     timeout_seconds: _Seconds | None = None
     """The time budget of each of its tasks, from when the task is accepted; by default the policy's."""
     fallback: str | None = None
@@ -117,6 +119,10 @@ class SubAgentPolicy(BaseModel):
     refuse_tools_after_cancel: bool = True
     """After a soft cancel, refuse the sub-agent's tool calls other than `checkpoint` (and the read-only
     sub-agent tools), so no new side effect starts while it wraps up."""
+    preempt_on_soft_cancel: bool = False
+    """Whether a soft cancel interrupts the model request or tool call in flight, so that the wrap-up request
+    starts at once, instead of waiting for that step to finish (its result is then lost). Per sub-agent:
+    [`SubAgentConfig.preempt_on_soft_cancel`][subagents_cancel.SubAgentConfig.preempt_on_soft_cancel]."""
     hard_cancel_wait_seconds: _Seconds = 5.0
     """How long a hard cancel waits for the run to stop before it reports the task unresponsive."""
     owner_end: Literal['hard', 'soft'] = 'hard'
@@ -140,6 +146,11 @@ class SubAgentPolicy(BaseModel):
     """How long a sub-agent's `cleanup` or `promote` hook may run."""
     sync_tool_threads: Annotated[int, Field(ge=1)] = 16
     """Worker threads for the sync tools of one owner's tasks."""
+    keep_finished: Annotated[int, Field(ge=1)] | None = 10_000
+    """How many finished tasks one owner keeps the records of; beyond that the oldest are forgotten (their ids read
+    as unknown), so a long-lived owner's memory stays bounded. `None` keeps them all."""
+    finished_ttl_seconds: _Seconds | None = None
+    """Also forget a finished task this long after it ended (checked whenever a task ends or starts)."""
 
 
 def index_subagents(subagents: Sequence[SubAgentConfig]) -> Mapping[str, SubAgentConfig]:

@@ -65,8 +65,10 @@ class UnknownSubAgent(SubAgentsError):
 class UnknownTask(SubAgentsError):
     """No task with this id belongs to this owner (a task of another owner reads the same)."""
 
-    def __init__(self, task_id: str) -> None:
+    def __init__(self, task_id: str, *, finished_forgotten: bool = False) -> None:
         self.task_id = task_id
+        self.finished_forgotten = finished_forgotten
+        """The owner has forgotten finished tasks (see `SubAgentPolicy.keep_finished`): it may have been one."""
         super().__init__(f'No task {task_id!r} belongs to this owner.')
 
 

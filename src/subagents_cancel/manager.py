@@ -125,7 +125,9 @@ class SubAgentManager:
         self.owner_id = f'owner-{uuid.uuid4().hex[:8]}'
         """This owner's mailbox address on the bus."""
         self._parent: TaskContext | None = None
-        self._registry = Registry()
+        self._registry = Registry(
+            keep_finished=self.policy.keep_finished, finished_ttl_seconds=self.policy.finished_ttl_seconds
+        )
         self._waiters = Waiters(self.clock)
         self._runners: dict[TaskId, TaskRunner] = {}
         # Runners are asyncio tasks, not children of an anyio task group: a group's exit waits for every child
@@ -211,13 +213,15 @@ class SubAgentManager:
 
     async def _join_runners(self, deadline: float) -> None:
         """Wait for the runs to stop until `deadline`, then for the hooks of those that stopped, within theirs."""
-        runners = tuple(self._runners.values())
+        runners = [  # a record already forgotten has settled: its runner is done
+            (runner, record) for task_id, runner in self._runners.items() if (record := self._registry.find(task_id))
+        ]
         with self.clock.deadline_scope(deadline):
-            for runner in runners:
-                await self._registry.get(runner.spec.task_id).ended.wait()
+            for _, record in runners:
+                await record.ended.wait()
         with self.clock.deadline_scope(self.clock.now() + self.policy.hook_seconds):
-            for runner in runners:
-                if self._registry.get(runner.spec.task_id).status.is_terminal:
+            for runner, record in runners:
+                if record.status.is_terminal:
                     await runner.finished.wait()
         stuck = {task_id for task_id, runner in self._runners.items() if not runner.finished.is_set()}
         stuck |= {record.task_id for record in self._registry.all() if record.lingering_threads}
@@ -290,6 +294,7 @@ class SubAgentManager:
         fallback_for: TaskId | None = None,
     ) -> TaskRecord:
         now = self.clock.now()
+        self._registry.forget_past_keeping(now)
         record = TaskRecord(
             task_id=self._registry.new_task_id(config.name),
             subagent=config.name,
@@ -311,6 +316,11 @@ class SubAgentManager:
             prompt=description,
             instructions=run_instructions(config),
             refuse_tools_after_cancel=self.policy.refuse_tools_after_cancel,
+            preempt_on_soft_cancel=(
+                self.policy.preempt_on_soft_cancel
+                if config.preempt_on_soft_cancel is None
+                else config.preempt_on_soft_cancel
+            ),
             deadline_at=record.deadline_at,
             cascade_grace_factor=self.policy.cascade_grace_factor,
             settle=lambda context: self._settle(record, context, config),
@@ -335,6 +345,7 @@ class SubAgentManager:
             record, self._info(record), context, config, clock=self.clock, hook_seconds=self.policy.hook_seconds
         )
         record.hooks_done = True
+        self._registry.done(record, self.clock.now())
         self._waiters.notify(record)
 
     def _forget(self, task_id: TaskId, done: asyncio.Task[None]) -> None:
@@ -401,7 +412,8 @@ class SubAgentManager:
             if runner is not None and not record.status.is_terminal
             else ()
         )
-        fallback = self._registry.get(record.fallback_id).info(now) if record.fallback_id else None
+        fallback_record = self._registry.find(record.fallback_id) if record.fallback_id else None
+        fallback = fallback_record.info(now) if fallback_record is not None else None
         return record.info(now, fallback=fallback, subtasks=subtasks)
 
     def metrics(self) -> CancelMetrics:
@@ -656,11 +668,15 @@ class SubAgentManager:
             case RunFinished():
                 self._finish(record, message)
             case ThreadsFinished():
-                record.lingering_threads = 0
-                self._waiters.notify(record)
-                self._close_mailbox_when_quiet()
+                self._threads_finished(record, message.sent_at)
             case _:  # a question, acknowledgement or deadline that lost a race with a cancel or the end
                 pass
+
+    def _threads_finished(self, record: TaskRecord, at: float) -> None:
+        record.lingering_threads = 0
+        self._registry.done(record, at)
+        self._waiters.notify(record)
+        self._close_mailbox_when_quiet()
 
     def _on_question(self, record: TaskRecord, message: Question | QuestionWithdrawn) -> None:
         if isinstance(message, Question):
@@ -701,6 +717,7 @@ class SubAgentManager:
         if record.fallback_for is not None:
             original = self._registry.get(record.fallback_for)
             original.awaiting_fallback = False
+            self._registry.done(original, self.clock.now())
             self._waiters.notify(original)
         if record.fallback_name is None or record.status is not TaskStatus.CANCELLED or self._phase != 'open':
             return

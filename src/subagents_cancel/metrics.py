@@ -160,13 +160,15 @@ class CancelMetrics:
 
 @dataclass(slots=True)
 class _Tally:
-    completed_tokens: list[int] = field(default_factory=list[int])
+    completed: int = 0
+    completed_tokens: int = 0
+    """The tokens of its completed runs, summed."""
     failed: int = 0
     cancelled: list[CancelledRun] = field(default_factory=list[CancelledRun])
 
     @property
     def typical_tokens(self) -> float | None:
-        return sum(self.completed_tokens) / len(self.completed_tokens) if self.completed_tokens else None
+        return self.completed_tokens / self.completed if self.completed else None
 
 
 class MetricsCollector:
@@ -188,7 +190,8 @@ class MetricsCollector:
         tally = self._tallies.setdefault(task.subagent, _Tally())
         match task.status:
             case TaskStatus.COMPLETED:
-                tally.completed_tokens.append((task.usage or RunUsage()).total_tokens)
+                tally.completed += 1
+                tally.completed_tokens += (task.usage or RunUsage()).total_tokens
             case TaskStatus.FAILED:
                 tally.failed += 1
             case _:
@@ -203,7 +206,7 @@ class MetricsCollector:
             subagents=tuple(
                 SubAgentMetrics(
                     subagent=name,
-                    completed=len(tally.completed_tokens),
+                    completed=tally.completed,
                     failed=tally.failed,
                     cancelled_runs=tuple(tally.cancelled),
                     typical_tokens=tally.typical_tokens,

@@ -138,13 +138,23 @@ class TaskRecord:
 
 
 class Registry:
-    """One owner's task records, by id and by region, and the cancels of its regions."""
+    """One owner's task records, by id and by region, and the cancels of its regions.
 
-    def __init__(self) -> None:
+    Finished tasks are forgotten oldest first once more than `keep_finished` are done, or `finished_ttl_seconds`
+    after they ended; a task is done when it has settled and has no sync-tool thread still running.
+    """
+
+    def __init__(self, *, keep_finished: int | None = None, finished_ttl_seconds: float | None = None) -> None:
         self._records: dict[TaskId, TaskRecord] = {}
         self._active: dict[TaskId, TaskRecord] = {}
-        self._by_region: dict[str, list[TaskRecord]] = {}
+        self._by_region: dict[str, dict[TaskId, TaskRecord]] = {}
         self._region_cancels: dict[str, RegionCancel] = {}
+        self._done: dict[TaskId, float] = {}
+        """Done tasks, oldest first, with when they ended: the ones that may be forgotten."""
+        self._keep_finished = keep_finished
+        self._finished_ttl_seconds = finished_ttl_seconds
+        self.forgotten = 0
+        """How many finished tasks have been forgotten."""
 
     def new_task_id(self, subagent: str) -> TaskId:
         """A readable id not used by this owner yet: `<subagent>-<4 hex digits>`, longer once those run short."""
@@ -160,7 +170,7 @@ class Registry:
         self._records[record.task_id] = record
         self._active[record.task_id] = record
         if record.region is not None:
-            self._by_region.setdefault(record.region, []).append(record)
+            self._by_region.setdefault(record.region, {})[record.task_id] = record
 
     def get(self, task_id: str) -> TaskRecord:
         """The record of `task_id`.
@@ -171,12 +181,35 @@ class Registry:
         try:
             return self._records[TaskId(task_id)]
         except KeyError:
-            raise UnknownTask(task_id) from None
+            raise UnknownTask(task_id, finished_forgotten=self.forgotten > 0) from None
+
+    def find(self, task_id: TaskId) -> TaskRecord | None:
+        """The record of `task_id`, or `None` if it was never known or has been forgotten."""
+        return self._records.get(task_id)
 
     def settle(self, record: TaskRecord) -> None:
         """Note that `record` has ended, so it no longer counts as active."""
         assert record.status.is_terminal
         self._active.pop(record.task_id, None)
+
+    def done(self, record: TaskRecord, now: float) -> None:
+        """Note that nothing of `record`'s task will change any more, if so, and forget what is past keeping."""
+        if record.settled and not record.lingering_threads and record.task_id in self._records:
+            self._done.setdefault(record.task_id, record.ended_at if record.ended_at is not None else now)
+        self.forget_past_keeping(now)
+
+    def forget_past_keeping(self, now: float) -> None:
+        """Forget the oldest done tasks beyond `keep_finished`, and those that ended over the TTL ago."""
+        keep, ttl = self._keep_finished, self._finished_ttl_seconds
+        while self._done:
+            task_id, ended_at = next(iter(self._done.items()))
+            if not ((keep is not None and len(self._done) > keep) or (ttl is not None and ended_at + ttl <= now)):
+                return
+            del self._done[task_id]
+            record = self._records.pop(task_id)
+            if record.region is not None:
+                self._by_region[record.region].pop(task_id, None)
+            self.forgotten += 1
 
     def active(self) -> tuple[TaskRecord, ...]:
         """The tasks that have not ended, oldest first."""
@@ -189,7 +222,10 @@ class Registry:
     def in_region(self, region: str) -> tuple[TaskRecord, ...]:
         """The tasks of `region` and of the regions inside it, oldest first within each region."""
         return tuple(
-            record for name, records in self._by_region.items() if region_contains(region, name) for record in records
+            record
+            for name, records in self._by_region.items()
+            if region_contains(region, name)
+            for record in records.values()
         )
 
     def region_cancel(self, region: str | None) -> RegionCancel | None:

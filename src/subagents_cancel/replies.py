@@ -38,9 +38,11 @@ __all__ = (
     'region_report',
     'refused_after_cancel',
     'soft_cancel_requested',
+    'step_interrupted',
     'task_list',
     'task_report',
     'task_started',
+    'tool_interrupted',
     'unknown_subagent',
     'unknown_task',
     'wait_report',
@@ -382,9 +384,12 @@ def region_report(outcome: RegionOutcome, now: float) -> str:
     return '\n\n'.join([head, *(task_report(task, now) for task in tasks)])
 
 
-def unknown_task(task_id: str) -> str:
-    """Reply for an id this owner never issued (including another run's task)."""
-    return f'No task {_show(task_id)} in this run; call list_active_tasks() to see your tasks.'
+def unknown_task(task_id: str, *, finished_forgotten: bool = False) -> str:
+    """Reply for an id this owner does not know (including another run's task, and a forgotten finished one)."""
+    reply = f'No task {_show(task_id)} in this run; call list_active_tasks() to see your tasks.'
+    if finished_forgotten:
+        reply += ' The oldest finished tasks are forgotten to save memory; it may have been one of them.'
+    return reply
 
 
 def empty_task_id() -> str:
@@ -434,6 +439,19 @@ def answered_by_parent(answer: str) -> str:
 def one_question_at_a_time() -> str:
     """Reply to a second `ask_parent` while one is open."""
     return 'You already have an open question; wait for its answer before asking another.'
+
+
+def step_interrupted() -> str:
+    """What stands in the history for a sub-agent's model response cut short by a soft cancel."""
+    return '[Interrupted before this response was finished: your parent asked you to stop (CANCEL_REQUEST).]'
+
+
+def tool_interrupted(tool_name: str) -> str:
+    """The result of a sub-agent tool call cut short by a soft cancel."""
+    return (
+        f'Interrupted ({tool_name}): your parent asked you to stop (CANCEL_REQUEST) before this call finished, so '
+        f'it has no result. Do not call it again; reply now with your partial results.'
+    )
 
 
 def refused_after_cancel(tool_name: str) -> str:

@@ -77,6 +77,8 @@ class TaskSpec:
     instructions: str
     """Added to the sub-agent's own instructions for this run."""
     refuse_tools_after_cancel: bool
+    preempt_on_soft_cancel: bool
+    """A soft cancel interrupts the model request and tool calls in flight instead of waiting for them."""
     deadline_at: float | None
     cascade_grace_factor: float
     settle: Callable[[TaskContext], Awaitable[None]]
@@ -117,6 +119,7 @@ class TaskRunner:
         self._started = not queued
         self._stop_requested = False
         self._run: AgentRun[None, object] | None = None
+        self._capability: TaskRunCapability | None = None
         self._scope: anyio.CancelScope | None = None
         self._timers: TaskGroup | None = None
         self._cancel: CancelRequest | None = None
@@ -194,14 +197,13 @@ class TaskRunner:
         return RunStopped(), RunUsage()
 
     async def _run_agent(self) -> tuple[RunEnding, RunUsage]:
-        capabilities = [
-            TaskRunCapability(
-                channel=self,
-                instructions=self.spec.instructions,
-                refuse_tools_after_cancel=self.spec.refuse_tools_after_cancel,
-            ),
-            UseThreadExecutor(self._threads),
-        ]
+        self._capability = TaskRunCapability(
+            channel=self,
+            instructions=self.spec.instructions,
+            refuse_tools_after_cancel=self.spec.refuse_tools_after_cancel,
+            preempt=self.spec.preempt_on_soft_cancel,
+        )
+        capabilities = [self._capability, UseThreadExecutor(self._threads)]
         run: AgentRun[None, object] | None = None
         try:
             async with self.spec.agent.iter(self.spec.prompt, capabilities=capabilities) as run:
@@ -209,7 +211,7 @@ class TaskRunner:
                 if self._cancel is not None and self._enqueue_id is None and self._question is None:
                     self._deliver(self._cancel)  # requested while the run was being set up
                 async for node in run:
-                    self._ending = Agent.is_call_tools_node(node) and not node.model_response.tool_calls
+                    self._ending = Agent.is_call_tools_node(node) and _is_final_answer(node.model_response)
                     if self._ending and self._enqueue_id is not None:
                         self._let_final_answer_stand(run)
                     elif self._held is not None and Agent.is_model_request_node(node):
@@ -292,6 +294,8 @@ class TaskRunner:
             self._resolve_question(question.message_id, text)
         elif self._run is not None:  # an answer delivered but not read yet stays; the request follows it
             self._deliver(request, text)
+        if self._capability is not None:
+            self._capability.interrupt_steps()  # with preemption: the steps in flight end now, the request is queued
 
     def _deliver(self, request: CancelRequest, text: str | None = None) -> None:
         assert self._run is not None
@@ -405,6 +409,11 @@ class TaskRunner:
         )
         self._send(CheckpointRecorded(task_id=self.spec.task_id, sent_at=now, checkpoint=checkpoint))
         return self._checkpoints
+
+
+def _is_final_answer(response: ModelResponse) -> bool:
+    """No tool calls and not cut short: the run ends with this response unless a message is queued."""
+    return not response.tool_calls and response.state != 'interrupted'
 
 
 def _model_responses(messages: Iterable[ModelMessage]) -> list[ModelResponse]:

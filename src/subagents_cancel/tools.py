@@ -120,7 +120,7 @@ def parent_toolset(current_manager: ManagerSource) -> FunctionToolset[object]:
             try:
                 return await handle(manager, args)
             except UnknownTask as error:
-                return replies.unknown_task(error.task_id)
+                return replies.unknown_task(error.task_id, finished_forgotten=error.finished_forgotten)
             except TaskAlreadyFinished as error:
                 info = manager.get(error.task_id)
                 cancelled = error.status is TaskStatus.CANCELLED

@@ -1,0 +1,93 @@
+"""A long-lived owner forgets its oldest finished tasks, so its memory stays bounded; running tasks are kept."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from inline_snapshot import snapshot
+from pydantic_ai import Agent
+from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
+
+from subagents_cancel import (
+    ManualClock,
+    SubAgentCapability,
+    SubAgentConfig,
+    SubAgentManager,
+    SubAgentPolicy,
+    TaskStatus,
+    UnknownTask,
+)
+
+from .helpers import Gate, Script, call, replies_of, text, tool_returns
+
+pytestmark = pytest.mark.anyio
+
+
+def worker(script: Script) -> SubAgentConfig:
+    return SubAgentConfig(name='worker', description='Does a job', model=script.model)
+
+
+async def run_to_end(manager: SubAgentManager, prompt: str) -> str:
+    task = await manager.start('worker', prompt)
+    await manager.wait([task.task_id])
+    return task.task_id
+
+
+async def test_the_oldest_finished_tasks_are_forgotten_beyond_the_limit(clock: ManualClock) -> None:
+    """With room for two finished tasks, the third and fourth push out the first two; a running task stays."""
+    running = Gate()
+    sub = Script([running.block_forever(), text('1'), text('2'), text('3'), text('4')])
+    policy = SubAgentPolicy(keep_finished=2)
+    async with SubAgentManager([worker(sub)], policy=policy, clock=clock) as manager:
+        long_task = await manager.start('worker', 'A long job')
+        await running.reached.wait()
+        finished = [await run_to_end(manager, f'Job {number}') for number in range(1, 5)]
+
+        known = [info.task_id for info in manager.tasks()]
+        assert known == [long_task.task_id, *finished[2:]]
+        with pytest.raises(UnknownTask) as raised:
+            manager.get(finished[0])
+        assert raised.value.finished_forgotten
+        assert manager.get(long_task.task_id).status is TaskStatus.RUNNING
+        assert manager.metrics().of('worker').completed == 4  # the figures still count every task
+        await manager.hard_cancel(long_task.task_id)
+
+
+async def test_finished_tasks_are_forgotten_after_their_time_to_live(clock: ManualClock) -> None:
+    """A finished task is kept for `finished_ttl_seconds` after it ended, then forgotten when a task starts."""
+    sub = Script([text('1'), text('2')])
+    policy = SubAgentPolicy(finished_ttl_seconds=60)
+    async with SubAgentManager([worker(sub)], policy=policy, clock=clock) as manager:
+        first = await run_to_end(manager, 'Job 1')
+        clock.advance(59)
+        second = await run_to_end(manager, 'Job 2')
+        assert [info.task_id for info in manager.tasks()] == [first, second]
+        clock.advance(2)
+        await manager.start('worker', 'Job 3')  # the first ended 61 s ago, the second 2 s ago
+        assert [info.task_id for info in manager.tasks()][:1] == [second]
+
+
+def _check_first_task(messages: list[ModelMessage]) -> ModelResponse:
+    first_id = re.findall(r'^(worker-\w+): COMPLETED', '\n'.join(tool_returns(messages)), re.MULTILINE)[0]
+    return ModelResponse(parts=[ToolCallPart('check_task', {'task_id': first_id})])
+
+
+async def test_the_parent_is_told_that_a_forgotten_id_may_have_been_a_finished_task(clock: ManualClock) -> None:
+    """The reply names the likely cause instead of reading as a mistyped id."""
+    sub = Script([text('first report'), text('second report')])
+    parent = Script(
+        [
+            call('task', description='Job 1', subagent_type='worker'),
+            call('task', description='Job 2', subagent_type='worker'),
+            _check_first_task,
+            text('done'),
+        ]
+    )
+    capability = SubAgentCapability(subagents=[worker(sub)], policy=SubAgentPolicy(keep_finished=1), clock=clock)
+
+    result = await Agent(parent.model, capabilities=[capability]).run('go')
+
+    assert replies_of(result.all_messages())[2] == snapshot(
+        "No task 'worker-0001' in this run; call list_active_tasks() to see your tasks. The oldest finished tasks are forgotten to save memory; it may have been one of them."
+    )
