@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import anyio
 import pytest
 from inline_snapshot import snapshot
-from pydantic_ai import Agent
+from pydantic_ai import Agent, RunContext
+from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart
+from pydantic_ai.models import ModelRequestContext
 
 from subagents_cancel import (
     Cancelled,
@@ -174,3 +177,35 @@ async def test_a_hard_cancel_still_stops_a_preemptible_step(clock: ManualClock) 
     assert slow_step.stopped.is_set()
     assert isinstance(info.outcome, Cancelled) and info.outcome.mode == 'hard'
     assert len(sub.requests) == 1
+
+
+@dataclass
+class _HoldsTheResponse(AbstractCapability[object]):
+    """An application capability that post-processes each response slowly: the response has arrived meanwhile."""
+
+    gate: Gate
+
+    async def after_model_request(
+        self, ctx: RunContext[object], *, request_context: ModelRequestContext, response: ModelResponse
+    ) -> ModelResponse:
+        await self.gate.wait()
+        return response
+
+
+async def test_a_response_that_has_arrived_is_not_interrupted(clock: ManualClock) -> None:
+    """Only the wait for the model is cut short: a complete response stays, and is the partial result."""
+    post_processing = Gate()
+    sub = Script([text('the full report')], on_cancel=text(PARTIAL_ANSWER))
+    agent = Agent(sub.model, capabilities=[_HoldsTheResponse(post_processing)])
+    config = SubAgentConfig(name='researcher', description='Researches', agent=agent)
+    async with SubAgentManager([config], policy=PREEMPT, clock=clock) as manager:
+        task = await manager.start('researcher', 'Research X')
+        await post_processing.reached.wait()
+        await manager.soft_cancel(task.task_id)
+        post_processing.release.set()
+        (info,) = (await manager.wait([task.task_id])).tasks
+
+    assert not post_processing.stopped.is_set()
+    assert isinstance(info.outcome, Cancelled)
+    assert info.outcome.partial.final_message in ('the full report', PARTIAL_ANSWER)  # 2.62 sends one more request
+    assert not any('Interrupted before' in str(message) for messages in sub.requests for message in messages)

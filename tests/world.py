@@ -82,6 +82,8 @@ class World:
 
     clock: ManualClock
     max_running: int | None = None
+    preempt: bool = False
+    """Soft cancels interrupt the step in flight (`preempt_on_soft_cancel`)."""
     manager: SubAgentManager = field(init=False)
     puppets: dict[str, _Puppet] = field(default_factory=dict[str, _Puppet])
     first_end: dict[str, TaskInfo] = field(default_factory=dict[str, TaskInfo])
@@ -91,7 +93,9 @@ class World:
 
     def __post_init__(self) -> None:
         worker = SubAgentConfig(name='worker', description='Works', model=FunctionModel(self._respond))
-        policy = SubAgentPolicy(max_running=self.max_running, grace_seconds=GRACE_SECONDS)
+        policy = SubAgentPolicy(
+            max_running=self.max_running, grace_seconds=GRACE_SECONDS, preempt_on_soft_cancel=self.preempt
+        )
         self.manager = SubAgentManager([worker], clock=self.clock, policy=policy)
 
     # --- the sub-agents' model ------------------------------------------------------------------

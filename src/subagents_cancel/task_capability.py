@@ -120,6 +120,7 @@ class TaskRunCapability(AbstractCapability[object]):
     preempt: bool = False
     """Run the model request and tool calls in cancel scopes, which `interrupt_steps` cancels."""
     _in_flight: set[anyio.CancelScope] = field(default_factory=set[anyio.CancelScope], init=False)
+    _model_request: anyio.CancelScope | None = field(default=None, init=False)
 
     def interrupt_steps(self) -> None:
         """Cut short the model request and the tool calls in flight (with `preempt`; else nothing is in flight).
@@ -131,11 +132,11 @@ class TaskRunCapability(AbstractCapability[object]):
             scope.cancel()
 
     @contextmanager
-    def _step(self) -> Generator[None]:
+    def _step(self) -> Generator[anyio.CancelScope]:
         with anyio.CancelScope() as scope:
             self._in_flight.add(scope)
             try:
-                yield
+                yield scope
             finally:
                 self._in_flight.discard(scope)
 
@@ -192,9 +193,17 @@ class TaskRunCapability(AbstractCapability[object]):
         """With `preempt`: a request cut short by a soft cancel is recorded as an interrupted stand-in response."""
         if not self.preempt:
             return await handler(request_context)
-        with self._step():
+        with self._step() as self._model_request:
             return await handler(request_context)
         return ModelResponse(parts=[TextPart(replies.step_interrupted())], state='interrupted')
+
+    async def after_model_request(
+        self, ctx: RunContext[object], *, request_context: ModelRequestContext, response: ModelResponse
+    ) -> ModelResponse:
+        """The response has arrived: from here on, a soft cancel no longer interrupts this request."""
+        if self._model_request is not None:
+            self._in_flight.discard(self._model_request)
+        return response
 
     async def wrap_tool_execute(
         self,
