@@ -9,7 +9,7 @@ import subagents_cancel
 
 # Lower layers never import higher ones. Modules on one layer do not import each other.
 LAYERS: list[set[str]] = [
-    {'errors', 'clock', 'shield'},
+    {'errors', 'clock', 'shield', 'gc_pause'},
     {'states', 'processes'},
     {'messages'},
     {'results', 'bus'},

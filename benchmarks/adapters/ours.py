@@ -21,8 +21,8 @@ from .base import Adapter, Options, Parent
 
 def _policy(options: Options) -> SubAgentPolicy:
     if options.grace_seconds is None:
-        return SubAgentPolicy()
-    return SubAgentPolicy(grace_seconds=options.grace_seconds)
+        return SubAgentPolicy(preempt_on_soft_cancel=options.preempt)
+    return SubAgentPolicy(grace_seconds=options.grace_seconds, preempt_on_soft_cancel=options.preempt)
 
 
 def _config(subagent: Agent[None, str]) -> SubAgentConfig:
@@ -79,6 +79,4 @@ class Ours(Adapter):
         return ToolCallPart('hard_cancel_region', {'region': region})
 
     def soft_cancel_gap(self, options: Options) -> str | None:
-        if options.preempt:
-            return 'no preemption policy yet: a soft cancel waits for the model request or tool call in flight'
         return None

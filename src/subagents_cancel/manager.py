@@ -30,6 +30,7 @@ from .errors import (
     TaskAlreadyFinished,
     UnknownSubAgent,
 )
+from .gc_pause import collector_paused
 from .instructions import fallback_prompt, parent_instructions
 from .launch import agent_for, run_instructions, settle_task, take_free_slot
 from .messages import (
@@ -216,7 +217,7 @@ class SubAgentManager:
         runners = [  # a record already forgotten has settled: its runner is done
             (runner, record) for task_id, runner in self._runners.items() if (record := self._registry.find(task_id))
         ]
-        with self.clock.deadline_scope(deadline):
+        with collector_paused(len(runners)), self.clock.deadline_scope(deadline):
             for _, record in runners:
                 await record.ended.wait()
         with self.clock.deadline_scope(self.clock.now() + self.policy.hook_seconds):
@@ -534,7 +535,10 @@ class SubAgentManager:
 
     async def _await_stops(self, records: Sequence[TaskRecord]) -> bool:
         """Wait for hard-cancelled `records` to stop, within the bound; mark the ones that did not unresponsive."""
-        with self.clock.deadline_scope(self.clock.now() + self.policy.hard_cancel_wait_seconds):
+        with (
+            collector_paused(len(records)),
+            self.clock.deadline_scope(self.clock.now() + self.policy.hard_cancel_wait_seconds),
+        ):
             for record in records:
                 await record.ended.wait()
         stuck = [record for record in records if not record.status.is_terminal]

@@ -1,0 +1,55 @@
+"""Pausing Python's cyclic garbage collector while many runs unwind at once.
+
+Stopping many pydantic-ai runs at once allocates, for each, exceptions, tracebacks and loop callbacks. The
+collector runs by allocation count, so it keeps starting, and each pass scans every live object, including
+the runs not yet unwound. Measured on 1,000 runs blocked in model requests (`benchmarks/region_cancel.py`),
+collection was about half of the unwind time. So while a bulk stop is awaited (a region cancel, an owner's
+teardown), the collector is paused; it resumes as it was when the last such wait ends. Memory freed by
+reference counting (nearly all of it) is freed as usual meanwhile; only cycles wait for the next collection.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Generator
+from contextlib import contextmanager
+
+__all__ = ('BULK', 'collector_paused')
+
+BULK = 64
+"""Runs stopped at once from which pausing pays off; fewer are stopped with the collector as it is."""
+
+_lock = threading.Lock()
+_pauses = 0
+_resume = False
+
+
+@contextmanager
+def collector_paused(runs: int) -> Generator[None]:
+    """Pause the cyclic collector while `runs` runs (at least `BULK`) unwind; nested and concurrent uses stack."""
+    if runs < BULK:
+        yield
+        return
+    _pause()
+    try:
+        yield
+    finally:
+        _unpause()
+
+
+def _pause() -> None:
+    global _pauses, _resume
+    with _lock:
+        if _pauses == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+
+
+def _unpause() -> None:
+    global _pauses
+    with _lock:
+        _pauses -= 1
+        if _pauses == 0 and _resume:
+            gc.enable()
