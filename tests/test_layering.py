@@ -16,7 +16,7 @@ LAYERS: list[set[str]] = [
     {'regions', 'config'},
     {'registry', 'replies', 'metrics'},
     {'waiting', 'instructions', 'tooling', 'telemetry'},
-    {'task_context', 'task_capability'},
+    {'task_context', 'task_capability', 'preemption'},
     {'launch', 'runner'},
     {'manager'},
     {'tools', 'shutdown'},

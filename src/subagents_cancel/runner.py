@@ -27,7 +27,7 @@ import anyio
 from anyio.abc import TaskGroup
 from pydantic_ai import Agent, RunCancelled, RunUsage, UsageLimitExceeded
 from pydantic_ai.agent import AbstractAgent
-from pydantic_ai.capabilities import UseThreadExecutor
+from pydantic_ai.capabilities import AbstractCapability, UseThreadExecutor
 from pydantic_ai.exceptions import UnexpectedModelBehavior, UserError
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ThinkingPart, ToolCallPart
 from pydantic_ai.run import AgentRun
@@ -57,6 +57,7 @@ from .messages import (
     TaskStarted,
     ThreadsFinished,
 )
+from .preemption import StepPreemption
 from .task_capability import TaskRunCapability
 from .task_context import TaskContext, TaskThreads, task_scope
 
@@ -119,7 +120,7 @@ class TaskRunner:
         self._started = not queued
         self._stop_requested = False
         self._run: AgentRun[None, object] | None = None
-        self._capability: TaskRunCapability | None = None
+        self._preemption: StepPreemption | None = None
         self._scope: anyio.CancelScope | None = None
         self._timers: TaskGroup | None = None
         self._cancel: CancelRequest | None = None
@@ -197,13 +198,17 @@ class TaskRunner:
         return RunStopped(), RunUsage()
 
     async def _run_agent(self) -> tuple[RunEnding, RunUsage]:
-        self._capability = TaskRunCapability(
-            channel=self,
-            instructions=self.spec.instructions,
-            refuse_tools_after_cancel=self.spec.refuse_tools_after_cancel,
-            preempt=self.spec.preempt_on_soft_cancel,
-        )
-        capabilities = [self._capability, UseThreadExecutor(self._threads)]
+        capabilities: list[AbstractCapability[object]] = [
+            TaskRunCapability(
+                channel=self,
+                instructions=self.spec.instructions,
+                refuse_tools_after_cancel=self.spec.refuse_tools_after_cancel,
+            ),
+            UseThreadExecutor(self._threads),
+        ]
+        if self.spec.preempt_on_soft_cancel:
+            self._preemption = StepPreemption()
+            capabilities.append(self._preemption)
         run: AgentRun[None, object] | None = None
         try:
             async with self.spec.agent.iter(self.spec.prompt, capabilities=capabilities) as run:
@@ -294,8 +299,8 @@ class TaskRunner:
             self._resolve_question(question.message_id, text)
         elif self._run is not None:  # an answer delivered but not read yet stays; the request follows it
             self._deliver(request, text)
-        if self._capability is not None:
-            self._capability.interrupt_steps()  # with preemption: the steps in flight end now, the request is queued
+        if self._preemption is not None:
+            self._preemption.interrupt_steps()  # the steps in flight end now; the request is queued
 
     def _deliver(self, request: CancelRequest, text: str | None = None) -> None:
         assert self._run is not None

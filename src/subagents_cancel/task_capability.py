@@ -1,36 +1,19 @@
 """The capability added to every sub-agent run.
 
 It brings the `ask_parent` and `checkpoint` tools and the cancel instructions, acknowledges a cancel
-request when it reaches the model, and refuses new tool calls after one. With preemption on, it runs the
-model request and the tool calls in flight in cancel scopes, so that a soft cancel can interrupt them
-instead of waiting for them to finish.
+request when it reaches the model, and refuses new tool calls after one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-import anyio
 from pydantic import Field
 from pydantic_ai import FunctionToolset, RunContext, SkipToolExecution
-from pydantic_ai.capabilities import (
-    AbstractCapability,
-    ValidatedToolArgs,
-    WrapModelRequestHandler,
-    WrapToolExecuteHandler,
-)
-from pydantic_ai.messages import (
-    ModelMessage,
-    ModelRequest,
-    ModelResponse,
-    TextPart,
-    ToolCallPart,
-    ToolReturnPart,
-    UserPromptPart,
-)
+from pydantic_ai.capabilities import AbstractCapability, ValidatedToolArgs, WrapToolExecuteHandler
+from pydantic_ai.messages import ModelMessage, ModelRequest, ToolCallPart, ToolReturnPart, UserPromptPart
 from pydantic_ai.models import ModelRequestContext
 from pydantic_ai.tools import ToolDefinition
 
@@ -55,9 +38,6 @@ TOOLS_ALLOWED_AFTER_CANCEL = frozenset(
     }
 )
 """Tools a sub-agent may still call after a soft cancel: none of them starts new work."""
-
-_NOT_INTERRUPTED = frozenset({'checkpoint', 'ask_parent'})
-"""Never cut short: `checkpoint` returns at once, and an open question is answered with the cancel request."""
 
 
 class TaskChannel(Protocol):
@@ -117,28 +97,6 @@ class TaskRunCapability(AbstractCapability[object]):
     channel: TaskChannel
     instructions: str
     refuse_tools_after_cancel: bool
-    preempt: bool = False
-    """Run the model request and tool calls in cancel scopes, which `interrupt_steps` cancels."""
-    _in_flight: set[anyio.CancelScope] = field(default_factory=set[anyio.CancelScope], init=False)
-    _model_request: anyio.CancelScope | None = field(default=None, init=False)
-
-    def interrupt_steps(self) -> None:
-        """Cut short the model request and the tool calls in flight (with `preempt`; else nothing is in flight).
-
-        Call it after the cancel request is queued: an interrupted model request is answered with a stand-in
-        response, an interrupted tool call with a note, and the run goes on to the request that carries it.
-        """
-        for scope in self._in_flight:
-            scope.cancel()
-
-    @contextmanager
-    def _step(self) -> Generator[anyio.CancelScope]:
-        with anyio.CancelScope() as scope:
-            self._in_flight.add(scope)
-            try:
-                yield scope
-            finally:
-                self._in_flight.discard(scope)
 
     def get_instructions(self) -> str:
         """The sub-agent's extra instructions: how to checkpoint and how to react to a cancel request."""
@@ -187,24 +145,6 @@ class TaskRunCapability(AbstractCapability[object]):
             self.channel.acknowledge()
         return request_context
 
-    async def wrap_model_request(
-        self, ctx: RunContext[object], *, request_context: ModelRequestContext, handler: WrapModelRequestHandler
-    ) -> ModelResponse:
-        """With `preempt`: a request cut short by a soft cancel is recorded as an interrupted stand-in response."""
-        if not self.preempt:
-            return await handler(request_context)
-        with self._step() as self._model_request:
-            return await handler(request_context)
-        return ModelResponse(parts=[TextPart(replies.step_interrupted())], state='interrupted')
-
-    async def after_model_request(
-        self, ctx: RunContext[object], *, request_context: ModelRequestContext, response: ModelResponse
-    ) -> ModelResponse:
-        """The response has arrived: from here on, a soft cancel no longer interrupts this request."""
-        if self._model_request is not None:
-            self._in_flight.discard(self._model_request)
-        return response
-
     async def wrap_tool_execute(
         self,
         ctx: RunContext[object],
@@ -221,8 +161,4 @@ class TaskRunCapability(AbstractCapability[object]):
             and call.tool_name not in TOOLS_ALLOWED_AFTER_CANCEL
         ):
             raise SkipToolExecution(replies.refused_after_cancel(call.tool_name))
-        if not self.preempt or call.tool_name in _NOT_INTERRUPTED:
-            return await handler(args)
-        with self._step():
-            return await handler(args)
-        return replies.tool_interrupted(call.tool_name)
+        return await handler(args)
