@@ -23,8 +23,10 @@ from benchkit.subagent import answer_at_once, build_agent
 
 BATCH = 500
 PROBES = 30
-CHECKPOINTS = (0, 500, 1_000, 3_000)
-"""Finished-task counts probed; the full run stops at 3,000 to stay within its time budget."""
+CHECKPOINTS = (0, 500, 1_000, 3_000, 10_000, 20_000, 30_000)
+"""Finished-task counts probed, up to the run's limit."""
+FULL_LIMIT = 3_000
+"""The full run stops at 3,000 to stay within its time budget; `lookup:30000` (with `--large`) goes on."""
 
 
 def _median_us(timer: ToolTimer, tool_name: str) -> float:
@@ -33,7 +35,7 @@ def _median_us(timer: ToolTimer, tool_name: str) -> float:
 
 
 async def run(adapter: Adapter, size: Size, param: str) -> dict[str, Any]:
-    limit = {'smoke': 500, 'quick': 1_000, 'full': int(param or CHECKPOINTS[-1])}[size]
+    limit = {'smoke': 500, 'quick': 1_000, 'full': int(param or FULL_LIMIT)}[size]
     timer = ToolTimer()
     conversation = Conversation()
     points: list[dict[str, Any]] = []
