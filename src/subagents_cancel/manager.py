@@ -231,8 +231,11 @@ class SubAgentManager:
             self._orphans.append(task_id)
 
     def orphans(self) -> tuple[TaskInfo, ...]:
-        """Tasks that had not stopped when the owner's teardown gave up waiting (a run, or a sync tool's thread)."""
-        return tuple(self.get(task_id) for task_id in self._orphans)
+        """Tasks that had not stopped when the owner's teardown gave up waiting (a run, or a sync tool's thread).
+
+        An orphan that stopped later and was then forgotten (`keep_finished`, `finished_ttl_seconds`) is left out.
+        """
+        return tuple(self._info(record) for task_id in self._orphans if (record := self._registry.find(task_id)))
 
     # --- starting -----------------------------------------------------------------------------
 
