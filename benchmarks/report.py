@@ -276,10 +276,14 @@ def _growth_between(points: list[Result]) -> float | None:
     return (points[-1]['rss_mb'] - points[0]['rss_mb']) * 1024 / (points[-1]['finished'] - points[0]['finished'])
 
 
-def _status_growth(result: Result) -> float | None:
-    """How many times slower the status call is with the most finished tasks than with none."""
-    points = result['points']
-    return points[-1]['status_us'] / points[0]['status_us'] if len(points) >= 2 else None
+def _lookup_growth(call: str) -> Figure:
+    """How many times slower `call` (`status_us` or `list_active_us`) is with the most finished tasks than with none."""
+
+    def figure(result: Result) -> float | None:
+        points = result['points']
+        return points[-1][call] / points[0][call] if len(points) >= 2 else None
+
+    return figure
 
 
 TARGETS: tuple[tuple[str, str, str, Figure, float], ...] = (
@@ -316,7 +320,8 @@ TARGETS: tuple[tuple[str, str, str, Figure, float], ...] = (
     ('RSS per running task at 1,000 (KB)', 'fanout:1000', '≤ 50', _get('', 'rss_per_task_kb'), 50),
     ('RSS per running task at 10,000 (KB)', 'fanout:10000', '≤ 50', _get('', 'rss_per_task_kb'), 50),
     ('foreground delegation / direct run (p50)', 'overhead', '≤ 1.1×', _get('', 'ratio_p50'), 1.1),
-    ('status call, most finished tasks / none', 'lookup', 'flat (≈ 1×)', _status_growth, 1.5),
+    ('status call, most finished tasks / none', 'lookup', 'flat (≈ 1×)', _lookup_growth('status_us'), 1.5),
+    ('list-active call, most finished tasks / none', 'lookup', 'flat (≈ 1×)', _lookup_growth('list_active_us'), 1.5),
     ('RSS growth per finished task (KB)', 'lookup', 'bounded (≈ 0)', _finished_growth, 1.0),
     ('RSS growth per finished task past 10,000 (KB)', 'lookup:30000', 'bounded (≈ 0)', _growth_past_kept, 1.0),
 )

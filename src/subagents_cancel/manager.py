@@ -402,7 +402,7 @@ class SubAgentManager:
         That is a run that ignored its hard cancel, or a sync tool's thread that outlived its run (a thread
         cannot be stopped from outside; see [`TaskContext.cancel_requested`][subagents_cancel.TaskContext]).
         """
-        return tuple(info for info in map(self._info, self._registry.all()) if info.unresponsive)
+        return tuple(info for info in map(self._info, self._registry.unresponsive()) if info.unresponsive)
 
     def tasks(self) -> tuple[TaskInfo, ...]:
         """Snapshots of every task of this owner, oldest first."""
@@ -554,6 +554,7 @@ class SubAgentManager:
         """Record that something of the task still runs although it was stopped, and tell observers once."""
         if record.unresponsive_since is None:
             record.unresponsive_since = now = self.clock.now() if at is None else at
+            self._registry.note_unresponsive(record)
             self._bus.send(self.owner_id, TaskUnresponsive(task_id=record.task_id, sent_at=now))
 
     def _request_cancel(self, record: TaskRecord, mode: CancelMode, reason: CancelReason, grace: float) -> None:

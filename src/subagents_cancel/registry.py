@@ -149,6 +149,9 @@ class Registry:
         self._active: dict[TaskId, TaskRecord] = {}
         self._by_region: dict[str, dict[TaskId, TaskRecord]] = {}
         self._region_cancels: dict[str, RegionCancel] = {}
+        self._stopped_but_running: dict[TaskId, TaskRecord] = {}
+        """Tasks marked unresponsive, until they have really stopped: kept apart so listing them costs nothing
+        per finished task."""
         self._done: dict[TaskId, float] = {}
         """Done tasks, oldest first, with when they ended: the ones that may be forgotten."""
         self._keep_finished = keep_finished
@@ -191,6 +194,17 @@ class Registry:
         """Note that `record` has ended, so it no longer counts as active."""
         assert record.status.is_terminal
         self._active.pop(record.task_id, None)
+
+    def note_unresponsive(self, record: TaskRecord) -> None:
+        """Note that `record`'s task was stopped but something of it may still run."""
+        self._stopped_but_running[record.task_id] = record
+
+    def unresponsive(self) -> tuple[TaskRecord, ...]:
+        """The tasks noted unresponsive that may still be running (a run, or a sync tool's thread), oldest first."""
+        for task_id, record in tuple(self._stopped_but_running.items()):
+            if record.status.is_terminal and not record.lingering_threads:
+                del self._stopped_but_running[task_id]
+        return tuple(self._stopped_but_running.values())
 
     def done(self, record: TaskRecord, now: float) -> None:
         """Note that nothing of `record`'s task will change any more, if so, and forget what is past keeping."""
