@@ -71,7 +71,9 @@ def main() -> None:
     parser.add_argument('--size', choices=('smoke', 'quick', 'full'), default='full')
     parser.add_argument('--libraries', default=','.join(LIBRARIES), help='comma-separated subset of ' + str(LIBRARIES))
     parser.add_argument('--output', type=Path, default=HERE / 'RESULTS.md')
-    parser.add_argument('--large', action='store_true', help='also fan out to 10,000 tasks (this library only)')
+    parser.add_argument(
+        '--large', action='store_true', help='also 10,000 running and 30,000 finished tasks (this library only)'
+    )
     parser.add_argument(
         '--render-only', action='store_true', help='rewrite the report from the JSON of the last run, running nothing'
     )
