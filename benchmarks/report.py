@@ -225,7 +225,7 @@ def _lookup(results: _Results) -> list[str]:
         for point in points:
             rows.append(
                 [
-                    LABELS[library],
+                    LABELS[library] + (' (`--large`)' if scenario != 'lookup' else ''),
                     f'{point["finished"]:,}',
                     _num(point['status_us'], 0),
                     _num(point['list_active_us'], 0),
