@@ -12,79 +12,51 @@ starts the same agent with `SubAgentManager.start`. The difference is what this 
 from __future__ import annotations
 
 import argparse
-import gc
 import subprocess
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Literal
 
 import anyio
 from pydantic_ai import Agent
-from pydantic_ai.messages import ModelMessage, ModelResponse
-from pydantic_ai.models.function import AgentInfo, FunctionModel
 
+from benchkit.stats import rss_bytes
+from benchkit.subagent import Blocking, function_model
 from subagents_cancel import SubAgentConfig, SubAgentManager
 
 Way = Literal['alone', 'tasks']
 WARMUP = 20
 
 
-def rss_kb() -> float:
-    with Path('/proc/self/statm').open() as statm:
-        resident_pages = int(statm.read().split()[1])
-    return resident_pages * 4096 / 1024
-
-
-class _Blocking:
-    def __init__(self) -> None:
-        self.in_flight = 0
-        self.target = 0
-        self.reached = anyio.Event()
-
-    def expect(self, count: int) -> None:
-        self.in_flight, self.target, self.reached = 0, count, anyio.Event()
-
-    async def model(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-        self.in_flight += 1
-        if self.in_flight == self.target:
-            self.reached.set()
-        await anyio.sleep_forever()
-        raise AssertionError('unreachable')
-
-
 async def measure(way: Way, size: int) -> float:
     """KB of resident memory per run blocked in its model request, after a warm-up."""
-    blocking = _Blocking()
-    agent = Agent(FunctionModel(blocking.model))
+    blocking = Blocking()
+    agent = Agent(function_model(blocking.respond))
     config = SubAgentConfig(name='worker', description='Works', agent=agent)
     async with SubAgentManager([config]) as manager:
 
-        async def blocked_runs(count: int, region: str) -> float:
+        async def blocked_runs(count: int, region: str) -> int:
             """Start `count` runs, wait until all are blocked, read the RSS, stop them; the RSS read."""
-            blocking.expect(count)
+            blocking.reset(count)
             if way == 'tasks':
                 for _ in range(count):
                     await manager.start('worker', 'Do the job.', region=region)
                 await blocking.reached.wait()
-                gc.collect()
-                resident = rss_kb()
+                resident = rss_bytes()
                 await manager.hard_cancel_region(region)
                 return resident
-            resident = 0.0
+            resident = 0
             async with anyio.create_task_group() as group:
                 for _ in range(count):
                     group.start_soon(agent.run, 'Do the job.')
                 await blocking.reached.wait()
-                gc.collect()
-                resident = rss_kb()
+                resident = rss_bytes()
                 group.cancel_scope.cancel()
             return resident
 
         await blocked_runs(WARMUP, 'warm-up')
-        gc.collect()
-        before = rss_kb()
-        return (await blocked_runs(size, 'measured') - before) / size
+        before = rss_bytes()
+        return (await blocked_runs(size, 'measured') - before) / size / 1024
 
 
 def main(sizes: Sequence[int]) -> None:
