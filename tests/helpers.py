@@ -31,7 +31,7 @@ from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 from pydantic_ai.run import AgentRunResult
 from pydantic_ai.usage import RequestUsage
 
-from subagents_cancel import ManualClock
+from subagents_cancel import ManualClock, SubAgentConfig
 
 Step = ModelResponse | Callable[[list[ModelMessage]], ModelResponse | Awaitable[ModelResponse]]
 
@@ -148,6 +148,13 @@ class Script:
 
     def saw_cancel_request(self) -> bool:
         return any(cancel_requested(messages) for messages in self.requests)
+
+
+def researcher(script: Script, **settings: object) -> SubAgentConfig:
+    """A sub-agent named `researcher` on `script`'s model, with any other `SubAgentConfig` fields given."""
+    return SubAgentConfig.model_validate(
+        {'name': 'researcher', 'description': 'Researches a topic', 'model': script.model, **settings}
+    )
 
 
 def cancel_requested(messages: Sequence[ModelMessage]) -> bool:

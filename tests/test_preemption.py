@@ -23,18 +23,12 @@ from subagents_cancel import (
     TaskStatus,
 )
 
-from .helpers import TASK_ID, Gate, Script, Step, call, cancel_requested, replies_of, text, tool_returns
+from .helpers import TASK_ID, Gate, Script, Step, call, cancel_requested, replies_of, researcher, text, tool_returns
 
 pytestmark = pytest.mark.anyio
 
 PARTIAL_ANSWER = 'Completed: sources\nIn progress: analysis\nNot started: report'
 PREEMPT = SubAgentPolicy(preempt_on_soft_cancel=True)
-
-
-def researcher(script: Script, **settings: object) -> SubAgentConfig:
-    return SubAgentConfig.model_validate(
-        {'name': 'researcher', 'description': 'Researches a topic', 'model': script.model, **settings}
-    )
 
 
 def checkpoint_sources() -> Step:

@@ -20,17 +20,23 @@ from subagents_cancel import (
     TaskStatus,
 )
 
-from .helpers import TASK_ID, Gate, Script, Step, after, call, cancel_requested, replies_of, text, user_prompts
+from .helpers import (
+    TASK_ID,
+    Gate,
+    Script,
+    Step,
+    after,
+    call,
+    cancel_requested,
+    replies_of,
+    researcher,
+    text,
+    user_prompts,
+)
 
 PARTIAL_ANSWER = 'Completed: phase 1\nIn progress: phase 2\nNot started: phase 3'
 
 pytestmark = pytest.mark.anyio
-
-
-def researcher(script: Script, **settings: object) -> SubAgentConfig:
-    return SubAgentConfig.model_validate(
-        {'name': 'researcher', 'description': 'Researches a topic', 'model': script.model, **settings}
-    )
 
 
 def checkpoint_phase_1() -> Step:
