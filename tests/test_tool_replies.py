@@ -8,9 +8,9 @@ from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from subagents_cancel import ManualClock, SubAgentCapability, SubAgentConfig
+from subagents_cancel import Completed, ManualClock, SubAgentCapability, SubAgentConfig, SubAgentManager
 
-from .helpers import TASK_ID, Script, Step, call, calls, replies_of, text, tool_returns
+from .helpers import TASK_ID, Script, Step, call, calls, replies_of, researcher, text, tool_returns
 
 pytestmark = pytest.mark.anyio
 
@@ -385,5 +385,177 @@ async def test_the_tool_schemas_are_the_contract(clock: ManualClock) -> None:
                     'type': 'object',
                 },
             },
+        ]
+    )
+
+
+PARENT_TOOLS = (
+    'task',
+    'check_task',
+    'wait_tasks',
+    'soft_cancel_task',
+    'hard_cancel_task',
+    'list_active_tasks',
+    'answer_subagent',
+    'soft_cancel_region',
+    'hard_cancel_region',
+    'wait_region',
+)
+NOT_OBJECTS = {'array': '[1,2]', 'number': '42', 'string': '"x"', 'null': 'null'}
+
+
+def raw_call(tool: str, args: str) -> ModelResponse:
+    """A response that calls `tool` with `args` exactly as the model wrote them, JSON or not."""
+    return ModelResponse(parts=[ToolCallPart(tool, args)])
+
+
+@pytest.mark.parametrize('shape', NOT_OBJECTS)
+@pytest.mark.parametrize('tool', PARENT_TOOLS)
+async def test_json_that_is_not_an_object_gets_a_reply(clock: ManualClock, tool: str, shape: str) -> None:
+    """Arguments that are JSON but not an object get a reply naming the fields the tool takes; the run goes on."""
+    (reply,) = await run_parent(clock, raw_call(tool, NOT_OBJECTS[shape]))
+    assert (
+        reply
+        == snapshot(
+            {
+                'task array': 'Invalid arguments for task: the arguments must be a JSON object with description and subagent_type (and optionally mode, region, timeout_seconds, fallback), not an array. Call it again with arguments that fit its schema.',
+                'task number': 'Invalid arguments for task: the arguments must be a JSON object with description and subagent_type (and optionally mode, region, timeout_seconds, fallback), not a number. Call it again with arguments that fit its schema.',
+                'task string': 'Invalid arguments for task: the arguments must be a JSON object with description and subagent_type (and optionally mode, region, timeout_seconds, fallback), not a string. Call it again with arguments that fit its schema.',
+                'task null': 'Invalid arguments for task: the arguments must be a JSON object with description and subagent_type (and optionally mode, region, timeout_seconds, fallback), not null. Call it again with arguments that fit its schema.',
+                'check_task array': 'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not an array. Call it again with arguments that fit its schema.',
+                'check_task number': 'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not a number. Call it again with arguments that fit its schema.',
+                'check_task string': 'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not a string. Call it again with arguments that fit its schema.',
+                'check_task null': 'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not null. Call it again with arguments that fit its schema.',
+                'wait_tasks array': 'Invalid arguments for wait_tasks: the arguments must be a JSON object (its fields task_ids, wait_for, timeout_seconds are all optional), not an array. Call it again with arguments that fit its schema.',
+                'wait_tasks number': 'Invalid arguments for wait_tasks: the arguments must be a JSON object (its fields task_ids, wait_for, timeout_seconds are all optional), not a number. Call it again with arguments that fit its schema.',
+                'wait_tasks string': 'Invalid arguments for wait_tasks: the arguments must be a JSON object (its fields task_ids, wait_for, timeout_seconds are all optional), not a string. Call it again with arguments that fit its schema.',
+                'wait_tasks null': 'Invalid arguments for wait_tasks: the arguments must be a JSON object (its fields task_ids, wait_for, timeout_seconds are all optional), not null. Call it again with arguments that fit its schema.',
+                'soft_cancel_task array': 'Invalid arguments for soft_cancel_task: the arguments must be a JSON object with task_id (and optionally reason), not an array. Call it again with arguments that fit its schema.',
+                'soft_cancel_task number': 'Invalid arguments for soft_cancel_task: the arguments must be a JSON object with task_id (and optionally reason), not a number. Call it again with arguments that fit its schema.',
+                'soft_cancel_task string': 'Invalid arguments for soft_cancel_task: the arguments must be a JSON object with task_id (and optionally reason), not a string. Call it again with arguments that fit its schema.',
+                'soft_cancel_task null': 'Invalid arguments for soft_cancel_task: the arguments must be a JSON object with task_id (and optionally reason), not null. Call it again with arguments that fit its schema.',
+                'hard_cancel_task array': 'Invalid arguments for hard_cancel_task: the arguments must be a JSON object with task_id (and optionally reason), not an array. Call it again with arguments that fit its schema.',
+                'hard_cancel_task number': 'Invalid arguments for hard_cancel_task: the arguments must be a JSON object with task_id (and optionally reason), not a number. Call it again with arguments that fit its schema.',
+                'hard_cancel_task string': 'Invalid arguments for hard_cancel_task: the arguments must be a JSON object with task_id (and optionally reason), not a string. Call it again with arguments that fit its schema.',
+                'hard_cancel_task null': 'Invalid arguments for hard_cancel_task: the arguments must be a JSON object with task_id (and optionally reason), not null. Call it again with arguments that fit its schema.',
+                'list_active_tasks array': 'Invalid arguments for list_active_tasks: the arguments must be an empty JSON object, {}, not an array. Call it again with arguments that fit its schema.',
+                'list_active_tasks number': 'Invalid arguments for list_active_tasks: the arguments must be an empty JSON object, {}, not a number. Call it again with arguments that fit its schema.',
+                'list_active_tasks string': 'Invalid arguments for list_active_tasks: the arguments must be an empty JSON object, {}, not a string. Call it again with arguments that fit its schema.',
+                'list_active_tasks null': 'Invalid arguments for list_active_tasks: the arguments must be an empty JSON object, {}, not null. Call it again with arguments that fit its schema.',
+                'answer_subagent array': 'Invalid arguments for answer_subagent: the arguments must be a JSON object with task_id and answer, not an array. Call it again with arguments that fit its schema.',
+                'answer_subagent number': 'Invalid arguments for answer_subagent: the arguments must be a JSON object with task_id and answer, not a number. Call it again with arguments that fit its schema.',
+                'answer_subagent string': 'Invalid arguments for answer_subagent: the arguments must be a JSON object with task_id and answer, not a string. Call it again with arguments that fit its schema.',
+                'answer_subagent null': 'Invalid arguments for answer_subagent: the arguments must be a JSON object with task_id and answer, not null. Call it again with arguments that fit its schema.',
+                'soft_cancel_region array': 'Invalid arguments for soft_cancel_region: the arguments must be a JSON object with region (and optionally reason), not an array. Call it again with arguments that fit its schema.',
+                'soft_cancel_region number': 'Invalid arguments for soft_cancel_region: the arguments must be a JSON object with region (and optionally reason), not a number. Call it again with arguments that fit its schema.',
+                'soft_cancel_region string': 'Invalid arguments for soft_cancel_region: the arguments must be a JSON object with region (and optionally reason), not a string. Call it again with arguments that fit its schema.',
+                'soft_cancel_region null': 'Invalid arguments for soft_cancel_region: the arguments must be a JSON object with region (and optionally reason), not null. Call it again with arguments that fit its schema.',
+                'hard_cancel_region array': 'Invalid arguments for hard_cancel_region: the arguments must be a JSON object with region (and optionally reason), not an array. Call it again with arguments that fit its schema.',
+                'hard_cancel_region number': 'Invalid arguments for hard_cancel_region: the arguments must be a JSON object with region (and optionally reason), not a number. Call it again with arguments that fit its schema.',
+                'hard_cancel_region string': 'Invalid arguments for hard_cancel_region: the arguments must be a JSON object with region (and optionally reason), not a string. Call it again with arguments that fit its schema.',
+                'hard_cancel_region null': 'Invalid arguments for hard_cancel_region: the arguments must be a JSON object with region (and optionally reason), not null. Call it again with arguments that fit its schema.',
+                'wait_region array': 'Invalid arguments for wait_region: the arguments must be a JSON object with region (and optionally timeout_seconds), not an array. Call it again with arguments that fit its schema.',
+                'wait_region number': 'Invalid arguments for wait_region: the arguments must be a JSON object with region (and optionally timeout_seconds), not a number. Call it again with arguments that fit its schema.',
+                'wait_region string': 'Invalid arguments for wait_region: the arguments must be a JSON object with region (and optionally timeout_seconds), not a string. Call it again with arguments that fit its schema.',
+                'wait_region null': 'Invalid arguments for wait_region: the arguments must be a JSON object with region (and optionally timeout_seconds), not null. Call it again with arguments that fit its schema.',
+            }
+        )[f'{tool} {shape}']
+    )
+
+
+async def test_twenty_malformed_calls_in_a_row_then_good_ones(clock: ManualClock) -> None:
+    """Twenty calls whose arguments are not JSON or not an object, mostly to one tool, use up no retry budget."""
+    malformed = ['{"task_id": ', 'not json', '[1,2]', 'null', '{"task_id": "a"', '42', '"x"', 'true']
+    bad = [raw_call('check_task' if index % 4 else 'task', malformed[index % 8]) for index in range(20)]
+    good = [call('task', description='Research X', subagent_type='researcher', mode='async'), call('wait_tasks')]
+    parent = Script([*bad, *good, text('the parent is still alive')])
+    result = await Agent(parent.model, capabilities=[capability_with_researcher(clock, 'findings')]).run('go')
+    assert result.output == 'the parent is still alive'
+    replies = replies_of(result.all_messages())
+    assert len(replies) == 22
+    assert replies == snapshot(
+        [
+            'Invalid arguments for task: the arguments are not valid JSON (EOF while parsing a value at line 1 column 12); they must be a JSON object with description and subagent_type (and optionally mode, region, timeout_seconds, fallback). Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments are not valid JSON (expected ident at line 1 column 2); they must be a JSON object with task_id. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not an array. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not null. Call it again with arguments that fit its schema.',
+            'Invalid arguments for task: the arguments are not valid JSON (EOF while parsing an object at line 1 column 15); they must be a JSON object with description and subagent_type (and optionally mode, region, timeout_seconds, fallback). Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not a number. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not a string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not true or false. Call it again with arguments that fit its schema.',
+            'Invalid arguments for task: the arguments are not valid JSON (EOF while parsing a value at line 1 column 12); they must be a JSON object with description and subagent_type (and optionally mode, region, timeout_seconds, fallback). Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments are not valid JSON (expected ident at line 1 column 2); they must be a JSON object with task_id. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not an array. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not null. Call it again with arguments that fit its schema.',
+            'Invalid arguments for task: the arguments are not valid JSON (EOF while parsing an object at line 1 column 15); they must be a JSON object with description and subagent_type (and optionally mode, region, timeout_seconds, fallback). Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not a number. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not a string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not true or false. Call it again with arguments that fit its schema.',
+            'Invalid arguments for task: the arguments are not valid JSON (EOF while parsing a value at line 1 column 12); they must be a JSON object with description and subagent_type (and optionally mode, region, timeout_seconds, fallback). Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments are not valid JSON (expected ident at line 1 column 2); they must be a JSON object with task_id. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not an array. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not null. Call it again with arguments that fit its schema.',
+            'Task started with ID: researcher-0001 (researcher); it runs in the background. Follow it with check_task or wait_tasks; stop it with soft_cancel_task or hard_cancel_task.',
+            """\
+The task has ended.
+
+researcher-0001: COMPLETED in 0.0 ms. Output:
+findings\
+""",
+        ]
+    )
+
+
+MALFORMED = {**NOT_OBJECTS, 'not json': '{"completed": ['}
+
+
+@pytest.mark.parametrize('shape', MALFORMED)
+@pytest.mark.parametrize('tool', ['checkpoint', 'ask_parent'])
+async def test_a_subagent_tool_answers_malformed_arguments(clock: ManualClock, tool: str, shape: str) -> None:
+    """`checkpoint` and `ask_parent` reply to arguments that are not a JSON object; the task goes on and completes."""
+    sub = Script([raw_call(tool, MALFORMED[shape]), text('done')])
+    async with SubAgentManager([researcher(sub)], clock=clock) as manager:
+        info = await manager.run('researcher', 'Research X')
+    assert info.outcome == Completed('done')
+    assert tool_returns(sub.requests[-1]) == [
+        snapshot(
+            {
+                'checkpoint array': 'Invalid arguments for checkpoint: the arguments must be a JSON object (its fields completed, in_progress, not_started, findings are all optional), not an array. Call it again with arguments that fit its schema.',
+                'checkpoint number': 'Invalid arguments for checkpoint: the arguments must be a JSON object (its fields completed, in_progress, not_started, findings are all optional), not a number. Call it again with arguments that fit its schema.',
+                'checkpoint string': 'Invalid arguments for checkpoint: the arguments must be a JSON object (its fields completed, in_progress, not_started, findings are all optional), not a string. Call it again with arguments that fit its schema.',
+                'checkpoint null': 'Invalid arguments for checkpoint: the arguments must be a JSON object (its fields completed, in_progress, not_started, findings are all optional), not null. Call it again with arguments that fit its schema.',
+                'checkpoint not json': 'Invalid arguments for checkpoint: the arguments are not valid JSON (EOF while parsing a list at line 1 column 15); they must be a JSON object (its fields completed, in_progress, not_started, findings are all optional). Call it again with arguments that fit its schema.',
+                'ask_parent array': 'Invalid arguments for ask_parent: the arguments must be a JSON object with question, not an array. Call it again with arguments that fit its schema.',
+                'ask_parent number': 'Invalid arguments for ask_parent: the arguments must be a JSON object with question, not a number. Call it again with arguments that fit its schema.',
+                'ask_parent string': 'Invalid arguments for ask_parent: the arguments must be a JSON object with question, not a string. Call it again with arguments that fit its schema.',
+                'ask_parent null': 'Invalid arguments for ask_parent: the arguments must be a JSON object with question, not null. Call it again with arguments that fit its schema.',
+                'ask_parent not json': 'Invalid arguments for ask_parent: the arguments are not valid JSON (EOF while parsing a list at line 1 column 15); they must be a JSON object with question. Call it again with arguments that fit its schema.',
+            }
+        )[f'{tool} {shape}']
+    ]
+
+
+async def test_twenty_malformed_checkpoints_then_a_good_one(clock: ManualClock) -> None:
+    """A sub-agent that sends twenty malformed checkpoints is told each time and still completes with its output."""
+    sub = Script(
+        [
+            *(raw_call('checkpoint', ['[]', 'not json', 'null', '{'][index % 4]) for index in range(20)),
+            call('checkpoint', completed=['step 1']),
+            text('done'),
+        ]
+    )
+    async with SubAgentManager([researcher(sub)], clock=clock) as manager:
+        info = await manager.run('researcher', 'Research X')
+    assert info.outcome == Completed('done')
+    assert len(info.checkpoints) == 1
+    replies = tool_returns(sub.requests[-1])
+    assert len(replies) == 21
+    assert sorted(set(replies)) == snapshot(
+        [
+            'Checkpoint 1 recorded.',
+            'Invalid arguments for checkpoint: the arguments are not valid JSON (EOF while parsing an object at line 1 column 1); they must be a JSON object (its fields completed, in_progress, not_started, findings are all optional). Call it again with arguments that fit its schema.',
+            'Invalid arguments for checkpoint: the arguments are not valid JSON (expected ident at line 1 column 2); they must be a JSON object (its fields completed, in_progress, not_started, findings are all optional). Call it again with arguments that fit its schema.',
+            'Invalid arguments for checkpoint: the arguments must be a JSON object (its fields completed, in_progress, not_started, findings are all optional), not an array. Call it again with arguments that fit its schema.',
+            'Invalid arguments for checkpoint: the arguments must be a JSON object (its fields completed, in_progress, not_started, findings are all optional), not null. Call it again with arguments that fit its schema.',
         ]
     )

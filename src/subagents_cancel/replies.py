@@ -22,6 +22,7 @@ __all__ = (
     'already_done',
     'answer_delivered',
     'answered_by_parent',
+    'arguments_not_an_object',
     'bad_arguments',
     'cancelled_before_start',
     'checkpoint_recorded',
@@ -57,6 +58,13 @@ def _show(value: str) -> str:
     if len(value) <= _MAX_ECHO:
         return repr(value)
     return f'{value[:_MAX_ECHO]!r}… ({len(value):,} characters)'
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text`, or its first `limit` characters and how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f'{text[:limit]}… ({len(text) - limit:,} more characters)'
 
 
 def _seconds(value: float) -> str:
@@ -419,6 +427,47 @@ def bad_arguments(tool_name: str, error: ValidationError) -> str:
         for problem in error.errors(include_url=False, include_input=False)[:5]
     )
     return f'Invalid arguments for {tool_name}: {problems}. Call it again with arguments that fit its schema.'
+
+
+_JSON_TYPE_TEXT = {
+    'array': 'an array',
+    'number': 'a number',
+    'string': 'a string',
+    'boolean': 'true or false',
+    'null': 'null',
+    'object with non-string keys': 'an object with keys that are not strings',
+}
+
+
+def arguments_not_an_object(
+    tool_name: str,
+    json_type: str | None,
+    required: Sequence[str],
+    optional: Sequence[str],
+    *,
+    parse_error: str | None = None,
+) -> str:
+    """Reply for arguments that are not a JSON object: `json_type` says what they are, `None` if not JSON at all."""
+    if json_type is None:
+        problem = f'the arguments are not valid JSON ({_cut(parse_error or "", _MAX_ECHO * 4)})'
+        problem += f'; they must be {_json_object_with(required, optional)}'
+    else:
+        problem = f'the arguments must be {_json_object_with(required, optional)}, not {_JSON_TYPE_TEXT[json_type]}'
+    return f'Invalid arguments for {tool_name}: {problem}. Call it again with arguments that fit its schema.'
+
+
+def _json_object_with(required: Sequence[str], optional: Sequence[str]) -> str:
+    if required and optional:
+        return f'a JSON object with {_and(required)} (and optionally {", ".join(optional)})'
+    if required:
+        return f'a JSON object with {_and(required)}'
+    if optional:
+        return f'a JSON object (its fields {", ".join(optional)} are all optional)'
+    return 'an empty JSON object, {}'
+
+
+def _and(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f'{", ".join(names[:-1])} and {names[-1]}'
 
 
 # --- sub-agent tools ----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from .manager import SubAgentManager
 from .messages import CancelReason
 from .regions import REGION_PATTERN
 from .states import TaskStatus
-from .tooling import ToolArgs, validated_tool
+from .tooling import ToolArgs, ValidatedToolset, validated_tool
 
 __all__ = ('create_subagent_toolset', 'parent_toolset')
 
@@ -132,7 +132,7 @@ def parent_toolset(current_manager: ManagerSource) -> FunctionToolset[object]:
 
         return call
 
-    return FunctionToolset[object](
+    return ValidatedToolset(
         [
             validated_tool(
                 'task',
