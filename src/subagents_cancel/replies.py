@@ -51,6 +51,10 @@ __all__ = (
 
 _MAX_ECHO = 40
 _MAX_LISTED = 50
+_MAX_OUTPUT = 20_000
+"""The most characters of one output (or final message) a reply shows; the Python API keeps it whole."""
+_MAX_PROGRESS = 5_000
+"""The most characters of one checkpoint list (completed, in progress, not started, findings) a reply shows."""
 
 
 def _show(value: str) -> str:
@@ -74,14 +78,24 @@ def _seconds(value: float) -> str:
 
 
 def _items(values: Sequence[str]) -> str:
-    return '; '.join(values) if values else 'nothing'
+    """A list from a checkpoint, joined, and cut to `_MAX_PROGRESS` characters."""
+    return _cut('; '.join(values), _MAX_PROGRESS) if values else 'nothing'
 
 
 def _render_output(output: object) -> str:
-    """A sub-agent's output as text: strings as they are, anything else as JSON."""
+    """A sub-agent's output as text, cut to `_MAX_OUTPUT` characters.
+
+    Strings are shown as they are, anything else as JSON, or by its `repr` when pydantic has no JSON form
+    for it (a plain class, a circular reference): the parent still sees what came back.
+    """
     if isinstance(output, str):
-        return output
-    return pydantic_core.to_json(output).decode()
+        text = output
+    else:
+        try:
+            text = pydantic_core.to_json(output).decode()
+        except pydantic_core.PydanticSerializationError:
+            text = repr(output)
+    return _cut(text, _MAX_OUTPUT)
 
 
 _STATUS_TEXT = {
