@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import Agent
@@ -549,7 +551,7 @@ async def test_twenty_malformed_checkpoints_then_a_good_one(clock: ManualClock) 
     assert info.outcome == Completed('done')
     assert len(info.checkpoints) == 1
     replies = tool_returns(sub.requests[-1])
-    assert len(replies) == 21
+    assert len(replies) == 22
     assert sorted(set(replies)) == snapshot(
         [
             'Checkpoint 1 recorded.',
@@ -557,5 +559,89 @@ async def test_twenty_malformed_checkpoints_then_a_good_one(clock: ManualClock) 
             'Invalid arguments for checkpoint: the arguments are not valid JSON (expected ident at line 1 column 2); they must be a JSON object (its fields completed, in_progress, not_started, findings are all optional). Call it again with arguments that fit its schema.',
             'Invalid arguments for checkpoint: the arguments must be a JSON object (its fields completed, in_progress, not_started, findings are all optional), not an array. Call it again with arguments that fit its schema.',
             'Invalid arguments for checkpoint: the arguments must be a JSON object (its fields completed, in_progress, not_started, findings are all optional), not null. Call it again with arguments that fit its schema.',
+        ]
+    )
+
+
+VALID_ARGS: dict[str, dict[str, object]] = {
+    'task': {'description': 'Research X', 'subagent_type': 'researcher', 'mode': 'async'},
+    'check_task': {'task_id': 'researcher-0000'},
+    'wait_tasks': {'task_ids': ['researcher-0000']},
+    'soft_cancel_task': {'task_id': 'researcher-0000'},
+    'hard_cancel_task': {'task_id': 'researcher-0000'},
+    'answer_subagent': {'task_id': 'researcher-0000', 'answer': 'yes'},
+    'soft_cancel_region': {'region': 'research'},
+    'hard_cancel_region': {'region': 'research'},
+    'wait_region': {'region': 'research'},
+    'checkpoint': {},
+    'ask_parent': {'question': 'EU or US?'},
+}
+ARGUMENTS = {
+    'task': ('description', 'subagent_type', 'mode', 'region', 'timeout_seconds', 'fallback'),
+    'check_task': ('task_id',),
+    'wait_tasks': ('task_ids', 'wait_for', 'timeout_seconds'),
+    'soft_cancel_task': ('task_id', 'reason'),
+    'hard_cancel_task': ('task_id', 'reason'),
+    'answer_subagent': ('task_id', 'answer'),
+    'soft_cancel_region': ('region', 'reason'),
+    'hard_cancel_region': ('region', 'reason'),
+    'wait_region': ('region', 'timeout_seconds'),
+    'checkpoint': ('completed', 'in_progress', 'not_started', 'findings'),
+    'ask_parent': ('question',),
+}
+
+
+def every_argument_of(tools: Sequence[str], wrong: object) -> list[Step]:
+    """One call per argument of each tool, that argument `wrong` and the others valid."""
+    return [call(tool, **{**VALID_ARGS[tool], argument: wrong}) for tool in tools for argument in ARGUMENTS[tool]]
+
+
+async def test_a_wrong_type_for_every_argument_of_every_tool(clock: ManualClock) -> None:
+    """An object where each argument of each parent tool belongs gets a reply naming that argument."""
+    replies = await run_parent(
+        clock, *every_argument_of([tool for tool in PARENT_TOOLS if tool in ARGUMENTS], {'a': [1]})
+    )
+    assert len(replies) == 22
+    assert replies == snapshot(
+        [
+            'Invalid arguments for task: description: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for task: subagent_type: Input should be a valid string. Call it again with arguments that fit its schema.',
+            "Invalid arguments for task: mode: Input should be 'sync' or 'async'. Call it again with arguments that fit its schema.",
+            'Invalid arguments for task: region: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for task: timeout_seconds: Input should be a valid number. Call it again with arguments that fit its schema.',
+            'Invalid arguments for task: fallback: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: task_id: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for wait_tasks: task_ids: Input should be a valid list. Call it again with arguments that fit its schema.',
+            "Invalid arguments for wait_tasks: wait_for: Input should be 'all' or 'any'. Call it again with arguments that fit its schema.",
+            'Invalid arguments for wait_tasks: timeout_seconds: Input should be a valid number. Call it again with arguments that fit its schema.',
+            'Invalid arguments for soft_cancel_task: task_id: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for soft_cancel_task: reason: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for hard_cancel_task: task_id: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for hard_cancel_task: reason: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for answer_subagent: task_id: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for answer_subagent: answer: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for soft_cancel_region: region: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for soft_cancel_region: reason: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for hard_cancel_region: region: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for hard_cancel_region: reason: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for wait_region: region: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for wait_region: timeout_seconds: Input should be a valid number. Call it again with arguments that fit its schema.',
+        ]
+    )
+
+
+async def test_a_wrong_type_for_every_argument_of_the_subagent_tools(clock: ManualClock) -> None:
+    """An object where each argument of `checkpoint` and `ask_parent` belongs gets a reply; the task completes."""
+    sub = Script([*every_argument_of(['checkpoint', 'ask_parent'], {'a': [1]}), text('done')])
+    async with SubAgentManager([researcher(sub)], clock=clock) as manager:
+        info = await manager.run('researcher', 'Research X')
+    assert info.outcome == Completed('done')
+    assert tool_returns(sub.requests[-1]) == snapshot(
+        [
+            'Invalid arguments for checkpoint: completed: Input should be a valid list. Call it again with arguments that fit its schema.',
+            'Invalid arguments for checkpoint: in_progress: Input should be a valid list. Call it again with arguments that fit its schema.',
+            'Invalid arguments for checkpoint: not_started: Input should be a valid list. Call it again with arguments that fit its schema.',
+            'Invalid arguments for checkpoint: findings: Input should be a valid list. Call it again with arguments that fit its schema.',
+            'Invalid arguments for ask_parent: question: Input should be a valid string. Call it again with arguments that fit its schema.',
         ]
     )

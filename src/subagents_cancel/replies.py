@@ -436,11 +436,24 @@ def manager_closed() -> str:
 
 def bad_arguments(tool_name: str, error: ValidationError) -> str:
     """Reply for arguments that do not fit the tool's schema."""
+    found = error.errors(include_url=False, include_input=False)
     problems = '; '.join(
-        f'{".".join(str(part) for part in problem["loc"]) or "arguments"}: {problem["msg"]}'
-        for problem in error.errors(include_url=False, include_input=False)[:5]
+        f'{".".join(_argument_name(part) for part in problem["loc"]) or "arguments"}: {problem["msg"]}'
+        for problem in found[:_MAX_PROBLEMS]
     )
+    if len(found) > _MAX_PROBLEMS:
+        problems += f'; and {len(found) - _MAX_PROBLEMS:,} more problems'
     return f'Invalid arguments for {tool_name}: {problems}. Call it again with arguments that fit its schema.'
+
+
+_MAX_PROBLEMS = 5
+
+
+def _argument_name(part: str | int) -> str:
+    """One step of a path to a bad argument: a plain name or index as it is, any other key quoted and shortened."""
+    if isinstance(part, int) or (part.isidentifier() and part.isascii() and len(part) <= _MAX_ECHO):
+        return str(part)
+    return _show(part)
 
 
 _JSON_TYPE_TEXT = {
