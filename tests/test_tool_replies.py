@@ -10,7 +10,14 @@ from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from subagents_cancel import Completed, ManualClock, SubAgentCapability, SubAgentConfig, SubAgentManager
+from subagents_cancel import (
+    Completed,
+    ManualClock,
+    SubAgentCapability,
+    SubAgentConfig,
+    SubAgentManager,
+    create_subagent_toolset,
+)
 
 from .helpers import TASK_ID, Script, Step, call, calls, replies_of, researcher, text, tool_returns
 
@@ -551,7 +558,7 @@ async def test_twenty_malformed_checkpoints_then_a_good_one(clock: ManualClock) 
     assert info.outcome == Completed('done')
     assert len(info.checkpoints) == 1
     replies = tool_returns(sub.requests[-1])
-    assert len(replies) == 22
+    assert len(replies) == 21
     assert sorted(set(replies)) == snapshot(
         [
             'Checkpoint 1 recorded.',
@@ -643,5 +650,19 @@ async def test_a_wrong_type_for_every_argument_of_the_subagent_tools(clock: Manu
             'Invalid arguments for checkpoint: not_started: Input should be a valid list. Call it again with arguments that fit its schema.',
             'Invalid arguments for checkpoint: findings: Input should be a valid list. Call it again with arguments that fit its schema.',
             'Invalid arguments for ask_parent: question: Input should be a valid string. Call it again with arguments that fit its schema.',
+        ]
+    )
+
+
+async def test_the_plain_toolset_answers_malformed_arguments_too(clock: ManualClock) -> None:
+    """`create_subagent_toolset` without the capability: malformed arguments get the same replies, the run goes on."""
+    parent = Script([raw_call('check_task', '[1,2]'), raw_call('check_task', 'not json'), text('ok')])
+    async with SubAgentManager([researcher(Script([]))], clock=clock) as manager:
+        result = await Agent(parent.model, toolsets=[create_subagent_toolset(manager)]).run('go')
+    assert result.output == 'ok'
+    assert tool_returns(result.all_messages()) == snapshot(
+        [
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not an array. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments are not valid JSON (expected ident at line 1 column 2); they must be a JSON object with task_id. Call it again with arguments that fit its schema.',
         ]
     )

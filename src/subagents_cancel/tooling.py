@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from copy import deepcopy
 from dataclasses import dataclass, replace
 from functools import cache
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -79,7 +79,7 @@ class ValidatedToolset(FunctionToolset[object]):
         return {name: replace(tool, args_validator=_ANY_ARGUMENTS) for name, tool in tools.items()}
 
 
-JsonType = Literal['array', 'number', 'string', 'boolean', 'null', 'object with non-string keys']
+_JsonType = Literal['array', 'number', 'string', 'boolean', 'null', 'object with non-string keys']
 """What a tool's arguments were instead of a JSON object."""
 
 _MALFORMED_KEY = 'malformed arguments'
@@ -90,7 +90,7 @@ _MALFORMED_KEY = 'malformed arguments'
 class _Malformed:
     """Arguments that are not a JSON object: what they are instead, or why they are not JSON."""
 
-    json_type: JsonType | None
+    json_type: _JsonType | None
     """`None` when they are not JSON at all."""
     parse_error: str | None = None
 
@@ -117,17 +117,18 @@ class _AnyArguments:
     def validate_python(
         self, input: Any, *, allow_partial: bool | Literal['off', 'on', 'trailing-strings'] = False, **kwargs: Any
     ) -> dict[str, object]:
-        if isinstance(input, dict):
-            if all(isinstance(key, str) for key in input):  # pyright: ignore[reportUnknownVariableType]
-                return input  # pyright: ignore[reportUnknownVariableType]
+        if not isinstance(input, dict):
+            return {_MALFORMED_KEY: _Malformed(_json_type(input))}
+        arguments = cast('dict[object, object]', input)
+        if not all(isinstance(key, str) for key in arguments):  # only a Python caller can send these, never JSON
             return {_MALFORMED_KEY: _Malformed('object with non-string keys')}
-        return {_MALFORMED_KEY: _Malformed(_json_type(input))}
+        return cast('dict[str, object]', arguments)
 
 
 _ANY_ARGUMENTS = _AnyArguments()
 
 
-def _json_type(value: object) -> JsonType:
+def _json_type(value: object) -> _JsonType:
     match value:
         case None:
             return 'null'
@@ -141,6 +142,7 @@ def _json_type(value: object) -> JsonType:
             return 'array'
 
 
+@cache
 def _fields(args_type: type[ToolArgs]) -> tuple[Sequence[str], Sequence[str]]:
     """The names of `args_type`'s required and optional arguments, in schema order."""
     fields = args_type.model_fields
