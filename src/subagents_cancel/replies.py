@@ -22,6 +22,7 @@ __all__ = (
     'already_done',
     'answer_delivered',
     'answered_by_parent',
+    'arguments_not_an_object',
     'bad_arguments',
     'cancelled_before_start',
     'checkpoint_recorded',
@@ -50,6 +51,10 @@ __all__ = (
 
 _MAX_ECHO = 40
 _MAX_LISTED = 50
+_MAX_OUTPUT = 20_000
+"""The most characters of one output (or final message) a reply shows; the Python API keeps it whole."""
+_MAX_PROGRESS = 5_000
+"""The most characters of one checkpoint list (completed, in progress, not started, findings) a reply shows."""
 
 
 def _show(value: str) -> str:
@@ -59,6 +64,13 @@ def _show(value: str) -> str:
     return f'{value[:_MAX_ECHO]!r}… ({len(value):,} characters)'
 
 
+def _cut(text: str, limit: int) -> str:
+    """`text`, or its first `limit` characters and how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f'{text[:limit]}… ({len(text) - limit:,} more characters)'
+
+
 def _seconds(value: float) -> str:
     if value < 1:
         return f'{value * 1000:.1f} ms'
@@ -66,14 +78,24 @@ def _seconds(value: float) -> str:
 
 
 def _items(values: Sequence[str]) -> str:
-    return '; '.join(values) if values else 'nothing'
+    """A list from a checkpoint, joined, and cut to `_MAX_PROGRESS` characters."""
+    return _cut('; '.join(values), _MAX_PROGRESS) if values else 'nothing'
 
 
 def _render_output(output: object) -> str:
-    """A sub-agent's output as text: strings as they are, anything else as JSON."""
+    """A sub-agent's output as text, cut to `_MAX_OUTPUT` characters.
+
+    Strings are shown as they are, anything else as JSON, or by its `repr` when pydantic has no JSON form
+    for it (a plain class, a circular reference): the parent still sees what came back.
+    """
     if isinstance(output, str):
-        return output
-    return pydantic_core.to_json(output).decode()
+        text = output
+    else:
+        try:
+            text = pydantic_core.to_json(output).decode()
+        except pydantic_core.PydanticSerializationError:
+            text = repr(output)
+    return _cut(text, _MAX_OUTPUT)
 
 
 _STATUS_TEXT = {
@@ -414,11 +436,65 @@ def manager_closed() -> str:
 
 def bad_arguments(tool_name: str, error: ValidationError) -> str:
     """Reply for arguments that do not fit the tool's schema."""
+    found = error.errors(include_url=False, include_input=False)
     problems = '; '.join(
-        f'{".".join(str(part) for part in problem["loc"]) or "arguments"}: {problem["msg"]}'
-        for problem in error.errors(include_url=False, include_input=False)[:5]
+        f'{".".join(_argument_name(part) for part in problem["loc"]) or "arguments"}: {problem["msg"]}'
+        for problem in found[:_MAX_PROBLEMS]
     )
+    if len(found) > _MAX_PROBLEMS:
+        problems += f'; and {len(found) - _MAX_PROBLEMS:,} more problems'
     return f'Invalid arguments for {tool_name}: {problems}. Call it again with arguments that fit its schema.'
+
+
+_MAX_PROBLEMS = 5
+
+
+def _argument_name(part: str | int) -> str:
+    """One step of a path to a bad argument: a plain name or index as it is, any other key quoted and shortened."""
+    if isinstance(part, int) or (part.isidentifier() and part.isascii() and len(part) <= _MAX_ECHO):
+        return str(part)
+    return _show(part)
+
+
+_JSON_TYPE_TEXT = {
+    'array': 'an array',
+    'number': 'a number',
+    'string': 'a string',
+    'boolean': 'true or false',
+    'null': 'null',
+    'object with non-string keys': 'an object with keys that are not strings',
+}
+
+
+def arguments_not_an_object(
+    tool_name: str,
+    json_type: str | None,
+    required: Sequence[str],
+    optional: Sequence[str],
+    *,
+    parse_error: str | None = None,
+) -> str:
+    """Reply for arguments that are not a JSON object: `json_type` says what they are, `None` if not JSON at all."""
+    if json_type is None:
+        problem = f'the arguments are not valid JSON ({_cut(parse_error or "", _MAX_ECHO * 4)})'
+        problem += f'; they must be {_json_object_with(required, optional)}'
+    else:
+        problem = f'the arguments must be {_json_object_with(required, optional)}, not {_JSON_TYPE_TEXT[json_type]}'
+    return f'Invalid arguments for {tool_name}: {problem}. Call it again with arguments that fit its schema.'
+
+
+def _json_object_with(required: Sequence[str], optional: Sequence[str]) -> str:
+    if required and optional:
+        return f'a JSON object with {_and(required)} (and optionally {", ".join(optional)})'
+    if required:
+        return f'a JSON object with {_and(required)}'
+    if optional:
+        return f'a JSON object (its fields {", ".join(optional)} are all optional)'
+    return 'an empty JSON object, {}'
+
+
+def _and(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f'{", ".join(names[:-1])} and {names[-1]}'
 
 
 # --- sub-agent tools ----------------------------------------------------------------------------

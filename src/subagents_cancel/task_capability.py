@@ -20,7 +20,7 @@ from pydantic_ai.tools import ToolDefinition
 from . import replies
 from .instructions import cancel_request_tag
 from .messages import CancelRequest
-from .tooling import ToolArgs, validated_tool
+from .tooling import ToolArgs, ValidatedToolset, validated_tool
 
 __all__ = ('TOOLS_ALLOWED_AFTER_CANCEL', 'TaskChannel', 'TaskRunCapability', 'delivered')
 
@@ -113,7 +113,7 @@ class TaskRunCapability(AbstractCapability[object]):
             count = channel.checkpoint(args.completed, args.in_progress, args.not_started, args.findings)
             return replies.checkpoint_recorded(count, cancel_requested=channel.cancel_request is not None)
 
-        return FunctionToolset[object](
+        return ValidatedToolset(
             [
                 validated_tool(
                     'ask_parent',

@@ -26,7 +26,7 @@ from .manager import SubAgentManager
 from .messages import CancelReason
 from .regions import REGION_PATTERN
 from .states import TaskStatus
-from .tooling import ToolArgs, validated_tool
+from .tooling import ToolArgs, ValidatedToolset, validated_tool
 
 __all__ = ('create_subagent_toolset', 'parent_toolset')
 
@@ -49,7 +49,9 @@ class _TaskArgs(ToolArgs):
         pattern=REGION_PATTERN,
         description="A group to put it in, e.g. 'research' or 'research/patents', to cancel or wait for together.",
     )
-    timeout_seconds: float | None = Field(None, gt=0, description='Its time budget; it is cancelled when it runs out.')
+    timeout_seconds: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description='Its time budget; it is cancelled when it runs out.'
+    )
     fallback: str | None = Field(
         None, description='A sub-agent that takes over, with the partial result, if this task is cancelled.'
     )
@@ -132,7 +134,7 @@ def parent_toolset(current_manager: ManagerSource) -> FunctionToolset[object]:
 
         return call
 
-    return FunctionToolset[object](
+    return ValidatedToolset(
         [
             validated_tool(
                 'task',
