@@ -19,13 +19,13 @@ from .states import TaskStatus
 __all__ = (
     'already_cancelled',
     'already_cancelling',
-    'already_done',
     'answer_delivered',
     'answered_by_parent',
     'bad_arguments',
     'cancelled_before_start',
     'checkpoint_recorded',
     'empty_task_id',
+    'finished_before_cancel',
     'hard_cancel_timed_out',
     'hard_cancelled',
     'manager_closed',
@@ -119,7 +119,11 @@ def task_report(info: TaskInfo, now: float) -> str:
         case None:
             return _live_report(info, now)
         case Completed(output=output):
-            report = f'{info.task_id}: COMPLETED in {_seconds(info.elapsed_seconds)}. Output:\n{_render_output(output)}'
+            first = ' (it had finished before the cancel arrived)' if info.cancel is not None else ''
+            report = (
+                f'{info.task_id}: COMPLETED in {_seconds(info.elapsed_seconds)}{first}. '
+                f'Output:\n{_render_output(output)}'
+            )
         case Failed(error_type=error_type, message=message):
             report = f'{info.task_id}: FAILED after {_seconds(info.elapsed_seconds)}: {error_type}: {message}'
         case Cancelled() as cancelled:
@@ -212,13 +216,20 @@ def _cancelled_report(info: TaskInfo, cancelled: Cancelled) -> str:
     how += f'; it ended {_seconds(info.ended_at - cancel.requested_at)} after the request'
     if cancelled.error is not None:
         how += f'; its wrap-up failed with {cancelled.error.error_type}'
-    return f'Task cancelled: {info.task_id} ({how}). Partial results:\n{partial_text(cancelled.partial)}'
+    return f'Task cancelled: {info.task_id} ({how}).{_partial_section(cancelled.partial)}'
+
+
+def _partial_section(partial: PartialResult) -> str:
+    """What follows the first sentence of a cancelled task's report: its partial results, or that it has none."""
+    if partial.is_empty:
+        return f' {partial_text(partial)}'
+    return f' Partial results:\n{partial_text(partial)}'
 
 
 def partial_text(partial: PartialResult) -> str:
     """A partial result as lines: the progress picture from the checkpoints, then the final message."""
     if partial.is_empty:
-        return 'None: it recorded no checkpoint and sent no final message.'
+        return 'It recorded no checkpoint and sent no final message.'
     lines: list[str] = []
     if partial.checkpoints:
         lines += [
@@ -258,9 +269,22 @@ def already_cancelling(info: TaskInfo) -> str:
     )
 
 
-def already_done(info: TaskInfo) -> str:
-    """Reply to a cancel of a COMPLETED or FAILED task."""
-    return f'{info.task_id} is already done ({info.status.name}) — cannot be cancelled; check_task shows its result.'
+def finished_before_cancel(info: TaskInfo) -> str:
+    """Reply to a cancel of a task that had finished first (COMPLETED or FAILED): nothing was cancelled; its result."""
+    match info.outcome:
+        case Completed(output=output):
+            head = (
+                f'{info.task_id} had finished before the cancel arrived, so nothing was cancelled: COMPLETED in '
+                f'{_seconds(info.elapsed_seconds)}. Output:\n{_render_output(output)}'
+            )
+        case Failed(error_type=error_type, message=message):
+            head = (
+                f'{info.task_id} had already ended before the cancel arrived, so nothing was cancelled: FAILED after '
+                f'{_seconds(info.elapsed_seconds)}: {error_type}: {message}'
+            )
+        case _:  # pragma: no cover - a cancelled task gets `already_cancelled`, a live one is cancelled
+            raise AssertionError(f'{info.task_id} has not finished: {info.status.name}')
+    return '\n'.join([head, *_aftermath(info)])
 
 
 def already_cancelled(info: TaskInfo) -> str:
@@ -275,7 +299,7 @@ def hard_cancelled(info: TaskInfo) -> str:
         return cancelled_before_start(info)
     report = (
         f'Task cancelled: {info.task_id} stopped {_seconds(info.ended_at - info.cancel.requested_at)} after the '
-        f'hard cancel. Partial results:\n{partial_text(info.outcome.partial)}'
+        f'hard cancel.{_partial_section(info.outcome.partial)}'
     )
     return '\n'.join([report, *_aftermath(info)])
 
