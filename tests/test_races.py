@@ -13,6 +13,7 @@ import pytest
 from inline_snapshot import snapshot
 from pydantic import BaseModel
 from pydantic_ai import Agent, ModelRetry
+from pydantic_ai.messages import ModelMessage, ModelResponse
 
 from subagents_cancel import (
     Cancelled,
@@ -211,4 +212,23 @@ async def test_a_hard_cancel_while_the_final_answer_is_processed_keeps_it(clock:
         mode='hard',
         reason=CancelReason(kind='user'),
         partial=PartialResult(final_message={'title': 'Q3', 'pages': 12} if structured else 'FULL answer'),
+    )
+
+
+async def test_a_cancel_tool_on_a_failed_task_says_it_had_ended_first(clock: ManualClock) -> None:
+    """A cancel of a task that had failed says it had ended before the cancel arrived, and how."""
+
+    def provider_down(messages: list[ModelMessage]) -> ModelResponse:
+        raise RuntimeError('the model provider failed')
+
+    sub = Script([provider_down])
+    async with SubAgentManager([SubAgentConfig(name='r', description='R', model=sub.model)], clock=clock) as manager:
+        failed = await manager.run('r', 'Research X')
+        parent = Script([call('soft_cancel_task', task_id=failed.task_id), text('done')])
+        capability = SubAgentCapability(manager=manager)
+        result = await Agent(parent.model, capabilities=[capability]).run('go')
+    assert replies_of(result.all_messages()) == snapshot(
+        [
+            'r-0001 had already ended before the cancel arrived, so nothing was cancelled: FAILED after 0.0 ms: RuntimeError: the sub-agent run raised this error; details are in the logs'
+        ]
     )

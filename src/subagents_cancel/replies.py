@@ -377,7 +377,11 @@ def region_cancel_requested(region: str, mode: CancelMode, infos: Sequence[TaskI
         return f'Region {region!r} is cancelled; it had no running task, and no new task can start in it.'
     ids = ', '.join(info.task_id for info in infos)
     if mode == 'hard':
-        return f'Region {region!r} is cancelled: stopped {ids}. wait_region shows what each had.'
+        first = [info.task_id for info in infos if info.status is TaskStatus.COMPLETED]
+        stopped = ', '.join(info.task_id for info in infos if info.status is not TaskStatus.COMPLETED)
+        done = f'{", ".join(first)} had finished before the cancel arrived' if first else ''
+        what = '; '.join(part for part in (f'stopped {stopped}' if stopped else '', done) if part)
+        return f'Region {region!r} is cancelled: {what}. wait_region shows what each had.'
     return (
         f'Region {region!r} is cancelled: {ids} {"have" if len(infos) != 1 else "has"} been told to wrap up. '
         f'wait_region shows their partial results; no task in it can complete now.'
