@@ -143,7 +143,7 @@ async def test_a_soft_cancel_while_the_final_answer_is_processed_loses(clock: Ma
     agent = Agent(sub.model, output_type=Report if structured else str)
 
     @agent.output_validator
-    async def check(output: object) -> object:
+    async def check(output: Report | str) -> Report | str:
         validating.set()  # the run has the final answer and is processing it
         await release.wait()
         return output
@@ -168,7 +168,7 @@ async def test_a_held_cancel_is_delivered_when_the_answer_is_rejected(clock: Man
     agent = Agent(sub.model, output_type=Report if structured else str)
 
     @agent.output_validator
-    async def check(output: object) -> object:
+    async def check(output: Report | str) -> Report | str:
         if not validating.is_set():
             validating.set()
             await release.wait()
@@ -199,7 +199,7 @@ async def test_a_hard_cancel_while_the_final_answer_is_processed_keeps_it(clock:
     agent = Agent(sub.model, output_type=Report if structured else str)
 
     @agent.output_validator
-    async def check(output: object) -> object:
+    async def check(output: Report | str) -> Report | str:
         validating.set()
         await anyio.sleep_forever()
         return output

@@ -234,7 +234,7 @@ class TaskRunner:
             async with self.spec.agent.iter(self.spec.prompt, capabilities=capabilities) as run:
                 self._run = run
                 async for node in run:
-                    self._at_step(run, node)
+                    self._at_step(run, Agent.is_model_request_node(node), Agent.is_call_tools_node(node))
             assert run.result is not None
             output = run.result.output
             return (RunStopped(output) if self._cancel_first else RunOutput(output)), run.usage
@@ -251,11 +251,14 @@ class TaskRunner:
             _log.warning('sub-agent task %s failed', self.spec.task_id, exc_info=error)
             return _describe(error), run.usage if run is not None else RunUsage()
 
-    def _at_step(self, run: AgentRun[None, object], node: object) -> None:
-        """The run is about to take `node`: queue a held cancel request there unless the step could end the run."""
-        if Agent.is_model_request_node(node):
+    def _at_step(self, run: AgentRun[None, object], model_request: bool, tool_calls: bool) -> None:
+        """The run is about to take a step: queue a held cancel request there unless the step could end the run.
+
+        `model_request` and `tool_calls` say whether the step is a model request, or the handling of a response.
+        """
+        if model_request:
             self._ending = False  # the run goes on (a final answer was rejected, or there was none)
-        elif not Agent.is_call_tools_node(node) or self._ending:
+        elif not tool_calls or self._ending:
             return  # queued now, the request would redirect a final answer into one more model request
         if self._held is not None:
             run.enqueue(self._held, priority='asap')
