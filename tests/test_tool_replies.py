@@ -62,7 +62,7 @@ async def test_unknown_empty_and_huge_ids(clock: ManualClock) -> None:
 
 
 async def test_finished_task(clock: ManualClock) -> None:
-    """A finished task can be checked, but not cancelled or answered."""
+    """A finished task can be checked; a cancel says it had finished first and shows its result; no answer."""
     parent = Script(
         [
             call('task', description='Research X', subagent_type='researcher', mode='async'),
@@ -84,8 +84,14 @@ The task has ended.
 researcher-0001: COMPLETED in 0.0 ms. Output:
 findings\
 """,
-            'researcher-0001 is already done (COMPLETED) — cannot be cancelled; check_task shows its result.',
-            'researcher-0001 is already done (COMPLETED) — cannot be cancelled; check_task shows its result.',
+            """\
+researcher-0001 had finished before the cancel arrived, so nothing was cancelled: COMPLETED in 0.0 ms. Output:
+findings\
+""",
+            """\
+researcher-0001 had finished before the cancel arrived, so nothing was cancelled: COMPLETED in 0.0 ms. Output:
+findings\
+""",
             'researcher-0001 is not waiting for an answer (it is COMPLETED); nothing was sent.',
             """\
 researcher-0001: COMPLETED in 0.0 ms. Output:

@@ -19,7 +19,6 @@ from .states import TaskStatus
 __all__ = (
     'already_cancelled',
     'already_cancelling',
-    'already_done',
     'answer_delivered',
     'answered_by_parent',
     'arguments_not_an_object',
@@ -27,6 +26,7 @@ __all__ = (
     'cancelled_before_start',
     'checkpoint_recorded',
     'empty_task_id',
+    'finished_before_cancel',
     'hard_cancel_timed_out',
     'hard_cancelled',
     'manager_closed',
@@ -141,7 +141,11 @@ def task_report(info: TaskInfo, now: float) -> str:
         case None:
             return _live_report(info, now)
         case Completed(output=output):
-            report = f'{info.task_id}: COMPLETED in {_seconds(info.elapsed_seconds)}. Output:\n{_render_output(output)}'
+            first = ' (it had finished before the cancel arrived)' if info.cancel is not None else ''
+            report = (
+                f'{info.task_id}: COMPLETED in {_seconds(info.elapsed_seconds)}{first}. '
+                f'Output:\n{_render_output(output)}'
+            )
         case Failed(error_type=error_type, message=message):
             report = f'{info.task_id}: FAILED after {_seconds(info.elapsed_seconds)}: {error_type}: {message}'
         case Cancelled() as cancelled:
@@ -234,13 +238,20 @@ def _cancelled_report(info: TaskInfo, cancelled: Cancelled) -> str:
     how += f'; it ended {_seconds(info.ended_at - cancel.requested_at)} after the request'
     if cancelled.error is not None:
         how += f'; its wrap-up failed with {cancelled.error.error_type}'
-    return f'Task cancelled: {info.task_id} ({how}). Partial results:\n{partial_text(cancelled.partial)}'
+    return f'Task cancelled: {info.task_id} ({how}).{_partial_section(cancelled.partial)}'
+
+
+def _partial_section(partial: PartialResult) -> str:
+    """What follows the first sentence of a cancelled task's report: its partial results, or that it has none."""
+    if partial.is_empty:
+        return f' {partial_text(partial)}'
+    return f' Partial results:\n{partial_text(partial)}'
 
 
 def partial_text(partial: PartialResult) -> str:
     """A partial result as lines: the progress picture from the checkpoints, then the final message."""
     if partial.is_empty:
-        return 'None: it recorded no checkpoint and sent no final message.'
+        return 'It recorded no checkpoint and sent no final message.'
     lines: list[str] = []
     if partial.checkpoints:
         lines += [
@@ -280,9 +291,22 @@ def already_cancelling(info: TaskInfo) -> str:
     )
 
 
-def already_done(info: TaskInfo) -> str:
-    """Reply to a cancel of a COMPLETED or FAILED task."""
-    return f'{info.task_id} is already done ({info.status.name}) — cannot be cancelled; check_task shows its result.'
+def finished_before_cancel(info: TaskInfo) -> str:
+    """Reply to a cancel of a task that had finished first (COMPLETED or FAILED): nothing was cancelled; its result."""
+    match info.outcome:
+        case Completed(output=output):
+            head = (
+                f'{info.task_id} had finished before the cancel arrived, so nothing was cancelled: COMPLETED in '
+                f'{_seconds(info.elapsed_seconds)}. Output:\n{_render_output(output)}'
+            )
+        case Failed(error_type=error_type, message=message):
+            head = (
+                f'{info.task_id} had already ended before the cancel arrived, so nothing was cancelled: FAILED after '
+                f'{_seconds(info.elapsed_seconds)}: {error_type}: {message}'
+            )
+        case _:  # pragma: no cover - a cancelled task gets `already_cancelled`, a live one is cancelled
+            raise AssertionError(f'{info.task_id} has not finished: {info.status.name}')
+    return '\n'.join([head, *_aftermath(info)])
 
 
 def already_cancelled(info: TaskInfo) -> str:
@@ -297,7 +321,7 @@ def hard_cancelled(info: TaskInfo) -> str:
         return cancelled_before_start(info)
     report = (
         f'Task cancelled: {info.task_id} stopped {_seconds(info.ended_at - info.cancel.requested_at)} after the '
-        f'hard cancel. Partial results:\n{partial_text(info.outcome.partial)}'
+        f'hard cancel.{_partial_section(info.outcome.partial)}'
     )
     return '\n'.join([report, *_aftermath(info)])
 
@@ -375,7 +399,11 @@ def region_cancel_requested(region: str, mode: CancelMode, infos: Sequence[TaskI
         return f'Region {region!r} is cancelled; it had no running task, and no new task can start in it.'
     ids = ', '.join(info.task_id for info in infos)
     if mode == 'hard':
-        return f'Region {region!r} is cancelled: stopped {ids}. wait_region shows what each had.'
+        first = [info.task_id for info in infos if info.status is TaskStatus.COMPLETED]
+        stopped = ', '.join(info.task_id for info in infos if info.status is not TaskStatus.COMPLETED)
+        done = f'{", ".join(first)} had finished before the cancel arrived' if first else ''
+        what = '; '.join(part for part in (f'stopped {stopped}' if stopped else '', done) if part)
+        return f'Region {region!r} is cancelled: {what}. wait_region shows what each had.'
     return (
         f'Region {region!r} is cancelled: {ids} {"have" if len(infos) != 1 else "has"} been told to wrap up. '
         f'wait_region shows their partial results; no task in it can complete now.'
