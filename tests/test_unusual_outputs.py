@@ -97,7 +97,10 @@ reporter-0002: COMPLETED in 0.0 ms. Output:
 reporter-0002: COMPLETED in 0.0 ms. Output:
 <tests.test_unusual_outputs.Report object at 0x…>\
 """,
-            'reporter-0002 is already done (COMPLETED) — cannot be cancelled; check_task shows its result.',
+            """\
+reporter-0002 had finished before the cancel arrived, so nothing was cancelled: COMPLETED in 0.0 ms. Output:
+<tests.test_unusual_outputs.Report object at 0x…>\
+""",
         ]
     )
     outputs = [task.outcome.output for task in tasks if isinstance(task.outcome, Completed)]
