@@ -99,6 +99,10 @@ class Adapter(ABC):
             return 'no setting to cut a step short on a soft cancel'
         return 'no grace setting for a soft cancel' if options.grace_seconds is not None else None
 
+    @abstractmethod
+    def told_cancelled(self, texts: list[str]) -> bool:
+        """Whether the replies to a status call, made after the task ended, tell the parent it ended cancelled."""
+
     def task_id(self, reply: str) -> str:
         found = self.task_id_pattern.search(reply)
         assert found is not None, f'{self.key}: no task id in {reply!r}'

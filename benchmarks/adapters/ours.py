@@ -75,6 +75,9 @@ class Ours(Adapter):
     def list_active(self) -> ToolCallPart:
         return ToolCallPart('list_active_tasks', {})
 
+    def told_cancelled(self, texts: list[str]) -> bool:
+        return any(text.startswith('Task cancelled:') for text in texts)  # `check_task` of a cancelled task
+
     def region_cancel(self, region: str) -> ToolCallPart | None:
         return ToolCallPart('hard_cancel_region', {'region': region})
 

@@ -75,5 +75,8 @@ class PeerHarness(Adapter):
     def status(self, task_id: str) -> ToolCallPart:
         return ToolCallPart('list_tasks', {})  # the harness reports tasks only as a list
 
+    def told_cancelled(self, texts: list[str]) -> bool:
+        return any('finished: cancelled' in text for text in texts)  # its `list_tasks` line for the task
+
     def list_active(self) -> ToolCallPart:
         return ToolCallPart('list_tasks', {})

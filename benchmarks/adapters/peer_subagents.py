@@ -70,5 +70,8 @@ class PeerSubagents(Adapter):
     def status(self, task_id: str) -> ToolCallPart:
         return ToolCallPart('check_task', {'task_id': task_id})
 
+    def told_cancelled(self, texts: list[str]) -> bool:
+        return any('Status: cancelled' in text for text in texts)  # its `check_task`
+
     def list_active(self) -> ToolCallPart:
         return ToolCallPart('list_active_tasks', {})
