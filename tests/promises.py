@@ -82,6 +82,8 @@ class TaskFacts:
     """When the first cancel request reached the task's mailbox."""
     owner_end_at: int | None
     """When the owner began to end (its cancels reach the tasks after that)."""
+    race_cancel_sent_at: int | None = None
+    """When a race aimed at the commit point sent its cancel (for the report only)."""
 
     @property
     def accepted(self) -> Answer | None:
@@ -168,13 +170,14 @@ def _kept(info: TaskInfo, answer: Answer) -> bool:
 
 
 def count_ending(info: TaskInfo, facts: TaskFacts) -> list[str]:
-    """How the task ended, for the report; and, when an answer and a cancel met, which came first."""
+    """How the task ended, for the report; and, when a race sent a cancel around an answer, which came first."""
     mode = info.outcome.mode if isinstance(info.outcome, Cancelled) else ''
     labels = [f'{info.status.name.lower()} {mode}'.strip()]
-    if facts.answers and facts.cancel_reached_at is not None:
-        if facts.answer_won():
+    sent, accepted = facts.race_cancel_sent_at, facts.accepted
+    if facts.answers and sent is not None:
+        if accepted is not None and accepted.accepted_at is not None and accepted.accepted_at < sent:
             labels.append('race: answer accepted, then the cancel')
-        elif facts.cancel_won():
+        elif facts.answers[0].arrived_at > sent:
             labels.append('race: cancel, then the answer')
         else:
             labels.append('race: cancel while the answer was validated')

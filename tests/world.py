@@ -115,6 +115,8 @@ class World:
     """When the first cancel request reached each task's mailbox."""
     owner_end_at: int | None = None
     """When the driver began ending the owner."""
+    race_cancel_sent: dict[str, int] = field(default_factory=dict[str, int])
+    """When a race (`race()`) sent its cancel to each task, whatever the library made of it."""
     replies: list[str] = field(default_factory=list[str])
     outcomes: Counter[str] = field(default_factory=Counter[str])
     closed: bool = False
@@ -271,6 +273,7 @@ class World:
         puppet = self.puppets[task_id]
 
         async def cancel() -> None:
+            self.race_cancel_sent.setdefault(task_id, self.fact())
             if through_tool:
                 await self.tool(f'{mode}_cancel_task', task_id=task_id)
             else:
@@ -391,6 +394,7 @@ class World:
             requests_after_answer=puppet.requests_after_answer,
             cancel_reached_at=self.cancel_reached.get(task_id),
             owner_end_at=self.owner_end_at,
+            race_cancel_sent_at=self.race_cancel_sent.get(task_id),
         )
 
     def check_final(self) -> None:
