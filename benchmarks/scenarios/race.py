@@ -3,7 +3,7 @@
 In each trial the sub-agent's one model request gives its final answer, and the parent's model
 soft- or hard-cancels the task at a random point around that answer's arrival: the parent's model
 calls the cancel tool `lead` turns of the event loop after the answer left the sub-agent's model, or,
-with a negative `lead`, the answer is held in the model until the cancel tool has started and `-lead`
+with a negative `lead`, the answer is held in the model until the cancel tool has started and `-lead - 1`
 turns have passed (the answer arrives just before, while or just after the library handles the cancel).
 Then the task is followed to its end and the parent asks for its status.
 
@@ -37,8 +37,8 @@ from benchkit.subagent import PARTIAL_MARKER, build_agent, cancel_notice_in_requ
 LEADS = (range(-16, 0), range(0, 6), range(6, 41))
 """Each trial picks one of these ranges of `lead` (turns of the event loop), then a `lead` in it, uniformly.
 
-The first holds the answer until the cancel tool has started: the library's cancel and the answer's
-arrival interleave closely. The second sends the cancel right after the answer arrived, so it lands
+The first holds the answer until the cancel tool has started (and 0-15 turns more): the library's cancel
+and the answer's arrival interleave closely. The second sends the cancel right after the answer arrived, so it lands
 while the library processes it; the third later, mostly after the task ended."""
 GIVE_UP_SECONDS = 10.0
 """A task not done this long after the cancel is stopped from outside (and counted as not stopped)."""
@@ -82,12 +82,19 @@ async def _one(adapter: Adapter, mode: Mode, lead: int, number: int) -> dict[str
     sub = Answering(answer=f'FINAL-ANSWER-{number}: the full report')
     cancel_call = adapter.soft_cancel('') if mode == 'soft' else adapter.hard_cancel('')
     cancel_started = anyio.Event()
-    timer = ToolTimer(starting=lambda name: cancel_started.set() if name == cancel_call.tool_name else None)
+
+    def starting(tool_name: str) -> None:
+        if tool_name == cancel_call.tool_name:
+            cancel_started.set()
+            if lead == -1:
+                sub.go.set()  # the answer is on its way the moment the library's cancel code begins
+
+    timer = ToolTimer(starting=starting)
     conversation = Conversation()
 
     async def release_after_the_cancel_started() -> None:
         await cancel_started.wait()
-        await _turns(-lead)
+        await _turns(-lead - 1)
         sub.go.set()
 
     async def script() -> dict[str, Any]:
