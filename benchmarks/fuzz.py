@@ -29,7 +29,7 @@ import anyio
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from tests.fuzzing import FuzzReport, fuzz, run_schedule
-from tests.promises import KINDS
+from tests.promises import KINDS, PromiseBroken
 
 
 def _quiet() -> None:
@@ -80,7 +80,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.replay is not None:
         _quiet()
-        world = anyio.run(partial(run_schedule, args.replay, classic=args.classic))
+        try:
+            world = anyio.run(partial(run_schedule, args.replay, classic=args.classic))
+        except PromiseBroken as broken:
+            print(f'seed {args.replay} broke a promise, {KINDS[broken.kind]}: {broken}', file=sys.stderr)
+            raise
         print(f'seed {args.replay}: every promise held; outcomes {dict(world.outcomes)}')
         return
     started = time.perf_counter()
