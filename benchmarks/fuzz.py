@@ -60,7 +60,8 @@ def run(schedules: int, first_seed: int, workers: int, *, classic: bool = False)
 
 def print_report(report: FuzzReport, seconds: float) -> None:
     print(f'schedules: {report.schedules} in {seconds:.0f} s, tasks: {report.tasks}')
-    print('schedules with ' + ', '.join(f'{name}: {count}' for name, count in sorted(report.features.items())))
+    features = ', '.join(f'{name}: {count}' for name, count in sorted(report.features.items()))
+    print(f'schedules with {features or "no feature (--classic)"}')
     for kind, label in KINDS.items():
         print(f'{label}: {report.broken[kind]}')
     outcomes: Counter[str] = report.outcomes
