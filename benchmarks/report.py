@@ -266,7 +266,8 @@ def _race(results: _Results) -> list[str]:
                     mode,
                     f'{m["trials"]:,}',
                     f'{m["answer_arrived"]:,} ({m["answer_first"]:,} before the cancel)',
-                    f'{m["told_completed"]:,}',
+                    f'{m["told_completed"]:,}'
+                    + (f' ({m["told_neither"]:,} said neither)' if m['told_neither'] else ''),
                     f'{m["told_cancelled"]:,}',
                     f'**{m["cancelled_with_full_answer"]:,}**',
                     f'**{m["answer_lost"]:,}**',

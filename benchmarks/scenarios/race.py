@@ -10,8 +10,8 @@ Then the task is followed to its end and the parent asks for its status.
 Every count comes from facts seen outside the library, defined the same way for each one:
 
 * *answer arrived first*: the answer left the sub-agent's model before the library's cancel tool started;
-* *told cancelled*: the reply to the status call after the task's end tells the parent the task was
-  cancelled (the adapter knows the words its library uses); otherwise the parent was told it completed;
+* *told cancelled* / *told completed*: what the reply to the status call after the task's end tells the
+  parent (the adapter knows the words its library uses); *told neither* counts replies that say neither;
 * *cancelled with the full answer*: the answer arrived first and the parent was told cancelled;
 * *answer lost*: the answer arrived (at any time) and its text is in nothing the parent received
   afterwards: neither the cancel reply, nor the status reply, nor a later message;
@@ -132,12 +132,12 @@ async def _one(adapter: Adapter, mode: Mode, lead: int, number: int) -> dict[str
         seen = await converse(parent.run, script)
     texts = [*seen['texts'], *conversation.late]
     arrived = sub.arrived_at is not None
-    told_cancelled = adapter.told_cancelled(seen['status'])
+    told = adapter.told(seen['status'])
     return {
         'lead': lead,
         'arrived': arrived,
         'answer_first': arrived and sub.arrived_at < seen['cancel_started'],
-        'told_cancelled': told_cancelled,
+        'told': told,
         'answer_lost': arrived and not any(sub.answer in text for text in texts),
         'requests_after_answer': sub.requests_after_answer(),
         'stopped': seen['stopped'],
@@ -150,9 +150,10 @@ def _summary(trials: list[dict[str, Any]]) -> dict[str, Any]:
         'trials': len(trials),
         'answer_arrived': sum(trial['arrived'] for trial in trials),
         'answer_first': len(first),
-        'told_cancelled': sum(trial['told_cancelled'] for trial in trials),
-        'told_completed': sum(not trial['told_cancelled'] for trial in trials),
-        'cancelled_with_full_answer': sum(trial['told_cancelled'] for trial in first),
+        'told_cancelled': sum(trial['told'] == 'cancelled' for trial in trials),
+        'told_completed': sum(trial['told'] == 'completed' for trial in trials),
+        'told_neither': sum(trial['told'] is None for trial in trials),
+        'cancelled_with_full_answer': sum(trial['told'] == 'cancelled' for trial in first),
         'answer_lost': sum(trial['answer_lost'] for trial in trials),
         'requests_after_answer': sum(trial['requests_after_answer'] for trial in trials),
         'trials_with_requests_after_answer': sum(trial['requests_after_answer'] > 0 for trial in trials),
