@@ -19,6 +19,8 @@ from subagents_cancel import (
     Cancelled,
     CancelReason,
     Completed,
+    Failed,
+    InProcessBus,
     ManualClock,
     PartialResult,
     SubAgentCapability,
@@ -26,8 +28,9 @@ from subagents_cancel import (
     SubAgentManager,
     TaskStatus,
 )
+from subagents_cancel.messages import BusMessage, RunFinished
 
-from .helpers import TASK_ID, LingersAfterTheEnd, Script, after, call, replies_of, text
+from .helpers import TASK_ID, LingersAfterTheEnd, Script, WatchedClock, after, call, replies_of, text
 
 pytestmark = pytest.mark.anyio
 
@@ -232,3 +235,108 @@ async def test_a_cancel_tool_on_a_failed_task_says_it_had_ended_first(clock: Man
             'r-0001 had already ended before the cancel arrived, so nothing was cancelled: FAILED after 0.0 ms: RuntimeError: the sub-agent run raised this error; details are in the logs'
         ]
     )
+
+
+@pytest.mark.parametrize('mode', ['soft', 'hard'])
+async def test_a_cancel_tool_after_the_commit_point_says_at_once_that_it_had_finished(
+    clock: ManualClock, mode: str
+) -> None:
+    """The run has accepted its answer but has not ended: the cancel tool's reply already says it finished first."""
+    lingers = LingersAfterTheEnd()
+    agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
+
+    def release(messages: list[ModelMessage]) -> ModelResponse:
+        lingers.release.set()  # the run may end now
+        return call('wait_tasks', task_ids=[TASK_ID])(messages)
+
+    parent = Script(
+        [
+            call('task', description='Research X', subagent_type='r', mode='async'),
+            after(lingers.reached, call(f'{mode}_cancel_task', task_id=TASK_ID)),
+            release,
+            text('done'),
+        ]
+    )
+    capability = SubAgentCapability(subagents=[SubAgentConfig(name='r', description='R', agent=agent)], clock=clock)
+    result = await Agent(parent.model, capabilities=[capability]).run('go')
+    assert replies_of(result.all_messages())[1:] == snapshot(
+        [
+            """\
+r-0001 had finished before the cancel arrived, so nothing was cancelled: COMPLETED in 0.0 ms. Output:
+FULL answer\
+""",
+            """\
+The task has ended.
+
+r-0001: COMPLETED in 0.0 ms (it had finished before the cancel arrived). Output:
+FULL answer\
+""",
+        ]
+    )
+
+
+async def test_a_soft_cancel_after_the_commit_point_returns_the_committed_output(clock: ManualClock) -> None:
+    """`soft_cancel` in the window between the accepted answer and the run's end says at once that the cancel lost."""
+    lingers = LingersAfterTheEnd()
+    agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
+    async with SubAgentManager([SubAgentConfig(name='r', description='R', agent=agent)], clock=clock) as manager:
+        task = await manager.start('r', 'Research X')
+        await lingers.reached.wait()
+        info = await manager.soft_cancel(task.task_id)
+        lingers.release.set()
+        (ended,) = (await manager.wait([task.task_id])).tasks
+    assert (info.status, info.outcome) == (TaskStatus.RUNNING, None)
+    assert info.cancel is not None and info.cancel.lost and info.cancel.lost_to == Completed('FULL answer')
+    assert (ended.status, ended.outcome) == (TaskStatus.COMPLETED, Completed('FULL answer'))
+    assert ended.cancel is not None and ended.cancel.lost_to == Completed('FULL answer')
+
+
+class _ReportsEndsLate(InProcessBus):
+    """A transport that holds every report of a run's end until `deliver()`: the owner hears of it late."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[tuple[str, BusMessage]] = []
+        self.holding = anyio.Event()
+
+    def send(self, address: str, message: BusMessage) -> bool:
+        if not isinstance(message, RunFinished):
+            return super().send(address, message)
+        self.held.append((address, message))
+        self.holding.set()
+        return True
+
+    def deliver(self) -> None:
+        for address, message in self.held:
+            super().send(address, message)
+        self.held.clear()
+
+
+@pytest.mark.parametrize('mode', ['soft', 'hard'])
+async def test_a_cancel_after_the_run_failed_loses(clock: WatchedClock, mode: str) -> None:
+    """The run raised before the cancel reached it, and the owner hears of it late: FAILED, and the cancel lost."""
+
+    def provider_down(messages: list[ModelMessage]) -> ModelResponse:
+        raise RuntimeError('the model provider failed')
+
+    bus = _ReportsEndsLate()
+    config = SubAgentConfig(name='r', description='R', model=Script([provider_down]).model)
+    async with SubAgentManager([config], clock=clock, bus=bus) as manager:
+        task = await manager.start('r', 'Research X')
+        await bus.holding.wait()  # the run has failed; its owner does not know yet
+        if mode == 'soft':
+            await manager.soft_cancel(task.task_id)
+            bus.deliver()
+        else:
+
+            async def deliver_once_waiting() -> None:
+                await clock.wait_for_deadline(manager.policy.hard_cancel_wait_seconds)
+                bus.deliver()
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(deliver_once_waiting)
+                await manager.hard_cancel(task.task_id)  # returns once the owner hears that the run is over
+        (info,) = (await manager.wait([task.task_id])).tasks
+    failed = Failed('RuntimeError', 'the sub-agent run raised this error; details are in the logs')
+    assert (info.status, info.outcome) == (TaskStatus.FAILED, failed)
+    assert info.cancel is not None and info.cancel.lost and info.cancel.lost_to == failed

@@ -37,6 +37,7 @@ from .messages import (
     BusMessage,
     CancelAcknowledged,
     CancelEscalated,
+    CancelLost,
     CancelMode,
     CancelReason,
     CancelRequest,
@@ -672,12 +673,8 @@ class SubAgentManager:
             case CheckpointRecorded(checkpoint=checkpoint):
                 record.checkpoints.append(checkpoint)
                 self._waiters.notify(record)
-            case CancelAcknowledged() if record.cancel is not None:
-                record.cancel = dataclasses.replace(record.cancel, acknowledged_at=message.sent_at)
-                self._waiters.notify(record)
-            case CancelEscalated() if record.cancel is not None:
-                record.cancel = dataclasses.replace(record.cancel, mode='hard', escalated_at=message.sent_at)
-                self._waiters.notify(record)
+            case CancelAcknowledged() | CancelEscalated() | CancelLost() if record.cancel is not None:
+                self._on_cancel_report(record, message)
             case DeadlineExpired() if record.cancel is None and not record.status.is_terminal:
                 reason = CancelReason(kind='deadline')
                 self._request_cancel(record, self.policy.deadline_cancel, reason, self._grace(record, None))
@@ -687,6 +684,18 @@ class SubAgentManager:
                 self._threads_finished(record, message.sent_at)
             case _:  # a question, acknowledgement or deadline that lost a race with a cancel or the end
                 pass
+
+    def _on_cancel_report(self, record: TaskRecord, message: CancelAcknowledged | CancelEscalated | CancelLost) -> None:
+        """What became of the task's cancel request: the sub-agent read it, it escalated, or it lost."""
+        assert record.cancel is not None
+        match message:
+            case CancelAcknowledged():
+                record.cancel = dataclasses.replace(record.cancel, acknowledged_at=message.sent_at)
+            case CancelEscalated():
+                record.cancel = dataclasses.replace(record.cancel, mode='hard', escalated_at=message.sent_at)
+            case CancelLost(ending=ending):
+                record.note_lost(ending)
+        self._waiters.notify(record)
 
     def _threads_finished(self, record: TaskRecord, at: float) -> None:
         record.lingering_threads = 0

@@ -292,8 +292,13 @@ def already_cancelling(info: TaskInfo) -> str:
 
 
 def finished_before_cancel(info: TaskInfo) -> str:
-    """Reply to a cancel of a task that had finished first (COMPLETED or FAILED): nothing was cancelled; its result."""
-    match info.outcome:
+    """Reply to a cancel of a task that had finished first (COMPLETED or FAILED): nothing was cancelled; its result.
+
+    The task may still be ending (its run had committed its output when the cancel reached it, and is not over
+    yet): its result is then what the cancel lost to.
+    """
+    lost_to = info.cancel.lost_to if info.cancel is not None else None
+    match info.outcome if info.outcome is not None else lost_to:
         case Completed(output=output):
             head = (
                 f'{info.task_id} had finished before the cancel arrived, so nothing was cancelled: COMPLETED in '
