@@ -28,9 +28,20 @@ from subagents_cancel import (
     SubAgentManager,
     TaskStatus,
 )
-from subagents_cancel.messages import BusMessage, RunFinished
+from subagents_cancel.messages import BusMessage, CancelRequest, RunFinished
 
-from .helpers import TASK_ID, LingersAfterTheEnd, Script, WatchedClock, after, call, replies_of, text
+from .helpers import (
+    TASK_ID,
+    LingersAfterTheEnd,
+    Script,
+    Step,
+    WatchedClock,
+    after,
+    call,
+    replies_of,
+    resolve,
+    text,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -244,16 +255,11 @@ async def test_a_cancel_tool_after_the_commit_point_says_at_once_that_it_had_fin
     """The run has accepted its answer but has not ended: the cancel tool's reply already says it finished first."""
     lingers = LingersAfterTheEnd()
     agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
-
-    def release(messages: list[ModelMessage]) -> ModelResponse:
-        lingers.release.set()  # the run may end now
-        return call('wait_tasks', task_ids=[TASK_ID])(messages)
-
     parent = Script(
         [
             call('task', description='Research X', subagent_type='r', mode='async'),
             after(lingers.reached, call(f'{mode}_cancel_task', task_id=TASK_ID)),
-            release,
+            _ending(lingers, call('wait_tasks', task_ids=[TASK_ID])),
             text('done'),
         ]
     )
@@ -273,6 +279,39 @@ FULL answer\
 """,
         ]
     )
+
+
+async def test_check_task_after_a_cancel_that_lost_says_the_task_is_ending(clock: ManualClock) -> None:
+    """Between the cancel that lost and the end of the run, check_task says the task had finished first."""
+    lingers = LingersAfterTheEnd()
+    agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
+    parent = Script(
+        [
+            call('task', description='Research X', subagent_type='r', mode='async'),
+            after(lingers.reached, call('soft_cancel_task', task_id=TASK_ID)),
+            call('check_task', task_id=TASK_ID),
+            _ending(lingers, call('wait_tasks', task_ids=[TASK_ID])),
+            text('done'),
+        ]
+    )
+    capability = SubAgentCapability(subagents=[SubAgentConfig(name='r', description='R', agent=agent)], clock=clock)
+    result = await Agent(parent.model, capabilities=[capability]).run('go')
+    assert replies_of(result.all_messages())[2] == snapshot("""\
+r-0001: RUNNING for 0.0 ms.
+It had finished before the soft cancel arrived (requested 0.0 ms ago, on request), so nothing was cancelled; its run is ending. Output:
+FULL answer
+No checkpoints yet.\
+""")
+
+
+def _ending(lingers: LingersAfterTheEnd, step: Step) -> Step:
+    """The parent's step, after it has let the run held open by `lingers` end."""
+
+    async def respond(messages: list[ModelMessage]) -> ModelResponse:
+        lingers.release.set()
+        return await resolve(step, messages)
+
+    return respond
 
 
 async def test_a_soft_cancel_after_the_commit_point_returns_the_committed_output(clock: ManualClock) -> None:
@@ -337,6 +376,78 @@ async def test_a_cancel_after_the_run_failed_loses(clock: WatchedClock, mode: st
                 group.start_soon(deliver_once_waiting)
                 await manager.hard_cancel(task.task_id)  # returns once the owner hears that the run is over
         (info,) = (await manager.wait([task.task_id])).tasks
+        parent = Script(
+            [call('check_task', task_id=task.task_id), call('soft_cancel_task', task_id=task.task_id), text('done')]
+        )
+        result = await Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)]).run('go')
     failed = Failed('RuntimeError', 'the sub-agent run raised this error; details are in the logs')
     assert (info.status, info.outcome) == (TaskStatus.FAILED, failed)
     assert info.cancel is not None and info.cancel.lost and info.cancel.lost_to == failed
+    assert replies_of(result.all_messages()) == snapshot(
+        [
+            'r-0001: FAILED after 0.0 ms (it had failed before the cancel arrived): RuntimeError: the sub-agent run raised this error; details are in the logs',
+            'r-0001 had already ended before the cancel arrived, so nothing was cancelled: FAILED after 0.0 ms: RuntimeError: the sub-agent run raised this error; details are in the logs',
+        ]
+    )
+
+
+class _DeliversRequestsLate(InProcessBus):
+    """A transport that holds every cancel request until `deliver()`: the task hears of it late."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[tuple[str, BusMessage]] = []
+
+    def send(self, address: str, message: BusMessage) -> bool:
+        if not isinstance(message, CancelRequest):
+            return super().send(address, message)
+        self.held.append((address, message))
+        return True
+
+    def deliver(self) -> None:
+        for address, message in self.held:
+            super().send(address, message)
+        self.held.clear()
+
+
+async def test_a_cancel_that_reaches_the_task_late_is_reported_lost_later(clock: ManualClock) -> None:
+    """Over a bus that delivers later, the cancel tool says it was requested, and check_task says it lost."""
+    lingers = LingersAfterTheEnd()
+    bus = _DeliversRequestsLate()
+    agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
+
+    def delivered(messages: list[ModelMessage]) -> ModelResponse:
+        bus.deliver()
+        return call('check_task', task_id=TASK_ID)(messages)
+
+    parent = Script(
+        [
+            call('task', description='Research X', subagent_type='r', mode='async'),
+            after(lingers.reached, call('soft_cancel_task', task_id=TASK_ID)),
+            delivered,
+            _ending(lingers, call('wait_tasks', task_ids=[TASK_ID])),
+            text('done'),
+        ]
+    )
+    config = SubAgentConfig(name='r', description='R', agent=agent)
+    async with SubAgentManager([config], clock=clock, bus=bus) as manager:
+        await Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)]).run('go')
+        (info,) = manager.tasks()
+    assert replies_of(parent.requests[-1])[1:] == snapshot(
+        [
+            'Cancellation requested for r-0001: it has been told, and it hands back partial results within 30s or is stopped. check_task or wait_tasks will show them.',
+            """\
+r-0001: RUNNING for 0.0 ms.
+It had finished before the soft cancel arrived (requested 0.0 ms ago, on request), so nothing was cancelled; its run is ending. Output:
+FULL answer
+No checkpoints yet.\
+""",
+            """\
+The task has ended.
+
+r-0001: COMPLETED in 0.0 ms (it had finished before the cancel arrived). Output:
+FULL answer\
+""",
+        ]
+    )
+    assert (info.status, info.outcome) == (TaskStatus.COMPLETED, Completed('FULL answer'))

@@ -202,15 +202,16 @@ RunEnding = RunOutput | RunError | RunStopped
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CancelLost(_Message):
-    """The cancel request `correlation_id` reached the task after its run had committed its output, or had raised.
+    """The cancel request `correlation_id` reached the task after its run had committed its output.
 
-    The cancel lost: the run ends with `ending`, as it would have without the request. The runner says so the
-    moment the request reaches it, so that the owner knows before the run is over
-    ([`RunFinished`][subagents_cancel.messages.RunFinished] follows once it is).
+    The cancel lost: the task ends `COMPLETED` with `ending.output`, as it would have without the request. The
+    runner says so the moment the request reaches it, so that the owner knows before the run is over
+    ([`RunFinished`][subagents_cancel.messages.RunFinished] follows once it is, a moment or an `after_run` hook
+    later).
     """
 
     correlation_id: str
-    ending: RunOutput | RunError
+    ending: RunOutput
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

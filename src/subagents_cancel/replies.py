@@ -147,7 +147,8 @@ def task_report(info: TaskInfo, now: float) -> str:
                 f'Output:\n{_render_output(output)}'
             )
         case Failed(error_type=error_type, message=message):
-            report = f'{info.task_id}: FAILED after {_seconds(info.elapsed_seconds)}: {error_type}: {message}'
+            first = ' (it had failed before the cancel arrived)' if info.cancel is not None else ''
+            report = f'{info.task_id}: FAILED after {_seconds(info.elapsed_seconds)}{first}: {error_type}: {message}'
         case Cancelled() as cancelled:
             report = _cancelled_report(info, cancelled)
     return '\n'.join([report, *_aftermath(info)])
@@ -202,6 +203,11 @@ def _live_report(info: TaskInfo, now: float) -> str:
 
 def _cancel_progress(cancel: CancelInfo, now: float) -> str:
     ago = _seconds(now - cancel.requested_at)
+    if isinstance(cancel.lost_to, Completed):  # its output was committed first, and its run is ending
+        return (
+            f'It had finished before the {cancel.mode} cancel arrived (requested {ago} ago, {_reason(cancel.reason)}), '
+            f'so nothing was cancelled; its run is ending. Output:\n{_render_output(cancel.lost_to.output)}'
+        )
     if cancel.mode == 'hard':
         return f'A hard cancel was requested {ago} ago ({_reason(cancel.reason)}); it is being stopped.'
     read = (

@@ -153,8 +153,6 @@ class TaskRunner:
         """The content of that final answer: its text, or the arguments of its output tool call."""
         self._cancel_first = False
         """A cancel request reached this runner before its run's commit point, so the cancel wins."""
-        self._failed_first: RunError | None = None
-        """The run raised before any cancel request reached this runner, so the failure wins."""
         self._question: _OpenQuestion | None = None
         self._checkpoints = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -257,8 +255,7 @@ class TaskRunner:
             usage = run.usage if run is not None else RunUsage()
             if self.context.cancel_requested:  # a request reached the runner first: the cancel wins
                 return RunStopped(error=_describe(error)), usage
-            self._failed_first = _describe(error)
-            return self._failed_first, usage
+            return _describe(error), usage  # the failure came first: a request that reaches the runner now loses
 
     def _at_step(self, run: AgentRun[None, object], model_request: bool, tool_calls: bool) -> None:
         """The run is about to take a step: queue a held cancel request there unless the step could end the run.
@@ -313,10 +310,8 @@ class TaskRunner:
             case _:  # pragma: no cover - the owner sends only cancel requests and answers
                 raise AssertionError(f'unexpected message for a task: {message!r}')
 
-    def _committed(self) -> RunOutput | RunError | None:
-        """How the run ended, if it did before any cancel request reached the runner: a request now loses to it."""
-        if self._failed_first is not None:
-            return self._failed_first
+    def _committed(self) -> RunOutput | None:
+        """The run's output, if it was committed before any cancel request reached the runner: a request now loses."""
         if self._run is not None and self._run.result is not None and not self._cancel_first:
             return RunOutput(self._run.result.output)
         return None
