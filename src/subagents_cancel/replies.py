@@ -408,16 +408,22 @@ def region_cancel_requested(region: str, mode: CancelMode, infos: Sequence[TaskI
     """Reply to `soft_cancel_region` / `hard_cancel_region`."""
     if not infos:
         return f'Region {region!r} is cancelled; it had no running task, and no new task can start in it.'
-    ids = ', '.join(info.task_id for info in infos)
+    first = [info.task_id for info in infos if info.cancel is not None and info.cancel.lost]
+    rest = [info.task_id for info in infos if info.task_id not in first]
+    done = f'{", ".join(first)} had finished before the cancel arrived' if first else ''
     if mode == 'hard':
-        first = [info.task_id for info in infos if info.status is TaskStatus.COMPLETED]
-        stopped = ', '.join(info.task_id for info in infos if info.status is not TaskStatus.COMPLETED)
-        done = f'{", ".join(first)} had finished before the cancel arrived' if first else ''
-        what = '; '.join(part for part in (f'stopped {stopped}' if stopped else '', done) if part)
+        what = '; '.join(part for part in (f'stopped {", ".join(rest)}' if rest else '', done) if part)
         return f'Region {region!r} is cancelled: {what}. wait_region shows what each had.'
+    told = f'{", ".join(rest)} {"have" if len(rest) != 1 else "has"} been told to wrap up' if rest else ''
+    if not first:
+        return (
+            f'Region {region!r} is cancelled: {told}. '
+            f'wait_region shows their partial results; no task in it can complete now.'
+        )
+    what = '; '.join(part for part in (told, done) if part)
     return (
-        f'Region {region!r} is cancelled: {ids} {"have" if len(infos) != 1 else "has"} been told to wrap up. '
-        f'wait_region shows their partial results; no task in it can complete now.'
+        f'Region {region!r} is cancelled: {what}. '
+        f'wait_region shows what each had; no other task in it can complete now.'
     )
 
 
