@@ -6,8 +6,8 @@ question, its final output, or an error. A driver (hypothesis, or the seeded fuz
 world checks the library's promises after every action and at the end:
 
 * no status flip: once a task is terminal it stays in that state with the same outcome;
-* a cancel accepted before the end ends the task CANCELLED, unless its output was committed first (then the
-  task is COMPLETED and its cancel is marked lost);
+* a cancel accepted before the end ends the task CANCELLED, unless its output was committed, or its run failed,
+  first (then the task is COMPLETED or FAILED and its cancel is marked lost);
 * a final output the model produced is never lost: it is the result, or the partial result;
 * a partial result exists only on CANCELLED;
 * nothing runs once the owner is gone.

@@ -468,7 +468,9 @@ class SubAgentManager:
         hard-cancelled. Asking again changes nothing, and neither does asking once the task has ended.
 
         First writer wins: a task whose final answer was committed before the request reached it ends
-        `COMPLETED` with its output, and `cancel.lost` says so.
+        `COMPLETED` with its output, and `cancel.lost` says so; a task whose run had raised first ends `FAILED`.
+        With the in-process bus, the returned snapshot already shows a cancel that lost, while the task may still
+        be `RUNNING` for an instant (its run is ending): `cancel.lost` is set and `cancel.lost_to` holds the output.
 
         Args:
             task_id: The task to cancel.
@@ -492,7 +494,8 @@ class SubAgentManager:
         """Stop a task now and return once it has stopped: its sub-agents first, then its own run.
 
         A task that had already ended is returned untouched. A task whose final answer was committed before the
-        request reached it ends `COMPLETED` with its output, and `cancel.lost` says so.
+        request reached it ends `COMPLETED` with its output (one whose run had raised first, `FAILED`), and
+        `cancel.lost` says so.
 
         Raises:
             TypeError: `task_id` is not a `str`.
