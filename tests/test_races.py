@@ -282,7 +282,7 @@ FULL answer\
 
 
 async def test_check_task_after_a_cancel_that_lost_says_the_task_is_ending(clock: ManualClock) -> None:
-    """Between the cancel that lost and the end of the run, check_task says the task had finished first."""
+    """Between the cancel that lost and the run's end, check_task, a second cancel and the list say it finished first."""
     lingers = LingersAfterTheEnd()
     agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
     parent = Script(
@@ -290,18 +290,32 @@ async def test_check_task_after_a_cancel_that_lost_says_the_task_is_ending(clock
             call('task', description='Research X', subagent_type='r', mode='async'),
             after(lingers.reached, call('soft_cancel_task', task_id=TASK_ID)),
             call('check_task', task_id=TASK_ID),
+            call('soft_cancel_task', task_id=TASK_ID),
+            call('list_active_tasks'),
             _ending(lingers, call('wait_tasks', task_ids=[TASK_ID])),
             text('done'),
         ]
     )
     capability = SubAgentCapability(subagents=[SubAgentConfig(name='r', description='R', agent=agent)], clock=clock)
     result = await Agent(parent.model, capabilities=[capability]).run('go')
-    assert replies_of(result.all_messages())[2] == snapshot("""\
+    assert replies_of(result.all_messages())[2:5] == snapshot(
+        [
+            """\
 r-0001: RUNNING for 0.0 ms.
 It had finished before the soft cancel arrived (requested 0.0 ms ago, on request), so nothing was cancelled; its run is ending. Output:
 FULL answer
 No checkpoints yet.\
-""")
+""",
+            """\
+r-0001 had finished before the cancel arrived, so nothing was cancelled: COMPLETED in 0.0 ms. Output:
+FULL answer\
+""",
+            """\
+1 active task:
+- r-0001 RUNNING 0.0 ms (r): 'Research X'; it had finished before the soft cancel arrived, and is ending\
+""",
+        ]
+    )
 
 
 def _ending(lingers: LingersAfterTheEnd, step: Step) -> Step:

@@ -376,7 +376,9 @@ def _tree(infos: Sequence[TaskInfo], *, depth: int) -> list[str]:
         line = f'{"  " * depth}- {info.task_id} {info.status.name} {_seconds(info.elapsed_seconds)} ({info.subagent}'
         line += f', region {info.region}): ' if info.region else '): '
         line += _show(info.description)
-        if info.cancel is not None:
+        if info.cancel is not None and info.cancel.lost:
+            line += f'; it had finished before the {info.cancel.mode} cancel arrived, and is ending'
+        elif info.cancel is not None:
             line += f'; {info.cancel.mode} cancel requested'
         if info.unresponsive:
             line += '; unresponsive'

@@ -243,7 +243,7 @@ async def _soft_cancel_task(manager: SubAgentManager, args: _CancelArgs) -> str:
     before = manager.get(args.task_id)
     if before.is_terminal:
         return _too_late(before)
-    if before.cancel is not None:
+    if before.cancel is not None and not before.cancel.lost:
         return replies.already_cancelling(before)
     info = await manager.soft_cancel(args.task_id, reason=_reason(args))
     if info.cancel is not None and info.cancel.lost:  # its output was committed first; its run is ending
