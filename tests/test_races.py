@@ -19,6 +19,8 @@ from subagents_cancel import (
     Cancelled,
     CancelReason,
     Completed,
+    Failed,
+    InProcessBus,
     ManualClock,
     PartialResult,
     SubAgentCapability,
@@ -26,8 +28,20 @@ from subagents_cancel import (
     SubAgentManager,
     TaskStatus,
 )
+from subagents_cancel.messages import BusMessage, CancelRequest, RunFinished
 
-from .helpers import TASK_ID, LingersAfterTheEnd, Script, after, call, replies_of, text
+from .helpers import (
+    TASK_ID,
+    LingersAfterTheEnd,
+    Script,
+    Step,
+    WatchedClock,
+    after,
+    call,
+    replies_of,
+    resolve,
+    text,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -298,3 +312,222 @@ async def test_a_cancel_tool_on_a_failed_task_says_it_had_ended_first(clock: Man
             'r-0001 had already ended before the cancel arrived, so nothing was cancelled: FAILED after 0.0 ms: RuntimeError: the sub-agent run raised this error; details are in the logs'
         ]
     )
+
+
+@pytest.mark.parametrize('mode', ['soft', 'hard'])
+async def test_a_cancel_tool_after_the_commit_point_says_at_once_that_it_had_finished(
+    clock: ManualClock, mode: str
+) -> None:
+    """The run has accepted its answer but has not ended: the cancel tool's reply already says it finished first."""
+    lingers = LingersAfterTheEnd()
+    agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
+    parent = Script(
+        [
+            call('task', description='Research X', subagent_type='r', mode='async'),
+            after(lingers.reached, call(f'{mode}_cancel_task', task_id=TASK_ID)),
+            _ending(lingers, call('wait_tasks', task_ids=[TASK_ID])),
+            text('done'),
+        ]
+    )
+    capability = SubAgentCapability(subagents=[SubAgentConfig(name='r', description='R', agent=agent)], clock=clock)
+    result = await Agent(parent.model, capabilities=[capability]).run('go')
+    assert replies_of(result.all_messages())[1:] == snapshot(
+        [
+            """\
+r-0001 had finished before the cancel arrived, so nothing was cancelled: COMPLETED in 0.0 ms. Output:
+FULL answer\
+""",
+            """\
+The task has ended.
+
+r-0001: COMPLETED in 0.0 ms (it had finished before the cancel arrived). Output:
+FULL answer\
+""",
+        ]
+    )
+
+
+async def test_check_task_after_a_cancel_that_lost_says_the_task_is_ending(clock: ManualClock) -> None:
+    """Between the cancel that lost and the run's end, check_task, a second cancel and the list say it finished first."""
+    lingers = LingersAfterTheEnd()
+    agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
+    parent = Script(
+        [
+            call('task', description='Research X', subagent_type='r', mode='async'),
+            after(lingers.reached, call('soft_cancel_task', task_id=TASK_ID)),
+            call('check_task', task_id=TASK_ID),
+            call('soft_cancel_task', task_id=TASK_ID),
+            call('list_active_tasks'),
+            _ending(lingers, call('wait_tasks', task_ids=[TASK_ID])),
+            text('done'),
+        ]
+    )
+    capability = SubAgentCapability(subagents=[SubAgentConfig(name='r', description='R', agent=agent)], clock=clock)
+    result = await Agent(parent.model, capabilities=[capability]).run('go')
+    assert replies_of(result.all_messages())[2:5] == snapshot(
+        [
+            """\
+r-0001: RUNNING for 0.0 ms.
+It had finished before the soft cancel arrived (requested 0.0 ms ago, on request), so nothing was cancelled; its run is ending. Output:
+FULL answer
+No checkpoints yet.\
+""",
+            """\
+r-0001 had finished before the cancel arrived, so nothing was cancelled: COMPLETED in 0.0 ms. Output:
+FULL answer\
+""",
+            """\
+1 active task:
+- r-0001 RUNNING 0.0 ms (r): 'Research X'; it had finished before the soft cancel arrived, and is ending\
+""",
+        ]
+    )
+
+
+def _ending(lingers: LingersAfterTheEnd, step: Step) -> Step:
+    """The parent's step, after it has let the run held open by `lingers` end."""
+
+    async def respond(messages: list[ModelMessage]) -> ModelResponse:
+        lingers.release.set()
+        return await resolve(step, messages)
+
+    return respond
+
+
+async def test_a_soft_cancel_after_the_commit_point_returns_the_committed_output(clock: ManualClock) -> None:
+    """`soft_cancel` in the window between the accepted answer and the run's end says at once that the cancel lost."""
+    lingers = LingersAfterTheEnd()
+    agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
+    async with SubAgentManager([SubAgentConfig(name='r', description='R', agent=agent)], clock=clock) as manager:
+        task = await manager.start('r', 'Research X')
+        await lingers.reached.wait()
+        info = await manager.soft_cancel(task.task_id)
+        lingers.release.set()
+        (ended,) = (await manager.wait([task.task_id])).tasks
+    assert (info.status, info.outcome) == (TaskStatus.RUNNING, None)
+    assert info.cancel is not None and info.cancel.lost and info.cancel.lost_to == Completed('FULL answer')
+    assert (ended.status, ended.outcome) == (TaskStatus.COMPLETED, Completed('FULL answer'))
+    assert ended.cancel is not None and ended.cancel.lost_to == Completed('FULL answer')
+
+
+class _ReportsEndsLate(InProcessBus):
+    """A transport that holds every report of a run's end until `deliver()`: the owner hears of it late."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[tuple[str, BusMessage]] = []
+        self.holding = anyio.Event()
+
+    def send(self, address: str, message: BusMessage) -> bool:
+        if not isinstance(message, RunFinished):
+            return super().send(address, message)
+        self.held.append((address, message))
+        self.holding.set()
+        return True
+
+    def deliver(self) -> None:
+        for address, message in self.held:
+            super().send(address, message)
+        self.held.clear()
+
+
+@pytest.mark.parametrize('mode', ['soft', 'hard'])
+async def test_a_cancel_after_the_run_failed_loses(clock: WatchedClock, mode: str) -> None:
+    """The run raised before the cancel reached it, and the owner hears of it late: FAILED, and the cancel lost."""
+
+    def provider_down(messages: list[ModelMessage]) -> ModelResponse:
+        raise RuntimeError('the model provider failed')
+
+    bus = _ReportsEndsLate()
+    config = SubAgentConfig(name='r', description='R', model=Script([provider_down]).model)
+    async with SubAgentManager([config], clock=clock, bus=bus) as manager:
+        task = await manager.start('r', 'Research X')
+        await bus.holding.wait()  # the run has failed; its owner does not know yet
+        if mode == 'soft':
+            await manager.soft_cancel(task.task_id)
+            bus.deliver()
+        else:
+
+            async def deliver_once_waiting() -> None:
+                await clock.wait_for_deadline(manager.policy.hard_cancel_wait_seconds)
+                bus.deliver()
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(deliver_once_waiting)
+                await manager.hard_cancel(task.task_id)  # returns once the owner hears that the run is over
+        (info,) = (await manager.wait([task.task_id])).tasks
+        parent = Script(
+            [call('check_task', task_id=task.task_id), call('soft_cancel_task', task_id=task.task_id), text('done')]
+        )
+        result = await Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)]).run('go')
+    failed = Failed('RuntimeError', 'the sub-agent run raised this error; details are in the logs')
+    assert (info.status, info.outcome) == (TaskStatus.FAILED, failed)
+    assert info.cancel is not None and info.cancel.lost and info.cancel.lost_to == failed
+    assert replies_of(result.all_messages()) == snapshot(
+        [
+            'r-0001: FAILED after 0.0 ms (it had failed before the cancel arrived): RuntimeError: the sub-agent run raised this error; details are in the logs',
+            'r-0001 had already ended before the cancel arrived, so nothing was cancelled: FAILED after 0.0 ms: RuntimeError: the sub-agent run raised this error; details are in the logs',
+        ]
+    )
+
+
+class _DeliversRequestsLate(InProcessBus):
+    """A transport that holds every cancel request until `deliver()`: the task hears of it late."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[tuple[str, BusMessage]] = []
+
+    def send(self, address: str, message: BusMessage) -> bool:
+        if not isinstance(message, CancelRequest):
+            return super().send(address, message)
+        self.held.append((address, message))
+        return True
+
+    def deliver(self) -> None:
+        for address, message in self.held:
+            super().send(address, message)
+        self.held.clear()
+
+
+async def test_a_cancel_that_reaches_the_task_late_is_reported_lost_later(clock: ManualClock) -> None:
+    """Over a bus that delivers later, the cancel tool says it was requested, and check_task says it lost."""
+    lingers = LingersAfterTheEnd()
+    bus = _DeliversRequestsLate()
+    agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
+
+    def delivered(messages: list[ModelMessage]) -> ModelResponse:
+        bus.deliver()
+        return call('check_task', task_id=TASK_ID)(messages)
+
+    parent = Script(
+        [
+            call('task', description='Research X', subagent_type='r', mode='async'),
+            after(lingers.reached, call('soft_cancel_task', task_id=TASK_ID)),
+            delivered,
+            _ending(lingers, call('wait_tasks', task_ids=[TASK_ID])),
+            text('done'),
+        ]
+    )
+    config = SubAgentConfig(name='r', description='R', agent=agent)
+    async with SubAgentManager([config], clock=clock, bus=bus) as manager:
+        await Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)]).run('go')
+        (info,) = manager.tasks()
+    assert replies_of(parent.requests[-1])[1:] == snapshot(
+        [
+            'Cancellation requested for r-0001: it has been told, and it hands back partial results within 30s or is stopped. check_task or wait_tasks will show them.',
+            """\
+r-0001: RUNNING for 0.0 ms.
+It had finished before the soft cancel arrived (requested 0.0 ms ago, on request), so nothing was cancelled; its run is ending. Output:
+FULL answer
+No checkpoints yet.\
+""",
+            """\
+The task has ended.
+
+r-0001: COMPLETED in 0.0 ms (it had finished before the cancel arrived). Output:
+FULL answer\
+""",
+        ]
+    )
+    assert (info.status, info.outcome) == (TaskStatus.COMPLETED, Completed('FULL answer'))

@@ -106,6 +106,43 @@ patent_search-0003: COMPLETED in 0.0 ms (it had finished before the cancel arriv
     )
 
 
+async def test_a_soft_region_cancel_names_the_tasks_that_had_finished_first(clock: ManualClock) -> None:
+    """A task whose run had accepted its answer is not told to wrap up: the reply says it had finished first."""
+    (market, market_gate) = working('market_scan')
+    patents_finishing = LingersAfterTheEnd()
+    patents = SubAgentConfig(
+        name='patent_search',
+        description='patent_search research',
+        agent=Agent(Script([text('3 relevant patents')]).model, capabilities=[patents_finishing]),
+    )
+    parent = Script(
+        [
+            calls(
+                ('task', {'subagent_type': 'market_scan', 'description': 'Scan', 'mode': 'async', 'region': 'r'}),
+                ('task', {'subagent_type': 'patent_search', 'description': 'Search', 'mode': 'async', 'region': 'r'}),
+            ),
+            after(patents_finishing.reached, call('soft_cancel_region', region='r')),
+            text('done'),
+        ]
+    )
+    async with SubAgentManager([market, patents], clock=clock) as manager:
+        await Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)]).run('go')
+        patents_finishing.release.set()
+        market_gate.release.set()
+        joined = await manager.join_region('r')
+    assert isinstance(joined, RegionCancelled)
+    assert [(task.subagent, task.status) for task in joined.tasks] == [
+        ('market_scan', TaskStatus.CANCELLED),
+        ('patent_search', TaskStatus.COMPLETED),
+    ]
+    assert replies_of(parent.requests[-1])[2:] == snapshot(
+        [
+            "Region 'r' is cancelled: market_scan-0001 has been told to wrap up; patent_search-0002 had finished before "
+            'the cancel arrived. wait_region shows what each had; no other task in it can complete now.'
+        ]
+    )
+
+
 async def test_soft_region_cancel_wins_over_an_answer_in_flight(clock: ManualClock) -> None:
     """A task whose final answer was on its way when the region's soft cancel fired ends CANCELLED, answer kept."""
     (market, market_gate) = working('market_scan')

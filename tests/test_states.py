@@ -55,7 +55,7 @@ def test_the_table_is_the_design() -> None:
             },
             'RUNNING (cancel requested)': {
                 'COMPLETE': 'COMPLETED (cancel requested)',
-                'FAIL': 'CANCELLED (cancel requested)',
+                'FAIL': 'FAILED (cancel requested)',
                 'HARD_CANCEL': 'RUNNING (cancel requested)',
                 'STOP': 'CANCELLED (cancel requested)',
             },
@@ -66,7 +66,7 @@ def test_the_table_is_the_design() -> None:
                 'HARD_CANCEL': 'WAITING_FOR_ANSWER (cancel requested)',
             },
             'WAITING_FOR_ANSWER (cancel requested)': {
-                'FAIL': 'CANCELLED (cancel requested)',
+                'FAIL': 'FAILED (cancel requested)',
                 'HARD_CANCEL': 'WAITING_FOR_ANSWER (cancel requested)',
                 'STOP': 'CANCELLED (cancel requested)',
             },
@@ -102,24 +102,37 @@ def test_terminal_states_absorb_every_event(status: TaskStatus, event: TaskEvent
     assert next_state(TaskState(status, False), event) is None
 
 
-def test_a_requested_cancel_turns_every_ending_but_a_committed_output_into_cancelled() -> None:
-    """Once a cancel was requested, every ending is CANCELLED, except an output committed before it (COMPLETE)."""
+_ENDED_BY = {
+    TaskEvent.STOP: TaskStatus.CANCELLED,
+    TaskEvent.COMPLETE: TaskStatus.COMPLETED,
+    TaskEvent.FAIL: TaskStatus.FAILED,
+}
+
+
+def test_a_requested_cancel_wins_unless_the_output_or_the_failure_came_first() -> None:
+    """Once a cancel was requested, the run's end is CANCELLED if the request reached it first (STOP), else as it was."""
     for (state, event), target in TRANSITIONS.items():
-        if state.cancel_requested and event in (TaskEvent.FAIL, TaskEvent.STOP):
-            assert target.status is TaskStatus.CANCELLED
-        elif state.cancel_requested and event is TaskEvent.COMPLETE:
-            assert target == TaskState(TaskStatus.COMPLETED, cancel_requested=True)  # the cancel lost
+        if state.cancel_requested and event in _ENDED_BY:
+            assert target == TaskState(_ENDED_BY[event], cancel_requested=True)
 
 
-def test_a_cancel_that_lost_is_marked_on_the_record() -> None:
-    """A task whose output was committed first ends COMPLETED with it; its cancel record says the cancel lost."""
+@pytest.mark.parametrize(
+    ('event', 'ending', 'outcome'),
+    [
+        (TaskEvent.COMPLETE, RunOutput('the full answer'), Completed('the full answer')),
+        (TaskEvent.FAIL, RunError('RuntimeError', 'it broke'), Failed('RuntimeError', 'it broke')),
+    ],
+    ids=['completed', 'failed'],
+)
+def test_a_cancel_that_lost_is_marked_on_the_record(event: TaskEvent, ending: RunEnding, outcome: Outcome) -> None:
+    """A task whose output (or failure) came first ends with it; its cancel record says the cancel lost, and to what."""
     record = TaskRecord(task_id=TaskId('t-0001'), subagent='t', description='d', created_at=0.0)
     record.apply(TaskEvent.START, at=1.0)
     record.cancel = CancelInfo(mode='soft', reason=CancelReason(), requested_at=2.0, grace_seconds=1.0, request_id='r')
     record.apply(TaskEvent.SOFT_CANCEL, at=2.0)
-    record.apply(TaskEvent.COMPLETE, at=3.0, ending=RunOutput('the full answer'))
-    assert (record.status, record.outcome) == (TaskStatus.COMPLETED, Completed('the full answer'))
-    assert record.cancel is not None and record.cancel.lost
+    record.apply(event, at=3.0, ending=ending)
+    assert (record.status, record.outcome) == (_ENDED_BY[event], outcome)
+    assert record.cancel is not None and record.cancel.lost and record.cancel.lost_to == outcome
 
 
 def test_the_flag_never_clears() -> None:
@@ -186,11 +199,12 @@ class RecordUnderRandomEvents(RuleBasedStateMachine):
             assert self.record.outcome is self.first_outcome
 
     @invariant()
-    def a_requested_cancel_ends_cancelled_unless_the_output_was_committed_first(self) -> None:
+    def a_requested_cancel_ends_cancelled_unless_the_output_or_the_failure_came_first(self) -> None:
         if self.cancel_seen_before_end and self.record.status.is_terminal:
             assert self.record.cancel is not None
-            if self.ending_event is TaskEvent.COMPLETE:
-                assert self.record.status is TaskStatus.COMPLETED and self.record.cancel.lost
+            if self.ending_event in (TaskEvent.COMPLETE, TaskEvent.FAIL):
+                assert self.record.status is _ENDED_BY[self.ending_event] and self.record.cancel.lost
+                assert self.record.cancel.lost_to is self.record.outcome
             else:
                 assert self.record.status is TaskStatus.CANCELLED and not self.record.cancel.lost
 

@@ -203,8 +203,11 @@ async def test_status_counts_cancel_rate_and_tokens_saved(capfire: CaptureLogfir
     assert [name for name, _ in events(cancelled[0])] == ['cancel requested', 'task terminated']
 
 
-async def test_a_cancel_that_lost_is_not_counted_as_a_cancel(capfire: CaptureLogfire, clock: ManualClock) -> None:
-    """A hard cancel that lands after the run accepted its answer: COMPLETED in the metrics, marked lost on the span."""
+@pytest.mark.parametrize('mode', ['soft', 'hard'])
+async def test_a_cancel_that_lost_is_not_counted_as_a_cancel(
+    capfire: CaptureLogfire, clock: ManualClock, mode: str
+) -> None:
+    """A cancel that lands after the run accepted its answer: COMPLETED in the metrics, marked lost on the span."""
     lingers = LingersAfterTheEnd()
     config = SubAgentConfig(
         name='worker', description='Works', agent=Agent(Script([text('all done')]).model, capabilities=[lingers])
@@ -212,7 +215,12 @@ async def test_a_cancel_that_lost_is_not_counted_as_a_cancel(capfire: CaptureLog
     async with SubAgentManager([config], clock=clock) as manager:
         task = await manager.start('worker', 'Work')
         await lingers.reached.wait()
-        await manager.hard_cancel(task.task_id)
+        if mode == 'soft':
+            await manager.soft_cancel(task.task_id)  # the runner reports at once that it lost
+            lingers.release.set()
+            await manager.wait([task.task_id])
+        else:
+            await manager.hard_cancel(task.task_id)
         worker = manager.metrics().of('worker')
 
     assert (worker.completed, worker.cancelled, worker.cancel_rate, worker.cancelled_runs) == (1, 0, 0.0, ())
@@ -221,7 +229,7 @@ async def test_a_cancel_that_lost_is_not_counted_as_a_cancel(capfire: CaptureLog
     }
     (span,) = spans(capfire, 'subagent task {task_id}')
     attributes = span['attributes']
-    assert (attributes['status'], attributes['cancel_mode'], attributes['cancel_lost']) == ('COMPLETED', 'hard', True)
+    assert (attributes['status'], attributes['cancel_mode'], attributes['cancel_lost']) == ('COMPLETED', mode, True)
     assert [name for name, _ in events(span)] == ['cancel requested']
 
 

@@ -37,6 +37,7 @@ from .messages import (
     BusMessage,
     CancelAcknowledged,
     CancelEscalated,
+    CancelLost,
     CancelMode,
     CancelReason,
     CancelRequest,
@@ -468,7 +469,9 @@ class SubAgentManager:
         hard-cancelled. Asking again changes nothing, and neither does asking once the task has ended.
 
         First writer wins: a task whose final answer was committed before the request reached it ends
-        `COMPLETED` with its output, and `cancel.lost` says so.
+        `COMPLETED` with its output, and `cancel.lost` says so; a task whose run had raised first ends `FAILED`.
+        With the in-process bus, the returned snapshot already shows a cancel that lost, while the task may still
+        be `RUNNING` for an instant (its run is ending): `cancel.lost` is set and `cancel.lost_to` holds the output.
 
         Args:
             task_id: The task to cancel.
@@ -492,7 +495,8 @@ class SubAgentManager:
         """Stop a task now and return once it has stopped: its sub-agents first, then its own run.
 
         A task that had already ended is returned untouched. A task whose final answer was committed before the
-        request reached it ends `COMPLETED` with its output, and `cancel.lost` says so.
+        request reached it ends `COMPLETED` with its output (one whose run had raised first, `FAILED`), and
+        `cancel.lost` says so.
 
         Raises:
             TypeError: `task_id` is not a `str`.
@@ -673,12 +677,8 @@ class SubAgentManager:
             case CheckpointRecorded(checkpoint=checkpoint):
                 record.checkpoints.append(checkpoint)
                 self._waiters.notify(record)
-            case CancelAcknowledged() if record.cancel is not None:
-                record.cancel = dataclasses.replace(record.cancel, acknowledged_at=message.sent_at)
-                self._waiters.notify(record)
-            case CancelEscalated() if record.cancel is not None:
-                record.cancel = dataclasses.replace(record.cancel, mode='hard', escalated_at=message.sent_at)
-                self._waiters.notify(record)
+            case CancelAcknowledged() | CancelEscalated() | CancelLost() if record.cancel is not None:
+                self._on_cancel_report(record, message)
             case DeadlineExpired() if record.cancel is None and not record.status.is_terminal:
                 reason = CancelReason(kind='deadline')
                 self._request_cancel(record, self.policy.deadline_cancel, reason, self._grace(record, None))
@@ -688,6 +688,18 @@ class SubAgentManager:
                 self._threads_finished(record, message.sent_at)
             case _:  # a question, acknowledgement or deadline that lost a race with a cancel or the end
                 pass
+
+    def _on_cancel_report(self, record: TaskRecord, message: CancelAcknowledged | CancelEscalated | CancelLost) -> None:
+        """What became of the task's cancel request: the sub-agent read it, it escalated, or it lost."""
+        assert record.cancel is not None
+        match message:
+            case CancelAcknowledged():
+                record.cancel = dataclasses.replace(record.cancel, acknowledged_at=message.sent_at)
+            case CancelEscalated():
+                record.cancel = dataclasses.replace(record.cancel, mode='hard', escalated_at=message.sent_at)
+            case CancelLost(ending=ending):
+                record.note_lost(ending)
+        self._waiters.notify(record)
 
     def _threads_finished(self, record: TaskRecord, at: float) -> None:
         record.lingering_threads = 0

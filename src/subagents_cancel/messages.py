@@ -5,7 +5,8 @@ To a task (its mailbox is addressed by its task id): [`CancelRequest`][subagents
 
 From a task (to its owner's mailbox): [`TaskStarted`][subagents_cancel.messages.TaskStarted],
 [`CancelAcknowledged`][subagents_cancel.messages.CancelAcknowledged],
-[`CancelEscalated`][subagents_cancel.messages.CancelEscalated], [`Question`][subagents_cancel.messages.Question],
+[`CancelEscalated`][subagents_cancel.messages.CancelEscalated], [`CancelLost`][subagents_cancel.messages.CancelLost],
+[`Question`][subagents_cancel.messages.Question],
 [`QuestionWithdrawn`][subagents_cancel.messages.QuestionWithdrawn],
 [`CheckpointRecorded`][subagents_cancel.messages.CheckpointRecorded],
 [`DeadlineExpired`][subagents_cancel.messages.DeadlineExpired],
@@ -32,6 +33,7 @@ __all__ = (
     'BusMessage',
     'CancelAcknowledged',
     'CancelEscalated',
+    'CancelLost',
     'CancelMode',
     'CancelReason',
     'CancelReasonKind',
@@ -172,7 +174,10 @@ class RunOutput:
 
 @dataclass(frozen=True, slots=True)
 class RunError:
-    """The run raised. `message` is ours, never provider text (which may carry secrets)."""
+    """The run raised before any cancel request reached the runner (the failure wins).
+
+    `message` is ours, never provider text (which may carry secrets).
+    """
 
     error_type: str
     message: str
@@ -184,13 +189,29 @@ class RunStopped:
 
     `output` is what the run produced after the request: its wrap-up, an answer it finished before reading
     the request, or the content of a final answer that had arrived when a hard cancel stopped the run.
+    `error` is set when the run raised after the request (while it was wrapping up, or being stopped).
     """
 
     output: object | None = None
+    error: RunError | None = None
 
 
 RunEnding = RunOutput | RunError | RunStopped
 """How a sub-agent's run ended."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelLost(_Message):
+    """The cancel request `correlation_id` reached the task after its run had committed its output.
+
+    The cancel lost: the task ends `COMPLETED` with `ending.output`, as it would have without the request. The
+    runner says so the moment the request reaches it, so that the owner knows before the run is over
+    ([`RunFinished`][subagents_cancel.messages.RunFinished] follows once it is, a moment or an `after_run` hook
+    later).
+    """
+
+    correlation_id: str
+    ending: RunOutput
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -241,6 +262,7 @@ BusMessage = (
     | TaskStarted
     | CancelAcknowledged
     | CancelEscalated
+    | CancelLost
     | Question
     | QuestionWithdrawn
     | CheckpointRecorded

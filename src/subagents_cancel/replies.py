@@ -147,7 +147,8 @@ def task_report(info: TaskInfo, now: float) -> str:
                 f'Output:\n{_render_output(output)}'
             )
         case Failed(error_type=error_type, message=message):
-            report = f'{info.task_id}: FAILED after {_seconds(info.elapsed_seconds)}: {error_type}: {message}'
+            first = ' (it had failed before the cancel arrived)' if info.cancel is not None else ''
+            report = f'{info.task_id}: FAILED after {_seconds(info.elapsed_seconds)}{first}: {error_type}: {message}'
         case Cancelled() as cancelled:
             report = _cancelled_report(info, cancelled)
     return '\n'.join([report, *_aftermath(info)])
@@ -202,6 +203,11 @@ def _live_report(info: TaskInfo, now: float) -> str:
 
 def _cancel_progress(cancel: CancelInfo, now: float) -> str:
     ago = _seconds(now - cancel.requested_at)
+    if isinstance(cancel.lost_to, Completed):  # its output was committed first, and its run is ending
+        return (
+            f'It had finished before the {cancel.mode} cancel arrived (requested {ago} ago, {_reason(cancel.reason)}), '
+            f'so nothing was cancelled; its run is ending. Output:\n{_render_output(cancel.lost_to.output)}'
+        )
     if cancel.mode == 'hard':
         return f'A hard cancel was requested {ago} ago ({_reason(cancel.reason)}); it is being stopped.'
     read = (
@@ -292,8 +298,13 @@ def already_cancelling(info: TaskInfo) -> str:
 
 
 def finished_before_cancel(info: TaskInfo) -> str:
-    """Reply to a cancel of a task that had finished first (COMPLETED or FAILED): nothing was cancelled; its result."""
-    match info.outcome:
+    """Reply to a cancel of a task that had finished first (COMPLETED or FAILED): nothing was cancelled; its result.
+
+    The task may still be ending (its run had committed its output when the cancel reached it, and is not over
+    yet): its result is then what the cancel lost to.
+    """
+    lost_to = info.cancel.lost_to if info.cancel is not None else None
+    match info.outcome if info.outcome is not None else lost_to:
         case Completed(output=output):
             head = (
                 f'{info.task_id} had finished before the cancel arrived, so nothing was cancelled: COMPLETED in '
@@ -365,7 +376,9 @@ def _tree(infos: Sequence[TaskInfo], *, depth: int) -> list[str]:
         line = f'{"  " * depth}- {info.task_id} {info.status.name} {_seconds(info.elapsed_seconds)} ({info.subagent}'
         line += f', region {info.region}): ' if info.region else '): '
         line += _show(info.description)
-        if info.cancel is not None:
+        if info.cancel is not None and info.cancel.lost:
+            line += f'; it had finished before the {info.cancel.mode} cancel arrived, and is ending'
+        elif info.cancel is not None:
             line += f'; {info.cancel.mode} cancel requested'
         if info.unresponsive:
             line += '; unresponsive'
@@ -397,16 +410,22 @@ def region_cancel_requested(region: str, mode: CancelMode, infos: Sequence[TaskI
     """Reply to `soft_cancel_region` / `hard_cancel_region`."""
     if not infos:
         return f'Region {region!r} is cancelled; it had no running task, and no new task can start in it.'
-    ids = ', '.join(info.task_id for info in infos)
+    first = [info.task_id for info in infos if info.cancel is not None and info.cancel.lost]
+    rest = [info.task_id for info in infos if info.task_id not in first]
+    done = f'{", ".join(first)} had finished before the cancel arrived' if first else ''
     if mode == 'hard':
-        first = [info.task_id for info in infos if info.status is TaskStatus.COMPLETED]
-        stopped = ', '.join(info.task_id for info in infos if info.status is not TaskStatus.COMPLETED)
-        done = f'{", ".join(first)} had finished before the cancel arrived' if first else ''
-        what = '; '.join(part for part in (f'stopped {stopped}' if stopped else '', done) if part)
+        what = '; '.join(part for part in (f'stopped {", ".join(rest)}' if rest else '', done) if part)
         return f'Region {region!r} is cancelled: {what}. wait_region shows what each had.'
+    told = f'{", ".join(rest)} {"have" if len(rest) != 1 else "has"} been told to wrap up' if rest else ''
+    if not first:
+        return (
+            f'Region {region!r} is cancelled: {told}. '
+            f'wait_region shows their partial results; no task in it can complete now.'
+        )
+    what = '; '.join(part for part in (told, done) if part)
     return (
-        f'Region {region!r} is cancelled: {ids} {"have" if len(infos) != 1 else "has"} been told to wrap up. '
-        f'wait_region shows their partial results; no task in it can complete now.'
+        f'Region {region!r} is cancelled: {what}. '
+        f'wait_region shows what each had; no other task in it can complete now.'
     )
 
 

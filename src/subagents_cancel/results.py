@@ -106,8 +106,12 @@ class CancelInfo:
     escalated_at: float | None = None
     """When the grace window expired and the run was stopped."""
     lost: bool = False
-    """The task's output was committed before the request reached it: it ended `COMPLETED`, and the cancel had
-    no effect (it is not counted as a cancel)."""
+    """The task's output was committed (or its run had raised) before the request reached it: it ends `COMPLETED`
+    (or `FAILED`), and the cancel had no effect (it is not counted as a cancel). Set as soon as the owner learns
+    it, which can be an instant before the task has ended."""
+    lost_to: Completed | Failed | None = None
+    """What the cancel lost to, set with `lost`: the output the run had committed, or its error. While the task
+    is still ending it is the only place that shows them; once the task has ended, it is its `outcome`."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,9 +14,11 @@ started, question, checkpoint, acknowledgement, escalation, expired deadline, an
   first-party `AgentRun.cancel()`, which closes the model stream and cancels running tool calls; before
   the run exists, it cancels the runner's own scope.
 
-**First writer wins.** The runner decides whether its run's output or a cancel came first, and reports it by
-the ending it sends: [`RunOutput`][subagents_cancel.messages.RunOutput] when the output was committed before
-any cancel request reached the runner, [`RunStopped`][subagents_cancel.messages.RunStopped] otherwise. The
+**First writer wins.** The runner decides whether its run's output (or failure) or a cancel came first, and
+reports it by the ending it sends: [`RunOutput`][subagents_cancel.messages.RunOutput] when the output was
+committed before any cancel request reached the runner, [`RunError`][subagents_cancel.messages.RunError] when
+the run's exception reached the runner before any request did,
+[`RunStopped`][subagents_cancel.messages.RunStopped] otherwise (with the error, if the run raised after it). The
 commit point is the run reaching its end (`AgentRun.result` is set): pydantic-ai has the final answer and its
 output processing (validators, output functions) accepted it. A soft request that arrives while a final
 answer is being processed (the *ending window*, from the arrival of a response that would end the run) is
@@ -60,6 +62,7 @@ from .messages import (
     BusMessage,
     CancelAcknowledged,
     CancelEscalated,
+    CancelLost,
     CancelReason,
     CancelRequest,
     Checkpoint,
@@ -255,7 +258,10 @@ class TaskRunner:
             )
         except Exception as error:  # noqa: BLE001 - the sub-agent's run is user code; its failure is data
             _log.warning('sub-agent task %s failed', self.spec.task_id, exc_info=error)
-            return _describe(error), run.usage if run is not None else RunUsage()
+            usage = run.usage if run is not None else RunUsage()
+            if self.context.cancel_requested:  # a request reached the runner first: the cancel wins
+                return RunStopped(error=_describe(error)), usage
+            return _describe(error), usage  # the failure came first: a request that reaches the runner now loses
 
     def _at_step(self, run: AgentRun[None, object], model_request: bool, tool_calls: bool) -> None:
         """The run is about to take a step: queue a held cancel request there unless the step could end the run.
@@ -286,8 +292,18 @@ class TaskRunner:
     # --- the mailbox ----------------------------------------------------------------------------
 
     def _receive(self, message: BusMessage) -> None:
-        if isinstance(message, CancelRequest) and self._responses_before_cancel is None:
-            self._responses_before_cancel = len(self._responses())
+        if isinstance(message, CancelRequest):
+            if self._responses_before_cancel is None:
+                self._responses_before_cancel = len(self._responses())
+            if (committed := self._committed()) is not None:  # the cancel lost: say so now, not when the run is over
+                self._send(
+                    CancelLost(
+                        task_id=self.spec.task_id,
+                        sent_at=self._clock.now(),
+                        correlation_id=message.message_id,
+                        ending=committed,
+                    )
+                )
         match message:
             case CancelRequest(mode='hard', reason=reason):
                 self._stop(reason)
@@ -302,6 +318,12 @@ class TaskRunner:
                 self._resolve_question(question_id, replies.answered_by_parent(text))
             case _:  # pragma: no cover - the owner sends only cancel requests and answers
                 raise AssertionError(f'unexpected message for a task: {message!r}')
+
+    def _committed(self) -> RunOutput | None:
+        """The run's output, if it was committed before any cancel request reached the runner: a request now loses."""
+        if self._run is not None and self._run.result is not None and not self._cancel_first:
+            return RunOutput(self._run.result.output)
+        return None
 
     def _start_wrap_up(self, request: CancelRequest) -> None:
         """Stop the task's own sub-agents first, then tell the task; stop it if the grace window runs out."""

@@ -5,14 +5,16 @@ that says how an event moves a task; [`next_state`][subagents_cancel.states.next
 code that reads it. Terminal states are absorbing: an event that reaches a finished task lost the
 race to whichever terminal event came first, and is reported as such instead of applied.
 
-Completion and cancellation race, and the first to arrive wins. Completion arrives at the *commit point*:
-the run has its final answer and has accepted it (pydantic-ai's output processing is done and the run has
-reached its end). A cancel arrives when its request reaches the task's runner. Only the runner can tell
-which came first, and it says so by how it reports the end of its run: `COMPLETE` when the output was
-committed before any cancel request reached it (the task ends `COMPLETED` even if a cancel was requested
-meanwhile: the cancel lost), `STOP` when a cancel request reached it first (the task ends `CANCELLED`, and
-any output, a wrap-up or an answer that arrived after the request, is the partial result). The owner never
-decides this from the order in which messages reach it, so the rule holds however late the bus delivers.
+Completion and cancellation race, and the first to arrive wins; so do failure and cancellation. Completion
+arrives at the *commit point*: the run has its final answer and has accepted it (pydantic-ai's output
+processing is done and the run has reached its end). A failure arrives when the run's exception reaches the
+runner. A cancel arrives when its request reaches the task's runner. Only the runner can tell which came
+first, and it says so by how it reports the end of its run: `COMPLETE` when the output was committed before
+any cancel request reached it, `FAIL` when the run raised before any did (the task ends `COMPLETED` or
+`FAILED` even if a cancel was requested meanwhile: the cancel lost), `STOP` when a cancel request reached it
+first (the task ends `CANCELLED`, and any output, a wrap-up or an answer that arrived after the request, is
+the partial result; an error the run raised afterwards is noted with it). The owner never decides this from
+the order in which messages reach it, so the rule holds however late the bus delivers.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class TaskStatus(Enum):
     COMPLETED = 'COMPLETED'
     """The run ended with its output, committed before any cancel request reached it."""
     FAILED = 'FAILED'
-    """The run raised, and no cancel was requested."""
+    """The run raised before any cancel request reached it."""
     CANCELLED = 'CANCELLED'
     """A cancel was requested before the task's output was committed, and the task has stopped (any output it
     produced is the partial result)."""
@@ -65,13 +67,13 @@ class TaskEvent(Enum):
     COMPLETE = 'COMPLETE'
     """The run ended with an output that it committed before any cancel request reached it."""
     FAIL = 'FAIL'
-    """The run raised an exception."""
+    """The run raised an exception before any cancel request reached it."""
     SOFT_CANCEL = 'SOFT_CANCEL'
     """A soft cancel was requested: the sub-agent is told and may wrap up."""
     HARD_CANCEL = 'HARD_CANCEL'
     """A hard cancel was requested (or a soft one escalated): the run is being stopped."""
     STOP = 'STOP'
-    """The run ended after a cancel request reached it: it wrapped up, or it was stopped."""
+    """The run ended after a cancel request reached it: it wrapped up, it was stopped, or it raised."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,14 +132,15 @@ TRANSITIONS: Mapping[tuple[TaskState, TaskEvent], TaskState] = MappingProxyType(
                 _E.HARD_CANCEL: TaskState(_S.WAITING_FOR_ANSWER, True),
             },
         ),
-        # Once a cancel was requested, every way the run can end is CANCELLED (an output becomes the partial
-        # result), except an output committed before the request reached the run: the cancel lost.
+        # Once a cancel was requested, the run ends CANCELLED when the request reached it first (STOP: an output
+        # becomes the partial result, an error is noted), and as it ended when its output was committed or it
+        # raised before the request reached it (COMPLETE, FAIL): the cancel lost.
         **_row(
             _S.RUNNING,
             True,
             {
                 _E.COMPLETE: TaskState(_S.COMPLETED, True),
-                _E.FAIL: _CANCELLED,
+                _E.FAIL: TaskState(_S.FAILED, True),
                 _E.STOP: _CANCELLED,
                 _E.HARD_CANCEL: TaskState(_S.RUNNING, True),  # a soft cancel escalated, or repeated as hard
             },
@@ -146,7 +149,7 @@ TRANSITIONS: Mapping[tuple[TaskState, TaskEvent], TaskState] = MappingProxyType(
             _S.WAITING_FOR_ANSWER,
             True,
             {
-                _E.FAIL: _CANCELLED,
+                _E.FAIL: TaskState(_S.FAILED, True),
                 _E.STOP: _CANCELLED,
                 _E.HARD_CANCEL: TaskState(_S.WAITING_FOR_ANSWER, True),
             },

@@ -243,9 +243,11 @@ async def _soft_cancel_task(manager: SubAgentManager, args: _CancelArgs) -> str:
     before = manager.get(args.task_id)
     if before.is_terminal:
         return _too_late(before)
-    if before.cancel is not None:
+    if before.cancel is not None and not before.cancel.lost:
         return replies.already_cancelling(before)
     info = await manager.soft_cancel(args.task_id, reason=_reason(args))
+    if info.cancel is not None and info.cancel.lost:  # its output was committed first; its run is ending
+        return replies.finished_before_cancel(info)
     if info.is_terminal:
         return replies.cancelled_before_start(info)
     return replies.soft_cancel_requested(info, answered_question=before.question is not None)
