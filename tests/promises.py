@@ -9,6 +9,8 @@ First writer wins, decided by the order of facts, never by the library's own ans
   task ends CANCELLED. Between an answer's arrival and its acceptance (a structured output being
   validated) either may win;
 * an answer that left the model is never lost: it is the output, or the partial result's final message;
+* a model that raised before any answer left it and before any cancel reached the task wins too: the
+  task ends FAILED;
 * a task ends FAILED only when its model raised, never because of malformed tool arguments;
 * the outcome matches the status (Completed on COMPLETED, and so on).
 """
@@ -30,6 +32,7 @@ Kind = Literal[
     'lost_answers',
     'stalls',
     'cancel_ignored',
+    'failure_overruled',
     'extra_requests',
     'bad_input',
     'other',
@@ -42,6 +45,7 @@ KINDS: dict[Kind, str] = {
     'lost_answers': "lost answers (a final answer that is neither the output nor the partial result's final message)",
     'stalls': 'stalls (PENDING or RUNNING for good while a slot is free)',
     'cancel_ignored': 'cancel ignored (not CANCELLED although the cancel reached it before any answer)',
+    'failure_overruled': 'failure overruled (not FAILED although its model raised before any cancel reached it)',
     'extra_requests': 'model requests after an accepted final answer',
     'bad_input': 'runs ended by malformed tool arguments',
     'other': 'other broken promises',
@@ -104,6 +108,13 @@ class TaskFacts:
         rivals = [at for at in (self.cancel_reached_at, self.owner_end_at, self.raised_at) if at is not None]
         return all(accepted.accepted_at < at for at in rivals)
 
+    def failure_won(self) -> bool:
+        """Its model raised before any answer left it and before any cancel could reach the task."""
+        at = self.raised_at
+        if at is None or any(answer.arrived_at < at for answer in self.answers):
+            return False
+        return all(at < rival for rival in (self.cancel_reached_at, self.owner_end_at) if rival is not None)
+
     def cancel_won(self) -> bool:
         """A cancel reached the task before any answer left its model, and before its model raised."""
         at = self.cancel_reached_at
@@ -125,6 +136,10 @@ def check_ending(info: TaskInfo, facts: TaskFacts) -> None:
     elif facts.cancel_won() and info.status is not TaskStatus.CANCELLED:
         raise PromiseBroken(
             'cancel_ignored', f'{info.task_id} ended {info.outcome} although the cancel reached it first; {facts}'
+        )
+    elif facts.failure_won() and info.status is not TaskStatus.FAILED:
+        raise PromiseBroken(
+            'failure_overruled', f'{info.task_id} ended {info.outcome} although its model raised first; {facts}'
         )
     for answer in facts.answers:
         if not _kept(info, answer):

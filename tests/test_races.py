@@ -8,11 +8,15 @@ until the run either ends (the answer wins) or goes on (the cancel wins); a hard
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import anyio
 import pytest
 from inline_snapshot import snapshot
 from pydantic import BaseModel
-from pydantic_ai import Agent, ModelRetry
+from pydantic_ai import Agent, ModelRetry, RunContext
+from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.messages import ModelMessage, ModelResponse
 
 from subagents_cancel import (
@@ -531,3 +535,38 @@ FULL answer\
         ]
     )
     assert (info.status, info.outcome) == (TaskStatus.COMPLETED, Completed('FULL answer'))
+
+
+@dataclass
+class _SlowToReportErrors(AbstractCapability[object]):
+    """Holds a failing step until `release` is set: the run has raised, but the error has not left it yet."""
+
+    failing: anyio.Event = field(default_factory=anyio.Event)
+    release: anyio.Event = field(default_factory=anyio.Event)
+
+    async def on_node_run_error(self, ctx: RunContext[object], *, node: Any, error: Exception) -> Any:
+        self.failing.set()
+        await self.release.wait()
+        raise error
+
+
+@pytest.mark.parametrize('mode', ['soft', 'hard'])
+async def test_a_cancel_while_the_failure_leaves_the_run_loses(clock: ManualClock, mode: str) -> None:
+    """The model raised; a cancel reaches the runner while the error is on its way out of the run: FAILED."""
+
+    def provider_down(messages: list[ModelMessage]) -> ModelResponse:
+        raise RuntimeError('the model provider failed')
+
+    slow = _SlowToReportErrors()
+    agent = Agent(Script([provider_down]).model, capabilities=[slow])
+    async with SubAgentManager([SubAgentConfig(name='r', description='R', agent=agent)], clock=clock) as manager:
+        task = await manager.start('r', 'Research X')
+        await slow.failing.wait()
+        async with anyio.create_task_group() as group:
+            group.start_soon(manager.soft_cancel if mode == 'soft' else manager.hard_cancel, task.task_id)
+            await anyio.wait_all_tasks_blocked()
+            slow.release.set()
+        (info,) = (await manager.wait([task.task_id])).tasks
+    failed = Failed('RuntimeError', 'the sub-agent run raised this error; details are in the logs')
+    assert (info.status, info.outcome) == (TaskStatus.FAILED, failed)
+    assert info.cancel is not None and info.cancel.lost

@@ -157,6 +157,8 @@ class TaskRunner:
         """The content of that final answer: its text, or the arguments of its output tool call."""
         self._cancel_first = False
         """A cancel request reached this runner before its run's commit point, so the cancel wins."""
+        self._failure: Exception | None = None
+        """The error a step of the run raised, on its way out of the run: a cancel that arrives now loses to it."""
         self._awaiting_verdict = False
         """A hard stop arrived after the final answer: it waits for the run to accept (the answer wins) or reject it."""
         self._question: _OpenQuestion | None = None
@@ -252,6 +254,8 @@ class TaskRunner:
                 # A stop that lands after the run reached its end still raises; the finished output is kept.
                 output = run.result.output
                 return (RunStopped(output) if self._cancel_first else RunOutput(output)), stopped.usage
+            if self._failure is not None and not self._cancel_first:
+                return _describe(self._failure), stopped.usage  # it failed first; the stop only cut its way out
             output = self._final_answer if self._ending else None  # a response that has arrived is never discarded
             return RunStopped(output), stopped.usage + _unreported_stream_usage(
                 _model_responses(stopped.all_messages())
@@ -259,7 +263,7 @@ class TaskRunner:
         except Exception as error:  # noqa: BLE001 - the sub-agent's run is user code; its failure is data
             _log.warning('sub-agent task %s failed', self.spec.task_id, exc_info=error)
             usage = run.usage if run is not None else RunUsage()
-            if self.context.cancel_requested:  # a request reached the runner first: the cancel wins
+            if self._cancel_first:  # a request reached the runner first: the cancel wins
                 return RunStopped(error=_describe(error)), usage
             return _describe(error), usage  # the failure came first: a request that reaches the runner now loses
 
@@ -268,6 +272,9 @@ class TaskRunner:
 
         `model_request` and `tool_calls` say whether the step is a model request, or the handling of a response.
         """
+        if self._failure is not None:  # a step's error was handled after all, and the run goes on
+            self._failure = None
+            self._cancel_first = self._cancel_first or self.context.cancel_requested
         if model_request and self._awaiting_verdict:
             self._stop_now()  # the final answer the stop waited for was rejected: stop before the next request
             return
@@ -356,11 +363,11 @@ class TaskRunner:
             self._preemption.interrupt_steps()  # the steps in flight end now, and the next step queues the request
 
     def _note_cancel(self, *, held: bool) -> None:
-        """A cancel request has reached the runner: it wins unless the run's output was committed first.
+        """A cancel request has reached the runner: it wins unless the run's output was committed, or it failed, first.
 
         A `held` soft request, which arrived while a final answer was processed, wins only once it is queued.
         """
-        if not held and not (self._run is not None and self._run.result is not None):
+        if not held and self._failure is None and not (self._run is not None and self._run.result is not None):
             self._cancel_first = True
 
     async def _expire_grace(self, request: CancelRequest) -> None:
@@ -441,6 +448,10 @@ class TaskRunner:
         self._ending = response.state != 'interrupted' and (bool(output_calls) or not response.tool_calls)
         if self._ending:
             self._final_answer = output_calls[0].args_as_dict() if output_calls else response.text
+
+    def step_failed(self, error: Exception) -> None:
+        """A step of the run raised `error`: unless the run handles it, it fails with it, before any later cancel."""
+        self._failure = error
 
     def acknowledge(self) -> None:
         """Record that the cancel request went out inside a model request."""

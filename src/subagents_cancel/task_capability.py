@@ -13,7 +13,13 @@ from typing import Any, Protocol
 
 from pydantic import Field
 from pydantic_ai import FunctionToolset, RunContext, SkipToolExecution
-from pydantic_ai.capabilities import AbstractCapability, ValidatedToolArgs, WrapToolExecuteHandler
+from pydantic_ai.capabilities import (
+    AbstractCapability,
+    AgentNode,
+    NodeResult,
+    ValidatedToolArgs,
+    WrapToolExecuteHandler,
+)
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -67,6 +73,10 @@ class TaskChannel(Protocol):
 
     def response_arrived(self, response: ModelResponse, output_tools: Collection[str]) -> None:
         """Note a model response as it arrives; `output_tools` names the tools that would make it the run's output."""
+        ...
+
+    def step_failed(self, error: Exception) -> None:
+        """Note that a step of the run raised `error` (the run fails with it unless something handles it)."""
         ...
 
     async def ask(self, question: str) -> str:
@@ -164,6 +174,20 @@ class TaskRunCapability(AbstractCapability[object]):
         output_tools = {tool.name for tool in request_context.model_request_parameters.output_tools}
         self.channel.response_arrived(response, output_tools)
         return response
+
+    async def on_model_request_error(
+        self, ctx: RunContext[object], *, request_context: ModelRequestContext, error: Exception
+    ) -> ModelResponse:
+        """Tell the runner the moment a model request fails (before the step's own error handling)."""
+        self.channel.step_failed(error)
+        raise error
+
+    async def on_node_run_error(
+        self, ctx: RunContext[object], *, node: AgentNode[object], error: Exception
+    ) -> NodeResult[object]:
+        """Tell the runner the moment a step fails, so that a cancel arriving while the error leaves the run loses."""
+        self.channel.step_failed(error)
+        raise error
 
     async def wrap_tool_execute(
         self,
