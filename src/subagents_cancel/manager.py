@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Literal, Self
@@ -19,7 +20,7 @@ from typing import Literal, Self
 import anyio
 from pydantic_ai.models import Model
 
-from .bus import InProcessBus, MessageBus
+from .bus import InProcessBus, MailboxHandler, MessageBus
 from .clock import Clock, MonotonicClock, sleep_until
 from .config import SubAgentConfig, SubAgentPolicy, index_subagents
 from .errors import (
@@ -70,6 +71,12 @@ from .waiting import Waiters, WaitFor, WaitResult
 __all__ = ('SubAgentManager',)
 
 _Phase = Literal['new', 'open', 'closing', 'closed']
+_ADDRESS_ATTEMPTS = 64
+"""Random addresses tried before the bus is judged broken: with 32 random bits, a second try is already rare."""
+
+
+def _new_owner_id() -> str:
+    return f'owner-{uuid.uuid4().hex[:8]}'
 
 
 class SubAgentManager:
@@ -123,8 +130,8 @@ class SubAgentManager:
         parent = current_task()
         self.clock = clock or (parent.clock if parent is not None else MonotonicClock())
         self._bus = bus or InProcessBus()
-        self.owner_id = f'owner-{uuid.uuid4().hex[:8]}'
-        """This owner's mailbox address on the bus."""
+        self.owner_id = _new_owner_id()
+        """This owner's mailbox address on the bus (another one is picked on entry if an owner on the bus has it)."""
         self._parent: TaskContext | None = None
         self._registry = Registry(
             keep_finished=self.policy.keep_finished, finished_ttl_seconds=self.policy.finished_ttl_seconds
@@ -165,9 +172,16 @@ class SubAgentManager:
         self._parent = current_task()
         if self._parent is not None:
             self._parent.adopt(self)
-        self._bus.open_mailbox(self.owner_id, self._receive)
+        self.owner_id = self._claim_address(itertools.chain((self.owner_id,), iter(_new_owner_id, '')), self._receive)
         self._unsubscribe_telemetry = self._bus.subscribe(self._telemetry.observe)
         return self
+
+    def _claim_address(self, candidates: Iterator[str], handler: MailboxHandler) -> str:
+        """Open a mailbox at the first of `candidates` that no owner on the bus has, and return that address."""
+        for address in itertools.islice(candidates, _ADDRESS_ATTEMPTS):
+            if self._bus.open_mailbox(address, handler):
+                return address
+        raise RuntimeError(f'The message bus refused {_ADDRESS_ATTEMPTS} fresh random addresses in a row.')
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
@@ -299,8 +313,15 @@ class SubAgentManager:
     ) -> TaskRecord:
         now = self.clock.now()
         self._registry.forget_past_keeping(now)
+        runner: TaskRunner | None = None
+
+        def deliver(message: BusMessage) -> None:
+            if runner is not None:  # nothing is sent before the runner exists: this runs without awaiting
+                runner.receive(message)
+
+        task_id = self._claim_address((self._registry.new_task_id(config.name) for _ in itertools.count()), deliver)
         record = TaskRecord(
-            task_id=self._registry.new_task_id(config.name),
+            task_id=TaskId(task_id),
             subagent=config.name,
             description=description,
             created_at=now,
@@ -652,10 +673,9 @@ class SubAgentManager:
     # --- what the tasks report ----------------------------------------------------------------
 
     def _receive(self, message: BusMessage) -> None:
-        assert not isinstance(message, CancelRequest | Answer), 'only tasks receive these'
-        if isinstance(message, StatusChanged | TaskUnresponsive):
-            return  # our own announcements, for observers
-        record = self._registry.get(message.task_id)
+        record = self._reported_task(message)
+        if record is None:
+            return
         match message:
             case TaskStarted():
                 self._apply(record, TaskEvent.START, message.sent_at)
@@ -679,6 +699,12 @@ class SubAgentManager:
                 self._threads_finished(record, message.sent_at)
             case _:  # a question, acknowledgement or deadline that lost a race with a cancel or the end
                 pass
+
+    def _reported_task(self, message: BusMessage) -> TaskRecord | None:
+        """The task a report is about; `None` for what is not a task's report to this owner."""
+        if isinstance(message, StatusChanged | TaskUnresponsive | CancelRequest | Answer):
+            return None  # our own announcements, for observers; requests for tasks sent here by mistake
+        return self._registry.find(message.task_id)  # `None`: a sender on a shared bus used the wrong address
 
     def _threads_finished(self, record: TaskRecord, at: float) -> None:
         record.lingering_threads = 0

@@ -160,12 +160,15 @@ class Registry:
         """How many finished tasks have been forgotten."""
 
     def new_task_id(self, subagent: str) -> TaskId:
-        """A readable id not used by this owner yet: `<subagent>-<4 hex digits>`, longer once those run short."""
-        for attempt in range(64):
-            task_id = TaskId(f'{subagent}-{secrets.token_hex(2 if attempt < 8 else 4)}')
+        """A readable id this owner does not know: `<subagent>-<8 hex digits>`, 32 random bits, hard to guess.
+
+        Unique among this owner's tasks only; the owner also claims it as a mailbox address on the bus, which
+        makes it unique among the live tasks of every owner on that bus.
+        """
+        while True:  # the records are bounded far below 2**32, so this ends at once in practice
+            task_id = TaskId(f'{subagent}-{secrets.token_hex(4)}')
             if task_id not in self._records:
                 return task_id
-        raise AssertionError('no free task id after 64 attempts')  # pragma: no cover - 2**32 ids per name
 
     def add(self, record: TaskRecord) -> None:
         """Track a new task."""

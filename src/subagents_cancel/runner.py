@@ -106,7 +106,7 @@ class TaskRunner:
         slot: anyio.Semaphore | None,
         queued: bool,
     ) -> None:
-        """Prepare the runner and open its mailbox, so requests sent before it runs are not lost.
+        """Prepare the runner; its owner opens the task's mailbox with `receive` as the handler.
 
         `slot` is the owner's concurrency semaphore (released when the run ends); `queued` says the runner
         must acquire it first (the task is PENDING), rather than having been given it already. `pool`
@@ -144,7 +144,6 @@ class TaskRunner:
         """What code inside the task sees as [`current_task()`][subagents_cancel.current_task]."""
         self.finished = anyio.Event()
         """Set when the runner is done: the run has ended and nothing of it is left running."""
-        bus.open_mailbox(spec.task_id, self._receive)
 
     # --- the task's life ----------------------------------------------------------------------
 
@@ -255,7 +254,8 @@ class TaskRunner:
 
     # --- the mailbox ----------------------------------------------------------------------------
 
-    def _receive(self, message: BusMessage) -> None:
+    def receive(self, message: BusMessage) -> None:
+        """Handle a message sent to the task's mailbox: a cancel request or an answer (anything else is ignored)."""
         if isinstance(message, CancelRequest) and self._responses_before_cancel is None:
             self._responses_before_cancel = len(self._responses())
         match message:
@@ -269,8 +269,8 @@ class TaskRunner:
                     self._start_wrap_up(message)
             case Answer(correlation_id=question_id, text=text):
                 self._resolve_question(question_id, replies.answered_by_parent(text))
-            case _:  # pragma: no cover - the owner sends only cancel requests and answers
-                raise AssertionError(f'unexpected message for a task: {message!r}')
+            case _:  # only an owner's cancel requests and answers are for a task; another sender's mistake
+                pass
 
     def _start_wrap_up(self, request: CancelRequest) -> None:
         """Stop the task's own sub-agents first, then tell the task; stop it if the grace window runs out."""
