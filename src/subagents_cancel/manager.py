@@ -13,7 +13,6 @@ import dataclasses
 import itertools
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Literal, Self
 
@@ -66,6 +65,7 @@ from .shield import finish_shielded
 from .states import TaskEvent, TaskStatus
 from .task_context import TaskContext, current_task
 from .telemetry import TaskTelemetry
+from .tool_threads import SyncToolPool
 from .waiting import Waiters, WaitFor, WaitResult
 
 __all__ = ('SubAgentManager',)
@@ -146,7 +146,7 @@ class SubAgentManager:
         self._orphans: list[TaskId] = []
         self._phase: _Phase = 'new'
         self._slot: anyio.Semaphore | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: SyncToolPool | None = None
         self._telemetry = TaskTelemetry(self.get)
         self._unsubscribe_telemetry: Callable[[], None] = lambda: None
 
@@ -168,7 +168,9 @@ class SubAgentManager:
         self._phase = 'open'
         if self.policy.max_running is not None:
             self._slot = anyio.Semaphore(self.policy.max_running)
-        self._pool = ThreadPoolExecutor(self.policy.sync_tool_threads, thread_name_prefix=f'{self.owner_id}-tool')
+        self._pool = SyncToolPool(
+            self.policy.sync_tool_threads, max_lingering=self.policy.max_lingering_threads, name=f'{self.owner_id}-tool'
+        )
         self._parent = current_task()
         if self._parent is not None:
             self._parent.adopt(self)
@@ -217,7 +219,7 @@ class SubAgentManager:
         if self._parent is not None:
             self._parent.disown(self)
         assert self._pool is not None
-        self._pool.shutdown(wait=False)  # a sync tool's thread cannot be stopped; it is reported, not awaited
+        self._pool.shutdown()  # a sync tool's thread cannot be stopped; it is reported, not awaited
         self._close_mailbox_when_quiet()
 
     def _close_mailbox_when_quiet(self) -> None:

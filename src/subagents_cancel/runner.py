@@ -20,7 +20,6 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import anyio
@@ -60,6 +59,7 @@ from .messages import (
 from .preemption import StepPreemption
 from .task_capability import TaskRunCapability
 from .task_context import TaskContext, TaskThreads, task_scope
+from .tool_threads import SyncToolPool
 
 __all__ = ('TaskRunner', 'TaskSpec')
 
@@ -102,7 +102,7 @@ class TaskRunner:
         *,
         bus: MessageBus,
         clock: Clock,
-        pool: ThreadPoolExecutor,
+        pool: SyncToolPool,
         slot: anyio.Semaphore | None,
         queued: bool,
     ) -> None:
