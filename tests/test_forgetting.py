@@ -10,6 +10,7 @@ from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 
 from subagents_cancel import (
+    CancelReason,
     ManualClock,
     SubAgentCapability,
     SubAgentConfig,
@@ -18,6 +19,7 @@ from subagents_cancel import (
     TaskStatus,
     UnknownTask,
 )
+from subagents_cancel.metrics import RECENT_CANCELLED_RUNS
 
 from .helpers import Gate, Script, call, replies_of, text, tool_returns
 
@@ -91,3 +93,21 @@ async def test_the_parent_is_told_that_a_forgotten_id_may_have_been_a_finished_t
     assert replies_of(result.all_messages())[2] == snapshot(
         "No task 'worker-0001' in this run; call list_active_tasks() to see your tasks. The oldest finished tasks are forgotten to save memory; it may have been one of them."
     )
+
+
+async def test_the_cancel_figures_keep_a_window_of_recent_runs_and_count_them_all(clock: ManualClock) -> None:
+    """Past `RECENT_CANCELLED_RUNS` cancels, the runs kept one by one stay that many; the counts go on."""
+    total = RECENT_CANCELLED_RUNS + 5
+    running = Gate()
+    sub = Script([running.block_forever()])
+    policy = SubAgentPolicy(keep_finished=10, max_running=1)
+    async with SubAgentManager([worker(sub)], policy=policy, clock=clock) as manager:
+        for _ in range(total):  # one runs, the others wait for its slot: cancelling them costs no run
+            await manager.start('worker', 'A long job')
+        await running.reached.wait()
+        manager.cancel_all('hard', reason=CancelReason())
+        await manager.wait()
+        figures = manager.metrics().of('worker')
+
+    assert (figures.cancelled, len(figures.cancelled_runs)) == (total, RECENT_CANCELLED_RUNS)
+    assert (figures.finished, figures.stop_times('hard').count) == (total, RECENT_CANCELLED_RUNS)
