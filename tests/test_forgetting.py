@@ -12,6 +12,7 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 from subagents_cancel import (
     CancelReason,
     ManualClock,
+    RegionClosed,
     SubAgentCapability,
     SubAgentConfig,
     SubAgentManager,
@@ -111,3 +112,40 @@ async def test_the_cancel_figures_keep_a_window_of_recent_runs_and_count_them_al
 
     assert (figures.cancelled, len(figures.cancelled_runs)) == (total, RECENT_CANCELLED_RUNS)
     assert (figures.finished, figures.stop_times('hard').count) == (total, RECENT_CANCELLED_RUNS)
+
+
+async def test_a_region_is_forgotten_with_its_last_task(clock: ManualClock) -> None:
+    """One region per request: only the regions of the tasks still kept are known, however many came before."""
+    sub = Script([text(f'{number}') for number in range(5)])
+    async with SubAgentManager([worker(sub)], policy=SubAgentPolicy(keep_finished=2), clock=clock) as manager:
+        for number in range(5):
+            task = await manager.start('worker', 'A job', region=f'request-{number}')
+            await manager.wait([task.task_id])
+        assert manager.regions() == ('request-3', 'request-4')
+
+
+async def test_a_cancelled_region_stays_closed_while_its_tasks_are_kept(clock: ManualClock) -> None:
+    """Its cancel is kept with its tasks (starting in it is refused), and forgotten with the last of them."""
+    blocked = Gate()
+    sub = Script([blocked.block_forever(), text('1'), text('2'), text('3')])
+    async with SubAgentManager([worker(sub)], policy=SubAgentPolicy(keep_finished=2), clock=clock) as manager:
+        await manager.start('worker', 'A job', region='research/patents')
+        await blocked.reached.wait()
+        await manager.hard_cancel_region('research')
+        await run_to_end(manager, 'Job 1')
+        with pytest.raises(RegionClosed):
+            await manager.start('worker', 'Too late', region='research/patents')
+        kept = manager.regions()
+        await run_to_end(manager, 'Job 2')  # the cancelled task is the oldest of three finished: forgotten
+        assert (kept, manager.regions()) == (('research/patents', 'research'), ())
+        await manager.wait([(await manager.start('worker', 'A new start', region='research')).task_id])
+
+
+async def test_regions_cancelled_empty_are_kept_closed_up_to_the_limit(clock: ManualClock) -> None:
+    """A region cancelled before any task joined it stays closed until `keep_finished` more such are cancelled."""
+    async with SubAgentManager([worker(Script([]))], policy=SubAgentPolicy(keep_finished=2), clock=clock) as manager:
+        for number in range(4):
+            await manager.soft_cancel_region(f'empty-{number}')
+        assert manager.regions() == ('empty-2', 'empty-3')
+        with pytest.raises(RegionClosed):
+            await manager.start('worker', 'A job', region='empty-3')

@@ -657,6 +657,14 @@ class SubAgentManager:
                 self._request_cancel(record, mode, reason, self._grace(record, grace_seconds))
         return records
 
+    def regions(self) -> tuple[str, ...]:
+        """The regions this owner knows: those holding a task it keeps, and the cancelled ones it keeps closed.
+
+        A region is forgotten with its last task (see `keep_finished`); a cancelled region stays closed while any
+        of its tasks is kept, and one cancelled while it held no task until `keep_finished` more such are cancelled.
+        """
+        return self._registry.regions()
+
     def region_tasks(self, region: str) -> tuple[TaskInfo, ...]:
         """Snapshots of the tasks of a region and of the regions inside it."""
         return tuple(self._info(record) for record in self._registry.in_region(region))
