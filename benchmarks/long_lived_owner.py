@@ -17,6 +17,7 @@ most between its two snapshots. Figures depend on the machine and the allocator;
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 import tracemalloc
 
@@ -26,6 +27,7 @@ from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, Text
 from benchkit.stats import rss_bytes
 from benchkit.subagent import function_model
 from subagents_cancel import CancelReason, SubAgentConfig, SubAgentManager, SubAgentPolicy
+from subagents_cancel.metrics import RECENT_CANCELLED_RUNS
 
 REQUEST_SIZE = 10
 SAMPLE_EVERY = 1_000
@@ -71,6 +73,10 @@ class Requests:
         await self.manager.wait(ids)
         self.served += 1
 
+    async def serve_until(self, tasks: int) -> None:
+        while self.served * REQUEST_SIZE < tasks:
+            await self.serve()
+
 
 def _first_prompt(messages: list[ModelMessage]) -> str:
     first = messages[0]
@@ -102,10 +108,11 @@ async def main(tasks: int, keep_finished: int, trace_tasks: int, top: int) -> No
     config = SubAgentConfig(name='worker', description='Works', model=function_model(respond))
     async with SubAgentManager([config], policy=policy) as manager:
         requests = Requests(manager)
-        warm_up = 2 * keep_finished + 2 * SAMPLE_EVERY
+        warm_up = 2 * max(keep_finished, RECENT_CANCELLED_RUNS) + 2 * SAMPLE_EVERY
         started = time.perf_counter()
-        while requests.served * REQUEST_SIZE < warm_up:
-            await requests.serve()
+        if tasks < warm_up + 2 * SAMPLE_EVERY:
+            raise SystemExit(f'--tasks must be at least {warm_up + 2 * SAMPLE_EVERY:,}: {warm_up:,} warm up the owner')
+        await requests.serve_until(warm_up)
         samples: list[tuple[int, int]] = []
         while requests.served * REQUEST_SIZE < tasks:
             await requests.serve()
@@ -118,17 +125,23 @@ async def main(tasks: int, keep_finished: int, trace_tasks: int, top: int) -> No
         print(f'RSS slope after warm-up: {slope_kb_per_thousand(samples):+.2f} KB per 1,000 tasks (target: about 0)')
         print(f'kept: {len(manager.tasks()):,} task records; metrics: {manager.metrics().of("worker").finished:,} ended')
 
-        tracemalloc.start(12)
-        before = tracemalloc.take_snapshot()
-        goal = requests.served * REQUEST_SIZE + trace_tasks
-        while requests.served * REQUEST_SIZE < goal:
-            await requests.serve()
-        after = tracemalloc.take_snapshot()
+        # tracemalloc sees only what is allocated once it runs: first let everything the owner keeps be replaced.
+        tracemalloc.start()
+        await requests.serve_until(requests.served * REQUEST_SIZE + warm_up)
+        before = _snapshot()
+        await requests.serve_until(requests.served * REQUEST_SIZE + trace_tasks)
+        after = _snapshot()
         tracemalloc.stop()
+        growers = sorted(after.compare_to(before, 'lineno'), key=lambda stat: stat.size_diff, reverse=True)[:top]
         print(f'\ntracemalloc: the {top} allocation sites that grew most over {trace_tasks:,} more tasks')
-        for stat in after.compare_to(before, 'traceback')[:top]:
-            frame = stat.traceback[-1]
+        for stat in growers:
+            frame = stat.traceback[0]
             print(f'{stat.size_diff / 1024:+9.1f} KB {stat.count_diff:+7,} blocks  {frame.filename}:{frame.lineno}')
+
+
+def _snapshot() -> tracemalloc.Snapshot:
+    gc.collect()
+    return tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
 
 
 if __name__ == '__main__':

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import re
+import threading
 
+import anyio
+import anyio.to_thread
 import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import Agent
@@ -11,6 +15,7 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 
 from subagents_cancel import (
     CancelReason,
+    InProcessBus,
     ManualClock,
     RegionClosed,
     SubAgentCapability,
@@ -20,7 +25,9 @@ from subagents_cancel import (
     TaskStatus,
     UnknownTask,
 )
+from subagents_cancel.messages import ThreadsFinished
 from subagents_cancel.metrics import RECENT_CANCELLED_RUNS
+from subagents_cancel.registry import TaskRecord
 
 from .helpers import Gate, Script, call, replies_of, text, tool_returns
 
@@ -149,3 +156,34 @@ async def test_regions_cancelled_empty_are_kept_closed_up_to_the_limit(clock: Ma
         assert manager.regions() == ('empty-2', 'empty-3')
         with pytest.raises(RegionClosed):
             await manager.start('worker', 'A job', region='empty-3')
+
+
+def _live_records() -> int:
+    gc.collect()
+    return sum(isinstance(obj, TaskRecord) for obj in gc.get_objects())
+
+
+async def test_a_task_that_was_unresponsive_is_forgotten_like_any_other(clock: ManualClock) -> None:
+    """A task whose sync tool outlived its stop, once its thread has returned, leaves nothing behind when forgotten."""
+    entered, release = threading.Event(), threading.Event()
+
+    def crunch() -> str:
+        """Crunch."""
+        entered.set()
+        release.wait()
+        return 'crunched'
+
+    sub = Script([call('crunch'), text('1'), text('2')])
+    config = SubAgentConfig(name='worker', description='Works', agent=Agent(sub.model, tools=[crunch]))
+    bus, returned = InProcessBus(), anyio.Event()
+    bus.subscribe(lambda address, message: returned.set() if isinstance(message, ThreadsFinished) else None)
+    policy = SubAgentPolicy(keep_finished=1)
+    async with SubAgentManager([config], policy=policy, clock=clock, bus=bus) as manager:
+        task = await manager.start('worker', 'Get stuck')
+        await anyio.to_thread.run_sync(entered.wait)
+        await manager.hard_cancel(task.task_id)
+        release.set()
+        await returned.wait()
+        for number in range(2):
+            await run_to_end(manager, f'Job {number}')
+        assert _live_records() == 1

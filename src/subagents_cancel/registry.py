@@ -230,6 +230,7 @@ class Registry:
                 return
             del self._done[task_id]
             record = self._records.pop(task_id)
+            self._stopped_but_running.pop(task_id, None)  # done: it stopped, and its threads have returned
             if record.region is not None:
                 self._forget_in_region(record.region, task_id)
             self.forgotten += 1

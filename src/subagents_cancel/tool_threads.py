@@ -125,8 +125,10 @@ class SyncToolPool(Executor):
                     call.future.set_exception(error)
                 else:
                     call.future.set_result(result)
+                    del result
             with self._lock:
                 self._lingering.discard(call.future)
+                del call  # an idle thread must not keep its last call (and the task it ran for) alive
                 if self._threads > self._budget():
                     self._threads -= 1  # a lingering call has returned: the pool shrinks back to its budget
                     return
