@@ -127,7 +127,7 @@ async def test_two_owners_on_one_bus_never_share_a_task_id(clock: ManualClock) -
     """Thousands of tasks each on two managers sharing a bus: every start succeeds, and each owner's figures are its own."""
     config = SubAgentConfig(name='researcher', description='Researches', model=FunctionModel(_answer_at_once))
     bus = InProcessBus()
-    per_owner = 1500
+    per_owner = 1000
     async with (
         SubAgentManager([config], clock=clock, bus=bus) as first,
         SubAgentManager([config], clock=clock, bus=bus) as second,
