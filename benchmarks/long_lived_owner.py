@@ -85,7 +85,9 @@ def _first_prompt(messages: list[ModelMessage]) -> str:
 
 
 def _cancel_request_in(message: ModelMessage) -> bool:
-    return isinstance(message, ModelRequest) and any('CANCEL_REQUEST' in str(part.content) for part in message.parts)
+    if not isinstance(message, ModelRequest):
+        return False
+    return any(isinstance(part, UserPromptPart) and 'CANCEL_REQUEST' in str(part.content) for part in message.parts)
 
 
 def slope_kb_per_thousand(samples: list[tuple[int, int]]) -> float:
@@ -119,11 +121,13 @@ async def main(tasks: int, keep_finished: int, trace_tasks: int, top: int) -> No
             if requests.served * REQUEST_SIZE % SAMPLE_EVERY == 0:
                 samples.append((requests.served * REQUEST_SIZE, rss_bytes()))
         elapsed = time.perf_counter() - started
-        first, last = samples[0], samples[-1]
+        (first, first_rss), (last, last_rss) = samples[0], samples[-1]
+        figures = manager.metrics().of('worker')
         print(f'{requests.served * REQUEST_SIZE:,} tasks in {elapsed:.0f} s, keep_finished={keep_finished:,}')
-        print(f'RSS after warm-up ({first[0]:,} tasks): {first[1] / 2**20:.1f} MB; at {last[0]:,}: {last[1] / 2**20:.1f} MB')
+        print(f'RSS after warm-up ({first:,} tasks): {first_rss / 2**20:.1f} MB; at {last:,}: {last_rss / 2**20:.1f} MB')
         print(f'RSS slope after warm-up: {slope_kb_per_thousand(samples):+.2f} KB per 1,000 tasks (target: about 0)')
-        print(f'kept: {len(manager.tasks()):,} task records; metrics: {manager.metrics().of("worker").finished:,} ended')
+        print(f'kept: {len(manager.tasks()):,} task records, {len(manager.regions()):,} regions; ', end='')
+        print(f'metrics: {figures.finished:,} ended, {len(figures.cancelled_runs):,} cancelled runs kept')
 
         # tracemalloc sees only what is allocated once it runs: first let everything the owner keeps be replaced.
         tracemalloc.start()
