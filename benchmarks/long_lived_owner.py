@@ -124,7 +124,8 @@ async def main(tasks: int, keep_finished: int, trace_tasks: int, top: int) -> No
         (first, first_rss), (last, last_rss) = samples[0], samples[-1]
         figures = manager.metrics().of('worker')
         print(f'{requests.served * REQUEST_SIZE:,} tasks in {elapsed:.0f} s, keep_finished={keep_finished:,}')
-        print(f'RSS after warm-up ({first:,} tasks): {first_rss / 2**20:.1f} MB; at {last:,}: {last_rss / 2**20:.1f} MB')
+        print(f'RSS after warm-up ({first:,} tasks): {first_rss / 2**20:.1f} MB; ', end='')
+        print(f'at {last:,}: {last_rss / 2**20:.1f} MB')
         print(f'RSS slope after warm-up: {slope_kb_per_thousand(samples):+.2f} KB per 1,000 tasks (target: about 0)')
         print(f'kept: {len(manager.tasks()):,} task records, {len(manager.regions()):,} regions; ', end='')
         print(f'metrics: {figures.finished:,} ended, {len(figures.cancelled_runs):,} cancelled runs kept')
