@@ -1,6 +1,6 @@
 """A long-lived owner: memory must stay flat over 100,000 tasks (target: an RSS slope of about 0 KB per 1,000).
 
-Run: python benchmarks/long_lived_owner.py [--tasks 100000] [--keep-finished 1000] [--trace-tasks 5000]
+Run: python benchmarks/long_lived_owner.py [--tasks 100000] [--keep-finished 1000] [--trace-tasks 2000]
 
 One `SubAgentManager` lives for the whole run, like a web server's. Tasks come in requests of 10: each request
 starts 5 sub-agents that answer at once and 5 whose model request hangs, then cancels those 5 (two or three
@@ -132,7 +132,7 @@ async def main(tasks: int, keep_finished: int, trace_tasks: int, top: int) -> No
 
         # tracemalloc sees only what is allocated once it runs: first let everything the owner keeps be replaced.
         tracemalloc.start()
-        await requests.serve_until(requests.served * REQUEST_SIZE + warm_up)
+        await requests.serve_until(requests.served * REQUEST_SIZE + 2 * max(keep_finished, RECENT_CANCELLED_RUNS))
         before = _snapshot()
         await requests.serve_until(requests.served * REQUEST_SIZE + trace_tasks)
         after = _snapshot()
@@ -153,7 +153,7 @@ if __name__ == '__main__':
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument('--tasks', type=int, default=100_000, help='tasks to start in all (default 100,000)')
     parser.add_argument('--keep-finished', type=int, default=1_000, help='SubAgentPolicy.keep_finished (default 1,000)')
-    parser.add_argument('--trace-tasks', type=int, default=5_000, help='tasks followed by tracemalloc at the end')
+    parser.add_argument('--trace-tasks', type=int, default=2_000, help='tasks followed by tracemalloc at the end')
     parser.add_argument('--top', type=int, default=12, help='allocation sites to print')
     arguments = parser.parse_args()
     anyio.run(main, arguments.tasks, arguments.keep_finished, arguments.trace_tasks, arguments.top)
