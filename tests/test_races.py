@@ -1,65 +1,163 @@
-"""Cancel against completion: whichever reaches the task's record first decides, and no finished output is lost."""
+"""Cancel against completion: whichever reaches the task first wins, and no answer that has arrived is lost.
+
+The commit point is the moment the run has its final answer and has accepted it (pydantic-ai's output
+processing is done and the run has reached its end). A cancel that reaches the task after it loses: the task
+ends COMPLETED with its output. A cancel that reaches it while the final answer is being processed waits
+until the run either ends (the answer wins) or goes on (the cancel wins); a hard one waits a bounded time.
+"""
 
 from __future__ import annotations
 
 import anyio
 import pytest
-from pydantic_ai import Agent
+from inline_snapshot import snapshot
+from pydantic import BaseModel
+from pydantic_ai import Agent, ModelRetry
+from pydantic_ai.messages import ModelMessage, ModelResponse
 
 from subagents_cancel import (
     Cancelled,
     CancelReason,
     Completed,
+    Failed,
+    InProcessBus,
     ManualClock,
     PartialResult,
+    SubAgentCapability,
     SubAgentConfig,
     SubAgentManager,
-    TaskAlreadyFinished,
     TaskStatus,
 )
+from subagents_cancel.messages import BusMessage, CancelRequest, RunFinished
 
-from .helpers import LingersAfterTheEnd, Script, text
+from .helpers import (
+    TASK_ID,
+    LingersAfterTheEnd,
+    Script,
+    Step,
+    WatchedClock,
+    after,
+    call,
+    replies_of,
+    resolve,
+    text,
+)
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_hard_cancel_after_the_output_keeps_the_output(clock: ManualClock) -> None:
-    """A hard cancel that lands after the run produced its answer wins (it was requested first), and keeps it."""
+class Report(BaseModel):
+    title: str
+    pages: int
+
+
+def report(title: str, pages: int) -> Script:
+    """A sub-agent model whose final answer is a `Report` (pydantic-ai's output tool)."""
+    return Script(
+        [call('final_result', title=title, pages=pages)], on_cancel=call('final_result', title='wrap-up', pages=0)
+    )
+
+
+@pytest.mark.parametrize('mode', ['soft', 'hard'])
+async def test_a_cancel_after_the_run_ended_loses(clock: ManualClock, mode: str) -> None:
+    """The run has its answer and has ended; a later cancel leaves it COMPLETED: no fallback, no extra request."""
+    lingers = LingersAfterTheEnd()
+    sub = Script([text('FULL answer')], on_cancel=text('wrap-up'))
+    summary = Script([])  # the fallback: fails if it is ever asked
+    configs = [
+        SubAgentConfig(name='r', description='R', agent=Agent(sub.model, capabilities=[lingers]), fallback='s'),
+        SubAgentConfig(name='s', description='S', model=summary.model),
+    ]
+    async with SubAgentManager(configs, clock=clock) as manager:
+        task = await manager.start('r', 'Research X')
+        await lingers.reached.wait()
+        if mode == 'soft':
+            await manager.soft_cancel(task.task_id)
+            lingers.release.set()
+            (info,) = (await manager.wait([task.task_id])).tasks
+        else:
+            info = await manager.hard_cancel(task.task_id)
+        every_task = manager.tasks()
+        metrics = manager.metrics().of('r')
+
+    assert (info.status, info.outcome) == (TaskStatus.COMPLETED, Completed('FULL answer'))
+    assert info.cancel is not None and info.cancel.lost
+    assert len(sub.requests) == 1
+    assert [task.task_id for task in every_task] == [task.task_id]
+    assert summary.requests == []
+    assert (metrics.completed, metrics.cancelled, metrics.cancel_rate) == (1, 0, 0.0)
+
+
+async def test_the_owner_ending_after_the_run_ended_keeps_it_completed(clock: ManualClock) -> None:
+    """An owner's teardown is a cancel like any other: a task that had its answer already ends COMPLETED."""
     lingers = LingersAfterTheEnd()
     agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
     async with SubAgentManager([SubAgentConfig(name='r', description='R', agent=agent)], clock=clock) as manager:
         task = await manager.start('r', 'Research X')
         await lingers.reached.wait()
-        info = await manager.hard_cancel(task.task_id)
-    assert info.outcome == Cancelled(
-        mode='hard', reason=CancelReason(kind='user'), partial=PartialResult(final_message='FULL answer')
+    info = manager.get(task.task_id)
+    assert (info.status, info.outcome) == (TaskStatus.COMPLETED, Completed('FULL answer'))
+    assert info.cancel is not None and info.cancel.reason == CancelReason(kind='parent_ended') and info.cancel.lost
+
+
+async def test_a_cancel_of_a_finished_task_returns_it(clock: ManualClock) -> None:
+    """Pressing Stop on a finished task needs no `try`: both cancels return the task as it ended, untouched."""
+    sub = Script([text('done')])
+    async with SubAgentManager([SubAgentConfig(name='r', description='R', model=sub.model)], clock=clock) as manager:
+        done = await manager.run('r', 'Research X')
+        soft = await manager.soft_cancel(done.task_id)
+        hard = await manager.hard_cancel(done.task_id)
+        again = await manager.soft_cancel(done.task_id)
+    assert soft == hard == again == done
+    assert (done.status, done.outcome, done.cancel) == (TaskStatus.COMPLETED, Completed('done'), None)
+
+
+async def test_a_cancel_tool_after_the_run_ended_says_it_had_finished_first(clock: ManualClock) -> None:
+    """The parent's hard cancel lands after the sub-agent's answer: the reply says so and shows the result."""
+    lingers = LingersAfterTheEnd()
+    agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
+    parent = Script(
+        [
+            call('task', description='Research X', subagent_type='r', mode='async'),
+            after(lingers.reached, call('hard_cancel_task', task_id=TASK_ID)),
+            call('soft_cancel_task', task_id=TASK_ID),
+            call('check_task', task_id=TASK_ID),
+            text('done'),
+        ]
+    )
+    capability = SubAgentCapability(subagents=[SubAgentConfig(name='r', description='R', agent=agent)], clock=clock)
+    result = await Agent(parent.model, capabilities=[capability]).run('go')
+    assert replies_of(result.all_messages())[1:] == snapshot(
+        [
+            """\
+r-0001 had finished before the cancel arrived, so nothing was cancelled: COMPLETED in 0.0 ms. Output:
+FULL answer\
+""",
+            """\
+r-0001 had finished before the cancel arrived, so nothing was cancelled: COMPLETED in 0.0 ms. Output:
+FULL answer\
+""",
+            """\
+r-0001: COMPLETED in 0.0 ms (it had finished before the cancel arrived). Output:
+FULL answer\
+""",
+        ]
     )
 
 
-async def test_completion_first_refuses_the_cancel(clock: ManualClock) -> None:
-    """When the task has already reported its output, the cancel is refused and the result is untouched."""
-    async with SubAgentManager(
-        [SubAgentConfig(name='r', description='R', model=Script([text('done')]).model)], clock=clock
-    ) as manager:
-        info = await manager.run('r', 'Research X')
-        with pytest.raises(TaskAlreadyFinished):
-            await manager.hard_cancel(info.task_id)
-    assert manager.get(info.task_id).status is TaskStatus.COMPLETED
-    assert manager.get(info.task_id).outcome == Completed('done')
-
-
-async def test_a_soft_cancel_while_the_final_answer_is_processed_keeps_the_answer(clock: ManualClock) -> None:
-    """The request lands after the model's final answer arrived but before the run ended: no extra request, answer kept.
+@pytest.mark.parametrize('structured', [False, True], ids=['text', 'structured'])
+async def test_a_soft_cancel_while_the_final_answer_is_processed_loses(clock: ManualClock, structured: bool) -> None:
+    """The request lands after the final answer arrived, while its output is validated: the answer wins, typed.
 
     Found by the fuzzer (seed 109761): the request was queued into a run that was already ending, so pydantic-ai
     sent the model one more request to deliver it and dropped the finished answer.
     """
     validating, release = anyio.Event(), anyio.Event()
-    sub = Script([text('FULL answer')], on_cancel=text('wrap-up instead of the answer'))
-    agent = Agent(sub.model)
+    sub = report('Q3', 12) if structured else Script([text('FULL answer')], on_cancel=text('wrap-up'))
+    agent = Agent(sub.model, output_type=Report if structured else str)
 
     @agent.output_validator
-    async def check(output: str) -> str:
+    async def check(output: Report | str) -> Report | str:
         validating.set()  # the run has the final answer and is processing it
         await release.wait()
         return output
@@ -71,6 +169,365 @@ async def test_a_soft_cancel_while_the_final_answer_is_processed_keeps_the_answe
         release.set()
         (info,) = (await manager.wait([task.task_id])).tasks
     assert len(sub.requests) == 1
+    assert info.status is TaskStatus.COMPLETED
+    assert info.outcome == Completed(Report(title='Q3', pages=12) if structured else 'FULL answer')
+    assert info.cancel is not None and info.cancel.lost and info.cancel.acknowledged_at is None
+
+
+@pytest.mark.parametrize('structured', [False, True], ids=['text', 'structured'])
+async def test_a_held_cancel_is_delivered_when_the_answer_is_rejected(clock: ManualClock, structured: bool) -> None:
+    """Validation rejects the final answer and the run goes on: the held request goes out and wins."""
+    validating, release = anyio.Event(), anyio.Event()
+    sub = report('Q3', 12) if structured else Script([text('FULL answer')], on_cancel=text('wrap-up'))
+    agent = Agent(sub.model, output_type=Report if structured else str)
+
+    @agent.output_validator
+    async def check(output: Report | str) -> Report | str:
+        if not validating.is_set():
+            validating.set()
+            await release.wait()
+            raise ModelRetry('Too short.')
+        return output
+
+    async with SubAgentManager([SubAgentConfig(name='r', description='R', agent=agent)], clock=clock) as manager:
+        task = await manager.start('r', 'Research X')
+        await validating.wait()
+        await manager.soft_cancel(task.task_id)
+        release.set()
+        (info,) = (await manager.wait([task.task_id])).tasks
+    assert len(sub.requests) == 2 and sub.saw_cancel_request()
     assert info.outcome == Cancelled(
-        mode='soft', reason=CancelReason(kind='user'), partial=PartialResult(final_message='FULL answer')
+        mode='soft',
+        reason=CancelReason(kind='user'),
+        partial=PartialResult(
+            final_message=Report(title='wrap-up', pages=0) if structured else 'wrap-up', read_request=True
+        ),
     )
+
+
+@pytest.mark.parametrize('structured', [False, True], ids=['text', 'structured'])
+async def test_a_hard_cancel_waits_for_the_verdict_on_an_answer_that_arrived(
+    clock: ManualClock, structured: bool
+) -> None:
+    """A hard cancel while an arrived final answer is validated waits: the answer is accepted, so it wins."""
+    validating, release = anyio.Event(), anyio.Event()
+    sub = report('Q3', 12) if structured else Script([text('FULL answer')])
+    agent = Agent(sub.model, output_type=Report if structured else str)
+
+    @agent.output_validator
+    async def check(output: Report | str) -> Report | str:
+        validating.set()
+        await release.wait()
+        return output
+
+    async with SubAgentManager([SubAgentConfig(name='r', description='R', agent=agent)], clock=clock) as manager:
+        task = await manager.start('r', 'Research X')
+        await validating.wait()
+        async with anyio.create_task_group() as group:
+            group.start_soon(manager.hard_cancel, task.task_id)
+            await anyio.wait_all_tasks_blocked()
+            release.set()
+        info = manager.get(task.task_id)
+    assert info.outcome == Completed(Report(title='Q3', pages=12) if structured else 'FULL answer')
+    assert info.cancel is not None and info.cancel.lost
+    assert len(sub.requests) == 1
+
+
+@pytest.mark.parametrize('structured', [False, True], ids=['text', 'structured'])
+async def test_a_hard_cancel_stops_the_run_when_the_arrived_answer_is_rejected(
+    clock: ManualClock, structured: bool
+) -> None:
+    """Validation rejects the answer the hard cancel waited for: the run stops before its next model request."""
+    validating, release = anyio.Event(), anyio.Event()
+    sub = report('Q3', 12) if structured else Script([text('FULL answer')])
+    agent = Agent(sub.model, output_type=Report if structured else str)
+
+    @agent.output_validator
+    async def check(output: Report | str) -> Report | str:
+        validating.set()
+        await release.wait()
+        raise ModelRetry('Too short.')
+
+    async with SubAgentManager([SubAgentConfig(name='r', description='R', agent=agent)], clock=clock) as manager:
+        task = await manager.start('r', 'Research X')
+        await validating.wait()
+        async with anyio.create_task_group() as group:
+            group.start_soon(manager.hard_cancel, task.task_id)
+            await anyio.wait_all_tasks_blocked()
+            release.set()
+        info = manager.get(task.task_id)
+    assert info.outcome == Cancelled(
+        mode='hard',
+        reason=CancelReason(kind='user'),
+        partial=PartialResult(final_message={'title': 'Q3', 'pages': 12} if structured else 'FULL answer'),
+    )
+    assert len(sub.requests) == 1
+
+
+@pytest.mark.parametrize('structured', [False, True], ids=['text', 'structured'])
+async def test_a_hard_cancel_stops_a_verdict_that_never_comes_and_keeps_the_answer(
+    clock: ManualClock, structured: bool
+) -> None:
+    """Validation of the arrived answer hangs: after the policy's wait the run is stopped, the answer is the partial."""
+    validating = anyio.Event()
+    sub = report('Q3', 12) if structured else Script([text('FULL answer')])
+    agent = Agent(sub.model, output_type=Report if structured else str)
+
+    @agent.output_validator
+    async def check(output: Report | str) -> Report | str:
+        validating.set()
+        await anyio.sleep_forever()
+        return output
+
+    async with SubAgentManager([SubAgentConfig(name='r', description='R', agent=agent)], clock=clock) as manager:
+        task = await manager.start('r', 'Research X')
+        await validating.wait()
+        async with anyio.create_task_group() as group:
+            group.start_soon(manager.hard_cancel, task.task_id)
+            await anyio.wait_all_tasks_blocked()
+            assert manager.get(task.task_id).status is TaskStatus.RUNNING  # waiting for the verdict
+            clock.advance(manager.policy.final_answer_wait_seconds)
+        info = manager.get(task.task_id)
+    assert info.outcome == Cancelled(
+        mode='hard',
+        reason=CancelReason(kind='user'),
+        partial=PartialResult(final_message={'title': 'Q3', 'pages': 12} if structured else 'FULL answer'),
+    )
+
+
+async def test_a_cancel_tool_on_a_failed_task_says_it_had_ended_first(clock: ManualClock) -> None:
+    """A cancel of a task that had failed says it had ended before the cancel arrived, and how."""
+
+    def provider_down(messages: list[ModelMessage]) -> ModelResponse:
+        raise RuntimeError('the model provider failed')
+
+    sub = Script([provider_down])
+    async with SubAgentManager([SubAgentConfig(name='r', description='R', model=sub.model)], clock=clock) as manager:
+        failed = await manager.run('r', 'Research X')
+        parent = Script([call('soft_cancel_task', task_id=failed.task_id), text('done')])
+        capability = SubAgentCapability(manager=manager)
+        result = await Agent(parent.model, capabilities=[capability]).run('go')
+    assert replies_of(result.all_messages()) == snapshot(
+        [
+            'r-0001 had already ended before the cancel arrived, so nothing was cancelled: FAILED after 0.0 ms: RuntimeError: the sub-agent run raised this error; details are in the logs'
+        ]
+    )
+
+
+@pytest.mark.parametrize('mode', ['soft', 'hard'])
+async def test_a_cancel_tool_after_the_commit_point_says_at_once_that_it_had_finished(
+    clock: ManualClock, mode: str
+) -> None:
+    """The run has accepted its answer but has not ended: the cancel tool's reply already says it finished first."""
+    lingers = LingersAfterTheEnd()
+    agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
+    parent = Script(
+        [
+            call('task', description='Research X', subagent_type='r', mode='async'),
+            after(lingers.reached, call(f'{mode}_cancel_task', task_id=TASK_ID)),
+            _ending(lingers, call('wait_tasks', task_ids=[TASK_ID])),
+            text('done'),
+        ]
+    )
+    capability = SubAgentCapability(subagents=[SubAgentConfig(name='r', description='R', agent=agent)], clock=clock)
+    result = await Agent(parent.model, capabilities=[capability]).run('go')
+    assert replies_of(result.all_messages())[1:] == snapshot(
+        [
+            """\
+r-0001 had finished before the cancel arrived, so nothing was cancelled: COMPLETED in 0.0 ms. Output:
+FULL answer\
+""",
+            """\
+The task has ended.
+
+r-0001: COMPLETED in 0.0 ms (it had finished before the cancel arrived). Output:
+FULL answer\
+""",
+        ]
+    )
+
+
+async def test_check_task_after_a_cancel_that_lost_says_the_task_is_ending(clock: ManualClock) -> None:
+    """Between the cancel that lost and the run's end, check_task, a second cancel and the list say it finished first."""
+    lingers = LingersAfterTheEnd()
+    agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
+    parent = Script(
+        [
+            call('task', description='Research X', subagent_type='r', mode='async'),
+            after(lingers.reached, call('soft_cancel_task', task_id=TASK_ID)),
+            call('check_task', task_id=TASK_ID),
+            call('soft_cancel_task', task_id=TASK_ID),
+            call('list_active_tasks'),
+            _ending(lingers, call('wait_tasks', task_ids=[TASK_ID])),
+            text('done'),
+        ]
+    )
+    capability = SubAgentCapability(subagents=[SubAgentConfig(name='r', description='R', agent=agent)], clock=clock)
+    result = await Agent(parent.model, capabilities=[capability]).run('go')
+    assert replies_of(result.all_messages())[2:5] == snapshot(
+        [
+            """\
+r-0001: RUNNING for 0.0 ms.
+It had finished before the soft cancel arrived (requested 0.0 ms ago, on request), so nothing was cancelled; its run is ending. Output:
+FULL answer
+No checkpoints yet.\
+""",
+            """\
+r-0001 had finished before the cancel arrived, so nothing was cancelled: COMPLETED in 0.0 ms. Output:
+FULL answer\
+""",
+            """\
+1 active task:
+- r-0001 RUNNING 0.0 ms (r): 'Research X'; it had finished before the soft cancel arrived, and is ending\
+""",
+        ]
+    )
+
+
+def _ending(lingers: LingersAfterTheEnd, step: Step) -> Step:
+    """The parent's step, after it has let the run held open by `lingers` end."""
+
+    async def respond(messages: list[ModelMessage]) -> ModelResponse:
+        lingers.release.set()
+        return await resolve(step, messages)
+
+    return respond
+
+
+async def test_a_soft_cancel_after_the_commit_point_returns_the_committed_output(clock: ManualClock) -> None:
+    """`soft_cancel` in the window between the accepted answer and the run's end says at once that the cancel lost."""
+    lingers = LingersAfterTheEnd()
+    agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
+    async with SubAgentManager([SubAgentConfig(name='r', description='R', agent=agent)], clock=clock) as manager:
+        task = await manager.start('r', 'Research X')
+        await lingers.reached.wait()
+        info = await manager.soft_cancel(task.task_id)
+        lingers.release.set()
+        (ended,) = (await manager.wait([task.task_id])).tasks
+    assert (info.status, info.outcome) == (TaskStatus.RUNNING, None)
+    assert info.cancel is not None and info.cancel.lost and info.cancel.lost_to == Completed('FULL answer')
+    assert (ended.status, ended.outcome) == (TaskStatus.COMPLETED, Completed('FULL answer'))
+    assert ended.cancel is not None and ended.cancel.lost_to == Completed('FULL answer')
+
+
+class _ReportsEndsLate(InProcessBus):
+    """A transport that holds every report of a run's end until `deliver()`: the owner hears of it late."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[tuple[str, BusMessage]] = []
+        self.holding = anyio.Event()
+
+    def send(self, address: str, message: BusMessage) -> bool:
+        if not isinstance(message, RunFinished):
+            return super().send(address, message)
+        self.held.append((address, message))
+        self.holding.set()
+        return True
+
+    def deliver(self) -> None:
+        for address, message in self.held:
+            super().send(address, message)
+        self.held.clear()
+
+
+@pytest.mark.parametrize('mode', ['soft', 'hard'])
+async def test_a_cancel_after_the_run_failed_loses(clock: WatchedClock, mode: str) -> None:
+    """The run raised before the cancel reached it, and the owner hears of it late: FAILED, and the cancel lost."""
+
+    def provider_down(messages: list[ModelMessage]) -> ModelResponse:
+        raise RuntimeError('the model provider failed')
+
+    bus = _ReportsEndsLate()
+    config = SubAgentConfig(name='r', description='R', model=Script([provider_down]).model)
+    async with SubAgentManager([config], clock=clock, bus=bus) as manager:
+        task = await manager.start('r', 'Research X')
+        await bus.holding.wait()  # the run has failed; its owner does not know yet
+        if mode == 'soft':
+            await manager.soft_cancel(task.task_id)
+            bus.deliver()
+        else:
+
+            async def deliver_once_waiting() -> None:
+                await clock.wait_for_deadline(manager.policy.hard_cancel_wait_seconds)
+                bus.deliver()
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(deliver_once_waiting)
+                await manager.hard_cancel(task.task_id)  # returns once the owner hears that the run is over
+        (info,) = (await manager.wait([task.task_id])).tasks
+        parent = Script(
+            [call('check_task', task_id=task.task_id), call('soft_cancel_task', task_id=task.task_id), text('done')]
+        )
+        result = await Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)]).run('go')
+    failed = Failed('RuntimeError', 'the sub-agent run raised this error; details are in the logs')
+    assert (info.status, info.outcome) == (TaskStatus.FAILED, failed)
+    assert info.cancel is not None and info.cancel.lost and info.cancel.lost_to == failed
+    assert replies_of(result.all_messages()) == snapshot(
+        [
+            'r-0001: FAILED after 0.0 ms (it had failed before the cancel arrived): RuntimeError: the sub-agent run raised this error; details are in the logs',
+            'r-0001 had already ended before the cancel arrived, so nothing was cancelled: FAILED after 0.0 ms: RuntimeError: the sub-agent run raised this error; details are in the logs',
+        ]
+    )
+
+
+class _DeliversRequestsLate(InProcessBus):
+    """A transport that holds every cancel request until `deliver()`: the task hears of it late."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[tuple[str, BusMessage]] = []
+
+    def send(self, address: str, message: BusMessage) -> bool:
+        if not isinstance(message, CancelRequest):
+            return super().send(address, message)
+        self.held.append((address, message))
+        return True
+
+    def deliver(self) -> None:
+        for address, message in self.held:
+            super().send(address, message)
+        self.held.clear()
+
+
+async def test_a_cancel_that_reaches_the_task_late_is_reported_lost_later(clock: ManualClock) -> None:
+    """Over a bus that delivers later, the cancel tool says it was requested, and check_task says it lost."""
+    lingers = LingersAfterTheEnd()
+    bus = _DeliversRequestsLate()
+    agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
+
+    def delivered(messages: list[ModelMessage]) -> ModelResponse:
+        bus.deliver()
+        return call('check_task', task_id=TASK_ID)(messages)
+
+    parent = Script(
+        [
+            call('task', description='Research X', subagent_type='r', mode='async'),
+            after(lingers.reached, call('soft_cancel_task', task_id=TASK_ID)),
+            delivered,
+            _ending(lingers, call('wait_tasks', task_ids=[TASK_ID])),
+            text('done'),
+        ]
+    )
+    config = SubAgentConfig(name='r', description='R', agent=agent)
+    async with SubAgentManager([config], clock=clock, bus=bus) as manager:
+        await Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)]).run('go')
+        (info,) = manager.tasks()
+    assert replies_of(parent.requests[-1])[1:] == snapshot(
+        [
+            'Cancellation requested for r-0001: it has been told, and it hands back partial results within 30s or is stopped. check_task or wait_tasks will show them.',
+            """\
+r-0001: RUNNING for 0.0 ms.
+It had finished before the soft cancel arrived (requested 0.0 ms ago, on request), so nothing was cancelled; its run is ending. Output:
+FULL answer
+No checkpoints yet.\
+""",
+            """\
+The task has ended.
+
+r-0001: COMPLETED in 0.0 ms (it had finished before the cancel arrived). Output:
+FULL answer\
+""",
+        ]
+    )
+    assert (info.status, info.outcome) == (TaskStatus.COMPLETED, Completed('FULL answer'))

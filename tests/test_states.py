@@ -54,8 +54,8 @@ def test_the_table_is_the_design() -> None:
                 'HARD_CANCEL': 'RUNNING (cancel requested)',
             },
             'RUNNING (cancel requested)': {
-                'COMPLETE': 'CANCELLED (cancel requested)',
-                'FAIL': 'CANCELLED (cancel requested)',
+                'COMPLETE': 'COMPLETED (cancel requested)',
+                'FAIL': 'FAILED (cancel requested)',
                 'HARD_CANCEL': 'RUNNING (cancel requested)',
                 'STOP': 'CANCELLED (cancel requested)',
             },
@@ -66,7 +66,7 @@ def test_the_table_is_the_design() -> None:
                 'HARD_CANCEL': 'WAITING_FOR_ANSWER (cancel requested)',
             },
             'WAITING_FOR_ANSWER (cancel requested)': {
-                'FAIL': 'CANCELLED (cancel requested)',
+                'FAIL': 'FAILED (cancel requested)',
                 'HARD_CANCEL': 'WAITING_FOR_ANSWER (cancel requested)',
                 'STOP': 'CANCELLED (cancel requested)',
             },
@@ -102,12 +102,37 @@ def test_terminal_states_absorb_every_event(status: TaskStatus, event: TaskEvent
     assert next_state(TaskState(status, False), event) is None
 
 
-def test_a_requested_cancel_turns_every_ending_into_cancelled() -> None:
-    """Once a cancel was requested, no way of ending yields COMPLETED or FAILED."""
-    endings = {TaskEvent.COMPLETE, TaskEvent.FAIL, TaskEvent.STOP}
+_ENDED_BY = {
+    TaskEvent.STOP: TaskStatus.CANCELLED,
+    TaskEvent.COMPLETE: TaskStatus.COMPLETED,
+    TaskEvent.FAIL: TaskStatus.FAILED,
+}
+
+
+def test_a_requested_cancel_wins_unless_the_output_or_the_failure_came_first() -> None:
+    """Once a cancel was requested, the run's end is CANCELLED if the request reached it first (STOP), else as it was."""
     for (state, event), target in TRANSITIONS.items():
-        if state.cancel_requested and event in endings:
-            assert target.status is TaskStatus.CANCELLED
+        if state.cancel_requested and event in _ENDED_BY:
+            assert target == TaskState(_ENDED_BY[event], cancel_requested=True)
+
+
+@pytest.mark.parametrize(
+    ('event', 'ending', 'outcome'),
+    [
+        (TaskEvent.COMPLETE, RunOutput('the full answer'), Completed('the full answer')),
+        (TaskEvent.FAIL, RunError('RuntimeError', 'it broke'), Failed('RuntimeError', 'it broke')),
+    ],
+    ids=['completed', 'failed'],
+)
+def test_a_cancel_that_lost_is_marked_on_the_record(event: TaskEvent, ending: RunEnding, outcome: Outcome) -> None:
+    """A task whose output (or failure) came first ends with it; its cancel record says the cancel lost, and to what."""
+    record = TaskRecord(task_id=TaskId('t-0001'), subagent='t', description='d', created_at=0.0)
+    record.apply(TaskEvent.START, at=1.0)
+    record.cancel = CancelInfo(mode='soft', reason=CancelReason(), requested_at=2.0, grace_seconds=1.0, request_id='r')
+    record.apply(TaskEvent.SOFT_CANCEL, at=2.0)
+    record.apply(event, at=3.0, ending=ending)
+    assert (record.status, record.outcome) == (_ENDED_BY[event], outcome)
+    assert record.cancel is not None and record.cancel.lost and record.cancel.lost_to == outcome
 
 
 def test_the_flag_never_clears() -> None:
@@ -132,6 +157,7 @@ class RecordUnderRandomEvents(RuleBasedStateMachine):
         self.first_terminal: TaskStatus | None = None
         self.first_outcome: Outcome | None = None
         self.cancel_seen_before_end = False
+        self.ending_event: TaskEvent | None = None
 
     @rule(event=st.sampled_from(list(TaskEvent)))
     def fire(self, event: TaskEvent) -> None:
@@ -152,6 +178,7 @@ class RecordUnderRandomEvents(RuleBasedStateMachine):
         if event in (TaskEvent.SOFT_CANCEL, TaskEvent.HARD_CANCEL) and applied:
             self.cancel_seen_before_end = True
         if self.record.status.is_terminal and self.first_terminal is None:
+            self.ending_event = event
             self.first_terminal = self.record.status
             self.first_outcome = self.record.outcome
 
@@ -172,9 +199,14 @@ class RecordUnderRandomEvents(RuleBasedStateMachine):
             assert self.record.outcome is self.first_outcome
 
     @invariant()
-    def a_requested_cancel_ends_cancelled(self) -> None:
+    def a_requested_cancel_ends_cancelled_unless_the_output_or_the_failure_came_first(self) -> None:
         if self.cancel_seen_before_end and self.record.status.is_terminal:
-            assert self.record.status is TaskStatus.CANCELLED
+            assert self.record.cancel is not None
+            if self.ending_event in (TaskEvent.COMPLETE, TaskEvent.FAIL):
+                assert self.record.status is _ENDED_BY[self.ending_event] and self.record.cancel.lost
+                assert self.record.cancel.lost_to is self.record.outcome
+            else:
+                assert self.record.status is TaskStatus.CANCELLED and not self.record.cancel.lost
 
     @invariant()
     def events_after_the_end_are_kept_not_lost(self) -> None:

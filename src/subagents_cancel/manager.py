@@ -27,7 +27,6 @@ from .errors import (
     ManagerClosed,
     NotWaitingForAnswer,
     RegionClosed,
-    TaskAlreadyFinished,
     UnknownSubAgent,
 )
 from .gc_pause import collector_paused
@@ -38,6 +37,7 @@ from .messages import (
     BusMessage,
     CancelAcknowledged,
     CancelEscalated,
+    CancelLost,
     CancelMode,
     CancelReason,
     CancelRequest,
@@ -350,6 +350,7 @@ class SubAgentManager:
             ),
             deadline_at=record.deadline_at,
             cascade_grace_factor=self.policy.cascade_grace_factor,
+            final_answer_wait_seconds=self.policy.final_answer_wait_seconds,
             settle=lambda context: self._settle(record, context, config),
         )
         queued = self._slot is not None and not take_free_slot(self._slot)
@@ -411,6 +412,7 @@ class SubAgentManager:
         """A snapshot of one task.
 
         Raises:
+            TypeError: `task_id` is not a `str`.
             UnknownTask: this owner has no such task.
         """
         return self._info(self._registry.get(task_id))
@@ -461,8 +463,11 @@ class SubAgentManager:
             timeout_seconds: The longest to wait; the policy's `wait_timeout_seconds` by default.
 
         Raises:
+            TypeError: `task_ids` is a single `str`, or one of the ids is not a `str`.
             UnknownTask: one of the ids is not a task of this owner.
         """
+        if isinstance(task_ids, str):
+            raise TypeError(f'task_ids must be a list of task ids, not one str: pass [{task_ids!r}].')
         records = (
             tuple(self._registry.get(task_id) for task_id in task_ids)
             if task_ids is not None
@@ -484,31 +489,44 @@ class SubAgentManager:
         A PENDING task is cancelled on the spot and never starts. A task waiting for an answer gets the
         cancel request as the answer. A running task reads it at its next model request, after its own
         sub-agents' tasks have handed back theirs. If it has not ended when the grace window expires, it is
-        hard-cancelled. Asking again changes nothing.
+        hard-cancelled. Asking again changes nothing, and neither does asking once the task has ended.
+
+        First writer wins: a task whose final answer was committed before the request reached it ends
+        `COMPLETED` with its output, and `cancel.lost` says so; a task whose run had raised first ends `FAILED`.
+        With the in-process bus, the returned snapshot already shows a cancel that lost, while the task may still
+        be `RUNNING` for an instant (its run is ending): `cancel.lost` is set and `cancel.lost_to` holds the output.
 
         Args:
             task_id: The task to cancel.
             reason: Why; `CancelReason(kind='user')` by default.
             grace_seconds: How long it may wrap up; the sub-agent's or the policy's grace window by default.
 
+        Returns:
+            The task as of now; a task that had already ended is returned untouched (its `status` says how it
+            ended, and its `cancel` is `None` unless a cancel was requested before).
+
         Raises:
+            TypeError: `task_id` is not a `str`.
             UnknownTask: this owner has no such task.
-            TaskAlreadyFinished: the task has already ended.
         """
-        record = self._live_record(task_id)
-        if record.cancel is None:
+        record = self._registry.get(task_id)
+        if record.cancel is None and not record.status.is_terminal:
             self._request_cancel(record, 'soft', reason or CancelReason(), self._grace(record, grace_seconds))
         return self._info(record)
 
     async def hard_cancel(self, task_id: str, *, reason: CancelReason | None = None) -> TaskInfo:
         """Stop a task now and return once it has stopped: its sub-agents first, then its own run.
 
+        A task that had already ended is returned untouched. A task whose final answer was committed before the
+        request reached it ends `COMPLETED` with its output (one whose run had raised first, `FAILED`), and
+        `cancel.lost` says so.
+
         Raises:
+            TypeError: `task_id` is not a `str`.
             UnknownTask: this owner has no such task.
-            TaskAlreadyFinished: the task has already ended.
             CancelTimeout: it did not stop within `hard_cancel_wait_seconds`; it is now marked unresponsive.
         """
-        record = self._live_record(task_id)
+        record = self._registry.get(task_id)
         if not await self._stop(record, reason or CancelReason()):
             raise CancelTimeout(record.task_id, self.policy.hard_cancel_wait_seconds)
         return self._info(record)
@@ -526,6 +544,7 @@ class SubAgentManager:
         """Answer the question a task is waiting on; it goes on at once.
 
         Raises:
+            TypeError: `task_id` is not a `str`.
             UnknownTask: this owner has no such task.
             NotWaitingForAnswer: the task has no open question (or is being cancelled).
         """
@@ -545,12 +564,6 @@ class SubAgentManager:
         return next(
             value for value in (grace_seconds, config.grace_seconds, self.policy.grace_seconds) if value is not None
         )
-
-    def _live_record(self, task_id: str) -> TaskRecord:
-        record = self._registry.get(task_id)
-        if record.status.is_terminal:
-            raise TaskAlreadyFinished(record.task_id, record.status)
-        return record
 
     async def _stop(self, record: TaskRecord, reason: CancelReason) -> bool:
         """Hard-cancel `record` and wait for it within the bound; `False` (marked unresponsive) if it did not stop."""
@@ -694,12 +707,8 @@ class SubAgentManager:
             case CheckpointRecorded(checkpoint=checkpoint):
                 record.checkpoints.append(checkpoint)
                 self._waiters.notify(record)
-            case CancelAcknowledged() if record.cancel is not None:
-                record.cancel = dataclasses.replace(record.cancel, acknowledged_at=message.sent_at)
-                self._waiters.notify(record)
-            case CancelEscalated() if record.cancel is not None:
-                record.cancel = dataclasses.replace(record.cancel, mode='hard', escalated_at=message.sent_at)
-                self._waiters.notify(record)
+            case CancelAcknowledged() | CancelEscalated() | CancelLost() if record.cancel is not None:
+                self._on_cancel_report(record, message)
             case DeadlineExpired() if record.cancel is None and not record.status.is_terminal:
                 reason = CancelReason(kind='deadline')
                 self._request_cancel(record, self.policy.deadline_cancel, reason, self._grace(record, None))
@@ -715,6 +724,18 @@ class SubAgentManager:
         if isinstance(message, StatusChanged | TaskUnresponsive | CancelRequest | Answer):
             return None  # our own announcements, for observers; requests for tasks sent here by mistake
         return self._registry.find(message.task_id)  # `None`: a sender on a shared bus used the wrong address
+
+    def _on_cancel_report(self, record: TaskRecord, message: CancelAcknowledged | CancelEscalated | CancelLost) -> None:
+        """What became of the task's cancel request: the sub-agent read it, it escalated, or it lost."""
+        assert record.cancel is not None
+        match message:
+            case CancelAcknowledged():
+                record.cancel = dataclasses.replace(record.cancel, acknowledged_at=message.sent_at)
+            case CancelEscalated():
+                record.cancel = dataclasses.replace(record.cancel, mode='hard', escalated_at=message.sent_at)
+            case CancelLost(ending=ending):
+                record.note_lost(ending)
+        self._waiters.notify(record)
 
     def _threads_finished(self, record: TaskRecord, at: float) -> None:
         record.lingering_threads = 0

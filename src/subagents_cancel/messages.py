@@ -5,7 +5,8 @@ To a task (its mailbox is addressed by its task id): [`CancelRequest`][subagents
 
 From a task (to its owner's mailbox): [`TaskStarted`][subagents_cancel.messages.TaskStarted],
 [`CancelAcknowledged`][subagents_cancel.messages.CancelAcknowledged],
-[`CancelEscalated`][subagents_cancel.messages.CancelEscalated], [`Question`][subagents_cancel.messages.Question],
+[`CancelEscalated`][subagents_cancel.messages.CancelEscalated], [`CancelLost`][subagents_cancel.messages.CancelLost],
+[`Question`][subagents_cancel.messages.Question],
 [`QuestionWithdrawn`][subagents_cancel.messages.QuestionWithdrawn],
 [`CheckpointRecorded`][subagents_cancel.messages.CheckpointRecorded],
 [`DeadlineExpired`][subagents_cancel.messages.DeadlineExpired],
@@ -32,6 +33,7 @@ __all__ = (
     'BusMessage',
     'CancelAcknowledged',
     'CancelEscalated',
+    'CancelLost',
     'CancelMode',
     'CancelReason',
     'CancelReasonKind',
@@ -165,14 +167,17 @@ class CheckpointRecorded(_Message):
 
 @dataclass(frozen=True, slots=True)
 class RunOutput:
-    """The run ended normally with this output."""
+    """The run ended with this output, committed before any cancel request reached the runner (it wins)."""
 
     output: object
 
 
 @dataclass(frozen=True, slots=True)
 class RunError:
-    """The run raised. `message` is ours, never provider text (which may carry secrets)."""
+    """The run raised before any cancel request reached the runner (the failure wins).
+
+    `message` is ours, never provider text (which may carry secrets).
+    """
 
     error_type: str
     message: str
@@ -180,13 +185,33 @@ class RunError:
 
 @dataclass(frozen=True, slots=True)
 class RunStopped:
-    """The run was stopped by a cancel. `output` is set when the run had already produced one."""
+    """The run ended after a cancel request reached the runner (the cancel wins).
+
+    `output` is what the run produced after the request: its wrap-up, an answer it finished before reading
+    the request, or the content of a final answer that had arrived when a hard cancel stopped the run.
+    `error` is set when the run raised after the request (while it was wrapping up, or being stopped).
+    """
 
     output: object | None = None
+    error: RunError | None = None
 
 
 RunEnding = RunOutput | RunError | RunStopped
 """How a sub-agent's run ended."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelLost(_Message):
+    """The cancel request `correlation_id` reached the task after its run had committed its output.
+
+    The cancel lost: the task ends `COMPLETED` with `ending.output`, as it would have without the request. The
+    runner says so the moment the request reaches it, so that the owner knows before the run is over
+    ([`RunFinished`][subagents_cancel.messages.RunFinished] follows once it is, a moment or an `after_run` hook
+    later).
+    """
+
+    correlation_id: str
+    ending: RunOutput
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -237,6 +262,7 @@ BusMessage = (
     | TaskStarted
     | CancelAcknowledged
     | CancelEscalated
+    | CancelLost
     | Question
     | QuestionWithdrawn
     | CheckpointRecorded

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import anyio
 from pydantic_ai import RunUsage
@@ -82,28 +82,38 @@ class TaskRecord:
             self.started_at = at
         if new.status.is_terminal:
             self.ended_at = at
-            self.outcome = self._conclude(ending)
+            self.outcome = outcome = self._conclude(ending)
+            if self.cancel is not None and not isinstance(outcome, Cancelled):
+                self.cancel = replace(self.cancel, lost=True, lost_to=outcome)  # its output (or failure) came first
             self.ended.set()
         return True
+
+    def note_lost(self, ending: RunOutput) -> None:
+        """The task's runner says a cancel request reached it after the run had committed `ending`: the cancel lost.
+
+        Recorded at once, before the task has ended (a report that comes after its end changes nothing).
+        """
+        if self.cancel is not None and not self.status.is_terminal:
+            self.cancel = replace(self.cancel, lost=True, lost_to=_result(ending))
 
     def _conclude(self, ending: RunEnding | None) -> Outcome:
         match self.status:
             case TaskStatus.COMPLETED:
                 assert isinstance(ending, RunOutput)
-                return Completed(ending.output)
+                return _result(ending)
             case TaskStatus.FAILED:
                 assert isinstance(ending, RunError)
-                return Failed(ending.error_type, ending.message)
+                return _result(ending)
             case _:
                 assert self.status is TaskStatus.CANCELLED and self.cancel is not None
                 return Cancelled(
                     mode=self.cancel.mode,
                     reason=self.cancel.reason,
                     escalated=self.cancel.escalated_at is not None,
-                    error=ending if isinstance(ending, RunError) else None,
+                    error=ending.error if isinstance(ending, RunStopped) else None,
                     partial=PartialResult.assemble(
                         self.checkpoints,
-                        final_message=ending.output if isinstance(ending, RunOutput | RunStopped) else None,
+                        final_message=ending.output if isinstance(ending, RunStopped) else None,
                         read_request=self.cancel.acknowledged_at is not None,
                     ),
                 )
@@ -135,6 +145,13 @@ class TaskRecord:
             lingering_threads=self.lingering_threads,
             cleanup_error=self.cleanup_error,
         )
+
+
+def _result(ending: RunOutput | RunError) -> Completed | Failed:
+    """The result of a run that ended before any cancel request reached it: its output, or its error."""
+    if isinstance(ending, RunOutput):
+        return Completed(ending.output)
+    return Failed(ending.error_type, ending.message)
 
 
 class Registry:
@@ -188,8 +205,14 @@ class Registry:
         """The record of `task_id`.
 
         Raises:
+            TypeError: `task_id` is not a `str`.
             UnknownTask: this owner has no such task.
         """
+        # Applications call the API from untyped code (a UI handler, a webhook), where an int id slips through.
+        if not isinstance(task_id, str):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise TypeError(
+                f'task_id must be a str (the `task_id` of a TaskInfo), not {type(task_id).__name__}: {task_id!r}.'
+            )
         try:
             return self._records[TaskId(task_id)]
         except KeyError:
