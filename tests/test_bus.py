@@ -7,8 +7,21 @@ from dataclasses import dataclass, field
 import anyio
 import pytest
 from inline_snapshot import snapshot
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from subagents_cancel import CancelTimeout, Completed, InProcessBus, ManualClock, SubAgentConfig, SubAgentManager
+from subagents_cancel import (
+    CancelReason,
+    CancelTimeout,
+    Completed,
+    InProcessBus,
+    ManualClock,
+    SubAgentConfig,
+    SubAgentManager,
+    SubAgentPolicy,
+    TaskStatus,
+)
+from subagents_cancel.bus import MailboxHandler
 from subagents_cancel.messages import (
     Answer,
     BusMessage,
@@ -111,3 +124,66 @@ async def test_without_the_bus_a_task_is_never_told(clock: ManualClock) -> None:
     assert not sub.saw_cancel_request()
     # No request reached the run, so its output was committed first: the cancel lost.
     assert info.outcome == Completed('finished regardless') and info.cancel is not None and info.cancel.lost
+
+
+async def test_two_owners_on_one_bus_never_share_a_task_id(clock: ManualClock) -> None:
+    """A thousand tasks each on two managers sharing a bus: every start succeeds, and each owner's figures are its own."""
+    config = SubAgentConfig(name='researcher', description='Researches', model=FunctionModel(_answer_at_once))
+    bus = InProcessBus()
+    per_owner, completed = 1000, 10
+    policy = SubAgentPolicy(max_running=1)  # the tasks wait for the slot: cancelling them costs no run
+    async with (
+        SubAgentManager([config], clock=clock, bus=bus, policy=policy) as first,
+        SubAgentManager([config], clock=clock, bus=bus, policy=policy) as second,
+    ):
+        await first.wait([(await first.start('researcher', 'Research X')).task_id for _ in range(completed)])
+        for number in range(per_owner):  # nothing runs until the loop yields: every task's mailbox is open at once
+            if number >= completed:
+                await first.start('researcher', 'Research X')
+            await second.start('researcher', 'Research Y')
+        for manager in (first, second):
+            manager.cancel_all('hard', reason=CancelReason())
+            await manager.wait()
+
+        first_ids, second_ids = {info.task_id for info in first.tasks()}, {info.task_id for info in second.tasks()}
+        assert (len(first_ids), len(second_ids), first_ids & second_ids) == (per_owner, per_owner, set())
+        first_figures, second_figures = first.metrics().of('researcher'), second.metrics().of('researcher')
+        assert (first_figures.completed, first_figures.cancelled) == (completed, per_owner - completed)
+        assert (second_figures.completed, second_figures.cancelled) == (0, per_owner)
+        assert [info.status for info in second.tasks()] == [TaskStatus.CANCELLED] * per_owner
+
+
+async def _answer_at_once(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    return ModelResponse(parts=[TextPart('done')])
+
+
+class _Crowded(InProcessBus):
+    """A bus where the next `refuse_next` addresses asked for are already held by owners this test cannot see."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused: list[str] = []
+        self.refuse_next = 0
+
+    def open_mailbox(self, address: str, handler: MailboxHandler) -> bool:
+        if self.refuse_next:
+            self.refuse_next -= 1
+            self.refused.append(address)
+            return False
+        return super().open_mailbox(address, handler)
+
+
+async def test_an_address_another_owner_holds_is_never_shared(clock: ManualClock) -> None:
+    """The owner and its task each get an address nobody on the bus has; the refused ones leave no record."""
+    config = SubAgentConfig(name='researcher', description='Researches', model=FunctionModel(_answer_at_once))
+    bus = _Crowded()
+    bus.refuse_next = 1
+    async with SubAgentManager([config], clock=clock, bus=bus) as manager:
+        bus.refuse_next = 2
+        task = await manager.start('researcher', 'Research X')
+        await manager.wait([task.task_id])
+
+    owner_refused, *task_refused = bus.refused
+    assert manager.owner_id != owner_refused and owner_refused.startswith('owner-')
+    assert task.task_id not in task_refused and len(task_refused) == 2
+    assert [(info.task_id, info.status) for info in manager.tasks()] == [(task.task_id, TaskStatus.COMPLETED)]

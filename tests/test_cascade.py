@@ -125,7 +125,7 @@ async def test_cancelled_parent_run_leaves_no_descendant_running(clock: ManualCl
     assert leaf_blocked.stopped.is_set()
     assert stopped == [('leaf', 'parent_cancelled'), ('middle', 'parent_cancelled'), ('top', 'parent_cancelled')]
     listing = tool_returns(parent.requests[-1])[-1]
-    assert re.sub(r'-[0-9a-f]{4}\b', '-<id>', listing) == snapshot("""\
+    assert re.sub(r'-[0-9a-f]{8}\b', '-<id>', listing) == snapshot("""\
 1 active task:
 - top-<id> RUNNING 0.0 ms (top): 'Research the market'
   - middle-<id> RUNNING 0.0 ms (middle): 'Survey'

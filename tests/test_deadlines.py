@@ -131,3 +131,11 @@ Fetched nothing yet.\
 """,
         ]
     )
+
+
+def test_a_manual_clock_refuses_to_go_back() -> None:
+    """Moving a manual clock backwards is a `ValueError` that says why, not an assertion."""
+    clock = ManualClock(10.0)
+    with pytest.raises(ValueError, match='^A clock only moves forward; cannot advance by -1 seconds.$'):
+        clock.advance(-1)
+    assert clock.now() == 10.0

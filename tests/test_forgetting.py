@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import gc
 import re
+import threading
 
+import anyio
+import anyio.to_thread
 import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 
 from subagents_cancel import (
+    CancelReason,
+    InProcessBus,
     ManualClock,
+    RegionClosed,
     SubAgentCapability,
     SubAgentConfig,
     SubAgentManager,
@@ -18,6 +25,9 @@ from subagents_cancel import (
     TaskStatus,
     UnknownTask,
 )
+from subagents_cancel.messages import ThreadsFinished
+from subagents_cancel.metrics import RECENT_CANCELLED_RUNS
+from subagents_cancel.registry import TaskRecord
 
 from .helpers import Gate, Script, call, replies_of, text, tool_returns
 
@@ -91,3 +101,90 @@ async def test_the_parent_is_told_that_a_forgotten_id_may_have_been_a_finished_t
     assert replies_of(result.all_messages())[2] == snapshot(
         "No task 'worker-0001' in this run; call list_active_tasks() to see your tasks. The oldest finished tasks are forgotten to save memory; it may have been one of them."
     )
+
+
+async def test_the_cancel_figures_keep_a_window_of_recent_runs_and_count_them_all(clock: ManualClock) -> None:
+    """Past `RECENT_CANCELLED_RUNS` cancels, the runs kept one by one stay that many; the counts go on."""
+    total = RECENT_CANCELLED_RUNS + 5
+    running = Gate()
+    sub = Script([running.block_forever()])
+    policy = SubAgentPolicy(keep_finished=10, max_running=1)
+    async with SubAgentManager([worker(sub)], policy=policy, clock=clock) as manager:
+        for _ in range(total):  # one runs, the others wait for its slot: cancelling them costs no run
+            await manager.start('worker', 'A long job')
+        await running.reached.wait()
+        manager.cancel_all('hard', reason=CancelReason())
+        await manager.wait()
+        figures = manager.metrics().of('worker')
+
+    assert (figures.cancelled, len(figures.cancelled_runs)) == (total, RECENT_CANCELLED_RUNS)
+    assert (figures.finished, figures.stop_times('hard').count) == (total, RECENT_CANCELLED_RUNS)
+
+
+async def test_a_region_is_forgotten_with_its_last_task(clock: ManualClock) -> None:
+    """One region per request: only the regions of the tasks still kept are known, however many came before."""
+    sub = Script([text(f'{number}') for number in range(5)])
+    async with SubAgentManager([worker(sub)], policy=SubAgentPolicy(keep_finished=2), clock=clock) as manager:
+        for number in range(5):
+            task = await manager.start('worker', 'A job', region=f'request-{number}')
+            await manager.wait([task.task_id])
+        assert manager.regions() == ('request-3', 'request-4')
+
+
+async def test_a_cancelled_region_stays_closed_while_its_tasks_are_kept(clock: ManualClock) -> None:
+    """Its cancel is kept with its tasks (starting in it is refused), and forgotten with the last of them."""
+    blocked = Gate()
+    sub = Script([blocked.block_forever(), text('1'), text('2'), text('3')])
+    async with SubAgentManager([worker(sub)], policy=SubAgentPolicy(keep_finished=2), clock=clock) as manager:
+        await manager.start('worker', 'A job', region='research/patents')
+        await blocked.reached.wait()
+        await manager.hard_cancel_region('research')
+        await run_to_end(manager, 'Job 1')
+        with pytest.raises(RegionClosed):
+            await manager.start('worker', 'Too late', region='research/patents')
+        kept = manager.regions()
+        await run_to_end(manager, 'Job 2')  # the cancelled task is the oldest of three finished: forgotten
+        assert (kept, manager.regions()) == (('research/patents', 'research'), ())
+        await manager.wait([(await manager.start('worker', 'A new start', region='research')).task_id])
+
+
+async def test_regions_cancelled_empty_are_kept_closed_up_to_the_limit(clock: ManualClock) -> None:
+    """A region cancelled before any task joined it stays closed until `keep_finished` more such are cancelled."""
+    async with SubAgentManager([worker(Script([]))], policy=SubAgentPolicy(keep_finished=2), clock=clock) as manager:
+        for number in range(4):
+            await manager.soft_cancel_region(f'empty-{number}')
+        assert manager.regions() == ('empty-2', 'empty-3')
+        with pytest.raises(RegionClosed):
+            await manager.start('worker', 'A job', region='empty-3')
+
+
+def _live_records(manager: SubAgentManager) -> int:
+    """How many task records of `manager`'s tasks are alive after a full collection."""
+    gc.collect()
+    return sum(isinstance(obj, TaskRecord) and obj.root_id == manager.owner_id for obj in gc.get_objects())
+
+
+async def test_a_task_that_was_unresponsive_is_forgotten_like_any_other(clock: ManualClock) -> None:
+    """A task whose sync tool outlived its stop, once its thread has returned, leaves nothing behind when forgotten."""
+    entered, release = threading.Event(), threading.Event()
+
+    def crunch() -> str:
+        """Crunch."""
+        entered.set()
+        release.wait()
+        return 'crunched'
+
+    sub = Script([call('crunch'), text('1'), text('2')])
+    config = SubAgentConfig(name='worker', description='Works', agent=Agent(sub.model, tools=[crunch]))
+    bus, returned = InProcessBus(), anyio.Event()
+    bus.subscribe(lambda address, message: returned.set() if isinstance(message, ThreadsFinished) else None)
+    policy = SubAgentPolicy(keep_finished=1)
+    async with SubAgentManager([config], policy=policy, clock=clock, bus=bus) as manager:
+        task = await manager.start('worker', 'Get stuck')
+        await anyio.to_thread.run_sync(entered.wait)
+        await manager.hard_cancel(task.task_id)
+        release.set()
+        await returned.wait()
+        for number in range(2):
+            await run_to_end(manager, f'Job {number}')
+        assert _live_records(manager) == 1

@@ -52,7 +52,7 @@ async def test_unknown_empty_and_huge_ids(clock: ManualClock) -> None:
     assert replies == snapshot(
         [
             "No task 'ghost-task' in this run; call list_active_tasks() to see your tasks.",
-            "task_id is empty; pass the id that `task` returned, e.g. 'researcher-3f9a'.",
+            "task_id is empty; pass the id that `task` returned, e.g. 'researcher-3f9a07c2'.",
             "No task 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'… (10,000 characters) in this run; call list_active_tasks() to see your tasks.",
             "No task 'ghost-task' in this run; call list_active_tasks() to see your tasks.",
             "No task 'ghost-task' in this run; call list_active_tasks() to see your tasks.",
@@ -242,7 +242,7 @@ async def test_the_tool_schemas_are_the_contract(clock: ManualClock) -> None:
                     'additionalProperties': False,
                     'properties': {
                         'task_id': {
-                            'description': 'The id that `task` returned, e.g. researcher-3f9a.',
+                            'description': 'The id that `task` returned, e.g. researcher-3f9a07c2.',
                             'type': 'string',
                         }
                     },
@@ -283,7 +283,7 @@ async def test_the_tool_schemas_are_the_contract(clock: ManualClock) -> None:
                     'additionalProperties': False,
                     'properties': {
                         'task_id': {
-                            'description': 'The id that `task` returned, e.g. researcher-3f9a.',
+                            'description': 'The id that `task` returned, e.g. researcher-3f9a07c2.',
                             'type': 'string',
                         },
                         'reason': {
@@ -303,7 +303,7 @@ async def test_the_tool_schemas_are_the_contract(clock: ManualClock) -> None:
                     'additionalProperties': False,
                     'properties': {
                         'task_id': {
-                            'description': 'The id that `task` returned, e.g. researcher-3f9a.',
+                            'description': 'The id that `task` returned, e.g. researcher-3f9a07c2.',
                             'type': 'string',
                         },
                         'reason': {
@@ -328,7 +328,7 @@ async def test_the_tool_schemas_are_the_contract(clock: ManualClock) -> None:
                     'additionalProperties': False,
                     'properties': {
                         'task_id': {
-                            'description': 'The id that `task` returned, e.g. researcher-3f9a.',
+                            'description': 'The id that `task` returned, e.g. researcher-3f9a07c2.',
                             'type': 'string',
                         },
                         'answer': {'description': 'Your answer to the question the task asked.', 'type': 'string'},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -14,11 +15,13 @@ from pydantic_ai import Agent
 
 from subagents_cancel import (
     Cancelled,
+    Completed,
     InProcessBus,
     ManualClock,
     SubAgentCapability,
     SubAgentConfig,
     SubAgentManager,
+    SubAgentPolicy,
     TaskCancelRequested,
     TaskStatus,
     current_task,
@@ -221,3 +224,127 @@ async def test_soft_cancel_lets_a_cooperative_tool_return_what_it_has(clock: Man
     assert seen == [(True, False)]
     assert isinstance(info.outcome, Cancelled)
     assert info.outcome.partial.final_message == 'Partial: crunched 40% of q3'
+
+
+class _StuckAndQuick:
+    """Two sync tools: `stuck` blocks its thread until `release` is set, `quick` returns at once."""
+
+    def __init__(self) -> None:
+        self.stuck_calls = 0
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.quick_calls = 0
+
+    def stuck(self) -> str:
+        """Work that never ends by itself."""
+        self.stuck_calls += 1
+        self.entered.set()
+        self.release.wait()
+        return 'stuck no more'
+
+    def quick(self) -> str:
+        """Quick work."""
+        self.quick_calls += 1
+        return 'quick'
+
+    def config(self, script: Script) -> SubAgentConfig:
+        return SubAgentConfig(
+            name='worker', description='Works', agent=Agent(script.model, tools=[self.stuck, self.quick])
+        )
+
+
+async def stop_while_stuck(manager: SubAgentManager, tools: _StuckAndQuick) -> str:
+    """Start a task whose sync tool gets stuck, and hard-cancel it once the tool runs; its id."""
+    tools.entered.clear()
+    task = await manager.start('worker', 'Get stuck')
+    await anyio.to_thread.run_sync(tools.entered.wait)
+    await manager.hard_cancel(task.task_id)
+    return task.task_id
+
+
+async def test_threads_stuck_in_stopped_tasks_do_not_starve_later_tasks(clock: ManualClock) -> None:
+    """With one sync tool thread, three tasks stopped while stuck in it leave room: a later task's sync tool runs."""
+    tools = _StuckAndQuick()
+    sub = Script([call('stuck'), call('stuck'), call('stuck'), call('quick'), text('done')])
+    policy = SubAgentPolicy(sync_tool_threads=1)
+    try:
+        async with SubAgentManager([tools.config(sub)], clock=clock, policy=policy) as manager:
+            stopped = [await stop_while_stuck(manager, tools) for _ in range(3)]
+            later = await manager.start('worker', 'Quick work')
+            (info,) = (await manager.wait([later.task_id])).tasks
+            lingering = {task.task_id: task.lingering_threads for task in manager.unresponsive_tasks()}
+    finally:
+        tools.release.set()
+
+    assert (info.status, info.outcome) == (TaskStatus.COMPLETED, Completed('done'))
+    assert (tools.stuck_calls, tools.quick_calls) == (3, 1)
+    assert lingering == dict.fromkeys(stopped, 1)
+
+
+async def test_past_the_bound_lingering_threads_hold_their_place_and_a_warning_says_so(
+    clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With room for one lingering thread, a second stuck task fills the pool: later calls wait, and it is logged."""
+    tools = _StuckAndQuick()
+    sub = Script([call('stuck'), call('stuck'), call('quick'), text('done')])
+    policy = SubAgentPolicy(sync_tool_threads=1, max_lingering_threads=1)
+    try:
+        async with SubAgentManager([tools.config(sub)], clock=clock, policy=policy) as manager:
+            for _ in range(2):
+                await stop_while_stuck(manager, tools)
+            later = await manager.start('worker', 'Quick work')
+            await anyio.wait_all_tasks_blocked()
+            waiting = (manager.get(later.task_id).status, tools.quick_calls)
+            lingering = sum(task.lingering_threads for task in manager.unresponsive_tasks())
+            tools.release.set()
+            (info,) = (await manager.wait([later.task_id])).tasks
+    finally:
+        tools.release.set()
+
+    assert (waiting, lingering) == ((TaskStatus.RUNNING, 0), 2)
+    assert info.status is TaskStatus.COMPLETED
+    assert [record.getMessage() for record in caplog.records] == snapshot(
+        [
+            '2 sync tool calls of stopped tasks are still running, more than max_lingering_threads (1): new sync tool calls wait for a thread'
+        ]
+    )
+
+
+_EXITS_WITH_A_STUCK_TOOL = '''
+import threading
+import anyio
+from pydantic_ai import Agent
+from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
+from pydantic_ai.models.function import FunctionModel
+from subagents_cancel import SubAgentConfig, SubAgentManager
+
+entered, never = threading.Event(), threading.Event()
+
+def stuck() -> str:
+    """Blocks for ever."""
+    entered.set()
+    never.wait()
+    return 'never'
+
+def model(messages, info):
+    return ModelResponse(parts=[ToolCallPart('stuck', {})])
+
+async def main() -> None:
+    config = SubAgentConfig(name='worker', description='Works', agent=Agent(FunctionModel(model), tools=[stuck]))
+    async with SubAgentManager([config]) as manager:
+        task = await manager.start('worker', 'Get stuck')
+        await anyio.to_thread.run_sync(entered.wait)
+        info = await manager.hard_cancel(task.task_id)
+    print(info.status.name, info.lingering_threads)
+
+anyio.run(main)
+'''
+
+
+async def test_a_stuck_sync_tool_does_not_keep_the_process_from_exiting(tmp_path: Path) -> None:
+    """A process whose stopped task left a sync tool blocked for ever still exits once its work is done."""
+    script = tmp_path / 'stuck.py'
+    script.write_text(_EXITS_WITH_A_STUCK_TOOL)
+    with anyio.fail_after(15):  # the process would hang at exit, joining the stuck thread
+        result = await anyio.run_process([sys.executable, str(script)], check=False)
+    assert (result.returncode, result.stdout.decode(), result.stderr.decode()) == (0, 'CANCELLED 1\n', '')

@@ -26,8 +26,12 @@ Listener = Callable[[str, BusMessage], None]
 class MessageBus(Protocol):
     """Routes messages to mailboxes."""
 
-    def open_mailbox(self, address: str, handler: MailboxHandler) -> None:
-        """Deliver messages sent to `address` to `handler` from now on."""
+    def open_mailbox(self, address: str, handler: MailboxHandler) -> bool:
+        """Deliver messages sent to `address` to `handler` from now on; return `False` if it is taken.
+
+        Checking and taking the address is one step: of two owners on one bus that open the same address,
+        exactly one gets it, and the other (given `False`, with nothing changed) picks another address.
+        """
         ...
 
     def close_mailbox(self, address: str) -> None:
@@ -56,10 +60,12 @@ class InProcessBus:
         self._mailboxes: dict[str, MailboxHandler] = {}
         self._listeners: list[Listener] = []
 
-    def open_mailbox(self, address: str, handler: MailboxHandler) -> None:
-        """Deliver messages sent to `address` to `handler`."""
-        assert address not in self._mailboxes, f'mailbox {address!r} is already open'
+    def open_mailbox(self, address: str, handler: MailboxHandler) -> bool:
+        """Deliver messages sent to `address` to `handler`; `False` (and nothing changes) if a mailbox has it."""
+        if address in self._mailboxes:
+            return False
         self._mailboxes[address] = handler
+        return True
 
     def close_mailbox(self, address: str) -> None:
         """Stop delivering to `address`."""

@@ -75,8 +75,13 @@ class ManualClock:
         return self._now
 
     def advance(self, seconds: float) -> None:
-        """Move time forward by `seconds` and cancel every scope whose deadline has been reached."""
-        assert seconds >= 0, 'time only moves forward'
+        """Move time forward by `seconds` and cancel every scope whose deadline has been reached.
+
+        Raises:
+            ValueError: `seconds` is negative.
+        """
+        if not seconds >= 0:
+            raise ValueError(f'A clock only moves forward; cannot advance by {seconds:g} seconds.')
         self._now += seconds
         while self._scopes and self._scopes[0][0] <= self._now:
             _, _, scope = heapq.heappop(self._scopes)

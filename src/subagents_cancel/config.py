@@ -149,7 +149,12 @@ class SubAgentPolicy(BaseModel):
     hook_seconds: _Seconds = 10.0
     """How long a sub-agent's `cleanup` or `promote` hook may run."""
     sync_tool_threads: Annotated[int, Field(ge=1)] = 16
-    """Worker threads for the sync tools of one owner's tasks."""
+    """Worker threads for the sync tools of one owner's tasks that have not been stopped."""
+    max_lingering_threads: Annotated[int, Field(ge=0)] = 64
+    """A sync tool still working when its task was stopped cannot be stopped: its thread *lingers*. Each lingering
+    thread is replaced by a new one, so later tasks are not starved, up to this many lingering threads at once; past
+    that, new sync tool calls wait for a thread (and a warning is logged). They are listed by
+    [`unresponsive_tasks()`][subagents_cancel.SubAgentManager.unresponsive_tasks]."""
     keep_finished: Annotated[int, Field(ge=1)] | None = 10_000
     """How many finished tasks one owner keeps the records of; beyond that the oldest are forgotten (their ids read
     as unknown), so a long-lived owner's memory stays bounded. `None` keeps them all."""

@@ -10,16 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import uuid
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Literal, Self
 
 import anyio
 from pydantic_ai.models import Model
 
-from .bus import InProcessBus, MessageBus
+from .bus import InProcessBus, MailboxHandler, MessageBus
 from .clock import Clock, MonotonicClock, sleep_until
 from .config import SubAgentConfig, SubAgentPolicy, index_subagents
 from .errors import (
@@ -65,11 +65,18 @@ from .shield import finish_shielded
 from .states import TaskEvent, TaskStatus
 from .task_context import TaskContext, current_task
 from .telemetry import TaskTelemetry
+from .tool_threads import SyncToolPool
 from .waiting import Waiters, WaitFor, WaitResult
 
 __all__ = ('SubAgentManager',)
 
 _Phase = Literal['new', 'open', 'closing', 'closed']
+_ADDRESS_ATTEMPTS = 64
+"""Random addresses tried before the bus is judged broken: with 32 random bits, a second try is already rare."""
+
+
+def _new_owner_id() -> str:
+    return f'owner-{uuid.uuid4().hex[:8]}'
 
 
 class SubAgentManager:
@@ -123,8 +130,8 @@ class SubAgentManager:
         parent = current_task()
         self.clock = clock or (parent.clock if parent is not None else MonotonicClock())
         self._bus = bus or InProcessBus()
-        self.owner_id = f'owner-{uuid.uuid4().hex[:8]}'
-        """This owner's mailbox address on the bus."""
+        self.owner_id = _new_owner_id()
+        """This owner's mailbox address on the bus (another one is picked on entry if an owner on the bus has it)."""
         self._parent: TaskContext | None = None
         self._registry = Registry(
             keep_finished=self.policy.keep_finished, finished_ttl_seconds=self.policy.finished_ttl_seconds
@@ -139,7 +146,7 @@ class SubAgentManager:
         self._orphans: list[TaskId] = []
         self._phase: _Phase = 'new'
         self._slot: anyio.Semaphore | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: SyncToolPool | None = None
         self._telemetry = TaskTelemetry(self.get)
         self._unsubscribe_telemetry: Callable[[], None] = lambda: None
 
@@ -161,13 +168,22 @@ class SubAgentManager:
         self._phase = 'open'
         if self.policy.max_running is not None:
             self._slot = anyio.Semaphore(self.policy.max_running)
-        self._pool = ThreadPoolExecutor(self.policy.sync_tool_threads, thread_name_prefix=f'{self.owner_id}-tool')
+        self._pool = SyncToolPool(
+            self.policy.sync_tool_threads, max_lingering=self.policy.max_lingering_threads, name=f'{self.owner_id}-tool'
+        )
         self._parent = current_task()
         if self._parent is not None:
             self._parent.adopt(self)
-        self._bus.open_mailbox(self.owner_id, self._receive)
+        self.owner_id = self._claim_address(itertools.chain((self.owner_id,), iter(_new_owner_id, '')), self._receive)
         self._unsubscribe_telemetry = self._bus.subscribe(self._telemetry.observe)
         return self
+
+    def _claim_address(self, candidates: Iterator[str], handler: MailboxHandler) -> str:
+        """Open a mailbox at the first of `candidates` that no owner on the bus has, and return that address."""
+        for address in itertools.islice(candidates, _ADDRESS_ATTEMPTS):
+            if self._bus.open_mailbox(address, handler):
+                return address
+        raise RuntimeError(f'The message bus refused {_ADDRESS_ATTEMPTS} fresh random addresses in a row.')
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
@@ -203,7 +219,7 @@ class SubAgentManager:
         if self._parent is not None:
             self._parent.disown(self)
         assert self._pool is not None
-        self._pool.shutdown(wait=False)  # a sync tool's thread cannot be stopped; it is reported, not awaited
+        self._pool.shutdown()  # a sync tool's thread cannot be stopped; it is reported, not awaited
         self._close_mailbox_when_quiet()
 
     def _close_mailbox_when_quiet(self) -> None:
@@ -299,8 +315,15 @@ class SubAgentManager:
     ) -> TaskRecord:
         now = self.clock.now()
         self._registry.forget_past_keeping(now)
+        runner: TaskRunner | None = None
+
+        def deliver(message: BusMessage) -> None:
+            if runner is not None:  # nothing is sent before the runner exists: this runs without awaiting
+                runner.receive(message)
+
+        task_id = self._claim_address((self._registry.new_task_id(config.name) for _ in itertools.count()), deliver)
         record = TaskRecord(
-            task_id=self._registry.new_task_id(config.name),
+            task_id=TaskId(task_id),
             subagent=config.name,
             description=description,
             created_at=now,
@@ -647,6 +670,14 @@ class SubAgentManager:
                 self._request_cancel(record, mode, reason, self._grace(record, grace_seconds))
         return records
 
+    def regions(self) -> tuple[str, ...]:
+        """The regions this owner knows: those holding a task it keeps, and the cancelled ones it keeps closed.
+
+        A region is forgotten with its last task (see `keep_finished`); a cancelled region stays closed while any
+        of its tasks is kept, and one cancelled while it held no task until `keep_finished` more such are cancelled.
+        """
+        return self._registry.regions()
+
     def region_tasks(self, region: str) -> tuple[TaskInfo, ...]:
         """Snapshots of the tasks of a region and of the regions inside it."""
         return tuple(self._info(record) for record in self._registry.in_region(region))
@@ -665,10 +696,9 @@ class SubAgentManager:
     # --- what the tasks report ----------------------------------------------------------------
 
     def _receive(self, message: BusMessage) -> None:
-        assert not isinstance(message, CancelRequest | Answer), 'only tasks receive these'
-        if isinstance(message, StatusChanged | TaskUnresponsive):
-            return  # our own announcements, for observers
-        record = self._registry.get(message.task_id)
+        record = self._reported_task(message)
+        if record is None:
+            return
         match message:
             case TaskStarted():
                 self._apply(record, TaskEvent.START, message.sent_at)
@@ -688,6 +718,12 @@ class SubAgentManager:
                 self._threads_finished(record, message.sent_at)
             case _:  # a question, acknowledgement or deadline that lost a race with a cancel or the end
                 pass
+
+    def _reported_task(self, message: BusMessage) -> TaskRecord | None:
+        """The task a report is about; `None` for what is not a task's report to this owner."""
+        if isinstance(message, StatusChanged | TaskUnresponsive | CancelRequest | Answer):
+            return None  # our own announcements, for observers; requests for tasks sent here by mistake
+        return self._registry.find(message.task_id)  # `None`: a sender on a shared bus used the wrong address
 
     def _on_cancel_report(self, record: TaskRecord, message: CancelAcknowledged | CancelEscalated | CancelLost) -> None:
         """What became of the task's cancel request: the sub-agent read it, it escalated, or it lost."""

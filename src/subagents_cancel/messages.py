@@ -56,7 +56,7 @@ __all__ = (
 )
 
 TaskId = NewType('TaskId', str)
-"""A readable task id, `<sub-agent name>-<short hex>`, e.g. `researcher-3f9a`."""
+"""A readable task id, `<sub-agent name>-<8 hex digits>` (32 random bits), e.g. `researcher-3f9a07c2`."""
 
 CancelMode = Literal['soft', 'hard']
 """`'soft'`: the sub-agent is told and wraps up; `'hard'`: its run is stopped now."""

@@ -6,6 +6,11 @@ tasks read the request and stopped, what cancelled runs consumed (in all, and af
 estimate of what cancelling saved. The same figures are recorded as OpenTelemetry metrics (see the telemetry
 guide).
 
+**A window, not a history.** The counts and token sums cover every task the owner has seen end, but only the
+most recent [`RECENT_CANCELLED_RUNS`][subagents_cancel.metrics.RECENT_CANCELLED_RUNS] cancelled runs of each
+sub-agent are kept one by one, so a long-lived owner's figures take bounded memory. The response-time
+percentiles are exact over that window, and blind to what came before it.
+
 **Tokens saved** is an estimate: the mean tokens of the sub-agent's completed runs that the owner had seen
 when the cancelled run ended, minus the tokens the cancelled run consumed, and never below 0. It is `None`
 until the owner has seen a completed run of that sub-agent.
@@ -14,6 +19,7 @@ until the owner has seen a completed run of that sub-agent.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -23,7 +29,10 @@ from .messages import CancelMode, CancelReasonKind, TaskId
 from .results import TaskInfo
 from .states import TaskStatus
 
-__all__ = ('CancelMetrics', 'CancelledRun', 'Durations', 'MetricsCollector', 'SubAgentMetrics')
+__all__ = ('RECENT_CANCELLED_RUNS', 'CancelMetrics', 'CancelledRun', 'Durations', 'MetricsCollector', 'SubAgentMetrics')
+
+RECENT_CANCELLED_RUNS = 1_000
+"""How many cancelled runs of each sub-agent are kept one by one (about 300 bytes each), newest last."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,14 +98,18 @@ class SubAgentMetrics:
     subagent: str
     completed: int = 0
     failed: int = 0
+    cancelled: int = 0
+    """How many of its tasks were cancelled."""
     cancelled_runs: tuple[CancelledRun, ...] = ()
+    """Its most recent cancelled runs, oldest first: all of them up to `RECENT_CANCELLED_RUNS`, then that many."""
     typical_tokens: float | None = None
     """The mean tokens of its completed runs; `None` before the first one."""
-
-    @property
-    def cancelled(self) -> int:
-        """How many of its tasks were cancelled."""
-        return len(self.cancelled_runs)
+    tokens_consumed: int = 0
+    """Tokens its cancelled runs consumed in all."""
+    tokens_after_request: int = 0
+    """Tokens its cancelled runs consumed after the request."""
+    tokens_saved: int | None = None
+    """The sum of the estimates that are known (see the module docstring); `None` when none is."""
 
     @property
     def finished(self) -> int:
@@ -109,7 +122,7 @@ class SubAgentMetrics:
         return self.cancelled / self.finished if self.finished else None
 
     def acknowledge_times(self, mode: CancelMode = 'soft') -> Durations:
-        """How long cancelled tasks took to read a request of `mode` (only those that read it)."""
+        """How long the recent cancelled tasks took to read a request of `mode` (only those that read it)."""
         return Durations.of(
             run.acknowledged_after_seconds
             for run in self.cancelled_runs
@@ -117,24 +130,8 @@ class SubAgentMetrics:
         )
 
     def stop_times(self, mode: CancelMode) -> Durations:
-        """How long cancelled tasks took from a request of `mode` until they were terminal."""
+        """How long the recent cancelled tasks took from a request of `mode` until they were terminal."""
         return Durations.of(run.stopped_after_seconds for run in self.cancelled_runs if run.mode == mode)
-
-    @property
-    def tokens_consumed(self) -> int:
-        """Tokens its cancelled runs consumed in all."""
-        return sum(run.tokens for run in self.cancelled_runs)
-
-    @property
-    def tokens_after_request(self) -> int:
-        """Tokens its cancelled runs consumed after the request."""
-        return sum(run.tokens_after_request for run in self.cancelled_runs)
-
-    @property
-    def tokens_saved(self) -> int | None:
-        """The sum of the estimates that are known; `None` when none is."""
-        known = [run.tokens_saved for run in self.cancelled_runs if run.tokens_saved is not None]
-        return sum(known) if known else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -154,7 +151,7 @@ class CancelMetrics:
 
     @property
     def cancelled_runs(self) -> tuple[CancelledRun, ...]:
-        """Every cancelled run, grouped by sub-agent."""
+        """The recent cancelled runs of every sub-agent, grouped by sub-agent."""
         return tuple(run for entry in self.subagents for run in entry.cancelled_runs)
 
 
@@ -164,7 +161,19 @@ class _Tally:
     completed_tokens: int = 0
     """The tokens of its completed runs, summed."""
     failed: int = 0
-    cancelled: list[CancelledRun] = field(default_factory=list[CancelledRun])
+    cancelled: int = 0
+    recent: deque[CancelledRun] = field(default_factory=lambda: deque[CancelledRun](maxlen=RECENT_CANCELLED_RUNS))
+    tokens_consumed: int = 0
+    tokens_after_request: int = 0
+    tokens_saved: int | None = None
+
+    def add_cancelled(self, run: CancelledRun) -> None:
+        self.cancelled += 1
+        self.recent.append(run)
+        self.tokens_consumed += run.tokens
+        self.tokens_after_request += run.tokens_after_request
+        if run.tokens_saved is not None:
+            self.tokens_saved = (self.tokens_saved or 0) + run.tokens_saved
 
     @property
     def typical_tokens(self) -> float | None:
@@ -196,7 +205,7 @@ class MetricsCollector:
                 tally.failed += 1
             case _:
                 run = _cancelled_run(task, requested_mode, usage_after_request or RunUsage(), tally.typical_tokens)
-                tally.cancelled.append(run)
+                tally.add_cancelled(run)
                 return run
         return None
 
@@ -208,8 +217,12 @@ class MetricsCollector:
                     subagent=name,
                     completed=tally.completed,
                     failed=tally.failed,
-                    cancelled_runs=tuple(tally.cancelled),
+                    cancelled=tally.cancelled,
+                    cancelled_runs=tuple(tally.recent),
                     typical_tokens=tally.typical_tokens,
+                    tokens_consumed=tally.tokens_consumed,
+                    tokens_after_request=tally.tokens_after_request,
+                    tokens_saved=tally.tokens_saved,
                 )
                 for name, tally in self._tallies.items()
             ),

@@ -3,7 +3,8 @@
 A region is named by a path: `research`, `research/patents`. A region contains the regions below it,
 so cancelling `research` cancels `research/patents` too, but not the reverse, and not `writing`.
 Once a region's cancel has fired, no task in it can complete any more (the cancel was requested
-first), and no new task starts in it. Tasks that completed before the cancel keep their results.
+first), and no new task starts in it while its owner keeps any of its tasks (a long-lived owner forgets old
+finished tasks, and a region with its last one). Tasks that completed before the cancel keep their results.
 """
 
 from __future__ import annotations

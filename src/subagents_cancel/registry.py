@@ -159,6 +159,10 @@ class Registry:
 
     Finished tasks are forgotten oldest first once more than `keep_finished` are done, or `finished_ttl_seconds`
     after they ended; a task is done when it has settled and has no sync-tool thread still running.
+
+    A region is forgotten with the last task it holds (or holds in a region inside it), and so is its cancel: a
+    cancelled region stays closed while the owner keeps any of its tasks. A region cancelled while it held no
+    task stays closed until `keep_finished` more such regions have been cancelled.
     """
 
     def __init__(self, *, keep_finished: int | None = None, finished_ttl_seconds: float | None = None) -> None:
@@ -166,6 +170,8 @@ class Registry:
         self._active: dict[TaskId, TaskRecord] = {}
         self._by_region: dict[str, dict[TaskId, TaskRecord]] = {}
         self._region_cancels: dict[str, RegionCancel] = {}
+        self._cancelled_empty: dict[str, None] = {}
+        """Regions cancelled while they held no task, oldest first: they are closed until `keep_finished` newer."""
         self._stopped_but_running: dict[TaskId, TaskRecord] = {}
         """Tasks marked unresponsive, until they have really stopped: kept apart so listing them costs nothing
         per finished task."""
@@ -177,12 +183,15 @@ class Registry:
         """How many finished tasks have been forgotten."""
 
     def new_task_id(self, subagent: str) -> TaskId:
-        """A readable id not used by this owner yet: `<subagent>-<4 hex digits>`, longer once those run short."""
-        for attempt in range(64):
-            task_id = TaskId(f'{subagent}-{secrets.token_hex(2 if attempt < 8 else 4)}')
+        """A readable id this owner does not know: `<subagent>-<8 hex digits>`, 32 random bits, hard to guess.
+
+        Unique among this owner's tasks only; the owner also claims it as a mailbox address on the bus, which
+        makes it unique among the live tasks of every owner on that bus.
+        """
+        while True:  # the records are bounded far below 2**32, so this ends at once in practice
+            task_id = TaskId(f'{subagent}-{secrets.token_hex(4)}')
             if task_id not in self._records:
                 return task_id
-        raise AssertionError('no free task id after 64 attempts')  # pragma: no cover - 2**32 ids per name
 
     def add(self, record: TaskRecord) -> None:
         """Track a new task."""
@@ -244,9 +253,26 @@ class Registry:
                 return
             del self._done[task_id]
             record = self._records.pop(task_id)
+            self._stopped_but_running.pop(task_id, None)  # done: it stopped, and its threads have returned
             if record.region is not None:
-                self._by_region[record.region].pop(task_id, None)
+                self._forget_in_region(record.region, task_id)
             self.forgotten += 1
+
+    def _forget_in_region(self, region: str, task_id: TaskId) -> None:
+        """Drop a forgotten task from its region; forget the region, and the cancels around it, once they are empty."""
+        records = self._by_region[region]
+        del records[task_id]
+        if records:
+            return
+        del self._by_region[region]
+        parts = region.split('/')
+        for depth in range(1, len(parts) + 1):
+            name = '/'.join(parts[:depth])
+            if name in self._region_cancels and not self._holds_tasks(name):
+                del self._region_cancels[name]
+
+    def _holds_tasks(self, region: str) -> bool:
+        return any(region_contains(region, name) for name in self._by_region)
 
     def active(self) -> tuple[TaskRecord, ...]:
         """The tasks that have not ended, oldest first."""
@@ -277,4 +303,17 @@ class Registry:
 
     def cancel_region(self, region: str, cancel: RegionCancel) -> None:
         """Record that `region` was cancelled; the first cancel of a region is the one kept."""
-        self._region_cancels.setdefault(region, cancel)
+        if region in self._region_cancels:
+            return
+        self._region_cancels[region] = cancel
+        if not self._holds_tasks(region):
+            self._cancelled_empty[region] = None
+            while self._keep_finished is not None and len(self._cancelled_empty) > self._keep_finished:
+                oldest = next(iter(self._cancelled_empty))
+                del self._cancelled_empty[oldest]
+                if not self._holds_tasks(oldest):
+                    self._region_cancels.pop(oldest, None)
+
+    def regions(self) -> tuple[str, ...]:
+        """The regions this owner knows: those holding a task it keeps, and the cancelled ones it keeps closed."""
+        return tuple(dict.fromkeys([*self._by_region, *self._region_cancels]))

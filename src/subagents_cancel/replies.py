@@ -463,7 +463,7 @@ def unknown_task(task_id: str, *, finished_forgotten: bool = False) -> str:
 
 def empty_task_id() -> str:
     """Reply for an empty task id."""
-    return "task_id is empty; pass the id that `task` returned, e.g. 'researcher-3f9a'."
+    return "task_id is empty; pass the id that `task` returned, e.g. 'researcher-3f9a07c2'."
 
 
 def no_region(region: str) -> str:

@@ -41,7 +41,6 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import anyio
@@ -82,6 +81,7 @@ from .messages import (
 from .preemption import StepPreemption
 from .task_capability import TaskRunCapability
 from .task_context import TaskContext, TaskThreads, task_scope
+from .tool_threads import SyncToolPool
 
 __all__ = ('TaskRunner', 'TaskSpec')
 
@@ -126,11 +126,11 @@ class TaskRunner:
         *,
         bus: MessageBus,
         clock: Clock,
-        pool: ThreadPoolExecutor,
+        pool: SyncToolPool,
         slot: anyio.Semaphore | None,
         queued: bool,
     ) -> None:
-        """Prepare the runner and open its mailbox, so requests sent before it runs are not lost.
+        """Prepare the runner; its owner opens the task's mailbox with `receive` as the handler.
 
         `slot` is the owner's concurrency semaphore (released when the run ends); `queued` says the runner
         must acquire it first (the task is PENDING), rather than having been given it already. `pool`
@@ -175,7 +175,6 @@ class TaskRunner:
         """What code inside the task sees as [`current_task()`][subagents_cancel.current_task]."""
         self.finished = anyio.Event()
         """Set when the runner is done: the run has ended and nothing of it is left running."""
-        bus.open_mailbox(spec.task_id, self._receive)
 
     # --- the task's life ----------------------------------------------------------------------
 
@@ -298,7 +297,8 @@ class TaskRunner:
 
     # --- the mailbox ----------------------------------------------------------------------------
 
-    def _receive(self, message: BusMessage) -> None:
+    def receive(self, message: BusMessage) -> None:
+        """Handle a message sent to the task's mailbox: a cancel request or an answer (anything else is ignored)."""
         if isinstance(message, CancelRequest):
             if self._responses_before_cancel is None:
                 self._responses_before_cancel = len(self._responses())
@@ -323,8 +323,8 @@ class TaskRunner:
                     self._start_wrap_up(message)
             case Answer(correlation_id=question_id, text=text):
                 self._resolve_question(question_id, replies.answered_by_parent(text))
-            case _:  # pragma: no cover - the owner sends only cancel requests and answers
-                raise AssertionError(f'unexpected message for a task: {message!r}')
+            case _:  # only an owner's cancel requests and answers are for a task; another sender's mistake
+                pass
 
     def _committed(self) -> RunOutput | None:
         """The run's output, if it was committed before any cancel request reached the runner: a request now loses."""

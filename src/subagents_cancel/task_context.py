@@ -12,7 +12,7 @@ from __future__ import annotations
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 from .clock import Clock
 from .messages import CancelMode, CancelReason, TaskId
 from .results import TaskInfo
+from .tool_threads import SyncToolPool
 from .waiting import WaitFor, WaitResult
 
 __all__ = ('ChildOwner', 'TaskCancelRequested', 'TaskContext', 'TaskThreads', 'current_task', 'task_scope')
@@ -154,7 +155,7 @@ class TaskThreads(Executor):
     one returns.
     """
 
-    def __init__(self, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, pool: SyncToolPool) -> None:
         self._pool = pool
         self._lock = threading.Lock()  # worker threads report their return concurrently with `linger`
         self._running: set[Future[Any]] = set()
@@ -169,10 +170,14 @@ class TaskThreads(Executor):
         return future
 
     def linger(self, on_idle: Callable[[], None]) -> int:
-        """How many calls are still running; if any, `on_idle` is called (in a worker thread) when the last returns."""
+        """How many calls are still running; if any, `on_idle` is called (in a worker thread) when the last returns.
+
+        The task has stopped: its calls still running leave the pool's budget (see `SyncToolPool.linger`).
+        """
         with self._lock:
             if self._running:
                 self._on_idle = on_idle
+                self._pool.linger(set(self._running))
             return len(self._running)
 
     def _returned(self, future: Future[Any]) -> None:

@@ -58,7 +58,7 @@ class _TaskArgs(ToolArgs):
 
 
 class _TaskIdArgs(ToolArgs):
-    task_id: str = Field(description='The id that `task` returned, e.g. researcher-3f9a.')
+    task_id: str = Field(description='The id that `task` returned, e.g. researcher-3f9a07c2.')
 
 
 class _CancelArgs(_TaskIdArgs):
