@@ -186,7 +186,8 @@ class TaskRunner:
                 self._scope.cancel()  # stopped before the runner ran: never begin
             if not self._started:
                 assert self._slot is not None
-                await self._slot.acquire()  # PENDING until a slot is free, first in, first out
+                if not await _wait_for_slot(self._slot, self._scope):
+                    return RunStopped(), RunUsage()  # stopped while PENDING: it never starts
                 self._started = True
                 self._send(TaskStarted(task_id=self.spec.task_id, sent_at=self._clock.now()))
             try:
@@ -414,6 +415,20 @@ class TaskRunner:
         )
         self._send(CheckpointRecorded(task_id=self.spec.task_id, sent_at=now, checkpoint=checkpoint))
         return self._checkpoints
+
+
+async def _wait_for_slot(slot: anyio.Semaphore, scope: anyio.CancelScope) -> bool:
+    """Wait for a free slot, first in, first out; `False` if `scope` was cancelled, and then no slot is held.
+
+    A released slot is handed straight to the first waiter. If that waiter is stopped before it has woken
+    up, anyio delivers no cancellation to a wait that has already succeeded, so the slot arrives anyway:
+    it is passed on at once to the next in the queue, instead of being held by a task that must not start.
+    """
+    await slot.acquire()
+    if scope.cancel_called:
+        slot.release()
+        return False
+    return True
 
 
 def _is_final_answer(response: ModelResponse) -> bool:
