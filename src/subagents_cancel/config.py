@@ -134,7 +134,8 @@ class SubAgentPolicy(BaseModel):
     max_running: Annotated[int, Field(ge=1)] | None = None
     """How many tasks of one owner may run at once; more wait as PENDING, first in, first out."""
     wait_timeout_seconds: _Seconds = 300.0
-    """The longest a parent's `wait_tasks` call may wait before it returns with the tasks still running."""
+    """The longest a parent's `wait_tasks` or `wait_region` call may wait before it returns with the tasks still
+    running; a longer (or infinite) `timeout_seconds` from the model is capped to it, and the reply says so."""
     task_timeout_seconds: _Seconds | None = None
     """The default time budget of a task, from when it is accepted; none by default."""
     deadline_cancel: Literal['soft', 'hard'] = 'soft'
