@@ -7,6 +7,7 @@ in the middle of a run.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Literal
@@ -19,7 +20,15 @@ from pydantic_ai.providers import infer_provider_class
 from .errors import ConfigError
 from .results import TaskInfo
 
-__all__ = ('CleanupHook', 'PromoteHook', 'SubAgentConfig', 'SubAgentPolicy', 'check_model', 'index_subagents')
+__all__ = (
+    'CleanupHook',
+    'PromoteHook',
+    'SubAgentConfig',
+    'SubAgentPolicy',
+    'check_duration',
+    'check_model',
+    'index_subagents',
+)
 
 CleanupHook = Callable[[TaskInfo], Awaitable[None]]
 """Called after a task of the sub-agent was cancelled, with its final snapshot (reason, mode, partial result)."""
@@ -28,6 +37,21 @@ PromoteHook = Callable[[TaskInfo, Path], Awaitable[None]]
 """Called after a task of the sub-agent completed, with its snapshot and its scratch directory, to keep its files."""
 
 _Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+def check_duration(name: str, seconds: float, *, zero_allowed: bool = False) -> float:
+    """Check a duration passed to one call of the Python API, as the config classes check theirs.
+
+    A duration is a finite number of seconds, greater than 0 (or 0 or more, if `zero_allowed`). There is no
+    infinite duration: where a call offers no limit, that is its `None` (the default).
+
+    Raises:
+        ValueError: `seconds` is NaN, infinite, negative, or 0 where 0 is not allowed.
+    """
+    if math.isfinite(seconds) and (seconds > 0 or (zero_allowed and seconds == 0)):
+        return seconds
+    allowed = '0 or more' if zero_allowed else 'greater than 0'
+    raise ValueError(f'{name} must be a finite number of seconds, {allowed}; got {seconds!r}.')
 
 
 def check_model(model: str | Model) -> str | Model:

@@ -21,7 +21,7 @@ from pydantic_ai.models import Model
 
 from .bus import InProcessBus, MessageBus
 from .clock import Clock, MonotonicClock, sleep_until
-from .config import SubAgentConfig, SubAgentPolicy, index_subagents
+from .config import SubAgentConfig, SubAgentPolicy, check_duration, index_subagents
 from .errors import (
     CancelTimeout,
     ManagerClosed,
@@ -261,8 +261,10 @@ class SubAgentManager:
             ManagerClosed: the manager is not open.
             UnknownSubAgent: no sub-agent has this name (or the fallback's).
             RegionClosed: the region was cancelled.
-            ValueError: the region name is not valid.
+            ValueError: the region name or `timeout_seconds` is not valid (a timeout is finite and greater than 0).
         """
+        if timeout_seconds is not None:
+            check_duration('timeout_seconds', timeout_seconds)
         if self._phase != 'open':
             raise ManagerClosed()
         config = self._config(subagent)
@@ -439,7 +441,10 @@ class SubAgentManager:
 
         Raises:
             UnknownTask: one of the ids is not a task of this owner.
+            ValueError: `timeout_seconds` is not finite and greater than 0.
         """
+        if timeout_seconds is not None:
+            check_duration('timeout_seconds', timeout_seconds)
         records = (
             tuple(self._registry.get(task_id) for task_id in task_ids)
             if task_ids is not None
@@ -471,7 +476,10 @@ class SubAgentManager:
         Raises:
             UnknownTask: this owner has no such task.
             TaskAlreadyFinished: the task has already ended.
+            ValueError: `grace_seconds` is not finite and 0 or more.
         """
+        if grace_seconds is not None:
+            check_duration('grace_seconds', grace_seconds, zero_allowed=True)
         record = self._live_record(task_id)
         if record.cancel is None:
             self._request_cancel(record, 'soft', reason or CancelReason(), self._grace(record, grace_seconds))
@@ -494,7 +502,12 @@ class SubAgentManager:
         """Request a cancel of every task that is still running, and return at once.
 
         A soft request skips tasks that were already asked to stop; a hard one reaches them all.
+
+        Raises:
+            ValueError: `grace_seconds` is not finite and 0 or more.
         """
+        if grace_seconds is not None:
+            check_duration('grace_seconds', grace_seconds, zero_allowed=True)
         for record in self._registry.active():
             if mode == 'hard' or record.cancel is None:
                 self._request_cancel(record, mode, reason, self._grace(record, grace_seconds))
@@ -557,8 +570,10 @@ class SubAgentManager:
             self._registry.note_unresponsive(record)
             self._bus.send(self.owner_id, TaskUnresponsive(task_id=record.task_id, sent_at=now))
 
-    def _request_cancel(self, record: TaskRecord, mode: CancelMode, reason: CancelReason, grace: float) -> None:
-        now = self.clock.now()
+    def _request_cancel(
+        self, record: TaskRecord, mode: CancelMode, reason: CancelReason, grace: float, *, at: float | None = None
+    ) -> None:
+        now = self.clock.now() if at is None else at
         request = CancelRequest(task_id=record.task_id, sent_at=now, mode=mode, reason=reason, grace_seconds=grace)
         if record.cancel is None:
             record.cancel = CancelInfo(
@@ -580,8 +595,9 @@ class SubAgentManager:
         Raises:
             ManagerClosed: the manager is not open.
             RegionClosed: the region was already cancelled.
-            ValueError: the region name is not valid.
+            ValueError: the region name or `timeout_seconds` is not valid (a timeout is finite and greater than 0).
         """
+        check_duration('timeout_seconds', timeout_seconds)
         if self._phase != 'open':
             raise ManagerClosed()
         check_region(region)
@@ -606,8 +622,10 @@ class SubAgentManager:
         the tasks that were asked to stop.
 
         Raises:
-            ValueError: the region name is not valid.
+            ValueError: the region name or `grace_seconds` is not valid (a grace window is finite and 0 or more).
         """
+        if grace_seconds is not None:
+            check_duration('grace_seconds', grace_seconds, zero_allowed=True)
         records = self._cancel_region(check_region(region), 'soft', reason, grace_seconds)
         return tuple(self._info(record) for record in records)
 
@@ -705,8 +723,10 @@ class SubAgentManager:
                 event = TaskEvent.FAIL
             case RunStopped():
                 if record.cancel is None and not record.status.is_terminal:
-                    # Stopped from outside (its owner's task was cancelled): record that as the cancel.
-                    self._request_cancel(record, 'hard', CancelReason(kind='parent_cancelled'), 0.0)
+                    # Stopped from outside (its owner's task was cancelled): record that as the cancel, requested when
+                    # the run reported it had stopped, so that the stop time is never negative.
+                    reason = CancelReason(kind='parent_cancelled')
+                    self._request_cancel(record, 'hard', reason, 0.0, at=message.sent_at)
                 event = TaskEvent.STOP
         self._apply(record, event, message.sent_at, ending=message.ending)
 

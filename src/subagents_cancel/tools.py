@@ -50,7 +50,9 @@ class _TaskArgs(ToolArgs):
         pattern=REGION_PATTERN,
         description="A group to put it in, e.g. 'research' or 'research/patents', to cancel or wait for together.",
     )
-    timeout_seconds: float | None = Field(None, gt=0, description='Its time budget; it is cancelled when it runs out.')
+    timeout_seconds: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description='Its time budget; it is cancelled when it runs out.'
+    )
     fallback: str | None = Field(
         None, description='A sub-agent that takes over, with the partial result, if this task is cancelled.'
     )
