@@ -47,7 +47,7 @@ async def test_a_tool_that_raises_cancelled_error_by_itself_fails_the_task(clock
     assert isinstance(info.outcome, Failed) and info.outcome.error_type == 'CancelledError'
     assert replies_of(result.all_messages()) == snapshot(
         [
-            'researcher-0001: FAILED after 0.0 ms: CancelledError: a tool or hook of the sub-agent raised CancelledError although nothing cancelled the task (it awaited something that was cancelled elsewhere); details are in the logs'
+            'researcher-0001: FAILED after 0.0 ms: CancelledError: a tool or hook of the sub-agent raised CancelledError although nothing cancelled the task (for example, it awaited something that was cancelled elsewhere); details are in the logs'
         ]
     )
     assert manager.metrics().subagents[0].cancelled_runs == ()

@@ -497,7 +497,7 @@ def _stray_cancellation() -> RunError:
     return RunError(
         'CancelledError',
         'a tool or hook of the sub-agent raised CancelledError although nothing cancelled the task '
-        '(it awaited something that was cancelled elsewhere); details are in the logs',
+        '(for example, it awaited something that was cancelled elsewhere); details are in the logs',
     )
 
 
