@@ -9,8 +9,8 @@ calls the tools as an LLM would:
 2. **Cancelled by a deadline.** The report gets a time budget, and the generator is stuck in a slow tool when it
    runs out. The deadline cancels softly (reason `deadline`); the tool does not return within the grace window, so
    the task is stopped, and the Quick Summary takes over from the generator's checkpoints.
-3. **The generator wins the race.** The report is finished when the cancel arrives: the cancel is refused, and the
-   Quick Summary never starts.
+3. **The generator wins the race.** The report is finished when the cancel arrives: the cancel comes too late
+   (the reply says the report had finished first, and shows it), and the Quick Summary never starts.
 
 Every model is a scripted pydantic-ai `FunctionModel`; it runs offline in about two seconds.
 

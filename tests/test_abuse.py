@@ -9,6 +9,7 @@ goes on, and memory does not grow from one storm to the next.
 from __future__ import annotations
 
 import gc
+import json
 from collections import Counter
 
 import anyio
@@ -134,6 +135,32 @@ async def test_garbage_arguments_get_a_short_reply_and_the_run_goes_on(
     assert result.output == 'parent survived'
     (reply,) = tool_returns(result.all_messages())
     assert 0 < len(reply) < 2_000 and 'Traceback' not in reply, reply[:300]
+
+
+async def test_hostile_argument_names_and_values_get_short_replies(clock: WatchedClock) -> None:
+    """Hostile names, 10,000 unknown arguments, JSON nested too deep, an infinite budget: short replies, no raw echo."""
+    hostile = [
+        ('check_task', json.dumps({'x' * 1_000_000: 1, 'task_id': 'a'})),
+        ('check_task', json.dumps({'\x00\n\u202eevil': 1, 'task_id': 'a'})),
+        ('check_task', json.dumps({f'k{index}': index for index in range(10_000)})),
+        ('check_task', '{"task_id": ' + '[' * 100_000 + ']' * 100_000 + '}'),
+        ('task', '{"description": "x", "subagent_type": "researcher", "mode": "async", "timeout_seconds": 1e999}'),
+    ]
+    parent = Script([*(ModelResponse(parts=[ToolCallPart(tool, args)]) for tool, args in hostile), text('survived')])
+    agent = Agent(parent.model, capabilities=[SubAgentCapability(subagents=[researcher(_forever())], clock=clock)])
+    result = await agent.run('go')
+    assert result.output == 'survived'
+    replies = tool_returns(result.all_messages())
+    assert [len(reply) < 400 and '\x00' not in reply and '\n' not in reply for reply in replies] == [True] * 5
+    assert replies == snapshot(
+        [
+            "Invalid arguments for check_task: 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'… (1,000,000 characters): Extra inputs are not permitted. Call it again with arguments that fit its schema.",
+            "Invalid arguments for check_task: '\\x00\\n\\u202eevil': Extra inputs are not permitted. Call it again with arguments that fit its schema.",
+            'Invalid arguments for check_task: task_id: Field required; k0: Extra inputs are not permitted; k1: Extra inputs are not permitted; k2: Extra inputs are not permitted; k3: Extra inputs are not permitted; and 9,996 more problems. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments are not valid JSON (recursion limit exceeded at line 1 column 213); they must be a JSON object with task_id. Call it again with arguments that fit its schema.',
+            'Invalid arguments for task: timeout_seconds: Input should be a finite number. Call it again with arguments that fit its schema.',
+        ]
+    )
 
 
 async def test_a_thousand_cancels_of_one_task(clock: WatchedClock) -> None:

@@ -181,7 +181,8 @@ tasks still running: 0
 parent -> task(description='Write the Q3 sales report for the board', subagent_type='report-generator', mode='async')
     | Task started with ID: report-generator-<id> (report-generator); it runs in the background. Follow it with check_task or wait_tasks; stop it with soft_cancel_task or hard_cancel_task.
 parent -> soft_cancel_task(task_id='report-generator-<id>', reason='the board meets now; a summary will do')
-    | report-generator-<id> is already done (COMPLETED) — cannot be cancelled; check_task shows its result.
+    | report-generator-<id> had finished before the cancel arrived, so nothing was cancelled: COMPLETED in <t>. Output:
+    | Q3 report: revenue EUR 4.2M (+8%); EMEA +14%, Americas +5%, APAC flat. Charts and commentary attached.
 parent -> wait_tasks(task_ids=['report-generator-<id>'])
     | The task has ended.
     |

@@ -15,7 +15,6 @@ from subagents_cancel import (
     SubAgentCapability,
     SubAgentConfig,
     SubAgentManager,
-    TaskAlreadyFinished,
     TaskStatus,
     UnknownSubAgent,
 )
@@ -112,8 +111,7 @@ async def test_generator_that_completes_first_never_starts_the_fallback(clock: M
     configs = [report_generator(Script([text('The full report.')]), fallback='quick_summary'), quick_summary(summary)]
     async with SubAgentManager(configs, clock=clock) as manager:
         info = await manager.run('report_generator', 'Q3 market report')
-        with pytest.raises(TaskAlreadyFinished):
-            await manager.soft_cancel(info.task_id)
+        assert await manager.soft_cancel(info.task_id) == info  # too late: it changes nothing
         every_task = manager.tasks()
 
     assert info.outcome == Completed('The full report.')

@@ -147,14 +147,8 @@ async def test_hard_cancel_during_a_slow_tool(clock: ManualClock) -> None:
     assert seen == [True]
     assert replies_of(result.all_messages())[1:] == snapshot(
         [
-            """\
-Task cancelled: researcher-0001 stopped 0.0 ms after the hard cancel. Partial results:
-None: it recorded no checkpoint and sent no final message.\
-""",
-            """\
-Task cancelled: researcher-0001 (hard, on request; it ended 0.0 ms after the request). Partial results:
-None: it recorded no checkpoint and sent no final message.\
-""",
+            'Task cancelled: researcher-0001 stopped 0.0 ms after the hard cancel. It recorded no checkpoint and sent no final message.',
+            'Task cancelled: researcher-0001 (hard, on request; it ended 0.0 ms after the request). It recorded no checkpoint and sent no final message.',
         ]
     )
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import Agent
-from pydantic_ai.run import AgentRun
 
 from subagents_cancel import (
     Cancelled,
@@ -16,7 +17,6 @@ from subagents_cancel import (
     SubAgentConfig,
     SubAgentManager,
     SubAgentPolicy,
-    TaskAlreadyFinished,
     TaskStatus,
 )
 
@@ -109,10 +109,7 @@ writer-0002: PENDING (waiting for a free slot) for 0.0 ms.
 No checkpoints yet.\
 """,
             'Task cancelled: writer-0002 before it started; nothing ran.',
-            """\
-Task cancelled: writer-0002 (soft, on request; it ended 0.0 ms after the request). Partial results:
-None: it recorded no checkpoint and sent no final message.\
-""",
+            'Task cancelled: writer-0002 (soft, on request; it ended 0.0 ms after the request). It recorded no checkpoint and sent no final message.',
         ]
     )
     assert second.requests == []
@@ -284,10 +281,7 @@ async def test_second_soft_cancel_is_not_an_error(clock: ManualClock) -> None:
             'Task started with ID: researcher-0001 (researcher); it runs in the background. Follow it with check_task or wait_tasks; stop it with soft_cancel_task or hard_cancel_task.',
             'Cancellation requested for researcher-0001: it has been told, and it hands back partial results within 30s or is stopped. check_task or wait_tasks will show them.',
             'researcher-0001 is already being cancelled (soft); check_task or wait_tasks will show its partial results.',
-            """\
-Task cancelled: researcher-0001 stopped 0.0 ms after the hard cancel. Partial results:
-None: it recorded no checkpoint and sent no final message.\
-""",
+            'Task cancelled: researcher-0001 stopped 0.0 ms after the hard cancel. It recorded no checkpoint and sent no final message.',
             'researcher-0001 is already cancelled; check_task shows its partial results.',
         ]
     )
@@ -305,10 +299,11 @@ async def test_request_sent_before_the_run_starts_is_read_at_the_first_request(c
 
 
 async def test_request_during_the_final_answer_does_not_cost_another_request(clock: ManualClock) -> None:
-    """If the model is writing its final answer when the request lands, the answer stands, marked unread.
+    """If the model is writing its final answer when the request lands, the cancel wins and the answer stands.
 
-    pydantic-ai 2.68 can withdraw a queued message; on older versions the queued request sends the run
-    into one more model request, which then reads it.
+    The request came first, so the task is CANCELLED; the runner holds it until a step that cannot end the run,
+    so the final answer is not redirected into one more request (on every pydantic-ai version), and it is the
+    partial result, marked unread.
     """
     answering = Gate()
     sub = Script([answering.hold(text('FULL answer'))], on_cancel=text('wrap-up'))
@@ -319,13 +314,10 @@ async def test_request_during_the_final_answer_does_not_cost_another_request(clo
         answering.release.set()
         (info,) = (await manager.wait([task.task_id])).tasks
 
-    assert isinstance(info.outcome, Cancelled)
-    if hasattr(AgentRun, 'dequeue'):
-        assert len(sub.requests) == 1
-        assert (info.outcome.partial.final_message, info.outcome.partial.read_request) == ('FULL answer', False)
-    else:  # pragma: no cover - pydantic-ai < 2.68
-        assert len(sub.requests) == 2
-        assert (info.outcome.partial.final_message, info.outcome.partial.read_request) == ('wrap-up', True)
+    assert len(sub.requests) == 1
+    assert info.outcome == Cancelled(
+        mode='soft', reason=CancelReason(kind='user'), partial=PartialResult(final_message='FULL answer')
+    )
 
 
 async def test_every_subagent_is_told_how_to_react(clock: ManualClock) -> None:
@@ -345,14 +337,31 @@ async def test_every_subagent_is_told_how_to_react(clock: ManualClock) -> None:
 
 
 @pytest.mark.parametrize('status', ['COMPLETED', 'FAILED'])
-async def test_finished_task_cannot_be_cancelled(clock: ManualClock, status: str) -> None:
-    """A finished task refuses a cancel, and its result is untouched."""
+async def test_a_cancel_of_a_finished_task_changes_nothing(clock: ManualClock, status: str) -> None:
+    """A cancel of a finished task returns it as it ended, with no cancel recorded; its result is untouched."""
     sub = Script([text('the answer')] if status == 'COMPLETED' else [call('no_such_tool')] * 2)
     async with SubAgentManager([researcher(sub)], clock=clock) as manager:
         info = await manager.run('researcher', 'Research X')
         assert info.status.name == status
-        with pytest.raises(TaskAlreadyFinished, match=rf"^Task '{info.task_id}' has already ended \({status}\)\.$"):
-            await manager.soft_cancel(info.task_id)
-        with pytest.raises(TaskAlreadyFinished):
-            await manager.hard_cancel(info.task_id)
-        assert manager.get(info.task_id).outcome == info.outcome
+        assert await manager.soft_cancel(info.task_id) == info
+        assert await manager.hard_cancel(info.task_id) == info
+        assert manager.get(info.task_id) == info and info.cancel is None
+
+
+@pytest.mark.parametrize('method', ['get', 'soft_cancel', 'hard_cancel', 'answer', 'wait'])
+async def test_a_task_id_that_is_not_a_string_is_a_type_error(clock: ManualClock, method: str) -> None:
+    """`soft_cancel(123)` and the like name the mistake instead of looking for a task 123."""
+    async with SubAgentManager([researcher(Script([]))], clock=clock) as manager:
+        calls = {
+            'get': lambda: manager.get(123),  # pyright: ignore[reportArgumentType]
+            'soft_cancel': lambda: manager.soft_cancel(123),  # pyright: ignore[reportArgumentType]
+            'hard_cancel': lambda: manager.hard_cancel(123),  # pyright: ignore[reportArgumentType]
+            'answer': lambda: manager.answer(123, 'yes'),  # pyright: ignore[reportArgumentType]
+            'wait': lambda: manager.wait([123]),  # pyright: ignore[reportArgumentType]
+        }
+        with pytest.raises(TypeError, match=r'^task_id must be a str \(the `task_id` of a TaskInfo\), not int: 123\.$'):
+            result = calls[method]()
+            if inspect.isawaitable(result):
+                await result
+        with pytest.raises(TypeError, match=r"^task_ids must be a list of task ids, not one str: pass \['x-0001'\]\.$"):
+            await manager.wait('x-0001')

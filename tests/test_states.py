@@ -54,7 +54,7 @@ def test_the_table_is_the_design() -> None:
                 'HARD_CANCEL': 'RUNNING (cancel requested)',
             },
             'RUNNING (cancel requested)': {
-                'COMPLETE': 'CANCELLED (cancel requested)',
+                'COMPLETE': 'COMPLETED (cancel requested)',
                 'FAIL': 'CANCELLED (cancel requested)',
                 'HARD_CANCEL': 'RUNNING (cancel requested)',
                 'STOP': 'CANCELLED (cancel requested)',
@@ -97,12 +97,24 @@ def test_terminal_states_absorb_every_event(status: TaskStatus, event: TaskEvent
     assert next_state(TaskState(status, False), event) is None
 
 
-def test_a_requested_cancel_turns_every_ending_into_cancelled() -> None:
-    """Once a cancel was requested, no way of ending yields COMPLETED or FAILED."""
-    endings = {TaskEvent.COMPLETE, TaskEvent.FAIL, TaskEvent.STOP}
+def test_a_requested_cancel_turns_every_ending_but_a_committed_output_into_cancelled() -> None:
+    """Once a cancel was requested, every ending is CANCELLED, except an output committed before it (COMPLETE)."""
     for (state, event), target in TRANSITIONS.items():
-        if state.cancel_requested and event in endings:
+        if state.cancel_requested and event in (TaskEvent.FAIL, TaskEvent.STOP):
             assert target.status is TaskStatus.CANCELLED
+        elif state.cancel_requested and event is TaskEvent.COMPLETE:
+            assert target == TaskState(TaskStatus.COMPLETED, cancel_requested=True)  # the cancel lost
+
+
+def test_a_cancel_that_lost_is_marked_on_the_record() -> None:
+    """A task whose output was committed first ends COMPLETED with it; its cancel record says the cancel lost."""
+    record = TaskRecord(task_id=TaskId('t-0001'), subagent='t', description='d', created_at=0.0)
+    record.apply(TaskEvent.START, at=1.0)
+    record.cancel = CancelInfo(mode='soft', reason=CancelReason(), requested_at=2.0, grace_seconds=1.0, request_id='r')
+    record.apply(TaskEvent.SOFT_CANCEL, at=2.0)
+    record.apply(TaskEvent.COMPLETE, at=3.0, ending=RunOutput('the full answer'))
+    assert (record.status, record.outcome) == (TaskStatus.COMPLETED, Completed('the full answer'))
+    assert record.cancel is not None and record.cancel.lost
 
 
 def test_the_flag_never_clears() -> None:
@@ -127,6 +139,7 @@ class RecordUnderRandomEvents(RuleBasedStateMachine):
         self.first_terminal: TaskStatus | None = None
         self.first_outcome: Outcome | None = None
         self.cancel_seen_before_end = False
+        self.ending_event: TaskEvent | None = None
 
     @rule(event=st.sampled_from(list(TaskEvent)))
     def fire(self, event: TaskEvent) -> None:
@@ -147,6 +160,7 @@ class RecordUnderRandomEvents(RuleBasedStateMachine):
         if event in (TaskEvent.SOFT_CANCEL, TaskEvent.HARD_CANCEL) and applied:
             self.cancel_seen_before_end = True
         if self.record.status.is_terminal and self.first_terminal is None:
+            self.ending_event = event
             self.first_terminal = self.record.status
             self.first_outcome = self.record.outcome
 
@@ -167,9 +181,13 @@ class RecordUnderRandomEvents(RuleBasedStateMachine):
             assert self.record.outcome is self.first_outcome
 
     @invariant()
-    def a_requested_cancel_ends_cancelled(self) -> None:
+    def a_requested_cancel_ends_cancelled_unless_the_output_was_committed_first(self) -> None:
         if self.cancel_seen_before_end and self.record.status.is_terminal:
-            assert self.record.status is TaskStatus.CANCELLED
+            assert self.record.cancel is not None
+            if self.ending_event is TaskEvent.COMPLETE:
+                assert self.record.status is TaskStatus.COMPLETED and self.record.cancel.lost
+            else:
+                assert self.record.status is TaskStatus.CANCELLED and not self.record.cancel.lost
 
     @invariant()
     def events_after_the_end_are_kept_not_lost(self) -> None:

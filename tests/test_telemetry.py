@@ -31,7 +31,7 @@ from subagents_cancel import (
 )
 from subagents_cancel.messages import BusMessage, ThreadsFinished
 
-from .helpers import Gate, Script, call, text
+from .helpers import Gate, LingersAfterTheEnd, Script, call, text
 
 pytestmark = pytest.mark.anyio
 
@@ -201,6 +201,28 @@ async def test_status_counts_cancel_rate_and_tokens_saved(capfire: CaptureLogfir
         span for span in spans(capfire, 'subagent task {task_id}') if span['attributes']['status'] == 'CANCELLED'
     ]
     assert [name for name, _ in events(cancelled[0])] == ['cancel requested', 'task terminated']
+
+
+async def test_a_cancel_that_lost_is_not_counted_as_a_cancel(capfire: CaptureLogfire, clock: ManualClock) -> None:
+    """A hard cancel that lands after the run accepted its answer: COMPLETED in the metrics, marked lost on the span."""
+    lingers = LingersAfterTheEnd()
+    config = SubAgentConfig(
+        name='worker', description='Works', agent=Agent(Script([text('all done')]).model, capabilities=[lingers])
+    )
+    async with SubAgentManager([config], clock=clock) as manager:
+        task = await manager.start('worker', 'Work')
+        await lingers.reached.wait()
+        await manager.hard_cancel(task.task_id)
+        worker = manager.metrics().of('worker')
+
+    assert (worker.completed, worker.cancelled, worker.cancel_rate, worker.cancelled_runs) == (1, 0, 0.0, ())
+    assert sums(capfire.get_collected_metrics(), 'subagents.tasks.finished', 'subagent', 'status') == {
+        ('worker', 'COMPLETED'): 1
+    }
+    (span,) = spans(capfire, 'subagent task {task_id}')
+    attributes = span['attributes']
+    assert (attributes['status'], attributes['cancel_mode'], attributes['cancel_lost']) == ('COMPLETED', 'hard', True)
+    assert [name for name, _ in events(span)] == ['cancel requested']
 
 
 async def test_the_task_span_nests_under_the_parent_tool_call(capfire: CaptureLogfire) -> None:

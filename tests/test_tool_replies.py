@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from subagents_cancel import ManualClock, SubAgentCapability, SubAgentConfig
+from subagents_cancel import (
+    Completed,
+    ManualClock,
+    SubAgentCapability,
+    SubAgentConfig,
+    SubAgentManager,
+    create_subagent_toolset,
+)
 
-from .helpers import TASK_ID, Script, Step, call, calls, replies_of, text, tool_returns
+from .helpers import TASK_ID, Script, Step, call, calls, replies_of, researcher, text, tool_returns
 
 pytestmark = pytest.mark.anyio
 
@@ -53,7 +62,7 @@ async def test_unknown_empty_and_huge_ids(clock: ManualClock) -> None:
 
 
 async def test_finished_task(clock: ManualClock) -> None:
-    """A finished task can be checked, but not cancelled or answered."""
+    """A finished task can be checked; a cancel says it had finished first and shows its result; no answer."""
     parent = Script(
         [
             call('task', description='Research X', subagent_type='researcher', mode='async'),
@@ -75,8 +84,14 @@ The task has ended.
 researcher-0001: COMPLETED in 0.0 ms. Output:
 findings\
 """,
-            'researcher-0001 is already done (COMPLETED) — cannot be cancelled; check_task shows its result.',
-            'researcher-0001 is already done (COMPLETED) — cannot be cancelled; check_task shows its result.',
+            """\
+researcher-0001 had finished before the cancel arrived, so nothing was cancelled: COMPLETED in 0.0 ms. Output:
+findings\
+""",
+            """\
+researcher-0001 had finished before the cancel arrived, so nothing was cancelled: COMPLETED in 0.0 ms. Output:
+findings\
+""",
             'researcher-0001 is not waiting for an answer (it is COMPLETED); nothing was sent.',
             """\
 researcher-0001: COMPLETED in 0.0 ms. Output:
@@ -385,5 +400,275 @@ async def test_the_tool_schemas_are_the_contract(clock: ManualClock) -> None:
                     'type': 'object',
                 },
             },
+        ]
+    )
+
+
+PARENT_TOOLS = (
+    'task',
+    'check_task',
+    'wait_tasks',
+    'soft_cancel_task',
+    'hard_cancel_task',
+    'list_active_tasks',
+    'answer_subagent',
+    'soft_cancel_region',
+    'hard_cancel_region',
+    'wait_region',
+)
+NOT_OBJECTS = {'array': '[1,2]', 'number': '42', 'string': '"x"', 'null': 'null'}
+
+
+def raw_call(tool: str, args: str) -> ModelResponse:
+    """A response that calls `tool` with `args` exactly as the model wrote them, JSON or not."""
+    return ModelResponse(parts=[ToolCallPart(tool, args)])
+
+
+@pytest.mark.parametrize('shape', NOT_OBJECTS)
+@pytest.mark.parametrize('tool', PARENT_TOOLS)
+async def test_json_that_is_not_an_object_gets_a_reply(clock: ManualClock, tool: str, shape: str) -> None:
+    """Arguments that are JSON but not an object get a reply naming the fields the tool takes; the run goes on."""
+    (reply,) = await run_parent(clock, raw_call(tool, NOT_OBJECTS[shape]))
+    assert (
+        reply
+        == snapshot(
+            {
+                'task array': 'Invalid arguments for task: the arguments must be a JSON object with description and subagent_type (and optionally mode, region, timeout_seconds, fallback), not an array. Call it again with arguments that fit its schema.',
+                'task number': 'Invalid arguments for task: the arguments must be a JSON object with description and subagent_type (and optionally mode, region, timeout_seconds, fallback), not a number. Call it again with arguments that fit its schema.',
+                'task string': 'Invalid arguments for task: the arguments must be a JSON object with description and subagent_type (and optionally mode, region, timeout_seconds, fallback), not a string. Call it again with arguments that fit its schema.',
+                'task null': 'Invalid arguments for task: the arguments must be a JSON object with description and subagent_type (and optionally mode, region, timeout_seconds, fallback), not null. Call it again with arguments that fit its schema.',
+                'check_task array': 'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not an array. Call it again with arguments that fit its schema.',
+                'check_task number': 'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not a number. Call it again with arguments that fit its schema.',
+                'check_task string': 'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not a string. Call it again with arguments that fit its schema.',
+                'check_task null': 'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not null. Call it again with arguments that fit its schema.',
+                'wait_tasks array': 'Invalid arguments for wait_tasks: the arguments must be a JSON object (its fields task_ids, wait_for, timeout_seconds are all optional), not an array. Call it again with arguments that fit its schema.',
+                'wait_tasks number': 'Invalid arguments for wait_tasks: the arguments must be a JSON object (its fields task_ids, wait_for, timeout_seconds are all optional), not a number. Call it again with arguments that fit its schema.',
+                'wait_tasks string': 'Invalid arguments for wait_tasks: the arguments must be a JSON object (its fields task_ids, wait_for, timeout_seconds are all optional), not a string. Call it again with arguments that fit its schema.',
+                'wait_tasks null': 'Invalid arguments for wait_tasks: the arguments must be a JSON object (its fields task_ids, wait_for, timeout_seconds are all optional), not null. Call it again with arguments that fit its schema.',
+                'soft_cancel_task array': 'Invalid arguments for soft_cancel_task: the arguments must be a JSON object with task_id (and optionally reason), not an array. Call it again with arguments that fit its schema.',
+                'soft_cancel_task number': 'Invalid arguments for soft_cancel_task: the arguments must be a JSON object with task_id (and optionally reason), not a number. Call it again with arguments that fit its schema.',
+                'soft_cancel_task string': 'Invalid arguments for soft_cancel_task: the arguments must be a JSON object with task_id (and optionally reason), not a string. Call it again with arguments that fit its schema.',
+                'soft_cancel_task null': 'Invalid arguments for soft_cancel_task: the arguments must be a JSON object with task_id (and optionally reason), not null. Call it again with arguments that fit its schema.',
+                'hard_cancel_task array': 'Invalid arguments for hard_cancel_task: the arguments must be a JSON object with task_id (and optionally reason), not an array. Call it again with arguments that fit its schema.',
+                'hard_cancel_task number': 'Invalid arguments for hard_cancel_task: the arguments must be a JSON object with task_id (and optionally reason), not a number. Call it again with arguments that fit its schema.',
+                'hard_cancel_task string': 'Invalid arguments for hard_cancel_task: the arguments must be a JSON object with task_id (and optionally reason), not a string. Call it again with arguments that fit its schema.',
+                'hard_cancel_task null': 'Invalid arguments for hard_cancel_task: the arguments must be a JSON object with task_id (and optionally reason), not null. Call it again with arguments that fit its schema.',
+                'list_active_tasks array': 'Invalid arguments for list_active_tasks: the arguments must be an empty JSON object, {}, not an array. Call it again with arguments that fit its schema.',
+                'list_active_tasks number': 'Invalid arguments for list_active_tasks: the arguments must be an empty JSON object, {}, not a number. Call it again with arguments that fit its schema.',
+                'list_active_tasks string': 'Invalid arguments for list_active_tasks: the arguments must be an empty JSON object, {}, not a string. Call it again with arguments that fit its schema.',
+                'list_active_tasks null': 'Invalid arguments for list_active_tasks: the arguments must be an empty JSON object, {}, not null. Call it again with arguments that fit its schema.',
+                'answer_subagent array': 'Invalid arguments for answer_subagent: the arguments must be a JSON object with task_id and answer, not an array. Call it again with arguments that fit its schema.',
+                'answer_subagent number': 'Invalid arguments for answer_subagent: the arguments must be a JSON object with task_id and answer, not a number. Call it again with arguments that fit its schema.',
+                'answer_subagent string': 'Invalid arguments for answer_subagent: the arguments must be a JSON object with task_id and answer, not a string. Call it again with arguments that fit its schema.',
+                'answer_subagent null': 'Invalid arguments for answer_subagent: the arguments must be a JSON object with task_id and answer, not null. Call it again with arguments that fit its schema.',
+                'soft_cancel_region array': 'Invalid arguments for soft_cancel_region: the arguments must be a JSON object with region (and optionally reason), not an array. Call it again with arguments that fit its schema.',
+                'soft_cancel_region number': 'Invalid arguments for soft_cancel_region: the arguments must be a JSON object with region (and optionally reason), not a number. Call it again with arguments that fit its schema.',
+                'soft_cancel_region string': 'Invalid arguments for soft_cancel_region: the arguments must be a JSON object with region (and optionally reason), not a string. Call it again with arguments that fit its schema.',
+                'soft_cancel_region null': 'Invalid arguments for soft_cancel_region: the arguments must be a JSON object with region (and optionally reason), not null. Call it again with arguments that fit its schema.',
+                'hard_cancel_region array': 'Invalid arguments for hard_cancel_region: the arguments must be a JSON object with region (and optionally reason), not an array. Call it again with arguments that fit its schema.',
+                'hard_cancel_region number': 'Invalid arguments for hard_cancel_region: the arguments must be a JSON object with region (and optionally reason), not a number. Call it again with arguments that fit its schema.',
+                'hard_cancel_region string': 'Invalid arguments for hard_cancel_region: the arguments must be a JSON object with region (and optionally reason), not a string. Call it again with arguments that fit its schema.',
+                'hard_cancel_region null': 'Invalid arguments for hard_cancel_region: the arguments must be a JSON object with region (and optionally reason), not null. Call it again with arguments that fit its schema.',
+                'wait_region array': 'Invalid arguments for wait_region: the arguments must be a JSON object with region (and optionally timeout_seconds), not an array. Call it again with arguments that fit its schema.',
+                'wait_region number': 'Invalid arguments for wait_region: the arguments must be a JSON object with region (and optionally timeout_seconds), not a number. Call it again with arguments that fit its schema.',
+                'wait_region string': 'Invalid arguments for wait_region: the arguments must be a JSON object with region (and optionally timeout_seconds), not a string. Call it again with arguments that fit its schema.',
+                'wait_region null': 'Invalid arguments for wait_region: the arguments must be a JSON object with region (and optionally timeout_seconds), not null. Call it again with arguments that fit its schema.',
+            }
+        )[f'{tool} {shape}']
+    )
+
+
+async def test_twenty_malformed_calls_in_a_row_then_good_ones(clock: ManualClock) -> None:
+    """Twenty calls whose arguments are not JSON or not an object, mostly to one tool, use up no retry budget."""
+    malformed = ['{"task_id": ', 'not json', '[1,2]', 'null', '{"task_id": "a"', '42', '"x"', 'true']
+    bad = [raw_call('check_task' if index % 4 else 'task', malformed[index % 8]) for index in range(20)]
+    good = [call('task', description='Research X', subagent_type='researcher', mode='async'), call('wait_tasks')]
+    parent = Script([*bad, *good, text('the parent is still alive')])
+    result = await Agent(parent.model, capabilities=[capability_with_researcher(clock, 'findings')]).run('go')
+    assert result.output == 'the parent is still alive'
+    replies = replies_of(result.all_messages())
+    assert len(replies) == 22
+    assert replies == snapshot(
+        [
+            'Invalid arguments for task: the arguments are not valid JSON (EOF while parsing a value at line 1 column 12); they must be a JSON object with description and subagent_type (and optionally mode, region, timeout_seconds, fallback). Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments are not valid JSON (expected ident at line 1 column 2); they must be a JSON object with task_id. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not an array. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not null. Call it again with arguments that fit its schema.',
+            'Invalid arguments for task: the arguments are not valid JSON (EOF while parsing an object at line 1 column 15); they must be a JSON object with description and subagent_type (and optionally mode, region, timeout_seconds, fallback). Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not a number. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not a string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not true or false. Call it again with arguments that fit its schema.',
+            'Invalid arguments for task: the arguments are not valid JSON (EOF while parsing a value at line 1 column 12); they must be a JSON object with description and subagent_type (and optionally mode, region, timeout_seconds, fallback). Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments are not valid JSON (expected ident at line 1 column 2); they must be a JSON object with task_id. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not an array. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not null. Call it again with arguments that fit its schema.',
+            'Invalid arguments for task: the arguments are not valid JSON (EOF while parsing an object at line 1 column 15); they must be a JSON object with description and subagent_type (and optionally mode, region, timeout_seconds, fallback). Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not a number. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not a string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not true or false. Call it again with arguments that fit its schema.',
+            'Invalid arguments for task: the arguments are not valid JSON (EOF while parsing a value at line 1 column 12); they must be a JSON object with description and subagent_type (and optionally mode, region, timeout_seconds, fallback). Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments are not valid JSON (expected ident at line 1 column 2); they must be a JSON object with task_id. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not an array. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not null. Call it again with arguments that fit its schema.',
+            'Task started with ID: researcher-0001 (researcher); it runs in the background. Follow it with check_task or wait_tasks; stop it with soft_cancel_task or hard_cancel_task.',
+            """\
+The task has ended.
+
+researcher-0001: COMPLETED in 0.0 ms. Output:
+findings\
+""",
+        ]
+    )
+
+
+MALFORMED = {**NOT_OBJECTS, 'not json': '{"completed": ['}
+
+
+@pytest.mark.parametrize('shape', MALFORMED)
+@pytest.mark.parametrize('tool', ['checkpoint', 'ask_parent'])
+async def test_a_subagent_tool_answers_malformed_arguments(clock: ManualClock, tool: str, shape: str) -> None:
+    """`checkpoint` and `ask_parent` reply to arguments that are not a JSON object; the task goes on and completes."""
+    sub = Script([raw_call(tool, MALFORMED[shape]), text('done')])
+    async with SubAgentManager([researcher(sub)], clock=clock) as manager:
+        info = await manager.run('researcher', 'Research X')
+    assert info.outcome == Completed('done')
+    assert tool_returns(sub.requests[-1]) == [
+        snapshot(
+            {
+                'checkpoint array': 'Invalid arguments for checkpoint: the arguments must be a JSON object (its fields completed, in_progress, not_started, findings are all optional), not an array. Call it again with arguments that fit its schema.',
+                'checkpoint number': 'Invalid arguments for checkpoint: the arguments must be a JSON object (its fields completed, in_progress, not_started, findings are all optional), not a number. Call it again with arguments that fit its schema.',
+                'checkpoint string': 'Invalid arguments for checkpoint: the arguments must be a JSON object (its fields completed, in_progress, not_started, findings are all optional), not a string. Call it again with arguments that fit its schema.',
+                'checkpoint null': 'Invalid arguments for checkpoint: the arguments must be a JSON object (its fields completed, in_progress, not_started, findings are all optional), not null. Call it again with arguments that fit its schema.',
+                'checkpoint not json': 'Invalid arguments for checkpoint: the arguments are not valid JSON (EOF while parsing a list at line 1 column 15); they must be a JSON object (its fields completed, in_progress, not_started, findings are all optional). Call it again with arguments that fit its schema.',
+                'ask_parent array': 'Invalid arguments for ask_parent: the arguments must be a JSON object with question, not an array. Call it again with arguments that fit its schema.',
+                'ask_parent number': 'Invalid arguments for ask_parent: the arguments must be a JSON object with question, not a number. Call it again with arguments that fit its schema.',
+                'ask_parent string': 'Invalid arguments for ask_parent: the arguments must be a JSON object with question, not a string. Call it again with arguments that fit its schema.',
+                'ask_parent null': 'Invalid arguments for ask_parent: the arguments must be a JSON object with question, not null. Call it again with arguments that fit its schema.',
+                'ask_parent not json': 'Invalid arguments for ask_parent: the arguments are not valid JSON (EOF while parsing a list at line 1 column 15); they must be a JSON object with question. Call it again with arguments that fit its schema.',
+            }
+        )[f'{tool} {shape}']
+    ]
+
+
+async def test_twenty_malformed_checkpoints_then_a_good_one(clock: ManualClock) -> None:
+    """A sub-agent that sends twenty malformed checkpoints is told each time and still completes with its output."""
+    sub = Script(
+        [
+            *(raw_call('checkpoint', ['[]', 'not json', 'null', '{'][index % 4]) for index in range(20)),
+            call('checkpoint', completed=['step 1']),
+            text('done'),
+        ]
+    )
+    async with SubAgentManager([researcher(sub)], clock=clock) as manager:
+        info = await manager.run('researcher', 'Research X')
+    assert info.outcome == Completed('done')
+    assert len(info.checkpoints) == 1
+    replies = tool_returns(sub.requests[-1])
+    assert len(replies) == 21
+    assert sorted(set(replies)) == snapshot(
+        [
+            'Checkpoint 1 recorded.',
+            'Invalid arguments for checkpoint: the arguments are not valid JSON (EOF while parsing an object at line 1 column 1); they must be a JSON object (its fields completed, in_progress, not_started, findings are all optional). Call it again with arguments that fit its schema.',
+            'Invalid arguments for checkpoint: the arguments are not valid JSON (expected ident at line 1 column 2); they must be a JSON object (its fields completed, in_progress, not_started, findings are all optional). Call it again with arguments that fit its schema.',
+            'Invalid arguments for checkpoint: the arguments must be a JSON object (its fields completed, in_progress, not_started, findings are all optional), not an array. Call it again with arguments that fit its schema.',
+            'Invalid arguments for checkpoint: the arguments must be a JSON object (its fields completed, in_progress, not_started, findings are all optional), not null. Call it again with arguments that fit its schema.',
+        ]
+    )
+
+
+VALID_ARGS: dict[str, dict[str, object]] = {
+    'task': {'description': 'Research X', 'subagent_type': 'researcher', 'mode': 'async'},
+    'check_task': {'task_id': 'researcher-0000'},
+    'wait_tasks': {'task_ids': ['researcher-0000']},
+    'soft_cancel_task': {'task_id': 'researcher-0000'},
+    'hard_cancel_task': {'task_id': 'researcher-0000'},
+    'answer_subagent': {'task_id': 'researcher-0000', 'answer': 'yes'},
+    'soft_cancel_region': {'region': 'research'},
+    'hard_cancel_region': {'region': 'research'},
+    'wait_region': {'region': 'research'},
+    'checkpoint': {},
+    'ask_parent': {'question': 'EU or US?'},
+}
+ARGUMENTS = {
+    'task': ('description', 'subagent_type', 'mode', 'region', 'timeout_seconds', 'fallback'),
+    'check_task': ('task_id',),
+    'wait_tasks': ('task_ids', 'wait_for', 'timeout_seconds'),
+    'soft_cancel_task': ('task_id', 'reason'),
+    'hard_cancel_task': ('task_id', 'reason'),
+    'answer_subagent': ('task_id', 'answer'),
+    'soft_cancel_region': ('region', 'reason'),
+    'hard_cancel_region': ('region', 'reason'),
+    'wait_region': ('region', 'timeout_seconds'),
+    'checkpoint': ('completed', 'in_progress', 'not_started', 'findings'),
+    'ask_parent': ('question',),
+}
+
+
+def every_argument_of(tools: Sequence[str], wrong: object) -> list[Step]:
+    """One call per argument of each tool, that argument `wrong` and the others valid."""
+    return [call(tool, **{**VALID_ARGS[tool], argument: wrong}) for tool in tools for argument in ARGUMENTS[tool]]
+
+
+async def test_a_wrong_type_for_every_argument_of_every_tool(clock: ManualClock) -> None:
+    """An object where each argument of each parent tool belongs gets a reply naming that argument."""
+    replies = await run_parent(
+        clock, *every_argument_of([tool for tool in PARENT_TOOLS if tool in ARGUMENTS], {'a': [1]})
+    )
+    assert len(replies) == 22
+    assert replies == snapshot(
+        [
+            'Invalid arguments for task: description: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for task: subagent_type: Input should be a valid string. Call it again with arguments that fit its schema.',
+            "Invalid arguments for task: mode: Input should be 'sync' or 'async'. Call it again with arguments that fit its schema.",
+            'Invalid arguments for task: region: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for task: timeout_seconds: Input should be a valid number. Call it again with arguments that fit its schema.',
+            'Invalid arguments for task: fallback: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: task_id: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for wait_tasks: task_ids: Input should be a valid list. Call it again with arguments that fit its schema.',
+            "Invalid arguments for wait_tasks: wait_for: Input should be 'all' or 'any'. Call it again with arguments that fit its schema.",
+            'Invalid arguments for wait_tasks: timeout_seconds: Input should be a valid number. Call it again with arguments that fit its schema.',
+            'Invalid arguments for soft_cancel_task: task_id: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for soft_cancel_task: reason: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for hard_cancel_task: task_id: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for hard_cancel_task: reason: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for answer_subagent: task_id: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for answer_subagent: answer: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for soft_cancel_region: region: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for soft_cancel_region: reason: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for hard_cancel_region: region: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for hard_cancel_region: reason: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for wait_region: region: Input should be a valid string. Call it again with arguments that fit its schema.',
+            'Invalid arguments for wait_region: timeout_seconds: Input should be a valid number. Call it again with arguments that fit its schema.',
+        ]
+    )
+
+
+async def test_a_wrong_type_for_every_argument_of_the_subagent_tools(clock: ManualClock) -> None:
+    """An object where each argument of `checkpoint` and `ask_parent` belongs gets a reply; the task completes."""
+    sub = Script([*every_argument_of(['checkpoint', 'ask_parent'], {'a': [1]}), text('done')])
+    async with SubAgentManager([researcher(sub)], clock=clock) as manager:
+        info = await manager.run('researcher', 'Research X')
+    assert info.outcome == Completed('done')
+    assert tool_returns(sub.requests[-1]) == snapshot(
+        [
+            'Invalid arguments for checkpoint: completed: Input should be a valid list. Call it again with arguments that fit its schema.',
+            'Invalid arguments for checkpoint: in_progress: Input should be a valid list. Call it again with arguments that fit its schema.',
+            'Invalid arguments for checkpoint: not_started: Input should be a valid list. Call it again with arguments that fit its schema.',
+            'Invalid arguments for checkpoint: findings: Input should be a valid list. Call it again with arguments that fit its schema.',
+            'Invalid arguments for ask_parent: question: Input should be a valid string. Call it again with arguments that fit its schema.',
+        ]
+    )
+
+
+async def test_the_plain_toolset_answers_malformed_arguments_too(clock: ManualClock) -> None:
+    """`create_subagent_toolset` without the capability: malformed arguments get the same replies, the run goes on."""
+    parent = Script([raw_call('check_task', '[1,2]'), raw_call('check_task', 'not json'), text('ok')])
+    async with SubAgentManager([researcher(Script([]))], clock=clock) as manager:
+        result = await Agent(parent.model, toolsets=[create_subagent_toolset(manager)]).run('go')
+    assert result.output == 'ok'
+    assert tool_returns(result.all_messages()) == snapshot(
+        [
+            'Invalid arguments for check_task: the arguments must be a JSON object with task_id, not an array. Call it again with arguments that fit its schema.',
+            'Invalid arguments for check_task: the arguments are not valid JSON (expected ident at line 1 column 2); they must be a JSON object with task_id. Call it again with arguments that fit its schema.',
         ]
     )

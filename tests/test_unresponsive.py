@@ -106,8 +106,7 @@ async def test_sync_tool_thread_is_reported_until_it_returns(clock: ManualClock)
     assert replies_of(parent.requests[-1])[1:] == snapshot(
         [
             """\
-Task cancelled: cruncher-0001 stopped 0.0 ms after the hard cancel. Partial results:
-None: it recorded no checkpoint and sent no final message.
+Task cancelled: cruncher-0001 stopped 0.0 ms after the hard cancel. It recorded no checkpoint and sent no final message.
 A sync tool of it is still working in 1 thread(s), which cannot be stopped; its results are discarded.\
 """,
             """\
@@ -116,8 +115,7 @@ Ended, but a sync tool of theirs is still working in a thread that cannot be sto
 - cruncher-0001 CANCELLED (cruncher)\
 """,
             """\
-Task cancelled: cruncher-0001 (hard, on request; it ended 0.0 ms after the request). Partial results:
-None: it recorded no checkpoint and sent no final message.
+Task cancelled: cruncher-0001 (hard, on request; it ended 0.0 ms after the request). It recorded no checkpoint and sent no final message.
 A sync tool of it is still working in 1 thread(s), which cannot be stopped; its results are discarded.\
 """,
         ]

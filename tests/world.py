@@ -6,7 +6,8 @@ question, its final output, or an error. A driver (hypothesis, or the seeded fuz
 world checks the library's promises after every action and at the end:
 
 * no status flip: once a task is terminal it stays in that state with the same outcome;
-* a cancel accepted before the end ends the task CANCELLED;
+* a cancel accepted before the end ends the task CANCELLED, unless its output was committed first (then the
+  task is COMPLETED and its cancel is marked lost);
 * a final output the model produced is never lost: it is the result, or the partial result;
 * a partial result exists only on CANCELLED;
 * nothing runs once the owner is gone.
@@ -228,7 +229,7 @@ class World:
         expected = {TaskStatus.COMPLETED: Completed, TaskStatus.FAILED: Failed, TaskStatus.CANCELLED: Cancelled}
         if not isinstance(info.outcome, expected[info.status]):
             raise PromiseBroken(f'{info.task_id} ended {info.status} with {info.outcome}')
-        if info.cancel is not None and info.status is not TaskStatus.CANCELLED:
+        if info.cancel is not None and info.status is not TaskStatus.CANCELLED and not info.cancel.lost:
             raise PromiseBroken(f'{info.task_id} had a cancel accepted but ended {info.status}')
         output = self.puppets[info.task_id].output
         if output is None:

@@ -6,7 +6,7 @@ SubAgentsError
 ├── ManagerClosed          the manager is not open, or is shutting down
 ├── UnknownSubAgent        no configured sub-agent has this name
 ├── UnknownTask            no task with this id belongs to this owner
-├── TaskAlreadyFinished    the task is COMPLETED, FAILED or CANCELLED
+├── TaskAlreadyFinished    the task is COMPLETED, FAILED or CANCELLED (no longer raised; kept for `except`)
 ├── NotWaitingForAnswer    the task has no open question
 ├── RegionClosed           a task was started in a region that was cancelled
 ├── CancelTimeout          a hard cancel did not stop the task within the bound
@@ -73,7 +73,12 @@ class UnknownTask(SubAgentsError):
 
 
 class TaskAlreadyFinished(SubAgentsError):
-    """The task has ended (COMPLETED, FAILED or CANCELLED), so it cannot be cancelled or answered."""
+    """The task has ended (COMPLETED, FAILED or CANCELLED).
+
+    No longer raised: a cancel of a task that has ended returns it as it ended (see
+    [`SubAgentManager.soft_cancel`][subagents_cancel.SubAgentManager.soft_cancel]). Kept so that code that
+    catches it still imports.
+    """
 
     def __init__(self, task_id: str, status: TaskStatus) -> None:
         self.task_id = task_id

@@ -27,7 +27,6 @@ from .errors import (
     ManagerClosed,
     NotWaitingForAnswer,
     RegionClosed,
-    TaskAlreadyFinished,
     UnknownSubAgent,
 )
 from .gc_pause import collector_paused
@@ -390,6 +389,7 @@ class SubAgentManager:
         """A snapshot of one task.
 
         Raises:
+            TypeError: `task_id` is not a `str`.
             UnknownTask: this owner has no such task.
         """
         return self._info(self._registry.get(task_id))
@@ -440,9 +440,12 @@ class SubAgentManager:
             timeout_seconds: The longest to wait; the policy's `wait_timeout_seconds` by default.
 
         Raises:
+            TypeError: `task_ids` is a single `str`, or one of the ids is not a `str`.
             UnknownTask: one of the ids is not a task of this owner.
             ValueError: `timeout_seconds` is not finite and greater than 0.
         """
+        if isinstance(task_ids, str):
+            raise TypeError(f'task_ids must be a list of task ids, not one str: pass [{task_ids!r}].')
         if timeout_seconds is not None:
             check_duration('timeout_seconds', timeout_seconds)
         records = (
@@ -466,34 +469,44 @@ class SubAgentManager:
         A PENDING task is cancelled on the spot and never starts. A task waiting for an answer gets the
         cancel request as the answer. A running task reads it at its next model request, after its own
         sub-agents' tasks have handed back theirs. If it has not ended when the grace window expires, it is
-        hard-cancelled. Asking again changes nothing.
+        hard-cancelled. Asking again changes nothing, and neither does asking once the task has ended.
+
+        First writer wins: a task whose final answer was committed before the request reached it ends
+        `COMPLETED` with its output, and `cancel.lost` says so.
 
         Args:
             task_id: The task to cancel.
             reason: Why; `CancelReason(kind='user')` by default.
             grace_seconds: How long it may wrap up; the sub-agent's or the policy's grace window by default.
 
+        Returns:
+            The task as of now; a task that had already ended is returned untouched (its `status` says how it
+            ended, and its `cancel` is `None` unless a cancel was requested before).
+
         Raises:
+            TypeError: `task_id` is not a `str`.
             UnknownTask: this owner has no such task.
-            TaskAlreadyFinished: the task has already ended.
             ValueError: `grace_seconds` is not finite and 0 or more.
         """
         if grace_seconds is not None:
             check_duration('grace_seconds', grace_seconds, zero_allowed=True)
-        record = self._live_record(task_id)
-        if record.cancel is None:
+        record = self._registry.get(task_id)
+        if record.cancel is None and not record.status.is_terminal:
             self._request_cancel(record, 'soft', reason or CancelReason(), self._grace(record, grace_seconds))
         return self._info(record)
 
     async def hard_cancel(self, task_id: str, *, reason: CancelReason | None = None) -> TaskInfo:
         """Stop a task now and return once it has stopped: its sub-agents first, then its own run.
 
+        A task that had already ended is returned untouched. A task whose final answer was committed before the
+        request reached it ends `COMPLETED` with its output, and `cancel.lost` says so.
+
         Raises:
+            TypeError: `task_id` is not a `str`.
             UnknownTask: this owner has no such task.
-            TaskAlreadyFinished: the task has already ended.
             CancelTimeout: it did not stop within `hard_cancel_wait_seconds`; it is now marked unresponsive.
         """
-        record = self._live_record(task_id)
+        record = self._registry.get(task_id)
         if not await self._stop(record, reason or CancelReason()):
             raise CancelTimeout(record.task_id, self.policy.hard_cancel_wait_seconds)
         return self._info(record)
@@ -516,6 +529,7 @@ class SubAgentManager:
         """Answer the question a task is waiting on; it goes on at once.
 
         Raises:
+            TypeError: `task_id` is not a `str`.
             UnknownTask: this owner has no such task.
             NotWaitingForAnswer: the task has no open question (or is being cancelled).
         """
@@ -535,12 +549,6 @@ class SubAgentManager:
         return next(
             value for value in (grace_seconds, config.grace_seconds, self.policy.grace_seconds) if value is not None
         )
-
-    def _live_record(self, task_id: str) -> TaskRecord:
-        record = self._registry.get(task_id)
-        if record.status.is_terminal:
-            raise TaskAlreadyFinished(record.task_id, record.status)
-        return record
 
     async def _stop(self, record: TaskRecord, reason: CancelReason) -> bool:
         """Hard-cancel `record` and wait for it within the bound; `False` (marked unresponsive) if it did not stop."""

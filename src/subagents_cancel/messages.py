@@ -165,7 +165,7 @@ class CheckpointRecorded(_Message):
 
 @dataclass(frozen=True, slots=True)
 class RunOutput:
-    """The run ended normally with this output."""
+    """The run ended with this output, committed before any cancel request reached the runner (it wins)."""
 
     output: object
 
@@ -180,7 +180,11 @@ class RunError:
 
 @dataclass(frozen=True, slots=True)
 class RunStopped:
-    """The run was stopped by a cancel. `output` is set when the run had already produced one."""
+    """The run ended after a cancel request reached the runner (the cancel wins).
+
+    `output` is what the run produced after the request: its wrap-up, an answer it finished before reading
+    the request, or the content of a final answer that had arrived when a hard cancel stopped the run.
+    """
 
     output: object | None = None
 

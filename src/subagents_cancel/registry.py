@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import anyio
 from pydantic_ai import RunUsage
@@ -82,6 +82,8 @@ class TaskRecord:
             self.started_at = at
         if new.status.is_terminal:
             self.ended_at = at
+            if new.status is TaskStatus.COMPLETED and self.cancel is not None:
+                self.cancel = replace(self.cancel, lost=True)  # its output was committed first
             self.outcome = self._conclude(ending)
             self.ended.set()
         return True
@@ -103,7 +105,7 @@ class TaskRecord:
                     error=ending if isinstance(ending, RunError) else None,
                     partial=PartialResult.assemble(
                         self.checkpoints,
-                        final_message=ending.output if isinstance(ending, RunOutput | RunStopped) else None,
+                        final_message=ending.output if isinstance(ending, RunStopped) else None,
                         read_request=self.cancel.acknowledged_at is not None,
                     ),
                 )
@@ -179,8 +181,14 @@ class Registry:
         """The record of `task_id`.
 
         Raises:
+            TypeError: `task_id` is not a `str`.
             UnknownTask: this owner has no such task.
         """
+        # Applications call the API from untyped code (a UI handler, a webhook), where an int id slips through.
+        if not isinstance(task_id, str):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise TypeError(
+                f'task_id must be a str (the `task_id` of a TaskInfo), not {type(task_id).__name__}: {task_id!r}.'
+            )
         try:
             return self._records[TaskId(task_id)]
         except KeyError:

@@ -19,13 +19,14 @@ from .states import TaskStatus
 __all__ = (
     'already_cancelled',
     'already_cancelling',
-    'already_done',
     'answer_delivered',
     'answered_by_parent',
+    'arguments_not_an_object',
     'bad_arguments',
     'cancelled_before_start',
     'checkpoint_recorded',
     'empty_task_id',
+    'finished_before_cancel',
     'hard_cancel_timed_out',
     'hard_cancelled',
     'manager_closed',
@@ -50,6 +51,10 @@ __all__ = (
 
 _MAX_ECHO = 40
 _MAX_LISTED = 50
+_MAX_OUTPUT = 20_000
+"""The most characters of one output (or final message) a reply shows; the Python API keeps it whole."""
+_MAX_PROGRESS = 5_000
+"""The most characters of one checkpoint list (completed, in progress, not started, findings) a reply shows."""
 
 
 def _show(value: str) -> str:
@@ -59,6 +64,13 @@ def _show(value: str) -> str:
     return f'{value[:_MAX_ECHO]!r}… ({len(value):,} characters)'
 
 
+def _cut(text: str, limit: int) -> str:
+    """`text`, or its first `limit` characters and how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f'{text[:limit]}… ({len(text) - limit:,} more characters)'
+
+
 def _seconds(value: float) -> str:
     if value < 1:
         return f'{value * 1000:.1f} ms'
@@ -66,14 +78,24 @@ def _seconds(value: float) -> str:
 
 
 def _items(values: Sequence[str]) -> str:
-    return '; '.join(values) if values else 'nothing'
+    """A list from a checkpoint, joined, and cut to `_MAX_PROGRESS` characters."""
+    return _cut('; '.join(values), _MAX_PROGRESS) if values else 'nothing'
 
 
 def _render_output(output: object) -> str:
-    """A sub-agent's output as text: strings as they are, anything else as JSON."""
+    """A sub-agent's output as text, cut to `_MAX_OUTPUT` characters.
+
+    Strings are shown as they are, anything else as JSON, or by its `repr` when pydantic has no JSON form
+    for it (a plain class, a circular reference): the parent still sees what came back.
+    """
     if isinstance(output, str):
-        return output
-    return pydantic_core.to_json(output).decode()
+        text = output
+    else:
+        try:
+            text = pydantic_core.to_json(output).decode()
+        except pydantic_core.PydanticSerializationError:
+            text = repr(output)
+    return _cut(text, _MAX_OUTPUT)
 
 
 _STATUS_TEXT = {
@@ -119,7 +141,11 @@ def task_report(info: TaskInfo, now: float) -> str:
         case None:
             return _live_report(info, now)
         case Completed(output=output):
-            report = f'{info.task_id}: COMPLETED in {_seconds(info.elapsed_seconds)}. Output:\n{_render_output(output)}'
+            first = ' (it had finished before the cancel arrived)' if info.cancel is not None else ''
+            report = (
+                f'{info.task_id}: COMPLETED in {_seconds(info.elapsed_seconds)}{first}. '
+                f'Output:\n{_render_output(output)}'
+            )
         case Failed(error_type=error_type, message=message):
             report = f'{info.task_id}: FAILED after {_seconds(info.elapsed_seconds)}: {error_type}: {message}'
         case Cancelled() as cancelled:
@@ -212,13 +238,20 @@ def _cancelled_report(info: TaskInfo, cancelled: Cancelled) -> str:
     how += f'; it ended {_seconds(info.ended_at - cancel.requested_at)} after the request'
     if cancelled.error is not None:
         how += f'; its wrap-up failed with {cancelled.error.error_type}'
-    return f'Task cancelled: {info.task_id} ({how}). Partial results:\n{partial_text(cancelled.partial)}'
+    return f'Task cancelled: {info.task_id} ({how}).{_partial_section(cancelled.partial)}'
+
+
+def _partial_section(partial: PartialResult) -> str:
+    """What follows the first sentence of a cancelled task's report: its partial results, or that it has none."""
+    if partial.is_empty:
+        return f' {partial_text(partial)}'
+    return f' Partial results:\n{partial_text(partial)}'
 
 
 def partial_text(partial: PartialResult) -> str:
     """A partial result as lines: the progress picture from the checkpoints, then the final message."""
     if partial.is_empty:
-        return 'None: it recorded no checkpoint and sent no final message.'
+        return 'It recorded no checkpoint and sent no final message.'
     lines: list[str] = []
     if partial.checkpoints:
         lines += [
@@ -258,9 +291,22 @@ def already_cancelling(info: TaskInfo) -> str:
     )
 
 
-def already_done(info: TaskInfo) -> str:
-    """Reply to a cancel of a COMPLETED or FAILED task."""
-    return f'{info.task_id} is already done ({info.status.name}) — cannot be cancelled; check_task shows its result.'
+def finished_before_cancel(info: TaskInfo) -> str:
+    """Reply to a cancel of a task that had finished first (COMPLETED or FAILED): nothing was cancelled; its result."""
+    match info.outcome:
+        case Completed(output=output):
+            head = (
+                f'{info.task_id} had finished before the cancel arrived, so nothing was cancelled: COMPLETED in '
+                f'{_seconds(info.elapsed_seconds)}. Output:\n{_render_output(output)}'
+            )
+        case Failed(error_type=error_type, message=message):
+            head = (
+                f'{info.task_id} had already ended before the cancel arrived, so nothing was cancelled: FAILED after '
+                f'{_seconds(info.elapsed_seconds)}: {error_type}: {message}'
+            )
+        case _:  # pragma: no cover - a cancelled task gets `already_cancelled`, a live one is cancelled
+            raise AssertionError(f'{info.task_id} has not finished: {info.status.name}')
+    return '\n'.join([head, *_aftermath(info)])
 
 
 def already_cancelled(info: TaskInfo) -> str:
@@ -275,7 +321,7 @@ def hard_cancelled(info: TaskInfo) -> str:
         return cancelled_before_start(info)
     report = (
         f'Task cancelled: {info.task_id} stopped {_seconds(info.ended_at - info.cancel.requested_at)} after the '
-        f'hard cancel. Partial results:\n{partial_text(info.outcome.partial)}'
+        f'hard cancel.{_partial_section(info.outcome.partial)}'
     )
     return '\n'.join([report, *_aftermath(info)])
 
@@ -361,7 +407,11 @@ def region_cancel_requested(region: str, mode: CancelMode, infos: Sequence[TaskI
         return f'Region {region!r} is cancelled; it had no running task, and no new task can start in it.'
     ids = ', '.join(info.task_id for info in infos)
     if mode == 'hard':
-        return f'Region {region!r} is cancelled: stopped {ids}. wait_region shows what each had.'
+        first = [info.task_id for info in infos if info.status is TaskStatus.COMPLETED]
+        stopped = ', '.join(info.task_id for info in infos if info.status is not TaskStatus.COMPLETED)
+        done = f'{", ".join(first)} had finished before the cancel arrived' if first else ''
+        what = '; '.join(part for part in (f'stopped {stopped}' if stopped else '', done) if part)
+        return f'Region {region!r} is cancelled: {what}. wait_region shows what each had.'
     return (
         f'Region {region!r} is cancelled: {ids} {"have" if len(infos) != 1 else "has"} been told to wrap up. '
         f'wait_region shows their partial results; no task in it can complete now.'
@@ -422,11 +472,65 @@ def manager_closed() -> str:
 
 def bad_arguments(tool_name: str, error: ValidationError) -> str:
     """Reply for arguments that do not fit the tool's schema."""
+    found = error.errors(include_url=False, include_input=False)
     problems = '; '.join(
-        f'{".".join(str(part) for part in problem["loc"]) or "arguments"}: {problem["msg"]}'
-        for problem in error.errors(include_url=False, include_input=False)[:5]
+        f'{".".join(_argument_name(part) for part in problem["loc"]) or "arguments"}: {problem["msg"]}'
+        for problem in found[:_MAX_PROBLEMS]
     )
+    if len(found) > _MAX_PROBLEMS:
+        problems += f'; and {len(found) - _MAX_PROBLEMS:,} more problems'
     return f'Invalid arguments for {tool_name}: {problems}. Call it again with arguments that fit its schema.'
+
+
+_MAX_PROBLEMS = 5
+
+
+def _argument_name(part: str | int) -> str:
+    """One step of a path to a bad argument: a plain name or index as it is, any other key quoted and shortened."""
+    if isinstance(part, int) or (part.isidentifier() and part.isascii() and len(part) <= _MAX_ECHO):
+        return str(part)
+    return _show(part)
+
+
+_JSON_TYPE_TEXT = {
+    'array': 'an array',
+    'number': 'a number',
+    'string': 'a string',
+    'boolean': 'true or false',
+    'null': 'null',
+    'object with non-string keys': 'an object with keys that are not strings',
+}
+
+
+def arguments_not_an_object(
+    tool_name: str,
+    json_type: str | None,
+    required: Sequence[str],
+    optional: Sequence[str],
+    *,
+    parse_error: str | None = None,
+) -> str:
+    """Reply for arguments that are not a JSON object: `json_type` says what they are, `None` if not JSON at all."""
+    if json_type is None:
+        problem = f'the arguments are not valid JSON ({_cut(parse_error or "", _MAX_ECHO * 4)})'
+        problem += f'; they must be {_json_object_with(required, optional)}'
+    else:
+        problem = f'the arguments must be {_json_object_with(required, optional)}, not {_JSON_TYPE_TEXT[json_type]}'
+    return f'Invalid arguments for {tool_name}: {problem}. Call it again with arguments that fit its schema.'
+
+
+def _json_object_with(required: Sequence[str], optional: Sequence[str]) -> str:
+    if required and optional:
+        return f'a JSON object with {_and(required)} (and optionally {", ".join(optional)})'
+    if required:
+        return f'a JSON object with {_and(required)}'
+    if optional:
+        return f'a JSON object (its fields {", ".join(optional)} are all optional)'
+    return 'an empty JSON object, {}'
+
+
+def _and(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f'{", ".join(names[:-1])} and {names[-1]}'
 
 
 # --- sub-agent tools ----------------------------------------------------------------------------

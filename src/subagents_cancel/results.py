@@ -19,7 +19,9 @@ class PartialResult:
 
     `completed`, `in_progress` and `not_started` come from the latest checkpoint; `findings` gathers
     the findings of every checkpoint in order; `final_message` is the output the run produced after
-    the request (its wrap-up), or before it, if it finished before it read the request.
+    the request (its wrap-up, or an answer it was already writing and finished before it read the request),
+    or the content of a final response that had arrived when a hard cancel stopped the run before its output
+    was accepted (the text, or a structured answer's arguments).
     """
 
     completed: tuple[str, ...] = ()
@@ -57,7 +59,7 @@ class PartialResult:
 
 @dataclass(frozen=True, slots=True)
 class Completed:
-    """The run ended with `output`, and no cancel was requested."""
+    """The run ended with `output`, committed before any cancel request reached it."""
 
     output: object
 
@@ -103,6 +105,9 @@ class CancelInfo:
     """When the request reached a model request of the sub-agent (soft cancels only)."""
     escalated_at: float | None = None
     """When the grace window expired and the run was stopped."""
+    lost: bool = False
+    """The task's output was committed before the request reached it: it ended `COMPLETED`, and the cancel had
+    no effect (it is not counted as a cancel)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,12 +6,29 @@ started, question, checkpoint, acknowledgement, escalation, expired deadline, an
 [`RunFinished`][subagents_cancel.messages.RunFinished] once nothing of the run is left running.
 
 * A soft cancel reaches the task's own sub-agents first (with a shorter grace window); once they have
-  ended, it is put into the live run with `AgentRun.enqueue(..., priority='asap')`, so the model reads it
-  at its next request; an open `ask_parent` question is answered with it instead. When the grace window
-  expires first, the runner stops the run.
+  ended, the task is told: an open `ask_parent` question is answered with the request; otherwise the runner
+  holds the request and queues it into the live run (`AgentRun.enqueue(..., priority='asap')`) at the run's
+  next step that cannot end it: a model request, or the tool calls of a response that is not a final answer.
+  The model reads it at its next request. When the grace window expires first, the runner stops the run.
 * A hard cancel (or an escalated soft one) stops the task's own sub-agents first, then uses pydantic-ai's
   first-party `AgentRun.cancel()`, which closes the model stream and cancels running tool calls; before
   the run exists, it cancels the runner's own scope.
+
+**First writer wins.** The runner decides whether its run's output or a cancel came first, and reports it by
+the ending it sends: [`RunOutput`][subagents_cancel.messages.RunOutput] when the output was committed before
+any cancel request reached the runner, [`RunStopped`][subagents_cancel.messages.RunStopped] otherwise. The
+commit point is the run reaching its end (`AgentRun.result` is set): pydantic-ai has the final answer and its
+output processing (validators, output functions) accepted it. A soft request that arrives while a final
+answer is being processed (the *ending window*, from the arrival of a response that would end the run) is
+held: if the run reaches its end, the answer wins; if the answer is rejected and the run goes on, the request
+is queued then, and wins. A hard cancel is never held, and never discards a response that has arrived: a
+final answer stopped before it was accepted is the partial result's final message.
+
+Holding the request until a step that cannot end the run is what keeps a final answer from costing one more
+model request, on every supported pydantic-ai version: a request queued while a final answer is processed
+would redirect the run into another request, and `AgentRun.dequeue` (2.68+) is not needed to withdraw it.
+Adding the request from a `before_model_request` hook instead would not redirect a preempted step's stand-in
+response, which would then end the run as its output (see `preemption.py`).
 """
 
 from __future__ import annotations
@@ -19,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -28,7 +45,7 @@ from anyio.abc import TaskGroup
 from pydantic_ai import Agent, RunCancelled, RunUsage, UsageLimitExceeded
 from pydantic_ai.agent import AbstractAgent
 from pydantic_ai.capabilities import AbstractCapability, UseThreadExecutor
-from pydantic_ai.exceptions import UnexpectedModelBehavior, UserError
+from pydantic_ai.exceptions import UnexpectedModelBehavior
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ThinkingPart, ToolCallPart
 from pydantic_ai.run import AgentRun
 
@@ -125,11 +142,14 @@ class TaskRunner:
         self._timers: TaskGroup | None = None
         self._cancel: CancelRequest | None = None
         self._acknowledged = False
-        self._enqueue_id: str | None = None
+        self._held: str | None = None
+        """The soft cancel request told to the run, until it is queued at the run's next step that cannot end it."""
         self._ending = False
-        """The run is processing the model's final answer (a response without tool calls)."""
-        self._held: tuple[CancelRequest, str | None] | None = None
-        """A cancel request held back while the run was ending, delivered if it goes on after all."""
+        """The model's final answer has arrived and the run is processing it (see the module docstring)."""
+        self._final_answer: object | None = None
+        """The content of that final answer: its text, or the arguments of its output tool call."""
+        self._cancel_first = False
+        """A cancel request reached this runner before its run's commit point, so the cancel wins."""
         self._question: _OpenQuestion | None = None
         self._checkpoints = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -221,19 +241,17 @@ class TaskRunner:
         try:
             async with self.spec.agent.iter(self.spec.prompt, capabilities=capabilities) as run:
                 self._run = run
-                if self._cancel is not None and self._enqueue_id is None and self._question is None:
-                    self._deliver(self._cancel)  # requested while the run was being set up
                 async for node in run:
-                    self._ending = Agent.is_call_tools_node(node) and _is_final_answer(node.model_response)
-                    if self._ending and self._enqueue_id is not None:
-                        self._let_final_answer_stand(run)
-                    elif self._held is not None and Agent.is_model_request_node(node):
-                        self._deliver(*self._held)  # the run goes on after all (e.g. its output was retried)
+                    self._at_step(run, Agent.is_model_request_node(node), Agent.is_call_tools_node(node))
             assert run.result is not None
-            return RunOutput(run.result.output), run.usage
+            output = run.result.output
+            return (RunStopped(output) if self._cancel_first else RunOutput(output)), run.usage
         except RunCancelled as stopped:
-            # A stop that lands after the run reached its end still raises; the finished output is kept.
-            output = run.result.output if run is not None and run.result is not None else None
+            if run is not None and run.result is not None:
+                # A stop that lands after the run reached its end still raises; the finished output is kept.
+                output = run.result.output
+                return (RunStopped(output) if self._cancel_first else RunOutput(output)), stopped.usage
+            output = self._final_answer if self._ending else None  # a response that has arrived is never discarded
             return RunStopped(output), stopped.usage + _unreported_stream_usage(
                 _model_responses(stopped.all_messages())
             )
@@ -241,16 +259,19 @@ class TaskRunner:
             _log.warning('sub-agent task %s failed', self.spec.task_id, exc_info=error)
             return _describe(error), run.usage if run is not None else RunUsage()
 
-    def _let_final_answer_stand(self, run: AgentRun[None, object]) -> None:
-        """The model is answering for good before it read the cancel request: withdraw the request.
+    def _at_step(self, run: AgentRun[None, object], model_request: bool, tool_calls: bool) -> None:
+        """The run is about to take a step: queue a held cancel request there unless the step could end the run.
 
-        Otherwise the queued request would send the run into one more model request only to wrap up
-        an answer that is already complete. `AgentRun.dequeue` exists from pydantic-ai 2.68 on; on older
-        versions the request stays queued and the model gets that extra request.
+        `model_request` and `tool_calls` say whether the step is a model request, or the handling of a response.
         """
-        dequeue = getattr(run, 'dequeue', None)
-        if dequeue is not None and self._enqueue_id is not None and dequeue(self._enqueue_id):
-            self._enqueue_id = None
+        if model_request:
+            self._ending = False  # the run goes on (a final answer was rejected, or there was none)
+        elif not tool_calls or self._ending:
+            return  # queued now, the request would redirect a final answer into one more model request
+        if self._held is not None:
+            run.enqueue(self._held, priority='asap')
+            self._held = None
+            self._cancel_first = True  # it reached the run before any commit point
 
     def _report_threads_finished(self) -> None:
         """Called in a worker thread when the last sync tool call that outlived the run returns."""
@@ -272,6 +293,7 @@ class TaskRunner:
             case CancelRequest(reason=reason) if not self._started:
                 self._stop(reason)  # a PENDING task never starts
             case CancelRequest():
+                self._note_cancel(held=self._ending)
                 self._cancel = message
                 if self._timers is not None:  # else `run()` starts the wrap-up when it begins
                     self._start_wrap_up(message)
@@ -306,23 +328,18 @@ class TaskRunner:
         question = self._question
         if question is not None and not question.answered.is_set():
             self._resolve_question(question.message_id, text)
-        elif self._run is not None:  # an answer delivered but not read yet stays; the request follows it
-            self._deliver(request, text)
+        else:  # held until the run's next step that cannot end it; an answer delivered but not read yet goes first
+            self._held = text
         if self._preemption is not None:
-            self._preemption.interrupt_steps()  # the steps in flight end now; the request is queued
+            self._preemption.interrupt_steps()  # the steps in flight end now, and the next step queues the request
 
-    def _deliver(self, request: CancelRequest, text: str | None = None) -> None:
-        assert self._run is not None
-        self._held = None
-        if self._ending:
-            # The final answer is in and being processed: a queued request would make pydantic-ai send the model
-            # one more request and drop that answer. Hold it; the answer becomes the partial result.
-            self._held = (request, text)
-            return
-        try:
-            self._enqueue_id = self._run.enqueue(text or cancel_request_text(request), priority='asap')
-        except UserError:
-            pass  # the run has just ended; its output becomes the partial result
+    def _note_cancel(self, *, held: bool) -> None:
+        """A cancel request has reached the runner: it wins unless the run's output was committed first.
+
+        A `held` soft request, which arrived while a final answer was processed, wins only once it is queued.
+        """
+        if not held and not (self._run is not None and self._run.result is not None):
+            self._cancel_first = True
 
     async def _expire_grace(self, request: CancelRequest) -> None:
         await sleep_until(self._clock, request.sent_at + request.grace_seconds)
@@ -336,6 +353,7 @@ class TaskRunner:
         self._send(DeadlineExpired(task_id=self.spec.task_id, sent_at=self._clock.now()))
 
     def _stop(self, why: CancelReason) -> None:
+        self._note_cancel(held=False)
         self._stop_requested = True
         reason = CancelReason(kind='parent_cancelled', detail=why.detail)
         for child in self.context.children:  # deepest first: the task's own sub-agents stop before it does
@@ -370,6 +388,13 @@ class TaskRunner:
     def acknowledged(self) -> bool:
         """Whether the cancel request has reached the model."""
         return self._acknowledged
+
+    def response_arrived(self, response: ModelResponse, output_tools: Collection[str]) -> None:
+        """A model response has arrived: a final answer (text, or an output tool call) opens the ending window."""
+        output_calls = [call for call in response.tool_calls if call.tool_name in output_tools]
+        self._ending = response.state != 'interrupted' and (bool(output_calls) or not response.tool_calls)
+        if self._ending:
+            self._final_answer = output_calls[0].args_as_dict() if output_calls else response.text
 
     def acknowledge(self) -> None:
         """Record that the cancel request went out inside a model request."""
@@ -437,11 +462,6 @@ async def _wait_for_slot(slot: anyio.Semaphore, scope: anyio.CancelScope) -> boo
         slot.release()
         return False
     return True
-
-
-def _is_final_answer(response: ModelResponse) -> bool:
-    """No tool calls and not cut short: the run ends with this response unless a message is queued."""
-    return not response.tool_calls and response.state != 'interrupted'
 
 
 def _model_responses(messages: Iterable[ModelMessage]) -> list[ModelResponse]:

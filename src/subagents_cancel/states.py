@@ -4,6 +4,15 @@ A task's state is its status plus whether a cancel was requested. The table belo
 that says how an event moves a task; [`next_state`][subagents_cancel.states.next_state] is the only
 code that reads it. Terminal states are absorbing: an event that reaches a finished task lost the
 race to whichever terminal event came first, and is reported as such instead of applied.
+
+Completion and cancellation race, and the first to arrive wins. Completion arrives at the *commit point*:
+the run has its final answer and has accepted it (pydantic-ai's output processing is done and the run has
+reached its end). A cancel arrives when its request reaches the task's runner. Only the runner can tell
+which came first, and it says so by how it reports the end of its run: `COMPLETE` when the output was
+committed before any cancel request reached it (the task ends `COMPLETED` even if a cancel was requested
+meanwhile: the cancel lost), `STOP` when a cancel request reached it first (the task ends `CANCELLED`, and
+any output, a wrap-up or an answer that arrived after the request, is the partial result). The owner never
+decides this from the order in which messages reach it, so the rule holds however late the bus delivers.
 """
 
 from __future__ import annotations
@@ -28,11 +37,12 @@ class TaskStatus(Enum):
     WAITING_FOR_ANSWER = 'WAITING_FOR_ANSWER'
     """The sub-agent called `ask_parent` and waits for `answer_subagent`."""
     COMPLETED = 'COMPLETED'
-    """The run ended with its output, and no cancel was requested."""
+    """The run ended with its output, committed before any cancel request reached it."""
     FAILED = 'FAILED'
     """The run raised, and no cancel was requested."""
     CANCELLED = 'CANCELLED'
-    """A cancel was requested and the task has stopped (any output it produced is the partial result)."""
+    """A cancel was requested before the task's output was committed, and the task has stopped (any output it
+    produced is the partial result)."""
 
     @property
     def is_terminal(self) -> bool:
@@ -53,7 +63,7 @@ class TaskEvent(Enum):
     ANSWER = 'ANSWER'
     """The parent answered the open question."""
     COMPLETE = 'COMPLETE'
-    """The run ended with an output."""
+    """The run ended with an output that it committed before any cancel request reached it."""
     FAIL = 'FAIL'
     """The run raised an exception."""
     SOFT_CANCEL = 'SOFT_CANCEL'
@@ -61,7 +71,7 @@ class TaskEvent(Enum):
     HARD_CANCEL = 'HARD_CANCEL'
     """A hard cancel was requested (or a soft one escalated): the run is being stopped."""
     STOP = 'STOP'
-    """The run stopped because it was cancelled."""
+    """The run ended after a cancel request reached it: it wrapped up, or it was stopped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,12 +132,13 @@ TRANSITIONS: Mapping[tuple[TaskState, TaskEvent], TaskState] = MappingProxyType(
                 _E.HARD_CANCEL: TaskState(_S.RUNNING, True),
             },
         ),
-        # Once a cancel was requested, every way the run can end is CANCELLED; an output becomes the partial result.
+        # Once a cancel was requested, every way the run can end is CANCELLED (an output becomes the partial
+        # result), except an output committed before the request reached the run: the cancel lost.
         **_row(
             _S.RUNNING,
             True,
             {
-                _E.COMPLETE: _CANCELLED,
+                _E.COMPLETE: TaskState(_S.COMPLETED, True),
                 _E.FAIL: _CANCELLED,
                 _E.STOP: _CANCELLED,
                 _E.HARD_CANCEL: TaskState(_S.RUNNING, True),  # a soft cancel escalated, or repeated as hard

@@ -1,26 +1,34 @@
 """The capability added to every sub-agent run.
 
 It brings the `ask_parent` and `checkpoint` tools and the cancel instructions, acknowledges a cancel
-request when it reaches the model, and refuses new tool calls after one.
+request when it reaches the model, refuses new tool calls after one, and tells the runner when a model
+response arrives and which of its tool calls are output tools (so the runner can tell a final answer).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pydantic import Field
 from pydantic_ai import FunctionToolset, RunContext, SkipToolExecution
 from pydantic_ai.capabilities import AbstractCapability, ValidatedToolArgs, WrapToolExecuteHandler
-from pydantic_ai.messages import ModelMessage, ModelRequest, ToolCallPart, ToolReturnPart, UserPromptPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
 from pydantic_ai.models import ModelRequestContext
 from pydantic_ai.tools import ToolDefinition
 
 from . import replies
 from .instructions import cancel_request_tag
 from .messages import CancelRequest
-from .tooling import ToolArgs, validated_tool
+from .tooling import ToolArgs, ValidatedToolset, validated_tool
 
 __all__ = ('TOOLS_ALLOWED_AFTER_CANCEL', 'TaskChannel', 'TaskRunCapability', 'delivered')
 
@@ -55,6 +63,10 @@ class TaskChannel(Protocol):
 
     def acknowledge(self) -> None:
         """Note that the cancel request was delivered inside a model request."""
+        ...
+
+    def response_arrived(self, response: ModelResponse, output_tools: Collection[str]) -> None:
+        """Note a model response as it arrives; `output_tools` names the tools that would make it the run's output."""
         ...
 
     async def ask(self, question: str) -> str:
@@ -113,7 +125,7 @@ class TaskRunCapability(AbstractCapability[object]):
             count = channel.checkpoint(args.completed, args.in_progress, args.not_started, args.findings)
             return replies.checkpoint_recorded(count, cancel_requested=channel.cancel_request is not None)
 
-        return FunctionToolset[object](
+        return ValidatedToolset(
             [
                 validated_tool(
                     'ask_parent',
@@ -144,6 +156,14 @@ class TaskRunCapability(AbstractCapability[object]):
         ):
             self.channel.acknowledge()
         return request_context
+
+    async def after_model_request(
+        self, ctx: RunContext[object], *, request_context: ModelRequestContext, response: ModelResponse
+    ) -> ModelResponse:
+        """Tell the runner that a response has arrived, before the run processes it."""
+        output_tools = {tool.name for tool in request_context.model_request_parameters.output_tools}
+        self.channel.response_arrived(response, output_tools)
+        return response
 
     async def wrap_tool_execute(
         self,

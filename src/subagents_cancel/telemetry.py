@@ -248,4 +248,6 @@ def _end_attributes(task: TaskInfo, task_trace: _TaskTrace) -> _Attributes:
             cancel_reason=task.cancel.reason.kind,
             escalated=task.cancel.escalated_at is not None,
         )
+        if task.cancel.lost:
+            attributes['cancel_lost'] = True  # its output was committed first: COMPLETED, not counted as a cancel
     return attributes

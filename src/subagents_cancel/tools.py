@@ -18,15 +18,15 @@ from .errors import (
     ManagerClosed,
     NotWaitingForAnswer,
     RegionClosed,
-    TaskAlreadyFinished,
     UnknownSubAgent,
     UnknownTask,
 )
 from .manager import SubAgentManager
 from .messages import CancelReason
 from .regions import REGION_PATTERN
+from .results import TaskInfo
 from .states import TaskStatus
-from .tooling import ToolArgs, validated_tool
+from .tooling import ToolArgs, ValidatedToolset, validated_tool
 from .waiting import WaitResult
 
 __all__ = ('create_subagent_toolset', 'parent_toolset')
@@ -124,10 +124,6 @@ def parent_toolset(current_manager: ManagerSource) -> FunctionToolset[object]:
                 return await handle(manager, args)
             except UnknownTask as error:
                 return replies.unknown_task(error.task_id, finished_forgotten=error.finished_forgotten)
-            except TaskAlreadyFinished as error:
-                info = manager.get(error.task_id)
-                cancelled = error.status is TaskStatus.CANCELLED
-                return replies.already_cancelled(info) if cancelled else replies.already_done(info)
             except ManagerClosed:
                 return replies.manager_closed()
             except RegionClosed as error:
@@ -135,7 +131,7 @@ def parent_toolset(current_manager: ManagerSource) -> FunctionToolset[object]:
 
         return call
 
-    return FunctionToolset[object](
+    return ValidatedToolset(
         [
             validated_tool(
                 'task',
@@ -249,9 +245,18 @@ def _reason(args: _CancelArgs) -> CancelReason:
     return CancelReason(kind='user', detail=args.reason or None)
 
 
+def _too_late(info: TaskInfo) -> str:
+    """The reply to a cancel that found the task ended: first cancelled, or finished before the cancel arrived."""
+    return (
+        replies.already_cancelled(info) if info.status is TaskStatus.CANCELLED else replies.finished_before_cancel(info)
+    )
+
+
 async def _soft_cancel_task(manager: SubAgentManager, args: _CancelArgs) -> str:
     before = manager.get(args.task_id)
-    if before.cancel is not None and not before.is_terminal:
+    if before.is_terminal:
+        return _too_late(before)
+    if before.cancel is not None:
         return replies.already_cancelling(before)
     info = await manager.soft_cancel(args.task_id, reason=_reason(args))
     if info.is_terminal:
@@ -260,10 +265,15 @@ async def _soft_cancel_task(manager: SubAgentManager, args: _CancelArgs) -> str:
 
 
 async def _hard_cancel_task(manager: SubAgentManager, args: _CancelArgs) -> str:
+    before = manager.get(args.task_id)
+    if before.is_terminal:
+        return _too_late(before)
     try:
-        return replies.hard_cancelled(await manager.hard_cancel(args.task_id, reason=_reason(args)))
+        info = await manager.hard_cancel(args.task_id, reason=_reason(args))
     except CancelTimeout as error:
         return replies.hard_cancel_timed_out(error.task_id, error.waited_seconds)
+    # Its output may have been committed before the request reached it: then it completed, and the cancel lost.
+    return replies.hard_cancelled(info) if info.status is TaskStatus.CANCELLED else _too_late(info)
 
 
 async def _list_active_tasks(manager: SubAgentManager, args: _NoArgs) -> str:

@@ -1,0 +1,217 @@
+"""Outputs that are awkward to show a model: objects pydantic cannot serialise, and megabytes of text.
+
+A sub-agent's output is shown to the parent as text: a string as it is, anything else as JSON, or by
+its `repr` when pydantic has no JSON form for it; every piece of it is cut to a bounded length and the
+reply says how much was left out. The Python API keeps the value itself, whole.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from inline_snapshot import snapshot
+from pydantic_ai import Agent
+from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from subagents_cancel import Cancelled, Completed, ManualClock, SubAgentCapability, SubAgentConfig, SubAgentManager
+
+from .helpers import TASK_ID, Gate, Script, after, call, replies_of, researcher, text
+
+pytestmark = pytest.mark.anyio
+
+
+class Report:
+    """A plain class: pydantic has no JSON form for it."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+
+
+def make_report(title: str) -> object:
+    """The sub-agent's output function: it returns a `Report`.
+
+    Annotated `object`, as pydantic-ai warns when it cannot build a return schema, and warnings fail tests.
+    """
+    return Report(title)
+
+
+def _final_report(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    (output_tool,) = info.output_tools
+    return ModelResponse(parts=[ToolCallPart(output_tool.name, {'title': 'Q3'})])
+
+
+def reporter() -> SubAgentConfig:
+    """A sub-agent whose output is a `Report`."""
+    agent = Agent(FunctionModel(_final_report), output_type=make_report)
+    return SubAgentConfig(name='reporter', description='Writes reports', agent=agent)
+
+
+def abridged(reply: str) -> str:
+    """`reply` with each line over 100 characters shown as its length and its last 60 characters."""
+    return re.sub(r'[^\n]{100,}', lambda line: f'<{len(line.group()):,} characters>…{line.group()[-60:]}', reply)
+
+
+def without_addresses(replies: list[str]) -> list[str]:
+    return [re.sub(r' at 0x[0-9a-f]+>', ' at 0x…>', reply) for reply in replies]
+
+
+async def test_an_output_pydantic_cannot_serialise_is_shown_by_its_repr(clock: ManualClock) -> None:
+    """`task`, `wait_region`, `wait_tasks`, `check_task` and `hard_cancel_task` show a plain object by its repr."""
+    parent = Script(
+        [
+            call('task', description='Q3 report', subagent_type='reporter'),
+            call('task', description='Q3 report', subagent_type='reporter', mode='async', region='reports'),
+            call('wait_region', region='reports'),
+            call('wait_tasks', task_ids=[TASK_ID]),
+            call('check_task', task_id=TASK_ID),
+            call('hard_cancel_task', task_id=TASK_ID),
+            text('the parent is still alive'),
+        ]
+    )
+    async with SubAgentManager([reporter()], clock=clock) as manager:
+        result = await Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)]).run('go')
+        tasks = manager.tasks()
+    assert result.output == 'the parent is still alive'
+    assert without_addresses(replies_of(result.all_messages())) == snapshot(
+        [
+            """\
+reporter-0001: COMPLETED in 0.0 ms. Output:
+<tests.test_unusual_outputs.Report object at 0x…>\
+""",
+            'Task started with ID: reporter-0002 (reporter); it runs in the background. Follow it with check_task or wait_tasks; stop it with soft_cancel_task or hard_cancel_task.',
+            """\
+Region 'reports' completed: all 1 results.
+
+reporter-0002:
+<tests.test_unusual_outputs.Report object at 0x…>\
+""",
+            """\
+The task has ended.
+
+reporter-0002: COMPLETED in 0.0 ms. Output:
+<tests.test_unusual_outputs.Report object at 0x…>\
+""",
+            """\
+reporter-0002: COMPLETED in 0.0 ms. Output:
+<tests.test_unusual_outputs.Report object at 0x…>\
+""",
+            """\
+reporter-0002 had finished before the cancel arrived, so nothing was cancelled: COMPLETED in 0.0 ms. Output:
+<tests.test_unusual_outputs.Report object at 0x…>\
+""",
+        ]
+    )
+    outputs = [task.outcome.output for task in tasks if isinstance(task.outcome, Completed)]
+    assert len(outputs) == 2 and all(isinstance(output, Report) and output.title == 'Q3' for output in outputs)
+
+
+async def test_a_wrap_up_pydantic_cannot_serialise_is_shown_by_its_repr(clock: ManualClock) -> None:
+    """A soft-cancelled task whose wrap-up is a plain object: the partial result shows it by its repr."""
+    working = Gate()
+    sub = Script([working.hold(call('checkpoint', completed=['intro']))], on_cancel=_final_report_step())
+
+    def release_then_wait(messages: list[ModelMessage]) -> ModelResponse:
+        working.release.set()
+        return call('wait_tasks', task_ids=[TASK_ID])(messages)
+
+    parent = Script(
+        [
+            call('task', description='Q3 report', subagent_type='reporter', mode='async'),
+            after(working.reached, call('soft_cancel_task', task_id=TASK_ID)),
+            release_then_wait,
+            text('the parent is still alive'),
+        ]
+    )
+    agent = Agent(sub.model, output_type=make_report)
+    config = SubAgentConfig(name='reporter', description='Writes reports', agent=agent)
+    async with SubAgentManager([config], clock=clock) as manager:
+        result = await Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)]).run('go')
+        (task,) = manager.tasks()
+    assert without_addresses(replies_of(result.all_messages()))[-1] == snapshot("""\
+The task has ended.
+
+Task cancelled: reporter-0001 (soft, on request; it read the request after 0.0 ms; it ended 0.0 ms after the request). Partial results:
+Completed: intro
+In progress: nothing
+Not started: nothing
+Findings: nothing
+(from 1 checkpoint)
+Its final message:
+<tests.test_unusual_outputs.Report object at 0x…>\
+""")
+    assert isinstance(task.outcome, Cancelled) and isinstance(task.outcome.partial.final_message, Report)
+
+
+def _final_report_step() -> ModelResponse:
+    return ModelResponse(parts=[ToolCallPart('final_result', {'title': 'Q3 (partial)'})])
+
+
+MEGABYTE = 1_000_000
+
+
+async def test_a_megabyte_output_is_cut_and_the_reply_says_how_much(clock: ManualClock) -> None:
+    """A 1 MB text output is cut in `task` and `check_task` replies, which say how much was left out."""
+    huge = 'findings ' * (MEGABYTE // 9)
+    sub = Script([text(huge)])
+    parent = Script(
+        [
+            call('task', description='Research X', subagent_type='researcher', mode='async'),
+            call('wait_tasks', task_ids=[TASK_ID]),
+            call('check_task', task_id=TASK_ID),
+            text('the parent is still alive'),
+        ]
+    )
+    async with SubAgentManager([researcher(sub)], clock=clock) as manager:
+        result = await Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)]).run('go')
+        (task,) = manager.tasks()
+    replies = replies_of(result.all_messages())
+    assert [len(reply) < 25_000 for reply in replies] == [True, True, True]
+    assert [reply[-60:] for reply in replies[1:]] == snapshot(
+        [
+            'ngs findings findings findings fi… (979,999 more characters)',
+            'ngs findings findings findings fi… (979,999 more characters)',
+        ]
+    )
+    assert task.outcome == Completed(huge)
+
+
+async def test_a_megabyte_checkpoint_is_cut_and_the_reply_says_how_much(clock: ManualClock) -> None:
+    """1 MB findings and a 10,000-step plan are cut in `check_task` and `hard_cancel_task`; the API keeps them whole."""
+    working = Gate()
+    finding = 'a' * MEGABYTE
+    steps = [f'step {index}' for index in range(10_000)]
+    sub = Script([call('checkpoint', completed=steps, findings=[finding]), working.block_forever()])
+    parent = Script(
+        [
+            call('task', description='Research X', subagent_type='researcher', mode='async'),
+            after(working.reached, call('check_task', task_id=TASK_ID)),
+            call('hard_cancel_task', task_id=TASK_ID),
+            text('the parent is still alive'),
+        ]
+    )
+    async with SubAgentManager([researcher(sub)], clock=clock) as manager:
+        result = await Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)]).run('go')
+        (task,) = manager.tasks()
+    replies = replies_of(result.all_messages())
+    assert [len(reply) < 50_000 for reply in replies] == [True, True, True]
+    assert [abridged(reply) for reply in replies[1:]] == snapshot(
+        [
+            """\
+researcher-0001: RUNNING for 0.0 ms.
+<5,099 characters>…ore characters). In progress: nothing. Not started: nothing.
+<5,045 characters>…aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa… (995,000 more characters).\
+""",
+            """\
+Task cancelled: researcher-0001 stopped 0.0 ms after the hard cancel. Partial results:
+<5,038 characters>…7; step 508; step 509; step 510; … (103,888 more characters)
+In progress: nothing
+Not started: nothing
+<5,037 characters>…aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa… (995,000 more characters)
+(from 1 checkpoint)\
+""",
+        ]
+    )
+    assert isinstance(task.outcome, Cancelled) and task.outcome.partial.findings == (finding,)
+    assert task.outcome.partial.completed == tuple(steps)
