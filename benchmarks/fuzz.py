@@ -1,12 +1,15 @@
 """Interleaving fuzz: randomized schedules of real pydantic-ai sub-agent runs, seeded and replayable.
 
-Run: python benchmarks/fuzz.py [--schedules 100000] [--first-seed 0] [--workers 2]
-     python benchmarks/fuzz.py --replay SEED      # run one schedule again, and show what broke
+Run: python benchmarks/fuzz.py [--schedules 100000] [--first-seed 0] [--workers 2] [--classic]
+     python benchmarks/fuzz.py --replay SEED [--classic]   # run one schedule again, and show what broke
 
-Each schedule (see `tests/fuzzing.py`) starts up to six tasks on one owner and races model steps
-(checkpoint, question, output, error) against soft and hard cancels from the tools and the Python API,
-answers, region cancels, grace expiry and the owner's end, with random jitter. It reports status flips,
-orphans and lost results (each must be 0), the other broken promises, and how the tasks ended.
+Each schedule (see `tests/fuzzing.py` for the distribution) starts up to six tasks on one owner and
+races model steps (checkpoint, question, output, error, malformed tool arguments) against soft and
+hard cancels from the tools and the Python API, answers, region cancels, grace expiry and the owner's
+end, with random jitter; some schedules use a structured output, send the parent's tools malformed
+arguments, or land cancels just before, at and just after a final answer's arrival. `--classic`
+leaves those out, so seeds replay the schedules of the fuzz before them. It counts each kind of
+broken promise (`tests/promises.py`; every count must be 0) and how the tasks ended.
 `tests/test_fuzz.py` runs a short version in CI.
 """
 
@@ -18,6 +21,7 @@ import multiprocessing
 import sys
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -25,15 +29,20 @@ import anyio
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from tests.fuzzing import FuzzReport, fuzz, run_schedule
+from tests.promises import KINDS, PromiseBroken
 
 
-def _batch(seeds: range) -> FuzzReport:
+def _quiet() -> None:
     # The schedules make sub-agent runs fail on purpose; each failure's logged traceback would bury the report.
     logging.getLogger('subagents_cancel').setLevel(logging.CRITICAL)
-    return anyio.run(fuzz, seeds)
 
 
-def run(schedules: int, first_seed: int, workers: int) -> FuzzReport:
+def _batch(seeds: range, classic: bool) -> FuzzReport:
+    _quiet()
+    return anyio.run(partial(fuzz, seeds, classic=classic))
+
+
+def run(schedules: int, first_seed: int, workers: int, *, classic: bool = False) -> FuzzReport:
     size = max(1, min(2_000, schedules // max(1, workers * 4)))
     batches = [
         range(start, min(start + size, first_seed + schedules))
@@ -41,27 +50,20 @@ def run(schedules: int, first_seed: int, workers: int) -> FuzzReport:
     ]
     total = FuzzReport()
     with multiprocessing.get_context('spawn').Pool(workers) as pool:
-        for report in pool.imap_unordered(_batch, batches):
-            total.schedules += report.schedules
-            total.tasks += report.tasks
-            total.flips += report.flips
-            total.orphans += report.orphans
-            total.lost_results += report.lost_results
-            total.other_violations += report.other_violations
-            total.failing_seeds += report.failing_seeds
+        for report in pool.imap_unordered(partial(_batch, classic=classic), batches):
+            total.add(report)
             for seed, what in report.failing_seeds:
                 print(f'  FAILED seed {seed}: {what}', file=sys.stderr, flush=True)
-            total.outcomes.update(report.outcomes)
             print(f'  {total.schedules}/{schedules} schedules, {total.violations} broken', file=sys.stderr, flush=True)
     return total
 
 
 def print_report(report: FuzzReport, seconds: float) -> None:
     print(f'schedules: {report.schedules} in {seconds:.0f} s, tasks: {report.tasks}')
-    print(f'status flips: {report.flips}')
-    print(f'orphans: {report.orphans}')
-    print(f'lost results: {report.lost_results}')
-    print(f'other broken promises: {report.other_violations}')
+    features = ', '.join(f'{name}: {count}' for name, count in sorted(report.features.items()))
+    print(f'schedules with {features or "no feature (--classic)"}')
+    for kind, label in KINDS.items():
+        print(f'{label}: {report.broken[kind]}')
     outcomes: Counter[str] = report.outcomes
     for outcome, count in outcomes.most_common():
         print(f'  {outcome}: {count} ({count / max(1, report.tasks):.1%})')
@@ -75,13 +77,19 @@ def main() -> None:
     parser.add_argument('--first-seed', type=int, default=0)
     parser.add_argument('--workers', type=int, default=2)
     parser.add_argument('--replay', type=int, default=None, help='run this one seed in this process and raise')
+    parser.add_argument('--classic', action='store_true', help='leave out the features added in issue 11')
     args = parser.parse_args()
     if args.replay is not None:
-        world = anyio.run(run_schedule, args.replay)
+        _quiet()
+        try:
+            world = anyio.run(partial(run_schedule, args.replay, classic=args.classic))
+        except PromiseBroken as broken:
+            print(f'seed {args.replay} broke a promise, {KINDS[broken.kind]}: {broken}', file=sys.stderr)
+            raise
         print(f'seed {args.replay}: every promise held; outcomes {dict(world.outcomes)}')
         return
     started = time.perf_counter()
-    report = run(args.schedules, args.first_seed, args.workers)
+    report = run(args.schedules, args.first_seed, args.workers, classic=args.classic)
     print_report(report, time.perf_counter() - started)
     sys.exit(1 if report.violations else 0)
 

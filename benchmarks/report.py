@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 LABELS = {'ours': 'subagents-cancel', 'subagents': 'subagents-pydantic-ai', 'harness': 'pydantic-ai-harness'}
 PEERS = ('subagents', 'harness')
@@ -50,6 +50,8 @@ class Machine:
 
 
 def _num(value: float | None, digits: int = 1) -> str:
+    if isinstance(value, int):
+        return f'{value:,}'  # a count
     return '—' if value is None else f'{value:,.{digits}f}'
 
 
@@ -79,6 +81,10 @@ class _Results:
         """The scenario's figures for `library`, or `None` if it was not run or failed."""
         result = self._by_key.get((scenario, library))
         return None if result is None or 'error' in result else result['result']
+
+    def error(self, scenario: str, library: str) -> list[str]:
+        """The stderr tail of a failed run."""
+        return self._by_key[scenario, library].get('error', [])
 
     def ran(self, scenario: str, library: str) -> bool:
         """Whether this run includes the scenario for `library` (even if it failed)."""
@@ -244,6 +250,56 @@ def _lookup(results: _Results) -> list[str]:
     ]
 
 
+def _race(results: _Results) -> list[str]:
+    rows: list[list[str]] = []
+    for library in results.libraries:
+        if not results.ran('race', library):
+            continue
+        r = results.get('race', library)
+        if r is None:
+            rows.append([LABELS[library], 'failed: ' + _error_line(results.error('race', library)), *[''] * 7])
+            continue
+        for mode, m in r.items():
+            rows.append(
+                [
+                    LABELS[library],
+                    mode,
+                    f'{m["trials"]:,}',
+                    f'{m["answer_arrived"]:,} ({m["answer_first"]:,} before the cancel)',
+                    f'{m["told_completed"]:,}'
+                    + (f' ({m["told_neither"]:,} said neither)' if m['told_neither'] else ''),
+                    f'{m["told_cancelled"]:,}',
+                    f'**{m["cancelled_with_full_answer"]:,}**',
+                    f'**{m["answer_lost"]:,}**',
+                    f'{m["requests_after_answer"]:,}',
+                ]
+            )
+    header = [
+        'library',
+        'cancel',
+        'trials',
+        'answer arrived',
+        'completed',
+        'cancelled',
+        'cancelled with the full answer',
+        'answer lost',
+        'model requests after the answer',
+    ]
+    return [
+        '## Cancel racing completion',
+        '',
+        "A sub-agent's one model request gives its final answer; the parent soft- or hard-cancels it at a random",
+        'point around that answer: just before it leaves the model, while the library processes it, or after the',
+        'task ended. Counted from what the scripted model and the parent saw, the same way for every library:',
+        '*answer arrived* before the cancel tool started; *completed* / *cancelled* as the status reply after the',
+        'end says; *cancelled with the full answer*: told cancelled although the answer had arrived before the',
+        'cancel; *answer lost*: the answer arrived but its text is in nothing the parent received afterwards (not',
+        'the result, not a partial result, not a later message). Target: both 0, no model request after the answer.',
+        '',
+        *_table(header, rows),
+    ]
+
+
 Figure = Callable[[Result], float | None]
 INF = float('inf')
 
@@ -252,9 +308,9 @@ def _get(scenario: str, *path: str) -> Figure:
     def figure(result: Result) -> float | None:
         value: Any = result
         for key in path:
-            if value is None:
+            if not isinstance(value, dict):
                 return None
-            value = value[key]
+            value = cast(dict[str, Any], value).get(key)  # a figure a partial run did not measure is `None`
         return value
 
     return figure
@@ -324,6 +380,29 @@ TARGETS: tuple[tuple[str, str, str, Figure, float], ...] = (
     ('list-active call, most finished tasks / none', 'lookup', 'flat (≈ 1×)', _lookup_growth('list_active_us'), 1.5),
     ('RSS growth per finished task (KB)', 'lookup', 'bounded (≈ 0)', _finished_growth, 1.0),
     ('RSS growth per finished task past 10,000 (KB)', 'lookup:30000', 'bounded (≈ 0)', _growth_past_kept, 1.0),
+    (
+        'cancel racing completion, soft: cancelled with the full answer',
+        'race',
+        '0',
+        _get('', 'soft', 'cancelled_with_full_answer'),
+        0,
+    ),
+    (
+        'cancel racing completion, hard: cancelled with the full answer',
+        'race',
+        '0',
+        _get('', 'hard', 'cancelled_with_full_answer'),
+        0,
+    ),
+    ('cancel racing completion, soft: answers lost', 'race', '0', _get('', 'soft', 'answer_lost'), 0),
+    ('cancel racing completion, hard: answers lost', 'race', '0', _get('', 'hard', 'answer_lost'), 0),
+    (
+        'cancel racing completion: model requests after the answer',
+        'race',
+        '0',
+        lambda result: sum(mode['requests_after_answer'] for mode in result.values()),
+        0,
+    ),
 )
 """(figure, scenario, target, how to read it, the bound it must stay under). Lower is better; `INF`: it must happen."""
 
@@ -377,5 +456,6 @@ def render(results: Sequence[Result], machine: Machine) -> str:
         *_fanout(view),
         *_overhead(view),
         *_lookup(view),
+        *_race(view),
     ]
     return '\n'.join(lines).rstrip() + '\n'

@@ -1,17 +1,21 @@
 """Run every benchmark on this library and on its peers, side by side, and write `benchmarks/RESULTS.md`.
 
 Run: python benchmarks/run_all.py [--size smoke|quick|full] [--libraries ours,subagents,harness]
+     python benchmarks/run_all.py --only race      # rerun some scenarios, merge them into the last results
 
 The peers and this library run in one environment, `benchmarks/.venv-peers`, on the pydantic-ai the
 harness pins (2.62), so every library sees the same pydantic-ai. The first run creates it with
 `pip install -e '.[bench]'`. Each (scenario, library) pair runs in a fresh process, one at a time.
 The full run takes about 8 to 10 minutes on a 2-core machine. Raw figures go to `RESULTS.json` beside
-the report; `--render-only` rewrites the report from them.
+the report; `--render-only` rewrites the report from them. `--only SCENARIO,...` runs just those
+scenarios (a name without `:param` means all its variants) and merges their rows into the saved results,
+keeping every other row and the machine line of the run they came from.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -35,6 +39,7 @@ PLAN: tuple[tuple[str, tuple[str, ...]], ...] = (
     ('fanout:1000', LIBRARIES),
     ('overhead', LIBRARIES),
     ('lookup', LIBRARIES),
+    ('race', LIBRARIES),
 )
 """(scenario, libraries) of the default run."""
 LARGE: tuple[tuple[str, tuple[str, ...]], ...] = (('fanout:10000', ('ours',)), ('lookup:30000', ('ours',)))
@@ -62,6 +67,25 @@ def run_one(scenario: str, library: str, size: str) -> dict[str, Any]:
     return {'scenario': scenario, 'library': library, 'error': done.stderr.strip().splitlines()[-5:]}
 
 
+def chosen_plan(only: str | None, large: bool) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The scenarios to run: all of them (with `--large`'s), or those `only` names."""
+    plan = PLAN + (LARGE if large else ())
+    if only is None:
+        return plan
+    names = set(only.split(','))
+    picked = tuple((scenario, libraries) for scenario, libraries in plan if {scenario, scenario.split(':')[0]} & names)
+    if not picked:
+        raise SystemExit(f'--only {only!r} names no scenario of {[scenario for scenario, _ in plan]}')
+    return picked
+
+
+def merge(saved: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The saved results with each (scenario, library) row that `fresh` has replaced, in the saved order."""
+    by_key = {(result['scenario'], result['library']): result for result in fresh}
+    merged = [by_key.pop((result['scenario'], result['library']), result) for result in saved]
+    return merged + list(by_key.values())
+
+
 def load_average() -> str:
     return ' '.join(f'{value:.2f}' for value in os.getloadavg())
 
@@ -77,18 +101,23 @@ def main() -> None:
     parser.add_argument(
         '--render-only', action='store_true', help='rewrite the report from the JSON of the last run, running nothing'
     )
+    parser.add_argument(
+        '--only', default=None, help='comma-separated scenarios to run and merge into the saved results, e.g. race'
+    )
     arguments = parser.parse_args()
+    saved_path = arguments.output.with_suffix('.json')
     if arguments.render_only:
-        saved = json.loads(arguments.output.with_suffix('.json').read_text())
+        saved = json.loads(saved_path.read_text())
         arguments.output.write_text(render(saved['results'], Machine(**saved['machine'])))
         return
+    plan = chosen_plan(arguments.only, arguments.large)
     chosen = arguments.libraries.split(',')
     ensure_venv()
     started_at = datetime.now(UTC)
     load_before = load_average()
     started = time.perf_counter()
     results: list[dict[str, Any]] = []
-    for scenario, libraries in PLAN + (LARGE if arguments.large else ()):
+    for scenario, libraries in plan:
         for library in (library for library in libraries if library in chosen):
             sys.stderr.write(f'{scenario} on {library} ...\n')
             results.append(run_one(scenario, library, arguments.size))
@@ -98,9 +127,15 @@ def main() -> None:
         size=arguments.size,
         load=f'{load_before} at the start, {load_average()} at the end',
     )
+    if arguments.only is not None and saved_path.exists():
+        saved = json.loads(saved_path.read_text())
+        results = merge(saved['results'], results)
+        rerun = f'`--only {arguments.only}` rerun {machine.started_at} (size `{machine.size}`, load {machine.load})'
+        previous = Machine(**saved['machine'])
+        machine = dataclasses.replace(previous, load=f'{previous.load}; {rerun}')
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
     arguments.output.write_text(render(results, machine))
-    arguments.output.with_suffix('.json').write_text(json.dumps({'machine': machine.as_dict(), 'results': results}))
+    saved_path.write_text(json.dumps({'machine': machine.as_dict(), 'results': results}))
     sys.stderr.write(f'wrote {arguments.output}\n')
 
 

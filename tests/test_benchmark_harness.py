@@ -13,7 +13,7 @@ import pytest
 from adapters import load
 from benchkit.stats import percentile, summarize
 from report import Machine, render
-from scenarios import fanout, hard_cancel, overhead
+from scenarios import fanout, hard_cancel, overhead, race
 
 pytestmark = pytest.mark.anyio
 
@@ -57,6 +57,27 @@ def test_report_states_failures_and_missing_capabilities() -> None:
     assert '| pydantic-ai-harness | request / default | 0 / 1 | p50 1, max 1 | 0 / 1 | 0 |' in report
 
 
+def test_report_counts_the_race_against_a_target_of_zero() -> None:
+    """The race table shows each count, and an answer cancelled or lost misses its target."""
+    machine = Machine.read(started_at=datetime(2026, 1, 1, tzinfo=UTC), seconds=1.0, size='smoke', load='0.00')
+    counts = {
+        'trials': 8,
+        'answer_arrived': 8,
+        'answer_first': 5,
+        'told_cancelled': 3,
+        'told_completed': 5,
+        'told_neither': 0,
+        'cancelled_with_full_answer': 2,
+        'answer_lost': 0,
+        'requests_after_answer': 0,
+    }
+    result = {'label': 'subagents-cancel', 'version': '0.1.0', 'pydantic_ai': '2.62.0', 'result': {'soft': counts}}
+    report = render([{'scenario': 'race', 'library': 'ours', **result}], machine)
+    assert '| subagents-cancel | soft | 8 | 8 (5 before the cancel) | 5 | 3 | **2** | **0** | 0 |' in report
+    assert '| cancel racing completion, soft: cancelled with the full answer | 0 | 2 |' in report
+    assert '| cancel racing completion, soft: answers lost | 0 | 0 | not measured | — | met |' in report
+
+
 async def test_hard_cancel_scenario_sees_our_reply_wait_for_the_task() -> None:
     """Every hard cancel of this library replies only once the task hosting the sub-agent is done."""
     result = await hard_cancel.run(load('ours'), 'smoke', '')
@@ -79,3 +100,13 @@ async def test_overhead_scenario_times_every_delegation() -> None:
     """The overhead scenario times as many delegations as direct runs."""
     result = await overhead.run(load('ours'), 'smoke', '')
     assert (result['count'], result['direct_ms']['n'], result['delegated_ms']['n']) == (10, 10, 10)
+
+
+async def test_race_scenario_finds_no_answer_turned_into_a_cancel_or_lost() -> None:
+    """Cancels racing a final answer: none cancels an answer that arrived first, none loses an answer."""
+    result = await race.run(load('ours'), 'smoke', '')
+    counts = {
+        mode: (r['trials'], r['told_neither'], r['cancelled_with_full_answer'], r['answer_lost'])
+        for mode, r in result.items()
+    }
+    assert counts == {'soft': (8, 0, 0, 0), 'hard': (6, 0, 0, 0)}

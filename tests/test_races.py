@@ -2,8 +2,8 @@
 
 The commit point is the moment the run has its final answer and has accepted it (pydantic-ai's output
 processing is done and the run has reached its end). A cancel that reaches the task after it loses: the task
-ends COMPLETED with its output. A cancel that reaches it while the final answer is being processed is held
-until the run either ends (the answer wins) or goes on (the cancel is delivered).
+ends COMPLETED with its output. A cancel that reaches it while the final answer is being processed waits
+until the run either ends (the answer wins) or goes on (the cancel wins); a hard one waits a bounded time.
 """
 
 from __future__ import annotations
@@ -192,8 +192,69 @@ async def test_a_held_cancel_is_delivered_when_the_answer_is_rejected(clock: Man
 
 
 @pytest.mark.parametrize('structured', [False, True], ids=['text', 'structured'])
-async def test_a_hard_cancel_while_the_final_answer_is_processed_keeps_it(clock: ManualClock, structured: bool) -> None:
-    """The run is stopped after the final answer arrived but before it was accepted: the answer is the partial."""
+async def test_a_hard_cancel_waits_for_the_verdict_on_an_answer_that_arrived(
+    clock: ManualClock, structured: bool
+) -> None:
+    """A hard cancel while an arrived final answer is validated waits: the answer is accepted, so it wins."""
+    validating, release = anyio.Event(), anyio.Event()
+    sub = report('Q3', 12) if structured else Script([text('FULL answer')])
+    agent = Agent(sub.model, output_type=Report if structured else str)
+
+    @agent.output_validator
+    async def check(output: Report | str) -> Report | str:
+        validating.set()
+        await release.wait()
+        return output
+
+    async with SubAgentManager([SubAgentConfig(name='r', description='R', agent=agent)], clock=clock) as manager:
+        task = await manager.start('r', 'Research X')
+        await validating.wait()
+        async with anyio.create_task_group() as group:
+            group.start_soon(manager.hard_cancel, task.task_id)
+            await anyio.wait_all_tasks_blocked()
+            release.set()
+        info = manager.get(task.task_id)
+    assert info.outcome == Completed(Report(title='Q3', pages=12) if structured else 'FULL answer')
+    assert info.cancel is not None and info.cancel.lost
+    assert len(sub.requests) == 1
+
+
+@pytest.mark.parametrize('structured', [False, True], ids=['text', 'structured'])
+async def test_a_hard_cancel_stops_the_run_when_the_arrived_answer_is_rejected(
+    clock: ManualClock, structured: bool
+) -> None:
+    """Validation rejects the answer the hard cancel waited for: the run stops before its next model request."""
+    validating, release = anyio.Event(), anyio.Event()
+    sub = report('Q3', 12) if structured else Script([text('FULL answer')])
+    agent = Agent(sub.model, output_type=Report if structured else str)
+
+    @agent.output_validator
+    async def check(output: Report | str) -> Report | str:
+        validating.set()
+        await release.wait()
+        raise ModelRetry('Too short.')
+
+    async with SubAgentManager([SubAgentConfig(name='r', description='R', agent=agent)], clock=clock) as manager:
+        task = await manager.start('r', 'Research X')
+        await validating.wait()
+        async with anyio.create_task_group() as group:
+            group.start_soon(manager.hard_cancel, task.task_id)
+            await anyio.wait_all_tasks_blocked()
+            release.set()
+        info = manager.get(task.task_id)
+    assert info.outcome == Cancelled(
+        mode='hard',
+        reason=CancelReason(kind='user'),
+        partial=PartialResult(final_message={'title': 'Q3', 'pages': 12} if structured else 'FULL answer'),
+    )
+    assert len(sub.requests) == 1
+
+
+@pytest.mark.parametrize('structured', [False, True], ids=['text', 'structured'])
+async def test_a_hard_cancel_stops_a_verdict_that_never_comes_and_keeps_the_answer(
+    clock: ManualClock, structured: bool
+) -> None:
+    """Validation of the arrived answer hangs: after the policy's wait the run is stopped, the answer is the partial."""
     validating = anyio.Event()
     sub = report('Q3', 12) if structured else Script([text('FULL answer')])
     agent = Agent(sub.model, output_type=Report if structured else str)
@@ -207,7 +268,12 @@ async def test_a_hard_cancel_while_the_final_answer_is_processed_keeps_it(clock:
     async with SubAgentManager([SubAgentConfig(name='r', description='R', agent=agent)], clock=clock) as manager:
         task = await manager.start('r', 'Research X')
         await validating.wait()
-        info = await manager.hard_cancel(task.task_id)
+        async with anyio.create_task_group() as group:
+            group.start_soon(manager.hard_cancel, task.task_id)
+            await anyio.wait_all_tasks_blocked()
+            assert manager.get(task.task_id).status is TaskStatus.RUNNING  # waiting for the verdict
+            clock.advance(manager.policy.final_answer_wait_seconds)
+        info = manager.get(task.task_id)
     assert info.outcome == Cancelled(
         mode='hard',
         reason=CancelReason(kind='user'),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from .base import Adapter, Options, Parent
+from .base import Adapter, Options, Parent, Told
 
-__all__ = ('ADAPTERS', 'Adapter', 'Options', 'Parent', 'load')
+__all__ = ('ADAPTERS', 'Adapter', 'Options', 'Parent', 'Told', 'load')
 
 ADAPTERS = {
     'ours': ('adapters.ours', 'Ours'),

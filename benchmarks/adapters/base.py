@@ -14,13 +14,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic_ai import Agent, UsageLimits
 from pydantic_ai.messages import ToolCallPart
 from pydantic_ai.models import Model
 
 from benchkit.parent import ToolTimer
+
+Told = Literal['completed', 'cancelled'] | None
+"""How a status reply says a task ended; `None` when it says neither (or in words the adapter does not know)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,6 +101,10 @@ class Adapter(ABC):
         if options.preempt:
             return 'no setting to cut a step short on a soft cancel'
         return 'no grace setting for a soft cancel' if options.grace_seconds is not None else None
+
+    @abstractmethod
+    def told(self, texts: list[str]) -> Told:
+        """What the replies to a status call, made after the task ended, tell the parent about how it ended."""
 
     def task_id(self, reply: str) -> str:
         found = self.task_id_pattern.search(reply)

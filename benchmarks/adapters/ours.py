@@ -16,7 +16,7 @@ from benchkit.parent import ToolTimer
 from benchkit.subagent import SUBAGENT_DESCRIPTION, SUBAGENT_NAME
 from subagents_cancel import SubAgentCapability, SubAgentConfig, SubAgentManager, SubAgentPolicy
 
-from .base import Adapter, Options, Parent
+from .base import Adapter, Options, Parent, Told
 
 
 def _policy(options: Options) -> SubAgentPolicy:
@@ -74,6 +74,11 @@ class Ours(Adapter):
 
     def list_active(self) -> ToolCallPart:
         return ToolCallPart('list_active_tasks', {})
+
+    def told(self, texts: list[str]) -> Told:
+        if any(text.startswith('Task cancelled:') for text in texts):  # `check_task` of a cancelled task
+            return 'cancelled'
+        return 'completed' if any(': COMPLETED in ' in text for text in texts) else None
 
     def region_cancel(self, region: str) -> ToolCallPart | None:
         return ToolCallPart('hard_cancel_region', {'region': region})

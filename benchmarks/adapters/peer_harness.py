@@ -17,7 +17,7 @@ from pydantic_ai_harness.subagents import DelegationTasks, SubAgent, SubAgents, 
 from benchkit.parent import ToolTimer
 from benchkit.subagent import SUBAGENT_NAME
 
-from .base import Adapter, Options, Parent
+from .base import Adapter, Options, Parent, Told
 
 
 def _agent(model: Model, subagent: Agent[None, str], timer: ToolTimer) -> Agent[None, str]:
@@ -74,6 +74,11 @@ class PeerHarness(Adapter):
 
     def status(self, task_id: str) -> ToolCallPart:
         return ToolCallPart('list_tasks', {})  # the harness reports tasks only as a list
+
+    def told(self, texts: list[str]) -> Told:
+        if any('finished: cancelled' in text for text in texts):  # its `list_tasks` line for the task
+            return 'cancelled'
+        return 'completed' if any('finished: ok' in text for text in texts) else None
 
     def list_active(self) -> ToolCallPart:
         return ToolCallPart('list_tasks', {})

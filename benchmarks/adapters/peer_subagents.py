@@ -16,7 +16,7 @@ from subagents_pydantic_ai import SubAgentCapability, SubAgentConfig
 from benchkit.parent import ToolTimer
 from benchkit.subagent import SUBAGENT_DESCRIPTION, SUBAGENT_NAME
 
-from .base import Adapter, Options, Parent
+from .base import Adapter, Options, Parent, Told
 
 
 @dataclass
@@ -69,6 +69,11 @@ class PeerSubagents(Adapter):
 
     def status(self, task_id: str) -> ToolCallPart:
         return ToolCallPart('check_task', {'task_id': task_id})
+
+    def told(self, texts: list[str]) -> Told:
+        if any('Status: cancelled' in text for text in texts):  # its `check_task`
+            return 'cancelled'
+        return 'completed' if any('Status: completed' in text for text in texts) else None
 
     def list_active(self) -> ToolCallPart:
         return ToolCallPart('list_active_tasks', {})

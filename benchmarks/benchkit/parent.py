@@ -51,6 +51,8 @@ class ToolTimer(AbstractCapability[Any]):
     timings: list[ToolTiming] = field(default_factory=list[ToolTiming])
     probe: Callable[[], object] = lambda: None
     """Called as each tool replies, before anything else can run."""
+    starting: Callable[[str], None] = lambda tool_name: None
+    """Called as each tool starts, with its name, before the library's code runs."""
 
     async def wrap_tool_execute(
         self,
@@ -61,6 +63,7 @@ class ToolTimer(AbstractCapability[Any]):
         args: ValidatedToolArgs,
         handler: WrapToolExecuteHandler,
     ) -> Any:
+        self.starting(call.tool_name)
         started = time.perf_counter()
         result = await handler(args)
         replied = time.perf_counter()

@@ -149,6 +149,10 @@ class SubAgentPolicy(BaseModel):
     [`SubAgentConfig.preempt_on_soft_cancel`][subagents_cancel.SubAgentConfig.preempt_on_soft_cancel]."""
     hard_cancel_wait_seconds: _Seconds = 5.0
     """How long a hard cancel waits for the run to stop before it reports the task unresponsive."""
+    final_answer_wait_seconds: _Seconds = 1.0
+    """How long a hard cancel that arrives after the sub-agent's final answer waits for the run to accept or
+    reject that answer (its output validators and output function) before it stops the run anyway. An answer
+    accepted in that time wins: the task ends COMPLETED (see *first writer wins* in the states concept page)."""
     owner_end: Literal['hard', 'soft'] = 'hard'
     """What happens to tasks still running when their owner (the parent run or manager scope) ends."""
     owner_end_grace_seconds: _Seconds = 5.0

@@ -328,6 +328,7 @@ class SubAgentManager:
             ),
             deadline_at=record.deadline_at,
             cascade_grace_factor=self.policy.cascade_grace_factor,
+            final_answer_wait_seconds=self.policy.final_answer_wait_seconds,
             settle=lambda context: self._settle(record, context, config),
         )
         queued = self._slot is not None and not take_free_slot(self._slot)

@@ -21,8 +21,10 @@ commit point is the run reaching its end (`AgentRun.result` is set): pydantic-ai
 output processing (validators, output functions) accepted it. A soft request that arrives while a final
 answer is being processed (the *ending window*, from the arrival of a response that would end the run) is
 held: if the run reaches its end, the answer wins; if the answer is rejected and the run goes on, the request
-is queued then, and wins. A hard cancel is never held, and never discards a response that has arrived: a
-final answer stopped before it was accepted is the partial result's final message.
+is queued then, and wins. A hard stop in that window waits for the verdict (`_await_verdict`, bounded by
+`final_answer_wait_seconds`): accepted, the answer wins; rejected or too slow, the run is stopped. A response
+that has arrived is never discarded: a final answer stopped before it was accepted is the partial result's
+final message.
 
 Holding the request until a step that cannot end the run is what keeps a final answer from costing one more
 model request, on every supported pydantic-ai version: a request queued while a final answer is processed
@@ -99,6 +101,8 @@ class TaskSpec:
     """A soft cancel interrupts the model request and tool calls in flight instead of waiting for them."""
     deadline_at: float | None
     cascade_grace_factor: float
+    final_answer_wait_seconds: float
+    """How long a hard stop waits for the verdict on a final answer that has arrived."""
     settle: Callable[[TaskContext], Awaitable[None]]
     """Runs after the run has ended (the owner's hooks and scratch-directory handling); bounded by the owner."""
 
@@ -150,6 +154,8 @@ class TaskRunner:
         """The content of that final answer: its text, or the arguments of its output tool call."""
         self._cancel_first = False
         """A cancel request reached this runner before its run's commit point, so the cancel wins."""
+        self._awaiting_verdict = False
+        """A hard stop arrived after the final answer: it waits for the run to accept (the answer wins) or reject it."""
         self._question: _OpenQuestion | None = None
         self._checkpoints = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -264,6 +270,9 @@ class TaskRunner:
 
         `model_request` and `tool_calls` say whether the step is a model request, or the handling of a response.
         """
+        if model_request and self._awaiting_verdict:
+            self._stop_now()  # the final answer the stop waited for was rejected: stop before the next request
+            return
         if model_request:
             self._ending = False  # the run goes on (a final answer was rejected, or there was none)
         elif not tool_calls or self._ending:
@@ -353,11 +362,35 @@ class TaskRunner:
         self._send(DeadlineExpired(task_id=self.spec.task_id, sent_at=self._clock.now()))
 
     def _stop(self, why: CancelReason) -> None:
-        self._note_cancel(held=False)
         self._stop_requested = True
         reason = CancelReason(kind='parent_cancelled', detail=why.detail)
         for child in self.context.children:  # deepest first: the task's own sub-agents stop before it does
             child.cancel_all('hard', reason=reason, grace_seconds=0.0)
+        if self._ending and self._run is not None and self._run.result is None:
+            self._await_verdict()  # the final answer has arrived first: it wins if the run accepts it
+        else:
+            self._stop_now()
+
+    def _await_verdict(self) -> None:
+        """Let the run accept or reject the final answer that has arrived, for a bounded time, before stopping it.
+
+        Accepted, the run ends with it (the answer wins); rejected, the run is stopped before its next model
+        request; no verdict within `final_answer_wait_seconds` (a validator or output function that hangs), it
+        is stopped then. Either way the answer is kept: the output, or the partial result's final message.
+        """
+        if self._awaiting_verdict:
+            return
+        self._awaiting_verdict = True
+        assert self._timers is not None
+        self._timers.start_soon(self._expire_verdict_wait, self._clock.now() + self.spec.final_answer_wait_seconds)
+
+    async def _expire_verdict_wait(self, deadline: float) -> None:
+        await sleep_until(self._clock, deadline)
+        self._stop_now()
+
+    def _stop_now(self) -> None:
+        self._awaiting_verdict = False
+        self._note_cancel(held=False)
         if self._run is not None:
             self._run.cancel()
         elif self._scope is not None:
