@@ -63,12 +63,7 @@ def test_the_table_is_the_design() -> None:
                 'ANSWER': 'RUNNING',
                 'FAIL': 'FAILED',
                 'SOFT_CANCEL': 'RUNNING (cancel requested)',
-                'HARD_CANCEL': 'WAITING_FOR_ANSWER (cancel requested)',
-            },
-            'WAITING_FOR_ANSWER (cancel requested)': {
-                'FAIL': 'FAILED (cancel requested)',
-                'HARD_CANCEL': 'WAITING_FOR_ANSWER (cancel requested)',
-                'STOP': 'CANCELLED (cancel requested)',
+                'HARD_CANCEL': 'RUNNING (cancel requested)',
             },
         }
     )

@@ -7,6 +7,7 @@ in the middle of a run.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Literal
@@ -19,7 +20,15 @@ from pydantic_ai.providers import infer_provider_class
 from .errors import ConfigError
 from .results import TaskInfo
 
-__all__ = ('CleanupHook', 'PromoteHook', 'SubAgentConfig', 'SubAgentPolicy', 'check_model', 'index_subagents')
+__all__ = (
+    'CleanupHook',
+    'PromoteHook',
+    'SubAgentConfig',
+    'SubAgentPolicy',
+    'check_duration',
+    'check_model',
+    'index_subagents',
+)
 
 CleanupHook = Callable[[TaskInfo], Awaitable[None]]
 """Called after a task of the sub-agent was cancelled, with its final snapshot (reason, mode, partial result)."""
@@ -28,6 +37,21 @@ PromoteHook = Callable[[TaskInfo, Path], Awaitable[None]]
 """Called after a task of the sub-agent completed, with its snapshot and its scratch directory, to keep its files."""
 
 _Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+def check_duration(name: str, seconds: float, *, zero_allowed: bool = False) -> float:
+    """Check a duration passed to one call of the Python API, as the config classes check theirs.
+
+    A duration is a finite number of seconds, greater than 0 (or 0 or more, if `zero_allowed`). There is no
+    infinite duration: where a call offers no limit, that is its `None` (the default).
+
+    Raises:
+        ValueError: `seconds` is NaN, infinite, negative, or 0 where 0 is not allowed.
+    """
+    if math.isfinite(seconds) and (seconds > 0 or (zero_allowed and seconds == 0)):
+        return seconds
+    allowed = '0 or more' if zero_allowed else 'greater than 0'
+    raise ValueError(f'{name} must be a finite number of seconds, {allowed}; got {seconds!r}.')
 
 
 def check_model(model: str | Model) -> str | Model:
@@ -138,7 +162,8 @@ class SubAgentPolicy(BaseModel):
     max_running: Annotated[int, Field(ge=1)] | None = None
     """How many tasks of one owner may run at once; more wait as PENDING, first in, first out."""
     wait_timeout_seconds: _Seconds = 300.0
-    """The longest a parent's `wait_tasks` call may wait before it returns with the tasks still running."""
+    """The longest a parent's `wait_tasks` or `wait_region` call may wait before it returns with the tasks still
+    running; a longer (or infinite) `timeout_seconds` from the model is capped to it, and the reply says so."""
     task_timeout_seconds: _Seconds | None = None
     """The default time budget of a task, from when it is accepted; none by default."""
     deadline_cancel: Literal['soft', 'hard'] = 'soft'

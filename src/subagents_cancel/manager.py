@@ -21,7 +21,7 @@ from pydantic_ai.models import Model
 
 from .bus import InProcessBus, MailboxHandler, MessageBus
 from .clock import Clock, MonotonicClock, sleep_until
-from .config import SubAgentConfig, SubAgentPolicy, index_subagents
+from .config import SubAgentConfig, SubAgentPolicy, check_duration, index_subagents
 from .errors import (
     CancelTimeout,
     ManagerClosed,
@@ -277,8 +277,10 @@ class SubAgentManager:
             ManagerClosed: the manager is not open.
             UnknownSubAgent: no sub-agent has this name (or the fallback's).
             RegionClosed: the region was cancelled.
-            ValueError: the region name is not valid.
+            ValueError: the region name or `timeout_seconds` is not valid (a timeout is finite and greater than 0).
         """
+        if timeout_seconds is not None:
+            check_duration('timeout_seconds', timeout_seconds)
         if self._phase != 'open':
             raise ManagerClosed()
         config = self._config(subagent)
@@ -465,9 +467,12 @@ class SubAgentManager:
         Raises:
             TypeError: `task_ids` is a single `str`, or one of the ids is not a `str`.
             UnknownTask: one of the ids is not a task of this owner.
+            ValueError: `timeout_seconds` is not finite and greater than 0.
         """
         if isinstance(task_ids, str):
             raise TypeError(f'task_ids must be a list of task ids, not one str: pass [{task_ids!r}].')
+        if timeout_seconds is not None:
+            check_duration('timeout_seconds', timeout_seconds)
         records = (
             tuple(self._registry.get(task_id) for task_id in task_ids)
             if task_ids is not None
@@ -508,7 +513,10 @@ class SubAgentManager:
         Raises:
             TypeError: `task_id` is not a `str`.
             UnknownTask: this owner has no such task.
+            ValueError: `grace_seconds` is not finite and 0 or more.
         """
+        if grace_seconds is not None:
+            check_duration('grace_seconds', grace_seconds, zero_allowed=True)
         record = self._registry.get(task_id)
         if record.cancel is None and not record.status.is_terminal:
             self._request_cancel(record, 'soft', reason or CancelReason(), self._grace(record, grace_seconds))
@@ -535,7 +543,12 @@ class SubAgentManager:
         """Request a cancel of every task that is still running, and return at once.
 
         A soft request skips tasks that were already asked to stop; a hard one reaches them all.
+
+        Raises:
+            ValueError: `grace_seconds` is not finite and 0 or more.
         """
+        if grace_seconds is not None:
+            check_duration('grace_seconds', grace_seconds, zero_allowed=True)
         for record in self._registry.active():
             if mode == 'hard' or record.cancel is None:
                 self._request_cancel(record, mode, reason, self._grace(record, grace_seconds))
@@ -593,8 +606,10 @@ class SubAgentManager:
             self._registry.note_unresponsive(record)
             self._bus.send(self.owner_id, TaskUnresponsive(task_id=record.task_id, sent_at=now))
 
-    def _request_cancel(self, record: TaskRecord, mode: CancelMode, reason: CancelReason, grace: float) -> None:
-        now = self.clock.now()
+    def _request_cancel(
+        self, record: TaskRecord, mode: CancelMode, reason: CancelReason, grace: float, *, at: float | None = None
+    ) -> None:
+        now = self.clock.now() if at is None else at
         request = CancelRequest(task_id=record.task_id, sent_at=now, mode=mode, reason=reason, grace_seconds=grace)
         if record.cancel is None:
             record.cancel = CancelInfo(
@@ -616,8 +631,9 @@ class SubAgentManager:
         Raises:
             ManagerClosed: the manager is not open.
             RegionClosed: the region was already cancelled.
-            ValueError: the region name is not valid.
+            ValueError: the region name or `timeout_seconds` is not valid (a timeout is finite and greater than 0).
         """
+        check_duration('timeout_seconds', timeout_seconds)
         if self._phase != 'open':
             raise ManagerClosed()
         check_region(region)
@@ -642,8 +658,10 @@ class SubAgentManager:
         the tasks that were asked to stop.
 
         Raises:
-            ValueError: the region name is not valid.
+            ValueError: the region name or `grace_seconds` is not valid (a grace window is finite and 0 or more).
         """
+        if grace_seconds is not None:
+            check_duration('grace_seconds', grace_seconds, zero_allowed=True)
         records = self._cancel_region(check_region(region), 'soft', reason, grace_seconds)
         return tuple(self._info(record) for record in records)
 
@@ -762,8 +780,10 @@ class SubAgentManager:
                 event = TaskEvent.FAIL
             case RunStopped():
                 if record.cancel is None and not record.status.is_terminal:
-                    # Stopped from outside (its owner's task was cancelled): record that as the cancel.
-                    self._request_cancel(record, 'hard', CancelReason(kind='parent_cancelled'), 0.0)
+                    # Stopped from outside (its owner's task was cancelled): record that as the cancel, requested when
+                    # the run reported it had stopped, so that the stop time is never negative.
+                    reason = CancelReason(kind='parent_cancelled')
+                    self._request_cancel(record, 'hard', reason, 0.0, at=message.sent_at)
                 event = TaskEvent.STOP
         self._apply(record, event, message.sent_at, ending=message.ending)
 

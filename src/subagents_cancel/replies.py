@@ -389,14 +389,22 @@ def _tree(infos: Sequence[TaskInfo], *, depth: int) -> list[str]:
     return lines
 
 
-def wait_report(infos: Sequence[TaskInfo], now: float, *, timed_out: bool) -> str:
-    """Reply to `wait_tasks`: why the wait ended, then each task's report."""
+def wait_report(infos: Sequence[TaskInfo], now: float, *, timed_out: bool, capped_seconds: float | None = None) -> str:
+    """Reply to `wait_tasks`: why the wait ended, then each task's report.
+
+    `capped_seconds` is the policy's longest wait, when the model asked for a longer one.
+    """
     if not infos:
         return 'No active tasks to wait for.'
     asking = [info.task_id for info in infos if info.question is not None]
     running = [info.task_id for info in infos if not info.is_terminal]
     if asking:
         head = f'Waiting for your answer: {", ".join(asking)}.'
+    elif timed_out and capped_seconds is not None:
+        head = (
+            f'Stopped waiting after {_seconds(capped_seconds)}, the longest one wait may take (your timeout_seconds '
+            f'was capped); still running: {", ".join(running)}.'
+        )
     elif timed_out:
         head = f'Stopped waiting; still running: {", ".join(running)}.'
     elif running:

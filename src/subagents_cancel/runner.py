@@ -216,11 +216,19 @@ class TaskRunner:
                 self._scope.cancel()  # stopped before the runner ran: never begin
             if not self._started:
                 assert self._slot is not None
-                await self._slot.acquire()  # PENDING until a slot is free, first in, first out
+                if not await _wait_for_slot(self._slot, self._scope):
+                    return RunStopped(), RunUsage()  # stopped while PENDING: it never starts
                 self._started = True
                 self._send(TaskStarted(task_id=self.spec.task_id, sent_at=self._clock.now()))
             try:
                 return await self._run_agent()
+            except asyncio.CancelledError as error:
+                if self._stop_requested or _being_cancelled():
+                    raise
+                # Nothing cancelled this task: its own code raised CancelledError (a tool awaited a future that
+                # something else cancelled). That is the tool's failure, not a cancel, and nothing is swallowed.
+                _log.warning('sub-agent task %s raised CancelledError by itself', self.spec.task_id, exc_info=error)
+                return _stray_cancellation(), self._run.usage if self._run is not None else RunUsage()
             finally:
                 if self._slot is not None:
                     self._slot.release()
@@ -349,7 +357,8 @@ class TaskRunner:
     async def _tell_after_children(self, request: CancelRequest, grace: float) -> None:
         deadline = request.sent_at + grace
         for child in self.context.children:
-            await child.wait(timeout_seconds=max(0.0, deadline - self._clock.now()))
+            if (left := deadline - self._clock.now()) > 0:
+                await child.wait(timeout_seconds=left)
         self._tell(request, subtasks_stopped=True)
 
     def _tell(self, request: CancelRequest, *, subtasks_stopped: bool) -> None:
@@ -507,6 +516,20 @@ class TaskRunner:
         return self._checkpoints
 
 
+async def _wait_for_slot(slot: anyio.Semaphore, scope: anyio.CancelScope) -> bool:
+    """Wait for a free slot, first in, first out; `False` if `scope` was cancelled, and then no slot is held.
+
+    A released slot is handed straight to the first waiter. If that waiter is stopped before it has woken
+    up, anyio delivers no cancellation to a wait that has already succeeded, so the slot arrives anyway:
+    it is passed on at once to the next in the queue, instead of being held by a task that must not start.
+    """
+    await slot.acquire()
+    if scope.cancel_called:
+        slot.release()
+        return False
+    return True
+
+
 def _model_responses(messages: Iterable[ModelMessage]) -> list[ModelResponse]:
     return [message for message in messages if isinstance(message, ModelResponse)]
 
@@ -547,6 +570,21 @@ def _estimated_tokens(response: ModelResponse) -> int:
         elif isinstance(part, ToolCallPart):
             count += len(_WORD_OR_MARK.findall(part.args_as_json_str()))
     return count
+
+
+def _being_cancelled() -> bool:
+    """Whether someone cancelled the current asyncio task (its cancel scope, its owner, or the event loop)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _stray_cancellation() -> RunError:
+    """The failure of a run whose own code raised `CancelledError` although nothing cancelled the task."""
+    return RunError(
+        'CancelledError',
+        'a tool or hook of the sub-agent raised CancelledError although nothing cancelled the task '
+        '(for example, it awaited something that was cancelled elsewhere); details are in the logs',
+    )
 
 
 def _describe(error: Exception) -> RunError:

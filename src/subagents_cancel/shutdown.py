@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from .config import check_duration
 from .manager import SubAgentManager
 from .messages import CancelReason
 from .results import TaskInfo
@@ -80,7 +81,11 @@ async def shutdown(
 
     Returns:
         The tasks and how they ended.
+
+    Raises:
+        ValueError: `grace_seconds` is not finite and 0 or more.
     """
+    check_duration('grace_seconds', grace_seconds, zero_allowed=True)
     seen: dict[str, TaskInfo] = {}
     with anyio.CancelScope(shield=True):
         async with anyio.create_task_group() as group:

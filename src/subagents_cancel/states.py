@@ -128,8 +128,10 @@ TRANSITIONS: Mapping[tuple[TaskState, TaskEvent], TaskState] = MappingProxyType(
             {
                 _E.ANSWER: TaskState(_S.RUNNING),
                 _E.FAIL: TaskState(_S.FAILED),
-                _E.SOFT_CANCEL: TaskState(_S.RUNNING, True),  # the question is answered with the cancel request
-                _E.HARD_CANCEL: TaskState(_S.WAITING_FOR_ANSWER, True),
+                # Either cancel answers the question: the sub-agent is no longer waiting for its parent. A soft one is
+                # the answer it reads; a hard one cuts its `ask_parent` call off as the run is stopped.
+                _E.SOFT_CANCEL: TaskState(_S.RUNNING, True),
+                _E.HARD_CANCEL: TaskState(_S.RUNNING, True),
             },
         ),
         # Once a cancel was requested, the run ends CANCELLED when the request reached it first (STOP: an output
@@ -143,15 +145,6 @@ TRANSITIONS: Mapping[tuple[TaskState, TaskEvent], TaskState] = MappingProxyType(
                 _E.FAIL: TaskState(_S.FAILED, True),
                 _E.STOP: _CANCELLED,
                 _E.HARD_CANCEL: TaskState(_S.RUNNING, True),  # a soft cancel escalated, or repeated as hard
-            },
-        ),
-        **_row(
-            _S.WAITING_FOR_ANSWER,
-            True,
-            {
-                _E.FAIL: TaskState(_S.FAILED, True),
-                _E.STOP: _CANCELLED,
-                _E.HARD_CANCEL: TaskState(_S.WAITING_FOR_ANSWER, True),
             },
         ),
     }

@@ -27,6 +27,7 @@ from .regions import REGION_PATTERN
 from .results import TaskInfo
 from .states import TaskStatus
 from .tooling import ToolArgs, ValidatedToolset, validated_tool
+from .waiting import WaitResult
 
 __all__ = ('create_subagent_toolset', 'parent_toolset')
 
@@ -223,9 +224,21 @@ async def _check_task(manager: SubAgentManager, args: _TaskIdArgs) -> str:
     return replies.task_report(manager.get(args.task_id), manager.clock.now())
 
 
+def _wait_timeout(manager: SubAgentManager, asked: float | None) -> tuple[float, float | None]:
+    """How long a wait tool may wait: the model's timeout, capped by the policy's `wait_timeout_seconds`.
+
+    Returns the timeout, and the cap when it was applied (for the reply to say so).
+    """
+    cap = manager.policy.wait_timeout_seconds
+    if asked is None or asked <= cap:
+        return asked or cap, None
+    return cap, cap  # also an infinite or absurdly large timeout: a deadline must stay a finite clock reading
+
+
 async def _wait_tasks(manager: SubAgentManager, args: _WaitArgs) -> str:
-    result = await manager.wait(args.task_ids, wait_for=args.wait_for, timeout_seconds=args.timeout_seconds)
-    return replies.wait_report(result.tasks, manager.clock.now(), timed_out=result.timed_out)
+    timeout, capped = _wait_timeout(manager, args.timeout_seconds)
+    result = await manager.wait(args.task_ids, wait_for=args.wait_for, timeout_seconds=timeout)
+    return replies.wait_report(result.tasks, manager.clock.now(), timed_out=result.timed_out, capped_seconds=capped)
 
 
 def _reason(args: _CancelArgs) -> CancelReason:
@@ -295,7 +308,20 @@ async def _wait_region(manager: SubAgentManager, args: _WaitRegionArgs) -> str:
     tasks = manager.region_tasks(args.region)
     if not tasks:
         return replies.no_region(args.region)
-    result = await manager.wait([task.task_id for task in tasks], timeout_seconds=args.timeout_seconds)
-    if result.timed_out or any(task.question is not None for task in result.tasks):
-        return replies.wait_report(result.tasks, manager.clock.now(), timed_out=result.timed_out)
+    timeout, capped = _wait_timeout(manager, args.timeout_seconds)
+    deadline = manager.clock.now() + timeout
+    waited: tuple[str, ...] = ()
+    # Tasks may join the region while the parent waits (a parallel `task` call): wait again for them, within the
+    # same bound and again returning on a question, until one wait has covered every task of the region.
+    while (task_ids := tuple(task.task_id for task in tasks)) != waited:
+        waited = task_ids
+        left = deadline - manager.clock.now()
+        result = (
+            await manager.wait(task_ids, timeout_seconds=left) if left > 0 else WaitResult(tasks=tasks, timed_out=True)
+        )
+        if result.timed_out or any(task.question is not None for task in result.tasks):
+            return replies.wait_report(
+                result.tasks, manager.clock.now(), timed_out=result.timed_out, capped_seconds=capped
+            )
+        tasks = manager.region_tasks(args.region)
     return replies.region_report(await manager.join_region(args.region), manager.clock.now())

@@ -42,8 +42,13 @@ class _Waiter:
         if record.settled:
             self.unsettled.discard(record.task_id)
         done = not self.unsettled or (self.wait_for == 'any' and len(self.unsettled) < len(self.watched))
-        if done or (self.stop_on_question and record.status is TaskStatus.WAITING_FOR_ANSWER):
+        if done or (self.stop_on_question and _asks_parent(record)):
             self.woken.set()
+
+
+def _asks_parent(record: TaskRecord) -> bool:
+    """Whether the task waits for an answer only its parent can give (a cancel answers the question itself)."""
+    return record.status is TaskStatus.WAITING_FOR_ANSWER and not record.state.cancel_requested
 
 
 class Waiters:
@@ -64,7 +69,8 @@ class Waiters:
     ) -> bool:
         """Wait until `records` are settled by `wait_for` (or one asks, if `stop_on_question`); `False` on timeout.
 
-        A record is settled when it has ended and any fallback it started has ended too.
+        A record is settled when it has ended and any fallback it started has ended too. A wait that is over
+        at once still yields to the event loop, so a caller that waits in a loop never starves other tasks.
         """
         waiter = _Waiter(
             watched=frozenset(record.task_id for record in records),
@@ -75,6 +81,7 @@ class Waiters:
         for record in records:
             waiter.update(record)
         if waiter.woken.is_set() or not records:
+            await anyio.lowlevel.checkpoint()
             return True
         self._waiting.add(waiter)
         try:
