@@ -214,7 +214,7 @@ A hard cancel was requested 16.0s ago (on request); it is being stopped.
 It did not stop after a hard cancel and is marked unresponsive; it may still be running.
 No checkpoints yet.\
 """,
-                    'researcher-0001 is not waiting for an answer (it is RUNNING); nothing was sent.',
+                    'researcher-0001 is not waiting for an answer: it is being cancelled (hard), so it takes no answer (the cancel answers any question it had); nothing was sent.',
                 ]
             )
 

@@ -352,6 +352,11 @@ def answer_delivered(info: TaskInfo) -> str:
 
 def not_waiting(info: TaskInfo) -> str:
     """Reply to `answer_subagent` for a task with no open question."""
+    if info.cancel is not None and not info.is_terminal:
+        return (
+            f'{info.task_id} is not waiting for an answer: it is being cancelled ({info.cancel.mode}), so it takes no '
+            'answer (the cancel answers any question it had); nothing was sent.'
+        )
     return f'{info.task_id} is not waiting for an answer (it is {info.status.name}); nothing was sent.'
 
 
