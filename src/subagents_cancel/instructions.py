@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from . import replies
+from . import reports
 from .config import SubAgentConfig
 from .messages import CancelReason, CancelRequest
 from .results import PartialResult
@@ -56,7 +56,7 @@ def _reason(reason: CancelReason) -> str:
 
 def fallback_prompt(description: str, reason: CancelReason, partial: PartialResult) -> str:
     """The prompt of a task that takes over from a cancelled one: the original request, and what was done."""
-    done = 'It had produced nothing.' if partial.is_empty else f'What it had done:\n{replies.partial_text(partial)}'
+    done = 'It had produced nothing.' if partial.is_empty else f'What it had done:\n{reports.partial_text(partial)}'
     return (
         f'{description}\n\n(You are taking over from a task that was cancelled ({_reason(reason)}). {done}\n'
         f'Build on what it did; do not repeat finished work.)'

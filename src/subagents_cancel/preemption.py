@@ -29,7 +29,7 @@ from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models import ModelRequestContext
 from pydantic_ai.tools import ToolDefinition
 
-from . import replies
+from . import subagent_replies
 
 __all__ = ('StepPreemption',)
 
@@ -63,7 +63,7 @@ class StepPreemption(AbstractCapability[object]):
         """A request cut short is recorded as an interrupted stand-in response."""
         with self._step() as self._model_request:
             return await handler(request_context)
-        return ModelResponse(parts=[TextPart(replies.step_interrupted())], state='interrupted')
+        return ModelResponse(parts=[TextPart(subagent_replies.step_interrupted())], state='interrupted')
 
     async def after_model_request(
         self, ctx: RunContext[object], *, request_context: ModelRequestContext, response: ModelResponse
@@ -87,4 +87,4 @@ class StepPreemption(AbstractCapability[object]):
             return await handler(args)
         with self._step():
             return await handler(args)
-        return replies.tool_interrupted(call.tool_name)
+        return subagent_replies.tool_interrupted(call.tool_name)

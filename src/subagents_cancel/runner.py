@@ -39,20 +39,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import anyio
 from anyio.abc import TaskGroup
-from pydantic_ai import Agent, RunCancelled, RunUsage, UsageLimitExceeded
+from pydantic_ai import Agent, RunCancelled, RunUsage
 from pydantic_ai.agent import AbstractAgent
 from pydantic_ai.capabilities import AbstractCapability, UseThreadExecutor
-from pydantic_ai.exceptions import UnexpectedModelBehavior
-from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ThinkingPart, ToolCallPart
+from pydantic_ai.messages import ModelResponse
 from pydantic_ai.run import AgentRun
 
-from . import replies
+from . import subagent_replies
 from .bus import MessageBus
 from .clock import Clock, sleep_until
 from .instructions import cancel_request_text
@@ -70,7 +68,6 @@ from .messages import (
     Question,
     QuestionWithdrawn,
     RunEnding,
-    RunError,
     RunFinished,
     RunOutput,
     RunStopped,
@@ -79,6 +76,8 @@ from .messages import (
     ThreadsFinished,
 )
 from .preemption import StepPreemption
+from .run_failures import describe_failure, stray_cancellation
+from .run_usage import model_responses, unreported_stream_usage, usage_of
 from .task_capability import TaskRunCapability
 from .task_context import TaskContext, TaskThreads, task_scope
 from .tool_threads import SyncToolPool
@@ -228,7 +227,7 @@ class TaskRunner:
                 # Nothing cancelled this task: its own code raised CancelledError (a tool awaited a future that
                 # something else cancelled). That is the tool's failure, not a cancel, and nothing is swallowed.
                 _log.warning('sub-agent task %s raised CancelledError by itself', self.spec.task_id, exc_info=error)
-                return _stray_cancellation(), self._run.usage if self._run is not None else RunUsage()
+                return stray_cancellation(), self._run.usage if self._run is not None else RunUsage()
             finally:
                 if self._slot is not None:
                     self._slot.release()
@@ -262,17 +261,15 @@ class TaskRunner:
                 output = run.result.output
                 return (RunStopped(output) if self._cancel_first else RunOutput(output)), stopped.usage
             if self._failure is not None and not self._cancel_first:
-                return _describe(self._failure), stopped.usage  # it failed first; the stop only cut its way out
+                return describe_failure(self._failure), stopped.usage  # it failed first; the stop only cut its way out
             output = self._final_answer if self._ending else None  # a response that has arrived is never discarded
-            return RunStopped(output), stopped.usage + _unreported_stream_usage(
-                _model_responses(stopped.all_messages())
-            )
+            return RunStopped(output), stopped.usage + unreported_stream_usage(model_responses(stopped.all_messages()))
         except Exception as error:  # noqa: BLE001 - the sub-agent's run is user code; its failure is data
             _log.warning('sub-agent task %s failed', self.spec.task_id, exc_info=error)
             usage = run.usage if run is not None else RunUsage()
             if self._cancel_first:  # a request reached the runner first: the cancel wins
-                return RunStopped(error=_describe(error)), usage
-            return _describe(error), usage  # the failure came first: a request that reaches the runner now loses
+                return RunStopped(error=describe_failure(error)), usage
+            return describe_failure(error), usage  # the failure came first: a request that reaches the runner now loses
 
     def _at_step(self, run: AgentRun[None, object], model_request: bool, tool_calls: bool) -> None:
         """The run is about to take a step: queue a held cancel request there unless the step could end the run.
@@ -330,7 +327,7 @@ class TaskRunner:
                 if self._timers is not None:  # else `run()` starts the wrap-up when it begins
                     self._start_wrap_up(message)
             case Answer(correlation_id=question_id, text=text):
-                self._resolve_question(question_id, replies.answered_by_parent(text))
+                self._resolve_question(question_id, subagent_replies.answered_by_parent(text))
             case _:  # only an owner's cancel requests and answers are for a task; another sender's mistake
                 pass
 
@@ -427,14 +424,14 @@ class TaskRunner:
 
     def _responses(self) -> list[ModelResponse]:
         """The model responses of the run so far."""
-        return _model_responses(self._run.all_messages()) if self._run is not None else []
+        return model_responses(self._run.all_messages()) if self._run is not None else []
 
     def _usage_after_cancel(self) -> RunUsage | None:
         """The usage of the model responses that arrived after the first cancel request, if there was one."""
         if self._responses_before_cancel is None:
             return None
         after = self._responses()[self._responses_before_cancel :]
-        return _usage_of(after) + _unreported_stream_usage(after)
+        return usage_of(after) + unreported_stream_usage(after)
 
     def _send(self, message: BusMessage) -> None:
         self._bus.send(self.spec.owner_address, message)
@@ -477,7 +474,7 @@ class TaskRunner:
         if self._cancel is not None:
             return cancel_request_text(self._cancel)
         if self._question is not None:
-            return replies.one_question_at_a_time()
+            return subagent_replies.one_question_at_a_time()
         message = Question(task_id=self.spec.task_id, sent_at=self._clock.now(), text=question)
         self._question = open_question = _OpenQuestion(message.message_id, anyio.Event())
         try:
@@ -530,65 +527,7 @@ async def _wait_for_slot(slot: anyio.Semaphore, scope: anyio.CancelScope) -> boo
     return True
 
 
-def _model_responses(messages: Iterable[ModelMessage]) -> list[ModelResponse]:
-    return [message for message in messages if isinstance(message, ModelResponse)]
-
-
-def _usage_of(responses: Iterable[ModelResponse]) -> RunUsage:
-    """What these responses cost: one request each, and their tokens."""
-    usage = RunUsage()
-    for response in responses:
-        usage.requests += 1
-        usage.incr(response.usage)
-    return usage
-
-
-def _unreported_stream_usage(responses: Iterable[ModelResponse]) -> RunUsage:
-    """An estimate of the output tokens of cut-off streams whose provider reported none.
-
-    OpenAI-compatible streams report usage only in their last chunk, which a stream closed by a hard cancel
-    never gets; what the model had streamed until then was still generated (and billed). It is estimated
-    as one token per word or punctuation mark of the streamed parts, and also recorded in
-    `details['estimated_output_tokens']` so that it can be told apart from reported figures.
-    """
-    estimate = sum(
-        _estimated_tokens(response)
-        for response in responses
-        if response.state in ('interrupted', 'incomplete') and not response.usage.output_tokens
-    )
-    return RunUsage(output_tokens=estimate, details={'estimated_output_tokens': estimate}) if estimate else RunUsage()
-
-
-_WORD_OR_MARK = re.compile(r'\w+|[^\w\s]')
-
-
-def _estimated_tokens(response: ModelResponse) -> int:
-    count = 0
-    for part in response.parts:
-        if isinstance(part, TextPart | ThinkingPart):
-            count += len(_WORD_OR_MARK.findall(part.content))
-        elif isinstance(part, ToolCallPart):
-            count += len(_WORD_OR_MARK.findall(part.args_as_json_str()))
-    return count
-
-
 def _being_cancelled() -> bool:
     """Whether someone cancelled the current asyncio task (its cancel scope, its owner, or the event loop)."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
-
-
-def _stray_cancellation() -> RunError:
-    """The failure of a run whose own code raised `CancelledError` although nothing cancelled the task."""
-    return RunError(
-        'CancelledError',
-        'a tool or hook of the sub-agent raised CancelledError although nothing cancelled the task '
-        '(for example, it awaited something that was cancelled elsewhere); details are in the logs',
-    )
-
-
-def _describe(error: Exception) -> RunError:
-    """Our own sentence for a failed run; provider error text may carry secrets, so it is not repeated."""
-    if isinstance(error, UsageLimitExceeded | UnexpectedModelBehavior):
-        return RunError(type(error).__name__, error.message)  # pydantic-ai's own wording, no provider text
-    return RunError(type(error).__name__, 'the sub-agent run raised this error; details are in the logs')

@@ -31,7 +31,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import ModelRequestContext
 from pydantic_ai.tools import ToolDefinition
 
-from . import replies
+from . import subagent_replies
 from .instructions import cancel_request_tag
 from .messages import CancelRequest
 from .tooling import ToolArgs, ValidatedToolset, validated_tool
@@ -133,7 +133,7 @@ class TaskRunCapability(AbstractCapability[object]):
 
         async def checkpoint(args: _CheckpointArgs) -> str:
             count = channel.checkpoint(args.completed, args.in_progress, args.not_started, args.findings)
-            return replies.checkpoint_recorded(count, cancel_requested=channel.cancel_request is not None)
+            return subagent_replies.checkpoint_recorded(count, cancel_requested=channel.cancel_request is not None)
 
         return ValidatedToolset(
             [
@@ -204,5 +204,5 @@ class TaskRunCapability(AbstractCapability[object]):
             and self.channel.cancel_request is not None
             and call.tool_name not in TOOLS_ALLOWED_AFTER_CANCEL
         ):
-            raise SkipToolExecution(replies.refused_after_cancel(call.tool_name))
+            raise SkipToolExecution(subagent_replies.refused_after_cancel(call.tool_name))
         return await handler(args)

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_ai import FunctionToolset, RunContext, Tool
 from pydantic_ai.toolsets import ToolsetTool
 
-from . import replies
+from . import refusals
 
 __all__ = ('ToolArgs', 'ValidatedToolset', 'validated_tool')
 
@@ -43,7 +43,7 @@ def validated_tool(
 ) -> Tool[object]:
     """A tool named `name` that validates its arguments as `args_type` and replies via `handle`.
 
-    Arguments that do not validate get [`bad_arguments`][subagents_cancel.replies.bad_arguments] as the
+    Arguments that do not validate get [`bad_arguments`][subagents_cancel.refusals.bad_arguments] as the
     tool's result; `handle` runs only with valid arguments. Put it in a
     [`ValidatedToolset`][subagents_cancel.tooling.ValidatedToolset], so arguments that are not a JSON object
     get a reply as well.
@@ -53,13 +53,13 @@ def validated_tool(
     async def call(**arguments: object) -> str:
         malformed = arguments.get(_MALFORMED_KEY)
         if isinstance(malformed, _Malformed):
-            return replies.arguments_not_an_object(
+            return refusals.arguments_not_an_object(
                 name, malformed.json_type, required, optional, parse_error=malformed.parse_error
             )
         try:
             args = args_type.model_validate(arguments)
         except ValidationError as error:
-            return replies.bad_arguments(name, error)
+            return refusals.bad_arguments(name, error)
         return await handle(args)
 
     return Tool[object].from_schema(call, name=name, description=description, json_schema=deepcopy(_schema(args_type)))

@@ -12,7 +12,7 @@ from typing import Literal, TypeVar
 from pydantic import Field
 from pydantic_ai import FunctionToolset
 
-from . import replies
+from . import refusals, replies, reports
 from .errors import (
     CancelTimeout,
     ManagerClosed,
@@ -117,15 +117,15 @@ def parent_toolset(current_manager: ManagerSource) -> FunctionToolset[object]:
         async def call(args: _ArgsT) -> str:
             manager = current_manager()
             if manager is None:
-                return replies.manager_closed()
+                return refusals.manager_closed()
             if isinstance(args, _TaskIdArgs) and not args.task_id:
-                return replies.empty_task_id()
+                return refusals.empty_task_id()
             try:
                 return await handle(manager, args)
             except UnknownTask as error:
-                return replies.unknown_task(error.task_id, finished_forgotten=error.finished_forgotten)
+                return refusals.unknown_task(error.task_id, finished_forgotten=error.finished_forgotten)
             except ManagerClosed:
-                return replies.manager_closed()
+                return refusals.manager_closed()
             except RegionClosed as error:
                 return replies.region_closed(error.region, error.reason)
 
@@ -216,12 +216,12 @@ async def _task(manager: SubAgentManager, args: _TaskArgs) -> str:
         if args.mode == 'async':
             return replies.task_started(info)
     except UnknownSubAgent as error:
-        return replies.unknown_subagent(error.name, error.available)
-    return replies.task_report(info, manager.clock.now())
+        return refusals.unknown_subagent(error.name, error.available)
+    return reports.task_report(info, manager.clock.now())
 
 
 async def _check_task(manager: SubAgentManager, args: _TaskIdArgs) -> str:
-    return replies.task_report(manager.get(args.task_id), manager.clock.now())
+    return reports.task_report(manager.get(args.task_id), manager.clock.now())
 
 
 def _wait_timeout(manager: SubAgentManager, asked: float | None) -> tuple[float, float | None]:
@@ -307,7 +307,7 @@ async def _hard_cancel_region(manager: SubAgentManager, args: _CancelRegionArgs)
 async def _wait_region(manager: SubAgentManager, args: _WaitRegionArgs) -> str:
     tasks = manager.region_tasks(args.region)
     if not tasks:
-        return replies.no_region(args.region)
+        return refusals.no_region(args.region)
     timeout, capped = _wait_timeout(manager, args.timeout_seconds)
     deadline = manager.clock.now() + timeout
     waited: tuple[str, ...] = ()
