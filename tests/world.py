@@ -181,8 +181,12 @@ class World:
             return ModelResponse(parts=[ToolCallPart(info.output_tools[0].name, {'text': content})])
         return ModelResponse(parts=[TextPart(content)])
 
-    def _accepted(self, output: Report | str) -> Report | str:
-        """The output validator: the answer has passed validation, nothing can reject it any more."""
+    async def _accepted(self, output: Report | str) -> Report | str:
+        """The output validator: the answer has passed validation, nothing can reject it any more.
+
+        It is async so that it runs in the event loop: a sync validator runs in a worker thread, whose real time
+        the schedule does not control (the manual clock could pass a whole grace window while it runs).
+        """
         task = current_task()
         assert task is not None
         for answer in self.puppets[task.task_id].answers:
