@@ -194,7 +194,7 @@ async def test_teardown_waits_for_a_slow_hook_within_its_own_bound(clock: Manual
         clock.advance(3)
 
     working = Gate()
-    policy = SubAgentPolicy(teardown_seconds=1, hook_seconds=10)
+    policy = SubAgentPolicy(teardown_seconds=1, final_answer_wait_seconds=0.5, hook_seconds=10)
     config = writer(Script([working.block_forever()]), cleanup=cleanup)
     manager = SubAgentManager([config], clock=clock, policy=policy)
     async with anyio.create_task_group() as group:

@@ -50,6 +50,11 @@ def test_a_model_whose_sdk_is_missing_is_accepted() -> None:
         ({'max_running': 0}, 'Input should be greater than or equal to 1'),
         ({'owner_end': 'gentle'}, "Input should be 'hard' or 'soft'"),
         ({'teardown': 5}, 'Extra inputs are not permitted'),
+        (
+            {'hard_cancel_wait_seconds': 0.5},
+            'final_answer_wait_seconds (1s) must be shorter than hard_cancel_wait_seconds (0.5s)',
+        ),
+        ({'teardown_seconds': 1}, 'final_answer_wait_seconds (1s) must be shorter than teardown_seconds (1s)'),
     ],
 )
 def test_bad_policy_is_refused(fields: dict[str, object], message: str) -> None:

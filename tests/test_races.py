@@ -42,6 +42,7 @@ from .helpers import (
     WatchedClock,
     after,
     call,
+    calls,
     replies_of,
     resolve,
     text,
@@ -570,3 +571,24 @@ async def test_a_cancel_while_the_failure_leaves_the_run_loses(clock: ManualCloc
     failed = Failed('RuntimeError', 'the sub-agent run raised this error; details are in the logs')
     assert (info.status, info.outcome) == (TaskStatus.FAILED, failed)
     assert info.cancel is not None and info.cancel.lost
+
+
+async def test_a_hard_cancel_after_the_answer_was_accepted_keeps_it_while_other_tools_run(clock: ManualClock) -> None:
+    """With `end_strategy='exhaustive'`, the answer is accepted and a slow tool still runs: the answer wins, typed."""
+    notifying, never = anyio.Event(), anyio.Event()
+    sub = Script([calls(('final_result', {'title': 'Q3', 'pages': 12}), ('notify', {}))])
+    agent = Agent(sub.model, output_type=Report, end_strategy='exhaustive')
+
+    @agent.tool_plain
+    async def notify() -> str:
+        notifying.set()
+        await never.wait()
+        return 'sent'
+
+    async with SubAgentManager([SubAgentConfig(name='r', description='R', agent=agent)], clock=clock) as manager:
+        task = await manager.start('r', 'Research X')
+        await notifying.wait()
+        info = await manager.hard_cancel(task.task_id)
+    assert info.outcome == Completed(Report(title='Q3', pages=12))
+    assert info.cancel is not None and info.cancel.lost
+    assert len(sub.requests) == 1

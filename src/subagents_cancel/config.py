@@ -152,7 +152,8 @@ class SubAgentPolicy(BaseModel):
     final_answer_wait_seconds: _Seconds = 1.0
     """How long a hard cancel that arrives after the sub-agent's final answer waits for the run to accept or
     reject that answer (its output validators and output function) before it stops the run anyway. An answer
-    accepted in that time wins: the task ends COMPLETED (see *first writer wins* in the states concept page)."""
+    accepted in that time wins: the task ends COMPLETED (see *first writer wins* in the states concept page).
+    Must be shorter than `hard_cancel_wait_seconds` and `teardown_seconds`, which bound the whole stop."""
     owner_end: Literal['hard', 'soft'] = 'hard'
     """What happens to tasks still running when their owner (the parent run or manager scope) ends."""
     owner_end_grace_seconds: _Seconds = 5.0
@@ -185,6 +186,18 @@ class SubAgentPolicy(BaseModel):
     as unknown), so a long-lived owner's memory stays bounded. `None` keeps them all."""
     finished_ttl_seconds: _Seconds | None = None
     """Also forget a finished task this long after it ended (checked whenever a task ends or starts)."""
+
+    @model_validator(mode='after')
+    def _verdict_within_the_stop_bounds(self) -> SubAgentPolicy:
+        for name in ('hard_cancel_wait_seconds', 'teardown_seconds'):
+            bound: float = getattr(self, name)
+            if self.final_answer_wait_seconds >= bound:
+                raise ValueError(
+                    f'final_answer_wait_seconds ({self.final_answer_wait_seconds:g}s) must be shorter than {name} '
+                    f'({bound:g}s): a hard cancel waits for the verdict on an answer that has arrived within its '
+                    'own bound.'
+                )
+        return self
 
 
 def index_subagents(subagents: Sequence[SubAgentConfig]) -> Mapping[str, SubAgentConfig]:

@@ -156,6 +156,8 @@ class TaskRunner:
         """The content of that final answer: its text, or the arguments of its output tool call."""
         self._cancel_first = False
         """A cancel request reached this runner before its run's commit point, so the cancel wins."""
+        self._accepted: tuple[object] | None = None
+        """The final output the run accepted (validated and processed), while it finishes its step: the commit point."""
         self._failure: Exception | None = None
         """The error a step of the run raised, on its way out of the run: a cancel that arrives now loses to it."""
         self._awaiting_verdict = False
@@ -260,6 +262,9 @@ class TaskRunner:
                 # A stop that lands after the run reached its end still raises; the finished output is kept.
                 output = run.result.output
                 return (RunStopped(output) if self._cancel_first else RunOutput(output)), stopped.usage
+            if self._accepted is not None and not self._cancel_first:
+                # Stopped after its output was accepted (e.g. other tools of the last response still ran): it won.
+                return RunOutput(self._accepted[0]), stopped.usage
             if self._failure is not None and not self._cancel_first:
                 return describe_failure(self._failure), stopped.usage  # it failed first; the stop only cut its way out
             output = self._final_answer if self._ending else None  # a response that has arrived is never discarded
@@ -284,6 +289,7 @@ class TaskRunner:
             return
         if model_request:
             self._ending = False  # the run goes on (a final answer was rejected, or there was none)
+            self._accepted = None
         elif not tool_calls or self._ending:
             return  # queued now, the request would redirect a final answer into one more model request
         if self._held is not None:
@@ -333,9 +339,11 @@ class TaskRunner:
 
     def _committed(self) -> RunOutput | None:
         """The run's output, if it was committed before any cancel request reached the runner: a request now loses."""
-        if self._run is not None and self._run.result is not None and not self._cancel_first:
+        if self._cancel_first:
+            return None
+        if self._run is not None and self._run.result is not None:
             return RunOutput(self._run.result.output)
-        return None
+        return RunOutput(self._accepted[0]) if self._accepted is not None else None
 
     def _start_wrap_up(self, request: CancelRequest) -> None:
         """Stop the task's own sub-agents first, then tell the task; stop it if the grace window runs out."""
@@ -373,7 +381,8 @@ class TaskRunner:
 
         A `held` soft request, which arrived while a final answer was processed, wins only once it is queued.
         """
-        if not held and self._failure is None and not (self._run is not None and self._run.result is not None):
+        committed = self._accepted is not None or (self._run is not None and self._run.result is not None)
+        if not held and self._failure is None and not committed:
             self._cancel_first = True
 
     async def _expire_grace(self, request: CancelRequest) -> None:
@@ -392,7 +401,7 @@ class TaskRunner:
         reason = CancelReason(kind='parent_cancelled', detail=why.detail)
         for child in self.context.children:  # deepest first: the task's own sub-agents stop before it does
             child.cancel_all('hard', reason=reason, grace_seconds=0.0)
-        if self._ending and self._run is not None and self._run.result is None:
+        if self._ending and self._accepted is None and self._run is not None and self._run.result is None:
             self._await_verdict()  # the final answer has arrived first: it wins if the run accepts it
         else:
             self._stop_now()
@@ -454,6 +463,11 @@ class TaskRunner:
         self._ending = response.state != 'interrupted' and (bool(output_calls) or not response.tool_calls)
         if self._ending:
             self._final_answer = output_calls[0].args_as_dict() if output_calls else response.text
+
+    def output_accepted(self, output: object) -> None:
+        """The run has accepted its final output: validated and processed, it wins over any later cancel."""
+        if self._ending:
+            self._accepted = (output,)
 
     def step_failed(self, error: Exception) -> None:
         """A step of the run raised `error`: unless the run handles it, it fails with it, before any later cancel."""

@@ -17,6 +17,7 @@ from pydantic_ai.capabilities import (
     AbstractCapability,
     AgentNode,
     NodeResult,
+    OutputContext,
     ValidatedToolArgs,
     WrapToolExecuteHandler,
 )
@@ -73,6 +74,10 @@ class TaskChannel(Protocol):
 
     def response_arrived(self, response: ModelResponse, output_tools: Collection[str]) -> None:
         """Note a model response as it arrives; `output_tools` names the tools that would make it the run's output."""
+        ...
+
+    def output_accepted(self, output: object) -> None:
+        """Note that the run accepted its final output (validators and output function done)."""
         ...
 
     def step_failed(self, error: Exception) -> None:
@@ -174,6 +179,11 @@ class TaskRunCapability(AbstractCapability[object]):
         output_tools = {tool.name for tool in request_context.model_request_parameters.output_tools}
         self.channel.response_arrived(response, output_tools)
         return response
+
+    async def after_output_process(self, ctx: RunContext[object], *, output_context: OutputContext, output: Any) -> Any:
+        """Tell the runner the moment the final output is accepted: from then on it wins over any cancel."""
+        self.channel.output_accepted(output)
+        return output
 
     async def on_model_request_error(
         self, ctx: RunContext[object], *, request_context: ModelRequestContext, error: Exception
