@@ -19,8 +19,9 @@ reports it by the ending it sends: [`RunOutput`][subagents_cancel.messages.RunOu
 committed before any cancel request reached the runner, [`RunError`][subagents_cancel.messages.RunError] when
 the run's exception reached the runner before any request did,
 [`RunStopped`][subagents_cancel.messages.RunStopped] otherwise (with the error, if the run raised after it). The
-commit point is the run reaching its end (`AgentRun.result` is set): pydantic-ai has the final answer and its
-output processing (validators, output functions) accepted it. A soft request that arrives while a final
+commit point is the run accepting its final output: pydantic-ai has the final answer and its output processing
+(validators, output functions) accepted it, which the task's capability reports from `after_output_process`
+(and `AgentRun.result` shows once the run has reached its end). A soft request that arrives while a final
 answer is being processed (the *ending window*, from the arrival of a response that would end the run) is
 held: if the run reaches its end, the answer wins; if the answer is rejected and the run goes on, the request
 is queued then, and wins. A hard stop in that window waits for the verdict (`_await_verdict`, bounded by
