@@ -592,3 +592,30 @@ async def test_a_hard_cancel_after_the_answer_was_accepted_keeps_it_while_other_
     assert info.outcome == Completed(Report(title='Q3', pages=12))
     assert info.cancel is not None and info.cancel.lost
     assert len(sub.requests) == 1
+
+
+async def test_a_soft_cancel_tool_while_the_answer_is_checked_says_so(clock: ManualClock) -> None:
+    """The soft cancel arrives while the final answer is validated: the reply says the answer may still win."""
+    validating, release = anyio.Event(), anyio.Event()
+    sub = Script([text('FULL answer')], on_cancel=text('wrap-up'))
+    agent = Agent(sub.model)
+
+    @agent.output_validator
+    async def check(output: str) -> str:
+        validating.set()
+        await release.wait()
+        return output
+
+    async with SubAgentManager([SubAgentConfig(name='r', description='R', agent=agent)], clock=clock) as manager:
+        task = await manager.start('r', 'Research X')
+        await validating.wait()
+        parent = Script([call('soft_cancel_task', task_id=task.task_id), text('done')])
+        result = await Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)]).run('go')
+        release.set()
+        (info,) = (await manager.wait([task.task_id])).tasks
+    assert info.outcome == Completed('FULL answer')
+    assert [reply.replace(task.task_id, 'r-0001') for reply in replies_of(result.all_messages())] == snapshot(
+        [
+            'Cancellation requested for r-0001: its final answer had already arrived and is being checked. If it is accepted, the task completes and the cancel changes nothing; if not, the task is told then and hands back partial results within 30s or is stopped. check_task or wait_tasks will show which.'
+        ]
+    )

@@ -37,6 +37,7 @@ from .messages import (
     BusMessage,
     CancelAcknowledged,
     CancelEscalated,
+    CancelHeld,
     CancelLost,
     CancelMode,
     CancelReason,
@@ -725,7 +726,7 @@ class SubAgentManager:
             case CheckpointRecorded(checkpoint=checkpoint):
                 record.checkpoints.append(checkpoint)
                 self._waiters.notify(record)
-            case CancelAcknowledged() | CancelEscalated() | CancelLost() if record.cancel is not None:
+            case CancelAcknowledged() | CancelEscalated() | CancelHeld() | CancelLost() if record.cancel is not None:
                 self._on_cancel_report(record, message)
             case DeadlineExpired() if record.cancel is None and not record.status.is_terminal:
                 reason = CancelReason(kind='deadline')
@@ -743,14 +744,18 @@ class SubAgentManager:
             return None  # our own announcements, for observers; requests for tasks sent here by mistake
         return self._registry.find(message.task_id)  # `None`: a sender on a shared bus used the wrong address
 
-    def _on_cancel_report(self, record: TaskRecord, message: CancelAcknowledged | CancelEscalated | CancelLost) -> None:
-        """What became of the task's cancel request: the sub-agent read it, it escalated, or it lost."""
+    def _on_cancel_report(
+        self, record: TaskRecord, message: CancelAcknowledged | CancelEscalated | CancelHeld | CancelLost
+    ) -> None:
+        """What became of the task's cancel request: the sub-agent read it, it escalated, it waits, or it lost."""
         assert record.cancel is not None
         match message:
             case CancelAcknowledged():
                 record.cancel = dataclasses.replace(record.cancel, acknowledged_at=message.sent_at)
             case CancelEscalated():
                 record.cancel = dataclasses.replace(record.cancel, mode='hard', escalated_at=message.sent_at)
+            case CancelHeld():
+                record.cancel = dataclasses.replace(record.cancel, held_at=message.sent_at)
             case CancelLost(ending=ending):
                 record.note_lost(ending)
         self._waiters.notify(record)

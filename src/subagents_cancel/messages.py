@@ -5,7 +5,8 @@ To a task (its mailbox is addressed by its task id): [`CancelRequest`][subagents
 
 From a task (to its owner's mailbox): [`TaskStarted`][subagents_cancel.messages.TaskStarted],
 [`CancelAcknowledged`][subagents_cancel.messages.CancelAcknowledged],
-[`CancelEscalated`][subagents_cancel.messages.CancelEscalated], [`CancelLost`][subagents_cancel.messages.CancelLost],
+[`CancelEscalated`][subagents_cancel.messages.CancelEscalated], [`CancelHeld`][subagents_cancel.messages.CancelHeld],
+[`CancelLost`][subagents_cancel.messages.CancelLost],
 [`Question`][subagents_cancel.messages.Question],
 [`QuestionWithdrawn`][subagents_cancel.messages.QuestionWithdrawn],
 [`CheckpointRecorded`][subagents_cancel.messages.CheckpointRecorded],
@@ -33,6 +34,7 @@ __all__ = (
     'BusMessage',
     'CancelAcknowledged',
     'CancelEscalated',
+    'CancelHeld',
     'CancelLost',
     'CancelMode',
     'CancelReason',
@@ -201,6 +203,17 @@ RunEnding = RunOutput | RunError | RunStopped
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CancelHeld(_Message):
+    """The soft cancel request `correlation_id` reached the task while its final answer was being checked.
+
+    The runner holds it: if the run accepts the answer, the cancel loses (the task ends `COMPLETED`); if it
+    rejects the answer and goes on, the request is delivered then, and wins.
+    """
+
+    correlation_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CancelLost(_Message):
     """The cancel request `correlation_id` reached the task after its run had committed its output.
 
@@ -262,6 +275,7 @@ BusMessage = (
     | TaskStarted
     | CancelAcknowledged
     | CancelEscalated
+    | CancelHeld
     | CancelLost
     | Question
     | QuestionWithdrawn

@@ -27,6 +27,7 @@ __all__ = (
     'region_cancel_requested',
     'region_closed',
     'region_report',
+    'soft_cancel_held',
     'soft_cancel_requested',
     'task_list',
     'task_started',
@@ -52,6 +53,17 @@ def soft_cancel_requested(info: TaskInfo, *, answered_question: bool) -> str:
     return (
         f'Cancellation requested for {info.task_id}: {how}, and it hands back partial results within '
         f'{info.cancel.grace_seconds:g}s or is stopped. check_task or wait_tasks will show them.'
+    )
+
+
+def soft_cancel_held(info: TaskInfo) -> str:
+    """Reply to `soft_cancel_task` when the task's final answer had arrived and was being checked."""
+    assert info.cancel is not None
+    return (
+        f'Cancellation requested for {info.task_id}: its final answer had already arrived and is being checked. If '
+        'it is accepted, the task completes and the cancel changes nothing; if not, the task is told then and hands '
+        f'back partial results within {info.cancel.grace_seconds:g}s or is stopped. check_task or wait_tasks will '
+        'show which.'
     )
 
 

@@ -105,6 +105,9 @@ class CancelInfo:
     """When the request reached a model request of the sub-agent (soft cancels only)."""
     escalated_at: float | None = None
     """When the grace window expired and the run was stopped."""
+    held_at: float | None = None
+    """When the task held the (soft) request because its final answer had already arrived and was being checked:
+    the answer wins if it is accepted, the cancel if it is rejected."""
     lost: bool = False
     """The task's output was committed (or its run had raised) before the request reached it: it ends `COMPLETED`
     (or `FAILED`), and the cancel had no effect (it is not counted as a cancel). Set as soon as the owner learns

@@ -60,6 +60,7 @@ from .messages import (
     BusMessage,
     CancelAcknowledged,
     CancelEscalated,
+    CancelHeld,
     CancelLost,
     CancelReason,
     CancelRequest,
@@ -330,6 +331,12 @@ class TaskRunner:
                 self._stop(reason)  # a PENDING task never starts
             case CancelRequest():
                 self._note_cancel(held=self._ending)
+                if self._ending and self._committed() is None:  # the answer being checked may still win: say so
+                    self._send(
+                        CancelHeld(
+                            task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=message.message_id
+                        )
+                    )
                 self._cancel = message
                 if self._timers is not None:  # else `run()` starts the wrap-up when it begins
                     self._start_wrap_up(message)

@@ -263,6 +263,8 @@ async def _soft_cancel_task(manager: SubAgentManager, args: _CancelArgs) -> str:
         return replies.finished_before_cancel(info)
     if info.is_terminal:
         return replies.cancelled_before_start(info)
+    if info.cancel is not None and info.cancel.held_at is not None:
+        return replies.soft_cancel_held(info)
     return replies.soft_cancel_requested(info, answered_question=before.question is not None)
 
 
