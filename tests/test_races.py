@@ -9,7 +9,7 @@ until the run either ends (the answer wins) or goes on (the cancel wins); a hard
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import pytest
@@ -30,6 +30,7 @@ from subagents_cancel import (
     SubAgentCapability,
     SubAgentConfig,
     SubAgentManager,
+    TaskInfo,
     TaskStatus,
 )
 from subagents_cancel.messages import BusMessage, CancelRequest, RunFinished
@@ -61,6 +62,55 @@ def report(title: str, pages: int) -> Script:
     return Script(
         [call('final_result', title=title, pages=pages)], on_cancel=call('final_result', title='wrap-up', pages=0)
     )
+
+
+Verdict = Literal['accept', 'reject', 'reject once', 'never']
+
+
+@dataclass
+class Checking:
+    """A sub-agent whose output validator holds its final answer until `release`, then gives `verdict`.
+
+    The answer is `'FULL answer'`, or with `structured` a `Report('Q3', 12)`; a CANCEL_REQUEST it reads gets its
+    wrap-up (`'wrap-up'`, or `Report('wrap-up', 0)`). `'reject once'` rejects the first answer and accepts the next.
+    """
+
+    structured: bool
+    verdict: Verdict
+    validating: anyio.Event = field(default_factory=anyio.Event)
+    release: anyio.Event = field(default_factory=anyio.Event)
+
+    def __post_init__(self) -> None:
+        self.sub = report('Q3', 12) if self.structured else Script([text('FULL answer')], on_cancel=text('wrap-up'))
+        self.agent: Agent[None, Report | str] = Agent(self.sub.model, output_type=Report if self.structured else str)
+        self.agent.output_validator(self._check)
+
+    @property
+    def answer(self) -> Report | str:
+        return Report(title='Q3', pages=12) if self.structured else 'FULL answer'
+
+    @property
+    def answer_as_sent(self) -> dict[str, object] | str:
+        """The answer as the model sent it: a structured answer's arguments."""
+        return {'title': 'Q3', 'pages': 12} if self.structured else 'FULL answer'
+
+    @property
+    def wrap_up(self) -> Report | str:
+        return Report(title='wrap-up', pages=0) if self.structured else 'wrap-up'
+
+    def config(self) -> SubAgentConfig:
+        return SubAgentConfig(name='r', description='R', agent=self.agent)
+
+    async def _check(self, output: Report | str) -> Report | str:
+        if self.verdict == 'reject once' and self.validating.is_set():
+            return output
+        self.validating.set()  # the run has the final answer and is processing it
+        if self.verdict == 'never':
+            await anyio.sleep_forever()
+        await self.release.wait()
+        if self.verdict != 'accept':
+            raise ModelRetry('Too short.')
+        return output
 
 
 @pytest.mark.parametrize('mode', ['soft', 'hard'])
@@ -157,57 +207,50 @@ async def test_a_soft_cancel_while_the_final_answer_is_processed_loses(clock: Ma
     Found by the fuzzer (seed 109761): the request was queued into a run that was already ending, so pydantic-ai
     sent the model one more request to deliver it and dropped the finished answer.
     """
-    validating, release = anyio.Event(), anyio.Event()
-    sub = report('Q3', 12) if structured else Script([text('FULL answer')], on_cancel=text('wrap-up'))
-    agent = Agent(sub.model, output_type=Report if structured else str)
-
-    @agent.output_validator
-    async def check(output: Report | str) -> Report | str:
-        validating.set()  # the run has the final answer and is processing it
-        await release.wait()
-        return output
-
-    async with SubAgentManager([SubAgentConfig(name='r', description='R', agent=agent)], clock=clock) as manager:
+    checking = Checking(structured, 'accept')
+    async with SubAgentManager([checking.config()], clock=clock) as manager:
         task = await manager.start('r', 'Research X')
-        await validating.wait()
+        await checking.validating.wait()
         await manager.soft_cancel(task.task_id)
-        release.set()
+        checking.release.set()
         (info,) = (await manager.wait([task.task_id])).tasks
-    assert len(sub.requests) == 1
+    assert len(checking.sub.requests) == 1
     assert info.status is TaskStatus.COMPLETED
-    assert info.outcome == Completed(Report(title='Q3', pages=12) if structured else 'FULL answer')
+    assert info.outcome == Completed(checking.answer)
     assert info.cancel is not None and info.cancel.lost and info.cancel.acknowledged_at is None
 
 
 @pytest.mark.parametrize('structured', [False, True], ids=['text', 'structured'])
 async def test_a_held_cancel_is_delivered_when_the_answer_is_rejected(clock: ManualClock, structured: bool) -> None:
     """Validation rejects the final answer and the run goes on: the held request goes out and wins."""
-    validating, release = anyio.Event(), anyio.Event()
-    sub = report('Q3', 12) if structured else Script([text('FULL answer')], on_cancel=text('wrap-up'))
-    agent = Agent(sub.model, output_type=Report if structured else str)
-
-    @agent.output_validator
-    async def check(output: Report | str) -> Report | str:
-        if not validating.is_set():
-            validating.set()
-            await release.wait()
-            raise ModelRetry('Too short.')
-        return output
-
-    async with SubAgentManager([SubAgentConfig(name='r', description='R', agent=agent)], clock=clock) as manager:
+    checking = Checking(structured, 'reject once')
+    async with SubAgentManager([checking.config()], clock=clock) as manager:
         task = await manager.start('r', 'Research X')
-        await validating.wait()
+        await checking.validating.wait()
         await manager.soft_cancel(task.task_id)
-        release.set()
+        checking.release.set()
         (info,) = (await manager.wait([task.task_id])).tasks
-    assert len(sub.requests) == 2 and sub.saw_cancel_request()
+    assert len(checking.sub.requests) == 2 and checking.sub.saw_cancel_request()
     assert info.outcome == Cancelled(
         mode='soft',
         reason=CancelReason(kind='user'),
-        partial=PartialResult(
-            final_message=Report(title='wrap-up', pages=0) if structured else 'wrap-up', read_request=True
-        ),
+        partial=PartialResult(final_message=checking.wrap_up, read_request=True),
     )
+
+
+async def _hard_cancel_while_checked(manager: SubAgentManager, checking: Checking, *, wait: float = 0) -> TaskInfo:
+    """Start the task, hard-cancel it while its answer is validated, release the verdict (or let `wait` pass)."""
+    task = await manager.start('r', 'Research X')
+    await checking.validating.wait()
+    async with anyio.create_task_group() as group:
+        group.start_soon(manager.hard_cancel, task.task_id)
+        await anyio.wait_all_tasks_blocked()
+        assert manager.get(task.task_id).status is TaskStatus.RUNNING  # waiting for the verdict
+        checking.release.set()
+        if wait:
+            assert isinstance(manager.clock, ManualClock)
+            manager.clock.advance(wait)
+    return manager.get(task.task_id)
 
 
 @pytest.mark.parametrize('structured', [False, True], ids=['text', 'structured'])
@@ -215,27 +258,12 @@ async def test_a_hard_cancel_waits_for_the_verdict_on_an_answer_that_arrived(
     clock: ManualClock, structured: bool
 ) -> None:
     """A hard cancel while an arrived final answer is validated waits: the answer is accepted, so it wins."""
-    validating, release = anyio.Event(), anyio.Event()
-    sub = report('Q3', 12) if structured else Script([text('FULL answer')])
-    agent = Agent(sub.model, output_type=Report if structured else str)
-
-    @agent.output_validator
-    async def check(output: Report | str) -> Report | str:
-        validating.set()
-        await release.wait()
-        return output
-
-    async with SubAgentManager([SubAgentConfig(name='r', description='R', agent=agent)], clock=clock) as manager:
-        task = await manager.start('r', 'Research X')
-        await validating.wait()
-        async with anyio.create_task_group() as group:
-            group.start_soon(manager.hard_cancel, task.task_id)
-            await anyio.wait_all_tasks_blocked()
-            release.set()
-        info = manager.get(task.task_id)
-    assert info.outcome == Completed(Report(title='Q3', pages=12) if structured else 'FULL answer')
+    checking = Checking(structured, 'accept')
+    async with SubAgentManager([checking.config()], clock=clock) as manager:
+        info = await _hard_cancel_while_checked(manager, checking)
+    assert info.outcome == Completed(checking.answer)
     assert info.cancel is not None and info.cancel.lost
-    assert len(sub.requests) == 1
+    assert len(checking.sub.requests) == 1
 
 
 @pytest.mark.parametrize('structured', [False, True], ids=['text', 'structured'])
@@ -243,30 +271,13 @@ async def test_a_hard_cancel_stops_the_run_when_the_arrived_answer_is_rejected(
     clock: ManualClock, structured: bool
 ) -> None:
     """Validation rejects the answer the hard cancel waited for: the run stops before its next model request."""
-    validating, release = anyio.Event(), anyio.Event()
-    sub = report('Q3', 12) if structured else Script([text('FULL answer')])
-    agent = Agent(sub.model, output_type=Report if structured else str)
-
-    @agent.output_validator
-    async def check(output: Report | str) -> Report | str:
-        validating.set()
-        await release.wait()
-        raise ModelRetry('Too short.')
-
-    async with SubAgentManager([SubAgentConfig(name='r', description='R', agent=agent)], clock=clock) as manager:
-        task = await manager.start('r', 'Research X')
-        await validating.wait()
-        async with anyio.create_task_group() as group:
-            group.start_soon(manager.hard_cancel, task.task_id)
-            await anyio.wait_all_tasks_blocked()
-            release.set()
-        info = manager.get(task.task_id)
+    checking = Checking(structured, 'reject')
+    async with SubAgentManager([checking.config()], clock=clock) as manager:
+        info = await _hard_cancel_while_checked(manager, checking)
     assert info.outcome == Cancelled(
-        mode='hard',
-        reason=CancelReason(kind='user'),
-        partial=PartialResult(final_message={'title': 'Q3', 'pages': 12} if structured else 'FULL answer'),
+        mode='hard', reason=CancelReason(kind='user'), partial=PartialResult(final_message=checking.answer_as_sent)
     )
-    assert len(sub.requests) == 1
+    assert len(checking.sub.requests) == 1
 
 
 @pytest.mark.parametrize('structured', [False, True], ids=['text', 'structured'])
@@ -274,29 +285,11 @@ async def test_a_hard_cancel_stops_a_verdict_that_never_comes_and_keeps_the_answ
     clock: ManualClock, structured: bool
 ) -> None:
     """Validation of the arrived answer hangs: after the policy's wait the run is stopped, the answer is the partial."""
-    validating = anyio.Event()
-    sub = report('Q3', 12) if structured else Script([text('FULL answer')])
-    agent = Agent(sub.model, output_type=Report if structured else str)
-
-    @agent.output_validator
-    async def check(output: Report | str) -> Report | str:
-        validating.set()
-        await anyio.sleep_forever()
-        return output
-
-    async with SubAgentManager([SubAgentConfig(name='r', description='R', agent=agent)], clock=clock) as manager:
-        task = await manager.start('r', 'Research X')
-        await validating.wait()
-        async with anyio.create_task_group() as group:
-            group.start_soon(manager.hard_cancel, task.task_id)
-            await anyio.wait_all_tasks_blocked()
-            assert manager.get(task.task_id).status is TaskStatus.RUNNING  # waiting for the verdict
-            clock.advance(manager.policy.final_answer_wait_seconds)
-        info = manager.get(task.task_id)
+    checking = Checking(structured, 'never')
+    async with SubAgentManager([checking.config()], clock=clock) as manager:
+        info = await _hard_cancel_while_checked(manager, checking, wait=manager.policy.final_answer_wait_seconds)
     assert info.outcome == Cancelled(
-        mode='hard',
-        reason=CancelReason(kind='user'),
-        partial=PartialResult(final_message={'title': 'Q3', 'pages': 12} if structured else 'FULL answer'),
+        mode='hard', reason=CancelReason(kind='user'), partial=PartialResult(final_message=checking.answer_as_sent)
     )
 
 
@@ -596,22 +589,13 @@ async def test_a_hard_cancel_after_the_answer_was_accepted_keeps_it_while_other_
 
 async def test_a_soft_cancel_tool_while_the_answer_is_checked_says_so(clock: ManualClock) -> None:
     """The soft cancel arrives while the final answer is validated: the reply says the answer may still win."""
-    validating, release = anyio.Event(), anyio.Event()
-    sub = Script([text('FULL answer')], on_cancel=text('wrap-up'))
-    agent = Agent(sub.model)
-
-    @agent.output_validator
-    async def check(output: str) -> str:
-        validating.set()
-        await release.wait()
-        return output
-
-    async with SubAgentManager([SubAgentConfig(name='r', description='R', agent=agent)], clock=clock) as manager:
+    checking = Checking(False, 'accept')
+    async with SubAgentManager([checking.config()], clock=clock) as manager:
         task = await manager.start('r', 'Research X')
-        await validating.wait()
+        await checking.validating.wait()
         parent = Script([call('soft_cancel_task', task_id=task.task_id), text('done')])
         result = await Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)]).run('go')
-        release.set()
+        checking.release.set()
         (info,) = (await manager.wait([task.task_id])).tasks
     assert info.outcome == Completed('FULL answer')
     assert [reply.replace(task.task_id, 'r-0001') for reply in replies_of(result.all_messages())] == snapshot(
