@@ -51,10 +51,16 @@ def cut(text: str, limit: int) -> str:
     return f'{text[:limit]}… ({len(text) - limit:,} more characters)'
 
 
+_MAX_PLAIN_SECONDS = 1e6
+"""Seconds from which a duration is written with an exponent (`1e+308s`), not with every digit."""
+
+
 def seconds_text(value: float) -> str:
-    """A duration for a reply: milliseconds below one second, else seconds."""
+    """A duration for a reply: milliseconds below one second, else seconds, with an exponent when absurdly long."""
     if value < 1:
         return f'{value * 1000:.1f} ms'
+    if value >= _MAX_PLAIN_SECONDS:
+        return f'{value:.3g}s'
     return f'{value:.1f}s'
 
 
