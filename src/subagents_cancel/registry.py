@@ -314,7 +314,7 @@ class Registry:
             self._forget_cancelled_empty(cancel.at)
 
     def _forget_cancelled_empty(self, now: float) -> None:
-        """Reopen the oldest regions cancelled while empty beyond `keep_finished`, and those cancelled over the TTL ago."""
+        """Reopen the oldest regions cancelled while empty beyond `keep_finished`, and those cancelled a TTL ago."""
         keep, ttl = self._keep_finished, self._finished_ttl_seconds
         while self._cancelled_empty:
             oldest, at = next(iter(self._cancelled_empty.items()))

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import pydantic_core
 
 from .messages import CancelReason, Checkpoint
+from .output_text import fits_in_a_reply, safe_repr, shortened
 from .results import CancelInfo, Cancelled, Completed, Failed, PartialResult, TaskInfo
 from .states import TaskStatus
 
@@ -70,18 +71,22 @@ def _items(values: Sequence[str]) -> str:
 
 
 def render_output(output: object) -> str:
-    """A sub-agent's output as text, cut to `_MAX_OUTPUT` characters.
+    """A sub-agent's output as text, cut to `_MAX_OUTPUT` characters; it never raises.
 
     Strings are shown as they are, anything else as JSON, or by its `repr` when pydantic has no JSON form
-    for it (a plain class, a circular reference): the parent still sees what came back.
+    for it (a plain class, a circular reference): the parent still sees what came back. An output too large to
+    be shown whole is shown `shortened` without being serialised, so
+    a reply about it costs the same whatever its size.
     """
     if isinstance(output, str):
         text = output
+    elif not fits_in_a_reply(output):
+        text = f'Too large to show whole; shortened:\n{shortened(output)}'
     else:
         try:
             text = pydantic_core.to_json(output).decode()
-        except pydantic_core.PydanticSerializationError:
-            text = repr(output)
+        except Exception:  # noqa: BLE001 - any error of the output's own serialisers: show it by its repr instead
+            text = safe_repr(output)
     return cut(text, _MAX_OUTPUT)
 
 
