@@ -20,7 +20,7 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 
 from subagents_cancel import SubAgentCapability, SubAgentConfig, SubAgentManager, TaskStatus
 
-from .helpers import TASK_ID, Gate, Script, WatchedClock, after, call, latest_task_id, text, tool_returns
+from .helpers import TASK_ID, Gate, Script, WatchedClock, after, call, latest_task_id, replies_of, text, tool_returns
 
 pytestmark = pytest.mark.anyio
 
@@ -226,3 +226,22 @@ async def test_storm_after_storm_leaves_nothing_behind(clock: WatchedClock) -> N
     for _ in range(3):
         await _storm(150, clock)
         assert _live_library_objects() == before
+
+
+async def test_an_absurd_time_budget_is_shown_compactly(clock: WatchedClock) -> None:
+    """`task(timeout_seconds=1e308)`: `check_task` shows the budget left in a few characters, not 309 digits."""
+    parent = Script(
+        [
+            call('task', description='Research X', subagent_type='researcher', mode='async', timeout_seconds=1e308),
+            call('check_task', task_id=TASK_ID),
+            call('hard_cancel_task', task_id=TASK_ID),
+            text('done'),
+        ]
+    )
+    async with SubAgentManager([researcher(_forever())], clock=clock) as manager:
+        result = await Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)]).run('go')
+    assert replies_of(result.all_messages())[1] == snapshot("""\
+researcher-0001: RUNNING for 0.0 ms.
+Its time budget runs out in 1e+308s.
+No checkpoints yet.\
+""")

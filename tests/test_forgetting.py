@@ -158,6 +158,25 @@ async def test_regions_cancelled_empty_are_kept_closed_up_to_the_limit(clock: Ma
             await manager.start('worker', 'A job', region='empty-3')
 
 
+async def test_regions_cancelled_empty_are_reopened_after_the_time_to_live(clock: ManualClock) -> None:
+    """An owner forgetting by age reopens a region cancelled while empty `finished_ttl_seconds` after its cancel."""
+    sub = Script([text('done')])
+    policy = SubAgentPolicy(keep_finished=None, finished_ttl_seconds=60)
+    async with SubAgentManager([worker(sub)], policy=policy, clock=clock) as manager:
+        await manager.soft_cancel_region('early')
+        clock.advance(30)
+        await manager.soft_cancel_region('later')
+        clock.advance(30)
+        kept_at_60 = manager.regions()
+        task = await manager.start('worker', 'A job', region='early')  # cancelled 60 s ago: open again
+        await manager.wait([task.task_id])
+        with pytest.raises(RegionClosed):
+            await manager.start('worker', 'Too early', region='later')  # cancelled 30 s ago: still closed
+        clock.advance(31)
+        await manager.soft_cancel_region('another')
+        assert (kept_at_60, manager.regions()) == (('early', 'later'), ('early', 'another'))
+
+
 def _live_records(manager: SubAgentManager) -> int:
     """How many task records of `manager`'s tasks are alive after a full collection."""
     gc.collect()

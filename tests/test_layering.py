@@ -9,7 +9,7 @@ import subagents_cancel
 
 # Lower layers never import higher ones. Modules on one layer do not import each other.
 LAYERS: list[set[str]] = [
-    {'errors', 'clock', 'shield', 'gc_pause', 'tool_threads'},
+    {'errors', 'clock', 'shield', 'gc_pause', 'tool_threads', 'output_text'},
     {'states', 'processes'},
     {'messages'},
     {'results', 'bus'},

@@ -8,16 +8,19 @@ reply says how much was left out. The Python API keeps the value itself, whole.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import ClassVar
 
 import pytest
 from inline_snapshot import snapshot
+from pydantic import BaseModel, model_serializer
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from subagents_cancel import Cancelled, Completed, ManualClock, SubAgentCapability, SubAgentConfig, SubAgentManager
 
-from .helpers import TASK_ID, Gate, Script, after, call, replies_of, researcher, text
+from .helpers import TASK_ID, Gate, Script, after, call, replies_of, researcher, text, tool_returns
 
 pytestmark = pytest.mark.anyio
 
@@ -215,3 +218,151 @@ Not started: nothing
     )
     assert isinstance(task.outcome, Cancelled) and task.outcome.partial.findings == (finding,)
     assert task.outcome.partial.completed == tuple(steps)
+
+
+class Cursor:
+    """An output whose repr raises, like a wrapper of a closed database cursor."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError('closed cursor')
+
+
+class Row:
+    """A plain object with a short repr that counts how often it is asked for."""
+
+    reprs = 0
+
+    def __repr__(self) -> str:
+        Row.reprs += 1
+        return 'Row(...)'
+
+
+def _output_agent(make: Callable[[], object]) -> Agent[None, object]:
+    def make_output(count: int) -> object:
+        """The sub-agent's output function."""
+        return make()
+
+    return Agent(FunctionModel(_final_count), output_type=make_output)
+
+
+def _final_count(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    (output_tool,) = info.output_tools
+    return ModelResponse(parts=[ToolCallPart(output_tool.name, {'count': 1})])
+
+
+def _check_the_sync_task(messages: list[ModelMessage]) -> ModelResponse:
+    (task_id,) = re.findall(r'^(db-\w+): COMPLETED', '\n'.join(tool_returns(messages)), re.MULTILINE)
+    return ModelResponse(parts=[ToolCallPart('check_task', {'task_id': task_id})])
+
+
+async def _replies_to_sync_task_and_check(output: Callable[[], object], clock: ManualClock) -> list[str]:
+    """The replies to `task(mode='sync')` and `check_task` for a sub-agent whose output is `output()`."""
+    parent = Script(
+        [
+            call('task', description='Fetch rows', subagent_type='db'),
+            _check_the_sync_task,
+            text('the parent is still alive'),
+        ]
+    )
+    config = SubAgentConfig(name='db', description='Reads a database', agent=_output_agent(output))
+    async with SubAgentManager([config], clock=clock) as manager:
+        result = await Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)]).run('go')
+    assert result.output == 'the parent is still alive'
+    return replies_of(result.all_messages())
+
+
+async def test_an_output_whose_repr_raises_is_named_by_its_type(clock: ManualClock) -> None:
+    """An output pydantic cannot serialise and whose repr raises: the replies name its type; the run goes on."""
+    replies = await _replies_to_sync_task_and_check(Cursor, clock)
+    assert replies == snapshot(
+        [
+            """\
+db-0001: COMPLETED in 0.0 ms. Output:
+<Cursor object; its repr raised RuntimeError>\
+""",
+            """\
+db-0001: COMPLETED in 0.0 ms. Output:
+<Cursor object; its repr raised RuntimeError>\
+""",
+        ]
+    )
+
+
+async def test_a_huge_output_is_shortened_before_it_is_rendered(clock: ManualClock) -> None:
+    """200,000 plain objects: each reply asks for the repr of the few it shows, not of all of them."""
+    Row.reprs = 0
+    replies = await _replies_to_sync_task_and_check(lambda: [Row() for _ in range(200_000)], clock)
+    assert ([abridged(reply) for reply in replies], Row.reprs) == snapshot(
+        (
+            [
+                """\
+db-0001: COMPLETED in 0.0 ms. Output:
+Too large to show whole; shortened:
+<305 characters>…...), Row(...), Row(...), Row(...), Row(...), Row(...), ...]\
+""",
+                """\
+db-0001: COMPLETED in 0.0 ms. Output:
+Too large to show whole; shortened:
+<305 characters>…...), Row(...), Row(...), Row(...), Row(...), Row(...), ...]\
+""",
+            ],
+            60,
+        )
+    )
+
+
+class Point(BaseModel):
+    """A pydantic model that counts how often pydantic serialises it."""
+
+    x: int
+
+    @model_serializer
+    def _counted(self) -> dict[str, int]:
+        Point.serialised += 1
+        return {'x': self.x}
+
+    serialised: ClassVar[int] = 0
+
+
+async def test_a_huge_serialisable_output_is_shortened_before_it_is_rendered(clock: ManualClock) -> None:
+    """200,000 pydantic models: the replies are short and pydantic is not asked to serialise them all."""
+    Point.serialised = 0
+    replies = await _replies_to_sync_task_and_check(lambda: [Point(x=index) for index in range(200_000)], clock)
+    assert ([abridged(reply) for reply in replies], Point.serialised) == snapshot(
+        (
+            [
+                """\
+db-0001: COMPLETED in 0.0 ms. Output:
+Too large to show whole; shortened:
+<385 characters>…5), Point(x=26), Point(x=27), Point(x=28), Point(x=29), ...]\
+""",
+                """\
+db-0001: COMPLETED in 0.0 ms. Output:
+Too large to show whole; shortened:
+<385 characters>…5), Point(x=26), Point(x=27), Point(x=28), Point(x=29), ...]\
+""",
+            ],
+            0,
+        )
+    )
+
+
+async def test_an_ordinary_structured_output_is_shown_as_json(clock: ManualClock) -> None:
+    """A small serialisable output is shown whole as JSON, as pydantic serialises it."""
+    Point.serialised = 0
+    replies = await _replies_to_sync_task_and_check(lambda: {'points': [Point(x=1), Point(x=2)], 'note': 'ok'}, clock)
+    assert (replies, Point.serialised) == snapshot(
+        (
+            [
+                """\
+db-0001: COMPLETED in 0.0 ms. Output:
+{"points":[{"x":1},{"x":2}],"note":"ok"}\
+""",
+                """\
+db-0001: COMPLETED in 0.0 ms. Output:
+{"points":[{"x":1},{"x":2}],"note":"ok"}\
+""",
+            ],
+            4,
+        )
+    )

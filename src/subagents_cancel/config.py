@@ -185,7 +185,8 @@ class SubAgentPolicy(BaseModel):
     """How many finished tasks one owner keeps the records of; beyond that the oldest are forgotten (their ids read
     as unknown), so a long-lived owner's memory stays bounded. `None` keeps them all."""
     finished_ttl_seconds: _Seconds | None = None
-    """Also forget a finished task this long after it ended (checked whenever a task ends or starts)."""
+    """Also forget a finished task this long after it ended, and a region cancelled while empty this long after its
+    cancel (checked whenever a task ends or starts, or a region is cancelled)."""
 
     @model_validator(mode='after')
     def _verdict_within_the_stop_bounds(self) -> SubAgentPolicy:

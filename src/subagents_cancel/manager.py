@@ -289,6 +289,7 @@ class SubAgentManager:
             self._config(fallback)
         if region is not None:
             check_region(region)
+            self._registry.forget_past_keeping(self.clock.now())  # a cancel past its time to live closes nothing
             if cancel := self._registry.region_cancel(region):
                 raise RegionClosed(region, cancel.reason)
         timeout = next(

@@ -162,7 +162,8 @@ class Registry:
 
     A region is forgotten with the last task it holds (or holds in a region inside it), and so is its cancel: a
     cancelled region stays closed while the owner keeps any of its tasks. A region cancelled while it held no
-    task stays closed until `keep_finished` more such regions have been cancelled.
+    task stays closed until `keep_finished` more such regions have been cancelled, or `finished_ttl_seconds` after
+    its cancel.
     """
 
     def __init__(self, *, keep_finished: int | None = None, finished_ttl_seconds: float | None = None) -> None:
@@ -170,8 +171,9 @@ class Registry:
         self._active: dict[TaskId, TaskRecord] = {}
         self._by_region: dict[str, dict[TaskId, TaskRecord]] = {}
         self._region_cancels: dict[str, RegionCancel] = {}
-        self._cancelled_empty: dict[str, None] = {}
-        """Regions cancelled while they held no task, oldest first: they are closed until `keep_finished` newer."""
+        self._cancelled_empty: dict[str, float] = {}
+        """Regions cancelled while they held no task, oldest first, with when: closed until `keep_finished` newer
+        ones, or until the TTL has passed."""
         self._stopped_but_running: dict[TaskId, TaskRecord] = {}
         """Tasks marked unresponsive, until they have really stopped: kept apart so listing them costs nothing
         per finished task."""
@@ -257,6 +259,7 @@ class Registry:
             if record.region is not None:
                 self._forget_in_region(record.region, task_id)
             self.forgotten += 1
+        self._forget_cancelled_empty(now)
 
     def _forget_in_region(self, region: str, task_id: TaskId) -> None:
         """Drop a forgotten task from its region; forget the region, and the cancels around it, once they are empty."""
@@ -307,12 +310,19 @@ class Registry:
             return
         self._region_cancels[region] = cancel
         if not self._holds_tasks(region):
-            self._cancelled_empty[region] = None
-            while self._keep_finished is not None and len(self._cancelled_empty) > self._keep_finished:
-                oldest = next(iter(self._cancelled_empty))
-                del self._cancelled_empty[oldest]
-                if not self._holds_tasks(oldest):
-                    self._region_cancels.pop(oldest, None)
+            self._cancelled_empty[region] = cancel.at
+            self._forget_cancelled_empty(cancel.at)
+
+    def _forget_cancelled_empty(self, now: float) -> None:
+        """Reopen the oldest regions cancelled while empty beyond `keep_finished`, and those cancelled a TTL ago."""
+        keep, ttl = self._keep_finished, self._finished_ttl_seconds
+        while self._cancelled_empty:
+            oldest, at = next(iter(self._cancelled_empty.items()))
+            if not ((keep is not None and len(self._cancelled_empty) > keep) or (ttl is not None and at + ttl <= now)):
+                return
+            del self._cancelled_empty[oldest]
+            if not self._holds_tasks(oldest):
+                self._region_cancels.pop(oldest, None)
 
     def regions(self) -> tuple[str, ...]:
         """The regions this owner knows: those holding a task it keeps, and the cancelled ones it keeps closed."""

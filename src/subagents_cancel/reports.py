@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import pydantic_core
 
 from .messages import CancelReason, Checkpoint
+from .output_text import fits_in_a_reply, safe_repr, shortened
 from .results import CancelInfo, Cancelled, Completed, Failed, PartialResult, TaskInfo
 from .states import TaskStatus
 
@@ -51,10 +52,16 @@ def cut(text: str, limit: int) -> str:
     return f'{text[:limit]}… ({len(text) - limit:,} more characters)'
 
 
+_MAX_PLAIN_SECONDS = 1e6
+"""Seconds from which a duration is written with an exponent (`1e+308s`), not with every digit."""
+
+
 def seconds_text(value: float) -> str:
-    """A duration for a reply: milliseconds below one second, else seconds."""
+    """A duration for a reply: milliseconds below one second, else seconds, with an exponent when absurdly long."""
     if value < 1:
         return f'{value * 1000:.1f} ms'
+    if value >= _MAX_PLAIN_SECONDS:
+        return f'{value:.3g}s'
     return f'{value:.1f}s'
 
 
@@ -64,18 +71,22 @@ def _items(values: Sequence[str]) -> str:
 
 
 def render_output(output: object) -> str:
-    """A sub-agent's output as text, cut to `_MAX_OUTPUT` characters.
+    """A sub-agent's output as text, cut to `_MAX_OUTPUT` characters; it never raises.
 
     Strings are shown as they are, anything else as JSON, or by its `repr` when pydantic has no JSON form
-    for it (a plain class, a circular reference): the parent still sees what came back.
+    for it (a plain class, a circular reference): the parent still sees what came back. An output too large to
+    be shown whole is shown `shortened` without being serialised, so
+    a reply about it costs the same whatever its size.
     """
     if isinstance(output, str):
         text = output
+    elif not fits_in_a_reply(output):
+        text = f'Too large to show whole; shortened:\n{shortened(output)}'
     else:
         try:
             text = pydantic_core.to_json(output).decode()
-        except pydantic_core.PydanticSerializationError:
-            text = repr(output)
+        except Exception:  # noqa: BLE001 - any error of the output's own serialisers: show it by its repr instead
+            text = safe_repr(output)
     return cut(text, _MAX_OUTPUT)
 
 
