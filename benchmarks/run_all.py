@@ -132,7 +132,9 @@ def main() -> None:
         results = merge(saved['results'], results)
         rerun = f'`--only {arguments.only}` rerun {machine.started_at} (size `{machine.size}`, load {machine.load})'
         previous = Machine(**saved['machine'])
-        machine = dataclasses.replace(previous, load=f'{previous.load}; {rerun}')
+        # A rerun of the same scenarios replaces the note of the one before it: its rows are the ones shown now.
+        kept = [note for note in previous.load.split('; ') if not note.startswith(f'`--only {arguments.only}` rerun')]
+        machine = dataclasses.replace(previous, load='; '.join([*kept, rerun]))
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
     arguments.output.write_text(render(results, machine))
     saved_path.write_text(json.dumps({'machine': machine.as_dict(), 'results': results}))
