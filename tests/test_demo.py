@@ -8,6 +8,7 @@ import pytest
 from inline_snapshot import snapshot
 
 from subagents_cancel.__main__ import main
+from subagents_cancel.demo import _reply_lines  # pyright: ignore[reportPrivateUsage]
 
 
 @pytest.mark.timeout(60)  # real time: the scripted models take about 10 s in all
@@ -19,11 +20,17 @@ def test_demo_plays_the_seed_scenarios(capsys: pytest.CaptureFixture[str]) -> No
     assert 'pressed Stop: the application soft-cancels region research' in printed
     assert re.search(r"<- Region 'research' was cancelled \(soft, on request: the user pressed Stop\)", printed)
     assert re.search(r'lead-\w+ CANCELLED .* region research/literature\s+\(soft cancel, read\)', printed)
+    assert 'Findings: what my searchers handed back before they stopped' in printed  # the lead's lines
+    assert 'Findings: 12 recent papers; sulfide electrolytes lead' in printed  # the market searcher's partial results
     assert re.search(r'searcher-\w+ ended', printed)  # the lead's own searcher, stopped first
     assert re.search(r'searcher-\w+ COMPLETED .* 6 checkpoint', printed)  # the glossary, outside the region
     # 2. the report is soft-cancelled and its fallback delivers a quick summary
     assert re.search(r'report_writer-\w+ CANCELLED .*\(soft cancel, read\)', printed)
     assert re.search(r'replaced by quick_summary-\w+ COMPLETED', printed)
+    assert re.search(
+        r'<- Its fallback quick_summary-\w+ \(quick_summary\) delivered this result in its place:', printed
+    )
+    assert '<- Quick summary: revenue +12%, costs flat.' in printed
     # 3. the stuck crawler cannot read the request and is stopped when its grace window runs out
     assert re.search(r'crawler-\w+ did not stop in its grace window: hard cancel', printed)
     assert re.search(r'crawler-\w+ CANCELLED .*\(soft cancel, escalated\)', printed)
@@ -31,6 +38,13 @@ def test_demo_plays_the_seed_scenarios(capsys: pytest.CaptureFixture[str]) -> No
     assert re.search(r'│ crawler\s+│\s+0 │\s+1 │\s+100% │', printed)
     assert 'orphaned tasks: 0' in printed
     assert printed.rstrip().endswith('tasks still running: 0')
+
+
+def test_demo_says_how_much_of_a_reply_it_cuts() -> None:
+    """A tool reply longer than the log shows ends with a line saying how many lines were cut."""
+    reply = '\n'.join(f'line {n}' for n in range(1, 11))
+    assert _reply_lines(reply, 4) == snapshot(['line 1', 'line 2', 'line 3', '\u2026 7 more lines'])
+    assert _reply_lines(reply, 10) == [f'line {n}' for n in range(1, 11)]
 
 
 def test_demo_needs_a_command(capsys: pytest.CaptureFixture[str]) -> None:

@@ -52,8 +52,8 @@ _STYLES = {
 }
 _STEP_SECONDS = 0.5
 """How long one scripted model request of a sub-agent takes."""
-_REPLY_LINES = 4
-"""How much of each tool reply the log shows."""
+_REPLY_LINES = 24
+"""How much of each tool reply the log shows; a longer reply ends with a line that says how much is cut."""
 
 
 def _step(tool: str, delay_seconds: float = 0.3, **args: object) -> ParentStep:
@@ -198,7 +198,7 @@ def _subagents(model: str | Model | None) -> list[SubAgentConfig]:
 
 @dataclass
 class _Narrator(AbstractCapability[object]):
-    """Prints the parent's tool calls, and the first line of each reply."""
+    """Prints the parent's tool calls and their replies (up to `_REPLY_LINES` lines each, saying what is cut)."""
 
     console: Console
 
@@ -218,9 +218,18 @@ class _Narrator(AbstractCapability[object]):
         args: ValidatedToolArgs,
         result: Any,
     ) -> Any:
-        for line in [line for line in str(result).splitlines() if line][:_REPLY_LINES]:
+        for line in _reply_lines(str(result), _REPLY_LINES):
             self.console.print(f'             <- {line}', highlight=False, markup=False)
         return result
+
+
+def _reply_lines(reply: str, limit: int) -> list[str]:
+    """The non-empty lines of `reply`, at most `limit` of them; the last says how many more were cut."""
+    lines = [line for line in reply.splitlines() if line]
+    if len(lines) <= limit:
+        return lines
+    cut = len(lines) - limit + 1
+    return [*lines[: limit - 1], f'\u2026 {cut} more line{"s" if cut > 1 else ""}']
 
 
 def _bus_log(console: Console) -> Callable[[str, BusMessage], None]:
