@@ -22,6 +22,15 @@ def test_demo_plays_the_seed_scenarios(capsys: pytest.CaptureFixture[str]) -> No
     assert re.search(r'lead-\w+ CANCELLED .* region research/literature\s+\(soft cancel, read\)', printed)
     assert 'Findings: what my searchers handed back before they stopped' in printed  # the lead's lines
     assert 'Findings: 12 recent papers; sulfide electrolytes lead' in printed  # the market searcher's partial results
+    # the order: the lead's own searchers hand back first, then the lead ends, then the region reports
+    handed_back = [
+        found.start()
+        for found in re.finditer(r'lead\s+<- Task cancelled: searcher-\w+ \(soft, its owner was cancelled', printed)
+    ]
+    lead_ended = re.search(r'bus\s+:: lead-\w+: RUNNING -> CANCELLED', printed)
+    assert len(handed_back) == 2
+    assert lead_ended is not None
+    assert max(handed_back) < lead_ended.start() < printed.index("<- Region 'research' was cancelled")
     assert re.search(r'searcher-\w+ ended', printed)  # the lead's own searcher, stopped first
     assert re.search(r'searcher-\w+ COMPLETED .* 6 checkpoint', printed)  # the glossary, outside the region
     # 2. the report is soft-cancelled and its fallback delivers a quick summary

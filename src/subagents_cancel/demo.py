@@ -14,6 +14,7 @@ A live tree shows every task as its state changes; a table of the cancel figures
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,10 @@ _STEP_SECONDS = 0.5
 """How long one scripted model request of a sub-agent takes."""
 _REPLY_LINES = 24
 """How much of each tool reply the log shows; a longer reply ends with a line that says how much is cut."""
+
+
+_HEADLINE = re.compile(r'Task \w+: |\w+-[0-9a-f]+: ')
+"""How a task's entry in a reply starts (`Task cancelled: id …`, `id: COMPLETED …`)."""
 
 
 def _step(tool: str, delay_seconds: float = 0.3, **args: object) -> ParentStep:
@@ -155,8 +160,11 @@ _SCENARIOS = (
 )
 
 
-def _subagents(model: str | Model | None) -> list[SubAgentConfig]:
-    """The sub-agents; with a real `model`, all but the crawler (a model cannot be stuck on purpose) use it."""
+def _subagents(model: str | Model | None, console: Console) -> list[SubAgentConfig]:
+    """The sub-agents; with a real `model`, all but the crawler (a model cannot be stuck on purpose) use it.
+
+    The lead's own tool calls are shown too, so the log shows its searchers hand back before it does.
+    """
     searcher_model = model or phased_worker(
         ('sources', 'abstracts', 'key results', 'open questions', 'summary', 'references'),
         ('12 recent papers', 'sulfide electrolytes lead', 'energy density +40%', 'dendrites', 'promising', 'cited'),
@@ -166,7 +174,7 @@ def _subagents(model: str | Model | None) -> list[SubAgentConfig]:
     lead = Agent(
         model or research_lead(('sulfide electrolytes', 'oxide electrolytes'), step_seconds=0.3),
         name='lead',
-        capabilities=[SubAgentCapability(subagents=[searcher])],
+        capabilities=[SubAgentCapability(subagents=[searcher]), _Narrator(console, 'lead', headlines=True)],
     )
     return [
         SubAgentConfig(name='lead', description='Leads a literature survey with searchers of its own', agent=lead),
@@ -198,15 +206,19 @@ def _subagents(model: str | Model | None) -> list[SubAgentConfig]:
 
 @dataclass
 class _Narrator(AbstractCapability[object]):
-    """Prints the parent's tool calls and their replies (up to `_REPLY_LINES` lines each, saying what is cut)."""
+    """Prints an agent's tool calls and their replies (up to `lines` lines each, saying what is cut)."""
 
     console: Console
+    who: str = 'parent'
+    lines: int = _REPLY_LINES
+    headlines: bool = False
+    """Show only the first line of a reply and its tasks' headlines (`Task cancelled: …`), and count the rest."""
 
     async def before_tool_execute(
         self, ctx: RunContext[object], *, call: ToolCallPart, tool_def: ToolDefinition, args: ValidatedToolArgs
     ) -> ValidatedToolArgs:
         shown = ', '.join(f'{name}={value!r}' for name, value in args.items() if value is not None)
-        self.console.print(f'[bold]parent[/]    -> {call.tool_name}({shown})', highlight=False)
+        self.console.print(f'[bold]{self.who:<9}[/] -> {call.tool_name}({shown})', highlight=False)
         return args
 
     async def after_tool_execute(
@@ -218,8 +230,10 @@ class _Narrator(AbstractCapability[object]):
         args: ValidatedToolArgs,
         result: Any,
     ) -> Any:
-        for line in _reply_lines(str(result), _REPLY_LINES):
-            self.console.print(f'             <- {line}', highlight=False, markup=False)
+        reply = _headlines(str(result)) if self.headlines else str(result)
+        who = '' if self.who == 'parent' else self.who
+        for line in _reply_lines(reply, self.lines):
+            self.console.print(f'{who:<13}<- {line}', highlight=False, markup=False)
         return result
 
 
@@ -230,6 +244,14 @@ def _reply_lines(reply: str, limit: int) -> list[str]:
         return lines
     cut = len(lines) - limit + 1
     return [*lines[: limit - 1], f'\u2026 {cut} more line{"s" if cut > 1 else ""}']
+
+
+def _headlines(reply: str) -> str:
+    """The first line of `reply` and the headline of each task in it, then how many lines were left out."""
+    lines = [line for line in reply.splitlines() if line]
+    kept = lines[:1] + [line for line in lines[1:] if _HEADLINE.match(line)]
+    cut = len(lines) - len(kept)
+    return '\n'.join(kept + ([f'\u2026 {cut} more line{"s" if cut > 1 else ""}'] if cut else []))
 
 
 def _bus_log(console: Console) -> Callable[[str, BusMessage], None]:
@@ -382,7 +404,7 @@ async def run_demo(model: str | Model | None = None, console: Console | None = N
         console.width = max(console.width, 130)  # a log file or a pipe: no need to wrap at 80 columns
     bus = InProcessBus()
     bus.subscribe(_bus_log(console))
-    async with SubAgentManager(_subagents(model), bus=bus, default_model=model) as manager:
+    async with SubAgentManager(_subagents(model, console), bus=bus, default_model=model) as manager:
         view = _TaskView(manager)
         with Live(view.render(), console=console, auto_refresh=False) as live:
 
