@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import re
 
+import anyio
 import pytest
 from inline_snapshot import snapshot
+from rich.console import Console
 
 from subagents_cancel.__main__ import main
-from subagents_cancel.demo import _reply_lines  # pyright: ignore[reportPrivateUsage]
+from subagents_cancel.demo import _reply_lines, run_demo  # pyright: ignore[reportPrivateUsage]
 
 
 @pytest.mark.timeout(60)  # real time: the scripted models take about 10 s in all
@@ -44,9 +47,22 @@ def test_demo_plays_the_seed_scenarios(capsys: pytest.CaptureFixture[str]) -> No
     assert re.search(r'crawler-\w+ did not stop in its grace window: hard cancel', printed)
     assert re.search(r'crawler-\w+ CANCELLED .*\(soft cancel, escalated\)', printed)
     # the figures, and nothing left
-    assert re.search(r'│ crawler\s+│\s+0 │\s+1 │\s+100% │', printed)
+    assert re.search(r'│ crawler\s+│\s+0 │\s+1 │\s+100% │\s+1 │', printed)
     assert 'orphaned tasks: 0' in printed
     assert printed.rstrip().endswith('tasks still running: 0')
+
+
+@pytest.mark.timeout(60)  # real time, like the test above
+def test_demo_fits_80_columns() -> None:
+    """At 80 columns the demo still shows the fallback's summary, and its figures fit with no header cut."""
+    out = io.StringIO()
+    assert anyio.run(run_demo, None, Console(width=80, file=out)) == 0
+    printed = out.getvalue()
+    assert '<- Quick summary: revenue +12%, costs flat.' in printed
+    figures = printed[printed.index("Outcomes of the parents' tasks") :]
+    assert 'Cancels: p50 seconds from the request, and tokens' in figures
+    assert '\u2026' not in figures
+    assert max(len(line) for line in figures.splitlines()) <= 80
 
 
 def test_demo_says_how_much_of_a_reply_it_cuts() -> None:

@@ -334,46 +334,30 @@ def _label(info: TaskInfo, *, ended: bool) -> Text:
 
 
 def _seconds(durations: Durations) -> str:
-    return '-' if durations.p50_seconds is None else f'{durations.p50_seconds:.2f}s'
+    return '-' if durations.p50_seconds is None else f'{durations.p50_seconds:.2f}'
 
 
-def _metrics_table(metrics: CancelMetrics) -> Table:
-    """The cancel figures per sub-agent: final statuses, cancel rate, response times (p50) and compute."""
-    table = Table(
-        title="Cancel figures of the parents' tasks (p50 times after the request)",
-        caption='Nested tasks count on their own managers. Saved: the mean tokens of completed runs of the same '
-        'sub-agent minus what the cancelled run used; - until one has completed.',
-    )
-    for column in (
-        'sub-agent',
-        'completed',
-        'cancelled',
-        'cancel rate',
-        'soft: read',
-        'soft: stopped',
-        'hard: stopped',
-        'escalated',
-        'tokens used',
-        'after request',
-        'saved',
-    ):
-        table.add_column(column, justify='left' if column == 'sub-agent' else 'right', no_wrap=column == 'sub-agent')
+def _metrics_tables(metrics: CancelMetrics) -> Group:
+    """The cancel figures per sub-agent, in two tables that fit 80 columns: outcomes, then the cancels' costs."""
+    outcomes = Table(title="Outcomes of the parents' tasks", caption='Nested tasks count on their own managers.')
+    for column in ('sub-agent', 'completed', 'cancelled', 'cancel rate', 'escalated'):
+        outcomes.add_column(column, justify='left' if column == 'sub-agent' else 'right', no_wrap=True)
+    costs = Table(title='Cancels: p50 seconds from the request, and tokens')
+    for column in ('sub-agent', 'soft: read', 'soft: stopped', 'hard: stopped', 'tokens used', 'tokens after request'):
+        costs.add_column(column, justify='left' if column == 'sub-agent' else 'right', no_wrap=column == 'sub-agent')
     for entry in metrics.subagents:
         rate = '-' if entry.cancel_rate is None else f'{entry.cancel_rate:.0%}'
-        table.add_row(
+        escalated = sum(run.escalated for run in entry.cancelled_runs)
+        outcomes.add_row(entry.subagent, str(entry.completed), str(entry.cancelled), rate, str(escalated))
+        costs.add_row(
             entry.subagent,
-            str(entry.completed),
-            str(entry.cancelled),
-            rate,
             _seconds(entry.acknowledge_times('soft')),
             _seconds(entry.stop_times('soft')),
             _seconds(entry.stop_times('hard')),
-            str(sum(run.escalated for run in entry.cancelled_runs)),
             str(entry.tokens_consumed),
             str(entry.tokens_after_request),
-            '-' if entry.tokens_saved is None else str(entry.tokens_saved),
         )
-    return table
+    return Group(outcomes, costs)
 
 
 async def _play(scenario: _Scenario, manager: SubAgentManager, console: Console, model: str | Model | None) -> None:
@@ -399,9 +383,10 @@ async def run_demo(model: str | Model | None = None, console: Console | None = N
             models when `None`. The stuck crawler stays scripted.
         console: Where to show the log, the live tree and the figures; the terminal by default.
     """
-    console = console or Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 130)  # a log file or a pipe: no need to wrap at 80 columns
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console.width = max(console.width, 130)  # a log file or a pipe: no need to wrap at 80 columns
     bus = InProcessBus()
     bus.subscribe(_bus_log(console))
     async with SubAgentManager(_subagents(model, console), bus=bus, default_model=model) as manager:
@@ -425,6 +410,6 @@ async def run_demo(model: str | Model | None = None, console: Console | None = N
             live.update(view.render(), refresh=True)
         console.print()
     left = [info for info in manager.tasks() if not info.is_terminal] + list(manager.orphans())
-    console.print(Group(_metrics_table(manager.metrics()), Text(f'orphaned tasks: {manager.metrics().unresponsive}')))
+    console.print(_metrics_tables(manager.metrics()), Text(f'orphaned tasks: {manager.metrics().unresponsive}'))
     console.print(f'tasks still running: {len(left)}')
     return 1 if left else 0
