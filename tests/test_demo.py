@@ -34,7 +34,9 @@ def test_demo_plays_the_seed_scenarios(capsys: pytest.CaptureFixture[str]) -> No
     assert len(handed_back) == 2
     assert lead_ended is not None
     assert max(handed_back) < lead_ended.start() < printed.index("<- Region 'research' was cancelled")
-    assert re.search(r'searcher-\w+ ended', printed)  # the lead's own searcher, stopped first
+    # the tree shows how the lead's own searchers ended, under the lead
+    assert len(re.findall(r'│   │   [├└]── searcher-\w+ CANCELLED .*\(soft cancel, read\)', printed)) == 2
+    assert not re.search(r'searcher-\w+ ended', printed)
     assert re.search(r'searcher-\w+ COMPLETED .* 6 checkpoint', printed)  # the glossary, outside the region
     # 2. the report is soft-cancelled and its fallback delivers a quick summary
     assert re.search(r'report_writer-\w+ CANCELLED .*\(soft cancel, read\)', printed)

@@ -32,7 +32,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from .bus import InProcessBus
-from .capability import SubAgentCapability
+from .capability import SubAgentCapability, _current_manager  # pyright: ignore[reportPrivateUsage]
 from .config import SubAgentConfig
 from .demo_scripts import ParentStep, parent_model, phased_worker, research_lead
 from .manager import SubAgentManager
@@ -160,10 +160,11 @@ _SCENARIOS = (
 )
 
 
-def _subagents(model: str | Model | None, console: Console) -> list[SubAgentConfig]:
+def _subagents(model: str | Model | None, console: Console, last_seen: dict[str, TaskInfo]) -> list[SubAgentConfig]:
     """The sub-agents; with a real `model`, all but the crawler (a model cannot be stuck on purpose) use it.
 
-    The lead's own tool calls are shown too, so the log shows its searchers hand back before it does.
+    The lead's own tool calls are shown too, so the log shows its searchers hand back before it does, and the
+    last state of its searchers is kept in `last_seen` for the tree.
     """
     searcher_model = model or phased_worker(
         ('sources', 'abstracts', 'key results', 'open questions', 'summary', 'references'),
@@ -174,7 +175,10 @@ def _subagents(model: str | Model | None, console: Console) -> list[SubAgentConf
     lead = Agent(
         model or research_lead(('sulfide electrolytes', 'oxide electrolytes'), step_seconds=0.3),
         name='lead',
-        capabilities=[SubAgentCapability(subagents=[searcher]), _Narrator(console, 'lead', headlines=True)],
+        capabilities=[
+            SubAgentCapability(subagents=[searcher]),
+            _Narrator(console, 'lead', headlines=True, last_seen=last_seen),
+        ],
     )
     return [
         SubAgentConfig(name='lead', description='Leads a literature survey with searchers of its own', agent=lead),
@@ -213,6 +217,8 @@ class _Narrator(AbstractCapability[object]):
     lines: int = _REPLY_LINES
     headlines: bool = False
     """Show only the first line of a reply and its tasks' headlines (`Task cancelled: …`), and count the rest."""
+    last_seen: dict[str, TaskInfo] | None = None
+    """Where to keep the latest snapshot of each task of the agent's own manager, after each tool call."""
 
     async def before_tool_execute(
         self, ctx: RunContext[object], *, call: ToolCallPart, tool_def: ToolDefinition, args: ValidatedToolArgs
@@ -234,6 +240,9 @@ class _Narrator(AbstractCapability[object]):
         who = '' if self.who == 'parent' else self.who
         for line in _reply_lines(reply, self.lines):
             self.console.print(f'{who:<13}<- {line}', highlight=False, markup=False)
+        manager = _current_manager.get()  # the run's own manager (the capability sets it around the run)
+        if self.last_seen is not None and manager is not None:
+            self.last_seen.update((info.task_id, info) for info in manager.tasks())
         return result
 
 
@@ -280,6 +289,8 @@ class _TaskView:
     nested: dict[str, dict[str, TaskInfo]] = field(default_factory=dict[str, dict[str, TaskInfo]])
     """The tasks of a task's own sub-agents, as last seen while it ran (the API lists only active ones)."""
     gone: set[str] = field(default_factory=set[str])
+    last_seen: dict[str, TaskInfo] = field(default_factory=dict[str, TaskInfo])
+    """The nested tasks as their parent last saw them, after its tool calls: how the ended ones ended."""
 
     def begin(self, title: str) -> None:
         self.groups.append((title, []))
@@ -311,7 +322,8 @@ class _TaskView:
         node = branch.add(_label(info, ended=False))
         for child in self.nested.get(info.task_id, {}).values():
             if child.task_id in self.gone:
-                node.add(_label(child, ended=True))
+                last = self.last_seen.get(child.task_id, child)
+                node.add(_label(last, ended=not last.is_terminal))
             else:
                 self._add(node, child)
         if info.fallback is not None:
@@ -321,7 +333,7 @@ class _TaskView:
 def _label(info: TaskInfo, *, ended: bool) -> Text:
     label = Text(f'{info.task_id} ', style='bold')
     if ended:
-        return label.append('ended', style='dim')  # the API stops listing a sub-agent's task once it has ended
+        return label.append('ended', style='dim')  # not seen since it ended: the API lists only active ones
     label.append(info.status.name, style=_STYLES[info.status]).append(f'  {info.elapsed_seconds:.1f}s')
     label.append(f'  {len(info.checkpoints)} checkpoint(s)')
     if info.region:
@@ -389,8 +401,9 @@ async def run_demo(model: str | Model | None = None, console: Console | None = N
             console.width = max(console.width, 130)  # a log file or a pipe: no need to wrap at 80 columns
     bus = InProcessBus()
     bus.subscribe(_bus_log(console))
-    async with SubAgentManager(_subagents(model, console), bus=bus, default_model=model) as manager:
-        view = _TaskView(manager)
+    last_seen: dict[str, TaskInfo] = {}
+    async with SubAgentManager(_subagents(model, console, last_seen), bus=bus, default_model=model) as manager:
+        view = _TaskView(manager, last_seen=last_seen)
         with Live(view.render(), console=console, auto_refresh=False) as live:
 
             async def refresh() -> None:
