@@ -23,8 +23,9 @@ def test_demo_plays_the_seed_scenarios(capsys: pytest.CaptureFixture[str]) -> No
     assert 'pressed Stop: the application soft-cancels region research' in printed
     assert re.search(r"<- Region 'research' was cancelled \(soft, on request: the user pressed Stop\)", printed)
     assert re.search(r'lead-\w+ CANCELLED .* region research/literature\s+\(soft cancel, read\)', printed)
-    assert 'Findings: what my searchers handed back before they stopped' in printed  # the lead's lines
-    assert 'Findings: 12 recent papers; sulfide electrolytes lead' in printed  # the market searcher's partial results
+    # the lead's lines about its two searchers, and the market searcher's partial results
+    assert 'Findings: what my searchers handed back before they stopped (2 of 2 searchers).' in printed
+    assert 'Findings: 9 market reports; pilot lines; cells cost 3x Li-ion' in printed
     # the order: the lead's own searchers hand back first, then the lead ends, then the region reports
     handed_back = [
         found.start()
@@ -38,6 +39,7 @@ def test_demo_plays_the_seed_scenarios(capsys: pytest.CaptureFixture[str]) -> No
     assert len(re.findall(r'│   │   [├└]── searcher-\w+ CANCELLED .*\(soft cancel, read\)', printed)) == 2
     assert not re.search(r'searcher-\w+ ended', printed)
     assert re.search(r'searcher-\w+ COMPLETED .* 6 checkpoint', printed)  # the glossary, outside the region
+    assert re.search(r'<- anode, cathode; solid electrolyte; dendrite; .* 24 terms', printed)
     # 2. the report is soft-cancelled and its fallback delivers a quick summary
     assert re.search(r'report_writer-\w+ CANCELLED .*\(soft cancel, read\)', printed)
     assert re.search(r'replaced by quick_summary-\w+ COMPLETED', printed)

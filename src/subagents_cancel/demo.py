@@ -160,6 +160,20 @@ _SCENARIOS = (
 )
 
 
+_SEARCHER_FINDINGS = {
+    'glossary': ('anode, cathode', 'solid electrolyte', 'dendrite', 'energy density', 'cycle life', '24 terms'),
+    'market': ('9 market reports', 'pilot lines', 'cells cost 3x Li-ion', 'mass market 2030s', 'EV-led', '9 cited'),
+    'sulfide': ('7 recent papers', 'highest conductivity', 'moisture-sensitive', 'interfaces', 'lead', '7 cited'),
+    'oxide': ('5 recent papers', 'stable in air', 'brittle, hard to sinter', 'thin films', 'niche', '5 cited'),
+}
+"""What a scripted searcher finds, by the first keyword of its task."""
+
+
+def _searcher_findings(prompt: str) -> tuple[str, ...]:
+    keyword = next((word for word in _SEARCHER_FINDINGS if word in prompt.lower()), 'glossary')
+    return _SEARCHER_FINDINGS[keyword]
+
+
 def _subagents(model: str | Model | None, console: Console, last_seen: dict[str, TaskInfo]) -> list[SubAgentConfig]:
     """The sub-agents; with a real `model`, all but the crawler (a model cannot be stuck on purpose) use it.
 
@@ -167,8 +181,8 @@ def _subagents(model: str | Model | None, console: Console, last_seen: dict[str,
     last state of its searchers is kept in `last_seen` for the tree.
     """
     searcher_model = model or phased_worker(
-        ('sources', 'abstracts', 'key results', 'open questions', 'summary', 'references'),
-        ('12 recent papers', 'sulfide electrolytes lead', 'energy density +40%', 'dendrites', 'promising', 'cited'),
+        ('sources', 'reading', 'key facts', 'open questions', 'summary', 'references'),
+        _searcher_findings,
         step_seconds=_STEP_SECONDS,
     )
     searcher = SubAgentConfig(name='searcher', description='Searches one topic in phases', model=searcher_model)
