@@ -11,7 +11,8 @@ from inline_snapshot import snapshot
 from rich.console import Console
 
 from subagents_cancel.__main__ import main
-from subagents_cancel.demo import _reply_lines, run_demo  # pyright: ignore[reportPrivateUsage]
+from subagents_cancel.demo import run_demo
+from subagents_cancel.demo_log import reply_lines
 
 
 @pytest.mark.timeout(60)  # real time: the scripted models take about 10 s in all
@@ -72,8 +73,8 @@ def test_demo_fits_80_columns() -> None:
 def test_demo_says_how_much_of_a_reply_it_cuts() -> None:
     """A tool reply longer than the log shows ends with a line saying how many lines were cut."""
     reply = '\n'.join(f'line {n}' for n in range(1, 11))
-    assert _reply_lines(reply, 4) == snapshot(['line 1', 'line 2', 'line 3', '\u2026 7 more lines'])
-    assert _reply_lines(reply, 10) == [f'line {n}' for n in range(1, 11)]
+    assert reply_lines(reply, 4) == snapshot(['line 1', 'line 2', 'line 3', '\u2026 7 more lines'])
+    assert reply_lines(reply, 10) == [f'line {n}' for n in range(1, 11)]
 
 
 def test_demo_needs_a_command(capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,17 +14,14 @@ A live tree shows every task as its state changes; a table of the cancel figures
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from pydantic_ai import Agent, RunContext
-from pydantic_ai.capabilities import AbstractCapability, ValidatedToolArgs
+from pydantic_ai import Agent
 from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models import Model
-from pydantic_ai.tools import ToolDefinition
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -32,11 +29,12 @@ from rich.text import Text
 from rich.tree import Tree
 
 from .bus import InProcessBus
-from .capability import SubAgentCapability, _current_manager  # pyright: ignore[reportPrivateUsage]
+from .capability import SubAgentCapability
 from .config import SubAgentConfig
+from .demo_log import Narrator, bus_log
 from .demo_scripts import ParentStep, parent_model, phased_worker, research_lead
 from .manager import SubAgentManager
-from .messages import BusMessage, CancelAcknowledged, CancelEscalated, CancelReason, CancelRequest, StatusChanged
+from .messages import CancelReason
 from .metrics import CancelMetrics, Durations
 from .results import TaskInfo
 from .states import TaskStatus
@@ -53,12 +51,6 @@ _STYLES = {
 }
 _STEP_SECONDS = 0.5
 """How long one scripted model request of a sub-agent takes."""
-_REPLY_LINES = 24
-"""How much of each tool reply the log shows; a longer reply ends with a line that says how much is cut."""
-
-
-_HEADLINE = re.compile(r'Task \w+: |\w+-[0-9a-f]+: ')
-"""How a task's entry in a reply starts (`Task cancelled: id …`, `id: COMPLETED …`)."""
 
 
 def _step(tool: str, delay_seconds: float = 0.3, **args: object) -> ParentStep:
@@ -191,7 +183,7 @@ def _subagents(model: str | Model | None, console: Console, last_seen: dict[str,
         name='lead',
         capabilities=[
             SubAgentCapability(subagents=[searcher]),
-            _Narrator(console, 'lead', headlines=True, last_seen=last_seen),
+            Narrator(console, 'lead', headlines=True, last_seen=last_seen),
         ],
     )
     return [
@@ -220,78 +212,6 @@ def _subagents(model: str | Model | None, console: Console, last_seen: dict[str,
             grace_seconds=1.0,
         ),
     ]
-
-
-@dataclass
-class _Narrator(AbstractCapability[object]):
-    """Prints an agent's tool calls and their replies (up to `lines` lines each, saying what is cut)."""
-
-    console: Console
-    who: str = 'parent'
-    lines: int = _REPLY_LINES
-    headlines: bool = False
-    """Show only the first line of a reply and its tasks' headlines (`Task cancelled: …`), and count the rest."""
-    last_seen: dict[str, TaskInfo] | None = None
-    """Where to keep the latest snapshot of each task of the agent's own manager, after each tool call."""
-
-    async def before_tool_execute(
-        self, ctx: RunContext[object], *, call: ToolCallPart, tool_def: ToolDefinition, args: ValidatedToolArgs
-    ) -> ValidatedToolArgs:
-        shown = ', '.join(f'{name}={value!r}' for name, value in args.items() if value is not None)
-        self.console.print(f'[bold]{self.who:<9}[/] -> {call.tool_name}({shown})', highlight=False)
-        return args
-
-    async def after_tool_execute(
-        self,
-        ctx: RunContext[object],
-        *,
-        call: ToolCallPart,
-        tool_def: ToolDefinition,
-        args: ValidatedToolArgs,
-        result: Any,
-    ) -> Any:
-        reply = _headlines(str(result)) if self.headlines else str(result)
-        who = '' if self.who == 'parent' else self.who
-        for line in _reply_lines(reply, self.lines):
-            self.console.print(f'{who:<13}<- {line}', highlight=False, markup=False)
-        manager = _current_manager.get()  # the run's own manager (the capability sets it around the run)
-        if self.last_seen is not None and manager is not None:
-            self.last_seen.update((info.task_id, info) for info in manager.tasks())
-        return result
-
-
-def _reply_lines(reply: str, limit: int) -> list[str]:
-    """The non-empty lines of `reply`, at most `limit` of them; the last says how many more were cut."""
-    lines = [line for line in reply.splitlines() if line]
-    if len(lines) <= limit:
-        return lines
-    cut = len(lines) - limit + 1
-    return [*lines[: limit - 1], f'\u2026 {cut} more line{"s" if cut > 1 else ""}']
-
-
-def _headlines(reply: str) -> str:
-    """The first line of `reply` and the headline of each task in it, then how many lines were left out."""
-    lines = [line for line in reply.splitlines() if line]
-    kept = lines[:1] + [line for line in lines[1:] if _HEADLINE.match(line)]
-    cut = len(lines) - len(kept)
-    return '\n'.join(kept + ([f'\u2026 {cut} more line{"s" if cut > 1 else ""}'] if cut else []))
-
-
-def _bus_log(console: Console) -> Callable[[str, BusMessage], None]:
-    def show(address: str, message: BusMessage) -> None:
-        match message:
-            case CancelRequest(mode=mode, grace_seconds=grace):
-                console.print(f'bus       :: CANCEL_REQUEST ({mode}, {grace:g}s grace) -> {message.task_id}')
-            case CancelAcknowledged():
-                console.print(f'bus       :: {message.task_id} read the CANCEL_REQUEST')
-            case CancelEscalated():
-                console.print(f'bus       :: {message.task_id} did not stop in its grace window: hard cancel')
-            case StatusChanged(old=old, new=new) if old.status is not new.status:
-                console.print(f'bus       :: {message.task_id}: {old.status.name} -> {new.status.name}')
-            case _:
-                pass
-
-    return show
 
 
 @dataclass
@@ -390,7 +310,7 @@ async def _play(scenario: _Scenario, manager: SubAgentManager, console: Console,
     parent = Agent(
         model or parent_model(scenario.script),
         name='parent',
-        capabilities=[SubAgentCapability(manager=manager), _Narrator(console)],
+        capabilities=[SubAgentCapability(manager=manager), Narrator(console)],
     )
     console.print(f'[bold]user[/]      >> {scenario.prompt}', highlight=False)
     async with anyio.create_task_group() as group:
@@ -414,7 +334,7 @@ async def run_demo(model: str | Model | None = None, console: Console | None = N
         if not console.is_terminal:
             console.width = max(console.width, 130)  # a log file or a pipe: no need to wrap at 80 columns
     bus = InProcessBus()
-    bus.subscribe(_bus_log(console))
+    bus.subscribe(bus_log(console))
     last_seen: dict[str, TaskInfo] = {}
     async with SubAgentManager(_subagents(model, console, last_seen), bus=bus, default_model=model) as manager:
         view = _TaskView(manager, last_seen=last_seen)
