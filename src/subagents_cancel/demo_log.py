@@ -13,6 +13,7 @@ from pydantic_ai.messages import ToolCallPart
 from pydantic_ai.tools import ToolDefinition
 from rich.console import Console
 
+# The demo reads the lead run's own manager to show how its searchers ended; no public API exposes it (yet).
 from .capability import _current_manager  # pyright: ignore[reportPrivateUsage]
 from .messages import BusMessage, CancelAcknowledged, CancelEscalated, CancelRequest, StatusChanged
 from .results import TaskInfo
