@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {'manager'},
     {'tools', 'shutdown'},
     {'capability'},
-    {'demo_scripts'},
+    {'demo_scripts', 'demo_log'},
     {'demo'},
     {'__init__', '__main__'},
 ]

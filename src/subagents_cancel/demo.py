@@ -19,11 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from pydantic_ai import Agent, RunContext
-from pydantic_ai.capabilities import AbstractCapability, ValidatedToolArgs
+from pydantic_ai import Agent
 from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models import Model
-from pydantic_ai.tools import ToolDefinition
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -33,9 +31,10 @@ from rich.tree import Tree
 from .bus import InProcessBus
 from .capability import SubAgentCapability
 from .config import SubAgentConfig
+from .demo_log import Narrator, bus_log
 from .demo_scripts import ParentStep, parent_model, phased_worker, research_lead
 from .manager import SubAgentManager
-from .messages import BusMessage, CancelAcknowledged, CancelEscalated, CancelReason, CancelRequest, StatusChanged
+from .messages import CancelReason
 from .metrics import CancelMetrics, Durations
 from .results import TaskInfo
 from .states import TaskStatus
@@ -52,8 +51,6 @@ _STYLES = {
 }
 _STEP_SECONDS = 0.5
 """How long one scripted model request of a sub-agent takes."""
-_REPLY_LINES = 4
-"""How much of each tool reply the log shows."""
 
 
 def _step(tool: str, delay_seconds: float = 0.3, **args: object) -> ParentStep:
@@ -155,18 +152,39 @@ _SCENARIOS = (
 )
 
 
-def _subagents(model: str | Model | None) -> list[SubAgentConfig]:
-    """The sub-agents; with a real `model`, all but the crawler (a model cannot be stuck on purpose) use it."""
+_SEARCHER_FINDINGS = {
+    'glossary': ('anode, cathode', 'solid electrolyte', 'dendrite', 'energy density', 'cycle life', '24 terms'),
+    'market': ('9 market reports', 'pilot lines', 'cells cost 3x Li-ion', 'mass market 2030s', 'EV-led', '9 cited'),
+    'sulfide': ('7 recent papers', 'highest conductivity', 'moisture-sensitive', 'interfaces', 'lead', '7 cited'),
+    'oxide': ('5 recent papers', 'stable in air', 'brittle, hard to sinter', 'thin films', 'niche', '5 cited'),
+}
+"""What a scripted searcher finds, by the first keyword of its task."""
+
+
+def _searcher_findings(prompt: str) -> tuple[str, ...]:
+    keyword = next((word for word in _SEARCHER_FINDINGS if word in prompt.lower()), 'glossary')
+    return _SEARCHER_FINDINGS[keyword]
+
+
+def _subagents(model: str | Model | None, console: Console, last_seen: dict[str, TaskInfo]) -> list[SubAgentConfig]:
+    """The sub-agents; with a real `model`, all but the crawler (a model cannot be stuck on purpose) use it.
+
+    The lead's own tool calls are shown too, so the log shows its searchers hand back before it does, and the
+    last state of its searchers is kept in `last_seen` for the tree.
+    """
     searcher_model = model or phased_worker(
-        ('sources', 'abstracts', 'key results', 'open questions', 'summary', 'references'),
-        ('12 recent papers', 'sulfide electrolytes lead', 'energy density +40%', 'dendrites', 'promising', 'cited'),
+        ('sources', 'reading', 'key facts', 'open questions', 'summary', 'references'),
+        _searcher_findings,
         step_seconds=_STEP_SECONDS,
     )
     searcher = SubAgentConfig(name='searcher', description='Searches one topic in phases', model=searcher_model)
     lead = Agent(
         model or research_lead(('sulfide electrolytes', 'oxide electrolytes'), step_seconds=0.3),
         name='lead',
-        capabilities=[SubAgentCapability(subagents=[searcher])],
+        capabilities=[
+            SubAgentCapability(subagents=[searcher]),
+            Narrator(console, 'lead', headlines=True, last_seen=last_seen),
+        ],
     )
     return [
         SubAgentConfig(name='lead', description='Leads a literature survey with searchers of its own', agent=lead),
@@ -197,50 +215,6 @@ def _subagents(model: str | Model | None) -> list[SubAgentConfig]:
 
 
 @dataclass
-class _Narrator(AbstractCapability[object]):
-    """Prints the parent's tool calls, and the first line of each reply."""
-
-    console: Console
-
-    async def before_tool_execute(
-        self, ctx: RunContext[object], *, call: ToolCallPart, tool_def: ToolDefinition, args: ValidatedToolArgs
-    ) -> ValidatedToolArgs:
-        shown = ', '.join(f'{name}={value!r}' for name, value in args.items() if value is not None)
-        self.console.print(f'[bold]parent[/]    -> {call.tool_name}({shown})', highlight=False)
-        return args
-
-    async def after_tool_execute(
-        self,
-        ctx: RunContext[object],
-        *,
-        call: ToolCallPart,
-        tool_def: ToolDefinition,
-        args: ValidatedToolArgs,
-        result: Any,
-    ) -> Any:
-        for line in [line for line in str(result).splitlines() if line][:_REPLY_LINES]:
-            self.console.print(f'             <- {line}', highlight=False, markup=False)
-        return result
-
-
-def _bus_log(console: Console) -> Callable[[str, BusMessage], None]:
-    def show(address: str, message: BusMessage) -> None:
-        match message:
-            case CancelRequest(mode=mode, grace_seconds=grace):
-                console.print(f'bus       :: CANCEL_REQUEST ({mode}, {grace:g}s grace) -> {message.task_id}')
-            case CancelAcknowledged():
-                console.print(f'bus       :: {message.task_id} read the CANCEL_REQUEST')
-            case CancelEscalated():
-                console.print(f'bus       :: {message.task_id} did not stop in its grace window: hard cancel')
-            case StatusChanged(old=old, new=new) if old.status is not new.status:
-                console.print(f'bus       :: {message.task_id}: {old.status.name} -> {new.status.name}')
-            case _:
-                pass
-
-    return show
-
-
-@dataclass
 class _TaskView:
     """The live tree: the tasks of each scenario, their own sub-agents' tasks, and fallbacks."""
 
@@ -249,6 +223,8 @@ class _TaskView:
     nested: dict[str, dict[str, TaskInfo]] = field(default_factory=dict[str, dict[str, TaskInfo]])
     """The tasks of a task's own sub-agents, as last seen while it ran (the API lists only active ones)."""
     gone: set[str] = field(default_factory=set[str])
+    last_seen: dict[str, TaskInfo] = field(default_factory=dict[str, TaskInfo])
+    """The nested tasks as their parent last saw them, after its tool calls: how the ended ones ended."""
 
     def begin(self, title: str) -> None:
         self.groups.append((title, []))
@@ -280,7 +256,8 @@ class _TaskView:
         node = branch.add(_label(info, ended=False))
         for child in self.nested.get(info.task_id, {}).values():
             if child.task_id in self.gone:
-                node.add(_label(child, ended=True))
+                last = self.last_seen.get(child.task_id, child)
+                node.add(_label(last, ended=not last.is_terminal))
             else:
                 self._add(node, child)
         if info.fallback is not None:
@@ -290,7 +267,7 @@ class _TaskView:
 def _label(info: TaskInfo, *, ended: bool) -> Text:
     label = Text(f'{info.task_id} ', style='bold')
     if ended:
-        return label.append('ended', style='dim')  # the API stops listing a sub-agent's task once it has ended
+        return label.append('ended', style='dim')  # not seen since it ended: the API lists only active ones
     label.append(info.status.name, style=_STYLES[info.status]).append(f'  {info.elapsed_seconds:.1f}s')
     label.append(f'  {len(info.checkpoints)} checkpoint(s)')
     if info.region:
@@ -303,53 +280,37 @@ def _label(info: TaskInfo, *, ended: bool) -> Text:
 
 
 def _seconds(durations: Durations) -> str:
-    return '-' if durations.p50_seconds is None else f'{durations.p50_seconds:.2f}s'
+    return '-' if durations.p50_seconds is None else f'{durations.p50_seconds:.2f}'
 
 
-def _metrics_table(metrics: CancelMetrics) -> Table:
-    """The cancel figures per sub-agent: final statuses, cancel rate, response times (p50) and compute."""
-    table = Table(
-        title="Cancel figures of the parents' tasks (p50 times after the request)",
-        caption='Nested tasks count on their own managers. Saved: the mean tokens of completed runs of the same '
-        'sub-agent minus what the cancelled run used; - until one has completed.',
-    )
-    for column in (
-        'sub-agent',
-        'completed',
-        'cancelled',
-        'cancel rate',
-        'soft: read',
-        'soft: stopped',
-        'hard: stopped',
-        'escalated',
-        'tokens used',
-        'after request',
-        'saved',
-    ):
-        table.add_column(column, justify='left' if column == 'sub-agent' else 'right', no_wrap=column == 'sub-agent')
+def _metrics_tables(metrics: CancelMetrics) -> Group:
+    """The cancel figures per sub-agent, in two tables that fit 80 columns: outcomes, then the cancels' costs."""
+    outcomes = Table(title="Outcomes of the parents' tasks", caption='Nested tasks count on their own managers.')
+    for column in ('sub-agent', 'completed', 'cancelled', 'cancel rate', 'escalated'):
+        outcomes.add_column(column, justify='left' if column == 'sub-agent' else 'right', no_wrap=True)
+    costs = Table(title='Cancels: p50 seconds from the request, and tokens')
+    for column in ('sub-agent', 'soft: read', 'soft: stopped', 'hard: stopped', 'tokens used', 'tokens after request'):
+        costs.add_column(column, justify='left' if column == 'sub-agent' else 'right', no_wrap=column == 'sub-agent')
     for entry in metrics.subagents:
         rate = '-' if entry.cancel_rate is None else f'{entry.cancel_rate:.0%}'
-        table.add_row(
+        escalated = sum(run.escalated for run in entry.cancelled_runs)
+        outcomes.add_row(entry.subagent, str(entry.completed), str(entry.cancelled), rate, str(escalated))
+        costs.add_row(
             entry.subagent,
-            str(entry.completed),
-            str(entry.cancelled),
-            rate,
             _seconds(entry.acknowledge_times('soft')),
             _seconds(entry.stop_times('soft')),
             _seconds(entry.stop_times('hard')),
-            str(sum(run.escalated for run in entry.cancelled_runs)),
             str(entry.tokens_consumed),
             str(entry.tokens_after_request),
-            '-' if entry.tokens_saved is None else str(entry.tokens_saved),
         )
-    return table
+    return Group(outcomes, costs)
 
 
 async def _play(scenario: _Scenario, manager: SubAgentManager, console: Console, model: str | Model | None) -> None:
     parent = Agent(
         model or parent_model(scenario.script),
         name='parent',
-        capabilities=[SubAgentCapability(manager=manager), _Narrator(console)],
+        capabilities=[SubAgentCapability(manager=manager), Narrator(console)],
     )
     console.print(f'[bold]user[/]      >> {scenario.prompt}', highlight=False)
     async with anyio.create_task_group() as group:
@@ -368,13 +329,15 @@ async def run_demo(model: str | Model | None = None, console: Console | None = N
             models when `None`. The stuck crawler stays scripted.
         console: Where to show the log, the live tree and the figures; the terminal by default.
     """
-    console = console or Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 130)  # a log file or a pipe: no need to wrap at 80 columns
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console.width = max(console.width, 130)  # a log file or a pipe: no need to wrap at 80 columns
     bus = InProcessBus()
-    bus.subscribe(_bus_log(console))
-    async with SubAgentManager(_subagents(model), bus=bus, default_model=model) as manager:
-        view = _TaskView(manager)
+    bus.subscribe(bus_log(console))
+    last_seen: dict[str, TaskInfo] = {}
+    async with SubAgentManager(_subagents(model, console, last_seen), bus=bus, default_model=model) as manager:
+        view = _TaskView(manager, last_seen=last_seen)
         with Live(view.render(), console=console, auto_refresh=False) as live:
 
             async def refresh() -> None:
@@ -394,6 +357,6 @@ async def run_demo(model: str | Model | None = None, console: Console | None = N
             live.update(view.render(), refresh=True)
         console.print()
     left = [info for info in manager.tasks() if not info.is_terminal] + list(manager.orphans())
-    console.print(Group(_metrics_table(manager.metrics()), Text(f'orphaned tasks: {manager.metrics().unresponsive}')))
+    console.print(_metrics_tables(manager.metrics()), Text(f'orphaned tasks: {manager.metrics().unresponsive}'))
     console.print(f'tasks still running: {len(left)}')
     return 1 if left else 0

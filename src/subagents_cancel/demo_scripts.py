@@ -26,6 +26,8 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 __all__ = ('ParentStep', 'parent_model', 'phased_worker', 'research_lead', 'started_ids')
 
 _STARTED = re.compile(r'Task started with ID: (\S+) ')
+_HANDED_BACK = re.compile(r'^(?:Task \w+: \S+|\S+-[0-9a-f]+: [A-Z]+)', re.MULTILINE)
+"""The headline of each task in a `wait_tasks` reply (`Task cancelled: id …`, `id: COMPLETED …`)."""
 
 
 def _reply(*parts: TextPart | ToolCallPart) -> ModelResponse:
@@ -56,6 +58,20 @@ def _cancel_requested(messages: Sequence[ModelMessage]) -> bool:
     )
 
 
+def _prompt(messages: Sequence[ModelMessage]) -> str:
+    """The task's prompt: the first user message."""
+    return next(
+        (
+            str(part.content)
+            for message in messages
+            if isinstance(message, ModelRequest)
+            for part in message.parts
+            if isinstance(part, UserPromptPart)
+        ),
+        '',
+    )
+
+
 def _checkpointed(messages: Sequence[ModelMessage]) -> int:
     return sum(
         1
@@ -78,23 +94,29 @@ def _wrap_up(phases: Sequence[str], done: int, findings: Sequence[str]) -> Model
 
 
 def phased_worker(
-    phases: Sequence[str], findings: Sequence[str], *, step_seconds: float, stuck_in_phase: int | None = None
+    phases: Sequence[str],
+    findings: Sequence[str] | Callable[[str], Sequence[str]],
+    *,
+    step_seconds: float,
+    stuck_in_phase: int | None = None,
 ) -> FunctionModel:
     """A sub-agent that works through `phases`, one model request each, and checkpoints after each.
 
-    On a CANCEL_REQUEST it answers with its partial results. With `stuck_in_phase`, the request for that
-    phase never returns: the sub-agent cannot read a soft cancel, and only a hard cancel stops it.
+    `findings` has one finding per phase, or makes them from the task's prompt. On a CANCEL_REQUEST it answers
+    with its partial results. With `stuck_in_phase`, the request for that phase never returns: the sub-agent
+    cannot read a soft cancel, and only a hard cancel stops it.
     """
 
     async def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        found = findings(_prompt(messages)) if callable(findings) else findings
         done = _checkpointed(messages)
         if stuck_in_phase is not None and done >= stuck_in_phase:
             await anyio.sleep_forever()
         await anyio.sleep(step_seconds)
         if _cancel_requested(messages):
-            return _wrap_up(phases, done, findings)
+            return _wrap_up(phases, done, found)
         if done == len(phases):
-            return _reply(TextPart('; '.join(findings)))
+            return _reply(TextPart('; '.join(found)))
         return _reply(
             ToolCallPart(
                 'checkpoint',
@@ -102,7 +124,7 @@ def phased_worker(
                     'completed': list(phases[: done + 1]),
                     'in_progress': list(phases[done + 1 : done + 2]),
                     'not_started': list(phases[done + 2 :]),
-                    'findings': [findings[done]],
+                    'findings': [found[done]],
                 },
             )
         )
@@ -116,11 +138,12 @@ def research_lead(topics: Sequence[str], *, step_seconds: float) -> FunctionMode
     async def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         await anyio.sleep(step_seconds)
         if _cancel_requested(messages):
-            results = _tool_returns(messages)[len(topics) :]
+            handed_back = sum(len(_HANDED_BACK.findall(text)) for text in _tool_returns(messages)[len(topics) :])
             return _reply(
                 TextPart(
                     'Completed: nothing final\nIn progress: literature survey\nNot started: synthesis\n'
-                    f'Findings: what my searchers handed back before they stopped ({len(results)} report(s)).'
+                    f'Findings: what my searchers handed back before they stopped '
+                    f'({handed_back} of {len(topics)} searchers).'
                 )
             )
         ids = started_ids(messages)
