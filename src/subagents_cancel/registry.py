@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import anyio
 from pydantic_ai import RunUsage
@@ -15,6 +17,8 @@ from .results import CancelInfo, Cancelled, Completed, Failed, Outcome, PartialR
 from .states import TaskEvent, TaskState, TaskStatus, next_state
 
 __all__ = ('Registry', 'TaskRecord')
+
+_K = TypeVar('_K')
 
 
 @dataclass(eq=False, slots=True, kw_only=True)
@@ -248,12 +252,7 @@ class Registry:
 
     def forget_past_keeping(self, now: float) -> None:
         """Forget the oldest done tasks beyond `keep_finished`, and those that ended over the TTL ago."""
-        keep, ttl = self._keep_finished, self._finished_ttl_seconds
-        while self._done:
-            task_id, ended_at = next(iter(self._done.items()))
-            if not ((keep is not None and len(self._done) > keep) or (ttl is not None and ended_at + ttl <= now)):
-                return
-            del self._done[task_id]
+        for task_id in self._past_keeping(self._done, now):
             record = self._records.pop(task_id)
             self._stopped_but_running.pop(task_id, None)  # done: it stopped, and its threads have returned
             if record.region is not None:
@@ -268,9 +267,7 @@ class Registry:
         if records:
             return
         del self._by_region[region]
-        parts = region.split('/')
-        for depth in range(1, len(parts) + 1):
-            name = '/'.join(parts[:depth])
+        for name in _outwards(region):
             if name in self._region_cancels and not self._holds_tasks(name):
                 del self._region_cancels[name]
 
@@ -298,11 +295,7 @@ class Registry:
         """The cancel of `region` or of a region around it, if one has fired (the outermost one)."""
         if region is None:
             return None
-        parts = region.split('/')
-        for depth in range(1, len(parts) + 1):
-            if cancel := self._region_cancels.get('/'.join(parts[:depth])):
-                return cancel
-        return None
+        return next((cancel for name in _outwards(region) if (cancel := self._region_cancels.get(name))), None)
 
     def cancel_region(self, region: str, cancel: RegionCancel) -> None:
         """Record that `region` was cancelled; the first cancel of a region is the one kept."""
@@ -315,15 +308,26 @@ class Registry:
 
     def _forget_cancelled_empty(self, now: float) -> None:
         """Reopen the oldest regions cancelled while empty beyond `keep_finished`, and those cancelled a TTL ago."""
-        keep, ttl = self._keep_finished, self._finished_ttl_seconds
-        while self._cancelled_empty:
-            oldest, at = next(iter(self._cancelled_empty.items()))
-            if not ((keep is not None and len(self._cancelled_empty) > keep) or (ttl is not None and at + ttl <= now)):
-                return
-            del self._cancelled_empty[oldest]
+        for oldest in self._past_keeping(self._cancelled_empty, now):
             if not self._holds_tasks(oldest):
                 self._region_cancels.pop(oldest, None)
+
+    def _past_keeping(self, entries: dict[_K, float], now: float) -> Iterator[_K]:
+        """Remove and yield the oldest `entries` (key -> when) beyond `keep_finished`, or over the TTL old."""
+        keep, ttl = self._keep_finished, self._finished_ttl_seconds
+        while entries:
+            oldest, at = next(iter(entries.items()))
+            if not ((keep is not None and len(entries) > keep) or (ttl is not None and at + ttl <= now)):
+                return
+            del entries[oldest]
+            yield oldest
 
     def regions(self) -> tuple[str, ...]:
         """The regions this owner knows: those holding a task it keeps, and the cancelled ones it keeps closed."""
         return tuple(dict.fromkeys([*self._by_region, *self._region_cancels]))
+
+
+def _outwards(region: str) -> Iterator[str]:
+    """`a`, `a/b`, `a/b/c` for `a/b/c`: the region and those around it, outermost first."""
+    parts = region.split('/')
+    return ('/'.join(parts[:depth]) for depth in range(1, len(parts) + 1))
