@@ -113,6 +113,13 @@ class Checking:
         return output
 
 
+def answers_and_lingers() -> tuple[LingersAfterTheEnd, SubAgentConfig]:
+    """Sub-agent `r`: answers 'FULL answer' at once, then holds its run's end open until `lingers` lets it go."""
+    lingers = LingersAfterTheEnd()
+    agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
+    return lingers, SubAgentConfig(name='r', description='R', agent=agent)
+
+
 @pytest.mark.parametrize('mode', ['soft', 'hard'])
 async def test_a_cancel_after_the_run_ended_loses(clock: ManualClock, mode: str) -> None:
     """The run has its answer and has ended; a later cancel leaves it COMPLETED: no fallback, no extra request."""
@@ -145,9 +152,8 @@ async def test_a_cancel_after_the_run_ended_loses(clock: ManualClock, mode: str)
 
 async def test_the_owner_ending_after_the_run_ended_keeps_it_completed(clock: ManualClock) -> None:
     """An owner's teardown is a cancel like any other: a task that had its answer already ends COMPLETED."""
-    lingers = LingersAfterTheEnd()
-    agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
-    async with SubAgentManager([SubAgentConfig(name='r', description='R', agent=agent)], clock=clock) as manager:
+    lingers, config = answers_and_lingers()
+    async with SubAgentManager([config], clock=clock) as manager:
         task = await manager.start('r', 'Research X')
         await lingers.reached.wait()
     info = manager.get(task.task_id)
@@ -169,8 +175,7 @@ async def test_a_cancel_of_a_finished_task_returns_it(clock: ManualClock) -> Non
 
 async def test_a_cancel_tool_after_the_run_ended_says_it_had_finished_first(clock: ManualClock) -> None:
     """The parent's hard cancel lands after the sub-agent's answer: the reply says so and shows the result."""
-    lingers = LingersAfterTheEnd()
-    agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
+    lingers, config = answers_and_lingers()
     parent = Script(
         [
             call('task', description='Research X', subagent_type='r', mode='async'),
@@ -180,7 +185,7 @@ async def test_a_cancel_tool_after_the_run_ended_says_it_had_finished_first(cloc
             text('done'),
         ]
     )
-    capability = SubAgentCapability(subagents=[SubAgentConfig(name='r', description='R', agent=agent)], clock=clock)
+    capability = SubAgentCapability(subagents=[config], clock=clock)
     result = await Agent(parent.model, capabilities=[capability]).run('go')
     assert replies_of(result.all_messages())[1:] == snapshot(
         [
@@ -317,8 +322,7 @@ async def test_a_cancel_tool_after_the_commit_point_says_at_once_that_it_had_fin
     clock: ManualClock, mode: str
 ) -> None:
     """The run has accepted its answer but has not ended: the cancel tool's reply already says it finished first."""
-    lingers = LingersAfterTheEnd()
-    agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
+    lingers, config = answers_and_lingers()
     parent = Script(
         [
             call('task', description='Research X', subagent_type='r', mode='async'),
@@ -327,7 +331,7 @@ async def test_a_cancel_tool_after_the_commit_point_says_at_once_that_it_had_fin
             text('done'),
         ]
     )
-    capability = SubAgentCapability(subagents=[SubAgentConfig(name='r', description='R', agent=agent)], clock=clock)
+    capability = SubAgentCapability(subagents=[config], clock=clock)
     result = await Agent(parent.model, capabilities=[capability]).run('go')
     assert replies_of(result.all_messages())[1:] == snapshot(
         [
@@ -347,8 +351,7 @@ FULL answer\
 
 async def test_check_task_after_a_cancel_that_lost_says_the_task_is_ending(clock: ManualClock) -> None:
     """Between the cancel that lost and the run's end, check_task, a second cancel and the list say it finished first."""
-    lingers = LingersAfterTheEnd()
-    agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
+    lingers, config = answers_and_lingers()
     parent = Script(
         [
             call('task', description='Research X', subagent_type='r', mode='async'),
@@ -360,7 +363,7 @@ async def test_check_task_after_a_cancel_that_lost_says_the_task_is_ending(clock
             text('done'),
         ]
     )
-    capability = SubAgentCapability(subagents=[SubAgentConfig(name='r', description='R', agent=agent)], clock=clock)
+    capability = SubAgentCapability(subagents=[config], clock=clock)
     result = await Agent(parent.model, capabilities=[capability]).run('go')
     assert replies_of(result.all_messages())[2:5] == snapshot(
         [
@@ -394,9 +397,8 @@ def _ending(lingers: LingersAfterTheEnd, step: Step) -> Step:
 
 async def test_a_soft_cancel_after_the_commit_point_returns_the_committed_output(clock: ManualClock) -> None:
     """`soft_cancel` in the window between the accepted answer and the run's end says at once that the cancel lost."""
-    lingers = LingersAfterTheEnd()
-    agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
-    async with SubAgentManager([SubAgentConfig(name='r', description='R', agent=agent)], clock=clock) as manager:
+    lingers, config = answers_and_lingers()
+    async with SubAgentManager([config], clock=clock) as manager:
         task = await manager.start('r', 'Research X')
         await lingers.reached.wait()
         info = await manager.soft_cancel(task.task_id)
@@ -490,9 +492,8 @@ class _DeliversRequestsLate(InProcessBus):
 
 async def test_a_cancel_that_reaches_the_task_late_is_reported_lost_later(clock: ManualClock) -> None:
     """Over a bus that delivers later, the cancel tool says it was requested, and check_task says it lost."""
-    lingers = LingersAfterTheEnd()
+    lingers, config = answers_and_lingers()
     bus = _DeliversRequestsLate()
-    agent = Agent(Script([text('FULL answer')]).model, capabilities=[lingers])
 
     def delivered(messages: list[ModelMessage]) -> ModelResponse:
         bus.deliver()
@@ -507,7 +508,6 @@ async def test_a_cancel_that_reaches_the_task_late_is_reported_lost_later(clock:
             text('done'),
         ]
     )
-    config = SubAgentConfig(name='r', description='R', agent=agent)
     async with SubAgentManager([config], clock=clock, bus=bus) as manager:
         await Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)]).run('go')
         (info,) = manager.tasks()
