@@ -9,12 +9,8 @@ from .config import CleanupHook, PromoteHook, SubAgentConfig, SubAgentPolicy
 from .errors import (
     CancelTimeout,
     ConfigError,
-    IllegalTransition,
     ManagerClosed,
-    NotWaitingForAnswer,
-    RegionClosed,
     SubAgentsError,
-    TaskAlreadyFinished,
     UnknownSubAgent,
     UnknownTask,
 )
@@ -22,10 +18,10 @@ from .manager import SubAgentManager
 from .messages import CancelMode, CancelReason, CancelReasonKind, Checkpoint, TaskId
 from .metrics import CancelledRun, CancelMetrics, Durations, SubAgentMetrics
 from .processes import ProcessResult, run_process
-from .regions import RegionCancel, RegionCancelled, RegionCompleted, RegionIncomplete, RegionOutcome
+from .regions import RegionCancel, RegionCancelled, RegionClosed, RegionCompleted, RegionIncomplete, RegionOutcome
 from .results import CancelInfo, Cancelled, Completed, Failed, Outcome, PartialResult, TaskInfo
 from .shutdown import ShutdownReport, ShutdownSignal, shutdown, shutdown_on_signals
-from .states import TaskStatus
+from .states import IllegalTransition, NotWaitingForAnswer, TaskAlreadyFinished, TaskStatus
 from .task_context import TaskCancelRequested, TaskContext, current_task
 from .tools import create_subagent_toolset
 from .waiting import WaitFor, WaitResult
