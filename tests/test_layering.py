@@ -9,7 +9,7 @@ import subagents_cancel
 
 # Lower layers never import higher ones. Modules on one layer do not import each other.
 LAYERS: list[set[str]] = [
-    {'errors', 'clock', 'shield', 'gc_pause', 'tool_threads', 'output_text'},
+    {'errors', 'clock', 'testing', 'shield', 'gc_pause', 'tool_threads', 'output_text'},
     {'states', 'processes'},
     {'messages'},
     {'results', 'bus'},
@@ -42,9 +42,7 @@ def internal_imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith('subagents_cancel.'):
             found.add(node.module.split('.')[1])
         elif isinstance(node, ast.Import):
-            found.update(
-                alias.name.split('.')[1] for alias in node.names if alias.name.startswith('subagents_cancel.')
-            )
+            found.update(alias.name.split('.')[1] for alias in node.names if alias.name.startswith('subagents_cancel.'))
     return found
 
 

@@ -115,9 +115,9 @@ class SubAgentManager:
             policy: Grace windows, waiting bounds and concurrency; [`SubAgentPolicy()`][subagents_cancel.SubAgentPolicy]
                 by default.
             clock: Where time comes from; inside a sub-agent task, that task's clock, else
-                [`MonotonicClock`][subagents_cancel.MonotonicClock].
+                [`MonotonicClock`][subagents_cancel.clock.MonotonicClock].
             bus: The message bus between this owner and its tasks; a new
-                [`InProcessBus`][subagents_cancel.InProcessBus] by default.
+                [`InProcessBus`][subagents_cancel.bus.InProcessBus] by default.
 
         Raises:
             ConfigError: no sub-agents, duplicate names, a bad fallback or `default_model`, or a sub-agent
