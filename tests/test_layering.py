@@ -12,7 +12,7 @@ LAYERS: list[set[str]] = [
     {'errors', 'clock', 'testing', 'shield', 'gc_pause', 'tool_threads', 'output_text'},
     {'states', 'processes'},
     {'messages'},
-    {'results', 'bus'},
+    {'results', 'bus', 'reasons'},
     {'regions', 'config'},
     {'registry', 'reports', 'metrics'},
     {'replies', 'refusals', 'subagent_replies'},

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from .errors import SubAgentsError
 from .messages import CancelMode, CancelReason, TaskId
+from .reasons import FOR_PEOPLE
 from .results import Completed, TaskInfo
 from .states import TaskStatus
 
@@ -43,7 +44,7 @@ class RegionClosed(SubAgentsError):
     def __init__(self, region: str, reason: CancelReason) -> None:
         self.region = region
         self.reason = reason
-        super().__init__(f'Region {region!r} was cancelled ({reason.kind}); no new task can start in it.')
+        super().__init__(f'Region {region!r} was cancelled ({FOR_PEOPLE[reason.kind]}); no new task can start in it.')
 
 
 def check_region(name: str) -> str:
