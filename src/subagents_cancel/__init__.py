@@ -28,6 +28,7 @@ from .shutdown import ShutdownReport, ShutdownSignal, shutdown, shutdown_on_sign
 from .states import TaskStatus
 from .task_context import TaskCancelRequested, TaskContext, current_task
 from .tools import create_subagent_toolset
+from .transport import InProcessTransport, LoopbackTransport, Mailbox, Transport
 from .waiting import WaitFor, WaitResult
 
 __all__ = (
@@ -48,6 +49,9 @@ __all__ = (
     'Failed',
     'IllegalTransition',
     'InProcessBus',
+    'InProcessTransport',
+    'LoopbackTransport',
+    'Mailbox',
     'ManagerClosed',
     'ManualClock',
     'MessageBus',
@@ -77,6 +81,7 @@ __all__ = (
     'TaskId',
     'TaskInfo',
     'TaskStatus',
+    'Transport',
     'UnknownSubAgent',
     'UnknownTask',
     'WaitFor',
