@@ -28,7 +28,7 @@ travels in JSON as its type's name and its data (see [`output_codec`][subagents_
 
 Messages are frozen slotted dataclasses checked by the adapter, not pydantic models: in-process the engine
 builds them and passes them on without ever serialising them, and building a model costs more.
-`benchmarks/message_construction.py` (CPU time per `CancelRequest`, best of 3 x 100,000, on the project's
+`benchmarks/message_costs.py` (CPU time per `CancelRequest`, best of 3 x 100,000, on the project's
 2-core machine under load) measured 3.9 us for the dataclass, 4.7 us for a `BaseModel(frozen=True)` with the
 same fields (+21 %), 4.8 us for the dataclass checked by `MESSAGE_ADAPTER.validate_python`, and 8.8 us
 through `encode_message` and `decode_message`. pydantic validates, serialises and describes stdlib

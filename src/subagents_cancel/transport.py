@@ -157,8 +157,9 @@ class _Mailboxes:
         return self._open.get(address)
 
     def deliver(self, address: str, message: BusMessage, mailbox: _Mailbox | None) -> None:
-        for observer in tuple(self._observers):
-            observer(address, message)
+        if self._observers:
+            for observer in tuple(self._observers):
+                observer(address, message)
         if mailbox is not None:
             mailbox.put(message)
 
