@@ -13,13 +13,16 @@ its `repr`, shortened to a bounded size, travels as `data`, and its `type` ends 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import JsonValue, PlainSerializer, PlainValidator, TypeAdapter, ValidationInfo
 from pydantic_core import to_jsonable_python
-from typing_extensions import TypedDict, TypeForm
+from typing_extensions import TypedDict
 
 from .output_text import shortened
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeForm
 
 __all__ = ('UNSERIALISABLE', 'EncodedOutput', 'TypedOutput', 'decode_output', 'encode_output')
 

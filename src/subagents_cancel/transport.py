@@ -13,7 +13,8 @@ reads it, as an async iterator, and anyone may send to it. What every transport 
   least: a transport across processes may interleave two senders), each at most once. A message sent but not
   yet read when its mailbox is released, or the transport closed, is dropped.
 * **Observers** see every message sent while the transport is open, with its address, whether a mailbox takes it
-  or not. An observer is called from the transport's delivery, so it must return quickly and must not raise.
+  or not, as it is delivered (a message still in transit when the transport closes is dropped unseen). An
+  observer is called from the transport's delivery, so it must return quickly and must not raise.
 
 [`InProcessTransport`][subagents_cancel.InProcessTransport] hands over the very objects, in the sender's task.
 [`LoopbackTransport`][subagents_cancel.LoopbackTransport] carries every message through JSON and delivers it
