@@ -10,9 +10,9 @@ import subagents_cancel
 # Lower layers never import higher ones. Modules on one layer do not import each other.
 LAYERS: list[set[str]] = [
     {'errors', 'clock', 'testing', 'shield', 'gc_pause', 'tool_threads', 'output_text'},
-    {'states', 'processes'},
+    {'states', 'processes', 'output_codec'},
     {'messages'},
-    {'results', 'bus', 'reasons'},
+    {'results', 'bus', 'reasons', 'transport'},
     {'regions', 'config'},
     {'registry', 'reports', 'metrics'},
     {'replies', 'refusals', 'subagent_replies'},

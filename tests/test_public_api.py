@@ -55,6 +55,10 @@ def test_the_top_level_is_what_an_application_imports_every_day() -> None:
             'SubAgentsError',
             'UnknownTask',
             'CancelMetrics',
+            'InProcessTransport',
+            'LoopbackTransport',
+            'Mailbox',
+            'Transport',
         )
     )
 

@@ -6,7 +6,8 @@ the messages between owners and tasks (`subagents_cancel.messages`), region deta
 every error (`subagents_cancel.errors`; those that carry a task's status are in `subagents_cancel.states`),
 waiting (`subagents_cancel.waiting`), code inside a task (`subagents_cancel.task_context`,
 `subagents_cancel.processes`), shutdown (`subagents_cancel.shutdown`), cancel figures
-(`subagents_cancel.metrics`), clocks (`subagents_cancel.clock`) and the bus (`subagents_cancel.bus`). Helpers
+(`subagents_cancel.metrics`), clocks (`subagents_cancel.clock`), the bus (`subagents_cancel.bus`) and typed outputs across a transport
+(`subagents_cancel.output_codec`). Helpers
 that exist only for tests are in `subagents_cancel.testing`.
 """
 
@@ -24,6 +25,7 @@ from .shutdown import shutdown_on_signals
 from .states import TaskStatus
 from .task_context import TaskContext, current_task
 from .tools import create_subagent_toolset
+from .transport import InProcessTransport, LoopbackTransport, Mailbox, Transport
 
 __all__ = (
     # owning tasks: start, cancel, answer and wait for them; nothing outlives its owner
@@ -61,4 +63,8 @@ __all__ = (
     # telemetry: the cancel figures (span and metric names are in `subagents_cancel.telemetry`)
     'CancelMetrics',
     # across processes: the transport between owners and their tasks
+    'InProcessTransport',
+    'LoopbackTransport',
+    'Mailbox',
+    'Transport',
 )

@@ -17,19 +17,38 @@ From the owner to observers: [`StatusChanged`][subagents_cancel.messages.StatusC
 [`TaskUnresponsive`][subagents_cancel.messages.TaskUnresponsive].
 
 Every message has its own `message_id`; a reply names the message it answers in `correlation_id`.
+
+Every message is a member of one union, [`BusMessage`][subagents_cancel.messages.BusMessage], told apart by
+its `kind` (`'cancel_request'`, `'run_finished'`...), which has a default, so a message is built without it.
+[`MESSAGE_ADAPTER`][subagents_cancel.messages.MESSAGE_ADAPTER] validates and serialises the union:
+[`encode_message`][subagents_cancel.messages.encode_message] and
+[`decode_message`][subagents_cancel.messages.decode_message] carry a message through JSON, and
+[`message_json_schema`][subagents_cancel.messages.message_json_schema] describes it. A sub-agent's output
+travels in JSON as its type's name and its data (see [`output_codec`][subagents_cancel.output_codec]).
+
+Messages are frozen slotted dataclasses checked by the adapter, not pydantic models: in-process the engine
+builds them and passes them on without ever serialising them, and building a model costs more.
+`benchmarks/message_costs.py` (CPU time per `CancelRequest`, best of 3 x 100,000, on the project's
+2-core machine under load) measured 3.9 us for the dataclass, 4.7 us for a `BaseModel(frozen=True)` with the
+same fields (+21 %), 4.8 us for the dataclass checked by `MESSAGE_ADAPTER.validate_python`, and 8.8 us
+through `encode_message` and `decode_message`. pydantic validates, serialises and describes stdlib
+dataclasses as it does models, discriminated unions included.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal, NewType
+from typing import Annotated, Literal, NewType
 
+from pydantic import Field, JsonValue, TypeAdapter
 from pydantic_ai import RunUsage
 
+from .output_codec import TypedOutput
 from .states import TaskState
 
 __all__ = (
+    'MESSAGE_ADAPTER',
     'Answer',
     'BusMessage',
     'CancelAcknowledged',
@@ -55,6 +74,9 @@ __all__ = (
     'TaskStarted',
     'TaskUnresponsive',
     'ThreadsFinished',
+    'decode_message',
+    'encode_message',
+    'message_json_schema',
 )
 
 TaskId = NewType('TaskId', str)
@@ -114,6 +136,7 @@ class _Message:
 class CancelRequest(_Message):
     """Ask a task to stop: `'soft'` tells it and allows `grace_seconds`, `'hard'` stops it now."""
 
+    kind: Literal['cancel_request'] = field(default='cancel_request', repr=False)
     mode: CancelMode
     reason: CancelReason
     grace_seconds: float = 0.0
@@ -123,6 +146,7 @@ class CancelRequest(_Message):
 class Answer(_Message):
     """The parent's answer to the question `correlation_id`."""
 
+    kind: Literal['answer'] = field(default='answer', repr=False)
     text: str
     correlation_id: str
 
@@ -131,11 +155,14 @@ class Answer(_Message):
 class TaskStarted(_Message):
     """The task got a slot; its run begins."""
 
+    kind: Literal['task_started'] = field(default='task_started', repr=False)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CancelAcknowledged(_Message):
     """The cancel request `correlation_id` was delivered inside a model request: the sub-agent has read it."""
 
+    kind: Literal['cancel_acknowledged'] = field(default='cancel_acknowledged', repr=False)
     correlation_id: str
 
 
@@ -143,6 +170,7 @@ class CancelAcknowledged(_Message):
 class CancelEscalated(_Message):
     """The grace window of the soft cancel `correlation_id` expired; the run is being stopped."""
 
+    kind: Literal['cancel_escalated'] = field(default='cancel_escalated', repr=False)
     correlation_id: str
 
 
@@ -150,6 +178,7 @@ class CancelEscalated(_Message):
 class Question(_Message):
     """The sub-agent asks its parent; an [`Answer`][subagents_cancel.messages.Answer] refers to `message_id`."""
 
+    kind: Literal['question'] = field(default='question', repr=False)
     text: str
 
 
@@ -157,6 +186,7 @@ class Question(_Message):
 class QuestionWithdrawn(_Message):
     """The question `correlation_id` ended without an answer (its tool call was cut off) and the run goes on."""
 
+    kind: Literal['question_withdrawn'] = field(default='question_withdrawn', repr=False)
     correlation_id: str
 
 
@@ -164,6 +194,7 @@ class QuestionWithdrawn(_Message):
 class CheckpointRecorded(_Message):
     """The sub-agent recorded its progress."""
 
+    kind: Literal['checkpoint_recorded'] = field(default='checkpoint_recorded', repr=False)
     checkpoint: Checkpoint
 
 
@@ -171,7 +202,8 @@ class CheckpointRecorded(_Message):
 class RunOutput:
     """The run ended with this output, committed before any cancel request reached the runner (it wins)."""
 
-    output: object
+    output: TypedOutput
+    kind: Literal['run_output'] = field(default='run_output', repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +215,7 @@ class RunError:
 
     error_type: str
     message: str
+    kind: Literal['run_error'] = field(default='run_error', repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,8 +227,9 @@ class RunStopped:
     `error` is set when the run raised after the request (while it was wrapping up, or being stopped).
     """
 
-    output: object | None = None
+    output: TypedOutput = None
     error: RunError | None = None
+    kind: Literal['run_stopped'] = field(default='run_stopped', repr=False)
 
 
 RunEnding = RunOutput | RunError | RunStopped
@@ -210,6 +244,7 @@ class CancelHeld(_Message):
     rejects the answer and goes on, the request is delivered then, and wins.
     """
 
+    kind: Literal['cancel_held'] = field(default='cancel_held', repr=False)
     correlation_id: str
 
 
@@ -223,6 +258,7 @@ class CancelLost(_Message):
     later).
     """
 
+    kind: Literal['cancel_lost'] = field(default='cancel_lost', repr=False)
     correlation_id: str
     ending: RunOutput
 
@@ -230,6 +266,8 @@ class CancelLost(_Message):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeadlineExpired(_Message):
     """The task's time budget ran out; the owner decides how to cancel it."""
+
+    kind: Literal['deadline_expired'] = field(default='deadline_expired', repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -240,7 +278,8 @@ class RunFinished(_Message):
     while such a tool was working, its thread goes on, and is reported here until it returns.
     """
 
-    ending: RunEnding
+    kind: Literal['run_finished'] = field(default='run_finished', repr=False)
+    ending: Annotated[RunEnding, Field(discriminator='kind')]
     usage: RunUsage
     lingering_threads: int = 0
     usage_after_cancel: RunUsage | None = None
@@ -252,11 +291,14 @@ class RunFinished(_Message):
 class ThreadsFinished(_Message):
     """The worker threads that outlived the task's run have all returned."""
 
+    kind: Literal['threads_finished'] = field(default='threads_finished', repr=False)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatusChanged(_Message):
     """The owner moved the task from `old` to `new`."""
 
+    kind: Literal['status_changed'] = field(default='status_changed', repr=False)
     old: TaskState
     new: TaskState
 
@@ -267,6 +309,8 @@ class TaskUnresponsive(_Message):
 
     It counts as an orphan until it ends, or until its threads return.
     """
+
+    kind: Literal['task_unresponsive'] = field(default='task_unresponsive', repr=False)
 
 
 BusMessage = (
@@ -287,3 +331,26 @@ BusMessage = (
     | TaskUnresponsive
 )
 """Every message the bus carries."""
+
+
+MESSAGE_ADAPTER: TypeAdapter[BusMessage] = TypeAdapter(Annotated[BusMessage, Field(discriminator='kind')])
+"""Validates and serialises every message, told apart by its `kind`."""
+
+
+def encode_message(message: BusMessage) -> bytes:
+    """`message` as JSON; its outputs travel as `{"type", "data"}` (see `subagents_cancel.output_codec`)."""
+    return MESSAGE_ADAPTER.dump_json(message)
+
+
+def decode_message(data: bytes) -> BusMessage:
+    """The message `data` encodes; its outputs come back as `EncodedOutput`s.
+
+    Raises:
+        pydantic.ValidationError: `data` is not the JSON of a message.
+    """
+    return MESSAGE_ADAPTER.validate_json(data)
+
+
+def message_json_schema() -> dict[str, JsonValue]:
+    """The JSON schema of every message, one `oneOf` member per `kind`."""
+    return MESSAGE_ADAPTER.json_schema()

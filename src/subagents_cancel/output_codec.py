@@ -1,0 +1,103 @@
+"""How a sub-agent's output, an arbitrary Python object, travels in a JSON message and is turned back.
+
+In JSON an output is `{"type": "<module>.<qualname>", "data": <its JSON form>}` (`None` travels as `null`).
+Decoding a message gives an [`EncodedOutput`][subagents_cancel.output_codec.EncodedOutput] in its place, and
+[`decode_output`][subagents_cancel.output_codec.decode_output] turns that back into the sub-agent's `output_type`.
+In-process nothing is encoded: a message built or validated from Python objects keeps the output object itself.
+
+An output pydantic cannot serialise (an instance of a plain class, a list that contains itself) is not lost:
+its `repr`, shortened to a bounded size, travels as `data`, and its `type` ends in
+[`UNSERIALISABLE`][subagents_cancel.output_codec.UNSERIALISABLE]; such an output cannot be turned back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import JsonValue, PlainSerializer, PlainValidator, TypeAdapter, ValidationInfo
+from pydantic_core import to_jsonable_python
+from typing_extensions import TypedDict
+
+from .output_text import shortened
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeForm
+
+__all__ = ('UNSERIALISABLE', 'EncodedOutput', 'TypedOutput', 'decode_output', 'encode_output')
+
+UNSERIALISABLE = ' (unserialisable; data is its shortened repr)'
+"""Ends the `type` of an output that pydantic could not serialise, whose `data` is its shortened `repr`."""
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedOutput:
+    """An output as it arrived in JSON: the name of its type and its JSON form."""
+
+    type_name: str
+    """`<module>.<qualname>` of the output's type, followed by `UNSERIALISABLE` if only its `repr` travelled."""
+    data: JsonValue
+    """The output's JSON form, as pydantic serialised it (`to_jsonable_python`)."""
+
+
+class _OutputJson(TypedDict):
+    type: str
+    data: JsonValue
+
+
+def encode_output(value: object) -> _OutputJson | None:
+    """The JSON form of an output: its type's name and its data; `None` for `None`.
+
+    An [`EncodedOutput`][subagents_cancel.output_codec.EncodedOutput] (an output that arrived from JSON and is
+    sent on) encodes to the form it arrived in.
+    """
+    if value is None:
+        return None
+    if isinstance(value, EncodedOutput):
+        return {'type': value.type_name, 'data': value.data}
+    type_name = f'{type(value).__module__}.{type(value).__qualname__}'
+    try:
+        data: JsonValue = to_jsonable_python(value)
+    except ValueError:  # pydantic's serialisation error, or a circular reference
+        return {'type': type_name + UNSERIALISABLE, 'data': shortened(value)}
+    return {'type': type_name, 'data': data}
+
+
+_ENCODED = TypeAdapter(_OutputJson)
+
+
+def _arrive(value: object, info: ValidationInfo) -> object:
+    """Keep a Python output untouched; read one that arrived in JSON as an `EncodedOutput`."""
+    if info.mode != 'json' or value is None:
+        return value
+    encoded = _ENCODED.validate_python(value)
+    return EncodedOutput(encoded['type'], encoded['data'])
+
+
+TypedOutput = Annotated[
+    object,
+    PlainValidator(_arrive, json_schema_input_type=_OutputJson | None),
+    PlainSerializer(encode_output, when_used='json'),
+]
+"""A message field that holds a sub-agent's output: any object in-process, `{"type", "data"}` in JSON."""
+
+
+def decode_output(value: object, output_type: TypeForm[object]) -> object:
+    """Turn an output that arrived in JSON back into `output_type`; any other value is returned untouched.
+
+    Args:
+        value: a message's output field: an [`EncodedOutput`][subagents_cancel.output_codec.EncodedOutput] if the
+            message was decoded from JSON, else the output object itself (returned as it is).
+        output_type: the sub-agent's `output_type` (a type, a union, `list[Model]`...); its `TypeAdapter`
+            validates the data, so plain JSON types come back as themselves.
+
+    Returns:
+        The output as `output_type`, or `value` itself if it was not encoded, or could not be serialised (the
+        `EncodedOutput` of its `repr` then comes back unchanged).
+
+    Raises:
+        pydantic.ValidationError: the data does not fit `output_type`.
+    """
+    if not isinstance(value, EncodedOutput) or value.type_name.endswith(UNSERIALISABLE):
+        return value
+    return TypeAdapter(output_type).validate_python(value.data)

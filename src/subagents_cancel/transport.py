@@ -1,0 +1,291 @@
+"""The transport: the one way messages travel between an owner and its tasks.
+
+A [`Transport`][subagents_cancel.Transport] carries [`BusMessage`][subagents_cancel.messages.BusMessage]s to
+mailboxes. A task's mailbox is addressed by its task id, an owner's by its owner id; whoever opens a mailbox
+reads it, as an async iterator, and anyone may send to it. What every transport guarantees:
+
+* **Its lifetime bounds every mailbox.** A transport is an async context manager; mailboxes are opened inside it,
+  and leaving it ends the iteration of every mailbox, so no reader waits past it, and it never hangs or spins.
+* **One mailbox per address.** Opening an address that is taken gives `None`; checking and taking is one step.
+* **`send` returning `True`** means a mailbox was open at the address, and the message will be delivered to that
+  mailbox unless it is released first; `False` means there was none, and the message is dropped.
+* **Order and count.** Messages sent to one address arrive in the order they were sent (from one sender at
+  least: a transport across processes may interleave two senders), each at most once. A message sent but not
+  yet read when its mailbox is released, or the transport closed, is dropped.
+* **Observers** see every message sent while the transport is open, with its address, whether a mailbox takes it
+  or not, as it is delivered (a message still in transit when the transport closes is dropped unseen). An
+  observer is called from the transport's delivery, so it must return quickly and must not raise.
+
+[`InProcessTransport`][subagents_cancel.InProcessTransport] hands over the very objects, in the sender's task.
+[`LoopbackTransport`][subagents_cancel.LoopbackTransport] carries every message through JSON and delivers it
+from a receive loop in its own task, as a transport across processes would.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from typing import Literal, Protocol, Self, final
+
+import anyio
+
+from .messages import BusMessage, decode_message, encode_message
+
+__all__ = ('InProcessTransport', 'LoopbackTransport', 'Mailbox', 'Observer', 'Transport')
+
+Observer = Callable[[str, BusMessage], None]
+"""Sees every message sent on a transport, with the address it was sent to."""
+
+
+class Mailbox(Protocol):
+    """The messages sent to one address, read in order by one task with `async for`.
+
+    Iteration ends once the mailbox is released or its transport closed.
+    """
+
+    @property
+    def address(self) -> str:
+        """The address this mailbox was opened at."""
+        ...
+
+    def __aiter__(self) -> AsyncIterator[BusMessage]:
+        """The mailbox itself."""
+        ...
+
+    async def __anext__(self) -> BusMessage:
+        """The next message, once there is one.
+
+        Raises:
+            StopAsyncIteration: the mailbox was released, or its transport closed.
+        """
+        ...
+
+
+class Transport(Protocol):
+    """Carries messages between owners and tasks: open a mailbox, send to an address, release, observe."""
+
+    async def __aenter__(self) -> Self:
+        """Start the transport; mailboxes can be opened from now on."""
+        ...
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close the transport: every mailbox's iteration ends, later sends are dropped, `open` raises."""
+        ...
+
+    async def open(self, address: str) -> Mailbox | None:
+        """Open the mailbox at `address`, or return `None` (and change nothing) if that address is taken.
+
+        Raises:
+            anyio.ClosedResourceError: the transport is not entered yet, or closed.
+        """
+        ...
+
+    async def send(self, address: str, message: BusMessage) -> bool:
+        """Send `message` to `address`; return whether a mailbox was open there to take it."""
+        ...
+
+    async def release(self, address: str) -> None:
+        """Close the mailbox at `address`: its iteration ends, unread and later messages are dropped."""
+        ...
+
+    def subscribe(self, observer: Observer) -> Callable[[], None]:
+        """Show every message to `observer` until the returned function is called."""
+        ...
+
+
+class _Mailbox:
+    """A FIFO queue that wakes its one reader; reading a message that is there already does not yield."""
+
+    __slots__ = ('address', '_queue', '_released', '_wakeup')
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self._queue: deque[BusMessage] = deque()
+        self._released = False
+        self._wakeup: anyio.Event | None = None
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> BusMessage:
+        while not self._released:
+            if self._queue:
+                return self._queue.popleft()
+            self._wakeup = anyio.Event()
+            await self._wakeup.wait()
+        raise StopAsyncIteration
+
+    def put(self, message: BusMessage) -> None:
+        if not self._released:
+            self._queue.append(message)
+            self._wake()
+
+    def end(self) -> None:
+        self._released = True
+        self._queue.clear()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+            self._wakeup = None
+
+
+class _Mailboxes:
+    """The open mailboxes of one transport, its observers, and whether it is open."""
+
+    def __init__(self) -> None:
+        self.state: Literal['new', 'open', 'closed'] = 'new'
+        self._open: dict[str, _Mailbox] = {}
+        self._observers: list[Observer] = []
+
+    def start(self) -> None:
+        if self.state != 'new':
+            raise RuntimeError('A transport is entered once; create a new one.')
+        self.state = 'open'
+
+    def open(self, address: str) -> _Mailbox | None:
+        if self.state != 'open':
+            raise anyio.ClosedResourceError
+        if address in self._open:
+            return None
+        mailbox = self._open[address] = _Mailbox(address)
+        return mailbox
+
+    def target(self, address: str) -> _Mailbox | None:
+        return self._open.get(address)
+
+    def deliver(self, address: str, message: BusMessage, mailbox: _Mailbox | None) -> None:
+        if self._observers:
+            for observer in tuple(self._observers):
+                observer(address, message)
+        if mailbox is not None:
+            mailbox.put(message)
+
+    def release(self, address: str) -> None:
+        mailbox = self._open.pop(address, None)
+        if mailbox is not None:
+            mailbox.end()
+
+    def subscribe(self, observer: Observer) -> Callable[[], None]:
+        self._observers.append(observer)
+
+        def unsubscribe() -> None:
+            if observer in self._observers:
+                self._observers.remove(observer)
+
+        return unsubscribe
+
+    def close(self) -> None:
+        self.state = 'closed'
+        for mailbox in self._open.values():
+            mailbox.end()
+        self._open.clear()
+
+
+class _MailboxTransport:
+    """What both transports share: mailboxes opened, released and observed in this process."""
+
+    def __init__(self) -> None:
+        self._mailboxes = _Mailboxes()
+
+    async def open(self, address: str) -> Mailbox | None:
+        """Open the mailbox at `address`, or return `None` (and change nothing) if that address is taken.
+
+        Raises:
+            anyio.ClosedResourceError: the transport is not entered yet, or closed.
+        """
+        return self._mailboxes.open(address)
+
+    async def release(self, address: str) -> None:
+        """Close the mailbox at `address`: its iteration ends, unread and later messages are dropped."""
+        self._mailboxes.release(address)
+
+    def subscribe(self, observer: Observer) -> Callable[[], None]:
+        """Show every message to `observer` until the returned function is called."""
+        return self._mailboxes.subscribe(observer)
+
+
+@final
+class InProcessTransport(_MailboxTransport):
+    """A transport inside one event loop that hands over the very objects: nothing is serialised.
+
+    `send` shows the message to the observers and appends it to the mailbox, waking its reader, before it
+    returns; it never yields to the event loop.
+    """
+
+    async def __aenter__(self) -> Self:
+        """Start the transport; mailboxes can be opened from now on."""
+        self._mailboxes.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close the transport: every mailbox's iteration ends, later sends are dropped, `open` raises."""
+        self._mailboxes.close()
+
+    async def send(self, address: str, message: BusMessage) -> bool:
+        """Show `message` to the observers and append it to the mailbox at `address`, if one is open."""
+        if self._mailboxes.state != 'open':
+            return False
+        mailbox = self._mailboxes.target(address)
+        self._mailboxes.deliver(address, message, mailbox)
+        return mailbox is not None
+
+
+@final
+class LoopbackTransport(_MailboxTransport):
+    """A transport that carries every message through JSON and delivers it from its own task.
+
+    `send` encodes the message ([`encode_message`][subagents_cancel.messages.encode_message]) and queues the
+    bytes; a receive loop, started on entering the transport and stopped on leaving it, decodes each one, shows it
+    to the observers and puts it in its mailbox. Delivery is therefore always asynchronous and always through
+    bytes: readers and observers get what survived JSON (outputs as
+    [`EncodedOutput`][subagents_cancel.output_codec.EncodedOutput]s), never the object that was sent.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._transit: _Transit | None = None
+        self._stack = AsyncExitStack()
+
+    async def __aenter__(self) -> Self:
+        """Start the transport and its receive loop; mailboxes can be opened from now on."""
+        self._mailboxes.start()
+        self._transit = transit = _Transit()
+        group = await self._stack.enter_async_context(anyio.create_task_group())
+        group.start_soon(transit.receive, self._mailboxes)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close the transport: every mailbox's iteration ends, the receive loop stops, messages in transit drop."""
+        self._mailboxes.close()
+        if self._transit is not None:
+            self._transit.stop()
+        await self._stack.aclose()
+
+    async def send(self, address: str, message: BusMessage) -> bool:
+        """Encode `message` and queue it for the mailbox open at `address` now, if there is one."""
+        if self._transit is None or self._mailboxes.state != 'open':
+            return False
+        mailbox = self._mailboxes.target(address)
+        self._transit.outbox.send_nowait((address, encode_message(message), mailbox))
+        return mailbox is not None
+
+
+class _Transit:
+    """The encoded messages on their way, each with the mailbox it was sent to, and the loop that delivers them."""
+
+    def __init__(self) -> None:
+        self.outbox, self._inbox = anyio.create_memory_object_stream[tuple[str, bytes, _Mailbox | None]](math.inf)
+        self._loop = anyio.CancelScope()
+
+    async def receive(self, mailboxes: _Mailboxes) -> None:
+        with self._loop, self._inbox:
+            async for address, data, mailbox in self._inbox:
+                mailboxes.deliver(address, decode_message(data), mailbox)
+
+    def stop(self) -> None:
+        self._loop.cancel()
+        self.outbox.close()

@@ -1,0 +1,238 @@
+"""Every message survives JSON: one union told apart by `kind`, outputs carried as their type's name and data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from dirty_equals import IsPartialDict
+from inline_snapshot import snapshot
+from pydantic import BaseModel, ValidationError
+from pydantic_ai import RunUsage
+
+from subagents_cancel import CancelReason, TaskId, TaskStatus
+from subagents_cancel.messages import (
+    MESSAGE_ADAPTER,
+    Answer,
+    BusMessage,
+    CancelAcknowledged,
+    CancelEscalated,
+    CancelHeld,
+    CancelLost,
+    CancelRequest,
+    Checkpoint,
+    CheckpointRecorded,
+    DeadlineExpired,
+    Question,
+    QuestionWithdrawn,
+    RunError,
+    RunFinished,
+    RunOutput,
+    RunStopped,
+    StatusChanged,
+    TaskStarted,
+    TaskUnresponsive,
+    ThreadsFinished,
+    decode_message,
+    encode_message,
+    message_json_schema,
+)
+from subagents_cancel.output_codec import UNSERIALISABLE, EncodedOutput, decode_output
+from subagents_cancel.states import TaskState
+
+T = TaskId('researcher-3f9a07c2')
+
+
+class Report(BaseModel):
+    title: str
+    pages: int
+
+
+@dataclass(frozen=True)
+class Finding:
+    topic: str
+    score: float
+
+
+class Opaque:
+    """A plain class: pydantic cannot serialise its instances."""
+
+    def __repr__(self) -> str:
+        return 'Opaque(42)'
+
+
+def one_of_each_kind() -> list[BusMessage]:
+    """One message of every kind, with no output object in it."""
+    usage = RunUsage(requests=2, input_tokens=1000, output_tokens=20, details={'reasoning': 3})
+    return [
+        CancelRequest(
+            task_id=T, sent_at=1.0, mode='soft', reason=CancelReason(kind='deadline', detail='late'), grace_seconds=5.0
+        ),
+        Answer(task_id=T, sent_at=2.0, text='EU', correlation_id='q-1'),
+        TaskStarted(task_id=T, sent_at=0.5),
+        CancelAcknowledged(task_id=T, sent_at=3.0, correlation_id='c-1'),
+        CancelEscalated(task_id=T, sent_at=4.0, correlation_id='c-1'),
+        CancelHeld(task_id=T, sent_at=4.5, correlation_id='c-1'),
+        CancelLost(task_id=T, sent_at=5.0, correlation_id='c-1', ending=RunOutput(None)),
+        Question(task_id=T, sent_at=1.5, text='EU or US?'),
+        QuestionWithdrawn(task_id=T, sent_at=1.7, correlation_id='q-1'),
+        CheckpointRecorded(
+            task_id=T,
+            sent_at=2.5,
+            checkpoint=Checkpoint(
+                completed=('EU',), in_progress=('US',), not_started=('Asia',), findings=('x',), at=2.5
+            ),
+        ),
+        DeadlineExpired(task_id=T, sent_at=9.0),
+        RunFinished(
+            task_id=T,
+            sent_at=6.0,
+            ending=RunStopped(error=RunError('TimeoutError', 'the run timed out')),
+            usage=usage,
+            lingering_threads=1,
+            usage_after_cancel=RunUsage(requests=1),
+        ),
+        ThreadsFinished(task_id=T, sent_at=7.0),
+        StatusChanged(
+            task_id=T,
+            sent_at=3.0,
+            old=TaskState(TaskStatus.RUNNING),
+            new=TaskState(TaskStatus.RUNNING, cancel_requested=True),
+        ),
+        TaskUnresponsive(task_id=T, sent_at=8.0),
+    ]
+
+
+def schema_kinds() -> list[str]:
+    """The kinds the JSON schema's discriminator maps to a member, sorted."""
+    discriminator = message_json_schema()['discriminator']
+    assert isinstance(discriminator, dict)
+    mapping = discriminator['mapping']
+    assert isinstance(mapping, dict)
+    return sorted(mapping)
+
+
+def test_every_message_kind_round_trips_through_json_unchanged() -> None:
+    """Each kind of message decodes from its JSON equal to what was encoded, nested values included."""
+    messages = one_of_each_kind()
+    assert sorted({message.kind for message in messages}) == schema_kinds()
+    assert [decode_message(encode_message(message)) for message in messages] == messages
+
+
+def test_every_run_ending_round_trips_through_json() -> None:
+    """A run's end, whichever it was, comes back as the same kind of ending."""
+    endings = [
+        RunError('RuntimeError', 'it broke'),
+        RunStopped(),
+        RunStopped(error=RunError('E', 'm')),
+        RunOutput(None),
+    ]
+    finished = [RunFinished(task_id=T, sent_at=1.0, ending=ending, usage=RunUsage()) for ending in endings]
+    assert [decode_message(encode_message(message)) for message in finished] == finished
+
+
+def test_the_json_schema_lists_every_kind() -> None:
+    """The schema is one union discriminated on `kind`, with a member for every message."""
+    assert message_json_schema()['discriminator'] == IsPartialDict(propertyName='kind')
+    assert schema_kinds() == snapshot(
+        [
+            'answer',
+            'cancel_acknowledged',
+            'cancel_escalated',
+            'cancel_held',
+            'cancel_lost',
+            'cancel_request',
+            'checkpoint_recorded',
+            'deadline_expired',
+            'question',
+            'question_withdrawn',
+            'run_finished',
+            'status_changed',
+            'task_started',
+            'task_unresponsive',
+            'threads_finished',
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    'output',
+    [
+        'the full answer',
+        {'city': 'Lyon', 'tags': ['a', 'b']},
+        Report(title='Batteries', pages=12),
+        Finding('sulfide', 0.8),
+    ],
+    ids=['str', 'dict', 'pydantic-model', 'dataclass'],
+)
+def test_an_output_travels_as_its_type_name_and_data(output: object) -> None:
+    """An output arrives as an `EncodedOutput`, turns back into its type, and is sent on in the form it arrived in."""
+    message = RunFinished(task_id=T, sent_at=1.0, ending=RunOutput(output), usage=RunUsage())
+    decoded = decode_message(encode_message(message))
+    assert isinstance(decoded, RunFinished) and isinstance(decoded.ending, RunOutput)
+    arrived = decoded.ending.output
+    assert isinstance(arrived, EncodedOutput)
+    assert arrived.type_name == f'{type(output).__module__}.{type(output).__qualname__}'
+    assert decode_output(arrived, type(output)) == output
+    assert encode_message(decoded) == encode_message(message)
+
+
+def test_outputs_of_a_stopped_run_and_of_a_lost_cancel_travel_too() -> None:
+    """A partial output and the output a cancel lost to come back as their sub-agent's output type."""
+    stopped = RunFinished(task_id=T, sent_at=1.0, ending=RunStopped(Report(title='Half', pages=3)), usage=RunUsage())
+    lost = CancelLost(task_id=T, sent_at=1.0, correlation_id='c-1', ending=RunOutput(Finding('oxide', 0.5)))
+    decoded_stopped = decode_message(encode_message(stopped))
+    decoded_lost = decode_message(encode_message(lost))
+    assert isinstance(decoded_stopped, RunFinished) and isinstance(decoded_stopped.ending, RunStopped)
+    assert isinstance(decoded_lost, CancelLost)
+    assert decode_output(decoded_stopped.ending.output, Report) == Report(title='Half', pages=3)
+    assert decode_output(decoded_lost.ending.output, Finding) == Finding('oxide', 0.5)
+
+
+def test_an_output_that_cannot_be_serialised_travels_as_its_repr() -> None:
+    """Its shortened repr travels under its type's name marked unserialisable, and decoding leaves it as it came."""
+    message = RunFinished(task_id=T, sent_at=1.0, ending=RunOutput(Opaque()), usage=RunUsage())
+    decoded = decode_message(encode_message(message))
+    assert isinstance(decoded, RunFinished) and isinstance(decoded.ending, RunOutput)
+    arrived = decoded.ending.output
+    assert arrived == snapshot(
+        EncodedOutput(
+            type_name='tests.test_messages.Opaque (unserialisable; data is its shortened repr)', data='Opaque(42)'
+        )
+    )
+    assert isinstance(arrived, EncodedOutput) and arrived.type_name.endswith(UNSERIALISABLE)
+    assert decode_output(arrived, Opaque) is arrived
+
+
+def test_in_process_outputs_are_never_serialised() -> None:
+    """Checking a message built in-process keeps the very output object, and `decode_output` passes it through."""
+    output = Opaque()
+    message = RunFinished(task_id=T, sent_at=1.0, ending=RunOutput(output), usage=RunUsage())
+    checked = MESSAGE_ADAPTER.validate_python(message)
+    assert isinstance(checked, RunFinished) and isinstance(checked.ending, RunOutput)
+    assert checked.ending.output is output
+    assert decode_output(output, Opaque) is output
+
+
+def test_an_output_that_does_not_fit_its_type_is_refused() -> None:
+    """Data that is not an instance of the sub-agent's output type raises a validation error."""
+    with pytest.raises(ValidationError, match=r'^1 validation error for int\n'):
+        decode_output(EncodedOutput('builtins.str', 'not a number'), int)
+
+
+@pytest.mark.parametrize(
+    ('data', 'errors'),
+    [
+        (b'not json', ['json_invalid']),
+        (b'{"kind": "unknown", "task_id": "t", "sent_at": 1}', ['union_tag_invalid']),
+        (b'{"kind": "answer", "task_id": "t"}', ['missing', 'missing', 'missing']),
+    ],
+    ids=['not-json', 'unknown-kind', 'missing-fields'],
+)
+def test_bytes_that_are_not_a_message_are_refused(data: bytes, errors: list[str]) -> None:
+    """Decoding anything but a message's JSON raises a validation error that says what is wrong."""
+    with pytest.raises(
+        ValidationError, match=r'(?s)^\d validation errors? for tagged-union\[CancelRequest,.*$'
+    ) as raised:
+        decode_message(data)
+    assert [error['type'] for error in raised.value.errors()] == errors

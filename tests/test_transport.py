@@ -1,0 +1,195 @@
+"""The transport between owners and tasks: mailboxes opened once, order kept, released and closed without hanging.
+
+Every test runs on both transports: the in-process one, which hands over the very objects, and the loopback one,
+which carries every message through JSON and delivers it from its own task.
+"""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+from inline_snapshot import snapshot
+from pydantic import BaseModel
+from pydantic_ai import RunUsage
+
+from subagents_cancel import CancelReason, InProcessTransport, LoopbackTransport, Mailbox, TaskId, Transport
+from subagents_cancel.messages import Answer, BusMessage, CancelRequest, Question, RunFinished, RunOutput, TaskStarted
+from subagents_cancel.output_codec import EncodedOutput, decode_output
+
+pytestmark = pytest.mark.anyio
+
+T = TaskId('researcher-3f9a07c2')
+
+
+class Report(BaseModel):
+    title: str
+    pages: int
+
+
+class Opaque:
+    """A plain class: pydantic cannot serialise its instances."""
+
+    def __repr__(self) -> str:
+        return 'Opaque(42)'
+
+
+@pytest.fixture(params=['in-process', 'loopback'])
+def transport(request: pytest.FixtureRequest) -> Transport:
+    """A transport not yet entered, of each kind."""
+    return InProcessTransport() if request.param == 'in-process' else LoopbackTransport()
+
+
+def question(number: int) -> Question:
+    return Question(task_id=T, sent_at=float(number), text=f'question {number}')
+
+
+async def read_all(mailbox: Mailbox, into: list[BusMessage]) -> None:
+    async for message in mailbox:
+        into.append(message)
+
+
+async def read(mailbox: Mailbox, count: int) -> list[BusMessage]:
+    return [await anext(mailbox) for _ in range(count)]
+
+
+async def test_messages_to_a_mailbox_arrive_in_the_order_they_were_sent(transport: Transport) -> None:
+    """Messages from two senders to one address arrive in the order of their sends, each exactly once."""
+    sent = [question(number) for number in range(6)]
+    async with transport:
+        mailbox = await transport.open('owner')
+        assert mailbox is not None and mailbox.address == 'owner'
+
+        async def sender(messages: list[Question]) -> None:
+            for message in messages:
+                assert await transport.send('owner', message)
+                await anyio.lowlevel.checkpoint()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(sender, sent[0::2])
+            group.start_soon(sender, sent[1::2])
+        received = await read(mailbox, 6)
+    assert [message.sent_at for message in received] == snapshot([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    assert received == sent
+
+
+async def test_an_address_is_taken_by_one_mailbox_at_a_time(transport: Transport) -> None:
+    """A second open of a taken address gets `None`; once released, the address can be opened again."""
+    async with transport:
+        first = await transport.open('researcher-1')
+        assert first is not None
+        assert await transport.open('researcher-1') is None
+        await transport.release('researcher-1')
+        again = await transport.open('researcher-1')
+        assert again is not None and again is not first
+
+
+async def test_release_ends_iteration_and_later_sends_are_dropped(transport: Transport) -> None:
+    """A reader waiting on a released mailbox stops; messages not yet read are dropped, and later sends say so."""
+    received: list[BusMessage] = []
+    first = question(1)
+    async with transport:
+        assert not await transport.send('task', TaskStarted(task_id=T, sent_at=0.0))
+        mailbox = await transport.open('task')
+        assert mailbox is not None
+        async with anyio.create_task_group() as group:
+            group.start_soon(read_all, mailbox, received)
+            assert await transport.send('task', first)
+            await anyio.wait_all_tasks_blocked()
+            assert await transport.send('task', question(2))
+            await transport.release('task')
+            assert not await transport.send('task', question(3))
+        assert received == [first]
+        assert [message async for message in mailbox] == []
+
+
+async def test_observers_see_every_message_sent_with_its_address(transport: Transport) -> None:
+    """Observers see messages whether or not a mailbox took them, until they unsubscribe."""
+    seen: list[tuple[str, str]] = []
+    async with transport:
+        mailbox = await transport.open('owner')
+        assert mailbox is not None
+        unsubscribe = transport.subscribe(lambda address, message: seen.append((address, message.kind)))
+        assert not await transport.send('nobody', question(1))
+        assert await transport.send('owner', question(2))
+        await read(mailbox, 1)
+        unsubscribe()
+        assert await transport.send('owner', question(3))
+        await read(mailbox, 1)
+    assert seen == snapshot([('nobody', 'question'), ('owner', 'question')])
+
+
+async def test_closing_the_transport_ends_every_iteration(transport: Transport) -> None:
+    """Readers of every open mailbox stop when the transport closes; it then drops sends and refuses to open."""
+    got_a: list[BusMessage] = []
+    got_b: list[BusMessage] = []
+    first = question(1)
+    async with anyio.create_task_group() as group:
+        async with transport:
+            for address, into in (('a', got_a), ('b', got_b)):
+                mailbox = await transport.open(address)
+                assert mailbox is not None
+                group.start_soon(read_all, mailbox, into)
+            assert await transport.send('a', first)
+            await anyio.wait_all_tasks_blocked()
+    assert [got_a, got_b] == [[first], []]
+    assert not await transport.send('a', question(2))
+    with pytest.raises(anyio.ClosedResourceError):
+        await transport.open('c')
+
+
+async def test_in_process_hands_over_the_very_object() -> None:
+    """In-process, nothing is serialised: the reader gets the object that was sent, output included."""
+    output = Opaque()
+    sent = RunFinished(task_id=T, sent_at=1.0, ending=RunOutput(output), usage=RunUsage())
+    async with InProcessTransport() as transport:
+        mailbox = await transport.open('owner')
+        assert mailbox is not None
+        assert await transport.send('owner', sent)
+        [received] = await read(mailbox, 1)
+    assert received is sent
+
+
+async def test_loopback_delivers_from_its_own_task_only_what_survived_json() -> None:
+    """Loopback delivery happens after `send` returns, in another task, and carries outputs as their JSON form."""
+    sender = anyio.get_current_task().id
+    delivered_in: list[int] = []
+    sent = [
+        RunFinished(task_id=T, sent_at=1.0, ending=RunOutput(Report(title='Batteries', pages=12)), usage=RunUsage()),
+        RunFinished(task_id=T, sent_at=2.0, ending=RunOutput(Opaque()), usage=RunUsage()),
+        CancelRequest(task_id=T, sent_at=3.0, mode='hard', reason=CancelReason(kind='region')),
+    ]
+    async with LoopbackTransport() as transport:
+        transport.subscribe(lambda address, message: delivered_in.append(anyio.get_current_task().id))
+        mailbox = await transport.open('owner')
+        assert mailbox is not None
+        for message in sent:
+            assert await transport.send('owner', message)
+        assert delivered_in == []
+        received = await read(mailbox, 3)
+    assert delivered_in and sender not in delivered_in
+    assert all(got is not original for got, original in zip(received, sent, strict=True))
+    report, opaque, cancel = received
+    assert isinstance(report, RunFinished) and isinstance(report.ending, RunOutput)
+    assert decode_output(report.ending.output, Report) == Report(title='Batteries', pages=12)
+    assert isinstance(opaque, RunFinished) and isinstance(opaque.ending, RunOutput)
+    assert opaque.ending.output == snapshot(
+        EncodedOutput(
+            type_name='tests.test_transport.Opaque (unserialisable; data is its shortened repr)', data='Opaque(42)'
+        )
+    )
+    assert cancel == sent[2]
+
+
+async def test_a_mailbox_is_read_by_async_iteration(transport: Transport) -> None:
+    """`async for` over a mailbox yields each message as it arrives, across waits."""
+    received: list[BusMessage] = []
+    async with transport, anyio.create_task_group() as group:
+        mailbox = await transport.open('task')
+        assert mailbox is not None
+        group.start_soon(read_all, mailbox, received)
+        for number in range(3):
+            assert await transport.send('task', Answer(task_id=T, sent_at=float(number), text='EU', correlation_id='q'))
+            await anyio.wait_all_tasks_blocked()
+            assert len(received) == number + 1
+        await transport.release('task')
+    assert [message.sent_at for message in received] == [0.0, 1.0, 2.0]
