@@ -20,9 +20,10 @@ from __future__ import annotations
 import gc
 import inspect
 import time
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
@@ -120,25 +121,31 @@ def _percentiles(name: str, wall: list[float], cpu: list[float]) -> dict[str, fl
     }
 
 
+async def _series(trials: int, one: Callable[[], Awaitable[tuple[float, float]]]) -> tuple[list[float], list[float]]:
+    """(wall, CPU) ms of `trials` calls of `one`, after `WARMUP` that are not counted."""
+    timings = [await one() for _ in range(WARMUP + trials)][WARMUP:]
+    return [wall for wall, _ in timings], [cpu for _, cpu in timings]
+
+
 async def hard_cancels(transport: Transport, trials: int) -> tuple[list[float], list[float]]:
     """(wall, CPU) ms of `trials` single hard cancels of a task blocked in its model request."""
     blocking = Blocking()
     config = SubAgentConfig(name='blocked', description='Never answers', model=function_model(blocking.respond))
-    wall: list[float] = []
-    cpu: list[float] = []
+
+    async def one(manager: SubAgentManager) -> tuple[float, float]:
+        blocking.reset()
+        task = await manager.start('blocked', 'Wait.')
+        await blocking.reached.wait()
+        started = Clocks.now()
+        info = await manager.hard_cancel(task.task_id)
+        elapsed = started.ms_until(Clocks.now())
+        assert info.status is TaskStatus.CANCELLED, info
+        return elapsed
+
     async with _manager(transport, config) as manager:
-        for _ in range(WARMUP + trials):
-            blocking.reset()
-            task = await manager.start('blocked', 'Wait.')
-            await blocking.reached.wait()
-            started = Clocks.now()
-            info = await manager.hard_cancel(task.task_id)
-            elapsed = started.ms_until(Clocks.now())
-            assert info.status is TaskStatus.CANCELLED, info
-            wall.append(elapsed[0])
-            cpu.append(elapsed[1])
+        timings = await _series(trials, partial(one, manager))
         assert blocking.still_running == 0 and not manager.active_tasks()
-    return wall[WARMUP:], cpu[WARMUP:]
+    return timings
 
 
 async def region_cancel(transport: Transport, size: int) -> tuple[float, float, int]:
@@ -189,24 +196,22 @@ async def soft_acknowledgements(transport: Transport, trials: int) -> tuple[list
     """(wall, CPU) ms from `soft_cancel()` returning to the sub-agent's model receiving the cancellation."""
     held = Held()
     config = SubAgentConfig(name='held', description='Works in steps', model=function_model(held.respond))
-    wall: list[float] = []
-    cpu: list[float] = []
+
+    async def one(manager: SubAgentManager) -> tuple[float, float]:
+        held.reset()
+        task = await manager.start('held', 'Work until stopped.')
+        await held.blocked.wait()
+        await manager.soft_cancel(task.task_id)
+        returned = Clocks.now()
+        held.release.set()
+        await held.told.wait()
+        assert held.acknowledged is not None
+        (info,) = (await manager.wait([task.task_id])).tasks
+        assert info.status is TaskStatus.CANCELLED, info
+        return returned.ms_until(held.acknowledged)
+
     async with _manager(transport, config) as manager:
-        for _ in range(WARMUP + trials):
-            held.reset()
-            task = await manager.start('held', 'Work until stopped.')
-            await held.blocked.wait()
-            await manager.soft_cancel(task.task_id)
-            returned = Clocks.now()
-            held.release.set()
-            await held.told.wait()
-            assert held.acknowledged is not None
-            elapsed = returned.ms_until(held.acknowledged)
-            (info,) = (await manager.wait([task.task_id])).tasks
-            assert info.status is TaskStatus.CANCELLED, info
-            wall.append(elapsed[0])
-            cpu.append(elapsed[1])
-    return wall[WARMUP:], cpu[WARMUP:]
+        return await _series(trials, partial(one, manager))
 
 
 async def measure(transport: Transport, size: Size) -> Measurement:
