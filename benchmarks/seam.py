@@ -26,6 +26,7 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, cast
 
@@ -43,33 +44,52 @@ RUN_TIMEOUT_SECONDS = 900
 Run = Literal['old', 'new', 'loopback']
 
 
-def run_once(python: Path | str, transport: Transport, size: Size) -> Measurement:
-    """Measure `transport` in a fresh process of `python`, running this very script."""
-    command = [str(python), str(Path(__file__).resolve()), '--measure', transport, '--size', size]
+@dataclass(frozen=True, slots=True)
+class Build:
+    """One column of the table: its label, the Python that imports its code, where that code must be, the transport."""
+
+    label: str
+    python: Path | str
+    source: Path
+    transport: Transport
+
+
+def run_once(build: Build, size: Size) -> Measurement:
+    """Measure `build` in a fresh process of its Python, running this very script."""
+    command = [str(build.python), str(Path(__file__).resolve()), '--measure', build.transport, '--size', size]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS)
     for line in done.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
             return cast(Measurement, json.loads(line.removeprefix(RESULT_PREFIX)))
     tail = '\n'.join(done.stderr.splitlines()[-15:])
-    raise SystemExit(f'{python} {transport}: no result; its stderr ends with:\n{tail}')
+    raise SystemExit(f'{build.label}: no result; its stderr ends with:\n{tail}')
 
 
 def _git(*args: str) -> str:
     return subprocess.run(['git', '-C', str(ROOT), *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
-def _head_label() -> str:
-    changed = _git('status', '--porcelain', '--', 'src')
-    return f'new (HEAD, {_git("rev-parse", "--short", "HEAD")}{" + changes" if changed else ""})'
+def _builds(transports: tuple[Transport, ...], against: str | None) -> dict[Run, Build]:
+    """The columns to measure, building the environment of `against` if an earlier run did not."""
+    builds: dict[Run, Build] = {}
+    if against is not None:
+        old = revision_env.ensure(against, ROOT, HERE)
+        builds['old'] = Build(f'old ({against}, {old.short})', old.python, old.worktree.resolve(), 'inprocess')
+    head = _git('rev-parse', '--short', 'HEAD') + (' + changes' if _git('status', '--porcelain', '--', 'src') else '')
+    if 'inprocess' in transports:
+        builds['new'] = Build(f'new (HEAD, {head})', sys.executable, ROOT / 'src', 'inprocess')
+    if 'loopback' in transports and 'loopback' in available_transports():
+        builds['loopback'] = Build('loopback', sys.executable, ROOT / 'src', 'loopback')
+    return builds
 
 
-def _check(runs: dict[Run, list[Measurement]], sources: dict[Run, Path]) -> list[str]:
+def _check(builds: dict[Run, Build], runs: dict[Run, list[Measurement]]) -> list[str]:
     """What went wrong: a run that imported the library from the wrong place, or left a task running."""
     problems: list[str] = []
     for side, measured in runs.items():
         for measurement in measured:
-            if not Path(measurement['source']).resolve().is_relative_to(sources[side]):
-                problems.append(f'{side}: measured {measurement["source"]}, not the code under {sources[side]}')
+            if not Path(measurement['source']).resolve().is_relative_to(builds[side].source):
+                problems.append(f'{side}: measured {measurement["source"]}, not the code under {builds[side].source}')
             if measurement['counts']['left_running']:
                 problems.append(f'{side}: {measurement["counts"]["left_running"]} tasks left running after a cancel')
     return problems
@@ -81,46 +101,32 @@ def _preamble(size: Size, rounds: int, first: Measurement) -> list[str]:
         f'subagents-cancel seam, in-process cost — {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}',
         f'python {platform.python_version()}, pydantic-ai {pydantic_ai.__version__}, {os.cpu_count()} cores, '
         f'load average {" ".join(f"{load:.2f}" for load in os.getloadavg())} at the end',
-        f'size {size}: {rounds} fresh process(es) per column; per process {counts["hard_cancels"]} hard cancels, '
-        f'{counts["region_cancels"]} region cancel(s) of {counts["region_tasks"]:,} tasks, '
-        f'{counts["soft_acknowledgements"]} soft cancels. Medians across processes; lower is better.',
+        f'size {size}: {rounds} fresh process(es) per column; per process {counts["hard_cancels"]} hard cancels '
+        f'(half with the garbage collector off), {counts["region_cancels"]} region cancel(s) of '
+        f'{counts["region_tasks"]:,} tasks, {counts["soft_acknowledgements"]} soft cancels. Medians across '
+        'processes; lower is better.',
         '',
     ]
 
 
 def compare(size: Size, transports: tuple[Transport, ...], against: str | None, rounds: int) -> int:
     """Run the interleaved measurements, print the table, and return the exit status (1 if a check failed)."""
-    has_loopback = 'loopback' in available_transports()
-    sides: list[Run] = []
-    sources: dict[Run, Path] = {'new': ROOT / 'src', 'loopback': ROOT / 'src'}
-    pythons: dict[Run, Path | str] = {'new': sys.executable, 'loopback': sys.executable}
-    if against is not None:
-        old = revision_env.ensure(against, ROOT, HERE)
-        sides.append('old')
-        sources['old'], pythons['old'] = old.worktree.resolve(), old.python
-    if 'inprocess' in transports:
-        sides.append('new')
-    if 'loopback' in transports and has_loopback:
-        sides.append('loopback')
-    runs: dict[Run, list[Measurement]] = {side: [] for side in sides}
-    for side in ab.interleave(rounds, sides):
-        sys.stderr.write(f'{side} ...\n')
-        runs[side].append(run_once(pythons[side], 'loopback' if side == 'loopback' else 'inprocess', size))
+    builds = _builds(transports, against)
+    runs: dict[Run, list[Measurement]] = {side: [] for side in builds}
+    for side in ab.interleave(rounds, list(builds)):
+        sys.stderr.write(f'{builds[side].label} ...\n')
+        runs[side].append(run_once(builds[side], size))
     lines: list[str] = []
-    if sides:
-        figures = {side: ab.Side(side, [run['figures'] for run in measured]) for side, measured in runs.items()}
-        new = figures.get('new', figures.get('loopback'))
-        assert new is not None
-        labels = {'old': f'old ({against}, {_git("rev-parse", "--short", against or "HEAD")})', 'new': _head_label()}
-        lines += _preamble(size, rounds, runs[sides[0]][0])
-        lines += ab.table(
-            new=ab.Side(labels['new'] if 'new' in figures else 'loopback', new.runs),
-            old=ab.Side(labels['old'], figures['old'].runs) if 'old' in figures else None,
-            loopback=figures['loopback'] if 'loopback' in figures and 'new' in figures else None,
-        )
-    if 'loopback' in transports and not has_loopback:
+    if builds:
+        sides = {side: ab.Side(builds[side].label, [run['figures'] for run in runs[side]]) for side in builds}
+        lines += _preamble(size, rounds, next(iter(runs.values()))[0])
+        # Asked for the loopback alone, its figures are the only column.
+        new = sides['new'] if 'new' in sides else sides['loopback']
+        loopback = sides.get('loopback') if 'new' in sides else None
+        lines += ab.table(new=new, old=sides.get('old'), loopback=loopback)
+    if 'loopback' in transports and 'loopback' not in available_transports():
         lines.append('loopback: not available at this commit')
-    problems = _check(runs, sources)
+    problems = _check(builds, runs)
     sys.stdout.write('\n'.join(lines + problems) + '\n')
     return 1 if problems else 0
 
