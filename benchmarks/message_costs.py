@@ -31,7 +31,8 @@ import anyio
 import anyio.lowlevel
 from pydantic import BaseModel, ConfigDict, Field
 
-from subagents_cancel import CancelReason, InProcessBus, InProcessTransport, LoopbackTransport, TaskId, Transport
+from subagents_cancel import CancelReason, InProcessTransport, LoopbackTransport, TaskId, Transport
+from subagents_cancel.bus import InProcessBus
 from subagents_cancel.messages import (
     MESSAGE_ADAPTER,
     BusMessage,

@@ -6,11 +6,16 @@ asserted (counts, which tasks ended, whether a reply waited for the task). Timin
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from inline_snapshot import snapshot
 
 from adapters import load
+from benchkit import ab, seam_trials
 from benchkit.stats import percentile, summarize
 from report import Machine, render
 from scenarios import fanout, hard_cancel, overhead, race
@@ -110,3 +115,108 @@ async def test_race_scenario_finds_no_answer_turned_into_a_cancel_or_lost() -> N
         for mode, r in result.items()
     }
     assert counts == {'soft': (8, 0, 0, 0), 'hard': (6, 0, 0, 0)}
+
+
+SEAM = Path(__file__).parent.parent / 'benchmarks' / 'seam.py'
+
+
+async def test_seam_trials_count_every_cancel_and_leave_nothing_running() -> None:
+    """The seam figures at their smallest size: every cancel is counted, each figure is there, no task is left."""
+    result = await seam_trials.measure('inprocess', 'smoke')
+    assert result['counts'] == snapshot(
+        {'hard_cancels': 10, 'region_cancels': 1, 'region_tasks': 20, 'left_running': 0, 'soft_acknowledgements': 3}
+    )
+    assert list(result['figures']) == snapshot(
+        [
+            'hard cancel, CPU p50 (ms)',
+            'hard cancel, CPU p99 (ms)',
+            'hard cancel, wall p50 (ms)',
+            'hard cancel, wall p99 (ms)',
+            'hard cancel, GC off, CPU p50 (ms)',
+            'hard cancel, GC off, CPU p99 (ms)',
+            'hard cancel, GC off, wall p50 (ms)',
+            'hard cancel, GC off, wall p99 (ms)',
+            'region cancel of 20, CPU (ms)',
+            'region cancel of 20, wall (ms)',
+            'soft-cancel acknowledgement, CPU p50 (ms)',
+            'soft-cancel acknowledgement, CPU p99 (ms)',
+            'soft-cancel acknowledgement, wall p50 (ms)',
+            'soft-cancel acknowledgement, wall p99 (ms)',
+        ]
+    )
+
+
+def test_seam_runs_alternate_old_and_new_in_fresh_processes() -> None:
+    """Old and new runs take turns, round after round, with the loopback run after each new one."""
+    assert ab.interleave(2, ('old', 'new', 'loopback')) == snapshot(
+        ['old', 'new', 'loopback', 'old', 'new', 'loopback']
+    )
+
+
+def test_seam_table_puts_old_beside_new_with_ratios_of_medians() -> None:
+    """Each figure shows the median of the old runs, of the new runs, their ratio, and the loopback beside."""
+    old = [{'hard cancel, CPU p50 (ms)': 2.0, 'region cancel of 1,000, wall (ms)': 800.0}] * 2
+    new = [
+        {'hard cancel, CPU p50 (ms)': 1.0, 'region cancel of 1,000, wall (ms)': 700.0},
+        {'hard cancel, CPU p50 (ms)': 3.0, 'region cancel of 1,000, wall (ms)': 1000.0},
+        {'hard cancel, CPU p50 (ms)': 2.2, 'region cancel of 1,000, wall (ms)': 900.0},
+    ]
+    loopback = [{'hard cancel, CPU p50 (ms)': 4.4, 'region cancel of 1,000, wall (ms)': 1800.0}]
+    table = ab.table(
+        new=ab.Side('new (HEAD, 2d37731)', new),
+        old=ab.Side('old (HEAD~5, ee76ac9)', old),
+        loopback=ab.Side('loopback', loopback),
+    )
+    assert table == snapshot(
+        [
+            '| figure | old (HEAD~5, ee76ac9) | new (HEAD, 2d37731) | new / old | loopback | loopback / new |',
+            '|---|---|---|---|---|---|',
+            '| hard cancel, CPU p50 (ms) | 2.000 | 2.200 | 1.10× | 4.400 | 2.00× |',
+            '| region cancel of 1,000, wall (ms) | 800 | 900 | 1.12× | 1,800 | 2.00× |',
+            '',
+            'Largest CPU-time ratio new / old: 1.10× (hard cancel, CPU p50 (ms)); above 1 means the new build is slower.',
+        ]
+    )
+
+
+def test_seam_table_without_an_old_commit_shows_head_alone() -> None:
+    """With no commit to compare against, the table has one column of figures and no ratios."""
+    table = ab.table(new=ab.Side('new (HEAD, 2d37731)', [{'hard cancel, CPU p50 (ms)': 0.5}]))
+    assert table == snapshot(['| figure | new (HEAD, 2d37731) |', '|---|---|', '| hard cancel, CPU p50 (ms) | 0.500 |'])
+
+
+@pytest.mark.timeout(180)
+def test_seam_command_prints_head_figures_and_says_loopback_is_missing() -> None:
+    """`seam.py --size smoke` measures in a fresh process and prints the table, naming a missing loopback."""
+    done = subprocess.run(
+        [sys.executable, str(SEAM), '--size', 'smoke', '--rounds', '1'],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=170,
+    )
+    lines = done.stdout.splitlines()
+    assert [line.split(' |')[0] for line in lines if line.startswith('| ') and 'figure' not in line] == snapshot(
+        [
+            '| hard cancel, CPU p50 (ms)',
+            '| hard cancel, CPU p99 (ms)',
+            '| hard cancel, wall p50 (ms)',
+            '| hard cancel, wall p99 (ms)',
+            '| hard cancel, GC off, CPU p50 (ms)',
+            '| hard cancel, GC off, CPU p99 (ms)',
+            '| hard cancel, GC off, wall p50 (ms)',
+            '| hard cancel, GC off, wall p99 (ms)',
+            '| region cancel of 20, CPU (ms)',
+            '| region cancel of 20, wall (ms)',
+            '| soft-cancel acknowledgement, CPU p50 (ms)',
+            '| soft-cancel acknowledgement, CPU p99 (ms)',
+            '| soft-cancel acknowledgement, wall p50 (ms)',
+            '| soft-cancel acknowledgement, wall p99 (ms)',
+        ]
+    )
+    header = next(line for line in lines if line.startswith('| figure |'))
+    # Holds before and after the loopback transport lands (issue 12): the column appears once it exists.
+    if 'loopback' in seam_trials.available_transports():
+        assert header.endswith('| loopback | loopback / new |')
+    else:
+        assert [line for line in lines if line.startswith('loopback:')] == ['loopback: not available at this commit']
