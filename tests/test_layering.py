@@ -12,6 +12,8 @@ LAYERS: list[set[str]] = [
     {'errors', 'clock', 'shield', 'gc_pause', 'tool_threads', 'output_text'},
     {'states', 'processes'},
     {'messages'},
+    {'notebook_shapes'},
+    {'notebook_view'},
     {'results', 'bus'},
     {'regions', 'config'},
     {'registry', 'reports', 'metrics'},
