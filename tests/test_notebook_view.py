@@ -187,3 +187,76 @@ async def test_the_task_tree_shows_each_task_on_one_line(clock: ManualClock) -> 
         ]
     )
     assert tasks_html([]) == snapshot('<p><i>no tasks</i></p>')
+
+
+async def test_a_task_waiting_for_an_answer_shows_its_question_and_its_progress(clock: ManualClock) -> None:
+    """While a task runs, its card shows its latest progress and the question it waits on, escaped."""
+    sub = Script(
+        [
+            phase('market size', next_up='competitors', findings='EU: 6 bn EUR'),
+            call('ask_parent', question='<b>EU</b> or US?'),
+            text('EU market: 6 bn EUR'),
+        ]
+    )
+    async with SubAgentManager([researcher(sub)], clock=clock) as manager:
+        task = await manager.start('researcher', 'Research e-bikes')
+        (waiting,) = (await manager.wait([task.task_id])).tasks  # it returns when the task asks
+        await manager.answer(task.task_id, 'EU')
+        await manager.wait([task.task_id])
+
+    assert stable(html(waiting), waiting) == snapshot(
+        '<div class="subagents-cancel-task"><table><tr><th style="text-align:left">task</th><td><b>researcher-0001</b> <span style="background:#d97706;color:#fff;padding:0 4px;border-radius:3px">WAITING_FOR_ANSWER</span> researcher · 1 checkpoint(s) · 0.00 s</td></tr><tr><th style="text-align:left">description</th><td>Research e-bikes</td></tr><tr><th style="text-align:left">asks</th><td>&lt;b&gt;EU&lt;/b&gt; or US?</td></tr><tr><th style="text-align:left">completed</th><td>market size</td></tr><tr><th style="text-align:left">in progress</th><td>competitors</td></tr></table></div>'
+    )
+
+
+async def test_a_soft_cancel_that_ran_out_of_grace_shows_it_escalated(clock: ManualClock) -> None:
+    """A sub-agent that never read the request shows the escalation, in its cancel line and in its outcome."""
+    stuck = Gate()
+    sub = Script([phase('market size', next_up='competitors', findings='EU'), stuck.block_forever()])
+    async with SubAgentManager([researcher(sub, grace_seconds=5.0)], clock=clock) as manager:
+        task = await manager.start('researcher', 'Research e-bikes')
+        await stuck.reached.wait()
+        await manager.soft_cancel(task.task_id)
+        clock.advance(5.0)
+        (info,) = (await manager.wait([task.task_id])).tasks
+
+    assert stable(tasks_html([info]), info) == snapshot(
+        '<ul class="subagents-cancel-tree"><li><b>researcher-0001</b> <span style="background:#7c3aed;color:#fff;padding:0 4px;border-radius:3px">CANCELLED</span> researcher · 1 checkpoint(s) · 5.00 s · hard cancel (user), escalated after 5.00 s</li></ul>'
+    )
+    assert html(info.outcome).startswith(
+        '<div><b>Cancelled</b>: hard cancel (user), escalated: the grace window expired<table>'
+    )
+
+
+async def test_regions_that_were_not_cancelled_show_every_output_or_why_not(clock: ManualClock) -> None:
+    """A region whose tasks all completed shows each output; one where a task was cancelled alone is incomplete."""
+    stuck = Gate()
+    quick = Script([text('Market: 6 bn EUR'), text('Rivals: 4')])
+    slow = Script([stuck.block_forever()])
+    configs = [
+        SubAgentConfig(name='quick', description='Answers at once', model=quick.model),
+        SubAgentConfig(name='slow', description='Never answers', model=slow.model),
+    ]
+    async with SubAgentManager(configs, clock=clock) as manager:
+        market = await manager.start('quick', 'Size the market', region='done')
+        await manager.wait([market.task_id])
+        completed = await manager.join_region('done')
+        rivals = await manager.start('quick', 'Count rivals', region='mixed')
+        patents = await manager.start('slow', 'Search patents', region='mixed')
+        await stuck.reached.wait()
+        await manager.hard_cancel(patents.task_id)
+        incomplete = await manager.join_region('mixed')
+
+    assert stable(html(completed), market) == snapshot(
+        '<div><b>Region done: completed</b><table><tr><th style="text-align:left">quick-0001</th><td><pre>Market: 6 bn EUR</pre></td></tr></table></div>'
+    )
+    shown = stable(html(incomplete), rivals, patents)
+    assert shown.startswith('<div><b>Region mixed: incomplete</b>')
+    assert 'Rivals: 4' in shown and shown.count('>CANCELLED</span>') == 1
+
+
+def test_a_huge_output_is_shown_cut_with_the_count_of_what_was_left_out() -> None:
+    """An output longer than 2,000 characters shows its start and how many characters it leaves out."""
+    shown = html(Completed('x' * 1_000_000))
+    assert len(shown) < 2_100
+    assert shown.endswith('xxx… (998,000 more characters)</pre></div>')
