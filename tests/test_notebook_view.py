@@ -260,3 +260,27 @@ def test_a_huge_output_is_shown_cut_with_the_count_of_what_was_left_out() -> Non
     shown = html(Completed('x' * 1_000_000))
     assert len(shown) < 2_100
     assert shown.endswith('xxx… (998,000 more characters)</pre></div>')
+
+
+async def test_a_task_that_handed_back_nothing_shows_so_and_the_fallback_in_its_place(clock: ManualClock) -> None:
+    """A task stopped before any checkpoint says it handed back nothing, and shows the fallback that took over."""
+    stuck = Gate()
+    configs = [
+        SubAgentConfig(
+            name='report', description='Writes reports', model=Script([stuck.block_forever()]).model, fallback='summary'
+        ),
+        SubAgentConfig(name='summary', description='Sums up', model=Script([text('Quick summary.')]).model),
+    ]
+    async with SubAgentManager(configs, clock=clock) as manager:
+        task = await manager.start('report', 'Q3 report')
+        await stuck.reached.wait()
+        await manager.hard_cancel(task.task_id)
+        (info,) = (await manager.wait([task.task_id])).tasks
+
+    assert info.fallback is not None
+    shown = stable(html(info), info, info.fallback)
+    assert 'It handed back nothing: no checkpoint and no final message.' in shown
+    (_, below) = shown.split('<th style="text-align:left">tasks below</th>')
+    assert below == snapshot(
+        '<td><div>fallback: <b>summary-0002</b> <span style="background:#15803d;color:#fff;padding:0 4px;border-radius:3px">COMPLETED</span> summary · 0 checkpoint(s) · 0.00 s</div></td></tr></table></div>'
+    )
