@@ -12,6 +12,8 @@ LAYERS: list[set[str]] = [
     {'errors', 'clock', 'testing', 'shield', 'gc_pause', 'tool_threads', 'output_text'},
     {'states', 'processes', 'output_codec'},
     {'messages'},
+    {'notebook_shapes'},
+    {'notebook_view'},
     {'results', 'bus', 'reasons', 'transport'},
     {'regions', 'config'},
     {'registry', 'reports', 'metrics'},

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pydantic_ai import RunUsage
 
 from .messages import CancelMode, CancelReasonKind, TaskId
+from .notebook_view import metrics_html
 from .results import TaskInfo
 from .states import TaskStatus
 
@@ -153,6 +154,9 @@ class CancelMetrics:
     def cancelled_runs(self) -> tuple[CancelledRun, ...]:
         """The recent cancelled runs of every sub-agent, grouped by sub-agent."""
         return tuple(run for entry in self.subagents for run in entry.cancelled_runs)
+
+    def _repr_html_(self) -> str:
+        return metrics_html(self)
 
 
 @dataclass(slots=True)

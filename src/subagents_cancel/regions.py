@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from .errors import SubAgentsError
 from .messages import CancelMode, CancelReason, TaskId
+from .notebook_view import region_cancelled_html, region_completed_html, region_incomplete_html
 from .reasons import FOR_PEOPLE
 from .results import Completed, TaskInfo
 from .states import TaskStatus
@@ -79,6 +80,9 @@ class RegionCompleted:
     region: str
     outputs: Mapping[TaskId, object]
 
+    def _repr_html_(self) -> str:
+        return region_completed_html(self)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RegionCancelled:
@@ -88,6 +92,9 @@ class RegionCancelled:
     cancel: RegionCancel
     tasks: tuple[TaskInfo, ...]
 
+    def _repr_html_(self) -> str:
+        return region_cancelled_html(self)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RegionIncomplete:
@@ -96,6 +103,9 @@ class RegionIncomplete:
     region: str
     tasks: tuple[TaskInfo, ...]
     """Every task of the region; the ones whose status is not COMPLETED are why."""
+
+    def _repr_html_(self) -> str:
+        return region_incomplete_html(self)
 
 
 RegionOutcome = RegionCompleted | RegionCancelled | RegionIncomplete

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pydantic_ai import RunUsage
 
 from .messages import CancelMode, CancelReason, Checkpoint, RunError, TaskId
+from .notebook_view import cancelled_html, completed_html, failed_html, partial_html, task_html
 from .states import TaskStatus
 
 __all__ = ('CancelInfo', 'Cancelled', 'Completed', 'Failed', 'Outcome', 'PartialResult', 'TaskInfo')
@@ -56,12 +57,18 @@ class PartialResult:
         """Whether nothing at all was handed back."""
         return self.checkpoints == 0 and self.final_message is None
 
+    def _repr_html_(self) -> str:
+        return partial_html(self)
+
 
 @dataclass(frozen=True, slots=True)
 class Completed:
     """The run ended with `output`, committed before any cancel request reached it."""
 
     output: object
+
+    def _repr_html_(self) -> str:
+        return completed_html(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +77,9 @@ class Failed:
 
     error_type: str
     message: str
+
+    def _repr_html_(self) -> str:
+        return failed_html(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,6 +94,9 @@ class Cancelled:
     """A soft cancel whose grace window expired, so the run was stopped."""
     error: RunError | None = None
     """Set when the run raised while it was wrapping up."""
+
+    def _repr_html_(self) -> str:
+        return cancelled_html(self)
 
 
 Outcome = Completed | Failed | Cancelled
@@ -169,3 +182,6 @@ class TaskInfo:
     def unresponsive(self) -> bool:
         """Whether something of the task still runs although it was stopped (it counts as an orphan)."""
         return self.lingering_threads > 0 or (self.unresponsive_since is not None and not self.status.is_terminal)
+
+    def _repr_html_(self) -> str:
+        return task_html(self)
