@@ -10,7 +10,7 @@ import subagents_cancel
 # Lower layers never import higher ones. Modules on one layer do not import each other.
 LAYERS: list[set[str]] = [
     {'errors', 'clock', 'shield', 'gc_pause', 'tool_threads', 'output_text'},
-    {'states', 'processes'},
+    {'states', 'processes', 'delivery'},
     {'messages'},
     {'results', 'bus'},
     {'regions', 'config'},
@@ -18,6 +18,7 @@ LAYERS: list[set[str]] = [
     {'replies', 'refusals', 'subagent_replies'},
     {'waiting', 'instructions', 'tooling', 'telemetry'},
     {'task_context', 'task_capability', 'preemption', 'run_usage', 'run_failures'},
+    {'run_race'},
     {'launch', 'runner'},
     {'manager'},
     {'tools', 'shutdown'},
