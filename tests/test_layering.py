@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {'registry', 'reports', 'metrics'},
     {'replies', 'refusals', 'subagent_replies'},
     {'waiting', 'instructions', 'tooling', 'telemetry'},
-    {'task_context', 'task_capability', 'preemption', 'run_usage', 'run_failures'},
+    {'task_context', 'task_capability', 'preemption', 'run_usage', 'run_failures', 'parent_line'},
     {'run_race'},
     {'launch', 'runner'},
     {'manager'},

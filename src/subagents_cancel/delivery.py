@@ -8,6 +8,12 @@ a model request: the queue drained that enqueue id into the request, or the requ
 `ask_parent` call that was answered with it. The delivery ends there, or without reaching the model: the grace window
 expired first (`ESCALATED`), or a hard stop superseded it (`WITHDRAWN`).
 
+Holding the request (`HELD`) until a step that cannot end the run is what keeps a final answer from costing one more
+model request, on every supported pydantic-ai version: a request queued while a final answer is processed
+would redirect the run into another request, and `AgentRun.dequeue` (2.68+) is not needed to withdraw it.
+Adding the request from a `before_model_request` hook instead would not redirect a preempted step's stand-in
+response, which would then end the run as its output (see `preemption.py`).
+
 [`next_delivery`][subagents_cancel.delivery.next_delivery] is the only code that reads the table; a pair the table
 does not list is a bug and raises; the terminal states absorb every later event.
 """

@@ -1,9 +1,23 @@
-"""Who wrote first: a sub-agent run's output, its failure, or a cancel request (see the runner's module docstring).
+"""Who wrote first: a sub-agent run's output, its failure, or a cancel request.
 
 The runner tells a [`RunRace`][subagents_cancel.run_race.RunRace] what happens to its run (a response arrived, the
 output was accepted, a step failed, a step begins, a cancel request arrived, a hard stop waits for a verdict) and
-asks it how the run ended. The commit point is the run accepting its final output; the *ending window* is the time
-from the arrival of a response that would end the run until the run accepts or rejects it.
+asks it how the run ended.
+
+**First writer wins.** The runner decides whether its run's output (or failure) or a cancel came first, and
+reports it by the ending it sends: [`RunOutput`][subagents_cancel.messages.RunOutput] when the output was
+committed before any cancel request reached the runner, [`RunError`][subagents_cancel.messages.RunError] when
+the run's exception reached the runner before any request did,
+[`RunStopped`][subagents_cancel.messages.RunStopped] otherwise (with the error, if the run raised after it). The
+commit point is the run accepting its final output: pydantic-ai has the final answer and its output processing
+(validators, output functions) accepted it, which the task's capability reports from `after_output_process`
+(and `AgentRun.result` shows once the run has reached its end). A soft request that arrives while a final
+answer is being processed (the *ending window*, from the arrival of a response that would end the run) is
+held: if the run reaches its end, the answer wins; if the answer is rejected and the run goes on, the request
+is queued then, and wins. A hard stop in that window waits for the verdict (bounded by
+`final_answer_wait_seconds`): accepted, the answer wins; rejected or too slow, the run is stopped. A response
+that has arrived is never discarded: a final answer stopped before it was accepted is the partial result's
+final message.
 """
 
 from __future__ import annotations

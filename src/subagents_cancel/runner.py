@@ -14,26 +14,11 @@ started, question, checkpoint, acknowledgement, escalation, expired deadline, an
   first-party `AgentRun.cancel()`, which closes the model stream and cancels running tool calls; before
   the run exists, it cancels the runner's own scope.
 
-**First writer wins.** The runner decides whether its run's output (or failure) or a cancel came first, and
-reports it by the ending it sends: [`RunOutput`][subagents_cancel.messages.RunOutput] when the output was
-committed before any cancel request reached the runner, [`RunError`][subagents_cancel.messages.RunError] when
-the run's exception reached the runner before any request did,
-[`RunStopped`][subagents_cancel.messages.RunStopped] otherwise (with the error, if the run raised after it). The
-commit point is the run accepting its final output: pydantic-ai has the final answer and its output processing
-(validators, output functions) accepted it, which the task's capability reports from `after_output_process`
-(and `AgentRun.result` shows once the run has reached its end). A soft request that arrives while a final
-answer is being processed (the *ending window*, from the arrival of a response that would end the run) is
-held: if the run reaches its end, the answer wins; if the answer is rejected and the run goes on, the request
-is queued then, and wins. A hard stop in that window waits for the verdict (`_await_verdict`, bounded by
-`final_answer_wait_seconds`): accepted, the answer wins; rejected or too slow, the run is stopped. A response
-that has arrived is never discarded: a final answer stopped before it was accepted is the partial result's
-final message.
-
-Holding the request until a step that cannot end the run is what keeps a final answer from costing one more
-model request, on every supported pydantic-ai version: a request queued while a final answer is processed
-would redirect the run into another request, and `AgentRun.dequeue` (2.68+) is not needed to withdraw it.
-Adding the request from a `before_model_request` hook instead would not redirect a preempted step's stand-in
-response, which would then end the run as its output (see `preemption.py`).
+A soft request's way to the model is a [`SoftCancelDelivery`][subagents_cancel.delivery.SoftCancelDelivery]
+(`delivery.py`, with its transition table); whether the run's output, its failure or a cancel came first is a
+[`RunRace`][subagents_cancel.run_race.RunRace] (`run_race.py`, which says how first writer wins); the sub-agent's
+questions and checkpoints go through a [`ParentLine`][subagents_cancel.parent_line.ParentLine]. The runner changes
+them only through their methods.
 """
 
 from __future__ import annotations
@@ -65,11 +50,7 @@ from .messages import (
     CancelLost,
     CancelReason,
     CancelRequest,
-    Checkpoint,
-    CheckpointRecorded,
     DeadlineExpired,
-    Question,
-    QuestionWithdrawn,
     RunEnding,
     RunFinished,
     RunOutput,
@@ -78,6 +59,7 @@ from .messages import (
     TaskStarted,
     ThreadsFinished,
 )
+from .parent_line import ParentLine
 from .preemption import StepPreemption
 from .run_failures import stray_cancellation
 from .run_race import RunRace
@@ -111,13 +93,6 @@ class TaskSpec:
     """How long a hard stop waits for the verdict on a final answer that has arrived."""
     settle: Callable[[TaskContext], Awaitable[None]]
     """Runs after the run has ended (the owner's hooks and scratch-directory handling); bounded by the owner."""
-
-
-@dataclass(slots=True)
-class _OpenQuestion:
-    message_id: str
-    answered: anyio.Event
-    reply: str = ''
 
 
 class TaskRunner:
@@ -155,8 +130,8 @@ class TaskRunner:
         """Where the soft cancel request is on its way to the model."""
         self._race = RunRace()
         """Whether the run's output, its failure or a cancel request came first."""
-        self._question: _OpenQuestion | None = None
-        self._checkpoints = 0
+        self._line = ParentLine(spec.task_id, clock=clock, send=self._send)
+        """The sub-agent's questions and checkpoints to its parent."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._usage_after_cancel = UsageAfterCancel()
         self.context = TaskContext(
@@ -319,7 +294,7 @@ class TaskRunner:
                 if self._timers is not None:  # else `run()` starts the wrap-up when it begins
                     self._start_wrap_up(message)
             case Answer(correlation_id=question_id, text=text):
-                self._resolve_question(question_id, subagent_replies.answered_by_parent(text))
+                self._line.resolve(question_id, subagent_replies.answered_by_parent(text))
             case _:  # only an owner's cancel requests and answers are for a task; another sender's mistake
                 pass
 
@@ -354,10 +329,8 @@ class TaskRunner:
 
     def _tell(self, request: CancelRequest, *, subtasks_stopped: bool) -> None:
         text = cancel_request_text(request, subtasks_stopped=subtasks_stopped)
-        question = self._question
-        if question is not None and not question.answered.is_set():
+        if self._line.answer_open_question(text):
             self._delivery.answer_question()
-            self._resolve_question(question.message_id, text)
         else:  # held until the run's next step that cannot end it; an answer delivered but not read yet goes first
             self._delivery.tell(text)
         if self._preemption is not None:
@@ -461,44 +434,13 @@ class TaskRunner:
         if self._cancel is not None:
             self._delivery.replied()
             return cancel_request_text(self._cancel)
-        if self._question is not None:
-            return subagent_replies.one_question_at_a_time()
-        message = Question(task_id=self.spec.task_id, sent_at=self._clock.now(), text=question)
-        self._question = open_question = _OpenQuestion(message.message_id, anyio.Event())
-        try:
-            self._send(message)
-            await open_question.answered.wait()
-            return open_question.reply
-        finally:
-            self._question = None
-            if not open_question.answered.is_set():  # cut off (a tool timeout, or the run is stopping)
-                self._send(
-                    QuestionWithdrawn(
-                        task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=message.message_id
-                    )
-                )
-
-    def _resolve_question(self, question_id: str, reply: str) -> None:
-        question = self._question
-        if question is not None and question.message_id == question_id:
-            question.reply = reply
-            question.answered.set()
+        return await self._line.ask(question)
 
     def checkpoint(
         self, completed: Sequence[str], in_progress: Sequence[str], not_started: Sequence[str], findings: Sequence[str]
     ) -> int:
         """Send a checkpoint to the owner; return how many this task has recorded."""
-        self._checkpoints += 1
-        now = self._clock.now()
-        checkpoint = Checkpoint(
-            completed=tuple(completed),
-            in_progress=tuple(in_progress),
-            not_started=tuple(not_started),
-            findings=tuple(findings),
-            at=now,
-        )
-        self._send(CheckpointRecorded(task_id=self.spec.task_id, sent_at=now, checkpoint=checkpoint))
-        return self._checkpoints
+        return self._line.checkpoint(completed, in_progress, not_started, findings)
 
 
 async def _wait_for_slot(slot: anyio.Semaphore, scope: anyio.CancelScope) -> bool:
