@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {'replies', 'refusals', 'subagent_replies'},
     {'waiting', 'instructions', 'tooling', 'telemetry'},
     {'task_context', 'task_capability', 'preemption', 'run_usage', 'run_failures', 'parent_line'},
-    {'run_race'},
+    {'run_race', 'task_spec'},
     {'launch', 'runner'},
     {'manager'},
     {'tools', 'shutdown'},

@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
 
 import anyio
 from anyio.abc import TaskGroup
 from pydantic_ai import Agent, RunCancelled, RunUsage
-from pydantic_ai.agent import AbstractAgent
 from pydantic_ai.capabilities import AbstractCapability, UseThreadExecutor
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.run import AgentRun
@@ -55,7 +53,6 @@ from .messages import (
     RunFinished,
     RunOutput,
     RunStopped,
-    TaskId,
     TaskStarted,
     ThreadsFinished,
 )
@@ -66,33 +63,12 @@ from .run_race import RunRace
 from .run_usage import UsageAfterCancel, model_responses, unreported_stream_usage
 from .task_capability import TaskRunCapability
 from .task_context import TaskContext, TaskThreads, task_scope
+from .task_spec import TaskSpec
 from .tool_threads import SyncToolPool
 
 __all__ = ('TaskRunner', 'TaskSpec')
 
 _log = logging.getLogger('subagents_cancel')
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskSpec:
-    """Everything a runner needs to run one task."""
-
-    task_id: TaskId
-    owner_address: str
-    root_id: str
-    agent: AbstractAgent[None, object]
-    prompt: str
-    instructions: str
-    """Added to the sub-agent's own instructions for this run."""
-    refuse_tools_after_cancel: bool
-    preempt_on_soft_cancel: bool
-    """A soft cancel interrupts the model request and tool calls in flight instead of waiting for them."""
-    deadline_at: float | None
-    cascade_grace_factor: float
-    final_answer_wait_seconds: float
-    """How long a hard stop waits for the verdict on a final answer that has arrived."""
-    settle: Callable[[TaskContext], Awaitable[None]]
-    """Runs after the run has ended (the owner's hooks and scratch-directory handling); bounded by the owner."""
 
 
 class TaskRunner:
