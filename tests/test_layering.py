@@ -10,7 +10,7 @@ import subagents_cancel
 # Lower layers never import higher ones. Modules on one layer do not import each other.
 LAYERS: list[set[str]] = [
     {'errors', 'clock', 'testing', 'shield', 'gc_pause', 'tool_threads', 'output_text'},
-    {'states', 'processes', 'output_codec'},
+    {'states', 'processes', 'output_codec', 'delivery'},
     {'messages'},
     {'notebook_shapes'},
     {'notebook_view'},
@@ -19,7 +19,8 @@ LAYERS: list[set[str]] = [
     {'registry', 'reports', 'metrics'},
     {'replies', 'refusals', 'subagent_replies'},
     {'waiting', 'instructions', 'tooling', 'telemetry'},
-    {'task_context', 'task_capability', 'preemption', 'run_usage', 'run_failures'},
+    {'task_context', 'task_capability', 'preemption', 'run_usage', 'run_failures', 'parent_line'},
+    {'run_race', 'task_spec'},
     {'launch', 'runner'},
     {'manager'},
     {'tools', 'shutdown'},

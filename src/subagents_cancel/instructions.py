@@ -13,7 +13,6 @@ from .results import PartialResult
 __all__ = (
     'CANCEL_REQUEST_MARKER',
     'DEFAULT_CANCEL_INSTRUCTIONS',
-    'cancel_request_tag',
     'cancel_request_text',
     'fallback_prompt',
     'parent_instructions',
@@ -61,11 +60,6 @@ def fallback_prompt(description: str, reason: CancelReason, partial: PartialResu
         f'{description}\n\n(You are taking over from a task that was cancelled ({_reason(reason)}). {done}\n'
         f'Build on what it did; do not repeat finished work.)'
     )
-
-
-def cancel_request_tag(message_id: str) -> str:
-    """The part of the cancel request text that identifies it, to recognise it when it is delivered."""
-    return f'{CANCEL_REQUEST_MARKER} [{message_id}]'
 
 
 def parent_instructions(subagents: Iterable[SubAgentConfig]) -> str:

@@ -1,6 +1,7 @@
 """What a sub-agent run cost: the usage of its model responses, with an estimate for streams cut off unreported.
 
-The runner reports it with the run's ending, and separately the part that arrived after the first cancel request.
+The runner reports it with the run's ending, and separately the part that arrived after the first cancel request
+([`UsageAfterCancel`][subagents_cancel.run_usage.UsageAfterCancel]).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Iterable
 from pydantic_ai import RunUsage
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ThinkingPart, ToolCallPart
 
-__all__ = ('model_responses', 'unreported_stream_usage', 'usage_of')
+__all__ = ('UsageAfterCancel', 'model_responses', 'unreported_stream_usage', 'usage_of')
 
 
 def model_responses(messages: Iterable[ModelMessage]) -> list[ModelResponse]:
@@ -42,6 +43,25 @@ def unreported_stream_usage(responses: Iterable[ModelResponse]) -> RunUsage:
         if response.state in ('interrupted', 'incomplete') and not response.usage.output_tokens
     )
     return RunUsage(output_tokens=estimate, details={'estimated_output_tokens': estimate}) if estimate else RunUsage()
+
+
+class UsageAfterCancel:
+    """The usage of the model responses that arrived after the first cancel request of a run."""
+
+    def __init__(self) -> None:
+        self._responses_before: int | None = None
+
+    def cancel_arrived(self, messages: Iterable[ModelMessage]) -> None:
+        """A cancel request reached the runner; `messages` are the run's messages so far (none before it began)."""
+        if self._responses_before is None:
+            self._responses_before = len(model_responses(messages))
+
+    def usage(self, messages: Iterable[ModelMessage]) -> RunUsage | None:
+        """What the responses among the run's `messages` after the first request cost; `None` if none came."""
+        if self._responses_before is None:
+            return None
+        after = model_responses(messages)[self._responses_before :]
+        return usage_of(after) + unreported_stream_usage(after)
 
 
 _WORD_OR_MARK = re.compile(r'\w+|[^\w\s]')

@@ -14,46 +14,30 @@ started, question, checkpoint, acknowledgement, escalation, expired deadline, an
   first-party `AgentRun.cancel()`, which closes the model stream and cancels running tool calls; before
   the run exists, it cancels the runner's own scope.
 
-**First writer wins.** The runner decides whether its run's output (or failure) or a cancel came first, and
-reports it by the ending it sends: [`RunOutput`][subagents_cancel.messages.RunOutput] when the output was
-committed before any cancel request reached the runner, [`RunError`][subagents_cancel.messages.RunError] when
-the run's exception reached the runner before any request did,
-[`RunStopped`][subagents_cancel.messages.RunStopped] otherwise (with the error, if the run raised after it). The
-commit point is the run accepting its final output: pydantic-ai has the final answer and its output processing
-(validators, output functions) accepted it, which the task's capability reports from `after_output_process`
-(and `AgentRun.result` shows once the run has reached its end). A soft request that arrives while a final
-answer is being processed (the *ending window*, from the arrival of a response that would end the run) is
-held: if the run reaches its end, the answer wins; if the answer is rejected and the run goes on, the request
-is queued then, and wins. A hard stop in that window waits for the verdict (`_await_verdict`, bounded by
-`final_answer_wait_seconds`): accepted, the answer wins; rejected or too slow, the run is stopped. A response
-that has arrived is never discarded: a final answer stopped before it was accepted is the partial result's
-final message.
-
-Holding the request until a step that cannot end the run is what keeps a final answer from costing one more
-model request, on every supported pydantic-ai version: a request queued while a final answer is processed
-would redirect the run into another request, and `AgentRun.dequeue` (2.68+) is not needed to withdraw it.
-Adding the request from a `before_model_request` hook instead would not redirect a preempted step's stand-in
-response, which would then end the run as its output (see `preemption.py`).
+A soft request's way to the model is a [`SoftCancelDelivery`][subagents_cancel.delivery.SoftCancelDelivery]
+(`delivery.py`, with its transition table); whether the run's output, its failure or a cancel came first is a
+[`RunRace`][subagents_cancel.run_race.RunRace] (`run_race.py`, which says how first writer wins); the sub-agent's
+questions and checkpoints go through a [`ParentLine`][subagents_cancel.parent_line.ParentLine]. The runner changes
+them only through their methods.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
 
 import anyio
 from anyio.abc import TaskGroup
 from pydantic_ai import Agent, RunCancelled, RunUsage
-from pydantic_ai.agent import AbstractAgent
 from pydantic_ai.capabilities import AbstractCapability, UseThreadExecutor
-from pydantic_ai.messages import ModelResponse
+from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.run import AgentRun
 
 from . import subagent_replies
 from .bus import MessageBus
 from .clock import Clock, sleep_until
+from .delivery import DeliveryEvent, SoftCancelDelivery
 from .instructions import cancel_request_text
 from .messages import (
     Answer,
@@ -64,58 +48,27 @@ from .messages import (
     CancelLost,
     CancelReason,
     CancelRequest,
-    Checkpoint,
-    CheckpointRecorded,
     DeadlineExpired,
-    Question,
-    QuestionWithdrawn,
     RunEnding,
     RunFinished,
     RunOutput,
     RunStopped,
-    TaskId,
     TaskStarted,
     ThreadsFinished,
 )
+from .parent_line import ParentLine
 from .preemption import StepPreemption
-from .run_failures import describe_failure, stray_cancellation
-from .run_usage import model_responses, unreported_stream_usage, usage_of
+from .run_failures import stray_cancellation
+from .run_race import RunRace
+from .run_usage import UsageAfterCancel, model_responses, unreported_stream_usage
 from .task_capability import TaskRunCapability
 from .task_context import TaskContext, TaskThreads, task_scope
+from .task_spec import TaskSpec
 from .tool_threads import SyncToolPool
 
 __all__ = ('TaskRunner', 'TaskSpec')
 
 _log = logging.getLogger('subagents_cancel')
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskSpec:
-    """Everything a runner needs to run one task."""
-
-    task_id: TaskId
-    owner_address: str
-    root_id: str
-    agent: AbstractAgent[None, object]
-    prompt: str
-    instructions: str
-    """Added to the sub-agent's own instructions for this run."""
-    refuse_tools_after_cancel: bool
-    preempt_on_soft_cancel: bool
-    """A soft cancel interrupts the model request and tool calls in flight instead of waiting for them."""
-    deadline_at: float | None
-    cascade_grace_factor: float
-    final_answer_wait_seconds: float
-    """How long a hard stop waits for the verdict on a final answer that has arrived."""
-    settle: Callable[[TaskContext], Awaitable[None]]
-    """Runs after the run has ended (the owner's hooks and scratch-directory handling); bounded by the owner."""
-
-
-@dataclass(slots=True)
-class _OpenQuestion:
-    message_id: str
-    answered: anyio.Event
-    reply: str = ''
 
 
 class TaskRunner:
@@ -149,25 +102,14 @@ class TaskRunner:
         self._scope: anyio.CancelScope | None = None
         self._timers: TaskGroup | None = None
         self._cancel: CancelRequest | None = None
-        self._acknowledged = False
-        self._held: str | None = None
-        """The soft cancel request told to the run, until it is queued at the run's next step that cannot end it."""
-        self._ending = False
-        """The model's final answer has arrived and the run is processing it (see the module docstring)."""
-        self._final_answer: object | None = None
-        """The content of that final answer: its text, or the arguments of its output tool call."""
-        self._cancel_first = False
-        """A cancel request reached this runner before its run's commit point, so the cancel wins."""
-        self._accepted: tuple[object] | None = None
-        """The final output the run accepted (validated and processed), while it finishes its step: the commit point."""
-        self._failure: Exception | None = None
-        """The error a step of the run raised, on its way out of the run: a cancel that arrives now loses to it."""
-        self._awaiting_verdict = False
-        """A hard stop arrived after the final answer: it waits for the run to accept (the answer wins) or reject it."""
-        self._question: _OpenQuestion | None = None
-        self._checkpoints = 0
+        self._delivery = SoftCancelDelivery()
+        """Where the soft cancel request is on its way to the model."""
+        self._race = RunRace()
+        """Whether the run's output, its failure or a cancel request came first."""
+        self._line = ParentLine(spec.task_id, clock=clock, send=self._send)
+        """The sub-agent's questions and checkpoints to its parent."""
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._responses_before_cancel: int | None = None
+        self._usage_after_cancel = UsageAfterCancel()
         self.context = TaskContext(
             spec.task_id,
             root_id=spec.root_id,
@@ -206,7 +148,7 @@ class TaskRunner:
                         ending=ending,
                         usage=usage,
                         lingering_threads=self._threads.linger(self._report_threads_finished),
-                        usage_after_cancel=self._usage_after_cancel(),
+                        usage_after_cancel=self._usage_after_cancel.usage(self._messages()),
                     )
                 )
             with anyio.CancelScope(shield=True):
@@ -257,47 +199,32 @@ class TaskRunner:
                 async for node in run:
                     self._at_step(run, Agent.is_model_request_node(node), Agent.is_call_tools_node(node))
             assert run.result is not None
-            output = run.result.output
-            return (RunStopped(output) if self._cancel_first else RunOutput(output)), run.usage
+            return self._race.ended_with(run.result.output), run.usage
         except RunCancelled as stopped:
             if run is not None and run.result is not None:
                 # A stop that lands after the run reached its end still raises; the finished output is kept.
-                output = run.result.output
-                return (RunStopped(output) if self._cancel_first else RunOutput(output)), stopped.usage
-            if self._accepted is not None and not self._cancel_first:
-                # Stopped after its output was accepted (e.g. other tools of the last response still ran): it won.
-                return RunOutput(self._accepted[0]), stopped.usage
-            if self._failure is not None and not self._cancel_first:
-                return describe_failure(self._failure), stopped.usage  # it failed first; the stop only cut its way out
-            output = self._final_answer if self._ending else None  # a response that has arrived is never discarded
-            return RunStopped(output), stopped.usage + unreported_stream_usage(model_responses(stopped.all_messages()))
+                return self._race.ended_with(run.result.output), stopped.usage
+            ending = self._race.stopped()
+            if isinstance(ending, RunStopped):  # a stream it cut off unreported was still generated
+                return ending, stopped.usage + unreported_stream_usage(model_responses(stopped.all_messages()))
+            return ending, stopped.usage
         except Exception as error:  # noqa: BLE001 - the sub-agent's run is user code; its failure is data
             _log.warning('sub-agent task %s failed', self.spec.task_id, exc_info=error)
-            usage = run.usage if run is not None else RunUsage()
-            if self._cancel_first:  # a request reached the runner first: the cancel wins
-                return RunStopped(error=describe_failure(error)), usage
-            return describe_failure(error), usage  # the failure came first: a request that reaches the runner now loses
+            return self._race.failed(error), run.usage if run is not None else RunUsage()
 
     def _at_step(self, run: AgentRun[None, object], model_request: bool, tool_calls: bool) -> None:
         """The run is about to take a step: queue a held cancel request there unless the step could end the run.
 
         `model_request` and `tool_calls` say whether the step is a model request, or the handling of a response.
         """
-        if self._failure is not None:  # a step's error was handled after all, and the run goes on
-            self._failure = None
-            self._cancel_first = self._cancel_first or self.context.cancel_requested
-        if model_request and self._awaiting_verdict:
+        if self._race.step_begins(model_request=model_request, cancel_requested=self.context.cancel_requested):
             self._stop_now()  # the final answer the stop waited for was rejected: stop before the next request
             return
-        if model_request:
-            self._ending = False  # the run goes on (a final answer was rejected, or there was none)
-            self._accepted = None
-        elif not tool_calls or self._ending:
+        if not model_request and (not tool_calls or self._race.ending):
             return  # queued now, the request would redirect a final answer into one more model request
-        if self._held is not None:
-            run.enqueue(self._held, priority='asap')
-            self._held = None
-            self._cancel_first = True  # it reached the run before any commit point
+        if (held := self._delivery.take_held()) is not None:
+            self._delivery.queued(run.enqueue(held, priority='asap'))
+            self._race.request_queued()  # it reached the run before any commit point
 
     def _report_threads_finished(self) -> None:
         """Called in a worker thread when the last sync tool call that outlived the run returns."""
@@ -313,8 +240,7 @@ class TaskRunner:
     def receive(self, message: BusMessage) -> None:
         """Handle a message sent to the task's mailbox: a cancel request or an answer (anything else is ignored)."""
         if isinstance(message, CancelRequest):
-            if self._responses_before_cancel is None:
-                self._responses_before_cancel = len(self._responses())
+            self._usage_after_cancel.cancel_arrived(self._messages())
             if (committed := self._committed()) is not None:  # the cancel lost: say so now, not when the run is over
                 self._send(
                     CancelLost(
@@ -329,9 +255,12 @@ class TaskRunner:
                 self._stop(reason)
             case CancelRequest(reason=reason) if not self._started:
                 self._stop(reason)  # a PENDING task never starts
+            case CancelRequest() if self._cancel is not None:
+                pass  # an owner sends one soft request (its task table refuses another); the first one's window runs
             case CancelRequest():
-                self._note_cancel(held=self._ending)
-                if self._ending and self._committed() is None:  # the answer being checked may still win: say so
+                self._race.cancel_arrived(held=self._race.ending, run_ended=self._run_ended())
+                self._delivery.apply(DeliveryEvent.REQUEST)
+                if self._race.ending and self._committed() is None:  # the answer being checked may still win: say so
                     self._send(
                         CancelHeld(
                             task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=message.message_id
@@ -341,17 +270,17 @@ class TaskRunner:
                 if self._timers is not None:  # else `run()` starts the wrap-up when it begins
                     self._start_wrap_up(message)
             case Answer(correlation_id=question_id, text=text):
-                self._resolve_question(question_id, subagent_replies.answered_by_parent(text))
+                self._line.resolve(question_id, subagent_replies.answered_by_parent(text))
             case _:  # only an owner's cancel requests and answers are for a task; another sender's mistake
                 pass
 
     def _committed(self) -> RunOutput | None:
         """The run's output, if it was committed before any cancel request reached the runner: a request now loses."""
-        if self._cancel_first:
-            return None
-        if self._run is not None and self._run.result is not None:
-            return RunOutput(self._run.result.output)
-        return RunOutput(self._accepted[0]) if self._accepted is not None else None
+        result = self._run.result if self._run is not None else None
+        return self._race.committed((result.output,) if result is not None else None)
+
+    def _run_ended(self) -> bool:
+        return self._run is not None and self._run.result is not None
 
     def _start_wrap_up(self, request: CancelRequest) -> None:
         """Stop the task's own sub-agents first, then tell the task; stop it if the grace window runs out."""
@@ -376,25 +305,16 @@ class TaskRunner:
 
     def _tell(self, request: CancelRequest, *, subtasks_stopped: bool) -> None:
         text = cancel_request_text(request, subtasks_stopped=subtasks_stopped)
-        question = self._question
-        if question is not None and not question.answered.is_set():
-            self._resolve_question(question.message_id, text)
+        if self._line.answer_open_question(text):
+            self._delivery.answer_question()
         else:  # held until the run's next step that cannot end it; an answer delivered but not read yet goes first
-            self._held = text
+            self._delivery.tell(text)
         if self._preemption is not None:
             self._preemption.interrupt_steps()  # the steps in flight end now, and the next step queues the request
 
-    def _note_cancel(self, *, held: bool) -> None:
-        """A cancel request has reached the runner: it wins unless the run's output was committed, or it failed, first.
-
-        A `held` soft request, which arrived while a final answer was processed, wins only once it is queued.
-        """
-        committed = self._accepted is not None or (self._run is not None and self._run.result is not None)
-        if not held and self._failure is None and not committed:
-            self._cancel_first = True
-
     async def _expire_grace(self, request: CancelRequest) -> None:
         await sleep_until(self._clock, request.sent_at + request.grace_seconds)
+        self._delivery.apply(DeliveryEvent.ESCALATE)
         self._send(
             CancelEscalated(task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=request.message_id)
         )
@@ -406,10 +326,12 @@ class TaskRunner:
 
     def _stop(self, why: CancelReason) -> None:
         self._stop_requested = True
+        if self._cancel is not None:
+            self._delivery.apply(DeliveryEvent.STOP)  # a soft request that has not reached the model yet never will
         reason = CancelReason(kind='parent_cancelled', detail=why.detail)
         for child in self.context.children:  # deepest first: the task's own sub-agents stop before it does
             child.cancel_all('hard', reason=reason, grace_seconds=0.0)
-        if self._ending and self._accepted is None and self._run is not None and self._run.result is None:
+        if self._run is not None and self._race.must_await_verdict(run_ended=self._run_ended()):
             self._await_verdict()  # the final answer has arrived first: it wins if the run accepts it
         else:
             self._stop_now()
@@ -421,9 +343,8 @@ class TaskRunner:
         request; no verdict within `final_answer_wait_seconds` (a validator or output function that hangs), it
         is stopped then. Either way the answer is kept: the output, or the partial result's final message.
         """
-        if self._awaiting_verdict:
+        if not self._race.begin_verdict_wait():
             return
-        self._awaiting_verdict = True
         assert self._timers is not None
         self._timers.start_soon(self._expire_verdict_wait, self._clock.now() + self.spec.final_answer_wait_seconds)
 
@@ -432,23 +353,15 @@ class TaskRunner:
         self._stop_now()
 
     def _stop_now(self) -> None:
-        self._awaiting_verdict = False
-        self._note_cancel(held=False)
+        self._race.stop_now(run_ended=self._run_ended())
         if self._run is not None:
             self._run.cancel()
         elif self._scope is not None:
             self._scope.cancel()
 
-    def _responses(self) -> list[ModelResponse]:
-        """The model responses of the run so far."""
-        return model_responses(self._run.all_messages()) if self._run is not None else []
-
-    def _usage_after_cancel(self) -> RunUsage | None:
-        """The usage of the model responses that arrived after the first cancel request, if there was one."""
-        if self._responses_before_cancel is None:
-            return None
-        after = self._responses()[self._responses_before_cancel :]
-        return usage_of(after) + unreported_stream_usage(after)
+    def _messages(self) -> list[ModelMessage]:
+        """The messages of the run so far."""
+        return self._run.all_messages() if self._run is not None else []
 
     def _send(self, message: BusMessage) -> None:
         self._bus.send(self.spec.owner_address, message)
@@ -460,31 +373,32 @@ class TaskRunner:
         """The soft cancel request this task received, if any."""
         return self._cancel
 
-    @property
-    def acknowledged(self) -> bool:
-        """Whether the cancel request has reached the model."""
-        return self._acknowledged
-
     def response_arrived(self, response: ModelResponse, output_tools: Collection[str]) -> None:
         """A model response has arrived: a final answer (text, or an output tool call) opens the ending window."""
-        output_calls = [call for call in response.tool_calls if call.tool_name in output_tools]
-        self._ending = response.state != 'interrupted' and (bool(output_calls) or not response.tool_calls)
-        if self._ending:
-            self._final_answer = output_calls[0].args_as_dict() if output_calls else response.text
+        self._race.response_arrived(response, output_tools)
 
     def output_accepted(self, output: object) -> None:
         """The run has accepted its final output: validated and processed, it wins over any later cancel."""
-        if self._ending:
-            self._accepted = (output,)
+        self._race.output_accepted(output)
 
     def step_failed(self, error: Exception) -> None:
         """A step of the run raised `error`: unless the run handles it, it fails with it, before any later cancel."""
-        self._failure = error
+        self._race.step_failed(error)
 
-    def acknowledge(self) -> None:
-        """Record that the cancel request went out inside a model request."""
+    def question_returned(self, tool_call_id: str) -> None:
+        """The `ask_parent` call `tool_call_id` has returned its reply to the run."""
+        self._delivery.link_reply(tool_call_id)
+
+    def request_going_out(self, still_queued: set[str], returned_calls: set[str]) -> None:
+        """A model request is about to go out; acknowledge the cancel request if it carries it.
+
+        `still_queued` holds the enqueue ids the run has not delivered yet; `returned_calls` the ids of the tool
+        calls whose results the request carries.
+        """
+        if not self._delivery.delivered(still_queued, returned_calls):
+            return
+        self._delivery.apply(DeliveryEvent.ACKNOWLEDGE)
         assert self._cancel is not None
-        self._acknowledged = True
         self._send(
             CancelAcknowledged(
                 task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=self._cancel.message_id
@@ -494,45 +408,15 @@ class TaskRunner:
     async def ask(self, question: str) -> str:
         """Send `question` to the parent and wait for the answer (or for a cancel request)."""
         if self._cancel is not None:
+            self._delivery.replied()
             return cancel_request_text(self._cancel)
-        if self._question is not None:
-            return subagent_replies.one_question_at_a_time()
-        message = Question(task_id=self.spec.task_id, sent_at=self._clock.now(), text=question)
-        self._question = open_question = _OpenQuestion(message.message_id, anyio.Event())
-        try:
-            self._send(message)
-            await open_question.answered.wait()
-            return open_question.reply
-        finally:
-            self._question = None
-            if not open_question.answered.is_set():  # cut off (a tool timeout, or the run is stopping)
-                self._send(
-                    QuestionWithdrawn(
-                        task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=message.message_id
-                    )
-                )
-
-    def _resolve_question(self, question_id: str, reply: str) -> None:
-        question = self._question
-        if question is not None and question.message_id == question_id:
-            question.reply = reply
-            question.answered.set()
+        return await self._line.ask(question)
 
     def checkpoint(
         self, completed: Sequence[str], in_progress: Sequence[str], not_started: Sequence[str], findings: Sequence[str]
     ) -> int:
         """Send a checkpoint to the owner; return how many this task has recorded."""
-        self._checkpoints += 1
-        now = self._clock.now()
-        checkpoint = Checkpoint(
-            completed=tuple(completed),
-            in_progress=tuple(in_progress),
-            not_started=tuple(not_started),
-            findings=tuple(findings),
-            at=now,
-        )
-        self._send(CheckpointRecorded(task_id=self.spec.task_id, sent_at=now, checkpoint=checkpoint))
-        return self._checkpoints
+        return self._line.checkpoint(completed, in_progress, not_started, findings)
 
 
 async def _wait_for_slot(slot: anyio.Semaphore, scope: anyio.CancelScope) -> bool:

@@ -1,8 +1,9 @@
 """The capability added to every sub-agent run.
 
-It brings the `ask_parent` and `checkpoint` tools and the cancel instructions, acknowledges a cancel
-request when it reaches the model, refuses new tool calls after one, and tells the runner when a model
-response arrives and which of its tool calls are output tools (so the runner can tell a final answer).
+It brings the `ask_parent` and `checkpoint` tools and the cancel instructions, tells the runner what each
+model request carries (so it can acknowledge a cancel request when it reaches the model), refuses new tool
+calls after one, and tells the runner when a model response arrives and which of its tool calls are output
+tools (so the runner can tell a final answer).
 """
 
 from __future__ import annotations
@@ -21,23 +22,15 @@ from pydantic_ai.capabilities import (
     ValidatedToolArgs,
     WrapToolExecuteHandler,
 )
-from pydantic_ai.messages import (
-    ModelMessage,
-    ModelRequest,
-    ModelResponse,
-    ToolCallPart,
-    ToolReturnPart,
-    UserPromptPart,
-)
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, ToolCallPart, ToolReturnPart
 from pydantic_ai.models import ModelRequestContext
 from pydantic_ai.tools import ToolDefinition
 
 from . import subagent_replies
-from .instructions import cancel_request_tag
 from .messages import CancelRequest
 from .tooling import ToolArgs, ValidatedToolset, validated_tool
 
-__all__ = ('TOOLS_ALLOWED_AFTER_CANCEL', 'TaskChannel', 'TaskRunCapability', 'delivered')
+__all__ = ('TOOLS_ALLOWED_AFTER_CANCEL', 'TaskChannel', 'TaskRunCapability', 'returned_calls')
 
 TOOLS_ALLOWED_AFTER_CANCEL = frozenset(
     {
@@ -63,13 +56,12 @@ class TaskChannel(Protocol):
         """The soft cancel request this task received, if any."""
         ...
 
-    @property
-    def acknowledged(self) -> bool:
-        """Whether the cancel request has reached the model."""
+    def request_going_out(self, still_queued: set[str], returned_calls: set[str]) -> None:
+        """Note a model request as it goes out: the enqueue ids still queued, and the tool calls it answers."""
         ...
 
-    def acknowledge(self) -> None:
-        """Note that the cancel request was delivered inside a model request."""
+    def question_returned(self, tool_call_id: str) -> None:
+        """Note that the `ask_parent` call `tool_call_id` has returned its reply."""
         ...
 
     def response_arrived(self, response: ModelResponse, output_tools: Collection[str]) -> None:
@@ -106,15 +98,14 @@ class _CheckpointArgs(ToolArgs):
     findings: list[str] = Field(default_factory=list[str], description='What you found since the last checkpoint.')
 
 
-def delivered(messages: Sequence[ModelMessage], tag: str) -> bool:
-    """Whether the request being sent (the messages after the last response) carries `tag`."""
+def returned_calls(messages: Sequence[ModelMessage]) -> set[str]:
+    """The ids of the tool calls whose results the request being sent (the messages after the last response) carries."""
+    found: set[str] = set()
     for message in reversed(messages):
         if not isinstance(message, ModelRequest):
-            return False
-        for part in message.parts:
-            if isinstance(part, UserPromptPart | ToolReturnPart) and tag in str(part.content):
-                return True
-    return False
+            break
+        found.update(part.tool_call_id for part in message.parts if isinstance(part, ToolReturnPart))
+    return found
 
 
 @dataclass
@@ -162,14 +153,18 @@ class TaskRunCapability(AbstractCapability[object]):
     async def before_model_request(
         self, ctx: RunContext[object], request_context: ModelRequestContext
     ) -> ModelRequestContext:
-        """Acknowledge the cancel request once it is part of the request the model receives."""
-        request = self.channel.cancel_request
-        if (
-            request is not None
-            and not self.channel.acknowledged
-            and delivered(request_context.messages, cancel_request_tag(request.message_id))
-        ):
-            self.channel.acknowledge()
+        """Tell the runner what the request carries, so it acknowledges the cancel request once the model gets it.
+
+        pydantic-ai's queue has already drained into this request (its drain capability runs outermost), so an
+        enqueue id no longer in `ctx.pending_messages` is in this request: the same fact, by the same id, as the
+        `EnqueuedMessagesEvent` that the drain emits. That event reaches a capability only through `on_event`,
+        which makes pydantic-ai stream every model request of the run: a model without streaming would fail,
+        and usage would be counted differently. The request also carries the results of the tool calls made since
+        the last response, among them an `ask_parent` call answered with the cancel request.
+        """
+        if self.channel.cancel_request is not None:
+            still_queued = {pending.enqueue_id for pending in ctx.pending_messages or ()}
+            self.channel.request_going_out(still_queued, returned_calls(request_context.messages))
         return request_context
 
     async def after_model_request(
@@ -215,4 +210,7 @@ class TaskRunCapability(AbstractCapability[object]):
             and call.tool_name not in TOOLS_ALLOWED_AFTER_CANCEL
         ):
             raise SkipToolExecution(subagent_replies.refused_after_cancel(call.tool_name))
-        return await handler(args)
+        result = await handler(args)
+        if call.tool_name == 'ask_parent':
+            self.channel.question_returned(call.tool_call_id)
+        return result
