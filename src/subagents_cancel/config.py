@@ -205,19 +205,33 @@ def index_subagents(subagents: Sequence[SubAgentConfig]) -> Mapping[str, SubAgen
     """Index sub-agents by name.
 
     Raises:
-        ConfigError: the sequence is empty, two sub-agents share a name, or a fallback names no other sub-agent.
+        ConfigError: the sequence is empty, an item is not a `SubAgentConfig`, two sub-agents share a name, or a
+            fallback names no other sub-agent.
     """
     if not subagents:
         raise ConfigError('Configure at least one sub-agent.')
     by_name: dict[str, SubAgentConfig] = {}
-    for config in subagents:
+    for number, config in enumerate(subagents, start=1):
+        # The annotation does not stop an untyped caller from passing a dict or a name.
+        if not isinstance(config, SubAgentConfig):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise ConfigError(
+                f'Sub-agent {number} is a {type(config).__name__}, not a SubAgentConfig: build it with '
+                '`SubAgentConfig(name=..., description=...)` (or `SubAgentConfig.model_validate({...})` for a dict).'
+            )
         if config.name in by_name:
             raise ConfigError(f'Two sub-agents are named {config.name!r}; names must be unique.')
         by_name[config.name] = config
     for config in subagents:
         if config.fallback is not None and (config.fallback == config.name or config.fallback not in by_name):
-            raise ConfigError(
-                f'Sub-agent {config.name!r} falls back to {config.fallback!r}, which is not another configured '
-                f'sub-agent; choose one of: {", ".join(name for name in by_name if name != config.name)}.'
-            )
+            raise ConfigError(_bad_fallback(config, tuple(name for name in by_name if name != config.name)))
     return by_name
+
+
+def _bad_fallback(config: SubAgentConfig, others: Sequence[str]) -> str:
+    start = f'Sub-agent {config.name!r} falls back to {config.fallback!r}'
+    if not others:
+        return (
+            f'{start}, which is not configured; configure {config.fallback!r} as another sub-agent '
+            '(it is the only one).'
+        )
+    return f'{start}, which is not another configured sub-agent; choose one of: {", ".join(others)}.'
