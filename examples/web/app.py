@@ -4,6 +4,7 @@ Routes:
 
 * `GET /`: the page.
 * `POST /requests` with `{"question": ...}`: start a request; returns its view (`request_id`, `state`, `tasks`).
+* `GET /requests/{request_id}`: the request's view now.
 * `GET /requests/{request_id}/events`: server-sent events, one `data:` line of the request's view each time it
   changes (status, checkpoints, a cancel request and whether the sub-agent read it, outcomes); the stream ends
   after the view of the ended request.
@@ -51,6 +52,7 @@ def create_app(desk: Desk) -> Starlette:
         routes=[
             Route('/', endpoints.page),
             Route('/requests', endpoints.start, methods=['POST']),
+            Route('/requests/{request_id}', endpoints.show),
             Route('/requests/{request_id}/events', endpoints.events),
             Route('/requests/{request_id}/stop', endpoints.stop, methods=['POST']),
             Route('/requests/{request_id}/kill', endpoints.kill, methods=['POST']),
@@ -79,6 +81,10 @@ class _Endpoints:
     def _found(self, request: Request) -> Research | Response:
         research = self.desk.get(request.path_params['request_id'])
         return research or JSONResponse({'error': 'No such request.'}, status_code=404)
+
+    async def show(self, request: Request) -> Response:
+        research = self._found(request)
+        return research if isinstance(research, Response) else JSONResponse(research.view())
 
     async def events(self, request: Request) -> Response:
         research = self._found(request)
