@@ -9,18 +9,22 @@ still running whenever the test clicks; only a cancel ends it.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
 import pytest
 from inline_snapshot import snapshot
+from playwright.async_api import async_playwright, expect
 
 from examples.web import SEARCHERS, Desk, Setup, create_app
 
 from .asgi_streaming import StreamingASGITransport
 from .helpers import Gate
+from .served import served
 
 pytestmark = pytest.mark.anyio
 
@@ -223,4 +227,72 @@ async def test_a_killed_task_stops_at_once_and_the_app_shutting_down_stops_the_o
     research = desk.get(request_id)
     assert research is not None and research.state == 'killed'
     assert desk.running() == ()
+    assert all(gate.stopped.is_set() for gate in searchers.gates.values())
+
+
+CHROMIUM_FLAGS = [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+]
+SCREENSHOT_ENV = 'WEB_EXAMPLE_SCREENSHOT'
+"""Set to a path to save a screenshot of the page mid-cancel there (`docs/images/web-stop.png` in the docs)."""
+
+
+def chromium() -> str:
+    """The system's Chromium; without it the browser test is skipped, and fails under CI (`CI` set)."""
+    found = shutil.which('chromium')
+    if found is not None:
+        return found
+    message = 'Chromium is not installed; install it with `sudo apt-get install -y chromium` (.ci/run does).'
+    if os.environ.get('CI'):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+async def test_in_a_real_browser_stop_shows_the_partial_result_and_kill_leaves_nothing_running() -> None:
+    """Headless Chromium on the page served by uvicorn: click Stop on a task, read its partial result, click Kill."""
+    executable = chromium()
+    searchers = Searchers()
+    desk = Desk(Setup(pace=searchers))
+    async with served(create_app(desk), lifespan='on') as port, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        try:
+            page = await browser.new_page(viewport={'width': 1100, 'height': 560})
+            await page.goto(f'http://127.0.0.1:{port}/')
+            await page.click('#start')
+            await searchers.all_waiting()
+            market = page.locator('[data-task="market"]')
+            await expect(market.locator('.status')).to_have_text('RUNNING')
+            await expect(page.locator('.task .actions')).to_have_count(3)
+
+            await market.locator('button[data-action="stop"]').click()
+            await expect(market.locator('.partial')).to_have_text(
+                re.compile(r'^Partial result \(soft cancel\):\nCompleted: census data\n')
+            )
+            await expect(market.locator('.cancel')).to_have_text(
+                'Stop requested (user): the sub-agent read the request'
+            )
+            await expect(page.locator('[data-task="regulation"] .status')).to_have_text('RUNNING')
+            if path := os.environ.get(SCREENSHOT_ENV):
+                await page.screenshot(path=path)
+            partial = await market.locator('.partial').text_content()
+
+            await page.click('#kill-all')
+            await expect(page.locator('#request-state')).to_have_text('killed')
+            await expect(page.locator('.task .status')).to_have_text(['CANCELLED', 'CANCELLED', 'CANCELLED'])
+        finally:
+            await browser.close()
+        assert desk.running() == ()  # on the server: the request and all of its tasks have ended
+    assert partial == snapshot("""\
+Partial result (soft cancel):
+Completed: census data
+In progress: commuter survey
+Not started: price points, market size
+Findings: 410,000 Berliners commute 5-15 km\
+""")
     assert all(gate.stopped.is_set() for gate in searchers.gates.values())
