@@ -12,7 +12,7 @@ LAYERS: list[set[str]] = [
     {'errors', 'clock', 'shield', 'gc_pause', 'tool_threads', 'output_text'},
     {'states', 'processes'},
     {'messages'},
-    {'results', 'bus'},
+    {'results', 'bus', 'started'},
     {'regions', 'config'},
     {'registry', 'reports', 'metrics'},
     {'replies', 'refusals', 'subagent_replies'},
