@@ -12,7 +12,8 @@ import json
 import os
 import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx2
@@ -75,75 +76,86 @@ def task_of(view: View, subagent: str) -> View:
     return next(task for task in view['tasks'] if task['subagent'] == subagent)
 
 
+@asynccontextmanager
+async def app_client(desk: Desk) -> AsyncGenerator[httpx2.AsyncClient]:
+    """An httpx client of the app around `desk`, in-process, with the app's lifespan open around it."""
+    app = create_app(desk)
+    async with app.router.lifespan_context(app):
+        async with httpx2.AsyncClient(transport=StreamingASGITransport(app), base_url='http://web') as client:
+            yield client
+
+
+async def start_research(client: httpx2.AsyncClient) -> str:
+    """Start a request as the page's Research button does; return its id."""
+    return (await client.post('/requests', json={'question': QUESTION})).json()['request_id']
+
+
 async def test_a_task_stopped_softly_hands_back_its_partial_result_and_a_kill_ends_the_rest() -> None:
     """Over HTTP: the events show the tree; Stop returns the task's partial result; Kill ends the request."""
     searchers = Searchers()
     desk = Desk(Setup(pace=searchers))
-    app = create_app(desk)
-    async with app.router.lifespan_context(app):
-        async with httpx2.AsyncClient(transport=StreamingASGITransport(app), base_url='http://web') as client:
-            started = (await client.post('/requests', json={'question': QUESTION})).json()
-            request_id = started['request_id']
-            async with client.stream('GET', f'/requests/{request_id}/events') as response:
-                assert response.headers['content-type'].startswith('text/event-stream')
-                frames = views(response)
-                await searchers.all_waiting()
-                working = await first(frames, 'competitors:RUNNING:1 market:RUNNING:1 regulation:RUNNING:1')
-                market = task_of(working, 'market')
-                assert stable(market) == snapshot(
-                    {
-                        'task_id': 'market-<id>',
-                        'subagent': 'market',
-                        'description': 'Size the market for e-bike subscriptions in Berlin',
-                        'status': 'RUNNING',
-                        'checkpoints': 1,
-                        'completed': ['census data'],
-                        'in_progress': ['commuter survey'],
-                        'findings': ['410,000 Berliners commute 5-15 km'],
-                        'cancel': None,
-                        'outcome': None,
-                        'subtasks': [],
-                    }
-                )
+    async with app_client(desk) as client:
+        request_id = await start_research(client)
+        async with client.stream('GET', f'/requests/{request_id}/events') as response:
+            assert response.headers['content-type'].startswith('text/event-stream')
+            frames = views(response)
+            await searchers.all_waiting()
+            working = await first(frames, 'competitors:RUNNING:1 market:RUNNING:1 regulation:RUNNING:1')
+            market = task_of(working, 'market')
+            assert stable(market) == snapshot(
+                {
+                    'task_id': 'market-<id>',
+                    'subagent': 'market',
+                    'description': 'Size the market for e-bike subscriptions in Berlin',
+                    'status': 'RUNNING',
+                    'checkpoints': 1,
+                    'completed': ['census data'],
+                    'in_progress': ['commuter survey'],
+                    'findings': ['410,000 Berliners commute 5-15 km'],
+                    'cancel': None,
+                    'outcome': None,
+                    'subtasks': [],
+                }
+            )
 
-                stopped = await client.post(f'/requests/{request_id}/tasks/{market["task_id"]}/stop')
-                assert searchers.gates['market'].stopped.is_set()  # the step in flight was cut short
-                assert stable(stopped.json()) == snapshot(
-                    {
-                        'task_id': 'market-<id>',
-                        'subagent': 'market',
-                        'description': 'Size the market for e-bike subscriptions in Berlin',
-                        'status': 'CANCELLED',
-                        'checkpoints': 1,
-                        'completed': ['census data'],
-                        'in_progress': ['commuter survey'],
-                        'findings': ['410,000 Berliners commute 5-15 km'],
-                        'cancel': {'mode': 'soft', 'reason': 'user', 'acknowledged': True, 'escalated': False},
-                        'outcome': {
-                            'kind': 'cancelled',
-                            'mode': 'soft',
-                            'partial': {
-                                'completed': ['census data'],
-                                'in_progress': ['commuter survey'],
-                                'not_started': ['price points', 'market size'],
-                                'findings': ['410,000 Berliners commute 5-15 km'],
-                                'final_message': """\
+            stopped = await client.post(f'/requests/{request_id}/tasks/{market["task_id"]}/stop')
+            assert searchers.gates['market'].stopped.is_set()  # the step in flight was cut short
+            assert stable(stopped.json()) == snapshot(
+                {
+                    'task_id': 'market-<id>',
+                    'subagent': 'market',
+                    'description': 'Size the market for e-bike subscriptions in Berlin',
+                    'status': 'CANCELLED',
+                    'checkpoints': 1,
+                    'completed': ['census data'],
+                    'in_progress': ['commuter survey'],
+                    'findings': ['410,000 Berliners commute 5-15 km'],
+                    'cancel': {'mode': 'soft', 'reason': 'user', 'acknowledged': True, 'escalated': False},
+                    'outcome': {
+                        'kind': 'cancelled',
+                        'mode': 'soft',
+                        'partial': {
+                            'completed': ['census data'],
+                            'in_progress': ['commuter survey'],
+                            'not_started': ['price points', 'market size'],
+                            'findings': ['410,000 Berliners commute 5-15 km'],
+                            'final_message': """\
 Completed: census data
 In progress: commuter survey
 Not started: price points, market size
 Findings: 410,000 Berliners commute 5-15 km\
 """,
-                                'read_request': True,
-                            },
+                            'read_request': True,
                         },
-                        'subtasks': [],
-                    }
-                )
-                after_stop = await first(frames, 'competitors:RUNNING:1 market:CANCELLED:1 regulation:RUNNING:1')
-                assert task_of(after_stop, 'market') == stopped.json()
+                    },
+                    'subtasks': [],
+                }
+            )
+            after_stop = await first(frames, 'competitors:RUNNING:1 market:CANCELLED:1 regulation:RUNNING:1')
+            assert task_of(after_stop, 'market') == stopped.json()
 
-                killed = (await client.post(f'/requests/{request_id}/kill')).json()
-                remaining = [view async for view in frames]
+            killed = (await client.post(f'/requests/{request_id}/kill')).json()
+            remaining = [view async for view in frames]
     assert killed['state'] == 'killed'
     assert statuses(killed) == 'competitors:CANCELLED:1 market:CANCELLED:1 regulation:CANCELLED:1'
     assert remaining[-1] == killed  # the stream ends with the ended request
@@ -168,14 +180,12 @@ Findings: 410,000 Berliners commute 5-15 km\
 async def test_stopping_the_whole_request_lets_the_lead_sum_up_what_its_searchers_handed_back() -> None:
     """Stop all: every searcher wraps up softly, and the parent's run ends with an answer built on them."""
     searchers = Searchers()
-    app = create_app(Desk(Setup(pace=searchers)))
-    async with app.router.lifespan_context(app):
-        async with httpx2.AsyncClient(transport=StreamingASGITransport(app), base_url='http://web') as client:
-            request_id = (await client.post('/requests', json={'question': QUESTION})).json()['request_id']
-            await searchers.all_waiting()
-            stopping = (await client.post(f'/requests/{request_id}/stop')).json()
-            async with client.stream('GET', f'/requests/{request_id}/events') as response:
-                ended = [view async for view in views(response)][-1]
+    async with app_client(Desk(Setup(pace=searchers))) as client:
+        request_id = await start_research(client)
+        await searchers.all_waiting()
+        stopping = (await client.post(f'/requests/{request_id}/stop')).json()
+        async with client.stream('GET', f'/requests/{request_id}/events') as response:
+            ended = [view async for view in views(response)][-1]
     assert stopping['state'] == 'stopping'
     assert ended['state'] == 'stopped'
     assert ended['answer'] == snapshot(
@@ -189,14 +199,12 @@ async def test_a_killed_task_stops_at_once_and_the_app_shutting_down_stops_the_o
     """Kill one task: it ends with its checkpoints; then the app stops and takes the running request with it."""
     searchers = Searchers()
     desk = Desk(Setup(pace=searchers))
-    app = create_app(desk)
-    async with app.router.lifespan_context(app):
-        async with httpx2.AsyncClient(transport=StreamingASGITransport(app), base_url='http://web') as client:
-            request_id = (await client.post('/requests', json={'question': QUESTION})).json()['request_id']
-            await searchers.all_waiting()
-            view = (await client.get(f'/requests/{request_id}')).json()
-            market_id = task_of(view, 'market')['task_id']
-            killed = (await client.post(f'/requests/{request_id}/tasks/{market_id}/kill')).json()
+    async with app_client(desk) as client:
+        request_id = await start_research(client)
+        await searchers.all_waiting()
+        view = (await client.get(f'/requests/{request_id}')).json()
+        market_id = task_of(view, 'market')['task_id']
+        killed = (await client.post(f'/requests/{request_id}/tasks/{market_id}/kill')).json()
         assert len(desk.running()) == 1
     assert stable(killed) == snapshot(
         {
