@@ -53,11 +53,12 @@ class Research:
     request_id: str
     question: str
     manager: SubAgentManager
-    state: RequestState = 'running'
-    answer: str | None = None
-    ended: anyio.Event = field(default_factory=anyio.Event)
+    state: RequestState = field(default='running', init=False)
+    answer: str | None = field(default=None, init=False)
+    """The parent's final answer, or why the request failed."""
+    ended: anyio.Event = field(default_factory=anyio.Event, init=False)
     """Set once the parent's run is over and the manager has stopped every task it still had."""
-    _scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    _scope: anyio.CancelScope = field(default_factory=anyio.CancelScope, init=False)
 
     def view(self) -> JsonDict:
         """The request and its task tree, for the page."""

@@ -2,7 +2,7 @@
 
 They answer the way a model following the library's instructions would: the lead calls `task` for each searcher
 and then `wait_tasks`; a searcher checkpoints after each phase and, when a request carries a `CANCEL_REQUEST`,
-replies at once with what it has. Before each phase a searcher awaits its [`Pace`][]: the demo sleeps there so
+replies at once with what it has. Before each phase a searcher awaits its `Pace`: the demo sleeps there so
 that a person has time to click, and a test waits on an event that it releases (or never does).
 """
 
