@@ -304,3 +304,19 @@ Not started: price points, market size
 Findings: 410,000 Berliners commute 5-15 km\
 """)
     assert all(gate.stopped.is_set() for gate in searchers.gates.values())
+
+
+async def test_a_request_on_a_real_model_that_cannot_run_ends_failed_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`--model` without the provider's API key: the request is shown as failed, with what to set."""
+    monkeypatch.delenv('OPENAI_API_KEY', raising=False)
+    desk = Desk(Setup(model='openai:gpt-5-mini'))
+    async with app_client(desk) as client:
+        request_id = await start_research(client)
+        async with client.stream('GET', f'/requests/{request_id}/events') as response:
+            ended = [view async for view in views(response)][-1]
+    assert (ended['state'], ended['tasks']) == ('failed', [])
+    # The rest of the sentence is pydantic-ai's and differs between its versions.
+    assert ended['answer'].startswith('UserError: Set the `OPENAI_API_KEY` environment variable')
+    assert desk.running() == ()

@@ -16,6 +16,7 @@ from typing import Literal, Self
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 from pydantic_ai import Agent
+from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import Model
 
 from subagents_cancel import CancelReason, SubAgentCapability, SubAgentManager, SubAgentPolicy, TaskInfo
@@ -101,7 +102,7 @@ class Research:
                     self.state = 'stopped' if self.state == 'stopping' else 'done'
         # A failed request (a provider error, a bad answer) is shown on its page; the other requests go on.
         except Exception as error:  # noqa: BLE001
-            self.state, self.answer = 'failed', f'{type(error).__name__}: the request failed.'
+            self.state, self.answer = 'failed', _why_it_failed(error)
         finally:
             if self.state in ('running', 'stopping'):  # killed from the page, or the app is shutting down
                 self.state = 'killed'
@@ -140,7 +141,13 @@ class Desk:
             policy=SubAgentPolicy(preempt_on_soft_cancel=True, grace_seconds=setup.grace_seconds),
         )
         model: Model | str = lead_model() if setup.model is None else setup.model
-        agent = Agent(model, instructions=_LEAD_INSTRUCTIONS, capabilities=[SubAgentCapability(manager=manager)])
+        # A real model is built when the run starts, so a missing API key fails this request, shown on its page.
+        agent = Agent(
+            model,
+            instructions=_LEAD_INSTRUCTIONS,
+            capabilities=[SubAgentCapability(manager=manager)],
+            defer_model_check=True,
+        )
         research = Research(request_id=next(self._ids), question=question, manager=manager)
         self._requests[research.request_id] = research
         await self._group.start(research.run, agent)
@@ -153,3 +160,13 @@ class Desk:
     def running(self) -> tuple[Research, ...]:
         """The requests whose parent run or tasks have not ended."""
         return tuple(research for research in self._requests.values() if not research.ended.is_set())
+
+
+def _why_it_failed(error: Exception) -> str:
+    """Why a request failed: a setup problem (a `UserError`, like a missing API key) in full, else only its type.
+
+    A provider's error text may carry what should not be shown, such as a key.
+    """
+    if isinstance(error, UserError):
+        return f'{type(error).__name__}: {error}'
+    return f'{type(error).__name__}: the request failed.'
