@@ -32,6 +32,7 @@ from pydantic_ai.messages import (
     ModelResponse,
     TextPart,
     ToolCallPart,
+    ToolReturn,
     ToolReturnPart,
     UserPromptPart,
 )
@@ -89,11 +90,6 @@ def tool_replies(messages: Sequence[ModelMessage]) -> list[str]:
         for part in message.parts
         if isinstance(part, ToolReturnPart)
     ]
-
-
-def started_task_id(messages: Sequence[ModelMessage]) -> str:
-    reply = next(reply for reply in tool_replies(messages) if reply.startswith('Task started with ID: '))
-    return reply.split()[4]
 
 
 # --- the sub-agents ---------------------------------------------------------------------------------
@@ -162,7 +158,7 @@ async def parent_llm(messages: list[ModelMessage], info: AgentInfo) -> ModelResp
         return say('The full report ran out of time; the quick summary above stands in for it.')
     if step == 0:
         return call('task', description=REPORT, subagent_type='report-generator', mode='async')
-    task_id = started_task_id(messages)
+    (task_id,) = SubAgentCapability.started_tasks(messages)
     if step == 1:
         # The user clicks "just give me a summary": in scene 1 while the generator works, in scene 3 just after
         # the report was finished.
@@ -201,7 +197,9 @@ class Narrator(AbstractCapability[object]):
         result: Any,
     ) -> Any:
         """Print the reply."""
-        print(indent(str(result), '    | '))
+        raw: object = result
+        reply: object = raw.return_value if isinstance(raw, ToolReturn) else raw  # `task` carries its id
+        print(indent(str(reply), '    | '))
         return result
 
 

@@ -32,6 +32,7 @@ from pydantic_ai.messages import (
     ModelResponse,
     TextPart,
     ToolCallPart,
+    ToolReturn,
     ToolReturnPart,
     UserPromptPart,
 )
@@ -124,7 +125,9 @@ class Narrator(AbstractCapability[object]):
         if not self.quiet():
             if self.quiet_until_cancel:  # the call itself was made before, while it was quiet
                 print(f'{self.indent}{self.who} <- {call.tool_name}:')
-            for line in str(result).splitlines():
+            raw: object = result
+            reply: object = raw.return_value if isinstance(raw, ToolReturn) else raw  # `task` carries its id
+            for line in str(reply).splitlines():
                 print(f'{self.indent}    | {line}'.rstrip())
         return result
 

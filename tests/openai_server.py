@@ -9,7 +9,6 @@ time with `token_seconds` between tokens, or tool calls.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -17,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-import uvicorn
+
+from .served import served
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -209,16 +209,6 @@ def _usage(completion: Completion) -> dict[str, int]:
 @asynccontextmanager
 async def serving(app: FakeOpenAI) -> AsyncGenerator[FakeOpenAI]:
     """Serve `app` on 127.0.0.1 and a free port for the length of the block, in this event loop."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(('127.0.0.1', 0))
-    sock.listen()  # connections wait in the backlog until the server accepts them: no start-up race
-    app.port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level='warning', lifespan='off', timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    async with anyio.create_task_group() as group:
-        group.start_soon(server.serve, [sock])
-        try:
-            yield app
-        finally:
-            server.should_exit = True
-    sock.close()
+    async with served(app, lifespan='off') as port:
+        app.port = port
+        yield app

@@ -90,3 +90,35 @@ def test_capability_takes_subagents_or_a_manager() -> None:
     with pytest.raises(ConfigError, match=r"^Unknown model 'gpt5'"):
         SubAgentCapability(subagents=[config()], default_model='gpt5')
     assert 'researcher: Researches' in SubAgentCapability(manager=manager).get_instructions()
+
+
+def test_a_fallback_to_an_unknown_subagent_when_no_other_is_configured() -> None:
+    """The message says there is no other sub-agent to fall back to, instead of listing nothing."""
+    with pytest.raises(
+        ConfigError,
+        match=r"^Sub-agent 'researcher' falls back to 'summary', which is not configured; configure 'summary' as "
+        r'another sub-agent \(it is the only one\)\.$',
+    ):
+        SubAgentManager([config(model='test', fallback='summary')])
+    with pytest.raises(
+        ConfigError,
+        match=r"^Sub-agent 'researcher' falls back to 'summary', which is not another configured sub-agent; "
+        r'choose one of: writer\.$',
+    ):
+        SubAgentManager([config(model='test', fallback='summary'), config(name='writer', model='test')])
+
+
+@pytest.mark.parametrize('given', [{'name': 'researcher', 'description': 'Researches'}, 'researcher'])
+def test_subagents_that_are_not_configs_are_refused_by_name(given: object) -> None:
+    """A dict or a name where a `SubAgentConfig` belongs gets a `ConfigError` that says how to build one."""
+    with pytest.raises(
+        ConfigError,
+        match=rf'^Sub-agent 1 is a {type(given).__name__}, not a SubAgentConfig: build it with '
+        r'`SubAgentConfig\(name=\.\.\., description=\.\.\.\)` \(or `SubAgentConfig\.model_validate\(\{\.\.\.\}\)` '
+        r'for a dict\)\.$',
+    ):
+        # Not a config on purpose: what an untyped caller passes.
+        SubAgentManager([given], default_model='test')  # pyright: ignore[reportArgumentType]
+    with pytest.raises(ConfigError, match=r'^Sub-agent 1 is a dict, not a SubAgentConfig'):
+        # Not a config on purpose: what an untyped caller passes.
+        SubAgentCapability(subagents=[{'name': 'researcher'}])  # pyright: ignore[reportArgumentType]

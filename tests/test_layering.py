@@ -14,7 +14,7 @@ LAYERS: list[set[str]] = [
     {'messages'},
     {'notebook_shapes'},
     {'notebook_view'},
-    {'results', 'bus', 'reasons', 'transport'},
+    {'results', 'bus', 'reasons', 'transport', 'started'},
     {'regions', 'config'},
     {'registry', 'reports', 'metrics'},
     {'replies', 'refusals', 'subagent_replies'},

@@ -9,6 +9,7 @@ from typing import Any, cast
 
 from pydantic_ai import FunctionToolset, RunContext
 from pydantic_ai.capabilities import AbstractCapability, WrapRunHandler
+from pydantic_ai.messages import ModelMessage
 from pydantic_ai.models import AbstractModel, Model
 from pydantic_ai.run import AgentRunResult
 
@@ -17,6 +18,8 @@ from .config import SubAgentConfig, SubAgentPolicy, check_model, index_subagents
 from .errors import ConfigError
 from .instructions import parent_instructions
 from .manager import SubAgentManager
+from .messages import TaskId
+from .started import started_task_ids
 from .tools import parent_toolset
 
 __all__ = ('SubAgentCapability',)
@@ -69,6 +72,23 @@ class SubAgentCapability(AbstractCapability[object]):
                 check_model(self.default_model)
             except ValueError as error:
                 raise ConfigError(str(error)) from None
+
+    @staticmethod
+    def started_tasks(messages: Sequence[ModelMessage]) -> tuple[TaskId, ...]:
+        """The ids of the tasks a parent run started with the `task` tool, in the order of its results.
+
+        Pass the run's messages (`result.all_messages()`, or messages stored as JSON and loaded again). Tasks that
+        the library started by itself (a sub-agent's `fallback`) are not among them, and neither are
+        calls that were refused. Works the same for the toolset of
+        [`create_subagent_toolset`][subagents_cancel.create_subagent_toolset].
+
+        Example:
+            ```python
+            task_ids = SubAgentCapability.started_tasks(result.all_messages())
+            await manager.soft_cancel(task_ids[0])
+            ```
+        """
+        return started_task_ids(messages)
 
     def get_instructions(self) -> str:
         """Tell the parent which sub-agents exist and how to use the tools."""

@@ -36,8 +36,6 @@ CleanupHook = Callable[[TaskInfo], Awaitable[None]]
 PromoteHook = Callable[[TaskInfo, Path], Awaitable[None]]
 """Called after a task of the sub-agent completed, with its snapshot and its scratch directory, to keep its files."""
 
-_Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-
 
 def check_duration(name: str, seconds: float, *, zero_allowed: bool = False) -> float:
     """Check a duration passed to one call of the Python API, as the config classes check theirs.
@@ -106,11 +104,11 @@ class SubAgentConfig(BaseModel):
     [`SubAgentCapability`][subagents_cancel.SubAgentCapability] (nested sub-agents)."""
     cancel_instructions: str | None = None
     """Replaces the default instructions on checkpointing and on reacting to a `CANCEL_REQUEST`."""
-    grace_seconds: _Seconds | None = None
+    grace_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     """How long a soft cancel lets it wrap up before it is stopped; by default the policy's."""
     preempt_on_soft_cancel: bool | None = None
     """Whether a soft cancel interrupts its model request or tool call in flight; by default the policy's."""
-    timeout_seconds: _Seconds | None = None
+    timeout_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     """The time budget of each of its tasks, from when the task is accepted; by default the policy's."""
     fallback: str | None = None
     """Another sub-agent to start in place of a task of this one that gets cancelled (by the parent, a deadline
@@ -137,7 +135,7 @@ class SubAgentPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra='forbid')
 
-    grace_seconds: _Seconds = 30.0
+    grace_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 30.0
     """How long a soft-cancelled task may wrap up before it is hard-cancelled (per sub-agent:
     [`SubAgentConfig.grace_seconds`][subagents_cancel.SubAgentConfig.grace_seconds])."""
     refuse_tools_after_cancel: bool = True
@@ -147,32 +145,32 @@ class SubAgentPolicy(BaseModel):
     """Whether a soft cancel interrupts the model request or tool call in flight, so that the wrap-up request
     starts at once, instead of waiting for that step to finish (its result is then lost). Per sub-agent:
     [`SubAgentConfig.preempt_on_soft_cancel`][subagents_cancel.SubAgentConfig.preempt_on_soft_cancel]."""
-    hard_cancel_wait_seconds: _Seconds = 5.0
+    hard_cancel_wait_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
     """How long a hard cancel waits for the run to stop before it reports the task unresponsive."""
-    final_answer_wait_seconds: _Seconds = 1.0
+    final_answer_wait_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
     """How long a hard cancel that arrives after the sub-agent's final answer waits for the run to accept or
     reject that answer (its output validators and output function) before it stops the run anyway. An answer
     accepted in that time wins: the task ends COMPLETED (see *first writer wins* in the states concept page).
     Must be shorter than `hard_cancel_wait_seconds` and `teardown_seconds`, which bound the whole stop."""
     owner_end: Literal['hard', 'soft'] = 'hard'
     """What happens to tasks still running when their owner (the parent run or manager scope) ends."""
-    owner_end_grace_seconds: _Seconds = 5.0
+    owner_end_grace_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
     """With `owner_end='soft'`: how long the tasks may wrap up before they are hard-cancelled."""
-    teardown_seconds: _Seconds = 5.0
+    teardown_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
     """How long the owner's teardown waits for hard-cancelled tasks before it reports them as orphans."""
     max_running: Annotated[int, Field(ge=1)] | None = None
     """How many tasks of one owner may run at once; more wait as PENDING, first in, first out."""
-    wait_timeout_seconds: _Seconds = 300.0
+    wait_timeout_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 300.0
     """The longest a parent's `wait_tasks` or `wait_region` call may wait before it returns with the tasks still
     running; a longer (or infinite) `timeout_seconds` from the model is capped to it, and the reply says so."""
-    task_timeout_seconds: _Seconds | None = None
+    task_timeout_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     """The default time budget of a task, from when it is accepted; none by default."""
     deadline_cancel: Literal['soft', 'hard'] = 'soft'
     """How a task or region whose time budget ran out is cancelled."""
     cascade_grace_factor: Annotated[float, Field(gt=0, le=1)] = 0.5
     """A soft cancel of a task reaches its own sub-agents' tasks first, with this fraction of its grace window, so
     they hand back their partial results before it wraps up itself; each level deeper gets a shorter window."""
-    hook_seconds: _Seconds = 10.0
+    hook_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 10.0
     """How long a sub-agent's `cleanup` or `promote` hook may run."""
     sync_tool_threads: Annotated[int, Field(ge=1)] = 16
     """Worker threads for the sync tools of one owner's tasks that have not been stopped."""
@@ -184,7 +182,7 @@ class SubAgentPolicy(BaseModel):
     keep_finished: Annotated[int, Field(ge=1)] | None = 10_000
     """How many finished tasks one owner keeps the records of; beyond that the oldest are forgotten (their ids read
     as unknown), so a long-lived owner's memory stays bounded. `None` keeps them all."""
-    finished_ttl_seconds: _Seconds | None = None
+    finished_ttl_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     """Also forget a finished task this long after it ended, and a region cancelled while empty this long after its
     cancel (checked whenever a task ends or starts, or a region is cancelled)."""
 
@@ -205,19 +203,33 @@ def index_subagents(subagents: Sequence[SubAgentConfig]) -> Mapping[str, SubAgen
     """Index sub-agents by name.
 
     Raises:
-        ConfigError: the sequence is empty, two sub-agents share a name, or a fallback names no other sub-agent.
+        ConfigError: the sequence is empty, an item is not a `SubAgentConfig`, two sub-agents share a name, or a
+            fallback names no other sub-agent.
     """
     if not subagents:
         raise ConfigError('Configure at least one sub-agent.')
     by_name: dict[str, SubAgentConfig] = {}
-    for config in subagents:
+    for number, config in enumerate(subagents, start=1):
+        # The annotation does not stop an untyped caller from passing a dict or a name.
+        if not isinstance(config, SubAgentConfig):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise ConfigError(
+                f'Sub-agent {number} is a {type(config).__name__}, not a SubAgentConfig: build it with '
+                '`SubAgentConfig(name=..., description=...)` (or `SubAgentConfig.model_validate({...})` for a dict).'
+            )
         if config.name in by_name:
             raise ConfigError(f'Two sub-agents are named {config.name!r}; names must be unique.')
         by_name[config.name] = config
     for config in subagents:
         if config.fallback is not None and (config.fallback == config.name or config.fallback not in by_name):
-            raise ConfigError(
-                f'Sub-agent {config.name!r} falls back to {config.fallback!r}, which is not another configured '
-                f'sub-agent; choose one of: {", ".join(name for name in by_name if name != config.name)}.'
-            )
+            raise ConfigError(_bad_fallback(config, tuple(name for name in by_name if name != config.name)))
     return by_name
+
+
+def _bad_fallback(config: SubAgentConfig, others: Sequence[str]) -> str:
+    start = f'Sub-agent {config.name!r} falls back to {config.fallback!r}'
+    if not others:
+        return (
+            f'{start}, which is not configured; configure {config.fallback!r} as another sub-agent '
+            '(it is the only one).'
+        )
+    return f'{start}, which is not another configured sub-agent; choose one of: {", ".join(others)}.'

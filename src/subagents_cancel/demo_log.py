@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic_ai import RunContext
 from pydantic_ai.capabilities import AbstractCapability, ValidatedToolArgs
-from pydantic_ai.messages import ToolCallPart
+from pydantic_ai.messages import ToolCallPart, ToolReturn
 from pydantic_ai.tools import ToolDefinition
 from rich.console import Console
 
@@ -56,7 +56,9 @@ class Narrator(AbstractCapability[object]):
         result: Any,
     ) -> Any:
         """Print the reply, and keep the latest snapshots of the run's own tasks if asked."""
-        reply = _headlines(str(result)) if self.headlines else str(result)
+        raw: object = result
+        text = str(raw.return_value if isinstance(raw, ToolReturn) else raw)  # `task` carries its id
+        reply = _headlines(text) if self.headlines else text
         who = '' if self.who == 'parent' else self.who
         for line in reply_lines(reply, self.lines):
             self.console.print(f'{who:<13}<- {line}', highlight=False, markup=False)

@@ -22,6 +22,7 @@ from typing import Any, Literal, TypeVar, cast
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_ai import FunctionToolset, RunContext, Tool
+from pydantic_ai.messages import ToolReturn
 from pydantic_ai.toolsets import ToolsetTool
 
 from . import refusals
@@ -39,7 +40,7 @@ _ArgsT = TypeVar('_ArgsT', bound=ToolArgs)
 
 
 def validated_tool(
-    name: str, description: str, args_type: type[_ArgsT], handle: Callable[[_ArgsT], Awaitable[str]]
+    name: str, description: str, args_type: type[_ArgsT], handle: Callable[[_ArgsT], Awaitable[str | ToolReturn]]
 ) -> Tool[object]:
     """A tool named `name` that validates its arguments as `args_type` and replies via `handle`.
 
@@ -50,7 +51,7 @@ def validated_tool(
     """
     required, optional = _fields(args_type)
 
-    async def call(**arguments: object) -> str:
+    async def call(**arguments: object) -> str | ToolReturn:
         malformed = arguments.get(_MALFORMED_KEY)
         if isinstance(malformed, _Malformed):
             return refusals.arguments_not_an_object(

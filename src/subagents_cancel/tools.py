@@ -11,6 +11,7 @@ from typing import Literal, TypeVar
 
 from pydantic import Field
 from pydantic_ai import FunctionToolset
+from pydantic_ai.messages import ToolReturn
 
 from . import refusals, replies, reports
 from .errors import (
@@ -23,6 +24,7 @@ from .manager import SubAgentManager
 from .messages import CancelReason
 from .regions import REGION_PATTERN, RegionClosed
 from .results import TaskInfo
+from .started import with_task_id
 from .states import NotWaitingForAnswer, TaskStatus
 from .tooling import ToolArgs, ValidatedToolset, validated_tool
 from .waiting import WaitResult
@@ -110,9 +112,9 @@ def parent_toolset(current_manager: ManagerSource) -> FunctionToolset[object]:
     """The parent's tools, bound to whatever manager `current_manager` returns when a tool is called."""
 
     def guarded(
-        handle: Callable[[SubAgentManager, _ArgsT], Awaitable[str]],
-    ) -> Callable[[_ArgsT], Awaitable[str]]:
-        async def call(args: _ArgsT) -> str:
+        handle: Callable[[SubAgentManager, _ArgsT], Awaitable[str | ToolReturn]],
+    ) -> Callable[[_ArgsT], Awaitable[str | ToolReturn]]:
+        async def call(args: _ArgsT) -> str | ToolReturn:
             manager = current_manager()
             if manager is None:
                 return refusals.manager_closed()
@@ -201,7 +203,7 @@ def parent_toolset(current_manager: ManagerSource) -> FunctionToolset[object]:
     )
 
 
-async def _task(manager: SubAgentManager, args: _TaskArgs) -> str:
+async def _task(manager: SubAgentManager, args: _TaskArgs) -> str | ToolReturn:
     launch = manager.start if args.mode == 'async' else manager.run
     try:
         info = await launch(
@@ -212,10 +214,10 @@ async def _task(manager: SubAgentManager, args: _TaskArgs) -> str:
             fallback=args.fallback,
         )
         if args.mode == 'async':
-            return replies.task_started(info)
+            return with_task_id(replies.task_started(info), info.task_id)
     except UnknownSubAgent as error:
         return refusals.unknown_subagent(error.name, error.available)
-    return reports.task_report(info, manager.clock.now())
+    return with_task_id(reports.task_report(info, manager.clock.now()), info.task_id)
 
 
 async def _check_task(manager: SubAgentManager, args: _TaskIdArgs) -> str:

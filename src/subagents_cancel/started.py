@@ -1,0 +1,41 @@
+"""Which tasks a parent run started, read from its messages: each `task` result carries its task id as metadata.
+
+The id travels in the tool result's `metadata`, which pydantic-ai keeps in the message history but never sends
+to the model, so nobody has to parse it out of the reply's text, and it survives storing the messages as JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturn, ToolReturnPart
+
+from .messages import TaskId
+
+__all__ = ('TASK_ID_KEY', 'started_task_ids', 'with_task_id')
+
+TASK_ID_KEY = 'subagents_cancel_task_id'
+"""The key of the task id in the metadata of a `task` tool result."""
+
+
+def with_task_id(reply: str, task_id: TaskId) -> ToolReturn:
+    """The `task` tool's result: `reply` for the model, and the id of the task it started as metadata."""
+    return ToolReturn(return_value=reply, metadata={TASK_ID_KEY: task_id})
+
+
+def started_task_ids(messages: Sequence[ModelMessage]) -> tuple[TaskId, ...]:
+    """The ids of the tasks that the `task` tool started in `messages`, in the order of its results."""
+    found: list[TaskId] = []
+    for message in messages:
+        if not isinstance(message, ModelRequest):
+            continue
+        for part in message.parts:
+            if not isinstance(part, ToolReturnPart) or part.tool_name != 'task':
+                continue
+            metadata: object = part.metadata
+            if isinstance(metadata, dict):
+                task_id = cast('dict[str, object]', metadata).get(TASK_ID_KEY)
+                if isinstance(task_id, str):
+                    found.append(TaskId(task_id))
+    return tuple(found)
