@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import Awaitable, Callable, Generator
 
 import logfire
 import pytest
@@ -15,6 +16,16 @@ from .helpers import WatchedClock
 
 models.ALLOW_MODEL_REQUESTS = False  # a test that reaches a real provider fails instead of spending tokens
 logfire.configure(send_to_logfire=False, console=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport]:
+    """Under CI (`CI` set) a skipped test fails: a test that did not run proves nothing."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if os.environ.get('CI') and report.skipped and not hasattr(report, 'wasxfail'):
+        report.outcome = 'failed'
+        report.longrepr = f'skipped under CI, where every test must run: {report.longrepr}'
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
