@@ -276,7 +276,7 @@ class Supervisor:
         self._runners[record.task_id] = runner
         self._book.runs_in(record.task_id, runner.context)
         if not queued:
-            self._book.apply(record, TaskEvent.START, now)
+            self._book.transition(record, TaskEvent.START, now)
         # The span opens in the task's own asyncio task, which copies the caller's context: it nests under the
         # parent's tool-call span, and whatever the sub-agent's run traces nests under it.
         traced = self.telemetry.traced(self._book.info(record), runner.run())

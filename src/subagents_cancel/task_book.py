@@ -143,7 +143,7 @@ class TaskBook:
         """Record the cancel of `region`; the first is kept."""
         self.records.cancel_region(region, cancel)
 
-    def apply(self, record: TaskRecord, event: TaskEvent, at: float, *, ending: RunEnding | None = None) -> None:
+    def transition(self, record: TaskRecord, event: TaskEvent, at: float, *, ending: RunEnding | None = None) -> None:
         """Move the task by `event`; on a change, settle an end, announce it, and wake its waiters."""
         old = record.state
         if not record.apply(event, at=at, ending=ending):
@@ -180,7 +180,7 @@ class TaskBook:
             )
         elif mode == 'hard':
             record.cancel = dataclasses.replace(record.cancel, mode='hard')
-        self.apply(record, TaskEvent.SOFT_CANCEL if mode == 'soft' else TaskEvent.HARD_CANCEL, now)
+        self.transition(record, TaskEvent.SOFT_CANCEL if mode == 'soft' else TaskEvent.HARD_CANCEL, now)
         self._send(record.task_id, request)
 
     def answer(self, record: TaskRecord, text: str) -> None:
@@ -193,7 +193,7 @@ class TaskBook:
         if question is None or record.state.cancel_requested:
             raise NotWaitingForAnswer(record.task_id, record.status)
         now = self._clock.now()
-        self.apply(record, TaskEvent.ANSWER, now)
+        self.transition(record, TaskEvent.ANSWER, now)
         self._send(
             record.task_id, Answer(task_id=record.task_id, sent_at=now, text=text, correlation_id=question.message_id)
         )
@@ -228,7 +228,7 @@ class TaskBook:
             return
         match message:
             case TaskStarted():
-                self.apply(record, TaskEvent.START, message.sent_at)
+                self.transition(record, TaskEvent.START, message.sent_at)
             case Question() | QuestionWithdrawn() if not record.state.cancel_requested:  # else the cancel answers it
                 self._on_question(record, message)
             case CheckpointRecorded(checkpoint=checkpoint):
@@ -277,9 +277,9 @@ class TaskBook:
     def _on_question(self, record: TaskRecord, message: Question | QuestionWithdrawn) -> None:
         if isinstance(message, Question):
             record.question = message
-            self.apply(record, TaskEvent.ASK, message.sent_at)
+            self.transition(record, TaskEvent.ASK, message.sent_at)
         elif record.question is not None and record.question.message_id == message.correlation_id:
-            self.apply(record, TaskEvent.ANSWER, message.sent_at)  # its ask_parent call was cut off: it works on
+            self.transition(record, TaskEvent.ANSWER, message.sent_at)  # its ask_parent call was cut off: it works on
 
     def _finish(self, record: TaskRecord, message: RunFinished) -> None:
         record.usage = message.usage
@@ -298,4 +298,4 @@ class TaskBook:
                     reason = CancelReason(kind='parent_cancelled')
                     self.request_cancel(record, 'hard', reason, 0.0, at=message.sent_at)
                 event = TaskEvent.STOP
-        self.apply(record, event, message.sent_at, ending=message.ending)
+        self.transition(record, event, message.sent_at, ending=message.ending)
