@@ -15,8 +15,9 @@ WRITERS = {'registry', 'task_book'}
 FIELDS = {field.name for field in dataclasses.fields(TaskRecord)}
 READERS = {'info'}
 """The record's public methods that change nothing; every other one is a write."""
-MUTATORS = {name for name in vars(TaskRecord) if not name.startswith('_') and callable(getattr(TaskRecord, name))}
-MUTATORS -= READERS
+MUTATORS = {
+    name for name in vars(TaskRecord) if not name.startswith('_') and callable(getattr(TaskRecord, name))
+} - READERS
 LIST_FIELDS = {
     field.name for field in dataclasses.fields(TaskRecord) if field.default_factory is not dataclasses.MISSING
 } - {'ended'}
@@ -31,7 +32,7 @@ def _unpacked(target: ast.expr) -> list[ast.expr]:
     return [target]
 
 
-def _targets(node: ast.AST) -> list[ast.expr]:
+def _targets(node: ast.stmt) -> list[ast.expr]:
     if isinstance(node, ast.Assign):
         return [leaf for target in node.targets for leaf in _unpacked(target)]
     if isinstance(node, ast.AugAssign | ast.AnnAssign):
@@ -47,9 +48,9 @@ def record_writes(path: Path) -> list[str]:
     """Where `path` assigns a record field, calls a record method that writes, or changes a record's list."""
     found: list[str] = []
     for node in ast.walk(ast.parse(path.read_text())):
-        for target in _targets(node):
+        for target in _targets(node) if isinstance(node, ast.stmt) else ():
             if isinstance(target, ast.Attribute) and target.attr in FIELDS and not _is_self(target.value):
-                found.append(f'{path.stem}:{node.lineno} assigns .{target.attr}')
+                found.append(f'{path.stem}:{target.lineno} assigns .{target.attr}')
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             owner = node.func.value
             if node.func.attr in MUTATORS and not _is_self(owner):
