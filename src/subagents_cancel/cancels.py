@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .clock import Clock
+from .config import SubAgentPolicy
 from .defaults import Defaults
 from .gc_pause import collector_paused
 from .messages import CancelMode, CancelReason
@@ -65,11 +66,11 @@ class HardCancelOutcome:
 class Cancels:
     """Requests cancels of one owner's tasks through its book, and waits for hard-cancelled tasks to stop."""
 
-    def __init__(self, book: TaskBook, defaults: Defaults, clock: Clock, *, hard_cancel_wait_seconds: float) -> None:
+    def __init__(self, book: TaskBook, defaults: Defaults, clock: Clock, policy: SubAgentPolicy) -> None:
         self._book = book
         self._defaults = defaults
         self._clock = clock
-        self._hard_cancel_wait_seconds = hard_cancel_wait_seconds
+        self._hard_cancel_wait_seconds = policy.hard_cancel_wait_seconds
 
     def soft(self, record: TaskRecord, reason: CancelReason, grace_seconds: float | None) -> SoftCancelOutcome:
         """Ask the task to wrap up, unless it has ended or was asked before."""

@@ -4,10 +4,11 @@ A [`SubAgentManager`][subagents_cancel.SubAgentManager] is the owner of its task
 `async with` block and are cancelled when it ends. [`SubAgentCapability`][subagents_cancel.SubAgentCapability]
 opens one per parent run; an application opens its own to cancel from a button, a deadline or a webhook.
 
-The manager is a front: each method delegates to one piece of the engine. The task book
-([`task_book`][subagents_cancel.task_book]) is the only writer of task records and the owner's side of the bus;
-the supervisor opens and closes the owner and launches the runs; the cancel commands return typed outcomes;
-the region service handles regions; [`Defaults`][subagents_cancel.defaults.Defaults] resolves every setting.
+The manager is a front: each method delegates to one piece of the engine. The task book (`task_book`) is the
+only writer of task records and the owner's side of the bus; the supervisor (`supervisor`) opens and closes the
+owner and launches the runs; the cancel commands (`cancels`) return typed outcomes; the region service
+(`region_service`) handles regions; `Defaults` (`defaults`) resolves every setting, per call → per sub-agent →
+policy.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from .metrics import CancelMetrics
 from .region_service import RegionService
 from .regions import RegionOutcome, check_region
 from .results import TaskInfo
-from .shield import finish_shielded
 from .supervisor import Supervisor, new_owner_id
 from .task_book import TaskBook
 from .task_context import current_task
@@ -95,17 +95,9 @@ class SubAgentManager:
         bus = bus or InProcessBus()
         self._defaults = Defaults(self._configs, self.policy)
         self._book = TaskBook(
-            bus=bus,
-            clock=self.clock,
-            address=new_owner_id(),
-            defaults=self._defaults,
-            deadline_cancel=self.policy.deadline_cancel,
-            keep_finished=self.policy.keep_finished,
-            finished_ttl_seconds=self.policy.finished_ttl_seconds,
+            bus=bus, clock=self.clock, address=new_owner_id(), defaults=self._defaults, policy=self.policy
         )
-        self._cancels = Cancels(
-            self._book, self._defaults, self.clock, hard_cancel_wait_seconds=self.policy.hard_cancel_wait_seconds
-        )
+        self._cancels = Cancels(self._book, self._defaults, self.clock, self.policy)
         self._supervisor = Supervisor(
             configs=self._configs,
             agents=agents,
@@ -117,13 +109,7 @@ class SubAgentManager:
             cancels=self._cancels,
             telemetry=TaskTelemetry(self.get),
         )
-        self._regions = RegionService(
-            book=self._book,
-            cancels=self._cancels,
-            supervisor=self._supervisor,
-            clock=self.clock,
-            deadline_cancel=self.policy.deadline_cancel,
-        )
+        self._regions = RegionService(self._book, self._cancels, self._supervisor, self.clock, self.policy)
 
     @property
     def owner_id(self) -> str:
@@ -217,14 +203,7 @@ class SubAgentManager:
         info = await self.start(
             subagent, description, region=region, timeout_seconds=timeout_seconds, fallback=fallback
         )
-        record = self._book.records.get(info.task_id)
-        try:
-            await self._book.wait_until((record,), 'all', deadline=None, stop_on_question=True)
-        except BaseException:
-            # The caller is gone: a task it was waiting for must not outlive it.
-            await finish_shielded(self._cancels.stop(record, CancelReason(kind='parent_cancelled')))
-            raise
-        return self._book.info(record)
+        return self._book.info(await self._supervisor.follow(self._book.records.get(info.task_id)))
 
     # --- reading ------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .cancels import Cancels
 from .clock import Clock, sleep_until
-from .config import check_duration
+from .config import SubAgentPolicy, check_duration
 from .errors import ManagerClosed, RegionClosed
 from .messages import CancelMode, CancelReason
 from .regions import RegionCancel, RegionOutcome, check_region, region_outcome
@@ -19,13 +19,13 @@ class RegionService:
     """Opens, cancels and joins one owner's regions; records change only through its task book."""
 
     def __init__(
-        self, *, book: TaskBook, cancels: Cancels, supervisor: Supervisor, clock: Clock, deadline_cancel: CancelMode
+        self, book: TaskBook, cancels: Cancels, supervisor: Supervisor, clock: Clock, policy: SubAgentPolicy
     ) -> None:
         self._book = book
         self._cancels = cancels
         self._supervisor = supervisor
         self._clock = clock
-        self._deadline_cancel: CancelMode = deadline_cancel
+        self._deadline_cancel: CancelMode = policy.deadline_cancel
 
     def open(self, region: str, *, timeout_seconds: float) -> None:
         """Give a region a time budget (see `SubAgentManager.open_region`)."""

@@ -217,6 +217,16 @@ class Supervisor:
             fallback=self._defaults.fallback(config.name, fallback),
         )
 
+    async def follow(self, record: TaskRecord) -> TaskRecord:
+        """Wait until the task ends or asks a question; if the caller is cancelled meanwhile, stop the task first."""
+        try:
+            await self._book.wait_until((record,), 'all', deadline=None, stop_on_question=True)
+        except BaseException:
+            # The caller is gone: a task it was waiting for must not outlive it.
+            await finish_shielded(self._cancels.stop(record, CancelReason(kind='parent_cancelled')))
+            raise
+        return record
+
     def _config(self, name: str) -> SubAgentConfig:
         config = self._configs.get(name)
         if config is None:

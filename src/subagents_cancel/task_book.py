@@ -1,10 +1,10 @@
 """The task book of one owner: the only writer of its task records, and the owner's side of the bus.
 
-Every report from a task arrives at [`TaskBook.receive`][subagents_cancel.task_book.TaskBook.receive]; every
-change to a record (a transition through `TaskRecord.apply`, a cancel request and what became of it, an
-unresponsive mark, hooks done, lingering threads, a fallback) is made by a method of the book, which then
-wakes the waiters and announces the change. Every message the owner sends goes through `_send`. The rest of
-the owner reads records (through `records`) and asks the book to change them.
+Every report from a task arrives at `TaskBook.receive`; every change to a record (a transition through
+`TaskRecord.apply`, a cancel request and what became of it, an unresponsive mark, hooks done, lingering threads,
+a fallback) is made by a method of the book, which then wakes the waiters and announces the change. Every
+message the owner sends goes through `TaskBook._send`. The rest of the owner reads records (through `records`)
+and asks the book to change them; `tests/test_record_writers.py` checks that nothing else writes them.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from .bus import MessageBus
 from .clock import Clock
+from .config import SubAgentPolicy
 from .defaults import Defaults
 from .errors import NotWaitingForAnswer
 from .messages import (
@@ -61,24 +62,16 @@ class TaskBook:
     """One owner's task records: what its tasks report, what it asks of them, and who waits on them."""
 
     def __init__(
-        self,
-        *,
-        bus: MessageBus,
-        clock: Clock,
-        address: str,
-        defaults: Defaults,
-        deadline_cancel: CancelMode,
-        keep_finished: int | None,
-        finished_ttl_seconds: float | None,
+        self, *, bus: MessageBus, clock: Clock, address: str, defaults: Defaults, policy: SubAgentPolicy
     ) -> None:
-        self.records = Registry(keep_finished=keep_finished, finished_ttl_seconds=finished_ttl_seconds)
+        self.records = Registry(keep_finished=policy.keep_finished, finished_ttl_seconds=policy.finished_ttl_seconds)
         """The records, for reading; only the book changes them."""
         self.address = address
         """The owner's mailbox address on the bus, where the book announces changes."""
         self._bus = bus
         self._clock = clock
         self._defaults = defaults
-        self._deadline_cancel: CancelMode = deadline_cancel
+        self._deadline_cancel: CancelMode = policy.deadline_cancel
         self._waiters = Waiters(clock)
         self._contexts: dict[TaskId, TaskContext] = {}
         self._ended: _Listener = _ignore
