@@ -124,8 +124,7 @@ class TaskBook:
     # --- what the owner writes ----------------------------------------------------------------
 
     def add(self, record: TaskRecord) -> None:
-        """Keep a new task's record, after forgetting what is past keeping."""
-        self.records.forget_past_keeping(record.created_at)
+        """Keep a new task's record."""
         self.records.add(record)
 
     def forget_past_keeping(self) -> None:
