@@ -110,14 +110,14 @@ _ENDS = {DeliveryEvent.ESCALATE: DeliveryState.ESCALATED, DeliveryEvent.STOP: De
 def test_the_held_request_is_handed_out_once_and_acknowledged_by_its_enqueue_id() -> None:
     """The held text is queued once; the request counts as read when its enqueue id has left the run's queue."""
     delivery = SoftCancelDelivery()
-    delivery.apply(DeliveryEvent.REQUEST)
+    delivery.handle(DeliveryEvent.REQUEST)
     delivery.tell('CANCEL_REQUEST: stop')
     assert delivery.take_held() == 'CANCEL_REQUEST: stop'
     delivery.queued('enqueue-1')
     assert delivery.take_held() is None
     assert not delivery.delivered(still_queued={'enqueue-1'}, returned_calls=set())
     assert delivery.delivered(still_queued={'other'}, returned_calls={'call-1'})
-    delivery.apply(DeliveryEvent.ACKNOWLEDGE)
+    delivery.handle(DeliveryEvent.ACKNOWLEDGE)
     assert (delivery.state, delivery.delivered(still_queued=set(), returned_calls=set())) == (
         DeliveryState.ACKNOWLEDGED,
         False,
@@ -127,7 +127,7 @@ def test_the_held_request_is_handed_out_once_and_acknowledged_by_its_enqueue_id(
 def test_an_answered_question_is_acknowledged_by_its_tool_call() -> None:
     """A request given as an ask_parent reply counts as read when the result of that call goes out, not another."""
     delivery = SoftCancelDelivery()
-    delivery.apply(DeliveryEvent.REQUEST)
+    delivery.handle(DeliveryEvent.REQUEST)
     delivery.answer_question()
     delivery.link_reply('call-ask')
     delivery.link_reply('call-other')  # a later ask_parent call that was not answered with the request

@@ -128,7 +128,7 @@ class SoftCancelDelivery:
 
     def __init__(self) -> None:
         self.state = DeliveryState.NOT_REQUESTED
-        """Where the request is; only `apply` changes it."""
+        """Where the request is; only `handle` changes it."""
         self.held: str | None = None
         """The text the run was told, until it is queued."""
         self.enqueue_id: str | None = None
@@ -137,7 +137,7 @@ class SoftCancelDelivery:
         """The ids of the `ask_parent` calls whose result is the request."""
         self._replies_unlinked = 0
 
-    def apply(self, event: DeliveryEvent) -> bool:
+    def handle(self, event: DeliveryEvent) -> bool:
         """Move by `event`; `False` (nothing changes) when the delivery is already over."""
         state = next_delivery(self.state, event)
         if state is None:
@@ -147,7 +147,7 @@ class SoftCancelDelivery:
 
     def tell(self, text: str) -> None:
         """The run is told `text`, to be queued at its next step that cannot end it."""
-        if self.apply(DeliveryEvent.TELL):
+        if self.handle(DeliveryEvent.TELL):
             self.held = text
 
     def take_held(self) -> str | None:
@@ -156,18 +156,18 @@ class SoftCancelDelivery:
 
     def queued(self, enqueue_id: str | None) -> None:
         """The held text was queued into the run under `enqueue_id`."""
-        self.apply(DeliveryEvent.QUEUE)
+        self.handle(DeliveryEvent.QUEUE)
         self.held = None
         self.enqueue_id = enqueue_id
 
     def answer_question(self) -> None:
         """The run is told by answering its open `ask_parent` question; `link_reply` names the call once it returns."""
-        if self.apply(DeliveryEvent.ANSWER_QUESTION):
+        if self.handle(DeliveryEvent.ANSWER_QUESTION):
             self._replies_unlinked += 1
 
     def replied(self) -> None:
         """An `ask_parent` call got the request as its reply; `link_reply` names the call once it returns."""
-        if self.apply(DeliveryEvent.REPLY):
+        if self.handle(DeliveryEvent.REPLY):
             self._replies_unlinked += 1
 
     def link_reply(self, tool_call_id: str) -> None:

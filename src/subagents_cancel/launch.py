@@ -71,13 +71,17 @@ async def settle_task(
     *,
     clock: Clock,
     hook_seconds: float,
-) -> None:
+) -> str | None:
     """Run the sub-agent's hook for how the task ended, then delete its scratch directory.
 
     `cleanup` runs after a cancel, `promote` after a completion that used the scratch directory. A hook
     runs shielded from outside cancellation and for at most `hook_seconds`; if it raises or runs out of
-    time, that is recorded in `record.cleanup_error` and the directory is deleted anyway.
+    time, the directory is deleted anyway.
+
+    Returns:
+        Why the hook failed (for the record's `cleanup_error`), or `None`.
     """
+    cleanup_error: str | None = None
     scratch = context.scratch_dir_if_created
     with anyio.CancelScope(shield=True), clock.deadline_scope(clock.now() + hook_seconds) as bounded:
         try:
@@ -87,8 +91,9 @@ async def settle_task(
                 await config.promote(info, scratch)
         except Exception as error:  # noqa: BLE001 - the hook is user code; its failure is recorded, not raised
             _log.warning('hook of sub-agent task %s failed', record.task_id, exc_info=error)
-            record.cleanup_error = f'its hook raised {type(error).__name__}'
+            cleanup_error = f'its hook raised {type(error).__name__}'
     if bounded.cancelled_caught:
-        record.cleanup_error = f'its hook ran longer than {hook_seconds:g}s and was stopped'
+        cleanup_error = f'its hook ran longer than {hook_seconds:g}s and was stopped'
     if scratch is not None:
         shutil.rmtree(scratch, ignore_errors=True)
+    return cleanup_error

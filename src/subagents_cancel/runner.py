@@ -259,7 +259,7 @@ class TaskRunner:
                 pass  # an owner sends one soft request (its task table refuses another); the first one's window runs
             case CancelRequest():
                 self._race.cancel_arrived(held=self._race.ending, run_ended=self._run_ended())
-                self._delivery.apply(DeliveryEvent.REQUEST)
+                self._delivery.handle(DeliveryEvent.REQUEST)
                 if self._race.ending and self._committed() is None:  # the answer being checked may still win: say so
                     self._send(
                         CancelHeld(
@@ -314,7 +314,7 @@ class TaskRunner:
 
     async def _expire_grace(self, request: CancelRequest) -> None:
         await sleep_until(self._clock, request.sent_at + request.grace_seconds)
-        self._delivery.apply(DeliveryEvent.ESCALATE)
+        self._delivery.handle(DeliveryEvent.ESCALATE)
         self._send(
             CancelEscalated(task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=request.message_id)
         )
@@ -327,7 +327,7 @@ class TaskRunner:
     def _stop(self, why: CancelReason) -> None:
         self._stop_requested = True
         if self._cancel is not None:
-            self._delivery.apply(DeliveryEvent.STOP)  # a soft request that has not reached the model yet never will
+            self._delivery.handle(DeliveryEvent.STOP)  # a soft request that has not reached the model yet never will
         reason = CancelReason(kind='parent_cancelled', detail=why.detail)
         for child in self.context.children:  # deepest first: the task's own sub-agents stop before it does
             child.cancel_all('hard', reason=reason, grace_seconds=0.0)
@@ -397,7 +397,7 @@ class TaskRunner:
         """
         if not self._delivery.delivered(still_queued, returned_calls):
             return
-        self._delivery.apply(DeliveryEvent.ACKNOWLEDGE)
+        self._delivery.handle(DeliveryEvent.ACKNOWLEDGE)
         assert self._cancel is not None
         self._send(
             CancelAcknowledged(

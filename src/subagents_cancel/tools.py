@@ -7,7 +7,7 @@ a clear answer each time and cannot exhaust a retry budget that would end its ow
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, assert_never
 
 from pydantic import Field
 from pydantic_ai import FunctionToolset
@@ -15,7 +15,6 @@ from pydantic_ai.messages import ToolReturn
 
 from . import refusals, replies, reports
 from .errors import (
-    CancelTimeout,
     ManagerClosed,
     UnknownSubAgent,
     UnknownTask,
@@ -253,31 +252,37 @@ def _too_late(info: TaskInfo) -> str:
 
 
 async def _soft_cancel_task(manager: SubAgentManager, args: _CancelArgs) -> str:
-    before = manager.get(args.task_id)
-    if before.is_terminal:
-        return _too_late(before)
-    if before.cancel is not None and not before.cancel.lost:
-        return replies.already_cancelling(before)
-    info = await manager.soft_cancel(args.task_id, reason=_reason(args))
-    if info.cancel is not None and info.cancel.lost:  # its output was committed first; its run is ending
-        return replies.finished_before_cancel(info)
-    if info.is_terminal:
-        return replies.cancelled_before_start(info)
-    if info.cancel is not None and info.cancel.held_at is not None:
-        return replies.soft_cancel_held(info)
-    return replies.soft_cancel_requested(info, answered_question=before.question is not None)
+    outcome = await manager.soft_cancel_outcome(args.task_id, reason=_reason(args))
+    info = outcome.info
+    match outcome.result:
+        case 'already_ended':
+            return _too_late(info)
+        case 'already_requested':
+            return replies.already_cancelling(info)
+        case 'lost':  # its output was committed first; its run is ending
+            return replies.finished_before_cancel(info)
+        case 'never_started':
+            return replies.cancelled_before_start(info)
+        case 'held':
+            return replies.soft_cancel_held(info)
+        case 'requested':
+            return replies.soft_cancel_requested(info, answered_question=outcome.answered_question)
+        case _:  # pragma: no cover - every result is listed above
+            assert_never(outcome.result)
 
 
 async def _hard_cancel_task(manager: SubAgentManager, args: _CancelArgs) -> str:
-    before = manager.get(args.task_id)
-    if before.is_terminal:
-        return _too_late(before)
-    try:
-        info = await manager.hard_cancel(args.task_id, reason=_reason(args))
-    except CancelTimeout as error:
-        return replies.hard_cancel_timed_out(error.task_id, error.waited_seconds)
-    # Its output may have been committed before the request reached it: then it completed, and the cancel lost.
-    return replies.hard_cancelled(info) if info.status is TaskStatus.CANCELLED else _too_late(info)
+    outcome = await manager.hard_cancel_outcome(args.task_id, reason=_reason(args))
+    info = outcome.info
+    match outcome.result:
+        case 'already_ended' | 'lost':  # 'lost': its output was committed before the request reached it
+            return _too_late(info)
+        case 'timed_out':
+            return replies.hard_cancel_timed_out(info.task_id, manager.policy.hard_cancel_wait_seconds)
+        case 'stopped':
+            return replies.hard_cancelled(info)
+        case _:  # pragma: no cover - every result is listed above
+            assert_never(outcome.result)
 
 
 async def _list_active_tasks(manager: SubAgentManager, args: _NoArgs) -> str:

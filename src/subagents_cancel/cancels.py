@@ -1,0 +1,132 @@
+"""The cancel commands of one owner, and their typed outcomes: what a request found, and what it did.
+
+The tools only format these outcomes; the Python API returns their `info` (and raises
+[`CancelTimeout`][subagents_cancel.CancelTimeout] for a hard cancel that timed out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from .clock import Clock
+from .config import SubAgentPolicy
+from .defaults import Defaults
+from .gc_pause import collector_paused
+from .messages import CancelMode, CancelReason
+from .registry import TaskRecord
+from .results import TaskInfo
+from .states import TaskStatus
+from .task_book import TaskBook
+
+__all__ = ('Cancels', 'HardCancelOutcome', 'HardCancelResult', 'SoftCancelOutcome', 'SoftCancelResult')
+
+SoftCancelResult = Literal['requested', 'held', 'never_started', 'already_requested', 'already_ended', 'lost']
+"""What a soft cancel did.
+
+* `'requested'`: the task was asked to wrap up (and its open question, if any, answered with the request).
+* `'held'`: the task holds the request while its final answer is checked; the answer wins if accepted.
+* `'never_started'`: the task was PENDING; it is cancelled and never starts.
+* `'already_requested'`: a cancel had been requested before; nothing changed.
+* `'already_ended'`: the task had ended before; nothing changed.
+* `'lost'`: the task's output was committed (or its run had raised) before the request reached it.
+"""
+
+HardCancelResult = Literal['stopped', 'timed_out', 'already_ended', 'lost']
+"""What a hard cancel did.
+
+* `'stopped'`: the task stopped and ended `CANCELLED`.
+* `'timed_out'`: it did not stop within `hard_cancel_wait_seconds`; it is marked unresponsive.
+* `'already_ended'`: the task had ended before; nothing changed.
+* `'lost'`: the task's output was committed (or its run had raised) before the request reached it.
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SoftCancelOutcome:
+    """The outcome of a soft cancel command."""
+
+    info: TaskInfo
+    """The task as of now."""
+    result: SoftCancelResult
+    answered_question: bool = False
+    """The task was waiting for an answer, and the request answers its question."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HardCancelOutcome:
+    """The outcome of a hard cancel command."""
+
+    info: TaskInfo
+    """The task as of now."""
+    result: HardCancelResult
+
+
+class Cancels:
+    """Requests cancels of one owner's tasks through its book, and waits for hard-cancelled tasks to stop."""
+
+    def __init__(self, book: TaskBook, defaults: Defaults, clock: Clock, policy: SubAgentPolicy) -> None:
+        self._book = book
+        self._defaults = defaults
+        self._clock = clock
+        self._hard_cancel_wait_seconds = policy.hard_cancel_wait_seconds
+
+    def soft(self, record: TaskRecord, reason: CancelReason, grace_seconds: float | None) -> SoftCancelOutcome:
+        """Ask the task to wrap up, unless it has ended or was asked before."""
+        if record.status.is_terminal:
+            return SoftCancelOutcome(info=self._book.info(record), result='already_ended')
+        if record.cancel is not None and not record.cancel.lost:
+            return SoftCancelOutcome(info=self._book.info(record), result='already_requested')
+        answered_question = record.question is not None
+        if record.cancel is None:
+            self._book.request_cancel(
+                record, 'soft', reason, self._defaults.grace_seconds(record.subagent, grace_seconds)
+            )
+        info = self._book.info(record)
+        if info.cancel is not None and info.cancel.lost:  # its output was committed first; its run is ending
+            return SoftCancelOutcome(info=info, result='lost')
+        if info.is_terminal:
+            return SoftCancelOutcome(info=info, result='never_started')
+        if info.cancel is not None and info.cancel.held_at is not None:
+            return SoftCancelOutcome(info=info, result='held')
+        return SoftCancelOutcome(info=info, result='requested', answered_question=answered_question)
+
+    async def hard(self, record: TaskRecord, reason: CancelReason) -> HardCancelOutcome:
+        """Stop the task and wait for it within the bound, unless it has ended."""
+        if record.status.is_terminal:
+            return HardCancelOutcome(info=self._book.info(record), result='already_ended')
+        stopped = await self.stop(record, reason)
+        info = self._book.info(record)
+        if not stopped:
+            return HardCancelOutcome(info=info, result='timed_out')
+        # Its output may have been committed before the request reached it: then it completed, and the cancel lost.
+        return HardCancelOutcome(info=info, result='stopped' if info.status is TaskStatus.CANCELLED else 'lost')
+
+    def request_each(
+        self, records: Sequence[TaskRecord], mode: CancelMode, reason: CancelReason, grace_seconds: float | None
+    ) -> None:
+        """Request a cancel of each of `records`; a soft request skips those already asked to stop."""
+        for record in records:
+            if mode == 'hard' or record.cancel is None:
+                grace = self._defaults.grace_seconds(record.subagent, grace_seconds)
+                self._book.request_cancel(record, mode, reason, grace)
+
+    async def stop(self, record: TaskRecord, reason: CancelReason) -> bool:
+        """Hard-cancel `record` and wait for it within the bound; `False` (marked unresponsive) if it did not stop."""
+        if record.status.is_terminal:
+            return True
+        self._book.request_cancel(record, 'hard', reason, 0.0)
+        return await self.await_stops((record,))
+
+    async def await_stops(self, records: Sequence[TaskRecord]) -> bool:
+        """Wait for hard-cancelled `records` to stop, within the bound; mark the ones that did not unresponsive."""
+        with (
+            collector_paused(len(records)),
+            self._clock.deadline_scope(self._clock.now() + self._hard_cancel_wait_seconds),
+        ):
+            for record in records:
+                await record.ended.wait()
+        stuck = [record for record in records if not record.status.is_terminal]
+        self._book.mark_stuck(stuck)
+        return not stuck

@@ -1,0 +1,292 @@
+"""The task book of one owner: the only writer of its task records, and the owner's side of the bus.
+
+Every report from a task arrives at `TaskBook.receive`; every change to a record (a transition through
+`TaskRecord.apply`, a cancel request and what became of it, an unresponsive mark, hooks done, lingering threads,
+a fallback) is made by a method of the book, which then wakes the waiters and announces the change. Every
+message the owner sends goes through `TaskBook._send`. The rest of the owner reads records (through `records`)
+and asks the book to change them; `tests/test_record_writers.py` checks that nothing else writes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+from .bus import MessageBus
+from .clock import Clock
+from .config import SubAgentPolicy
+from .defaults import Defaults
+from .messages import (
+    Answer,
+    BusMessage,
+    CancelAcknowledged,
+    CancelEscalated,
+    CancelHeld,
+    CancelLost,
+    CancelMode,
+    CancelReason,
+    CancelRequest,
+    CheckpointRecorded,
+    DeadlineExpired,
+    Question,
+    QuestionWithdrawn,
+    RunEnding,
+    RunError,
+    RunFinished,
+    RunOutput,
+    RunStopped,
+    StatusChanged,
+    TaskId,
+    TaskStarted,
+    TaskUnresponsive,
+    ThreadsFinished,
+)
+from .regions import RegionCancel
+from .registry import Registry, TaskRecord
+from .results import CancelInfo, TaskInfo
+from .states import NotWaitingForAnswer, TaskEvent
+from .task_context import TaskContext
+from .waiting import Waiters, WaitFor, WaitResult
+
+__all__ = ('TaskBook',)
+
+_Listener = Callable[[TaskRecord], None]
+
+
+def _ignore(record: TaskRecord) -> None:
+    pass
+
+
+class TaskBook:
+    """One owner's task records: what its tasks report, what it asks of them, and who waits on them."""
+
+    def __init__(
+        self, *, bus: MessageBus, clock: Clock, address: str, defaults: Defaults, policy: SubAgentPolicy
+    ) -> None:
+        self.records = Registry(keep_finished=policy.keep_finished, finished_ttl_seconds=policy.finished_ttl_seconds)
+        """The records, for reading; only the book changes them."""
+        self.address = address
+        """The owner's mailbox address on the bus, where the book announces changes."""
+        self._bus = bus
+        self._clock = clock
+        self._defaults = defaults
+        self._deadline_cancel: CancelMode = policy.deadline_cancel
+        self._waiters = Waiters(clock)
+        self._contexts: dict[TaskId, TaskContext] = {}
+        self._ended: _Listener = _ignore
+        self._threads_finished: _Listener = _ignore
+
+    def listen(self, *, ended: _Listener, threads_finished: _Listener) -> None:
+        """Set what the owner does once a task has ended, and once its lingering threads have returned."""
+        self._ended, self._threads_finished = ended, threads_finished
+
+    def _send(self, address: str, message: BusMessage) -> None:
+        """The owner's one way out: every message it sends, to a task or to its own observers, goes here."""
+        self._bus.send(address, message)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def info(self, record: TaskRecord) -> TaskInfo:
+        """A snapshot of `record`, with the active tasks of its own sub-agents while it runs, and its fallback."""
+        now = self._clock.now()
+        context = self._contexts.get(record.task_id)
+        subtasks = (
+            tuple(info for child in context.children for info in child.active_tasks())
+            if context is not None and not record.status.is_terminal
+            else ()
+        )
+        fallback_record = self.records.find(record.fallback_id) if record.fallback_id else None
+        fallback = fallback_record.info(now) if fallback_record is not None else None
+        return record.info(now, fallback=fallback, subtasks=subtasks)
+
+    def runs_in(self, task_id: TaskId, context: TaskContext | None) -> None:
+        """Note the context the task's run has (for its sub-agents' tasks), or `None` once its runner is gone."""
+        if context is None:
+            self._contexts.pop(task_id, None)
+        else:
+            self._contexts[task_id] = context
+
+    async def wait(self, task_ids: Sequence[str] | None, wait_for: WaitFor, timeout_seconds: float) -> WaitResult:
+        """Wait until the tasks (all active ones by default) end, or one asks; see `SubAgentManager.wait`."""
+        records = tuple(map(self.records.get, task_ids)) if task_ids is not None else self.records.active()
+        finished = await self._waiters.wait_until(
+            records, wait_for, deadline=self._clock.now() + timeout_seconds, stop_on_question=True
+        )
+        return WaitResult(tasks=tuple(map(self.info, records)), timed_out=not finished)
+
+    async def wait_until(
+        self, records: Sequence[TaskRecord], wait_for: WaitFor, *, deadline: float | None, stop_on_question: bool
+    ) -> bool:
+        """Wait until `records` have settled (see `Waiters.wait_until`); `False` on timeout."""
+        return await self._waiters.wait_until(records, wait_for, deadline=deadline, stop_on_question=stop_on_question)
+
+    # --- what the owner writes ----------------------------------------------------------------
+
+    def add(self, record: TaskRecord) -> None:
+        """Keep a new task's record."""
+        self.records.add(record)
+
+    def forget_past_keeping(self) -> None:
+        """Forget the finished tasks and the empty cancelled regions that are past keeping."""
+        self.records.forget_past_keeping(self._clock.now())
+
+    def close_region(self, region: str, cancel: RegionCancel) -> None:
+        """Record the cancel of `region`; the first is kept."""
+        self.records.cancel_region(region, cancel)
+
+    def transition(self, record: TaskRecord, event: TaskEvent, at: float, *, ending: RunEnding | None = None) -> None:
+        """Move the task by `event`; on a change, settle an end, announce it, and wake its waiters."""
+        old = record.state
+        if not record.apply(event, at=at, ending=ending):
+            return
+        if record.status.is_terminal:
+            self.records.settle(record)
+            self._after_end(record)
+        self._send(self.address, StatusChanged(task_id=record.task_id, sent_at=at, old=old, new=record.state))
+        self._waiters.notify(record)
+
+    def _after_end(self, record: TaskRecord) -> None:
+        """Tell a fallback's original that it has ended; then let the owner start a cancelled task's fallback."""
+        if record.fallback_for is not None:
+            original = self.records.get(record.fallback_for)
+            original.awaiting_fallback = False
+            self.records.done(original, self._clock.now())
+            self._waiters.notify(original)
+        self._ended(record)
+
+    def fallback_started(self, record: TaskRecord, fallback: TaskRecord) -> None:
+        """Note that `fallback` took over the cancelled `record`: waiting for `record` waits for it too."""
+        record.fallback_id = fallback.task_id
+        record.awaiting_fallback = True
+
+    def request_cancel(
+        self, record: TaskRecord, mode: CancelMode, reason: CancelReason, grace: float, *, at: float | None = None
+    ) -> None:
+        """Record a cancel request (a hard one upgrades a soft one), move the task by it, and send it to the task."""
+        now = self._clock.now() if at is None else at
+        request = CancelRequest(task_id=record.task_id, sent_at=now, mode=mode, reason=reason, grace_seconds=grace)
+        if record.cancel is None:
+            record.cancel = CancelInfo(
+                mode=mode, reason=reason, requested_at=now, grace_seconds=grace, request_id=request.message_id
+            )
+        elif mode == 'hard':
+            record.cancel = dataclasses.replace(record.cancel, mode='hard')
+        self.transition(record, TaskEvent.SOFT_CANCEL if mode == 'soft' else TaskEvent.HARD_CANCEL, now)
+        self._send(record.task_id, request)
+
+    def answer(self, record: TaskRecord, text: str) -> None:
+        """Answer the question the task waits on, and send the answer to it.
+
+        Raises:
+            NotWaitingForAnswer: the task has no open question (or is being cancelled).
+        """
+        question = record.question
+        if question is None or record.state.cancel_requested:
+            raise NotWaitingForAnswer(record.task_id, record.status)
+        now = self._clock.now()
+        self.transition(record, TaskEvent.ANSWER, now)
+        self._send(
+            record.task_id, Answer(task_id=record.task_id, sent_at=now, text=text, correlation_id=question.message_id)
+        )
+
+    def mark_unresponsive(self, record: TaskRecord, at: float | None = None) -> None:
+        """Record that something of the task still runs although it was stopped, and tell observers once."""
+        if record.unresponsive_since is None:
+            record.unresponsive_since = now = self._clock.now() if at is None else at
+            self.records.note_unresponsive(record)
+            self._send(self.address, TaskUnresponsive(task_id=record.task_id, sent_at=now))
+
+    def mark_stuck(self, records: Sequence[TaskRecord]) -> None:
+        """Mark the tasks that a hard cancel waited for in vain unresponsive, and wake their waiters."""
+        for record in records:
+            self.mark_unresponsive(record)
+            self._waiters.notify(record)
+
+    def hooks_done(self, record: TaskRecord, cleanup_error: str | None) -> None:
+        """Record that the task's hook has run (and how it failed, if it did): waiting for the task may return."""
+        if cleanup_error is not None:
+            record.cleanup_error = cleanup_error
+        record.hooks_done = True
+        self.records.done(record, self._clock.now())
+        self._waiters.notify(record)
+
+    # --- what the tasks report ----------------------------------------------------------------
+
+    def receive(self, message: BusMessage) -> None:
+        """Apply one message from the owner's mailbox to the record it reports on."""
+        record = self._reported_task(message)
+        if record is None:
+            return
+        match message:
+            case TaskStarted():
+                self.transition(record, TaskEvent.START, message.sent_at)
+            case Question() | QuestionWithdrawn() if not record.state.cancel_requested:  # else the cancel answers it
+                self._on_question(record, message)
+            case CheckpointRecorded(checkpoint=checkpoint):
+                record.checkpoints.append(checkpoint)
+                self._waiters.notify(record)
+            case CancelAcknowledged() | CancelEscalated() | CancelHeld() | CancelLost() if record.cancel is not None:
+                self._on_cancel_report(record, message)
+            case DeadlineExpired() if record.cancel is None and not record.status.is_terminal:
+                grace = self._defaults.grace_seconds(record.subagent)
+                self.request_cancel(record, self._deadline_cancel, CancelReason(kind='deadline'), grace)
+            case RunFinished():
+                self._finish(record, message)
+            case ThreadsFinished():
+                self._on_threads_finished(record, message.sent_at)
+            case _:  # a question, acknowledgement or deadline that lost a race with a cancel or the end
+                pass
+
+    def _reported_task(self, message: BusMessage) -> TaskRecord | None:
+        """The task a report is about; `None` for what is not a task's report to this owner."""
+        if isinstance(message, StatusChanged | TaskUnresponsive | CancelRequest | Answer):
+            return None  # our own announcements, for observers; requests for tasks sent here by mistake
+        return self.records.find(message.task_id)  # `None`: a sender on a shared bus used the wrong address
+
+    def _on_cancel_report(
+        self, record: TaskRecord, message: CancelAcknowledged | CancelEscalated | CancelHeld | CancelLost
+    ) -> None:
+        """What became of the task's cancel request: the sub-agent read it, it escalated, it waits, or it lost."""
+        assert record.cancel is not None
+        match message:
+            case CancelAcknowledged():
+                record.cancel = dataclasses.replace(record.cancel, acknowledged_at=message.sent_at)
+            case CancelEscalated():
+                record.cancel = dataclasses.replace(record.cancel, mode='hard', escalated_at=message.sent_at)
+            case CancelHeld():
+                record.cancel = dataclasses.replace(record.cancel, held_at=message.sent_at)
+            case CancelLost(ending=ending):
+                record.note_lost(ending)
+        self._waiters.notify(record)
+
+    def _on_threads_finished(self, record: TaskRecord, at: float) -> None:
+        record.lingering_threads = 0
+        self.records.done(record, at)
+        self._waiters.notify(record)
+        self._threads_finished(record)
+
+    def _on_question(self, record: TaskRecord, message: Question | QuestionWithdrawn) -> None:
+        if isinstance(message, Question):
+            record.question = message
+            self.transition(record, TaskEvent.ASK, message.sent_at)
+        elif record.question is not None and record.question.message_id == message.correlation_id:
+            self.transition(record, TaskEvent.ANSWER, message.sent_at)  # its ask_parent call was cut off: it works on
+
+    def _finish(self, record: TaskRecord, message: RunFinished) -> None:
+        record.usage = message.usage
+        if message.lingering_threads:
+            record.lingering_threads = message.lingering_threads
+            self.mark_unresponsive(record, message.sent_at)
+        match message.ending:
+            case RunOutput():
+                event = TaskEvent.COMPLETE
+            case RunError():
+                event = TaskEvent.FAIL
+            case RunStopped():
+                if record.cancel is None and not record.status.is_terminal:
+                    # Stopped from outside (its owner's task was cancelled): record that as the cancel, requested when
+                    # the run reported it had stopped, so that the stop time is never negative.
+                    reason = CancelReason(kind='parent_cancelled')
+                    self.request_cancel(record, 'hard', reason, 0.0, at=message.sent_at)
+                event = TaskEvent.STOP
+        self.transition(record, event, message.sent_at, ending=message.ending)
