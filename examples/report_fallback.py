@@ -38,7 +38,8 @@ from pydantic_ai.messages import (
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.tools import ToolDefinition
 
-from subagents_cancel import InProcessBus, SubAgentCapability, SubAgentConfig, SubAgentManager, TaskStatus
+from subagents_cancel import SubAgentCapability, SubAgentConfig, SubAgentManager, TaskStatus
+from subagents_cancel.bus import InProcessBus
 from subagents_cancel.messages import BusMessage, CancelRequest, StatusChanged
 
 REPORT = 'Write the Q3 sales report for the board'

@@ -41,13 +41,13 @@ from pydantic_ai.tools import ToolDefinition
 from subagents_cancel import (
     Cancelled,
     Completed,
-    InProcessBus,
     SubAgentCapability,
     SubAgentConfig,
     SubAgentManager,
     TaskInfo,
     current_task,
 )
+from subagents_cancel.bus import InProcessBus
 from subagents_cancel.messages import BusMessage, CancelRequest
 
 START_PROMPT = 'Run the research phase for our smart-lock launch: market, competitors and patents.'

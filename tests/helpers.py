@@ -31,7 +31,8 @@ from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 from pydantic_ai.run import AgentRunResult
 from pydantic_ai.usage import RequestUsage
 
-from subagents_cancel import ManualClock, SubAgentConfig
+from subagents_cancel import SubAgentConfig
+from subagents_cancel.testing import ManualClock
 
 Step = ModelResponse | Callable[[list[ModelMessage]], ModelResponse | Awaitable[ModelResponse]]
 

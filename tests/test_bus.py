@@ -14,14 +14,12 @@ from subagents_cancel import (
     CancelReason,
     CancelTimeout,
     Completed,
-    InProcessBus,
-    ManualClock,
     SubAgentConfig,
     SubAgentManager,
     SubAgentPolicy,
     TaskStatus,
 )
-from subagents_cancel.bus import MailboxHandler
+from subagents_cancel.bus import InProcessBus, MailboxHandler
 from subagents_cancel.messages import (
     Answer,
     BusMessage,
@@ -29,6 +27,7 @@ from subagents_cancel.messages import (
     CancelRequest,
     Question,
 )
+from subagents_cancel.testing import ManualClock
 
 from .helpers import Gate, Script, call, text
 

@@ -6,8 +6,9 @@ import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import Agent
 
-from subagents_cancel import CancelReason, ManualClock, SubAgentCapability, SubAgentConfig, SubAgentManager
+from subagents_cancel import CancelReason, SubAgentCapability, SubAgentConfig, SubAgentManager
 from subagents_cancel.messages import CancelReasonKind
+from subagents_cancel.testing import ManualClock
 
 from .helpers import Gate, Script, call, text, tool_returns, user_prompts
 

@@ -13,7 +13,6 @@ from pydantic_ai.messages import ModelMessage, ModelResponse
 from subagents_cancel import (
     Cancelled,
     CancelReason,
-    ManualClock,
     PartialResult,
     SubAgentCapability,
     SubAgentConfig,
@@ -21,6 +20,7 @@ from subagents_cancel import (
     TaskInfo,
     TaskStatus,
 )
+from subagents_cancel.testing import ManualClock
 
 from .helpers import Gate, Script, Step, call, text, tool_returns
 

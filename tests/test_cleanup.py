@@ -12,7 +12,6 @@ from pydantic_ai import Agent
 from subagents_cancel import (
     Cancelled,
     CancelReason,
-    ManualClock,
     PartialResult,
     SubAgentConfig,
     SubAgentManager,
@@ -22,6 +21,7 @@ from subagents_cancel import (
     current_task,
 )
 from subagents_cancel.clock import sleep_until
+from subagents_cancel.testing import ManualClock
 
 from .helpers import Gate, Script, call, text
 

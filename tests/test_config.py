@@ -9,7 +9,8 @@ from pydantic import ValidationError
 from pydantic_ai import Agent
 from pydantic_ai.models.test import TestModel
 
-from subagents_cancel import ConfigError, SubAgentCapability, SubAgentConfig, SubAgentManager, SubAgentPolicy
+from subagents_cancel import SubAgentCapability, SubAgentConfig, SubAgentManager, SubAgentPolicy
+from subagents_cancel.errors import ConfigError
 
 
 def config(**fields: object) -> SubAgentConfig:

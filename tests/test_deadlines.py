@@ -10,13 +10,13 @@ from pydantic_ai import Agent
 from subagents_cancel import (
     Cancelled,
     CancelReason,
-    ManualClock,
     SubAgentCapability,
     SubAgentConfig,
     SubAgentManager,
     SubAgentPolicy,
     TaskStatus,
 )
+from subagents_cancel.testing import ManualClock
 
 from .helpers import TASK_ID, Gate, Script, after, call, replies_of, text
 

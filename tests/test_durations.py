@@ -9,14 +9,8 @@ import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import Agent
 
-from subagents_cancel import (
-    CancelReason,
-    SubAgentCapability,
-    SubAgentConfig,
-    SubAgentManager,
-    TaskStatus,
-    shutdown,
-)
+from subagents_cancel import CancelReason, SubAgentCapability, SubAgentConfig, SubAgentManager, TaskStatus
+from subagents_cancel.shutdown import shutdown
 
 from .helpers import Gate, Script, WatchedClock, call, replies_of, text
 

@@ -7,17 +7,9 @@ import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import Agent
 
-from subagents_cancel import (
-    Cancelled,
-    Completed,
-    ConfigError,
-    ManualClock,
-    SubAgentCapability,
-    SubAgentConfig,
-    SubAgentManager,
-    TaskStatus,
-    UnknownSubAgent,
-)
+from subagents_cancel import Cancelled, Completed, SubAgentCapability, SubAgentConfig, SubAgentManager, TaskStatus
+from subagents_cancel.errors import ConfigError, UnknownSubAgent
+from subagents_cancel.testing import ManualClock
 
 from .helpers import TASK_ID, Gate, Script, after, call, replies_of, text, user_prompts
 

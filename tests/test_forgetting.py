@@ -15,9 +15,6 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 
 from subagents_cancel import (
     CancelReason,
-    InProcessBus,
-    ManualClock,
-    RegionClosed,
     SubAgentCapability,
     SubAgentConfig,
     SubAgentManager,
@@ -25,9 +22,12 @@ from subagents_cancel import (
     TaskStatus,
     UnknownTask,
 )
+from subagents_cancel.bus import InProcessBus
 from subagents_cancel.messages import ThreadsFinished
 from subagents_cancel.metrics import RECENT_CANCELLED_RUNS
+from subagents_cancel.regions import RegionClosed
 from subagents_cancel.registry import TaskRecord
+from subagents_cancel.testing import ManualClock
 
 from .helpers import Gate, Script, call, replies_of, text, tool_returns
 

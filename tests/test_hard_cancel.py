@@ -17,7 +17,6 @@ from subagents_cancel import (
     Cancelled,
     CancelReason,
     CancelTimeout,
-    ManualClock,
     PartialResult,
     SubAgentCapability,
     SubAgentConfig,
@@ -25,6 +24,7 @@ from subagents_cancel import (
     SubAgentPolicy,
     TaskStatus,
 )
+from subagents_cancel.testing import ManualClock
 
 from .helpers import TASK_ID, Gate, Script, Step, after, call, replies_of, resolve, text
 

@@ -9,10 +9,10 @@ import subagents_cancel
 
 # Lower layers never import higher ones. Modules on one layer do not import each other.
 LAYERS: list[set[str]] = [
-    {'errors', 'clock', 'shield', 'gc_pause', 'tool_threads', 'output_text'},
+    {'errors', 'clock', 'testing', 'shield', 'gc_pause', 'tool_threads', 'output_text'},
     {'states', 'processes', 'timers'},
     {'messages'},
-    {'results', 'bus'},
+    {'results', 'bus', 'reasons'},
     {'regions', 'config'},
     {'registry', 'reports', 'metrics'},
     {'replies', 'refusals', 'subagent_replies'},
@@ -31,23 +31,18 @@ SOURCE = Path(subagents_cancel.__file__).parent
 
 
 def internal_imports(path: Path) -> set[str]:
-    """The package modules `path` imports at run time (imports under `if TYPE_CHECKING:` are for types only)."""
-    tree = ast.parse(path.read_text())
-    type_only = {
-        id(inner)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == 'TYPE_CHECKING'
-        for inner in ast.walk(node)
-    }
+    """The package modules `path` imports: every import at any level, those under `if TYPE_CHECKING:` included."""
     found: set[str] = set()
-    for node in ast.walk(tree):
-        if id(node) in type_only:
-            continue
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.level == 1:
             if node.module:
                 found.add(node.module.split('.')[0])
             else:
                 found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith('subagents_cancel.'):
+            found.add(node.module.split('.')[1])
+        elif isinstance(node, ast.Import):
+            found.update(alias.name.split('.')[1] for alias in node.names if alias.name.startswith('subagents_cancel.'))
     return found
 
 
@@ -65,3 +60,17 @@ def test_imports_only_point_down() -> None:
         if RANK[imported] >= RANK[path.stem]
     ]
     assert back_edges == []
+
+
+def test_type_only_and_nested_imports_count(tmp_path: Path) -> None:
+    """An import under `if TYPE_CHECKING:` or inside a function is an edge like any other."""
+    source = tmp_path / 'module.py'
+    source.write_text(
+        'from typing import TYPE_CHECKING\n'
+        'if TYPE_CHECKING:\n'
+        '    from .states import TaskStatus\n'
+        'def late() -> None:\n'
+        '    from . import manager\n'
+        '    import subagents_cancel.regions\n'
+    )
+    assert internal_imports(source) == {'states', 'manager', 'regions'}

@@ -13,8 +13,6 @@ from pydantic_ai.messages import ModelMessage, ModelResponse
 from subagents_cancel import (
     Cancelled,
     CancelReason,
-    InProcessBus,
-    ManualClock,
     PartialResult,
     SubAgentCapability,
     SubAgentConfig,
@@ -22,7 +20,9 @@ from subagents_cancel import (
     SubAgentPolicy,
     TaskStatus,
 )
+from subagents_cancel.bus import InProcessBus
 from subagents_cancel.messages import CancelRequest
+from subagents_cancel.testing import ManualClock
 
 from .helpers import Gate, Script, Step, after, call, replies_of, text, user_prompts
 

@@ -16,13 +16,13 @@ from pydantic_ai.models import ModelRequestContext
 from subagents_cancel import (
     Cancelled,
     Completed,
-    ManualClock,
     SubAgentCapability,
     SubAgentConfig,
     SubAgentManager,
     SubAgentPolicy,
     TaskStatus,
 )
+from subagents_cancel.testing import ManualClock
 
 from .helpers import TASK_ID, Gate, Script, Step, call, cancel_requested, replies_of, researcher, text, tool_returns
 

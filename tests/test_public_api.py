@@ -6,7 +6,10 @@ import importlib
 import pkgutil
 from typing import cast
 
+from inline_snapshot import snapshot
+
 import subagents_cancel
+import subagents_cancel.testing
 
 MODULES = [
     importlib.import_module(f'subagents_cancel.{info.name}')
@@ -15,12 +18,51 @@ MODULES = [
 ]
 
 
-def test_package_exports_a_sorted_tuple_of_existing_names() -> None:
-    """`__all__` is a sorted tuple, every name in it exists, and none is private."""
+def test_package_exports_a_tuple_of_existing_names() -> None:
+    """`__all__` is a tuple without repeats, every name in it exists, and none is private."""
     exported: tuple[str, ...] = subagents_cancel.__all__
     assert isinstance(exported, tuple)
-    assert list(exported) == sorted(exported)
+    assert len(set(exported)) == len(exported)
     assert all(hasattr(subagents_cancel, name) and not name.startswith('_') for name in exported)
+
+
+def test_the_top_level_is_what_an_application_imports_every_day() -> None:
+    """The package exports a short list grouped by concept; everything else comes from its own module."""
+    assert subagents_cancel.__all__ == snapshot(
+        (
+            'SubAgentManager',
+            'shutdown_on_signals',
+            'SubAgentConfig',
+            'SubAgentPolicy',
+            'SubAgentCapability',
+            'create_subagent_toolset',
+            'Cancelled',
+            'Completed',
+            'Failed',
+            'Outcome',
+            'PartialResult',
+            'TaskId',
+            'TaskInfo',
+            'TaskStatus',
+            'CancelReason',
+            'RegionCancelled',
+            'RegionCompleted',
+            'RegionIncomplete',
+            'RegionOutcome',
+            'TaskContext',
+            'current_task',
+            'CancelTimeout',
+            'SubAgentsError',
+            'UnknownTask',
+            'CancelMetrics',
+        )
+    )
+
+
+def test_test_helpers_live_in_the_testing_module_only() -> None:
+    """Helpers that exist only for tests are in `subagents_cancel.testing`, not at the top level."""
+    assert subagents_cancel.testing.__all__ == snapshot(('ManualClock',))
+    assert not set(subagents_cancel.testing.__all__) & set(subagents_cancel.__all__)
 
 
 def test_the_contract_names_are_exported() -> None:

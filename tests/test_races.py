@@ -24,8 +24,6 @@ from subagents_cancel import (
     CancelReason,
     Completed,
     Failed,
-    InProcessBus,
-    ManualClock,
     PartialResult,
     SubAgentCapability,
     SubAgentConfig,
@@ -33,7 +31,9 @@ from subagents_cancel import (
     TaskInfo,
     TaskStatus,
 )
+from subagents_cancel.bus import InProcessBus
 from subagents_cancel.messages import BusMessage, CancelRequest, RunFinished
+from subagents_cancel.testing import ManualClock
 
 from .helpers import (
     TASK_ID,

@@ -11,11 +11,7 @@ from subagents_cancel import (
     Cancelled,
     CancelReason,
     Completed,
-    ManagerClosed,
-    ManualClock,
-    RegionCancel,
     RegionCancelled,
-    RegionClosed,
     RegionCompleted,
     RegionIncomplete,
     SubAgentCapability,
@@ -23,6 +19,9 @@ from subagents_cancel import (
     SubAgentManager,
     TaskStatus,
 )
+from subagents_cancel.errors import ManagerClosed
+from subagents_cancel.regions import RegionCancel, RegionClosed
+from subagents_cancel.testing import ManualClock
 
 from .helpers import Gate, LingersAfterTheEnd, Script, after, call, calls, replies_of, text
 

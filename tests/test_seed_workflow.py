@@ -11,7 +11,8 @@ from inline_snapshot import snapshot
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse
 
-from subagents_cancel import ManualClock, SubAgentCapability, SubAgentConfig
+from subagents_cancel import SubAgentCapability, SubAgentConfig
+from subagents_cancel.testing import ManualClock
 
 from .helpers import TASK_ID, Gate, Script, Step, after, call, cancel_requested, replies_of, resolve, text
 

@@ -11,16 +11,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from subagents_cancel import (
-    Cancelled,
-    CancelReason,
-    Completed,
-    ShutdownReport,
-    SubAgentConfig,
-    SubAgentManager,
-    TaskStatus,
-    shutdown,
-)
+from subagents_cancel import Cancelled, CancelReason, Completed, SubAgentConfig, SubAgentManager, TaskStatus
+from subagents_cancel.shutdown import ShutdownReport, shutdown
 
 from .helpers import Gate, Script, WatchedClock, call, text
 

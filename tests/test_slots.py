@@ -9,7 +9,8 @@ from collections.abc import Callable
 import pytest
 from pydantic_ai.messages import ModelMessage, ModelResponse
 
-from subagents_cancel import InProcessBus, SubAgentConfig, SubAgentManager, SubAgentPolicy, TaskStatus
+from subagents_cancel import SubAgentConfig, SubAgentManager, SubAgentPolicy, TaskStatus
+from subagents_cancel.bus import InProcessBus
 from subagents_cancel.messages import BusMessage, TaskStarted
 
 from .helpers import Gate, Script, WatchedClock, text

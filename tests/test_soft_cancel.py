@@ -11,7 +11,6 @@ from pydantic_ai import Agent
 from subagents_cancel import (
     Cancelled,
     CancelReason,
-    ManualClock,
     PartialResult,
     SubAgentCapability,
     SubAgentConfig,
@@ -19,6 +18,7 @@ from subagents_cancel import (
     SubAgentPolicy,
     TaskStatus,
 )
+from subagents_cancel.testing import ManualClock
 
 from .helpers import (
     TASK_ID,

@@ -10,20 +10,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from inline_snapshot import snapshot
 
-from subagents_cancel import (
-    CancelInfo,
-    Cancelled,
-    CancelReason,
-    Completed,
-    Failed,
-    IllegalTransition,
-    Outcome,
-    TaskId,
-    TaskStatus,
-)
+from subagents_cancel import Cancelled, CancelReason, Completed, Failed, Outcome, TaskId, TaskStatus
 from subagents_cancel.messages import RunEnding, RunError, RunOutput, RunStopped
 from subagents_cancel.registry import TaskRecord
-from subagents_cancel.states import TRANSITIONS, TaskEvent, TaskState, next_state
+from subagents_cancel.results import CancelInfo
+from subagents_cancel.states import TRANSITIONS, IllegalTransition, TaskEvent, TaskState, next_state
 
 _ALL_STATES = [TaskState(status, requested) for status in TaskStatus for requested in (False, True)]
 

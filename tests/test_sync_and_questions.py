@@ -7,15 +7,8 @@ from inline_snapshot import snapshot
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse
 
-from subagents_cancel import (
-    Cancelled,
-    Failed,
-    ManualClock,
-    SubAgentCapability,
-    SubAgentConfig,
-    SubAgentManager,
-    TaskStatus,
-)
+from subagents_cancel import Cancelled, Failed, SubAgentCapability, SubAgentConfig, SubAgentManager, TaskStatus
+from subagents_cancel.testing import ManualClock
 
 from .helpers import TASK_ID, Script, Step, call, calls, replies_of, text, tool_returns
 

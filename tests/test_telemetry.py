@@ -19,17 +19,11 @@ from pydantic_ai.capabilities import Instrumentation
 from pydantic_ai.messages import ModelResponse, ToolCallPart
 from pydantic_ai.usage import RequestUsage
 
-from subagents_cancel import (
-    CancelledRun,
-    CancelTimeout,
-    InProcessBus,
-    ManualClock,
-    SubAgentCapability,
-    SubAgentConfig,
-    SubAgentManager,
-    TaskStatus,
-)
+from subagents_cancel import CancelTimeout, SubAgentCapability, SubAgentConfig, SubAgentManager, TaskStatus
+from subagents_cancel.bus import InProcessBus
 from subagents_cancel.messages import BusMessage, ThreadsFinished
+from subagents_cancel.metrics import CancelledRun
+from subagents_cancel.testing import ManualClock
 
 from .helpers import Gate, LingersAfterTheEnd, Script, call, text
 

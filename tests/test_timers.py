@@ -7,7 +7,7 @@ import logging
 import anyio
 import pytest
 
-from subagents_cancel.clock import ManualClock
+from subagents_cancel.testing import ManualClock
 from subagents_cancel.timers import Timers
 
 pytestmark = pytest.mark.anyio

@@ -10,14 +10,8 @@ from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from subagents_cancel import (
-    Completed,
-    ManualClock,
-    SubAgentCapability,
-    SubAgentConfig,
-    SubAgentManager,
-    create_subagent_toolset,
-)
+from subagents_cancel import Completed, SubAgentCapability, SubAgentConfig, SubAgentManager, create_subagent_toolset
+from subagents_cancel.testing import ManualClock
 
 from .helpers import TASK_ID, Script, Step, call, calls, replies_of, researcher, text, tool_returns
 

@@ -12,12 +12,12 @@ from subagents_cancel import (
     Cancelled,
     CancelReason,
     Failed,
-    InProcessBus,
     SubAgentCapability,
     SubAgentConfig,
     SubAgentManager,
     TaskStatus,
 )
+from subagents_cancel.bus import InProcessBus
 from subagents_cancel.messages import BusMessage, RunFinished
 
 from .helpers import Gate, Script, WatchedClock, call, replies_of, text

@@ -16,18 +16,18 @@ from pydantic_ai import Agent
 from subagents_cancel import (
     Cancelled,
     Completed,
-    InProcessBus,
-    ManualClock,
     SubAgentCapability,
     SubAgentConfig,
     SubAgentManager,
     SubAgentPolicy,
-    TaskCancelRequested,
     TaskStatus,
     current_task,
-    run_process,
 )
+from subagents_cancel.bus import InProcessBus
 from subagents_cancel.messages import BusMessage, ThreadsFinished
+from subagents_cancel.processes import run_process
+from subagents_cancel.task_context import TaskCancelRequested
+from subagents_cancel.testing import ManualClock
 
 from .helpers import TASK_ID, Gate, Script, after, call, replies_of, text, tool_returns
 

@@ -18,7 +18,8 @@ from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from subagents_cancel import Cancelled, Completed, ManualClock, SubAgentCapability, SubAgentConfig, SubAgentManager
+from subagents_cancel import Cancelled, Completed, SubAgentCapability, SubAgentConfig, SubAgentManager
+from subagents_cancel.testing import ManualClock
 
 from .helpers import TASK_ID, Gate, Script, after, call, replies_of, researcher, text, tool_returns
 

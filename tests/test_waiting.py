@@ -10,18 +10,11 @@ from inline_snapshot import snapshot
 from pydantic_ai import Agent, Tool
 from pydantic_ai.messages import ModelMessage, ModelResponse
 
-from subagents_cancel import (
-    CancelTimeout,
-    InProcessBus,
-    ShutdownReport,
-    SubAgentCapability,
-    SubAgentConfig,
-    SubAgentManager,
-    TaskStatus,
-    WaitResult,
-    shutdown,
-)
+from subagents_cancel import CancelTimeout, SubAgentCapability, SubAgentConfig, SubAgentManager, TaskStatus
+from subagents_cancel.bus import InProcessBus
 from subagents_cancel.messages import BusMessage, Question
+from subagents_cancel.shutdown import ShutdownReport, shutdown
+from subagents_cancel.waiting import WaitResult
 
 from .helpers import Gate, Script, Step, WatchedClock, after, call, calls, replies_of, resolve, text
 

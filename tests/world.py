@@ -29,8 +29,6 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from subagents_cancel import (
     CancelReason,
-    InProcessBus,
-    ManualClock,
     SubAgentCapability,
     SubAgentConfig,
     SubAgentManager,
@@ -40,7 +38,9 @@ from subagents_cancel import (
     TaskStatus,
     current_task,
 )
+from subagents_cancel.bus import InProcessBus
 from subagents_cancel.messages import BusMessage, CancelRequest
+from subagents_cancel.testing import ManualClock
 
 from .helpers import Script, call, cancel_requested, text, tool_returns
 from .promises import Answer, PromiseBroken, TaskFacts, check_ending, count_ending

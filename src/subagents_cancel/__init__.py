@@ -1,89 +1,64 @@
-"""Start pydantic-ai sub-agents and stop them: softly (told, wraps up, hands back partial results) or hard."""
+"""Start pydantic-ai sub-agents and stop them: softly (told, wraps up, hands back partial results) or hard.
+
+The package exports what an application or a notebook imports every day, grouped in `__all__` by concept.
+Everything else is importable from its own module and documented on its API page: the cancel vocabulary and
+the messages between owners and tasks (`subagents_cancel.messages`), region details (`subagents_cancel.regions`),
+every error (`subagents_cancel.errors`; those that carry a task's status are in `subagents_cancel.states`),
+waiting (`subagents_cancel.waiting`), code inside a task (`subagents_cancel.task_context`,
+`subagents_cancel.processes`), shutdown (`subagents_cancel.shutdown`), cancel figures
+(`subagents_cancel.metrics`), clocks (`subagents_cancel.clock`) and the bus (`subagents_cancel.bus`). Helpers
+that exist only for tests are in `subagents_cancel.testing`.
+"""
 
 from __future__ import annotations
 
-from .bus import InProcessBus, MessageBus
 from .capability import SubAgentCapability
-from .clock import Clock, ManualClock, MonotonicClock
-from .config import CleanupHook, PromoteHook, SubAgentConfig, SubAgentPolicy
-from .errors import (
-    CancelTimeout,
-    ConfigError,
-    IllegalTransition,
-    ManagerClosed,
-    NotWaitingForAnswer,
-    RegionClosed,
-    SubAgentsError,
-    TaskAlreadyFinished,
-    UnknownSubAgent,
-    UnknownTask,
-)
+from .config import SubAgentConfig, SubAgentPolicy
+from .errors import CancelTimeout, SubAgentsError, UnknownTask
 from .manager import SubAgentManager
-from .messages import CancelMode, CancelReason, CancelReasonKind, Checkpoint, TaskId
-from .metrics import CancelledRun, CancelMetrics, Durations, SubAgentMetrics
-from .processes import ProcessResult, run_process
-from .regions import RegionCancel, RegionCancelled, RegionCompleted, RegionIncomplete, RegionOutcome
-from .results import CancelInfo, Cancelled, Completed, Failed, Outcome, PartialResult, TaskInfo
-from .shutdown import ShutdownReport, ShutdownSignal, shutdown, shutdown_on_signals
+from .messages import CancelReason, TaskId
+from .metrics import CancelMetrics
+from .regions import RegionCancelled, RegionCompleted, RegionIncomplete, RegionOutcome
+from .results import Cancelled, Completed, Failed, Outcome, PartialResult, TaskInfo
+from .shutdown import shutdown_on_signals
 from .states import TaskStatus
-from .task_context import TaskCancelRequested, TaskContext, current_task
+from .task_context import TaskContext, current_task
 from .tools import create_subagent_toolset
-from .waiting import WaitFor, WaitResult
 
 __all__ = (
-    'CancelInfo',
-    'CancelMetrics',
-    'CancelMode',
-    'CancelReason',
-    'CancelReasonKind',
-    'CancelTimeout',
+    # owning tasks: start, cancel, answer and wait for them; nothing outlives its owner
+    'SubAgentManager',
+    'shutdown_on_signals',
+    # configuring sub-agents and their policy
+    'SubAgentConfig',
+    'SubAgentPolicy',
+    # the parent agent's tools and instructions
+    'SubAgentCapability',
+    'create_subagent_toolset',
+    # outcomes and snapshots of tasks
     'Cancelled',
-    'CancelledRun',
-    'Checkpoint',
-    'CleanupHook',
-    'Clock',
     'Completed',
-    'ConfigError',
-    'Durations',
     'Failed',
-    'IllegalTransition',
-    'InProcessBus',
-    'ManagerClosed',
-    'ManualClock',
-    'MessageBus',
-    'MonotonicClock',
-    'NotWaitingForAnswer',
     'Outcome',
     'PartialResult',
-    'ProcessResult',
-    'PromoteHook',
-    'RegionCancel',
-    'RegionCancelled',
-    'RegionClosed',
-    'RegionCompleted',
-    'RegionIncomplete',
-    'RegionOutcome',
-    'ShutdownReport',
-    'ShutdownSignal',
-    'SubAgentCapability',
-    'SubAgentConfig',
-    'SubAgentManager',
-    'SubAgentMetrics',
-    'SubAgentPolicy',
-    'SubAgentsError',
-    'TaskAlreadyFinished',
-    'TaskCancelRequested',
-    'TaskContext',
     'TaskId',
     'TaskInfo',
     'TaskStatus',
-    'UnknownSubAgent',
-    'UnknownTask',
-    'WaitFor',
-    'WaitResult',
-    'create_subagent_toolset',
+    # the cancel vocabulary
+    'CancelReason',
+    # regions: groups of tasks cancelled and joined together
+    'RegionCancelled',
+    'RegionCompleted',
+    'RegionIncomplete',
+    'RegionOutcome',
+    # inside a task: what its tools and hooks can know about it
+    'TaskContext',
     'current_task',
-    'run_process',
-    'shutdown',
-    'shutdown_on_signals',
+    # errors the Python API raises (the whole tree is in `subagents_cancel.errors`)
+    'CancelTimeout',
+    'SubAgentsError',
+    'UnknownTask',
+    # telemetry: the cancel figures (span and metric names are in `subagents_cancel.telemetry`)
+    'CancelMetrics',
+    # across processes: the transport between owners and their tasks
 )

@@ -3,8 +3,8 @@
 Every request to a task (cancel, answer) and every fact from a task (started, question, checkpoint,
 acknowledgement, end of run) travels as a [`BusMessage`][subagents_cancel.messages.BusMessage]. A task's
 mailbox is addressed by its task id, an owner's by its owner id. Nothing bypasses the bus, so another
-transport can replace [`InProcessBus`][subagents_cancel.InProcessBus] by implementing
-[`MessageBus`][subagents_cancel.MessageBus].
+transport can replace [`InProcessBus`][subagents_cancel.bus.InProcessBus] by implementing
+[`MessageBus`][subagents_cancel.bus.MessageBus].
 """
 
 from __future__ import annotations

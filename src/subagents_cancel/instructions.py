@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from . import reports
 from .config import SubAgentConfig
 from .messages import CancelReason, CancelRequest
+from .reasons import FOR_SUBAGENT_MODEL, in_words
 from .results import PartialResult
 
 __all__ = (
@@ -50,8 +51,7 @@ def cancel_request_text(request: CancelRequest, *, subtasks_stopped: bool = Fals
 
 
 def _reason(reason: CancelReason) -> str:
-    text = _REASON_TEXT[reason.kind]
-    return f'{text}: {reason.detail}' if reason.detail else text
+    return in_words(reason, FOR_SUBAGENT_MODEL)
 
 
 def fallback_prompt(description: str, reason: CancelReason, partial: PartialResult) -> str:
@@ -66,17 +66,6 @@ def fallback_prompt(description: str, reason: CancelReason, partial: PartialResu
 def cancel_request_tag(message_id: str) -> str:
     """The part of the cancel request text that identifies it, to recognise it when it is delivered."""
     return f'{CANCEL_REQUEST_MARKER} [{message_id}]'
-
-
-_REASON_TEXT = {
-    'user': 'the work is no longer needed',
-    'parent_cancelled': 'the task that owns yours was cancelled',
-    'parent_ended': 'the run that started you has ended',
-    'deadline': 'your time budget ran out',
-    'region': 'the group of tasks you belong to was cancelled',
-    'sibling': 'another task already did the work',
-    'budget': 'the budget for this work ran out',
-}
 
 
 def parent_instructions(subagents: Iterable[SubAgentConfig]) -> str:

@@ -25,8 +25,6 @@ from .config import SubAgentConfig, SubAgentPolicy, check_duration, index_subage
 from .errors import (
     CancelTimeout,
     ManagerClosed,
-    NotWaitingForAnswer,
-    RegionClosed,
     UnknownSubAgent,
 )
 from .gc_pause import collector_paused
@@ -58,12 +56,12 @@ from .messages import (
     ThreadsFinished,
 )
 from .metrics import CancelMetrics
-from .regions import RegionCancel, RegionOutcome, check_region, region_outcome
+from .regions import RegionCancel, RegionClosed, RegionOutcome, check_region, region_outcome
 from .registry import Registry, TaskRecord
 from .results import CancelInfo, Cancelled, TaskInfo
 from .runner import TaskRunner, TaskSpec
 from .shield import finish_shielded
-from .states import TaskEvent, TaskStatus
+from .states import NotWaitingForAnswer, TaskEvent, TaskStatus
 from .task_context import TaskContext, current_task
 from .telemetry import TaskTelemetry
 from .tool_threads import SyncToolPool
@@ -117,9 +115,9 @@ class SubAgentManager:
             policy: Grace windows, waiting bounds and concurrency; [`SubAgentPolicy()`][subagents_cancel.SubAgentPolicy]
                 by default.
             clock: Where time comes from; inside a sub-agent task, that task's clock, else
-                [`MonotonicClock`][subagents_cancel.MonotonicClock].
+                [`MonotonicClock`][subagents_cancel.clock.MonotonicClock].
             bus: The message bus between this owner and its tasks; a new
-                [`InProcessBus`][subagents_cancel.InProcessBus] by default.
+                [`InProcessBus`][subagents_cancel.bus.InProcessBus] by default.
 
         Raises:
             ConfigError: no sub-agents, duplicate names, a bad fallback or `default_model`, or a sub-agent

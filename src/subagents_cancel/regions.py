@@ -13,7 +13,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from .errors import SubAgentsError
 from .messages import CancelMode, CancelReason, TaskId
+from .reasons import FOR_PEOPLE
 from .results import Completed, TaskInfo
 from .states import TaskStatus
 
@@ -21,6 +23,7 @@ __all__ = (
     'REGION_PATTERN',
     'RegionCancel',
     'RegionCancelled',
+    'RegionClosed',
     'RegionCompleted',
     'RegionIncomplete',
     'RegionOutcome',
@@ -33,6 +36,15 @@ REGION_PATTERN = r'^[A-Za-z0-9_-]{1,48}(/[A-Za-z0-9_-]{1,48}){0,7}$'
 """A region name: up to eight `/`-separated parts of letters, digits, `_` and `-`."""
 
 _REGION = re.compile(REGION_PATTERN)
+
+
+class RegionClosed(SubAgentsError):
+    """The region was cancelled, so no new task can start in it."""
+
+    def __init__(self, region: str, reason: CancelReason) -> None:
+        self.region = region
+        self.reason = reason
+        super().__init__(f'Region {region!r} was cancelled ({FOR_PEOPLE[reason.kind]}); no new task can start in it.')
 
 
 def check_region(name: str) -> str:

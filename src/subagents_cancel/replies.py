@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .messages import CancelMode, CancelReason
+from .reasons import FOR_PARENT_MODEL, in_words
 from .regions import RegionCancelled, RegionCompleted, RegionIncomplete, RegionOutcome
-from .reports import aftermath, partial_section, reason_text, render_output, seconds_text, task_report, task_tree
+from .reports import aftermath, partial_section, render_output, seconds_text, task_report, task_tree
 from .results import Cancelled, Completed, Failed, TaskInfo
 from .states import TaskStatus
 
@@ -209,7 +210,7 @@ def region_cancel_requested(region: str, mode: CancelMode, infos: Sequence[TaskI
 
 def region_closed(region: str, reason: CancelReason) -> str:
     """Reply to `task` in a region that was cancelled."""
-    return f'Region {region!r} was cancelled ({reason_text(reason)}); no new task can start in it.'
+    return f'Region {region!r} was cancelled ({in_words(reason, FOR_PARENT_MODEL)}); no new task can start in it.'
 
 
 def region_report(outcome: RegionOutcome, now: float) -> str:
@@ -222,7 +223,7 @@ def region_report(outcome: RegionOutcome, now: float) -> str:
             return f'Region {region!r} completed: all {len(outputs)} results.\n\n{results}'
         case RegionCancelled(region=region, cancel=cancel, tasks=tasks):
             head = (
-                f'Region {region!r} was cancelled ({cancel.mode}, {reason_text(cancel.reason)}); '
+                f'Region {region!r} was cancelled ({cancel.mode}, {in_words(cancel.reason, FOR_PARENT_MODEL)}); '
                 'there is no complete set of results.'
             )
         case RegionIncomplete(region=region, tasks=tasks):

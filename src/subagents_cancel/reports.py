@@ -11,8 +11,9 @@ from collections.abc import Sequence
 
 import pydantic_core
 
-from .messages import CancelReason, Checkpoint
+from .messages import Checkpoint
 from .output_text import fits_in_a_reply, safe_repr, shortened
+from .reasons import FOR_PARENT_MODEL, in_words
 from .results import CancelInfo, Cancelled, Completed, Failed, PartialResult, TaskInfo
 from .states import TaskStatus
 
@@ -22,7 +23,6 @@ __all__ = (
     'cut',
     'partial_section',
     'partial_text',
-    'reason_text',
     'render_output',
     'seconds_text',
     'show',
@@ -99,22 +99,6 @@ _STATUS_TEXT = {
     TaskStatus.CANCELLED: 'CANCELLED',
 }
 
-_REASON_TEXT = {
-    'user': 'on request',
-    'parent_cancelled': 'its owner was cancelled',
-    'parent_ended': 'its owner ended',
-    'deadline': 'deadline',
-    'region': 'its region was cancelled',
-    'sibling': 'a sibling made it unnecessary',
-    'budget': 'budget exhausted',
-}
-
-
-def reason_text(reason: CancelReason) -> str:
-    """Why a task was cancelled, in words, with the detail given."""
-    text = _REASON_TEXT[reason.kind]
-    return f'{text}: {reason.detail}' if reason.detail else text
-
 
 def task_report(info: TaskInfo, now: float) -> str:
     """Reply to `check_task`: status, time, progress, and the result once the task has ended."""
@@ -187,14 +171,15 @@ def _live_report(info: TaskInfo, now: float) -> str:
 
 def _cancel_progress(cancel: CancelInfo, now: float) -> str:
     ago = seconds_text(now - cancel.requested_at)
+    why = in_words(cancel.reason, FOR_PARENT_MODEL)
     if isinstance(cancel.lost_to, Completed):  # its output was committed first, and its run is ending
         return (
             f'It had finished before the {cancel.mode} cancel arrived '
-            f'(requested {ago} ago, {reason_text(cancel.reason)}), so nothing was cancelled; its run is ending. '
+            f'(requested {ago} ago, {why}), so nothing was cancelled; its run is ending. '
             f'Output:\n{render_output(cancel.lost_to.output)}'
         )
     if cancel.mode == 'hard':
-        return f'A hard cancel was requested {ago} ago ({reason_text(cancel.reason)}); it is being stopped.'
+        return f'A hard cancel was requested {ago} ago ({why}); it is being stopped.'
     read = (
         f'it read the request after {seconds_text(cancel.acknowledged_at - cancel.requested_at)}'
         if cancel.acknowledged_at is not None
@@ -202,7 +187,7 @@ def _cancel_progress(cancel: CancelInfo, now: float) -> str:
     )
     left = max(0.0, cancel.requested_at + cancel.grace_seconds - now)
     return (
-        f'A soft cancel was requested {ago} ago ({reason_text(cancel.reason)}); {read}. '
+        f'A soft cancel was requested {ago} ago ({why}); {read}. '
         f'It is wrapping up and is stopped in {seconds_text(left)} if it has not finished.'
     )
 
@@ -221,7 +206,7 @@ def _progress(checkpoints: Sequence[Checkpoint]) -> list[str]:
 def _cancelled_report(info: TaskInfo, cancelled: Cancelled) -> str:
     cancel = info.cancel
     assert cancel is not None and info.ended_at is not None
-    how = f'{cancelled.mode}, {reason_text(cancelled.reason)}'
+    how = f'{cancelled.mode}, {in_words(cancelled.reason, FOR_PARENT_MODEL)}'
     if cancelled.escalated:
         how += f'; stopped when its {cancel.grace_seconds:g}s grace window ran out'
     elif cancel.acknowledged_at is not None:

@@ -1,7 +1,7 @@
 """Application shutdown: every task is told to wrap up, gets a grace window, and is then stopped.
 
 Like a Kubernetes pod's termination grace period: on SIGTERM the application has `grace_seconds` to
-finish cleanly, after which it is killed. [`shutdown`][subagents_cancel.shutdown] soft-cancels every
+finish cleanly, after which it is killed. [`shutdown`][subagents_cancel.shutdown.shutdown] soft-cancels every
 task of the given managers, waits up to the grace window for them to hand back their partial results,
 hard-cancels the rest and waits for them within the policy's
 [`hard_cancel_wait_seconds`][subagents_cancel.SubAgentPolicy.hard_cancel_wait_seconds]. It returns within
@@ -130,7 +130,7 @@ async def shutdown_on_signals(
 ) -> AsyncGenerator[ShutdownSignal]:
     """Shut the tasks of `managers` down when the process receives one of `signals`, then end the block.
 
-    On the first signal, `received` is set, [`shutdown`][subagents_cancel.shutdown] runs, its report is
+    On the first signal, `received` is set, [`shutdown`][subagents_cancel.shutdown.shutdown] runs, its report is
     stored, and the body of the `async with` block is cancelled. Only the main thread can receive signals.
 
     Example:

@@ -24,9 +24,18 @@ from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
 
-from .errors import IllegalTransition
+from .errors import SubAgentsError
 
-__all__ = ('TaskEvent', 'TaskState', 'TaskStatus', 'TRANSITIONS', 'next_state')
+__all__ = (
+    'IllegalTransition',
+    'NotWaitingForAnswer',
+    'TaskAlreadyFinished',
+    'TaskEvent',
+    'TaskState',
+    'TaskStatus',
+    'TRANSITIONS',
+    'next_state',
+)
 
 
 class TaskStatus(Enum):
@@ -85,6 +94,38 @@ class TaskState:
 
     def __str__(self) -> str:
         return f'{self.status.name}{" (cancel requested)" if self.cancel_requested else ""}'
+
+
+class TaskAlreadyFinished(SubAgentsError):
+    """The task has ended (COMPLETED, FAILED or CANCELLED).
+
+    No longer raised: a cancel of a task that has ended returns it as it ended (see
+    [`SubAgentManager.soft_cancel`][subagents_cancel.SubAgentManager.soft_cancel]). Kept so that code that
+    catches it still imports.
+    """
+
+    def __init__(self, task_id: str, status: TaskStatus) -> None:
+        self.task_id = task_id
+        self.status = status
+        super().__init__(f'Task {task_id!r} has already ended ({status.name}).')
+
+
+class NotWaitingForAnswer(SubAgentsError):
+    """The task has not asked a question, so there is nothing to answer."""
+
+    def __init__(self, task_id: str, status: TaskStatus) -> None:
+        self.task_id = task_id
+        self.status = status
+        super().__init__(f'Task {task_id!r} is not waiting for an answer (it is {status.name}).')
+
+
+class IllegalTransition(SubAgentsError):
+    """The transition table has no entry for this state and event: the caller has a bug."""
+
+    def __init__(self, state: TaskState, event: TaskEvent) -> None:
+        self.state = state
+        self.event = event
+        super().__init__(f'No transition from {state} on {event.name}.')
 
 
 _S = TaskStatus

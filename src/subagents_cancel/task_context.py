@@ -95,7 +95,7 @@ class TaskContext:
         return self._stop_requested()
 
     def raise_if_stopped(self) -> None:
-        """Raise [`TaskCancelRequested`][subagents_cancel.TaskCancelRequested] if the task's run is being stopped.
+        """Raise [`TaskCancelRequested`][subagents_cancel.task_context.TaskCancelRequested] if the run is being stopped.
 
         A sync tool runs in a worker thread that no cancel can interrupt; call this between steps of
         long work so the thread ends soon after its task is stopped, without side effects nobody will read.

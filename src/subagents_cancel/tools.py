@@ -16,16 +16,14 @@ from . import refusals, replies, reports
 from .errors import (
     CancelTimeout,
     ManagerClosed,
-    NotWaitingForAnswer,
-    RegionClosed,
     UnknownSubAgent,
     UnknownTask,
 )
 from .manager import SubAgentManager
 from .messages import CancelReason
-from .regions import REGION_PATTERN
+from .regions import REGION_PATTERN, RegionClosed
 from .results import TaskInfo
-from .states import TaskStatus
+from .states import NotWaitingForAnswer, TaskStatus
 from .tooling import ToolArgs, ValidatedToolset, validated_tool
 from .waiting import WaitResult
 
