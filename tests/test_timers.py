@@ -1,0 +1,103 @@
+"""The owner's timers: one sleeping task fires every grace window, deadline and region budget on the owner's clock."""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+import pytest
+
+from subagents_cancel.testing import ManualClock
+from subagents_cancel.timers import Timers
+
+pytestmark = pytest.mark.anyio
+
+
+async def settle() -> None:
+    """Let the timers' task run until it sleeps again."""
+    await anyio.wait_all_tasks_blocked()
+
+
+async def test_timers_fire_in_order_of_time_as_the_clock_reaches_them() -> None:
+    """Each callback runs once the clock reaches its time, earliest first, and not before."""
+    clock = ManualClock()
+    timers = Timers(clock)
+    fired: list[str] = []
+    timers.call_at(3, lambda: fired.append('three'))
+    timers.call_at(1, lambda: fired.append('one'))
+    timers.call_at(2, lambda: fired.append('two'))
+    await settle()
+    assert fired == []
+    clock.advance(2)
+    await settle()
+    assert fired == ['one', 'two']
+    clock.advance(5)
+    await settle()
+    assert fired == ['one', 'two', 'three']
+    assert len(timers) == 0
+    await timers.aclose()
+
+
+async def test_an_earlier_timer_wakes_the_sleeper() -> None:
+    """A timer set for before the one being slept for fires on its own time, not after the later one."""
+    clock = ManualClock()
+    timers = Timers(clock)
+    fired: list[str] = []
+    timers.call_at(10, lambda: fired.append('late'))
+    await settle()
+    timers.call_at(1, lambda: fired.append('early'))
+    await settle()
+    clock.advance(1)
+    await settle()
+    assert fired == ['early']
+    await timers.aclose()
+
+
+async def test_a_cancelled_timer_never_fires_and_a_due_one_fires_at_once() -> None:
+    """`cancel()` before its time and the callback never runs; a timer set in the past runs without waiting."""
+    clock = ManualClock(start=5)
+    timers = Timers(clock)
+    fired: list[str] = []
+    timers.call_at(6, lambda: fired.append('cancelled')).cancel()
+    timers.call_at(4, lambda: fired.append('due'))
+    await settle()
+    assert fired == ['due']
+    clock.advance(10)
+    await settle()
+    assert fired == ['due']
+    await timers.aclose()
+
+
+async def test_a_callback_that_raises_does_not_stop_the_others(caplog: pytest.LogCaptureFixture) -> None:
+    """A callback's error is logged; the timers after it still fire."""
+    clock = ManualClock()
+    timers = Timers(clock, name='owner-1 timers')
+    fired: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError('boom')
+
+    timers.call_at(1, broken)
+    timers.call_at(1, lambda: fired.append('after'))
+    with caplog.at_level(logging.ERROR, logger='subagents_cancel'):
+        clock.advance(1)
+        await settle()
+    assert fired == ['after']
+    assert caplog.messages == ['a timer callback of owner-1 timers raised']
+    await timers.aclose()
+
+
+async def test_closing_cancels_what_is_left_and_stops_the_sleeper() -> None:
+    """After `aclose()` nothing fires, no task is left running, and setting a timer is refused."""
+    clock = ManualClock()
+    timers = Timers(clock)
+    fired: list[str] = []
+    timers.call_at(1, lambda: fired.append('never'))
+    await settle()
+    await timers.aclose()
+    await timers.aclose()  # idempotent
+    clock.advance(2)
+    await settle()
+    assert fired == []
+    with pytest.raises(RuntimeError, match='closed'):
+        timers.call_at(3, lambda: None)
