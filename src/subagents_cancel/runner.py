@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import anyio
 from anyio.abc import TaskGroup
@@ -35,7 +35,6 @@ from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.run import AgentRun
 
 from . import subagent_replies
-from .bus import MessageBus
 from .clock import Clock, sleep_until
 from .delivery import DeliveryEvent, SoftCancelDelivery
 from .instructions import cancel_request_text
@@ -78,20 +77,25 @@ class TaskRunner:
         self,
         spec: TaskSpec,
         *,
-        bus: MessageBus,
+        send: Callable[[BusMessage], object],
+        leave: Callable[[], None],
         clock: Clock,
         pool: SyncToolPool,
         slot: anyio.Semaphore | None,
         queued: bool,
     ) -> None:
-        """Prepare the runner; its owner opens the task's mailbox with `receive` as the handler.
+        """Prepare the runner; whoever routes the task's messages hands them to `receive`.
+
+        `send` takes every report to the owner without blocking; `leave` is called once the run is over, after
+        which no message reaches `receive` any more.
 
         `slot` is the owner's concurrency semaphore (released when the run ends); `queued` says the runner
         must acquire it first (the task is PENDING), rather than having been given it already. `pool`
         runs the sync tools of the sub-agent.
         """
         self.spec = spec
-        self._bus = bus
+        self._send_to_owner = send
+        self._leave = leave
         self._clock = clock
         self._slot = slot
         self._threads = TaskThreads(pool)
@@ -139,7 +143,7 @@ class TaskRunner:
                 ending, usage = await self._drive()
                 timers.cancel_scope.cancel()
         finally:
-            self._bus.close_mailbox(self.spec.task_id)
+            self._leave()
             if self._started:
                 self._send(
                     RunFinished(
@@ -364,7 +368,7 @@ class TaskRunner:
         return self._run.all_messages() if self._run is not None else []
 
     def _send(self, message: BusMessage) -> None:
-        self._bus.send(self.spec.owner_address, message)
+        self._send_to_owner(message)
 
     # --- what the sub-agent's tools and hooks see (TaskChannel) ---------------------------------
 

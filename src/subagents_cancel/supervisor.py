@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import uuid
 from collections.abc import Callable, Coroutine, Iterator, Mapping
@@ -282,7 +283,15 @@ class Supervisor:
         )
         queued = self._slot is not None and not take_free_slot(self._slot)
         assert self._pool is not None
-        runner = TaskRunner(spec, bus=self._bus, clock=self._clock, pool=self._pool, slot=self._slot, queued=queued)
+        runner = TaskRunner(
+            spec,
+            send=functools.partial(self._bus.send, spec.owner_address),
+            leave=lambda: self._bus.close_mailbox(spec.task_id),
+            clock=self._clock,
+            pool=self._pool,
+            slot=self._slot,
+            queued=queued,
+        )
         self._runners[record.task_id] = runner
         self._book.runs_in(record.task_id, runner.context)
         if not queued:
