@@ -35,12 +35,12 @@ from subagents_cancel import CancelReason, InProcessTransport, LoopbackTransport
 from subagents_cancel.bus import InProcessBus
 from subagents_cancel.messages import (
     MESSAGE_ADAPTER,
-    BusMessage,
     CancelMode,
     CancelRequest,
     decode_message,
     encode_message,
 )
+from subagents_cancel.wire import WireMessage
 
 _TASK = TaskId('t-1')
 _MESSAGE = CancelRequest(task_id=_TASK, sent_at=1.0, mode='soft', reason=CancelReason(), grace_seconds=1.0)
@@ -88,7 +88,7 @@ def _through_json(count: int) -> None:
 
 def _bus(count: int) -> None:
     bus = InProcessBus()
-    received: list[BusMessage] = []
+    received: list[WireMessage] = []
     bus.open_mailbox('owner', received.append)
     for _ in range(count):
         bus.send('owner', _MESSAGE)
@@ -96,7 +96,7 @@ def _bus(count: int) -> None:
 
 
 async def _carry(transport: Transport, count: int, one_by_one: bool) -> None:
-    received: list[BusMessage] = []
+    received: list[WireMessage] = []
     async with transport:
         mailbox = await transport.open('owner')
         assert mailbox is not None

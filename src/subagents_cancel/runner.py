@@ -78,7 +78,7 @@ class TaskRunner:
         spec: TaskSpec,
         *,
         send: Callable[[BusMessage], object],
-        leave: Callable[[], None],
+        leave: Callable[[], object],
         clock: Clock,
         pool: SyncToolPool,
         slot: anyio.Semaphore | None,

@@ -307,7 +307,11 @@ class Supervisor:
     async def _settle(self, record: TaskRecord, context: TaskContext, config: SubAgentConfig) -> None:
         """Run the task's hooks once its run is over; only then does waiting for it return."""
         cleanup_error = await settle_task(
-            record, self._book.info(record), context, config, clock=self._clock, hook_seconds=self._policy.hook_seconds
+            self._book.info(record),
+            context.scratch_dir_if_created,
+            config,
+            clock=self._clock,
+            hook_seconds=self._policy.hook_seconds,
         )
         self._book.hooks_done(record, cleanup_error)
 

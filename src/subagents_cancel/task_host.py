@@ -1,0 +1,234 @@
+"""The task side of the seam: a host that runs the tasks owners send it, talking to them only through a transport.
+
+A [`TaskHost`][subagents_cancel.task_host.TaskHost] is built from nothing but the sub-agent configs (as a worker
+has its registered code), a transport and a clock. It reads one mailbox, at its `address`, and routes each
+message by its `task_id`:
+
+* [`StartTask`][subagents_cancel.wire.StartTask] starts a [`TaskRunner`][subagents_cancel.runner.TaskRunner] in
+  an asyncio task of the host's own, with the host's sync-tool pool;
+* [`CancelRequest`][subagents_cancel.messages.CancelRequest] and [`Answer`][subagents_cancel.messages.Answer] go to
+  that task's runner (`receive`, synchronously, so the order of one owner's messages holds);
+* [`SettleTask`][subagents_cancel.wire.SettleTask] runs the task's hook once its run is over, and
+  [`HooksFinished`][subagents_cancel.wire.HooksFinished] goes back to the owner (a task the host never started, one
+  cancelled while PENDING, gets its cleanup hook with no scratch directory).
+
+Everything a runner reports goes to its owner's address with `Transport.send_nowait`, in order. There is no
+mailbox per task and no receive loop per task: one loop per host.
+
+Leaving the host stops reading, gives up on settles that never came, cancels the runners still going, and waits
+for them at most `teardown_seconds` on the host's clock: it never hangs or spins. Runners that did not stop are
+kept in `unfinished`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import anyio
+from pydantic_ai.models import Model
+
+from .clock import Clock, MonotonicClock
+from .config import SubAgentConfig, SubAgentPolicy, index_subagents
+from .launch import agent_for, run_instructions, settle_task
+from .messages import Answer, BusMessage, CancelRequest, TaskId
+from .runner import TaskRunner, TaskSpec
+from .task_context import TaskContext
+from .tool_threads import SyncToolPool
+from .transport import Mailbox, Transport
+from .wire import HooksFinished, SettleTask, StartTask, WireMessage
+
+__all__ = ('TaskHost',)
+
+_log = logging.getLogger('subagents_cancel')
+
+
+@dataclass(eq=False, slots=True)
+class _Hosted:
+    """One task on this host: its start, its runner, and the settle it waits for once its run is over."""
+
+    start: StartTask
+    runner: TaskRunner
+    settle: SettleTask | None = None
+    settled: anyio.Event = field(default_factory=anyio.Event)
+    """Set by the owner's `SettleTask`, or by the host giving up on it as it closes."""
+
+
+class TaskHost:
+    """Runs sub-agent tasks for the owners that send `StartTask` to its `address`; see the module docstring."""
+
+    def __init__(
+        self,
+        subagents: Sequence[SubAgentConfig],
+        *,
+        transport: Transport,
+        address: str = 'tasks',
+        clock: Clock | None = None,
+        default_model: str | Model | None = None,
+        policy: SubAgentPolicy | None = None,
+    ) -> None:
+        """Configure the host; it serves once entered with `async with` (inside its transport's).
+
+        Args:
+            subagents: The sub-agents it can run, by name: an owner starts only these.
+            transport: Where its mailbox is, and where its tasks' owners are.
+            address: Its mailbox's address; owners send `StartTask` there.
+            clock: Where time comes from ([`MonotonicClock`][subagents_cancel.clock.MonotonicClock] by default).
+            default_model: The model of sub-agents whose config names neither `model` nor `agent`.
+            policy: Its sync-tool threads, and `teardown_seconds` and `hook_seconds`.
+
+        Raises:
+            ConfigError: no sub-agents, duplicate names, or a sub-agent without a model.
+        """
+        self._configs = index_subagents(subagents)
+        self._agents = {name: agent_for(config, default_model) for name, config in self._configs.items()}
+        self._transport = transport
+        self.address = address
+        """The address of the host's mailbox."""
+        self._clock = clock or MonotonicClock()
+        self._policy = policy or SubAgentPolicy()
+        self._hosted: dict[TaskId, _Hosted] = {}
+        self._routes: dict[TaskId, TaskRunner] = {}
+        self._runs: set[asyncio.Task[None]] = set()
+        self._pool: SyncToolPool | None = None
+        self._loop: asyncio.Task[None] | None = None
+        self.unfinished: tuple[TaskId, ...] = ()
+        """The tasks whose runners had not stopped when the host closed and gave up waiting."""
+
+    async def __aenter__(self) -> Self:
+        """Open the host's mailbox and start reading it.
+
+        Raises:
+            RuntimeError: another mailbox has the host's address.
+        """
+        mailbox = await self._transport.open(self.address)
+        if mailbox is None:
+            raise RuntimeError(f'The address {self.address!r} is taken on this transport; give the host another.')
+        self._pool = SyncToolPool(
+            self._policy.sync_tool_threads,
+            max_lingering=self._policy.max_lingering_threads,
+            name=f'{self.address}-tool',
+        )
+        self._loop = asyncio.get_running_loop().create_task(self._read(mailbox), name=f'task host {self.address}')
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        """Stop reading, stop the runners still going, and wait for them within `teardown_seconds`."""
+        with anyio.CancelScope(shield=True):
+            await self._transport.release(self.address)
+            if self._loop is not None:
+                self._loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._loop
+            for hosted in self._hosted.values():
+                hosted.settled.set()  # no settle is coming any more: its hook is not run
+            runs = tuple(self._runs)
+            for run in runs:
+                run.cancel()
+            with self._clock.deadline_scope(self._clock.now() + self._policy.teardown_seconds):
+                for run in runs:
+                    await asyncio.wait((run,))
+            self.unfinished = tuple(
+                task_id for task_id, hosted in self._hosted.items() if not hosted.runner.finished.is_set()
+            )
+            if self._pool is not None:
+                self._pool.shutdown()  # a sync tool's thread cannot be stopped; its task reports it, not the host
+
+    async def _read(self, mailbox: Mailbox) -> None:
+        async for message in mailbox:
+            self._route(message)
+
+    def _route(self, message: WireMessage) -> None:
+        match message:
+            case StartTask():
+                self._start(message)
+            case CancelRequest() | Answer():
+                if (runner := self._routes.get(message.task_id)) is not None:
+                    runner.receive(message)
+            case SettleTask():
+                self._settle(message)
+            case _:  # reports from tasks travel to owners; one sent here went to the wrong address
+                pass
+
+    def _start(self, start: StartTask) -> None:
+        config = self._configs.get(start.subagent)
+        if config is None or start.task_id in self._hosted:
+            _log.warning('task host %s refused to start %s (%s)', self.address, start.task_id, start.subagent)
+            return
+        spec = TaskSpec(
+            task_id=start.task_id,
+            owner_address=start.owner_address,
+            root_id=start.root_id,
+            agent=self._agents[config.name],
+            prompt=start.prompt,
+            instructions=run_instructions(config),
+            refuse_tools_after_cancel=start.refuse_tools_after_cancel,
+            preempt_on_soft_cancel=start.preempt_on_soft_cancel,
+            deadline_at=None,
+            cascade_grace_factor=start.cascade_grace_factor,
+            final_answer_wait_seconds=start.final_answer_wait_seconds,
+            settle=lambda context: self._hooks(start.task_id, context),
+        )
+        assert self._pool is not None
+
+        def report(message: BusMessage) -> None:
+            self._transport.send_nowait(start.owner_address, message)
+
+        runner = TaskRunner(
+            spec,
+            send=report,
+            leave=lambda: self._routes.pop(start.task_id, None),
+            clock=self._clock,
+            pool=self._pool,
+            slot=None,
+            queued=False,
+        )
+        self._hosted[start.task_id] = _Hosted(start, runner)
+        self._routes[start.task_id] = runner
+        run = asyncio.get_running_loop().create_task(runner.run(), name=f'subagent {start.task_id}')
+        self._runs.add(run)
+        run.add_done_callback(lambda done: self._gone(start.task_id, done))
+
+    def _gone(self, task_id: TaskId, run: asyncio.Task[None]) -> None:
+        self._runs.discard(run)
+        self._hosted.pop(task_id, None)
+        self._routes.pop(task_id, None)
+
+    def _settle(self, settle: SettleTask) -> None:
+        hosted = self._hosted.get(settle.task_id)
+        if hosted is None:  # never started here (cancelled while PENDING): its cleanup runs all the same
+            run = asyncio.get_running_loop().create_task(self._hooks_unstarted(settle), name=f'settle {settle.task_id}')
+            self._runs.add(run)
+            run.add_done_callback(self._runs.discard)
+            return
+        hosted.settle = settle
+        hosted.settled.set()
+
+    async def _hooks(self, task_id: TaskId, context: TaskContext) -> None:
+        """After the run (shielded by the runner): wait for the owner's settle, then run the hook and report it."""
+        hosted = self._hosted[task_id]
+        await hosted.settled.wait()
+        if hosted.settle is not None:
+            await self._run_hook(hosted.settle, context.scratch_dir_if_created, hosted.start.hook_seconds)
+
+    async def _hooks_unstarted(self, settle: SettleTask) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._run_hook(settle, None, self._policy.hook_seconds)
+
+    async def _run_hook(self, settle: SettleTask, scratch: Path | None, hook_seconds: float) -> None:
+        config = self._configs.get(settle.info.subagent)
+        cleanup_error = (
+            await settle_task(settle.info, scratch, config, clock=self._clock, hook_seconds=hook_seconds)
+            if config is not None
+            else None
+        )
+        finished = HooksFinished(task_id=settle.task_id, sent_at=self._clock.now(), cleanup_error=cleanup_error)
+        self._transport.send_nowait(settle.owner_address, finished)
