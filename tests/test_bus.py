@@ -79,6 +79,7 @@ async def test_a_question_and_a_soft_cancel_on_the_bus(clock: ManualClock) -> No
             'task <- Answer',
             'owner <- StatusChanged',
             'task <- CancelRequest',
+            'owner <- CancelReceived',
             'owner <- CheckpointRecorded',
             'owner <- CancelAcknowledged',
             'owner <- RunFinished',

@@ -6,7 +6,7 @@ To a task (its mailbox is addressed by its task id): [`CancelRequest`][subagents
 From a task (to its owner's mailbox): [`TaskStarted`][subagents_cancel.messages.TaskStarted],
 [`CancelAcknowledged`][subagents_cancel.messages.CancelAcknowledged],
 [`CancelEscalated`][subagents_cancel.messages.CancelEscalated], [`CancelHeld`][subagents_cancel.messages.CancelHeld],
-[`CancelLost`][subagents_cancel.messages.CancelLost],
+[`CancelLost`][subagents_cancel.messages.CancelLost], [`CancelReceived`][subagents_cancel.messages.CancelReceived],
 [`Question`][subagents_cancel.messages.Question],
 [`QuestionWithdrawn`][subagents_cancel.messages.QuestionWithdrawn],
 [`CheckpointRecorded`][subagents_cancel.messages.CheckpointRecorded],
@@ -58,6 +58,7 @@ __all__ = (
     'CancelMode',
     'CancelReason',
     'CancelReasonKind',
+    'CancelReceived',
     'CancelRequest',
     'Checkpoint',
     'CheckpointRecorded',
@@ -264,6 +265,19 @@ class CancelLost(_Message):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CancelReceived(_Message):
+    """The cancel request `correlation_id` reached the task, and neither lost nor is held: the receipt of the rest.
+
+    Every request gets one receipt the moment it reaches the task: this,
+    [`CancelHeld`][subagents_cancel.messages.CancelHeld] or [`CancelLost`][subagents_cancel.messages.CancelLost]. An
+    owner's cancel command waits for it (bounded), so that what it returns already shows a request held or lost.
+    """
+
+    kind: Literal['cancel_received'] = field(default='cancel_received', repr=False)
+    correlation_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeadlineExpired(_Message):
     """The task's time budget ran out; the owner decides how to cancel it."""
 
@@ -321,6 +335,7 @@ BusMessage = (
     | CancelEscalated
     | CancelHeld
     | CancelLost
+    | CancelReceived
     | Question
     | QuestionWithdrawn
     | CheckpointRecorded

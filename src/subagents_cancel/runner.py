@@ -46,6 +46,7 @@ from .messages import (
     CancelHeld,
     CancelLost,
     CancelReason,
+    CancelReceived,
     CancelRequest,
     DeadlineExpired,
     RunEnding,
@@ -244,16 +245,23 @@ class TaskRunner:
     def receive(self, message: BusMessage) -> None:
         """Handle a message sent to the task's mailbox: a cancel request or an answer (anything else is ignored)."""
         if isinstance(message, CancelRequest):
-            self._usage_after_cancel.cancel_arrived(self._messages())
-            if (committed := self._committed()) is not None:  # the cancel lost: say so now, not when the run is over
-                self._send(
-                    CancelLost(
-                        task_id=self.spec.task_id,
-                        sent_at=self._clock.now(),
-                        correlation_id=message.message_id,
-                        ending=committed,
-                    )
-                )
+            self._receive_cancel(message)
+        elif isinstance(message, Answer):
+            self._line.resolve(message.correlation_id, subagent_replies.answered_by_parent(message.text))
+
+    def _receive_cancel(self, message: CancelRequest) -> None:
+        """Act on a cancel request, and give its receipt at once: lost (with the ending), held, or received."""
+        self._usage_after_cancel.cancel_arrived(self._messages())
+        receipt: BusMessage = CancelReceived(
+            task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=message.message_id
+        )
+        if (committed := self._committed()) is not None:  # the cancel lost: say so now, not when the run is over
+            receipt = CancelLost(
+                task_id=self.spec.task_id,
+                sent_at=self._clock.now(),
+                correlation_id=message.message_id,
+                ending=committed,
+            )
         match message:
             case CancelRequest(mode='hard', reason=reason):
                 self._stop(reason)
@@ -265,18 +273,13 @@ class TaskRunner:
                 self._race.cancel_arrived(held=self._race.ending, run_ended=self._run_ended())
                 self._delivery.handle(DeliveryEvent.REQUEST)
                 if self._race.ending and self._committed() is None:  # the answer being checked may still win: say so
-                    self._send(
-                        CancelHeld(
-                            task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=message.message_id
-                        )
+                    receipt = CancelHeld(
+                        task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=message.message_id
                     )
                 self._cancel = message
                 if self._timers is not None:  # else `run()` starts the wrap-up when it begins
                     self._start_wrap_up(message)
-            case Answer(correlation_id=question_id, text=text):
-                self._line.resolve(question_id, subagent_replies.answered_by_parent(text))
-            case _:  # only an owner's cancel requests and answers are for a task; another sender's mistake
-                pass
+        self._send(receipt)
 
     def _committed(self) -> RunOutput | None:
         """The run's output, if it was committed before any cancel request reached the runner: a request now loses."""
