@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {'results', 'bus', 'reasons', 'started'},
     {'regions', 'config', 'wire'},
     {'transport'},
-    {'registry', 'reports', 'metrics', 'defaults'},
+    {'registry', 'reports', 'metrics', 'defaults', 'owner_mailbox'},
     {'replies', 'refusals', 'subagent_replies'},
     {'waiting', 'instructions', 'tooling', 'telemetry'},
     {'task_context', 'task_capability', 'preemption', 'run_usage', 'run_failures', 'parent_line'},

@@ -72,8 +72,12 @@ class Cancels:
         self._clock = clock
         self._hard_cancel_wait_seconds = policy.hard_cancel_wait_seconds
 
-    def soft(self, record: TaskRecord, reason: CancelReason, grace_seconds: float | None) -> SoftCancelOutcome:
-        """Ask the task to wrap up, unless it has ended or was asked before."""
+    async def soft(self, record: TaskRecord, reason: CancelReason, grace_seconds: float | None) -> SoftCancelOutcome:
+        """Ask the task to wrap up, unless it has ended or was asked before; return once the task has the request.
+
+        The task's receipt (received, held, or lost) is awaited for at most `hard_cancel_wait_seconds`: a host that
+        never answers does not hang the caller, and the outcome is then `'requested'`.
+        """
         if record.status.is_terminal:
             return SoftCancelOutcome(info=self._book.info(record), result='already_ended')
         if record.cancel is not None and not record.cancel.lost:
@@ -83,6 +87,7 @@ class Cancels:
             self._book.request_cancel(
                 record, 'soft', reason, self._defaults.grace_seconds(record.subagent, grace_seconds)
             )
+            await self._book.receipt(record, deadline=self._clock.now() + self._hard_cancel_wait_seconds)
         info = self._book.info(record)
         if info.cancel is not None and info.cancel.lost:  # its output was committed first; its run is ending
             return SoftCancelOutcome(info=info, result='lost')
@@ -120,13 +125,17 @@ class Cancels:
         return await self.await_stops((record,))
 
     async def await_stops(self, records: Sequence[TaskRecord]) -> bool:
-        """Wait for hard-cancelled `records` to stop, within the bound; mark the ones that did not unresponsive."""
+        """Wait for hard-cancelled `records` to stop and have their hooks run, within the bound.
+
+        The ones that did not stop are marked unresponsive.
+        """
         with (
             collector_paused(len(records)),
             self._clock.deadline_scope(self._clock.now() + self._hard_cancel_wait_seconds),
         ):
             for record in records:
                 await record.ended.wait()
+            await self._book.hooks_finished(records)  # then nothing of the task is left on its host either
         stuck = [record for record in records if not record.status.is_terminal]
         self._book.mark_stuck(stuck)
         return not stuck

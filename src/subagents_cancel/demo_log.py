@@ -1,4 +1,4 @@
-"""The demo's log: what an agent calls and is told, and what goes over the bus, one line each."""
+"""The demo's log: what an agent calls and is told, and what goes over the transport, one line each."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from rich.console import Console
 
 # The demo reads the lead run's own manager to show how its searchers ended; no public API exposes it (yet).
 from .capability import _current_manager  # pyright: ignore[reportPrivateUsage]
-from .messages import BusMessage, CancelAcknowledged, CancelEscalated, CancelRequest, StatusChanged
+from .messages import CancelAcknowledged, CancelEscalated, CancelRequest, StatusChanged
 from .results import TaskInfo
+from .wire import WireMessage
 
 __all__ = ('Narrator', 'bus_log', 'reply_lines')
 
@@ -85,10 +86,10 @@ def _headlines(reply: str) -> str:
     return '\n'.join(kept + ([f'\u2026 {cut} more line{"s" if cut > 1 else ""}'] if cut else []))
 
 
-def bus_log(console: Console) -> Callable[[str, BusMessage], None]:
-    """A bus subscriber that prints cancel requests, their acknowledgements and escalations, and status changes."""
+def bus_log(console: Console) -> Callable[[str, WireMessage], None]:
+    """A transport observer that prints cancel requests, their acknowledgements and escalations, and status changes."""
 
-    def show(address: str, message: BusMessage) -> None:
+    def show(address: str, message: WireMessage) -> None:
         match message:
             case CancelRequest(mode=mode, grace_seconds=grace):
                 console.print(f'bus       :: CANCEL_REQUEST ({mode}, {grace:g}s grace) -> {message.task_id}')

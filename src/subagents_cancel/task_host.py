@@ -37,9 +37,10 @@ from pydantic_ai.models import Model
 from .clock import Clock, MonotonicClock
 from .config import SubAgentConfig, SubAgentPolicy, index_subagents
 from .launch import agent_for, run_instructions, settle_task
-from .messages import Answer, BusMessage, CancelRequest, TaskId
+from .messages import Answer, BusMessage, CancelRequest, TaskId, TaskUnresponsive
 from .runner import TaskRunner, TaskSpec
 from .task_context import TaskContext
+from .telemetry import TaskSpans
 from .tool_threads import SyncToolPool
 from .transport import Mailbox, Transport
 from .wire import HooksFinished, SettleTask, StartTask, WireMessage
@@ -98,6 +99,7 @@ class TaskHost:
         self._runs: set[asyncio.Task[None]] = set()
         self._pool: SyncToolPool | None = None
         self._loop: asyncio.Task[None] | None = None
+        self._spans = TaskSpans()
         self.unfinished: tuple[TaskId, ...] = ()
         """The tasks whose runners had not stopped when the host closed and gave up waiting."""
 
@@ -122,12 +124,14 @@ class TaskHost:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
         """Stop reading, stop the runners still going, and wait for them within `teardown_seconds`."""
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return  # left before, or never entered
         with anyio.CancelScope(shield=True):
             await self._transport.release(self.address)
-            if self._loop is not None:
-                self._loop.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._loop
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
             for hosted in self._hosted.values():
                 hosted.settled.set()  # no settle is coming any more: its hook is not run
             runs = tuple(self._runs)
@@ -146,7 +150,13 @@ class TaskHost:
         async for message in mailbox:
             self._route(message)
 
+    def context_of(self, task_id: TaskId) -> TaskContext | None:
+        """The run context of a task running here (its nested owners), for an owner in this same process."""
+        hosted = self._hosted.get(task_id)
+        return hosted.runner.context if hosted is not None else None
+
     def _route(self, message: WireMessage) -> None:
+        self._spans.observe(message)
         match message:
             case StartTask():
                 self._start(message)
@@ -155,6 +165,8 @@ class TaskHost:
                     runner.receive(message)
             case SettleTask():
                 self._settle(message)
+            case TaskUnresponsive():
+                pass  # its owner gave up waiting for it: only its span notes that
             case _:  # reports from tasks travel to owners; one sent here went to the wrong address
                 pass
 
@@ -180,6 +192,7 @@ class TaskHost:
         assert self._pool is not None
 
         def report(message: BusMessage) -> None:
+            self._spans.observe(message)
             self._transport.send_nowait(start.owner_address, message)
 
         runner = TaskRunner(
@@ -193,7 +206,8 @@ class TaskHost:
         )
         self._hosted[start.task_id] = _Hosted(start, runner)
         self._routes[start.task_id] = runner
-        run = asyncio.get_running_loop().create_task(runner.run(), name=f'subagent {start.task_id}')
+        traced = self._spans.traced(start, runner.run())
+        run = asyncio.get_running_loop().create_task(traced, name=f'subagent {start.task_id}')
         self._runs.add(run)
         run.add_done_callback(lambda done: self._gone(start.task_id, done))
 

@@ -44,6 +44,11 @@ class StartTask:
     prompt: str
     owner_address: str
     root_id: str
+    parent_task_id: TaskId | None = None
+    region: str | None = None
+    """Its cancel region, for its span."""
+    fallback_for: TaskId | None = None
+    """The cancelled task it stands in for, for its span."""
     refuse_tools_after_cancel: bool
     preempt_on_soft_cancel: bool
     cascade_grace_factor: float
