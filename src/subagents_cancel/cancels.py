@@ -135,7 +135,6 @@ class Cancels:
         ):
             for record in records:
                 await record.ended.wait()
-            await self._book.hooks_finished(records)  # then nothing of the task is left on its host either
         stuck = [record for record in records if not record.status.is_terminal]
         self._book.mark_stuck(stuck)
         return not stuck

@@ -25,7 +25,7 @@ from .cancels import Cancels, HardCancelOutcome, SoftCancelOutcome
 from .clock import Clock, MonotonicClock
 from .config import SubAgentConfig, SubAgentPolicy, check_duration, index_subagents
 from .defaults import Defaults
-from .errors import CancelTimeout
+from .errors import CancelTimeout, ManagerClosed
 from .instructions import parent_instructions
 from .launch import agent_for
 from .messages import CancelMode, CancelReason
@@ -162,6 +162,8 @@ class SubAgentManager:
     # --- lifetime -----------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
+        if self._supervisor.phase != 'new':
+            raise ManagerClosed()
         if self._own_transport:
             await self._transport.__aenter__()
         if self._host is not None:
