@@ -87,7 +87,7 @@ class Cancels:
             self._book.request_cancel(
                 record, 'soft', reason, self._defaults.grace_seconds(record.subagent, grace_seconds)
             )
-            await self._book.receipt(record, deadline=self._clock.now() + self._hard_cancel_wait_seconds)
+            await self.await_receipts((record,))
         info = self._book.info(record)
         if info.cancel is not None and info.cancel.lost:  # its output was committed first; its run is ending
             return SoftCancelOutcome(info=info, result='lost')
@@ -96,6 +96,12 @@ class Cancels:
         if info.cancel is not None and info.cancel.held_at is not None:
             return SoftCancelOutcome(info=info, result='held')
         return SoftCancelOutcome(info=info, result='requested', answered_question=answered_question)
+
+    async def await_receipts(self, records: Sequence[TaskRecord]) -> None:
+        """Wait for the receipts of the cancel requests just sent to `records`, at most `hard_cancel_wait_seconds`."""
+        deadline = self._clock.now() + self._hard_cancel_wait_seconds
+        for record in records:
+            await self._book.receipt(record, deadline=deadline)
 
     async def hard(self, record: TaskRecord, reason: CancelReason) -> HardCancelOutcome:
         """Stop the task and wait for it within the bound, unless it has ended."""

@@ -433,7 +433,9 @@ class SubAgentManager:
         """
         if grace_seconds is not None:
             check_duration('grace_seconds', grace_seconds, zero_allowed=True)
-        return tuple(map(self._book.info, self._regions.cancel(check_region(region), 'soft', reason, grace_seconds)))
+        records = self._regions.cancel(check_region(region), 'soft', reason, grace_seconds)
+        await self._cancels.await_receipts(records)  # so that the snapshots show the requests that lost
+        return tuple(map(self._book.info, records))
 
     async def hard_cancel_region(self, region: str, *, reason: CancelReason | None = None) -> tuple[TaskInfo, ...]:
         """Stop every running task in a region (and in the regions inside it), and return once they have stopped.
