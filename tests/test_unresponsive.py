@@ -101,6 +101,7 @@ async def test_sync_tool_thread_is_reported_until_it_returns(clock: ManualClock)
         (stopped,) = manager.unresponsive_tasks()
         tool.finish.set()
         await returned.wait()
+        await anyio.wait_all_tasks_blocked()  # the owner has read the report too
         after_return = manager.get(stopped.task_id)
 
     assert (stopped.status, stopped.lingering_threads, stopped.unresponsive) == (TaskStatus.CANCELLED, 1, True)
@@ -131,16 +132,17 @@ async def test_thread_left_at_teardown_is_an_orphan_and_reported_when_it_returns
     bus = InProcessTransport()
     returned = threads_finished_seen(bus)
     sub = Script([call('crunch', dataset='q3')])
-    async with bus, SubAgentManager([tool.config(sub)], clock=clock, transport=bus) as manager:
-        task = await manager.start('cruncher', 'Crunch Q3')
-        await anyio.to_thread.run_sync(tool.entered.wait)
+    async with bus:  # the transport outlives the manager: the thread's report still travels on it
+        async with SubAgentManager([tool.config(sub)], clock=clock, transport=bus) as manager:
+            task = await manager.start('cruncher', 'Crunch Q3')
+            await anyio.to_thread.run_sync(tool.entered.wait)
 
-    (orphan,) = manager.orphans()
-    assert (orphan.task_id, orphan.status, orphan.lingering_threads) == (task.task_id, TaskStatus.CANCELLED, 1)
-    tool.finish.set()
-    await returned.wait()
-    assert manager.get(task.task_id).lingering_threads == 0
-    assert not manager.orphans()[0].unresponsive
+        (orphan,) = manager.orphans()
+        assert (orphan.task_id, orphan.status, orphan.lingering_threads) == (task.task_id, TaskStatus.CANCELLED, 1)
+        tool.finish.set()
+        await returned.wait()
+        assert manager.get(task.task_id).lingering_threads == 0
+        assert not manager.orphans()[0].unresponsive
 
 
 async def test_cooperative_sync_tool_notices_the_cancel_and_writes_nothing(clock: ManualClock) -> None:
@@ -154,6 +156,7 @@ async def test_cooperative_sync_tool_notices_the_cancel_and_writes_nothing(clock
         await manager.hard_cancel(task.task_id)
         tool.finish.set()
         await returned.wait()
+        await anyio.wait_all_tasks_blocked()  # the owner has read the report too
 
     assert tool.side_effects == []
     assert tool.raised == [f'Task {task.task_id!r} was asked to stop.']

@@ -3,8 +3,9 @@
 An owner claims an address on the transport as it opens (another one if an owner on the same transport has it),
 sends without ever blocking (`Transport.send_nowait`, so the engine's synchronous paths keep the order of their
 messages), and reads its mailbox in one asyncio task, handing every message to the task book. After the owner
-closes, the loop goes on reading until the owner is quiet (no sync tool's thread of its tasks is left to report
-that it returned), then releases the address and ends.
+closes, the loop stops and the address is released; until the owner is quiet (no sync tool's thread of its tasks
+is left to report that it returned), it hears what is still sent to it as an observer of the transport, which
+needs no task of its own: nothing of the owner outlives its block but a callback.
 """
 
 from __future__ import annotations
@@ -49,13 +50,15 @@ class OwnerMailbox:
         self._quiet = quiet
         self._after = after
         self._loop: asyncio.Task[None] | None = None
-        self._closing = False
+        self.address = ''
+        self._unsubscribe: Callable[[], None] = lambda: None
 
     async def claim(self, candidates: Iterator[str]) -> str:
         """Open a mailbox at the first free address of `candidates`, start reading it, and return the address."""
         for address in itertools.islice(candidates, _ADDRESS_ATTEMPTS):
             if (mailbox := await self.transport.open(address)) is not None:
                 self._loop = asyncio.get_running_loop().create_task(self._read(mailbox), name=f'owner {address}')
+                self.address = address
                 return address
         raise RuntimeError(f'The transport refused {_ADDRESS_ATTEMPTS} fresh random addresses in a row.')
 
@@ -64,20 +67,26 @@ class OwnerMailbox:
         self.transport.send_nowait(address, message)
 
     async def close(self) -> None:
-        """Stop reading now if the owner is quiet; else once it is (the loop checks after each message)."""
-        self._closing = True
-        if self._loop is not None and self._quiet():
+        """Stop reading and release the address; hear late reports as an observer until the owner is quiet."""
+        if self._loop is not None:
             self._loop.cancel()
             with anyio.CancelScope(shield=True), contextlib.suppress(asyncio.CancelledError):
                 await self._loop
+        if self._quiet():
+            await self._after()
+        else:
+            self._unsubscribe = self.transport.subscribe(self._late)
+
+    def _late(self, address: str, message: WireMessage) -> None:
+        if address == self.address:
+            self._receive(message)
+            if self._quiet():
+                self._unsubscribe()
 
     async def _read(self, mailbox: Mailbox) -> None:
         try:
             async for message in mailbox:
                 self._receive(message)
-                if self._closing and self._quiet():
-                    return
         finally:
             with anyio.CancelScope(shield=True):
                 await self.transport.release(mailbox.address)
-                await self._after()
