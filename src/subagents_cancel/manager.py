@@ -191,7 +191,7 @@ class SubAgentManager:
         """
         await self._supervisor.close(self, reason or CancelReason(kind='parent_ended'))
         if self._host is not None:
-            await self._host.__aexit__(None, None, None)
+            await self._host.aclose(deadline=self._supervisor.teardown_deadline)
 
     def orphans(self) -> tuple[TaskInfo, ...]:
         """Tasks that had not stopped when the owner's teardown gave up waiting (a run, or a sync tool's thread).

@@ -86,6 +86,8 @@ class Supervisor:
         self._pending: deque[tuple[TaskRecord, StartTask]] = deque()
         """The tasks waiting for a slot, oldest first."""
         self._unsubscribe_telemetry: Callable[[], None] = lambda: None
+        self.teardown_deadline: float | None = None
+        """When the owner's teardown stopped waiting for its tasks' runs (once it has closed)."""
         book.listen(ended=self._after_end, threads_finished=lambda record: None)
 
     # --- lifetime -----------------------------------------------------------------------------
@@ -107,10 +109,10 @@ class Supervisor:
         self._unsubscribe_telemetry = self._mailbox.transport.subscribe(self.telemetry.observe)
 
     def quiet(self) -> bool:
-        """Whether the closed owner has nothing left to hear: no task's hook or sync tool's thread to report."""
+        """Whether the closed owner has nothing left to hear: no task's end, hook or sync tool's thread to report."""
         records = self._book.records.all()
         return self.phase == 'closed' and not any(
-            record.lingering_threads or (record.status.is_terminal and not record.hooks_done) for record in records
+            record.lingering_threads or not record.hooks_done for record in records
         )
 
     async def close(self, owner: ChildOwner, reason: CancelReason) -> None:
@@ -133,7 +135,8 @@ class Supervisor:
             deadline = self._clock.now() + grace
             await self._book.wait_until(live, 'all', deadline=deadline, stop_on_question=False)
         self._cancels.request_each(self._book.records.active(), 'hard', reason, 0.0)
-        await self._join(self._clock.now() + self._policy.teardown_seconds)
+        self.teardown_deadline = self._clock.now() + self._policy.teardown_seconds
+        await self._join(self.teardown_deadline)
         self.phase = 'closed'
         if self.parent is not None:
             self.parent.disown(owner)

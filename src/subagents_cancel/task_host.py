@@ -48,6 +48,7 @@ from .wire import HooksFinished, SettleTask, StartTask, WireMessage
 __all__ = ('TaskHost',)
 
 _log = logging.getLogger('subagents_cancel')
+_NOT_RUN = 'its hook was not run: its task host had closed before the task ended'
 
 
 @dataclass(eq=False, slots=True)
@@ -124,6 +125,13 @@ class TaskHost:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
         """Stop reading, stop the runners still going, and wait for them within `teardown_seconds`."""
+        await self.aclose()
+
+    async def aclose(self, *, deadline: float | None = None) -> None:
+        """Stop reading, stop the runners still going, and wait for them until `deadline` (clock time).
+
+        By default for `teardown_seconds`; an owner that has already waited its own teardown bound passes its end.
+        """
         loop, self._loop = self._loop, None
         if loop is None:
             return  # left before, or never entered
@@ -137,7 +145,8 @@ class TaskHost:
             runs = tuple(self._runs)
             for run in runs:
                 run.cancel()
-            with self._clock.deadline_scope(self._clock.now() + self._policy.teardown_seconds):
+            end = deadline if deadline is not None else self._clock.now() + self._policy.teardown_seconds
+            with self._clock.deadline_scope(end):
                 for run in runs:
                     await asyncio.wait((run,))
             self.unfinished = tuple(
@@ -232,6 +241,9 @@ class TaskHost:
         await hosted.settled.wait()
         if hosted.settle is not None:
             await self._run_hook(hosted.settle, context.scratch_dir_if_created, hosted.start.hook_seconds)
+        else:  # the host closed before the owner could settle it: its owner must not wait for the hook
+            abandoned = HooksFinished(task_id=task_id, sent_at=self._clock.now(), cleanup_error=_NOT_RUN)
+            self._transport.send_nowait(hosted.start.owner_address, abandoned)
 
     async def _hooks_unstarted(self, settle: SettleTask) -> None:
         with anyio.CancelScope(shield=True):
