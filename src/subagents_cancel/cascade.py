@@ -27,28 +27,30 @@ class Cascade:
         self._task_id = task_id
         self._clock = clock
         self._waiting: set[str] = set()
-        self._ended = anyio.Event()
+        self._ended: anyio.Event | None = None
+        """Made only when a soft cascade waits: most tasks open no owner."""
 
     def send(self, owners: Sequence[NestedOwner], mode: CancelMode, reason: CancelReason, grace: float) -> None:
         """Send every owner in `owners` a `CancelAll`; a soft one's answers are awaited by `wait_ended`."""
-        detail = CancelReason(kind='parent_cancelled', detail=reason.detail)
+        cascaded = CancelReason(kind='parent_cancelled', detail=reason.detail)
         for owner in owners:
             request = CancelAll(
-                task_id=self._task_id, sent_at=self._clock.now(), mode=mode, reason=detail, grace_seconds=grace
+                task_id=self._task_id, sent_at=self._clock.now(), mode=mode, reason=cascaded, grace_seconds=grace
             )
             if mode == 'soft':
                 self._waiting.add(request.message_id)  # before sending: an owner with no task answers at once
             owner.bus.send(owner.address, request)
-        if not self._waiting:
-            self._ended.set()
 
     def ended(self, correlation_id: str) -> None:
         """A nested owner answered the `CancelAll` `correlation_id`: all its tasks have ended."""
         self._waiting.discard(correlation_id)
-        if not self._waiting:
+        if not self._waiting and self._ended is not None:
             self._ended.set()
 
     async def wait_ended(self, deadline: float) -> None:
         """Wait until every soft `CancelAll` sent has been answered, or until the clock reaches `deadline`."""
+        self._ended = self._ended or anyio.Event()
+        if not self._waiting:
+            self._ended.set()
         with self._clock.deadline_scope(deadline):
             await self._ended.wait()
