@@ -10,12 +10,13 @@ from inline_snapshot import snapshot
 from pydantic import BaseModel, ValidationError
 from pydantic_ai import RunUsage
 
-from subagents_cancel import CancelReason, TaskId, TaskStatus
+from subagents_cancel import CancelReason, Completed, TaskId, TaskInfo, TaskStatus
 from subagents_cancel.messages import (
     MESSAGE_ADAPTER,
     Answer,
     BusMessage,
     CancelAcknowledged,
+    CancelAll,
     CancelEscalated,
     CancelHeld,
     CancelLost,
@@ -30,6 +31,8 @@ from subagents_cancel.messages import (
     RunOutput,
     RunStopped,
     StatusChanged,
+    SubtasksChanged,
+    SubtasksEnded,
     TaskStarted,
     TaskUnresponsive,
     ThreadsFinished,
@@ -38,6 +41,7 @@ from subagents_cancel.messages import (
     message_json_schema,
 )
 from subagents_cancel.output_codec import UNSERIALISABLE, EncodedOutput, decode_output
+from subagents_cancel.results import CancelInfo
 from subagents_cancel.states import TaskState
 
 T = TaskId('researcher-3f9a07c2')
@@ -100,6 +104,9 @@ def one_of_each_kind() -> list[BusMessage]:
             new=TaskState(TaskStatus.RUNNING, cancel_requested=True),
         ),
         TaskUnresponsive(task_id=T, sent_at=8.0),
+        CancelAll(task_id=T, sent_at=3.0, mode='soft', reason=CancelReason(kind='parent_cancelled'), grace_seconds=2.5),
+        SubtasksEnded(task_id=T, sent_at=3.5, correlation_id='c-2'),
+        SubtasksChanged(task_id=T, sent_at=3.0, owner_address='owner-1a2b3c4d', subtasks=()),
     ]
 
 
@@ -138,6 +145,7 @@ def test_the_json_schema_lists_every_kind() -> None:
         [
             'answer',
             'cancel_acknowledged',
+            'cancel_all',
             'cancel_escalated',
             'cancel_held',
             'cancel_lost',
@@ -148,6 +156,8 @@ def test_the_json_schema_lists_every_kind() -> None:
             'question_withdrawn',
             'run_finished',
             'status_changed',
+            'subtasks_changed',
+            'subtasks_ended',
             'task_started',
             'task_unresponsive',
             'threads_finished',
@@ -236,3 +246,63 @@ def test_bytes_that_are_not_a_message_are_refused(data: bytes, errors: list[str]
     ) as raised:
         decode_message(data)
     assert [error['type'] for error in raised.value.errors()] == errors
+
+
+def snapshot_of(task_id: str, *, subtasks: tuple[TaskInfo, ...] = (), cancel: CancelInfo | None = None) -> TaskInfo:
+    """A running task's snapshot, as a nested owner reports it."""
+    return TaskInfo(
+        task_id=TaskId(task_id),
+        subagent=task_id.split('-')[0],
+        description='Dig',
+        status=TaskStatus.RUNNING,
+        created_at=1.0,
+        started_at=1.0,
+        ended_at=None,
+        elapsed_seconds=2.0,
+        checkpoints=(Checkpoint(completed=('EU',), at=1.5),),
+        question=None,
+        cancel=cancel,
+        outcome=None,
+        usage=None,
+        parent_task_id=T,
+        subtasks=subtasks,
+    )
+
+
+def test_nested_subtasks_travel_through_json_with_their_outputs() -> None:
+    """A SubtasksChanged with subtasks of subtasks round-trips; an output in it comes back as its type and data."""
+    lost = CancelInfo(
+        mode='soft',
+        reason=CancelReason(),
+        requested_at=2.0,
+        grace_seconds=5.0,
+        request_id='c-1',
+        lost=True,
+        lost_to=Completed(Report(title='Batteries', pages=12)),
+    )
+    leaf = snapshot_of('leaf-00000002', cancel=lost)
+    message = SubtasksChanged(
+        task_id=T,
+        sent_at=3.0,
+        owner_address='owner-1a2b3c4d',
+        subtasks=(snapshot_of('middle-00000001', subtasks=(leaf,)),),
+    )
+
+    decoded = decode_message(encode_message(message))
+
+    assert isinstance(decoded, SubtasksChanged)
+    (middle,) = decoded.subtasks
+    (leaf_back,) = middle.subtasks
+    assert leaf_back.cancel is not None
+    assert leaf_back.cancel.lost_to == Completed(
+        EncodedOutput(f'{__name__}.Report', {'title': 'Batteries', 'pages': 12})
+    )
+    assert isinstance(leaf_back.cancel.lost_to, Completed)
+    assert decode_output(leaf_back.cancel.lost_to.output, Report) == Report(title='Batteries', pages=12)
+    assert decoded == message.__class__(
+        task_id=T,
+        sent_at=3.0,
+        owner_address='owner-1a2b3c4d',
+        subtasks=(snapshot_of('middle-00000001', subtasks=(snapshot_of('leaf-00000002', cancel=leaf_back.cancel),)),),
+        message_id=message.message_id,
+    )

@@ -129,7 +129,7 @@ class SubAgentManager:
     # --- lifetime -----------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        self._supervisor.enter(self)
+        self._supervisor.enter()
         return self
 
     async def __aexit__(
@@ -145,7 +145,7 @@ class SubAgentManager:
         rest are hard-cancelled and awaited for `teardown_seconds`. Tasks that still have not stopped are
         marked unresponsive and listed by [`orphans`][subagents_cancel.SubAgentManager.orphans].
         """
-        await self._supervisor.close(self, reason or CancelReason(kind='parent_ended'))
+        await self._supervisor.close(reason or CancelReason(kind='parent_ended'))
 
     def orphans(self) -> tuple[TaskInfo, ...]:
         """Tasks that had not stopped when the owner's teardown gave up waiting (a run, or a sync tool's thread).

@@ -36,6 +36,7 @@ from pydantic_ai.run import AgentRun
 
 from . import subagent_replies
 from .bus import MessageBus
+from .cascade import Cascade
 from .clock import Clock, sleep_until
 from .delivery import DeliveryEvent, SoftCancelDelivery
 from .instructions import cancel_request_text
@@ -53,6 +54,7 @@ from .messages import (
     RunFinished,
     RunOutput,
     RunStopped,
+    SubtasksEnded,
     TaskStarted,
     ThreadsFinished,
 )
@@ -110,10 +112,14 @@ class TaskRunner:
         """The sub-agent's questions and checkpoints to its parent."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._usage_after_cancel = UsageAfterCancel()
+        self._cascade = Cascade(spec.task_id, clock)
+        """The task's cancel on its way to the owners opened inside it."""
         self.context = TaskContext(
             spec.task_id,
             root_id=spec.root_id,
             clock=clock,
+            bus=bus,
+            owner_address=spec.owner_address,
             cancel_requested=lambda: self._cancel is not None or self._stop_requested,
             stop_requested=lambda: self._stop_requested,
         )
@@ -240,16 +246,7 @@ class TaskRunner:
     def receive(self, message: BusMessage) -> None:
         """Handle a message sent to the task's mailbox: a cancel request or an answer (anything else is ignored)."""
         if isinstance(message, CancelRequest):
-            self._usage_after_cancel.cancel_arrived(self._messages())
-            if (committed := self._committed()) is not None:  # the cancel lost: say so now, not when the run is over
-                self._send(
-                    CancelLost(
-                        task_id=self.spec.task_id,
-                        sent_at=self._clock.now(),
-                        correlation_id=message.message_id,
-                        ending=committed,
-                    )
-                )
+            self._cancel_arrived(message)
         match message:
             case CancelRequest(mode='hard', reason=reason):
                 self._stop(reason)
@@ -271,8 +268,22 @@ class TaskRunner:
                     self._start_wrap_up(message)
             case Answer(correlation_id=question_id, text=text):
                 self._line.resolve(question_id, subagent_replies.answered_by_parent(text))
-            case _:  # only an owner's cancel requests and answers are for a task; another sender's mistake
+            case SubtasksEnded(correlation_id=request_id):
+                self._cascade.ended(request_id)
+            case _:  # only these are for a task; another sender's mistake
                 pass
+
+    def _cancel_arrived(self, message: CancelRequest) -> None:
+        self._usage_after_cancel.cancel_arrived(self._messages())
+        if (committed := self._committed()) is not None:  # the cancel lost: say so now, not when the run is over
+            self._send(
+                CancelLost(
+                    task_id=self.spec.task_id,
+                    sent_at=self._clock.now(),
+                    correlation_id=message.message_id,
+                    ending=committed,
+                )
+            )
 
     def _committed(self) -> RunOutput | None:
         """The run's output, if it was committed before any cancel request reached the runner: a request now loses."""
@@ -286,21 +297,16 @@ class TaskRunner:
         """Stop the task's own sub-agents first, then tell the task; stop it if the grace window runs out."""
         assert self._timers is not None
         self._timers.start_soon(self._expire_grace, request)
-        children = self.context.children
-        if not children:
+        owners = self.context.nested_owners
+        if not owners:
             self._tell(request, subtasks_stopped=False)
             return
         grace = request.grace_seconds * self.spec.cascade_grace_factor
-        reason = CancelReason(kind='parent_cancelled', detail=request.reason.detail)
-        for child in children:
-            child.cancel_all('soft', reason=reason, grace_seconds=grace)
+        self._cascade.send(owners, 'soft', request.reason, grace)
         self._timers.start_soon(self._tell_after_children, request, grace)
 
     async def _tell_after_children(self, request: CancelRequest, grace: float) -> None:
-        deadline = request.sent_at + grace
-        for child in self.context.children:
-            if (left := deadline - self._clock.now()) > 0:
-                await child.wait(timeout_seconds=left)
+        await self._cascade.wait_ended(request.sent_at + grace)
         self._tell(request, subtasks_stopped=True)
 
     def _tell(self, request: CancelRequest, *, subtasks_stopped: bool) -> None:
@@ -328,9 +334,7 @@ class TaskRunner:
         self._stop_requested = True
         if self._cancel is not None:
             self._delivery.handle(DeliveryEvent.STOP)  # a soft request that has not reached the model yet never will
-        reason = CancelReason(kind='parent_cancelled', detail=why.detail)
-        for child in self.context.children:  # deepest first: the task's own sub-agents stop before it does
-            child.cancel_all('hard', reason=reason, grace_seconds=0.0)
+        self._cascade.send(self.context.nested_owners, 'hard', why, 0.0)  # deepest first: they stop before it does
         if self._run is not None and self._race.must_await_verdict(run_ended=self._run_ended()):
             self._await_verdict()  # the final answer has arrived first: it wins if the run accepts it
         else:

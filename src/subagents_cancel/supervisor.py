@@ -27,6 +27,7 @@ from .gc_pause import collector_paused
 from .instructions import fallback_prompt
 from .launch import run_instructions, settle_task, take_free_slot
 from .messages import BusMessage, CancelReason, TaskId
+from .nesting import EnclosingTask
 from .regions import RegionClosed, check_region
 from .registry import TaskRecord
 from .results import Cancelled
@@ -34,7 +35,7 @@ from .runner import TaskRunner, TaskSpec
 from .shield import finish_shielded
 from .states import TaskEvent, TaskStatus
 from .task_book import TaskBook
-from .task_context import ChildOwner, TaskContext, current_task
+from .task_context import TaskContext, current_task
 from .telemetry import TaskTelemetry
 from .tool_threads import SyncToolPool
 
@@ -78,6 +79,7 @@ class Supervisor:
         """The owner's traces and metrics."""
         self.parent: TaskContext | None = None
         """The task this owner was opened in, if any: it is that task's child."""
+        self._enclosing: EnclosingTask | None = None
         self.phase: _Phase = 'new'
         self._runners: dict[TaskId, TaskRunner] = {}
         # Runners are asyncio tasks, not children of an anyio task group: a group's exit waits for every child
@@ -93,7 +95,7 @@ class Supervisor:
 
     # --- lifetime -----------------------------------------------------------------------------
 
-    def enter(self, owner: ChildOwner) -> None:
+    def enter(self) -> None:
         """Open the owner: its slots and thread pool, its place under the task it runs in, and its mailbox.
 
         Raises:
@@ -110,10 +112,11 @@ class Supervisor:
             name=f'{self._book.address}-tool',
         )
         self.parent = current_task()
-        if self.parent is not None:
-            self.parent.adopt(owner)
         addresses = itertools.chain((self._book.address,), iter(new_owner_id, ''))
         self._book.address = self._claim_address(addresses, self._book.receive)
+        if self.parent is not None:
+            self._enclosing = EnclosingTask(self.parent, bus=self._bus, book=self._book, cancels=self._cancels)
+            self._enclosing.open()
         self._unsubscribe_telemetry = self._bus.subscribe(self.telemetry.observe)
 
     def _claim_address(self, candidates: Iterator[str], handler: MailboxHandler) -> str:
@@ -123,14 +126,14 @@ class Supervisor:
                 return address
         raise RuntimeError(f'The message bus refused {_ADDRESS_ATTEMPTS} fresh random addresses in a row.')
 
-    async def close(self, owner: ChildOwner, reason: CancelReason) -> None:
+    async def close(self, reason: CancelReason) -> None:
         """Cancel every task still running and wait for them, within the policy's bounds; idempotent."""
         if self.phase != 'open':
             return
         self.phase = 'closing'
-        await finish_shielded(self._close(owner, reason))
+        await finish_shielded(self._close(reason))
 
-    async def _close(self, owner: ChildOwner, reason: CancelReason) -> None:
+    async def _close(self, reason: CancelReason) -> None:
         for timer in tuple(self._timers):
             timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -144,8 +147,8 @@ class Supervisor:
         self._cancels.request_each(self._book.records.active(), 'hard', reason, 0.0)
         await self._join_runners(self._clock.now() + self._policy.teardown_seconds)
         self.phase = 'closed'
-        if self.parent is not None:
-            self.parent.disown(owner)
+        if self._enclosing is not None:
+            self._enclosing.close()
         assert self._pool is not None
         self._pool.shutdown()  # a sync tool's thread cannot be stopped; it is reported, not awaited
         self._close_mailbox_when_quiet()
@@ -284,7 +287,6 @@ class Supervisor:
         assert self._pool is not None
         runner = TaskRunner(spec, bus=self._bus, clock=self._clock, pool=self._pool, slot=self._slot, queued=queued)
         self._runners[record.task_id] = runner
-        self._book.runs_in(record.task_id, runner.context)
         if not queued:
             self._book.transition(record, TaskEvent.START, now)
         # The span opens in the task's own asyncio task, which copies the caller's context: it nests under the
@@ -305,7 +307,6 @@ class Supervisor:
     def _forget(self, task_id: TaskId, done: asyncio.Task[None]) -> None:
         self._background.discard(done)
         self._runners.pop(task_id, None)
-        self._book.runs_in(task_id, None)
         self._close_mailbox_when_quiet()
 
     def _after_end(self, record: TaskRecord) -> None:

@@ -20,6 +20,7 @@ from .messages import (
     Answer,
     BusMessage,
     CancelAcknowledged,
+    CancelAll,
     CancelEscalated,
     CancelHeld,
     CancelLost,
@@ -36,6 +37,7 @@ from .messages import (
     RunOutput,
     RunStopped,
     StatusChanged,
+    SubtasksChanged,
     TaskId,
     TaskStarted,
     TaskUnresponsive,
@@ -45,7 +47,6 @@ from .regions import RegionCancel
 from .registry import Registry, TaskRecord
 from .results import CancelInfo, TaskInfo
 from .states import NotWaitingForAnswer, TaskEvent
-from .task_context import TaskContext
 from .waiting import Waiters, WaitFor, WaitResult
 
 __all__ = ('TaskBook',)
@@ -55,6 +56,10 @@ _Listener = Callable[[TaskRecord], None]
 
 def _ignore(record: TaskRecord) -> None:
     pass
+
+
+def _ignore_cancel_all(request: CancelAll) -> None:
+    pass  # an owner that was not opened inside a task has no tasks of a parent to cancel
 
 
 class TaskBook:
@@ -72,13 +77,25 @@ class TaskBook:
         self._defaults = defaults
         self._deadline_cancel: CancelMode = policy.deadline_cancel
         self._waiters = Waiters(clock)
-        self._contexts: dict[TaskId, TaskContext] = {}
+        self._subtasks: dict[TaskId, dict[str, tuple[TaskInfo, ...]]] = {}
+        """Per task still running, the latest tasks of each owner opened inside it (from `SubtasksChanged`)."""
         self._ended: _Listener = _ignore
         self._threads_finished: _Listener = _ignore
+        self._changed: _Listener = _ignore
+        self._cancel_all: Callable[[CancelAll], None] = _ignore_cancel_all
 
     def listen(self, *, ended: _Listener, threads_finished: _Listener) -> None:
         """Set what the owner does once a task has ended, and once its lingering threads have returned."""
         self._ended, self._threads_finished = ended, threads_finished
+
+    def report_to(self, *, cancel_all: Callable[[CancelAll], None], changed: _Listener) -> None:
+        """Set what a nested owner does with a `CancelAll` from its task, and once one of its records has changed."""
+        self._cancel_all, self._changed = cancel_all, changed
+
+    def _notify(self, record: TaskRecord) -> None:
+        """`record` changed: wake its waiters, and let a nested owner report it."""
+        self._waiters.notify(record)
+        self._changed(record)
 
     def _send(self, address: str, message: BusMessage) -> None:
         """The owner's one way out: every message it sends, to a task or to its own observers, goes here."""
@@ -89,22 +106,11 @@ class TaskBook:
     def info(self, record: TaskRecord) -> TaskInfo:
         """A snapshot of `record`, with the active tasks of its own sub-agents while it runs, and its fallback."""
         now = self._clock.now()
-        context = self._contexts.get(record.task_id)
-        subtasks = (
-            tuple(info for child in context.children for info in child.active_tasks())
-            if context is not None and not record.status.is_terminal
-            else ()
-        )
+        nested = self._subtasks.get(record.task_id, {}) if not record.status.is_terminal else {}
+        subtasks = tuple(_as_of(info, now) for infos in nested.values() for info in infos)
         fallback_record = self.records.find(record.fallback_id) if record.fallback_id else None
         fallback = fallback_record.info(now) if fallback_record is not None else None
         return record.info(now, fallback=fallback, subtasks=subtasks)
-
-    def runs_in(self, task_id: TaskId, context: TaskContext | None) -> None:
-        """Note the context the task's run has (for its sub-agents' tasks), or `None` once its runner is gone."""
-        if context is None:
-            self._contexts.pop(task_id, None)
-        else:
-            self._contexts[task_id] = context
 
     async def wait(self, task_ids: Sequence[str] | None, wait_for: WaitFor, timeout_seconds: float) -> WaitResult:
         """Wait until the tasks (all active ones by default) end, or one asks; see `SubAgentManager.wait`."""
@@ -140,10 +146,11 @@ class TaskBook:
         if not record.apply(event, at=at, ending=ending):
             return
         if record.status.is_terminal:
+            self._subtasks.pop(record.task_id, None)
             self.records.settle(record)
             self._after_end(record)
         self._send(self.address, StatusChanged(task_id=record.task_id, sent_at=at, old=old, new=record.state))
-        self._waiters.notify(record)
+        self._notify(record)
 
     def _after_end(self, record: TaskRecord) -> None:
         """Tell a fallback's original that it has ended; then let the owner start a cancelled task's fallback."""
@@ -151,7 +158,7 @@ class TaskBook:
             original = self.records.get(record.fallback_for)
             original.awaiting_fallback = False
             self.records.done(original, self._clock.now())
-            self._waiters.notify(original)
+            self._notify(original)
         self._ended(record)
 
     def fallback_started(self, record: TaskRecord, fallback: TaskRecord) -> None:
@@ -171,7 +178,10 @@ class TaskBook:
             )
         elif mode == 'hard':
             record.cancel = dataclasses.replace(record.cancel, mode='hard')
+        old = record.state
         self.transition(record, TaskEvent.SOFT_CANCEL if mode == 'soft' else TaskEvent.HARD_CANCEL, now)
+        if record.state == old:
+            self._changed(record)  # no transition reported it, but the cancel it shows has changed
         self._send(record.task_id, request)
 
     def answer(self, record: TaskRecord, text: str) -> None:
@@ -195,12 +205,13 @@ class TaskBook:
             record.unresponsive_since = now = self._clock.now() if at is None else at
             self.records.note_unresponsive(record)
             self._send(self.address, TaskUnresponsive(task_id=record.task_id, sent_at=now))
+            self._changed(record)
 
     def mark_stuck(self, records: Sequence[TaskRecord]) -> None:
         """Mark the tasks that a hard cancel waited for in vain unresponsive, and wake their waiters."""
         for record in records:
             self.mark_unresponsive(record)
-            self._waiters.notify(record)
+            self._notify(record)
 
     def hooks_done(self, record: TaskRecord, cleanup_error: str | None) -> None:
         """Record that the task's hook has run (and how it failed, if it did): waiting for the task may return."""
@@ -208,12 +219,19 @@ class TaskBook:
             record.cleanup_error = cleanup_error
         record.hooks_done = True
         self.records.done(record, self._clock.now())
-        self._waiters.notify(record)
+        self._notify(record)
 
     # --- what the tasks report ----------------------------------------------------------------
 
     def receive(self, message: BusMessage) -> None:
-        """Apply one message from the owner's mailbox to the record it reports on."""
+        """Handle one message from the owner's mailbox."""
+        if isinstance(message, CancelAll):
+            self._cancel_all(message)  # from the task this owner was opened in, whose cancel cascades
+        else:
+            self._apply_report(message)
+
+    def _apply_report(self, message: BusMessage) -> None:
+        """Apply a report to the record it is about."""
         record = self._reported_task(message)
         if record is None:
             return
@@ -224,7 +242,7 @@ class TaskBook:
                 self._on_question(record, message)
             case CheckpointRecorded(checkpoint=checkpoint):
                 record.checkpoints.append(checkpoint)
-                self._waiters.notify(record)
+                self._notify(record)
             case CancelAcknowledged() | CancelEscalated() | CancelHeld() | CancelLost() if record.cancel is not None:
                 self._on_cancel_report(record, message)
             case DeadlineExpired() if record.cancel is None and not record.status.is_terminal:
@@ -234,6 +252,9 @@ class TaskBook:
                 self._finish(record, message)
             case ThreadsFinished():
                 self._on_threads_finished(record, message.sent_at)
+            case SubtasksChanged(owner_address=owner, subtasks=subtasks) if not record.status.is_terminal:
+                self._subtasks.setdefault(record.task_id, {})[owner] = subtasks
+                self._changed(record)
             case _:  # a question, acknowledgement or deadline that lost a race with a cancel or the end
                 pass
 
@@ -257,12 +278,12 @@ class TaskBook:
                 record.cancel = dataclasses.replace(record.cancel, held_at=message.sent_at)
             case CancelLost(ending=ending):
                 record.note_lost(ending)
-        self._waiters.notify(record)
+        self._notify(record)
 
     def _on_threads_finished(self, record: TaskRecord, at: float) -> None:
         record.lingering_threads = 0
         self.records.done(record, at)
-        self._waiters.notify(record)
+        self._notify(record)
         self._threads_finished(record)
 
     def _on_question(self, record: TaskRecord, message: Question | QuestionWithdrawn) -> None:
@@ -290,3 +311,9 @@ class TaskBook:
                     self.request_cancel(record, 'hard', reason, 0.0, at=message.sent_at)
                 event = TaskEvent.STOP
         self.transition(record, event, message.sent_at, ending=message.ending)
+
+
+def _as_of(info: TaskInfo, now: float) -> TaskInfo:
+    """A running task's snapshot as it is at `now`: a nested owner's snapshot ages on the clock they share."""
+    subtasks = tuple(_as_of(each, now) for each in info.subtasks)
+    return dataclasses.replace(info, elapsed_seconds=now - info.created_at, subtasks=subtasks)
