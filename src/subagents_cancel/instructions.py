@@ -16,6 +16,7 @@ __all__ = (
     'cancel_request_text',
     'fallback_prompt',
     'parent_instructions',
+    'resume_prompt',
 )
 
 CANCEL_REQUEST_MARKER = 'CANCEL_REQUEST'
@@ -59,6 +60,23 @@ def fallback_prompt(description: str, reason: CancelReason, partial: PartialResu
     return (
         f'{description}\n\n(You are taking over from a task that was cancelled ({_reason(reason)}). {done}\n'
         f'Build on what it did; do not repeat finished work.)'
+    )
+
+
+def resume_prompt(instructions: str, *, description: str, has_history: bool) -> str:
+    """The prompt of a task that resumes a stopped one: the parent's new instructions, and how they continue it.
+
+    With the stopped run's conversation as its history, the prompt is its next message; without one (the task was
+    stopped before it started), it carries the original request too.
+    """
+    if has_history:
+        return (
+            f'{instructions}\n\n(Your parent resumes this task, which it had stopped: the request to stop no longer '
+            f'applies. Go on from where you stopped, following the instructions above; do not repeat finished work.)'
+        )
+    return (
+        f'{instructions}\n\n(Your parent resumes a task it had stopped before it began. Its original request: '
+        f'{description})'
     )
 
 
