@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {'results', 'bus', 'reasons', 'transport', 'started'},
     {'regions', 'config'},
     {'registry', 'reports', 'metrics', 'defaults'},
-    {'replies', 'refusals', 'subagent_replies'},
+    {'replies', 'refusals', 'subagent_replies', 'resume_replies'},
     {'waiting', 'instructions', 'tooling', 'telemetry'},
     {'task_context', 'task_capability', 'preemption', 'run_usage', 'run_failures', 'parent_line', 'history_surgery'},
     {'run_race', 'task_spec'},

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 from inline_snapshot import snapshot
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai import Agent
+from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 
-from subagents_cancel import Cancelled, Completed, SubAgentManager, TaskStatus
+from subagents_cancel import Cancelled, Completed, SubAgentCapability, SubAgentManager, TaskStatus
 from subagents_cancel.testing import ManualClock
 
-from .helpers import Gate, Script, call, researcher, text, user_prompts
+from .helpers import TASK_ID, Gate, Script, after, call, latest_task_id, replies_of, researcher, text, user_prompts
 
 pytestmark = pytest.mark.anyio
 
@@ -70,6 +71,71 @@ async def test_a_soft_cancelled_task_resumes_from_its_conversation(clock: Manual
 Go on, but only European suppliers
 
 (Your parent resumes this task, which it had stopped: the request to stop no longer applies. Go on from where you stopped, following the instructions above; do not repeat finished work.)\
+""",
+        ]
+    )
+
+
+async def test_the_parent_model_resumes_a_cancelled_task_with_the_tools(clock: ManualClock) -> None:
+    """resume_task starts the continuation; check_task on each names the other; inherited checkpoints are shown."""
+    working = Gate()
+    sub = Script(
+        [
+            ModelResponse(parts=[checkpoint_sources()]),
+            working.hold(call('checkpoint', completed=['suppliers'])),
+            text('EU suppliers: A, B'),
+        ],
+        on_cancel=text(PARTIAL),
+    )
+    old_id: list[str] = []
+
+    def cancel_when_working(messages: list[ModelMessage]) -> ModelResponse:
+        old_id.append(latest_task_id(messages))
+        return call('soft_cancel_task', task_id=TASK_ID)(messages)
+
+    def release_and_wait(messages: list[ModelMessage]) -> ModelResponse:
+        working.release.set()  # the cancel was requested: the step in flight ends, and the next request carries it
+        return call('wait_tasks', task_ids=[TASK_ID])(messages)
+
+    async def resume_once_stopped(messages: list[ModelMessage]) -> ModelResponse:
+        sub.on_cancel = None
+        return call('resume_task', task_id=old_id[0], instructions='Go on, but only European suppliers')(messages)
+
+    parent = Script(
+        [
+            call('task', description='Research suppliers', subagent_type='researcher', mode='async'),
+            after(working.reached, cancel_when_working),
+            release_and_wait,
+            resume_once_stopped,
+            call('wait_tasks', task_ids=[TASK_ID]),
+            lambda messages: call('check_task', task_id=old_id[0])(messages),
+            text('done'),
+        ]
+    )
+    capability = SubAgentCapability(subagents=[researcher(sub)], clock=clock)
+    result = await Agent(parent.model, capabilities=[capability]).run('go')
+    assert replies_of(result.all_messages())[3:] == snapshot(
+        [
+            'Task started with ID: researcher-0002 (researcher); it resumes researcher-0001 from where that task stopped, with its conversation and 2 checkpoints, and runs in the background. Follow it with check_task or wait_tasks.',
+            """\
+The task has ended.
+
+researcher-0002: COMPLETED in 0.0 ms. Output:
+EU suppliers: A, B
+It continues researcher-0001 from where that task stopped (2 of its checkpoints are inherited).\
+""",
+            """\
+Task cancelled: researcher-0001 (soft, on request; it read the request after 0.0 ms; it ended 0.0 ms after the request). Partial results:
+Completed: suppliers
+In progress: nothing
+Not started: nothing
+Findings: nothing
+(from 2 checkpoints)
+Its final message:
+Completed: sources
+In progress: suppliers
+Not started: report
+It was resumed as researcher-0002; check_task('researcher-0002') follows it.\
 """,
         ]
     )
