@@ -7,10 +7,23 @@ from inline_snapshot import snapshot
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 
-from subagents_cancel import Cancelled, Completed, SubAgentCapability, SubAgentManager, TaskStatus
+from subagents_cancel import Cancelled, Completed, SubAgentCapability, SubAgentManager, SubAgentPolicy, TaskStatus
 from subagents_cancel.testing import ManualClock
 
-from .helpers import TASK_ID, Gate, Script, after, call, latest_task_id, replies_of, researcher, text, user_prompts
+from .helpers import (
+    TASK_ID,
+    Gate,
+    Script,
+    Step,
+    after,
+    call,
+    latest_task_id,
+    replies_of,
+    researcher,
+    text,
+    tool_returns,
+    user_prompts,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -138,4 +151,74 @@ Not started: report
 It was resumed as researcher-0002; check_task('researcher-0002') follows it.\
 """,
         ]
+    )
+
+
+async def test_every_refusal_is_a_one_line_reply(clock: ManualClock) -> None:
+    """A completed, a running, an unknown and an already resumed task, and empty instructions, are refused."""
+    stuck = Gate()
+    sub = Script([text('first findings'), stuck.block_forever(), text('resumed findings')])
+
+    def with_id(index: int, tool: str, **args: object) -> Step:
+        def respond(messages: list[ModelMessage]) -> ModelResponse:
+            return call(tool, task_id=SubAgentCapability.started_tasks(messages)[index], **args)(messages)
+
+        return respond
+
+    parent = Script(
+        [
+            call('task', description='Research X', subagent_type='researcher'),
+            with_id(0, 'resume_task', instructions='More, please'),
+            call('task', description='Research Y', subagent_type='researcher', mode='async'),
+            after(stuck.reached, with_id(1, 'resume_task', instructions='Go on')),
+            with_id(1, 'hard_cancel_task'),
+            with_id(1, 'resume_task', instructions=''),
+            with_id(1, 'resume_task', instructions='Go on, in Europe only'),
+            call('wait_tasks', task_ids=[TASK_ID]),
+            with_id(1, 'resume_task', instructions='Again'),
+            call('resume_task', task_id='researcher-00000000', instructions='Go on'),
+            text('done'),
+        ]
+    )
+    capability = SubAgentCapability(subagents=[researcher(sub)], clock=clock)
+    result = await Agent(parent.model, capabilities=[capability]).run('go')
+    replies = replies_of(result.all_messages())
+    assert [replies[1], replies[3], *replies[5:7], *replies[8:]] == snapshot(
+        [
+            'researcher-0001 COMPLETED, so it is not resumed: its answer stands. Start a new task with `task` for more work.',
+            'researcher-0002 is still RUNNING, so it is not resumed: only a cancelled or failed task can be. Cancel it or wait for it first.',
+            'Invalid arguments for resume_task: instructions: String should have at least 1 character. Call it again with arguments that fit its schema.',
+            'Task started with ID: researcher-0003 (researcher); it resumes researcher-0002 from where that task stopped, with its conversation and no checkpoints, and runs in the background. Follow it with check_task or wait_tasks.',
+            'researcher-0002 was resumed already, as researcher-0003: follow that task with check_task, or resume it if it was stopped too.',
+            "No task 'researcher-00000000' in this run; call list_active_tasks() to see your tasks.",
+        ]
+    )
+
+
+async def test_a_forgotten_task_and_another_runs_task_read_as_unknown(clock: ManualClock) -> None:
+    """A task forgotten to save memory, or started by another run, is not found; the reply says why it may be."""
+    sub = Script([text('A'), text('B')])
+    capability = SubAgentCapability(subagents=[researcher(sub)], policy=SubAgentPolicy(keep_finished=1), clock=clock)
+    ids: list[str] = []
+
+    def remember(messages: list[ModelMessage]) -> ModelResponse:
+        ids.extend(SubAgentCapability.started_tasks(messages))
+        return call('task', description='Job 2', subagent_type='researcher')(messages)
+
+    first = Script(
+        [
+            call('task', description='Job 1', subagent_type='researcher'),
+            remember,
+            lambda messages: call('resume_task', task_id=ids[0], instructions='Go on')(messages),
+            text('done'),
+        ]
+    )
+    first_result = await Agent(first.model, capabilities=[capability]).run('go')
+    second = Script([lambda messages: call('resume_task', task_id=ids[0], instructions='Go on')(messages), text('ok')])
+    second_result = await Agent(second.model, capabilities=[capability]).run('go')
+    assert replies_of(first_result.all_messages())[2] == snapshot(
+        "No task 'researcher-0001' in this run; call list_active_tasks() to see your tasks. The oldest finished tasks are forgotten to save memory; it may have been one of them."
+    )
+    assert [reply.replace(ids[0], '<the first run’s id>') for reply in tool_returns(second_result.all_messages())] == (
+        snapshot(["No task '<the first run’s id>' in this run; call list_active_tasks() to see your tasks."])
     )

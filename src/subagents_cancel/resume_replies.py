@@ -12,7 +12,8 @@ __all__ = ('already_resumed', 'completed_not_resumable', 'still_running', 'task_
 def task_resumed(info: TaskInfo) -> str:
     """Reply to `resume_task` once the new task has started."""
     state = 'waits for a free slot' if info.status is TaskStatus.PENDING else 'runs in the background'
-    inherited = f'{info.inherited_checkpoints} checkpoint{"s" if info.inherited_checkpoints != 1 else ""}'
+    count = info.inherited_checkpoints
+    inherited = f'{count or "no"} checkpoint{"s" if count != 1 else ""}'
     return (
         f'Task started with ID: {info.task_id} ({info.subagent}); it resumes {info.resumed_from} from where that '
         f'task stopped, with its conversation and {inherited}, and {state}. Follow it with check_task or wait_tasks.'
