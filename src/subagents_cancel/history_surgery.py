@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TypeGuard
 
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
     ModelRequestPart,
     ModelResponse,
-    RetryPromptPart,
     TextPart,
     ToolCallPart,
     ToolReturnPart,
@@ -93,9 +93,9 @@ def _every_call_answered(messages: Iterable[ModelMessage]) -> Iterator[ModelMess
         yield ModelRequest(parts=[_no_result(call) for call in open_calls])
 
 
-def _is_tool_result(part: ModelRequestPart) -> bool:
-    """Whether `part` answers a tool call (a retry prompt without a tool name is a plain message)."""
-    return isinstance(part, ToolReturnPart) or (isinstance(part, RetryPromptPart) and part.tool_name is not None)
+def _is_tool_result(part: ModelRequestPart) -> TypeGuard[ToolReturnPart]:
+    """Whether `part` answers a tool call (a retry of one is a `ToolReturnPart` with `outcome='retried'`)."""
+    return isinstance(part, ToolReturnPart)
 
 
 def _no_result(call: ToolCallPart) -> ToolReturnPart:
