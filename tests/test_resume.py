@@ -5,9 +5,17 @@ from __future__ import annotations
 import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import Agent
-from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
 
-from subagents_cancel import Cancelled, Completed, SubAgentCapability, SubAgentManager, SubAgentPolicy, TaskStatus
+from subagents_cancel import (
+    Cancelled,
+    Completed,
+    SubAgentCapability,
+    SubAgentConfig,
+    SubAgentManager,
+    SubAgentPolicy,
+    TaskStatus,
+)
 from subagents_cancel.testing import ManualClock
 
 from .helpers import (
@@ -221,4 +229,147 @@ async def test_a_forgotten_task_and_another_runs_task_read_as_unknown(clock: Man
     )
     assert [reply.replace(ids[0], '<the first run’s id>') for reply in tool_returns(second_result.all_messages())] == (
         snapshot(["No task '<the first run’s id>' in this run; call list_active_tasks() to see your tasks."])
+    )
+
+
+def searcher(script: Script, gate: Gate) -> SubAgentConfig:
+    """A sub-agent whose `search` tool waits at `gate` the first time it is called."""
+    agent = Agent(script.model, name='researcher')
+
+    @agent.tool_plain
+    async def search(query: str) -> str:
+        if not gate.reached.is_set():
+            await gate.wait(forever=True)
+        return f'results for {query}'
+
+    return SubAgentConfig(name='researcher', description='Researches a topic', agent=agent)
+
+
+async def test_a_task_hard_cancelled_in_a_tool_call_resumes_with_that_call_answered(clock: ManualClock) -> None:
+    """The call the hard cancel cut off is answered with a note that it has no result; the model can call it again."""
+    searching = Gate()
+    sub = Script([call('search', query='EU suppliers'), text('EU suppliers: A, B')])
+    async with SubAgentManager([searcher(sub, searching)], clock=clock) as manager:
+        old = await manager.start('researcher', 'Research suppliers')
+        await searching.reached.wait()
+        await manager.hard_cancel(old.task_id)
+        new = await manager.resume(old.task_id, 'Go on')
+        (done,) = (await manager.wait([new.task_id])).tasks
+
+    assert searching.stopped.is_set() and done.outcome == Completed('EU suppliers: A, B')
+    assert shape(sub.requests[-1]) == snapshot(
+        ['request: user-prompt', 'response: tool-call', 'request: tool-return, user-prompt']
+    )
+    assert tool_returns(sub.requests[-1]) == snapshot(
+        [
+            'No result (search): the task was stopped before this call returned, so whatever it did is unknown. Call it again if you still need it.'
+        ]
+    )
+
+
+async def test_a_failed_task_resumes(clock: ManualClock) -> None:
+    """A task whose run raised ends FAILED; resumed, it starts from the conversation up to the failure."""
+    sub = Script([call('checkpoint', completed=['sources']), call('lookup'), text('found it another way')])
+    agent = Agent(sub.model, name='researcher')
+
+    @agent.tool_plain
+    async def lookup() -> str:
+        raise ConnectionError('the lookup service is down')
+
+    config = SubAgentConfig(name='researcher', description='Researches a topic', agent=agent)
+    async with SubAgentManager([config], clock=clock) as manager:
+        old = await manager.start('researcher', 'Research suppliers')
+        (failed,) = (await manager.wait([old.task_id])).tasks
+        new = await manager.resume(old.task_id, 'The lookup service is down; use what you have')
+        (done,) = (await manager.wait([new.task_id])).tasks
+
+    assert failed.status is TaskStatus.FAILED and done.status is TaskStatus.COMPLETED
+    assert done.inherited_checkpoints == 1
+    assert shape(sub.requests[-1]) == snapshot(
+        [
+            'request: user-prompt',
+            'response: tool-call',
+            'request: tool-return',
+            'response: tool-call',
+            'request: tool-return, user-prompt',
+        ]
+    )
+
+
+async def test_a_resumed_task_can_be_cancelled_and_resumed_again(clock: ManualClock) -> None:
+    """Each resumption continues the last one: the chain is linked both ways and the checkpoints add up."""
+    first, second = Gate(), Gate()
+    sub = Script(
+        [
+            call('checkpoint', completed=['sources']),
+            first.block_forever(),
+            call('checkpoint', completed=['EU suppliers']),
+            second.block_forever(),
+            text('EU and UK suppliers: A, B, C'),
+        ]
+    )
+    async with SubAgentManager([researcher(sub)], clock=clock) as manager:
+        a = await manager.start('researcher', 'Research suppliers')
+        await first.reached.wait()
+        await manager.hard_cancel(a.task_id)
+        b = await manager.resume(a.task_id, 'Only European suppliers')
+        await second.reached.wait()
+        await manager.hard_cancel(b.task_id)
+        c = await manager.resume(b.task_id, 'Add the UK')
+        (done,) = (await manager.wait([c.task_id])).tasks
+        a, b = manager.get(a.task_id), manager.get(b.task_id)
+
+    assert (a.resumed_from, a.resumed_by) == (None, b.task_id)
+    assert (b.resumed_from, b.resumed_by) == (a.task_id, c.task_id)
+    assert (done.resumed_from, done.resumed_by) == (b.task_id, None)
+    assert [checkpoint.completed for checkpoint in done.checkpoints] == [('sources',), ('EU suppliers',)]
+    assert (b.inherited_checkpoints, done.inherited_checkpoints) == (1, 2)
+    assert done.outcome == Completed('EU and UK suppliers: A, B, C')
+    assert user_prompts(sub.requests[-1]) == snapshot(
+        [
+            'Research suppliers',
+            """\
+Only European suppliers
+
+(Your parent resumes this task, which it had stopped: the request to stop no longer applies. Go on from where you stopped, following the instructions above; do not repeat finished work.)\
+""",
+            """\
+Add the UK
+
+(Your parent resumes this task, which it had stopped: the request to stop no longer applies. Go on from where you stopped, following the instructions above; do not repeat finished work.)\
+""",
+        ]
+    )
+
+
+async def test_a_preempted_step_resumes_with_its_stand_in_kept(clock: ManualClock) -> None:
+    """A model request cut short by a soft cancel's preemption left a stand-in response; it stays, as plain text."""
+    thinking = Gate()
+    sub = Script([call('checkpoint', completed=['sources']), thinking.block_forever()], on_cancel=text(PARTIAL))
+    async with SubAgentManager([researcher(sub, preempt_on_soft_cancel=True)], clock=clock) as manager:
+        old = await manager.start('researcher', 'Research suppliers')
+        await thinking.reached.wait()
+        await manager.soft_cancel(old.task_id)
+        await manager.wait([old.task_id])
+        sub.on_cancel = None
+        sub.steps.append(text('EU suppliers: A, B'))
+        new = await manager.resume(old.task_id, 'Go on, but only European suppliers')
+        (done,) = (await manager.wait([new.task_id])).tasks
+
+    assert thinking.stopped.is_set() and done.outcome == Completed('EU suppliers: A, B')
+    assert shape(sub.requests[-1]) == snapshot(
+        [
+            'request: user-prompt',
+            'response: tool-call',
+            'request: tool-return',
+            'response: text',
+            'request: user-prompt',
+            'response: text',
+            'request: user-prompt',
+        ]
+    )
+    stand_in = sub.requests[-1][3]
+    assert isinstance(stand_in, ModelResponse) and stand_in.state == 'complete'
+    assert [part.content for part in stand_in.parts if isinstance(part, TextPart)] == snapshot(
+        ['[Interrupted before this response was finished: your parent asked you to stop (CANCEL_REQUEST).]']
     )

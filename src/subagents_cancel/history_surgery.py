@@ -41,6 +41,7 @@ from .instructions import CANCEL_REQUEST_MARKER
 
 __all__ = ('resumable_history',)
 
+
 def resumable_history(
     messages: Sequence[ModelMessage], *, cancel_request_id: str | None = None
 ) -> tuple[ModelMessage, ...]:
