@@ -135,6 +135,8 @@ async def test_the_parent_model_resumes_a_cancelled_task_with_the_tools(clock: M
     )
     capability = SubAgentCapability(subagents=[researcher(sub)], clock=clock)
     result = await Agent(parent.model, capabilities=[capability]).run('go')
+    resumed_id = latest_task_id(result.all_messages())
+    assert SubAgentCapability.started_tasks(result.all_messages()) == (old_id[0], resumed_id)
     assert replies_of(result.all_messages())[3:] == snapshot(
         [
             'Task started with ID: researcher-0002 (researcher); it resumes researcher-0001 from where that task stopped, with its conversation and 2 checkpoints, and runs in the background. Follow it with check_task or wait_tasks.',

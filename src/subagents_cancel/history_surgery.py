@@ -10,11 +10,11 @@ that, and nothing else:
 * An interrupted response keeps only its text. Its tool calls are dropped: they never ran, and their arguments may
   be cut off. A response left with no text is dropped.
 * Every tool call left is answered in the request right after its response, results first and in the order of the
-  calls: a call with no result gets [`stopped_before_result`][subagents_cancel.subagent_replies.stopped_before_result]
-  (in a request of its own if no request follows). A result with no call before it is dropped.
-* The cancel request that stopped the task, found by its request id, is closed out: its text becomes
-  [`stopped_here`][subagents_cancel.subagent_replies.stopped_here], so the model does not read it as an order to
-  stop again. A request left with no parts is dropped.
+  calls: a call with no result gets a result saying it has none (`subagent_replies.stopped_before_result`), in a
+  request of its own if no request follows. A result with no call before it is dropped.
+* The cancel request that stopped the task, found by its request id, is closed out: its text becomes a note that the
+  task was stopped there and has been resumed (`subagent_replies.stopped_here`), so the model does not read it as an
+  order to stop again. A request left with no parts is dropped.
 
 It is a pure function of the messages: it changes nothing it is given.
 """

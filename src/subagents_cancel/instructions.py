@@ -91,7 +91,8 @@ You can delegate work with the `task` tool to these sub-agents:
 runs in the background. Follow background tasks with `check_task`, `wait_tasks` (waits without polling) and \
 `list_active_tasks`. When a task asks a question, reply with `answer_subagent`.
 To stop a task: `soft_cancel_task` tells it to wrap up and hand back partial results (it is stopped if it \
-takes too long); `hard_cancel_task` stops it at once, keeping only the checkpoints it recorded.
+takes too long); `hard_cancel_task` stops it at once, keeping only the checkpoints it recorded. \
+`resume_task` continues a cancelled or failed task with new instructions, from where it stopped.
 `task` also takes `region` (a group of tasks: `soft_cancel_region` / `hard_cancel_region` stop them all at once, \
 `wait_region` delivers all their results or says why not), `timeout_seconds` (a time budget) and `fallback` \
 (a sub-agent that takes over with the partial result if the task is cancelled)."""

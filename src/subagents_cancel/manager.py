@@ -220,8 +220,8 @@ class SubAgentManager:
 
         The new task (same sub-agent) gets `instructions` as its next message and the old task's checkpoints; the
         old task keeps its outcome. `region`, `timeout_seconds` and `fallback` are as for
-        [`start`][subagents_cancel.SubAgentManager.start]: the old task's are not carried over. See
-        [`resume`][subagents_cancel.resume].
+        [`start`][subagents_cancel.SubAgentManager.start]: the old task's are not carried over. The conversation is
+        repaired first ([`resumable_history`][subagents_cancel.history_surgery.resumable_history]).
 
         Raises:
             NotResumable: the task completed, has not ended, or was resumed already.
