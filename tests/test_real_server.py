@@ -201,7 +201,7 @@ def openai_problems(messages: list[dict[str, Any]]) -> list[str]:
             continue
         if open_calls:
             problems.append(f'{index}: a {message["role"]} message comes before calls {open_calls} are answered')
-        calls = message.get('tool_calls') or []
+        calls: list[dict[str, Any]] = message.get('tool_calls') or []
         open_calls = [call['id'] for call in calls]
         if message['role'] == 'assistant' and not message.get('content') and not calls:
             problems.append(f'{index}: an empty assistant message')
