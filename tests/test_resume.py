@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import Agent
-from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 
 from subagents_cancel import (
     Cancelled,
@@ -15,7 +15,9 @@ from subagents_cancel import (
     SubAgentManager,
     SubAgentPolicy,
     TaskStatus,
+    UnknownTask,
 )
+from subagents_cancel.resume import NotResumable
 from subagents_cancel.testing import ManualClock
 
 from .helpers import (
@@ -43,21 +45,22 @@ def shape(messages: list[ModelMessage]) -> list[str]:
     return [f'{message.kind}: {", ".join(part.part_kind for part in message.parts)}' for message in messages]
 
 
-def checkpoint_sources() -> ToolCallPart:
-    return ToolCallPart('checkpoint', {'completed': ['sources'], 'in_progress': ['suppliers']}, tool_call_id='c1')
-
-
-async def test_a_soft_cancelled_task_resumes_from_its_conversation(clock: ManualClock) -> None:
-    """The new task's first request is the old conversation, the stop closed out, then the new instructions."""
-    working = Gate()
-    sub = Script(
+def stopped_at(working: Gate) -> Script:
+    """A researcher that checkpoints, is held at `working` in its second step, wraps up on a cancel, then answers."""
+    return Script(
         [
-            ModelResponse(parts=[checkpoint_sources()]),
+            call('checkpoint', completed=['sources'], in_progress=['suppliers']),
             working.hold(call('checkpoint', completed=['suppliers'])),
             text('EU suppliers: A, B'),
         ],
         on_cancel=text(PARTIAL),
     )
+
+
+async def test_a_soft_cancelled_task_resumes_from_its_conversation(clock: ManualClock) -> None:
+    """The new task's first request is the old conversation, the stop closed out, then the new instructions."""
+    working = Gate()
+    sub = stopped_at(working)
     async with SubAgentManager([researcher(sub)], clock=clock) as manager:
         old = await manager.start('researcher', 'Research suppliers')
         await working.reached.wait()
@@ -100,14 +103,7 @@ Go on, but only European suppliers
 async def test_the_parent_model_resumes_a_cancelled_task_with_the_tools(clock: ManualClock) -> None:
     """resume_task starts the continuation; check_task on each names the other; inherited checkpoints are shown."""
     working = Gate()
-    sub = Script(
-        [
-            ModelResponse(parts=[checkpoint_sources()]),
-            working.hold(call('checkpoint', completed=['suppliers'])),
-            text('EU suppliers: A, B'),
-        ],
-        on_cancel=text(PARTIAL),
-    )
+    sub = stopped_at(working)
     old_id: list[str] = []
 
     def cancel_when_working(messages: list[ModelMessage]) -> ModelResponse:
@@ -375,3 +371,60 @@ async def test_a_preempted_step_resumes_with_its_stand_in_kept(clock: ManualCloc
     assert [part.content for part in stand_in.parts if isinstance(part, TextPart)] == snapshot(
         ['[Interrupted before this response was finished: your parent asked you to stop (CANCEL_REQUEST).]']
     )
+
+
+async def test_the_python_api_raises_not_resumable_with_the_reason(clock: ManualClock) -> None:
+    """A completed task, and a task resumed already, raise `NotResumable` naming the task and what to do."""
+    sub = Script([text('done')])
+    async with SubAgentManager([researcher(sub)], clock=clock) as manager:
+        finished = await manager.run('researcher', 'Research X')
+        with pytest.raises(
+            NotResumable,
+            match=r"^Task 'researcher-[0-9a-f]{8}' completed; its answer stands: start a new task for more work\.$",
+        ) as raised:
+            await manager.resume(finished.task_id, 'More')
+        assert (raised.value.reason, raised.value.status) == ('completed', TaskStatus.COMPLETED)
+        with pytest.raises(UnknownTask):
+            await manager.resume('researcher-00000000', 'More')
+
+
+async def test_a_task_cancelled_before_it_started_resumes_with_its_original_request(clock: ManualClock) -> None:
+    """With no conversation to continue, the new task's prompt carries the instructions and the original request."""
+    busy = Gate()
+    sub = Script([busy.block_forever(), text('EU suppliers: A, B')])
+    async with SubAgentManager([researcher(sub)], policy=SubAgentPolicy(max_running=1), clock=clock) as manager:
+        running = await manager.start('researcher', 'Keep the slot busy')
+        queued = await manager.start('researcher', 'Research suppliers')
+        await busy.reached.wait()
+        await manager.soft_cancel(queued.task_id)  # PENDING: it never starts
+        await manager.hard_cancel(running.task_id)
+        resumed = await manager.resume(queued.task_id, 'Only European ones')
+        (done,) = (await manager.wait([resumed.task_id])).tasks
+
+    assert done.outcome == Completed('EU suppliers: A, B')
+    assert user_prompts(sub.requests[-1]) == snapshot(
+        [
+            """\
+Only European ones
+
+(Your parent resumes a task it had stopped before it began. Its original request: Research suppliers)\
+"""
+        ]
+    )
+
+
+async def test_region_time_budget_and_fallback_are_not_inherited_unless_given_again(clock: ManualClock) -> None:
+    """The old task's region and deadline stay behind; given to `resume`, they apply to the new task."""
+    stuck = Gate()
+    sub = Script([stuck.block_forever(), stuck.block_forever(), stuck.block_forever()])
+    async with SubAgentManager([researcher(sub)], clock=clock) as manager:
+        old = await manager.start('researcher', 'Research X', region='research', timeout_seconds=60)
+        await stuck.reached.wait()
+        await manager.hard_cancel(old.task_id)
+        plain = await manager.resume(old.task_id, 'Go on')
+        await manager.hard_cancel(plain.task_id)
+        placed = await manager.resume(plain.task_id, 'Go on', region='retry', timeout_seconds=30)
+
+    assert (old.region, old.deadline_at) == ('research', 60.0)
+    assert (plain.region, plain.deadline_at) == (None, None)
+    assert (placed.region, placed.deadline_at) == ('retry', 30.0)
