@@ -5,10 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from dirty_equals import IsPartialDict
+from dirty_equals import HasAttributes, IsInstance, IsPartialDict
 from inline_snapshot import snapshot
 from pydantic import BaseModel, ValidationError
 from pydantic_ai import RunUsage
+from pydantic_ai.messages import (
+    BinaryContent,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
 
 from subagents_cancel import CancelReason, Completed, TaskId, TaskInfo, TaskStatus
 from subagents_cancel.messages import (
@@ -306,3 +315,34 @@ def test_nested_subtasks_travel_through_json_with_their_outputs() -> None:
         subtasks=(snapshot_of('middle-00000001', subtasks=(snapshot_of('leaf-00000002', cancel=leaf_back.cancel),)),),
         message_id=message.message_id,
     )
+
+
+def test_a_finished_runs_conversation_round_trips_through_json() -> None:
+    """`RunFinished.messages` (what a resumed task starts from) decodes equal, tool calls and a cut response included."""
+    conversation = (
+        ModelRequest(parts=[UserPromptPart('Research X')]),
+        ModelResponse(parts=[ToolCallPart('checkpoint', {'completed': ['sources']}, tool_call_id='call-1')]),
+        ModelRequest(parts=[ToolReturnPart('checkpoint', 'Checkpoint 1 recorded.', tool_call_id='call-1')]),
+        ModelResponse(parts=[TextPart('Half an ans')], state='interrupted'),
+    )
+    finished = RunFinished(task_id=T, sent_at=6.0, ending=RunStopped(), usage=RunUsage(), messages=conversation)
+    assert decode_message(encode_message(finished)) == finished
+
+
+def test_binary_content_in_a_conversation_travels_as_base64() -> None:
+    """Bytes a sub-agent saw (an image) survive JSON, as pydantic-ai's own message adapter carries them."""
+    image = BinaryContent(b'\x00\xff\x10', media_type='image/png')
+    finished = RunFinished(
+        task_id=T,
+        sent_at=6.0,
+        ending=RunStopped(),
+        usage=RunUsage(),
+        messages=(ModelRequest(parts=[UserPromptPart(['Describe it', image])]),),
+    )
+    data = encode_message(finished)
+    decoded = decode_message(data)
+    assert b'"AP8Q"' in data
+    assert isinstance(decoded, RunFinished)
+    (request,) = decoded.messages
+    assert isinstance(request, ModelRequest) and isinstance(request.parts[0], UserPromptPart)
+    assert request.parts[0].content == ['Describe it', IsInstance(BinaryContent) & HasAttributes(data=b'\x00\xff\x10')]

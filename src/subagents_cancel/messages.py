@@ -43,10 +43,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, JsonValue, TypeAdapter
+from pydantic import ConfigDict, Field, JsonValue, TypeAdapter
 from pydantic_ai import RunUsage
+from pydantic_ai.messages import ModelMessage
 
 from .message_parts import CancelMode as CancelMode
 from .message_parts import CancelReason as CancelReason
@@ -240,6 +241,8 @@ class RunFinished(_Message):
     while such a tool was working, its thread goes on, and is reported here until it returns.
     """
 
+    # Bytes in the conversation (an image a tool returned) travel as base64, as pydantic-ai's own adapter sends them.
+    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(ser_json_bytes='base64', val_json_bytes='base64')
     kind: Literal['run_finished'] = field(default='run_finished', repr=False)
     ending: Annotated[RunEnding, Field(discriminator='kind')]
     usage: RunUsage
@@ -247,6 +250,9 @@ class RunFinished(_Message):
     usage_after_cancel: RunUsage | None = None
     """The part of `usage` in model responses received after the first cancel request reached the runner
     (the response in flight at the request counts, since it arrived after it); `None` when no request did."""
+    messages: tuple[ModelMessage, ...] = ()
+    """The run's conversation as it ended (pydantic-ai's `all_messages()`), empty if it never started: a cancelled
+    or failed task is resumed from it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

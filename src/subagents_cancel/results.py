@@ -173,6 +173,12 @@ class TaskInfo:
     """Worker threads of its sync tools that are still working after its run ended."""
     cleanup_error: str | None = None
     """Set when its cleanup or promote hook raised or ran out of time."""
+    resumed_from: TaskId | None = None
+    """The cancelled or failed task this one continues (see [`resume`][subagents_cancel.SubAgentManager.resume])."""
+    resumed_by: TaskId | None = None
+    """The task that continues this one, once it was resumed."""
+    inherited_checkpoints: int = 0
+    """How many of `checkpoints` it inherited from the task it continues (they come first)."""
 
     @property
     def is_terminal(self) -> bool:

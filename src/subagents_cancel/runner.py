@@ -147,6 +147,7 @@ class TaskRunner:
         finally:
             self._bus.close_mailbox(self.spec.task_id)
             if self._started:
+                messages = self._messages()
                 self._send(
                     RunFinished(
                         task_id=self.spec.task_id,
@@ -154,7 +155,8 @@ class TaskRunner:
                         ending=ending,
                         usage=usage,
                         lingering_threads=self._threads.linger(self._report_threads_finished),
-                        usage_after_cancel=self._usage_after_cancel.usage(self._messages()),
+                        usage_after_cancel=self._usage_after_cancel.usage(messages),
+                        messages=tuple(messages),
                     )
                 )
             with anyio.CancelScope(shield=True):
@@ -200,7 +202,10 @@ class TaskRunner:
             capabilities.append(self._preemption)
         run: AgentRun[None, object] | None = None
         try:
-            async with self.spec.agent.iter(self.spec.prompt, capabilities=capabilities) as run:
+            history = list(self.spec.message_history) or None
+            async with self.spec.agent.iter(
+                self.spec.prompt, message_history=history, capabilities=capabilities
+            ) as run:
                 self._run = run
                 async for node in run:
                     self._at_step(run, Agent.is_model_request_node(node), Agent.is_call_tools_node(node))

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import anyio
 from pydantic_ai.agent import AbstractAgent
+from pydantic_ai.messages import ModelMessage
 
 from .bus import MailboxHandler, MessageBus
 from .cancels import Cancels
@@ -200,8 +201,9 @@ class Supervisor:
         region: str | None,
         timeout_seconds: float | None,
         fallback: str | None,
+        history: tuple[ModelMessage, ...] = (),
     ) -> TaskRecord:
-        """Check where and what may start, then launch the task (see `SubAgentManager.start`)."""
+        """Check where and what may start, then launch the task (see `SubAgentManager.start`) from `history`."""
         if self.phase != 'open':
             raise ManagerClosed()
         config = self._config(subagent)
@@ -218,6 +220,7 @@ class Supervisor:
             region=region,
             timeout_seconds=self._defaults.timeout_seconds(config.name, timeout_seconds),
             fallback=self._defaults.fallback(config.name, fallback),
+            history=history,
         )
 
     async def follow(self, record: TaskRecord) -> TaskRecord:
@@ -245,6 +248,7 @@ class Supervisor:
         region: str | None = None,
         fallback: str | None = None,
         fallback_for: TaskId | None = None,
+        history: tuple[ModelMessage, ...] = (),
     ) -> TaskRecord:
         now = self._clock.now()
         self._book.forget_past_keeping()
@@ -275,6 +279,7 @@ class Supervisor:
             root_id=record.root_id,
             agent=self._agents[config.name],
             prompt=description,
+            message_history=history,
             instructions=run_instructions(config),
             refuse_tools_after_cancel=self._policy.refuse_tools_after_cancel,
             preempt_on_soft_cancel=self._defaults.preempt_on_soft_cancel(config.name),

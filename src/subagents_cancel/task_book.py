@@ -161,6 +161,13 @@ class TaskBook:
             self._notify(original)
         self._ended(record)
 
+    def resumed(self, record: TaskRecord, resumption: TaskRecord) -> None:
+        """Note that `resumption` continues `record`: it inherits its checkpoints, and `record` drops its history."""
+        record.resumed_by, resumption.resumed_from = resumption.task_id, record.task_id
+        record.history = ()
+        resumption.checkpoints[:0] = record.checkpoints
+        resumption.inherited_checkpoints = len(record.checkpoints)
+
     def fallback_started(self, record: TaskRecord, fallback: TaskRecord) -> None:
         """Note that `fallback` took over the cancelled `record`: waiting for `record` waits for it too."""
         record.fallback_id = fallback.task_id
@@ -295,6 +302,8 @@ class TaskBook:
 
     def _finish(self, record: TaskRecord, message: RunFinished) -> None:
         record.usage = message.usage
+        if not isinstance(message.ending, RunOutput):  # it may be resumed: keep its conversation while it is kept
+            record.history = message.messages
         if message.lingering_threads:
             record.lingering_threads = message.lingering_threads
             self.mark_unresponsive(record, message.sent_at)
