@@ -71,7 +71,10 @@ class _Endpoints:
         return HTMLResponse(_PAGE.read_text())
 
     async def start(self, request: Request) -> Response:
-        body: object = await request.json()
+        try:
+            body: object = await request.json()
+        except ValueError:  # not JSON (or not UTF-8): answered as a body without a question
+            body = None
         question = cast('dict[str, object]', body).get('question') if isinstance(body, dict) else None
         if not isinstance(question, str) or not question.strip():
             return JSONResponse({'error': 'Send {"question": "..."} with a question.'}, status_code=400)
