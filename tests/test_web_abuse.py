@@ -88,3 +88,17 @@ async def test_stop_twice_stop_after_the_end_and_kill_during_stop_answer_with_th
         stop_after.json()['state'],
     ] == snapshot(['stopping', 'stopping', 'killed', 'killed', 'killed'])
     assert desk.running() == ()
+
+
+async def test_a_long_running_app_forgets_its_oldest_ended_requests() -> None:
+    """The desk keeps `keep_ended` ended requests; an older one reads as unknown, a running one is never forgotten."""
+    searchers = Searchers()
+    desk = Desk(Setup(pace=searchers, keep_ended=1))
+    async with app_client(desk) as client:
+        first, second = await start_research(client), await start_research(client)
+        await client.post(f'/requests/{first}/kill')
+        await client.post(f'/requests/{second}/kill')
+        third = await start_research(client)
+        answers = [(await client.get(f'/requests/{request_id}')).status_code for request_id in (first, second, third)]
+        await client.post(f'/requests/{third}/kill')
+    assert answers == [404, 200, 200]

@@ -45,6 +45,9 @@ class Setup:
     """What a scripted searcher awaits before each phase of its work."""
     grace_seconds: float = 10.0
     """How long a stopped task may wrap up before it is killed."""
+    keep_ended: int = 100
+    """How many ended requests the desk keeps for their pages; the oldest are forgotten (their ids read as unknown),
+    so a long-running app's memory stays bounded. A running request is never forgotten."""
 
 
 @dataclass(eq=False)
@@ -149,9 +152,16 @@ class Desk:
             defer_model_check=True,
         )
         research = Research(request_id=next(self._ids), question=question, manager=manager)
+        self._forget_past_keeping()
         self._requests[research.request_id] = research
         await self._group.start(research.run, agent)
         return research
+
+    def _forget_past_keeping(self) -> None:
+        """Forget the oldest ended requests beyond `keep_ended`."""
+        ended = [request_id for request_id, research in self._requests.items() if research.ended.is_set()]
+        for request_id in ended[: max(len(ended) - self._setup.keep_ended, 0)]:
+            del self._requests[request_id]
 
     def get(self, request_id: str) -> Research | None:
         """The request with this id, if there is one."""
