@@ -5,12 +5,15 @@ Each answer is short JSON with a status code that says what went wrong; nothing 
 
 from __future__ import annotations
 
+import anyio
 import pytest
 from inline_snapshot import snapshot
 
 from examples.web import Desk, Setup
+from subagents_cancel.testing import ManualClock
 
-from .test_web_example import Searchers, app_client, start_research, task_of
+from .helpers import Gate
+from .test_web_example import Searchers, app_client, stable, start_research, task_of
 
 pytestmark = pytest.mark.anyio
 
@@ -102,3 +105,59 @@ async def test_a_long_running_app_forgets_its_oldest_ended_requests() -> None:
         answers = [(await client.get(f'/requests/{request_id}')).status_code for request_id in (first, second, third)]
         await client.post(f'/requests/{third}/kill')
     assert answers == [404, 200, 200]
+
+
+async def test_kill_of_a_task_that_does_not_stop_in_time_answers_504_with_the_task_as_it_is() -> None:
+    """A task that ignores its hard cancel: Kill answers 504 once the wait ran out, and the task reads unresponsive."""
+    clock = ManualClock()
+    deaf = Gate()
+    searchers = Searchers()
+
+    async def pace(searcher: str, phase: int) -> None:
+        if searcher == 'market' and phase > 0:
+            with anyio.CancelScope(shield=True):  # a step that does not stop when its task is stopped
+                await deaf.wait()
+        else:
+            await searchers(searcher, phase)
+
+    desk = Desk(Setup(pace=pace, clock=clock))
+    answers: list[tuple[int, object]] = []
+    async with app_client(desk) as client, anyio.create_task_group() as group:
+        request_id = await start_research(client)
+        await deaf.reached.wait()
+        market = task_of((await client.get(f'/requests/{request_id}')).json(), 'market')['task_id']
+
+        async def kill() -> None:
+            response = await client.post(f'/requests/{request_id}/tasks/{market}/kill')
+            answers.append((response.status_code, stable(response.json())))
+
+        group.start_soon(kill)
+        await anyio.wait_all_tasks_blocked()
+        clock.advance(5)  # the policy's hard_cancel_wait_seconds
+        await anyio.wait_all_tasks_blocked()
+        deaf.release.set()  # it stops at last, so that the app can shut down
+        await client.post(f'/requests/{request_id}/kill')
+    assert answers == snapshot(
+        [
+            (
+                504,
+                {
+                    'error': "Task 'market-<id>' did not stop within 5s of a hard cancel; it is marked unresponsive.",
+                    'task': {
+                        'task_id': 'market-<id>',
+                        'subagent': 'market',
+                        'description': 'Size the market for e-bike subscriptions in Berlin',
+                        'status': 'RUNNING',
+                        'checkpoints': 1,
+                        'completed': ['census data'],
+                        'in_progress': ['commuter survey'],
+                        'findings': ['410,000 Berliners commute 5-15 km'],
+                        'cancel': {'mode': 'hard', 'reason': 'user', 'acknowledged': False, 'escalated': False},
+                        'outcome': None,
+                        'subtasks': [],
+                    },
+                },
+            )
+        ]
+    )
+    assert desk.running() == ()
