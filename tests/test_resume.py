@@ -428,3 +428,34 @@ async def test_region_time_budget_and_fallback_are_not_inherited_unless_given_ag
     assert (old.region, old.deadline_at) == ('research', 60.0)
     assert (plain.region, plain.deadline_at) == (None, None)
     assert (placed.region, placed.deadline_at) == ('retry', 30.0)
+
+
+async def test_the_reply_to_resuming_a_task_that_never_began_does_not_promise_its_conversation(
+    clock: ManualClock,
+) -> None:
+    """A task cancelled while it waited for a slot has no conversation: the reply says it starts from its request."""
+    busy = Gate()
+    sub = Script([busy.block_forever()])
+
+    def second_task(tool: str, **args: object) -> Step:
+        def respond(messages: list[ModelMessage]) -> ModelResponse:
+            return call(tool, task_id=SubAgentCapability.started_tasks(messages)[1], **args)(messages)
+
+        return respond
+
+    parent = Script(
+        [
+            call('task', description='Keep the slot busy', subagent_type='researcher', mode='async'),
+            after(
+                busy.reached, call('task', description='Research suppliers', subagent_type='researcher', mode='async')
+            ),
+            second_task('soft_cancel_task'),
+            second_task('resume_task', instructions='Only European ones'),
+            text('done'),
+        ]
+    )
+    capability = SubAgentCapability(subagents=[researcher(sub)], policy=SubAgentPolicy(max_running=1), clock=clock)
+    result = await Agent(parent.model, capabilities=[capability]).run('go')
+    assert replies_of(result.all_messages())[3] == snapshot(
+        "Task started with ID: researcher-0003 (researcher); it resumes researcher-0002, which was stopped before it began, from that task's request and your instructions, and waits for a free slot. Follow it with check_task or wait_tasks."
+    )
