@@ -27,6 +27,7 @@ from .helpers import (
     Step,
     after,
     call,
+    calls,
     latest_task_id,
     replies_of,
     researcher,
@@ -459,3 +460,31 @@ async def test_the_reply_to_resuming_a_task_that_never_began_does_not_promise_it
     assert replies_of(result.all_messages())[3] == snapshot(
         "Task started with ID: researcher-0003 (researcher); it resumes researcher-0002, which was stopped before it began, from that task's request and your instructions, and waits for a free slot. Follow it with check_task or wait_tasks."
     )
+
+
+async def test_two_resumes_of_one_task_in_one_response_start_one_task(clock: ManualClock) -> None:
+    """Parallel resume_task calls on the same task: the first starts the resumption, the second names it."""
+    sub = Script([call('lookup'), text('found it another way')])
+    agent = Agent(sub.model, name='researcher')
+
+    @agent.tool_plain
+    async def lookup() -> str:
+        raise ConnectionError('the lookup service is down')
+
+    config = SubAgentConfig(name='researcher', description='Researches a topic', agent=agent)
+
+    def resume_twice(messages: list[ModelMessage]) -> ModelResponse:
+        (task_id,) = SubAgentCapability.started_tasks(messages)
+        args = {'task_id': task_id, 'instructions': 'Use what you have'}
+        return calls(('resume_task', args), ('resume_task', args))
+
+    parent = Script([call('task', description='Research X', subagent_type='researcher'), resume_twice, text('done')])
+    capability = SubAgentCapability(subagents=[config], clock=clock)
+    result = await Agent(parent.model, capabilities=[capability]).run('go')
+    assert sorted(replies_of(result.all_messages())[1:]) == snapshot(
+        [
+            'Task started with ID: researcher-0002 (researcher); it resumes researcher-0001 from where that task stopped, with its conversation and no checkpoints, and runs in the background. Follow it with check_task or wait_tasks.',
+            'researcher-0001 was resumed already, as researcher-0002: follow that task with check_task, or resume it if it was stopped too.',
+        ]
+    )
+    assert len(SubAgentCapability.started_tasks(result.all_messages())) == 2
