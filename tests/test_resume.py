@@ -488,3 +488,26 @@ async def test_two_resumes_of_one_task_in_one_response_start_one_task(clock: Man
         ]
     )
     assert len(SubAgentCapability.started_tasks(result.all_messages())) == 2
+
+
+@pytest.mark.xfail(
+    reason='open: a resumed task records its new instructions as its description, and the fallback prompt is built '
+    'from the description, so the fallback never learns the original request (see the review report)',
+    strict=True,
+)
+async def test_the_fallback_of_a_cancelled_resumed_task_is_told_the_original_request(clock: ManualClock) -> None:
+    """A resumed task given a fallback and then cancelled: the fallback's prompt names the task's original request."""
+    first, second = Gate(), Gate()
+    sub = Script([first.block_forever(), second.block_forever()])
+    summarizer = Script([text('Quick summary')])
+    fallback = SubAgentConfig(name='summarizer', description='Sums up', model=summarizer.model)
+    async with SubAgentManager([researcher(sub), fallback], clock=clock) as manager:
+        old = await manager.start('researcher', 'Find suppliers of lithium cells')
+        await first.reached.wait()
+        await manager.hard_cancel(old.task_id)
+        new = await manager.resume(old.task_id, 'Go on, but only European suppliers', fallback='summarizer')
+        await second.reached.wait()
+        await manager.hard_cancel(new.task_id)
+        await manager.wait([new.task_id])
+    (prompt,) = user_prompts(summarizer.requests[-1])
+    assert 'Find suppliers of lithium cells' in prompt
