@@ -475,7 +475,7 @@ async def test_two_resumes_of_one_task_in_one_response_start_one_task(clock: Man
 
     def resume_twice(messages: list[ModelMessage]) -> ModelResponse:
         (task_id,) = SubAgentCapability.started_tasks(messages)
-        args = {'task_id': task_id, 'instructions': 'Use what you have'}
+        args: dict[str, object] = {'task_id': task_id, 'instructions': 'Use what you have'}
         return calls(('resume_task', args), ('resume_task', args))
 
     parent = Script([call('task', description='Research X', subagent_type='researcher'), resume_twice, text('done')])
