@@ -9,14 +9,19 @@ from .states import TaskStatus
 __all__ = ('already_resumed', 'completed_not_resumable', 'still_running', 'task_resumed')
 
 
-def task_resumed(info: TaskInfo) -> str:
-    """Reply to `resume_task` once the new task has started."""
+def task_resumed(info: TaskInfo, *, began: bool) -> str:
+    """Reply to `resume_task` once the new task has started; `began`: the task it resumes had started its run."""
     state = 'waits for a free slot' if info.status is TaskStatus.PENDING else 'runs in the background'
     count = info.inherited_checkpoints
     inherited = f'{count or "no"} checkpoint{"s" if count != 1 else ""}'
+    carried = (
+        f'from where that task stopped, with its conversation and {inherited}'
+        if began
+        else "which was stopped before it began, from that task's request and your instructions"
+    )
     return (
-        f'Task started with ID: {info.task_id} ({info.subagent}); it resumes {info.resumed_from} from where that '
-        f'task stopped, with its conversation and {inherited}, and {state}. Follow it with check_task or wait_tasks.'
+        f'Task started with ID: {info.task_id} ({info.subagent}); it resumes {info.resumed_from}'
+        f'{" " if began else ", "}{carried}, and {state}. Follow it with check_task or wait_tasks.'
     )
 
 

@@ -360,6 +360,7 @@ async def _wait_region(manager: SubAgentManager, args: _WaitRegionArgs) -> str:
 
 
 async def _resume_task(manager: SubAgentManager, args: _ResumeArgs) -> str | ToolReturn:
+    began = manager.get(args.task_id).started_at is not None  # read first: resuming may forget the old record
     try:
         info = await manager.resume(
             args.task_id,
@@ -381,4 +382,4 @@ async def _resume_task(manager: SubAgentManager, args: _ResumeArgs) -> str | Too
                 assert_never(error.reason)
     except UnknownSubAgent as error:
         return refusals.unknown_subagent(error.name, error.available)
-    return with_task_id(resume_replies.task_resumed(info), info.task_id)
+    return with_task_id(resume_replies.task_resumed(info, began=began), info.task_id)
