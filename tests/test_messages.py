@@ -5,17 +5,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from dirty_equals import IsPartialDict
+from dirty_equals import HasAttributes, IsInstance, IsPartialDict
 from inline_snapshot import snapshot
 from pydantic import BaseModel, ValidationError
 from pydantic_ai import RunUsage
+from pydantic_ai.messages import (
+    BinaryContent,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
 
-from subagents_cancel import CancelReason, TaskId, TaskStatus
+from subagents_cancel import CancelReason, Completed, TaskId, TaskInfo, TaskStatus
 from subagents_cancel.messages import (
     MESSAGE_ADAPTER,
     Answer,
     BusMessage,
     CancelAcknowledged,
+    CancelAll,
     CancelEscalated,
     CancelHeld,
     CancelLost,
@@ -31,6 +41,8 @@ from subagents_cancel.messages import (
     RunOutput,
     RunStopped,
     StatusChanged,
+    SubtasksChanged,
+    SubtasksEnded,
     TaskStarted,
     TaskUnresponsive,
     ThreadsFinished,
@@ -39,6 +51,7 @@ from subagents_cancel.messages import (
     message_json_schema,
 )
 from subagents_cancel.output_codec import UNSERIALISABLE, EncodedOutput, decode_output
+from subagents_cancel.results import CancelInfo
 from subagents_cancel.states import TaskState
 
 T = TaskId('researcher-3f9a07c2')
@@ -102,6 +115,9 @@ def one_of_each_kind() -> list[BusMessage]:
             new=TaskState(TaskStatus.RUNNING, cancel_requested=True),
         ),
         TaskUnresponsive(task_id=T, sent_at=8.0),
+        CancelAll(task_id=T, sent_at=3.0, mode='soft', reason=CancelReason(kind='parent_cancelled'), grace_seconds=2.5),
+        SubtasksEnded(task_id=T, sent_at=3.5, correlation_id='c-2'),
+        SubtasksChanged(task_id=T, sent_at=3.0, owner_address='owner-1a2b3c4d', subtasks=()),
     ]
 
 
@@ -140,6 +156,7 @@ def test_the_json_schema_lists_every_kind() -> None:
         [
             'answer',
             'cancel_acknowledged',
+            'cancel_all',
             'cancel_escalated',
             'cancel_held',
             'cancel_lost',
@@ -151,6 +168,8 @@ def test_the_json_schema_lists_every_kind() -> None:
             'question_withdrawn',
             'run_finished',
             'status_changed',
+            'subtasks_changed',
+            'subtasks_ended',
             'task_started',
             'task_unresponsive',
             'threads_finished',
@@ -239,3 +258,94 @@ def test_bytes_that_are_not_a_message_are_refused(data: bytes, errors: list[str]
     ) as raised:
         decode_message(data)
     assert [error['type'] for error in raised.value.errors()] == errors
+
+
+def snapshot_of(task_id: str, *, subtasks: tuple[TaskInfo, ...] = (), cancel: CancelInfo | None = None) -> TaskInfo:
+    """A running task's snapshot, as a nested owner reports it."""
+    return TaskInfo(
+        task_id=TaskId(task_id),
+        subagent=task_id.split('-')[0],
+        description='Dig',
+        status=TaskStatus.RUNNING,
+        created_at=1.0,
+        started_at=1.0,
+        ended_at=None,
+        elapsed_seconds=2.0,
+        checkpoints=(Checkpoint(completed=('EU',), at=1.5),),
+        question=None,
+        cancel=cancel,
+        outcome=None,
+        usage=None,
+        parent_task_id=T,
+        subtasks=subtasks,
+    )
+
+
+def test_nested_subtasks_travel_through_json_with_their_outputs() -> None:
+    """A SubtasksChanged with subtasks of subtasks round-trips; an output in it comes back as its type and data."""
+    lost = CancelInfo(
+        mode='soft',
+        reason=CancelReason(),
+        requested_at=2.0,
+        grace_seconds=5.0,
+        request_id='c-1',
+        lost=True,
+        lost_to=Completed(Report(title='Batteries', pages=12)),
+    )
+    leaf = snapshot_of('leaf-00000002', cancel=lost)
+    message = SubtasksChanged(
+        task_id=T,
+        sent_at=3.0,
+        owner_address='owner-1a2b3c4d',
+        subtasks=(snapshot_of('middle-00000001', subtasks=(leaf,)),),
+    )
+
+    decoded = decode_message(encode_message(message))
+
+    assert isinstance(decoded, SubtasksChanged)
+    (middle,) = decoded.subtasks
+    (leaf_back,) = middle.subtasks
+    assert leaf_back.cancel is not None
+    assert leaf_back.cancel.lost_to == Completed(
+        EncodedOutput(f'{__name__}.Report', {'title': 'Batteries', 'pages': 12})
+    )
+    assert isinstance(leaf_back.cancel.lost_to, Completed)
+    assert decode_output(leaf_back.cancel.lost_to.output, Report) == Report(title='Batteries', pages=12)
+    assert decoded == message.__class__(
+        task_id=T,
+        sent_at=3.0,
+        owner_address='owner-1a2b3c4d',
+        subtasks=(snapshot_of('middle-00000001', subtasks=(snapshot_of('leaf-00000002', cancel=leaf_back.cancel),)),),
+        message_id=message.message_id,
+    )
+
+
+def test_a_finished_runs_conversation_round_trips_through_json() -> None:
+    """`RunFinished.messages` (what a resumed task starts from) decodes equal, tool calls and a cut response included."""
+    conversation = (
+        ModelRequest(parts=[UserPromptPart('Research X')]),
+        ModelResponse(parts=[ToolCallPart('checkpoint', {'completed': ['sources']}, tool_call_id='call-1')]),
+        ModelRequest(parts=[ToolReturnPart('checkpoint', 'Checkpoint 1 recorded.', tool_call_id='call-1')]),
+        ModelResponse(parts=[TextPart('Half an ans')], state='interrupted'),
+    )
+    finished = RunFinished(task_id=T, sent_at=6.0, ending=RunStopped(), usage=RunUsage(), messages=conversation)
+    assert decode_message(encode_message(finished)) == finished
+
+
+def test_binary_content_in_a_conversation_travels_as_base64() -> None:
+    """Bytes a sub-agent saw (an image) survive JSON, as pydantic-ai's own message adapter carries them."""
+    image = BinaryContent(b'\x00\xff\x10', media_type='image/png')
+    finished = RunFinished(
+        task_id=T,
+        sent_at=6.0,
+        ending=RunStopped(),
+        usage=RunUsage(),
+        messages=(ModelRequest(parts=[UserPromptPart(['Describe it', image])]),),
+    )
+    data = encode_message(finished)
+    decoded = decode_message(data)
+    assert b'"AP8Q"' in data
+    assert isinstance(decoded, RunFinished)
+    (request,) = decoded.messages
+    assert isinstance(request, ModelRequest) and isinstance(request.parts[0], UserPromptPart)
+    assert request.parts[0].content == ['Describe it', IsInstance(BinaryContent) & HasAttributes(data=b'\x00\xff\x10')]

@@ -172,3 +172,17 @@ def test_the_live_tree_was_redrawn_while_tasks_ran_and_ends_with_every_task_ende
 def test_nothing_is_left_running(sections: dict[str, list[str]]) -> None:
     """Closing the manager at the end finds no task running and no orphan."""
     assert sections['close'] == ['tasks still running: 0 | orphans: 0\n']
+
+
+def test_a_stopped_task_is_resumed_from_where_it_stopped(sections: dict[str, list[str]]) -> None:
+    """The soft-cancelled researcher goes on as a new task with its checkpoints, and finishes the phases left."""
+    (printed,) = sections['resume']
+    assert stable_ids([printed]) == snapshot(
+        [
+            """\
+researcher-0001 resumes researcher-0002: COMPLETED, 2 checkpoints inherited
+output: All phases done: market size, competitors, pricing, outlook.
+researcher-0002 stays CANCELLED, resumed by researcher-0001
+"""
+        ]
+    )

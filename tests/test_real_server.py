@@ -8,10 +8,13 @@ every disconnect. Nothing here reaches the network. Latency figures are measured
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from typing import Any
 
 import anyio
 import pytest
+from inline_snapshot import snapshot
 from openai import AsyncOpenAI
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.capabilities import AbstractCapability
@@ -20,7 +23,7 @@ from pydantic_ai.models import override_allow_model_requests
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
 
-from subagents_cancel import Cancelled, SubAgentConfig, SubAgentManager, TaskStatus
+from subagents_cancel import Cancelled, Completed, SubAgentConfig, SubAgentManager, TaskStatus
 
 from .openai_server import CallTool, Completion, FakeOpenAI, Reply, Say, serving
 
@@ -179,3 +182,82 @@ async def test_a_non_streamed_request_is_closed_by_a_hard_cancel_too(openai_clie
                 await request.disconnected.wait()
         assert len(server.completions) == 2
     assert request.body.get('stream') in (None, False) and not request.finished
+
+
+def openai_problems(messages: list[dict[str, Any]]) -> list[str]:
+    """What OpenAI's chat-completions API refuses in a request's `messages`; empty when it accepts them.
+
+    Every assistant tool call is answered by a `tool` message right after it (before any other message), no `tool`
+    message answers a call that is not open, no assistant message is empty, and every call's arguments are JSON.
+    """
+    problems: list[str] = []
+    open_calls: list[str] = []
+    for index, message in enumerate(messages):
+        if message['role'] == 'tool':
+            if message.get('tool_call_id') in open_calls:
+                open_calls.remove(message['tool_call_id'])
+            else:
+                problems.append(f'{index}: a tool message answers no open call')
+            continue
+        if open_calls:
+            problems.append(f'{index}: a {message["role"]} message comes before calls {open_calls} are answered')
+        calls: list[dict[str, Any]] = message.get('tool_calls') or []
+        open_calls = [call['id'] for call in calls]
+        if message['role'] == 'assistant' and not message.get('content') and not calls:
+            problems.append(f'{index}: an empty assistant message')
+        for call in calls:
+            try:
+                json.loads(call['function']['arguments'])
+            except ValueError:
+                problems.append(f'{index}: the arguments of {call["id"]} are not JSON')
+    if open_calls:
+        problems.append(f'end: calls {open_calls} are not answered')
+    return problems
+
+
+async def test_a_task_stopped_mid_stream_and_in_a_tool_resumes_with_a_history_the_api_accepts(
+    openai_client: AsyncOpenAI,
+) -> None:
+    """Cut mid-stream, then hard-cancelled in a tool and resumed: the resumed request body follows OpenAI's rules."""
+    searching = anyio.Event()
+    shown = _ShowTokens()
+
+    def replies(completion: Completion) -> Reply:
+        if 'Go on with what you have' in completion.text:
+            return Say('EU suppliers: A, B')
+        if 'tool' not in completion.roles:
+            return CallTool('search', {'query': 'European suppliers'})
+        return Say(_LONG_ANSWER)
+
+    async with serving(FakeOpenAI(replies)) as server:
+        config = researcher(server, openai_client, shown=shown)
+        assert isinstance(config.agent, Agent)
+
+        @config.agent.tool_plain
+        async def search(query: str) -> str:
+            if not searching.is_set():
+                searching.set()
+                await anyio.sleep_forever()
+            return f'results for {query}'
+
+        async with SubAgentManager([config]) as manager:
+            with anyio.fail_after(_HANG_GUARD_SECONDS):
+                old = await manager.start('researcher', 'Research suppliers')
+                await searching.wait()
+                await manager.hard_cancel(old.task_id)  # in the tool call: it has no result
+                middle = await manager.resume(old.task_id, 'Search no more; write what you know')
+                await shown.some_words_shown.wait()
+                await manager.hard_cancel(middle.task_id)  # mid-stream: the response is cut
+                new = await manager.resume(middle.task_id, 'Go on with what you have')
+                (done,) = (await manager.wait([new.task_id])).tasks
+
+    assert done.outcome == Completed('EU suppliers: A, B')
+    body = server.completions[-1].body['messages']
+    assert openai_problems(body) == []
+    assert [message['role'] for message in body] == snapshot(
+        ['system', 'user', 'assistant', 'tool', 'user', 'assistant', 'user']
+    )
+    tool_message = next(message for message in body if message['role'] == 'tool')
+    assert tool_message['content'] == snapshot(
+        'No result (search): the task was stopped before this call returned, so whatever it did is unknown. Call it again if you still need it.'
+    )

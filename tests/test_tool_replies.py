@@ -394,6 +394,44 @@ async def test_the_tool_schemas_are_the_contract(clock: ManualClock) -> None:
                     'type': 'object',
                 },
             },
+            {
+                'name': 'resume_task',
+                'description': 'Continue a cancelled or failed task with new instructions: a new task of the same sub-agent starts from where it stopped, with its conversation and checkpoints. Returns the new task id at once.',
+                'parameters': {
+                    'additionalProperties': False,
+                    'properties': {
+                        'task_id': {
+                            'description': 'The id that `task` returned, e.g. researcher-3f9a07c2.',
+                            'type': 'string',
+                        },
+                        'instructions': {
+                            'description': 'What it should do now (e.g. narrower instructions); it reads them after its conversation so far.',
+                            'minLength': 1,
+                            'type': 'string',
+                        },
+                        'region': {
+                            'anyOf': [
+                                {'pattern': '^[A-Za-z0-9_-]{1,48}(/[A-Za-z0-9_-]{1,48}){0,7}$', 'type': 'string'},
+                                {'type': 'null'},
+                            ],
+                            'default': None,
+                            'description': "A group to put it in, e.g. 'research' or 'research/patents', to cancel or wait for together.",
+                        },
+                        'timeout_seconds': {
+                            'anyOf': [{'exclusiveMinimum': 0, 'type': 'number'}, {'type': 'null'}],
+                            'default': None,
+                            'description': 'Its time budget; it is cancelled when it runs out.',
+                        },
+                        'fallback': {
+                            'anyOf': [{'type': 'string'}, {'type': 'null'}],
+                            'default': None,
+                            'description': 'A sub-agent that takes over, with the partial result, if this task is cancelled.',
+                        },
+                    },
+                    'required': ['task_id', 'instructions'],
+                    'type': 'object',
+                },
+            },
         ]
     )
 

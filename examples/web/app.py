@@ -10,7 +10,7 @@ Routes:
   after the view of the ended request.
 * `POST /requests/{request_id}/stop` and `/kill`: soft-cancel every task, or stop the whole request now.
 * `POST /requests/{request_id}/tasks/{task_id}/stop` and `/kill`: the same for one task; both return the task's
-  view once it has ended, with its partial result.
+  view once it has ended, with its partial result (a task that ignores a kill: 504, with the error and its view).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from subagents_cancel import UnknownTask
+from subagents_cancel import CancelTimeout, UnknownTask
 
 from .research import Desk, Research
 from .views import task_view
@@ -71,7 +71,10 @@ class _Endpoints:
         return HTMLResponse(_PAGE.read_text())
 
     async def start(self, request: Request) -> Response:
-        body: object = await request.json()
+        try:
+            body: object = await request.json()
+        except ValueError:  # not JSON (or not UTF-8): answered as a body without a question
+            body = None
         question = cast('dict[str, object]', body).get('question') if isinstance(body, dict) else None
         if not isinstance(question, str) or not question.strip():
             return JSONResponse({'error': 'Send {"question": "..."} with a question.'}, status_code=400)
@@ -121,6 +124,9 @@ class _Endpoints:
             info = await (research.stop_task(task_id) if how == 'stop' else research.kill_task(task_id))
         except UnknownTask:
             return JSONResponse({'error': f'No task {task_id!r} in this request.'}, status_code=404)
+        except CancelTimeout as error:  # it ignored the kill within the policy's bound: say so, with the task as it is
+            view = task_view(research.manager.get(task_id))
+            return JSONResponse({'error': str(error), 'task': view}, status_code=504)
         return JSONResponse(task_view(info))
 
 

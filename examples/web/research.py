@@ -20,6 +20,7 @@ from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import Model
 
 from subagents_cancel import CancelReason, SubAgentCapability, SubAgentManager, SubAgentPolicy, TaskInfo
+from subagents_cancel.clock import Clock
 
 from .scripts import Pace, human_pace, lead_model, searcher_configs
 from .views import JsonDict, task_view
@@ -45,6 +46,11 @@ class Setup:
     """What a scripted searcher awaits before each phase of its work."""
     grace_seconds: float = 10.0
     """How long a stopped task may wrap up before it is killed."""
+    clock: Clock | None = None
+    """Where the requests' grace windows and stop bounds read time; the monotonic clock by default."""
+    keep_ended: int = 100
+    """How many ended requests the desk keeps for their pages; the oldest are forgotten (their ids read as unknown),
+    so a long-running app's memory stays bounded. A running request is never forgotten."""
 
 
 @dataclass(eq=False)
@@ -139,6 +145,7 @@ class Desk:
             searcher_configs(setup.pace if setup.model is None else None),
             default_model=setup.model,
             policy=SubAgentPolicy(preempt_on_soft_cancel=True, grace_seconds=setup.grace_seconds),
+            clock=setup.clock,
         )
         model: Model | str = lead_model() if setup.model is None else setup.model
         # A real model is built when the run starts, so a missing API key fails this request, shown on its page.
@@ -149,9 +156,16 @@ class Desk:
             defer_model_check=True,
         )
         research = Research(request_id=next(self._ids), question=question, manager=manager)
+        self._forget_past_keeping()
         self._requests[research.request_id] = research
         await self._group.start(research.run, agent)
         return research
+
+    def _forget_past_keeping(self) -> None:
+        """Forget the oldest ended requests beyond `keep_ended`."""
+        ended = [request_id for request_id, research in self._requests.items() if research.ended.is_set()]
+        for request_id in ended[: max(len(ended) - self._setup.keep_ended, 0)]:
+            del self._requests[request_id]
 
     def get(self, request_id: str) -> Research | None:
         """The request with this id, if there is one."""

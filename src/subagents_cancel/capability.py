@@ -75,7 +75,7 @@ class SubAgentCapability(AbstractCapability[object]):
 
     @staticmethod
     def started_tasks(messages: Sequence[ModelMessage]) -> tuple[TaskId, ...]:
-        """The ids of the tasks a parent run started with the `task` tool, in the order of its results.
+        """The ids of the tasks a parent run started with `task` and `resume_task`, in the order of their results.
 
         Pass the run's messages (`result.all_messages()`, or messages stored as JSON and loaded again). Tasks that
         the library started by itself (a sub-agent's `fallback`) are not among them, and neither are

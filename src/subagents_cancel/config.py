@@ -181,7 +181,9 @@ class SubAgentPolicy(BaseModel):
     [`unresponsive_tasks()`][subagents_cancel.SubAgentManager.unresponsive_tasks]."""
     keep_finished: Annotated[int, Field(ge=1)] | None = 10_000
     """How many finished tasks one owner keeps the records of; beyond that the oldest are forgotten (their ids read
-    as unknown), so a long-lived owner's memory stays bounded. `None` keeps them all."""
+    as unknown), so a long-lived owner's memory stays bounded. `None` keeps them all. The record of a cancelled or
+    failed task also holds its run's conversation until it is resumed (for
+    [`resume`][subagents_cancel.SubAgentManager.resume]), so such a record costs about as much as its messages."""
     finished_ttl_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     """Also forget a finished task this long after it ended, and a region cancelled while empty this long after its
     cancel (checked whenever a task ends or starts, or a region is cancelled)."""

@@ -10,13 +10,14 @@ SubAgentsError
 ├── NotWaitingForAnswer    the task has no open question                    [states]
 ├── TaskAlreadyFinished    the task has ended (no longer raised)            [states]
 ├── IllegalTransition      a move the state table does not allow (a bug)    [states]
-└── RegionClosed           a task was started in a cancelled region         [regions]
+├── RegionClosed           a task was started in a cancelled region         [regions]
+└── NotResumable           the task completed, runs, or was resumed already [resume]
 ```
 
-The parent's tools never let these reach the model: each one becomes a short reply. The errors marked `[states]`
-and `[regions]` carry a task's status or a cancel reason, so they live beside those types, in
-`subagents_cancel.states` and `subagents_cancel.regions`: this module imports nothing of the package, and any
-module can import it.
+The parent's tools never let these reach the model: each one becomes a short reply. The errors marked `[states]`,
+`[regions]` and `[resume]` carry a task's status or a cancel reason, so they live beside those types (in
+`subagents_cancel.states`, `subagents_cancel.regions` and `subagents_cancel.resume`): this module imports nothing
+of the package, and any module can import it.
 """
 
 from __future__ import annotations

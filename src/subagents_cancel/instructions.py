@@ -16,6 +16,7 @@ __all__ = (
     'cancel_request_text',
     'fallback_prompt',
     'parent_instructions',
+    'resume_prompt',
 )
 
 CANCEL_REQUEST_MARKER = 'CANCEL_REQUEST'
@@ -62,6 +63,23 @@ def fallback_prompt(description: str, reason: CancelReason, partial: PartialResu
     )
 
 
+def resume_prompt(instructions: str, *, description: str, has_history: bool) -> str:
+    """The prompt of a task that resumes a stopped one: the parent's new instructions, and how they continue it.
+
+    With the stopped run's conversation as its history, the prompt is its next message; without one (the task was
+    stopped before it started), it carries the original request too.
+    """
+    if has_history:
+        return (
+            f'{instructions}\n\n(Your parent resumes this task, which it had stopped: the request to stop no longer '
+            f'applies. Go on from where you stopped, following the instructions above; do not repeat finished work.)'
+        )
+    return (
+        f'{instructions}\n\n(Your parent resumes a task it had stopped before it began. Its original request: '
+        f'{description})'
+    )
+
+
 def parent_instructions(subagents: Iterable[SubAgentConfig]) -> str:
     """The parent's guide: which sub-agents exist and how to start, wait for, answer and stop them."""
     listing = '\n'.join(f'- {config.name}: {config.description}' for config in subagents)
@@ -73,7 +91,8 @@ You can delegate work with the `task` tool to these sub-agents:
 runs in the background. Follow background tasks with `check_task`, `wait_tasks` (waits without polling) and \
 `list_active_tasks`. When a task asks a question, reply with `answer_subagent`.
 To stop a task: `soft_cancel_task` tells it to wrap up and hand back partial results (it is stopped if it \
-takes too long); `hard_cancel_task` stops it at once, keeping only the checkpoints it recorded.
+takes too long); `hard_cancel_task` stops it at once, keeping only the checkpoints it recorded. \
+`resume_task` continues a cancelled or failed task with new instructions, from where it stopped.
 `task` also takes `region` (a group of tasks: `soft_cancel_region` / `hard_cancel_region` stop them all at once, \
 `wait_region` delivers all their results or says why not), `timeout_seconds` (a time budget) and `fallback` \
 (a sub-agent that takes over with the partial result if the task is cancelled)."""

@@ -34,6 +34,7 @@ from .owner_mailbox import OwnerMailbox
 from .region_service import RegionService
 from .regions import RegionOutcome, check_region
 from .results import TaskInfo
+from .resume import Resumes
 from .supervisor import Supervisor, new_owner_id
 from .task_book import TaskBook
 from .task_context import current_task
@@ -127,8 +128,6 @@ class SubAgentManager:
             defaults=self._defaults,
             policy=self.policy,
         )
-        if self._host is not None:
-            self._book.read_contexts(self._host.context_of)
         self._cancels = Cancels(self._book, self._defaults, self.clock, self.policy)
         self._supervisor = Supervisor(
             configs=self._configs,
@@ -143,6 +142,7 @@ class SubAgentManager:
             telemetry=TaskTelemetry(self.get),
         )
         self._regions = RegionService(self._book, self._cancels, self._supervisor, self.clock, self.policy)
+        self._resumes = Resumes(self._book, self._supervisor)
 
     @property
     def owner_id(self) -> str:
@@ -168,7 +168,7 @@ class SubAgentManager:
             await self._transport.__aenter__()
         if self._host is not None:
             await self._host.__aenter__()
-        await self._supervisor.enter(self)
+        await self._supervisor.enter()
         return self
 
     async def _after_quiet(self) -> None:
@@ -189,7 +189,7 @@ class SubAgentManager:
         rest are hard-cancelled and awaited for `teardown_seconds`. Tasks that still have not stopped are
         marked unresponsive and listed by [`orphans`][subagents_cancel.SubAgentManager.orphans].
         """
-        await self._supervisor.close(self, reason or CancelReason(kind='parent_ended'))
+        await self._supervisor.close(reason or CancelReason(kind='parent_ended'))
         if self._host is not None:
             await self._host.aclose(deadline=self._supervisor.teardown_deadline)
 
@@ -250,6 +250,35 @@ class SubAgentManager:
             subagent, description, region=region, timeout_seconds=timeout_seconds, fallback=fallback
         )
         return self._book.info(await self._supervisor.follow(self._book.records.get(info.task_id)))
+
+    async def resume(
+        self,
+        task_id: str,
+        instructions: str,
+        *,
+        region: str | None = None,
+        timeout_seconds: float | None = None,
+        fallback: str | None = None,
+    ) -> TaskInfo:
+        """Continue a CANCELLED or FAILED task as a new task that starts from its conversation; return at once.
+
+        The new task (same sub-agent) gets `instructions` as its next message and the old task's checkpoints; the
+        old task keeps its outcome. `region`, `timeout_seconds` and `fallback` are as for
+        [`start`][subagents_cancel.SubAgentManager.start]: the old task's are not carried over. The conversation is
+        repaired first ([`resumable_history`][subagents_cancel.history_surgery.resumable_history]).
+
+        Raises:
+            NotResumable: the task completed, has not ended, or was resumed already.
+            TypeError, UnknownTask: as [`get`][subagents_cancel.SubAgentManager.get] raises them.
+            ManagerClosed, UnknownSubAgent, RegionClosed, ValueError: as `start` raises them.
+        """
+        if timeout_seconds is not None:
+            check_duration('timeout_seconds', timeout_seconds)
+        record = self._book.records.get(task_id)
+        resumption = self._resumes.resume(
+            record, instructions, region=region, timeout_seconds=timeout_seconds, fallback=fallback
+        )
+        return self._book.info(resumption)
 
     # --- reading ------------------------------------------------------------------------------
 

@@ -16,6 +16,10 @@ From a task (to its owner's mailbox): [`TaskStarted`][subagents_cancel.messages.
 From the owner to observers: [`StatusChanged`][subagents_cancel.messages.StatusChanged],
 [`TaskUnresponsive`][subagents_cancel.messages.TaskUnresponsive].
 
+Between a task and the owners opened inside it (nested owners): to a nested owner,
+[`CancelAll`][subagents_cancel.messages.CancelAll]; from it, [`SubtasksEnded`][subagents_cancel.messages.SubtasksEnded]
+(to the task's mailbox) and [`SubtasksChanged`][subagents_cancel.messages.SubtasksChanged] (to the task's owner).
+
 Every message has its own `message_id`; a reply names the message it answers in `correlation_id`.
 
 Every message is a member of one union, [`BusMessage`][subagents_cancel.messages.BusMessage], told apart by
@@ -39,12 +43,20 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, NewType
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, JsonValue, TypeAdapter
+from pydantic import ConfigDict, Field, JsonValue, TypeAdapter
 from pydantic_ai import RunUsage
+from pydantic_ai.messages import ModelMessage
 
+from .message_parts import CancelMode as CancelMode
+from .message_parts import CancelReason as CancelReason
+from .message_parts import CancelReasonKind as CancelReasonKind
+from .message_parts import Checkpoint as Checkpoint
+from .message_parts import RunError as RunError
+from .message_parts import TaskId as TaskId
 from .output_codec import TypedOutput
+from .results import TaskInfo
 from .states import TaskState
 
 __all__ = (
@@ -52,6 +64,7 @@ __all__ = (
     'Answer',
     'BusMessage',
     'CancelAcknowledged',
+    'CancelAll',
     'CancelEscalated',
     'CancelHeld',
     'CancelLost',
@@ -71,6 +84,8 @@ __all__ = (
     'RunOutput',
     'RunStopped',
     'StatusChanged',
+    'SubtasksChanged',
+    'SubtasksEnded',
     'TaskId',
     'TaskStarted',
     'TaskUnresponsive',
@@ -80,49 +95,9 @@ __all__ = (
     'message_json_schema',
 )
 
-TaskId = NewType('TaskId', str)
-"""A readable task id, `<sub-agent name>-<8 hex digits>` (32 random bits), e.g. `researcher-3f9a07c2`."""
-
-CancelMode = Literal['soft', 'hard']
-"""`'soft'`: the sub-agent is told and wraps up; `'hard'`: its run is stopped now."""
-
-CancelReasonKind = Literal['user', 'parent_cancelled', 'parent_ended', 'deadline', 'region', 'sibling', 'budget']
-"""Why a task is cancelled.
-
-* `'user'`: the parent model (a cancel tool) or the application asked for it.
-* `'parent_cancelled'`: the run or task that owns this task was cancelled.
-* `'parent_ended'`: the run or scope that owns this task ended while the task was still running.
-* `'deadline'`, `'region'`, `'sibling'`, `'budget'`: a deadline expired, a cancel region fired, a sibling
-  made the work unnecessary, a budget ran out.
-"""
-
 
 def _new_message_id() -> str:
     return uuid.uuid4().hex[:12]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CancelReason:
-    """Why a cancel was requested: a kind, and optional free text from whoever asked."""
-
-    kind: CancelReasonKind = 'user'
-    detail: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Checkpoint:
-    """A progress record made by the sub-agent's `checkpoint` tool.
-
-    `completed`, `in_progress` and `not_started` describe the work as of this checkpoint; `findings`
-    are what it learned since the previous one.
-    """
-
-    completed: tuple[str, ...] = ()
-    in_progress: tuple[str, ...] = ()
-    not_started: tuple[str, ...] = ()
-    findings: tuple[str, ...] = ()
-    at: float
-    """Clock time when it was recorded."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -208,18 +183,6 @@ class RunOutput:
 
 
 @dataclass(frozen=True, slots=True)
-class RunError:
-    """The run raised before any cancel request reached the runner (the failure wins).
-
-    `message` is ours, never provider text (which may carry secrets).
-    """
-
-    error_type: str
-    message: str
-    kind: Literal['run_error'] = field(default='run_error', repr=False)
-
-
-@dataclass(frozen=True, slots=True)
 class RunStopped:
     """The run ended after a cancel request reached the runner (the cancel wins).
 
@@ -292,6 +255,8 @@ class RunFinished(_Message):
     while such a tool was working, its thread goes on, and is reported here until it returns.
     """
 
+    # Bytes in the conversation (an image a tool returned) travel as base64, as pydantic-ai's own adapter sends them.
+    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(ser_json_bytes='base64', val_json_bytes='base64')
     kind: Literal['run_finished'] = field(default='run_finished', repr=False)
     ending: Annotated[RunEnding, Field(discriminator='kind')]
     usage: RunUsage
@@ -299,6 +264,9 @@ class RunFinished(_Message):
     usage_after_cancel: RunUsage | None = None
     """The part of `usage` in model responses received after the first cancel request reached the runner
     (the response in flight at the request counts, since it arrived after it); `None` when no request did."""
+    messages: tuple[ModelMessage, ...] = ()
+    """The run's conversation as it ended (pydantic-ai's `all_messages()`), empty if it never started: a cancelled
+    or failed task is resumed from it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -327,6 +295,45 @@ class TaskUnresponsive(_Message):
     kind: Literal['task_unresponsive'] = field(default='task_unresponsive', repr=False)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelAll(_Message):
+    """Sent to a nested owner: cancel every task you have that is still running (the cascade of a cancel).
+
+    `task_id` is the task the nested owner was opened in, whose own cancel cascades; a
+    [`SubtasksEnded`][subagents_cancel.messages.SubtasksEnded] goes back to its mailbox once every task of the
+    nested owner has ended.
+    """
+
+    kind: Literal['cancel_all'] = field(default='cancel_all', repr=False)
+    mode: CancelMode
+    reason: CancelReason
+    grace_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubtasksEnded(_Message):
+    """A nested owner's answer to the [`CancelAll`][subagents_cancel.messages.CancelAll] `correlation_id`.
+
+    Every task it had when the request arrived has ended (at once, if none was running).
+    """
+
+    kind: Literal['subtasks_ended'] = field(default='subtasks_ended', repr=False)
+    correlation_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubtasksChanged(_Message):
+    """The tasks of the nested owner at `owner_address`, opened inside task `task_id`, have changed.
+
+    `subtasks` are those that have not ended, as they are now (an owner with none left sends an empty tuple).
+    Sent to the owner of task `task_id`, which shows them as that task's `subtasks`.
+    """
+
+    kind: Literal['subtasks_changed'] = field(default='subtasks_changed', repr=False)
+    owner_address: str
+    subtasks: tuple[TaskInfo, ...]
+
+
 BusMessage = (
     CancelRequest
     | Answer
@@ -344,6 +351,9 @@ BusMessage = (
     | ThreadsFinished
     | StatusChanged
     | TaskUnresponsive
+    | CancelAll
+    | SubtasksEnded
+    | SubtasksChanged
 )
 """Every message the bus carries."""
 

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from pydantic_ai import RunUsage
 
-from .messages import CancelMode, CancelReason, Checkpoint, RunError, TaskId
+from .message_parts import CancelMode, CancelReason, Checkpoint, RunError, TaskId
 from .states import TaskStatus
 
 __all__ = (

@@ -18,7 +18,7 @@ import html
 import operator
 from collections.abc import Iterable, Mapping, Sequence
 
-from .messages import CancelReason
+from .message_parts import CancelReason
 from .notebook_shapes import (
     CancelledShape,
     CancelShape,

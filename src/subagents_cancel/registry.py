@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import anyio
 from pydantic_ai import RunUsage
+from pydantic_ai.messages import ModelMessage
 
 from .errors import UnknownTask
 from .messages import Checkpoint, Question, RunEnding, RunError, RunOutput, RunStopped, TaskId
@@ -52,6 +53,14 @@ class TaskRecord:
     unresponsive_since: float | None = None
     lingering_threads: int = 0
     cleanup_error: str | None = None
+    resumed_from: TaskId | None = None
+    """The cancelled or failed task this one continues, from its conversation."""
+    resumed_by: TaskId | None = None
+    """The task that continues this one (a task is resumed once)."""
+    inherited_checkpoints: int = 0
+    """How many of `checkpoints` came from the task it continues (they come first)."""
+    history: tuple[ModelMessage, ...] = ()
+    """The conversation its run ended with, kept while it can be resumed: it ended CANCELLED or FAILED."""
     dropped: list[TaskEvent] = field(default_factory=list[TaskEvent])
     """Events that arrived after the task had ended: they lost the race, and are kept, not applied."""
     ended: anyio.Event = field(default_factory=anyio.Event)
@@ -148,6 +157,9 @@ class TaskRecord:
             unresponsive_since=self.unresponsive_since,
             lingering_threads=self.lingering_threads,
             cleanup_error=self.cleanup_error,
+            resumed_from=self.resumed_from,
+            resumed_by=self.resumed_by,
+            inherited_checkpoints=self.inherited_checkpoints,
         )
 
 

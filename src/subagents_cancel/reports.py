@@ -123,7 +123,7 @@ def task_report(info: TaskInfo, now: float) -> str:
 
 def aftermath(info: TaskInfo) -> list[str]:
     """The notes that follow a finished task's report: its fallback, its lingering threads, its failed cleanup."""
-    notes: list[str] = []
+    notes = _resumption(info)
     if info.fallback is not None:
         fallback = info.fallback
         if fallback.outcome is None:
@@ -147,9 +147,21 @@ def aftermath(info: TaskInfo) -> list[str]:
     return notes
 
 
+def _resumption(info: TaskInfo) -> list[str]:
+    """The notes that link a resumed task and the task that continues it."""
+    notes: list[str] = []
+    if info.resumed_from is not None:
+        inherited = f'{info.inherited_checkpoints} of its checkpoints are inherited'
+        notes.append(f'It continues {info.resumed_from} from where that task stopped ({inherited}).')
+    if info.resumed_by is not None:
+        notes.append(f'It was resumed as {info.resumed_by}; check_task({info.resumed_by!r}) follows it.')
+    return notes
+
+
 def _live_report(info: TaskInfo, now: float) -> str:
     where = f' (region {info.region})' if info.region else ''
     lines = [f'{info.task_id}: {_STATUS_TEXT[info.status]} for {seconds_text(info.elapsed_seconds)}{where}.']
+    lines.extend(_resumption(info))
     if info.deadline_at is not None:
         lines.append(f'Its time budget runs out in {seconds_text(max(0.0, info.deadline_at - now))}.')
     if info.question is not None:

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from pydantic_ai import RunUsage
 
-from .messages import CancelMode, CancelReason, Checkpoint, RunError, TaskId
+from .message_parts import CancelMode, CancelReason, Checkpoint, RunError, TaskId
 from .notebook_view import cancelled_html, completed_html, failed_html, partial_html, task_html
+from .output_codec import TypedOutput
 from .states import TaskStatus
 
 __all__ = ('CancelInfo', 'Cancelled', 'Completed', 'Failed', 'Outcome', 'PartialResult', 'TaskInfo')
@@ -29,7 +30,7 @@ class PartialResult:
     in_progress: tuple[str, ...] = ()
     not_started: tuple[str, ...] = ()
     findings: tuple[str, ...] = ()
-    final_message: object | None = None
+    final_message: TypedOutput = None
     checkpoints: int = 0
     """How many checkpoints the sub-agent recorded."""
     read_request: bool = False
@@ -65,7 +66,7 @@ class PartialResult:
 class Completed:
     """The run ended with `output`, committed before any cancel request reached it."""
 
-    output: object
+    output: TypedOutput
 
     def _repr_html_(self) -> str:
         return completed_html(self)
@@ -172,6 +173,12 @@ class TaskInfo:
     """Worker threads of its sync tools that are still working after its run ended."""
     cleanup_error: str | None = None
     """Set when its cleanup or promote hook raised or ran out of time."""
+    resumed_from: TaskId | None = None
+    """The cancelled or failed task this one continues (see [`resume`][subagents_cancel.SubAgentManager.resume])."""
+    resumed_by: TaskId | None = None
+    """The task that continues this one, once it was resumed."""
+    inherited_checkpoints: int = 0
+    """How many of `checkpoints` it inherited from the task it continues (they come first)."""
 
     @property
     def is_terminal(self) -> bool:

@@ -35,6 +35,7 @@ from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.run import AgentRun
 
 from . import subagent_replies
+from .cascade import Cascade
 from .clock import Clock, sleep_until
 from .delivery import DeliveryEvent, SoftCancelDelivery
 from .instructions import cancel_request_text
@@ -53,6 +54,7 @@ from .messages import (
     RunFinished,
     RunOutput,
     RunStopped,
+    SubtasksEnded,
     TaskStarted,
     ThreadsFinished,
 )
@@ -65,6 +67,7 @@ from .task_capability import TaskRunCapability
 from .task_context import TaskContext, TaskThreads, task_scope
 from .task_spec import TaskSpec
 from .tool_threads import SyncToolPool
+from .transport import Transport
 
 __all__ = ('TaskRunner', 'TaskSpec')
 
@@ -79,6 +82,8 @@ class TaskRunner:
         spec: TaskSpec,
         *,
         send: Callable[[BusMessage], object],
+        transport: Transport,
+        host_address: str,
         leave: Callable[[], object],
         clock: Clock,
         pool: SyncToolPool,
@@ -88,7 +93,8 @@ class TaskRunner:
         """Prepare the runner; whoever routes the task's messages hands them to `receive`.
 
         `send` takes every report to the owner without blocking; `leave` is called once the run is over, after
-        which no message reaches `receive` any more.
+        which no message reaches `receive` any more. `transport` and `host_address` are where the owners opened
+        inside the task reach it (their answers to its cascade go to `host_address`, which routes them here).
 
         `slot` is the owner's concurrency semaphore (released when the run ends); `queued` says the runner
         must acquire it first (the task is PENDING), rather than having been given it already. `pool`
@@ -115,10 +121,15 @@ class TaskRunner:
         """The sub-agent's questions and checkpoints to its parent."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._usage_after_cancel = UsageAfterCancel()
+        self._cascade = Cascade(spec.task_id, clock)
+        """The task's cancel on its way to the owners opened inside it."""
         self.context = TaskContext(
             spec.task_id,
             root_id=spec.root_id,
             clock=clock,
+            transport=transport,
+            owner_address=spec.owner_address,
+            host_address=host_address,
             cancel_requested=lambda: self._cancel is not None or self._stop_requested,
             stop_requested=lambda: self._stop_requested,
         )
@@ -146,6 +157,7 @@ class TaskRunner:
         finally:
             self._leave()
             if self._started:
+                messages = self._messages()
                 self._send(
                     RunFinished(
                         task_id=self.spec.task_id,
@@ -153,7 +165,8 @@ class TaskRunner:
                         ending=ending,
                         usage=usage,
                         lingering_threads=self._threads.linger(self._report_threads_finished),
-                        usage_after_cancel=self._usage_after_cancel.usage(self._messages()),
+                        usage_after_cancel=self._usage_after_cancel.usage(messages),
+                        messages=tuple(messages),
                     )
                 )
             with anyio.CancelScope(shield=True):
@@ -199,7 +212,10 @@ class TaskRunner:
             capabilities.append(self._preemption)
         run: AgentRun[None, object] | None = None
         try:
-            async with self.spec.agent.iter(self.spec.prompt, capabilities=capabilities) as run:
+            history = list(self.spec.message_history) or None
+            async with self.spec.agent.iter(
+                self.spec.prompt, message_history=history, capabilities=capabilities
+            ) as run:
                 self._run = run
                 async for node in run:
                     self._at_step(run, Agent.is_model_request_node(node), Agent.is_call_tools_node(node))
@@ -248,6 +264,8 @@ class TaskRunner:
             self._receive_cancel(message)
         elif isinstance(message, Answer):
             self._line.resolve(message.correlation_id, subagent_replies.answered_by_parent(message.text))
+        elif isinstance(message, SubtasksEnded):
+            self._cascade.ended(message.correlation_id)
 
     def _receive_cancel(self, message: CancelRequest) -> None:
         """Act on a cancel request, and give its receipt at once: lost (with the ending), held, or received."""
@@ -293,21 +311,16 @@ class TaskRunner:
         """Stop the task's own sub-agents first, then tell the task; stop it if the grace window runs out."""
         assert self._timers is not None
         self._timers.start_soon(self._expire_grace, request)
-        children = self.context.children
-        if not children:
+        owners = self.context.nested_owners
+        if not owners:
             self._tell(request, subtasks_stopped=False)
             return
         grace = request.grace_seconds * self.spec.cascade_grace_factor
-        reason = CancelReason(kind='parent_cancelled', detail=request.reason.detail)
-        for child in children:
-            child.cancel_all('soft', reason=reason, grace_seconds=grace)
+        self._cascade.send(owners, 'soft', request.reason, grace)
         self._timers.start_soon(self._tell_after_children, request, grace)
 
     async def _tell_after_children(self, request: CancelRequest, grace: float) -> None:
-        deadline = request.sent_at + grace
-        for child in self.context.children:
-            if (left := deadline - self._clock.now()) > 0:
-                await child.wait(timeout_seconds=left)
+        await self._cascade.wait_ended(request.sent_at + grace)
         self._tell(request, subtasks_stopped=True)
 
     def _tell(self, request: CancelRequest, *, subtasks_stopped: bool) -> None:
@@ -335,9 +348,7 @@ class TaskRunner:
         self._stop_requested = True
         if self._cancel is not None:
             self._delivery.handle(DeliveryEvent.STOP)  # a soft request that has not reached the model yet never will
-        reason = CancelReason(kind='parent_cancelled', detail=why.detail)
-        for child in self.context.children:  # deepest first: the task's own sub-agents stop before it does
-            child.cancel_all('hard', reason=reason, grace_seconds=0.0)
+        self._cascade.send(self.context.nested_owners, 'hard', why, 0.0)  # deepest first: they stop before it does
         if self._run is not None and self._race.must_await_verdict(run_ended=self._run_ended()):
             self._await_verdict()  # the final answer has arrived first: it wins if the run accepts it
         else:

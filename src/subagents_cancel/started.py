@@ -1,4 +1,4 @@
-"""Which tasks a parent run started, read from its messages: each `task` result carries its task id as metadata.
+"""Which tasks a parent run started, read from its messages: each `task` (or `resume_task`) result carries its id.
 
 The id travels in the tool result's `metadata`, which pydantic-ai keeps in the message history but never sends
 to the model, so nobody has to parse it out of the reply's text, and it survives storing the messages as JSON.
@@ -16,22 +16,24 @@ from .messages import TaskId
 __all__ = ('TASK_ID_KEY', 'started_task_ids', 'with_task_id')
 
 TASK_ID_KEY = 'subagents_cancel_task_id'
-"""The key of the task id in the metadata of a `task` tool result."""
+"""The key of the task id in the metadata of a `task` or `resume_task` tool result."""
+_STARTING_TOOLS = frozenset({'task', 'resume_task'})
+"""The parent's tools whose results carry the id of the task they started."""
 
 
 def with_task_id(reply: str, task_id: TaskId) -> ToolReturn:
-    """The `task` tool's result: `reply` for the model, and the id of the task it started as metadata."""
+    """A `task` or `resume_task` result: `reply` for the model, and the id of the task it started as metadata."""
     return ToolReturn(return_value=reply, metadata={TASK_ID_KEY: task_id})
 
 
 def started_task_ids(messages: Sequence[ModelMessage]) -> tuple[TaskId, ...]:
-    """The ids of the tasks that the `task` tool started in `messages`, in the order of its results."""
+    """The ids of the tasks that `task` and `resume_task` started in `messages`, in the order of their results."""
     found: list[TaskId] = []
     for message in messages:
         if not isinstance(message, ModelRequest):
             continue
         for part in message.parts:
-            if not isinstance(part, ToolReturnPart) or part.tool_name != 'task':
+            if not isinstance(part, ToolReturnPart) or part.tool_name not in _STARTING_TOOLS:
                 continue
             metadata: object = part.metadata
             if isinstance(metadata, dict):

@@ -8,6 +8,8 @@ __all__ = (
     'one_question_at_a_time',
     'refused_after_cancel',
     'step_interrupted',
+    'stopped_before_result',
+    'stopped_here',
     'tool_interrupted',
 )
 
@@ -47,4 +49,20 @@ def refused_after_cancel(tool_name: str) -> str:
     return (
         f'Not run ({tool_name}): your parent asked you to stop (CANCEL_REQUEST). Do not call tools; '
         f'reply now with your partial results.'
+    )
+
+
+def stopped_here() -> str:
+    """What stands in a resumed task's history for the cancel request that stopped the task it continues."""
+    return (
+        '[Your parent stopped this task here and asked for partial results. It has since resumed the task: '
+        'the request to stop no longer applies; follow its latest message.]'
+    )
+
+
+def stopped_before_result(tool_name: str) -> str:
+    """The result, in a resumed task's history, of a tool call that the stop left without one."""
+    return (
+        f'No result ({tool_name}): the task was stopped before this call returned, so whatever it did is unknown. '
+        f'Call it again if you still need it.'
     )

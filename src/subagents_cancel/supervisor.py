@@ -20,6 +20,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Literal
 
 from opentelemetry import propagate
+from pydantic_ai.messages import ModelMessage
 
 from .cancels import Cancels
 from .clock import Clock
@@ -29,6 +30,7 @@ from .errors import ManagerClosed, UnknownSubAgent
 from .gc_pause import collector_paused
 from .instructions import fallback_prompt
 from .messages import CancelReason, TaskId
+from .nesting import EnclosingTask
 from .owner_mailbox import OwnerMailbox
 from .regions import RegionClosed, check_region
 from .registry import TaskRecord
@@ -36,7 +38,7 @@ from .results import Cancelled
 from .shield import finish_shielded
 from .states import TaskStatus
 from .task_book import TaskBook
-from .task_context import ChildOwner, TaskContext, current_task
+from .task_context import TaskContext, current_task
 from .telemetry import TaskTelemetry
 from .timers import Timers
 from .wire import StartTask
@@ -77,6 +79,7 @@ class Supervisor:
         """The owner's traces and metrics."""
         self.parent: TaskContext | None = None
         """The task this owner was opened in, if any: it is that task's child."""
+        self._enclosing: EnclosingTask | None = None
         self.phase: _Phase = 'new'
         self._timers: set[asyncio.Task[None]] = set()
         self._deadlines = Timers(clock, name='owner timers')
@@ -92,7 +95,7 @@ class Supervisor:
 
     # --- lifetime -----------------------------------------------------------------------------
 
-    async def enter(self, owner: ChildOwner) -> None:
+    async def enter(self) -> None:
         """Open the owner: its place under the task it runs in, and its mailbox.
 
         Raises:
@@ -102,10 +105,12 @@ class Supervisor:
             raise ManagerClosed()
         self.phase = 'open'
         self.parent = current_task()
-        if self.parent is not None:
-            self.parent.adopt(owner)
         addresses = itertools.chain((self._book.address,), iter(new_owner_id, ''))
         self._book.address = await self._mailbox.claim(addresses)
+        if self.parent is not None:
+            transport = self._mailbox.transport
+            self._enclosing = EnclosingTask(self.parent, transport=transport, book=self._book, cancels=self._cancels)
+            self._enclosing.open()
         self._unsubscribe_telemetry = self._mailbox.transport.subscribe(self.telemetry.observe)
 
     def quiet(self) -> bool:
@@ -115,14 +120,14 @@ class Supervisor:
             record.lingering_threads or not record.hooks_done for record in records
         )
 
-    async def close(self, owner: ChildOwner, reason: CancelReason) -> None:
+    async def close(self, reason: CancelReason) -> None:
         """Cancel every task still running and wait for them, within the policy's bounds; idempotent."""
         if self.phase != 'open':
             return
         self.phase = 'closing'
-        await finish_shielded(self._close(owner, reason))
+        await finish_shielded(self._close(reason))
 
-    async def _close(self, owner: ChildOwner, reason: CancelReason) -> None:
+    async def _close(self, reason: CancelReason) -> None:
         await self._deadlines.aclose()
         for timer in tuple(self._timers):
             timer.cancel()
@@ -138,8 +143,8 @@ class Supervisor:
         self.teardown_deadline = self._clock.now() + self._policy.teardown_seconds
         await self._join(self.teardown_deadline)
         self.phase = 'closed'
-        if self.parent is not None:
-            self.parent.disown(owner)
+        if self._enclosing is not None:
+            self._enclosing.close()
         await self._mailbox.close()
         self._unsubscribe_telemetry()
 
@@ -177,8 +182,9 @@ class Supervisor:
         region: str | None,
         timeout_seconds: float | None,
         fallback: str | None,
+        history: tuple[ModelMessage, ...] = (),
     ) -> TaskRecord:
-        """Check where and what may start, then launch the task (see `SubAgentManager.start`)."""
+        """Check where and what may start, then launch the task (see `SubAgentManager.start`) from `history`."""
         if self.phase != 'open':
             raise ManagerClosed()
         config = self._config(subagent)
@@ -195,6 +201,7 @@ class Supervisor:
             region=region,
             timeout_seconds=self._defaults.timeout_seconds(config.name, timeout_seconds),
             fallback=self._defaults.fallback(config.name, fallback),
+            history=history,
         )
 
     async def follow(self, record: TaskRecord) -> TaskRecord:
@@ -222,6 +229,7 @@ class Supervisor:
         region: str | None = None,
         fallback: str | None = None,
         fallback_for: TaskId | None = None,
+        history: tuple[ModelMessage, ...] = (),
     ) -> TaskRecord:
         now = self._clock.now()
         self._book.forget_past_keeping()
@@ -250,6 +258,7 @@ class Supervisor:
             parent_task_id=record.parent_task_id,
             region=record.region,
             fallback_for=record.fallback_for,
+            message_history=history,
             refuse_tools_after_cancel=self._policy.refuse_tools_after_cancel,
             preempt_on_soft_cancel=self._defaults.preempt_on_soft_cancel(config.name),
             cascade_grace_factor=self._policy.cascade_grace_factor,

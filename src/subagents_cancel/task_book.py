@@ -21,6 +21,7 @@ from .defaults import Defaults
 from .messages import (
     Answer,
     CancelAcknowledged,
+    CancelAll,
     CancelEscalated,
     CancelHeld,
     CancelLost,
@@ -38,6 +39,7 @@ from .messages import (
     RunOutput,
     RunStopped,
     StatusChanged,
+    SubtasksChanged,
     TaskId,
     TaskStarted,
     TaskUnresponsive,
@@ -47,7 +49,6 @@ from .regions import RegionCancel
 from .registry import Registry, TaskRecord
 from .results import CancelInfo, TaskInfo
 from .states import NotWaitingForAnswer, TaskEvent
-from .task_context import TaskContext
 from .waiting import Waiters, WaitFor, WaitResult
 from .wire import HooksFinished, SettleTask, StartTask, WireMessage
 
@@ -55,11 +56,14 @@ __all__ = ('TaskBook',)
 
 _Listener = Callable[[TaskRecord], None]
 _Send = Callable[[str, WireMessage], object]
-_Contexts = Callable[[TaskId], TaskContext | None]
 
 
 def _ignore(record: TaskRecord) -> None:
     pass
+
+
+def _ignore_cancel_all(request: CancelAll) -> None:
+    pass  # an owner that was not opened inside a task has no tasks of a parent to cancel
 
 
 class TaskBook:
@@ -79,17 +83,29 @@ class TaskBook:
         self._defaults = defaults
         self._deadline_cancel: CancelMode = policy.deadline_cancel
         self._waiters = Waiters(clock)
-        self._contexts: _Contexts = lambda task_id: None
         self._receipts: dict[TaskId, anyio.Event] = {}
         """The latest cancel request of each task whose receipt has not come yet."""
         self._hooks: dict[TaskId, anyio.Event] = {}
         """Set once the task's hook has run, for whoever waits for that."""
+        self._subtasks: dict[TaskId, dict[str, tuple[TaskInfo, ...]]] = {}
+        """Per task still running, the latest tasks of each owner opened inside it (from `SubtasksChanged`)."""
         self._ended: _Listener = _ignore
         self._threads_finished: _Listener = _ignore
+        self._changed: _Listener = _ignore
+        self._cancel_all: Callable[[CancelAll], None] = _ignore_cancel_all
 
     def listen(self, *, ended: _Listener, threads_finished: _Listener) -> None:
         """Set what the owner does once a task has ended, and once its lingering threads have returned."""
         self._ended, self._threads_finished = ended, threads_finished
+
+    def report_to(self, *, cancel_all: Callable[[CancelAll], None], changed: _Listener) -> None:
+        """Set what a nested owner does with a `CancelAll` from its task, and once one of its records has changed."""
+        self._cancel_all, self._changed = cancel_all, changed
+
+    def _notify(self, record: TaskRecord) -> None:
+        """`record` changed: wake its waiters, and let a nested owner report it."""
+        self._waiters.notify(record)
+        self._changed(record)
 
     def _send(self, address: str, message: WireMessage) -> None:
         """The owner's one way out: every message it sends, to its tasks' host or to its own observers, goes here."""
@@ -100,19 +116,11 @@ class TaskBook:
     def info(self, record: TaskRecord) -> TaskInfo:
         """A snapshot of `record`, with the active tasks of its own sub-agents while it runs, and its fallback."""
         now = self._clock.now()
-        context = self._contexts(record.task_id)
-        subtasks = (
-            tuple(info for child in context.children for info in child.active_tasks())
-            if context is not None and not record.status.is_terminal
-            else ()
-        )
+        nested = self._subtasks.get(record.task_id, {}) if not record.status.is_terminal else {}
+        subtasks = tuple(_as_of(info, now) for infos in nested.values() for info in infos)
         fallback_record = self.records.find(record.fallback_id) if record.fallback_id else None
         fallback = fallback_record.info(now) if fallback_record is not None else None
         return record.info(now, fallback=fallback, subtasks=subtasks)
-
-    def read_contexts(self, contexts: _Contexts) -> None:
-        """Where a task's run context is (for its sub-agents' tasks), when its host runs in this process."""
-        self._contexts = contexts
 
     async def wait(self, task_ids: Sequence[str] | None, wait_for: WaitFor, timeout_seconds: float) -> WaitResult:
         """Wait until the tasks (all active ones by default) end, or one asks; see `SubAgentManager.wait`."""
@@ -148,10 +156,11 @@ class TaskBook:
         if not record.apply(event, at=at, ending=ending):
             return
         if record.status.is_terminal:
+            self._subtasks.pop(record.task_id, None)
             self.records.settle(record)
             self._after_end(record)
         self._send(self.address, StatusChanged(task_id=record.task_id, sent_at=at, old=old, new=record.state))
-        self._waiters.notify(record)
+        self._notify(record)
 
     def _after_end(self, record: TaskRecord) -> None:
         """Tell a fallback's original that it has ended; then let the owner start a cancelled task's fallback."""
@@ -159,8 +168,15 @@ class TaskBook:
             original = self.records.get(record.fallback_for)
             original.awaiting_fallback = False
             self.records.done(original, self._clock.now())
-            self._waiters.notify(original)
+            self._notify(original)
         self._ended(record)
+
+    def resumed(self, record: TaskRecord, resumption: TaskRecord) -> None:
+        """Note that `resumption` continues `record`: it inherits its checkpoints, and `record` drops its history."""
+        record.resumed_by, resumption.resumed_from = resumption.task_id, record.task_id
+        record.history = ()
+        resumption.checkpoints[:0] = record.checkpoints
+        resumption.inherited_checkpoints = len(record.checkpoints)
 
     def fallback_started(self, record: TaskRecord, fallback: TaskRecord) -> None:
         """Note that `fallback` took over the cancelled `record`: waiting for `record` waits for it too."""
@@ -179,8 +195,10 @@ class TaskBook:
             )
         elif mode == 'hard':
             record.cancel = dataclasses.replace(record.cancel, mode='hard')
-        started = record.started_at is not None
+        old, started = record.state, record.started_at is not None
         self.transition(record, TaskEvent.SOFT_CANCEL if mode == 'soft' else TaskEvent.HARD_CANCEL, now)
+        if record.state == old:
+            self._changed(record)  # no transition reported it, but the cancel it shows has changed
         if started and not record.status.is_terminal:  # a PENDING task ends here, on the owner's side
             self._receipts[record.task_id] = anyio.Event()
             self._send(self.host, request)
@@ -240,12 +258,13 @@ class TaskBook:
             unresponsive = TaskUnresponsive(task_id=record.task_id, sent_at=now)
             self._send(self.address, unresponsive)
             self._send(self.host, unresponsive)  # for the task's span
+            self._changed(record)
 
     def mark_stuck(self, records: Sequence[TaskRecord]) -> None:
         """Mark the tasks that a hard cancel waited for in vain unresponsive, and wake their waiters."""
         for record in records:
             self.mark_unresponsive(record)
-            self._waiters.notify(record)
+            self._notify(record)
 
     def hooks_done(self, record: TaskRecord, cleanup_error: str | None) -> None:
         """Record that the task's hook has run (and how it failed, if it did): waiting for the task may return."""
@@ -255,7 +274,7 @@ class TaskBook:
         if (hooks := self._hooks.pop(record.task_id, None)) is not None:
             hooks.set()
         self.records.done(record, self._clock.now())
-        self._waiters.notify(record)
+        self._notify(record)
 
     # --- what the tasks report ----------------------------------------------------------------
 
@@ -267,12 +286,17 @@ class TaskBook:
             self.request_cancel(record, self._deadline_cancel, CancelReason(kind='deadline'), grace)
 
     def receive(self, message: WireMessage) -> None:
-        """Apply one message from the owner's mailbox to the record it reports on."""
+        """Handle one message from the owner's mailbox: a report on a task, or a cascade from the task it runs in."""
+        if isinstance(message, CancelAll):
+            self._cancel_all(message)  # from the task this owner was opened in, whose cancel cascades
+            return
         if isinstance(message, CancelReceived | CancelHeld | CancelLost | RunFinished):
             self._received(message.task_id)
-        record = self._reported_task(message)
-        if record is None:
-            return
+        if (record := self._reported_task(message)) is not None:
+            self._apply_report(record, message)
+
+    def _apply_report(self, record: TaskRecord, message: WireMessage) -> None:
+        """Apply a task's report to its record."""
         match message:
             case TaskStarted():
                 self.transition(record, TaskEvent.START, message.sent_at)
@@ -280,7 +304,7 @@ class TaskBook:
                 self._on_question(record, message)
             case CheckpointRecorded(checkpoint=checkpoint):
                 record.checkpoints.append(checkpoint)
-                self._waiters.notify(record)
+                self._notify(record)
             case CancelAcknowledged() | CancelEscalated() | CancelHeld() | CancelLost() if record.cancel is not None:
                 self._on_cancel_report(record, message)
             case RunFinished():
@@ -289,6 +313,9 @@ class TaskBook:
                 self._on_threads_finished(record, message.sent_at)
             case HooksFinished():
                 self.hooks_done(record, message.cleanup_error)
+            case SubtasksChanged(owner_address=owner, subtasks=subtasks) if not record.status.is_terminal:
+                self._subtasks.setdefault(record.task_id, {})[owner] = subtasks
+                self._changed(record)
             case _:  # a question, acknowledgement or deadline that lost a race with a cancel or the end
                 pass
 
@@ -315,12 +342,12 @@ class TaskBook:
                 record.cancel = dataclasses.replace(record.cancel, held_at=message.sent_at)
             case CancelLost(ending=ending):
                 record.note_lost(ending)
-        self._waiters.notify(record)
+        self._notify(record)
 
     def _on_threads_finished(self, record: TaskRecord, at: float) -> None:
         record.lingering_threads = 0
         self.records.done(record, at)
-        self._waiters.notify(record)
+        self._notify(record)
         self._threads_finished(record)
 
     def _on_question(self, record: TaskRecord, message: Question | QuestionWithdrawn) -> None:
@@ -332,6 +359,8 @@ class TaskBook:
 
     def _finish(self, record: TaskRecord, message: RunFinished) -> None:
         record.usage = message.usage
+        if not isinstance(message.ending, RunOutput):  # it may be resumed: keep its conversation while it is kept
+            record.history = message.messages
         if message.lingering_threads:
             record.lingering_threads = message.lingering_threads
             self.mark_unresponsive(record, message.sent_at)
@@ -348,3 +377,9 @@ class TaskBook:
                     self.request_cancel(record, 'hard', reason, 0.0, at=message.sent_at)
                 event = TaskEvent.STOP
         self.transition(record, event, message.sent_at, ending=message.ending)
+
+
+def _as_of(info: TaskInfo, now: float) -> TaskInfo:
+    """A running task's snapshot as it is at `now`: a nested owner's snapshot ages on the clock they share."""
+    subtasks = tuple(_as_of(each, now) for each in info.subtasks)
+    return dataclasses.replace(info, elapsed_seconds=now - info.created_at, subtasks=subtasks)

@@ -11,39 +11,35 @@ from __future__ import annotations
 
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from .clock import Clock
-from .messages import CancelMode, CancelReason, TaskId
-from .results import TaskInfo
+from .messages import TaskId
 from .tool_threads import SyncToolPool
-from .waiting import WaitFor, WaitResult
+from .transport import Transport
 
-__all__ = ('ChildOwner', 'TaskCancelRequested', 'TaskContext', 'TaskThreads', 'current_task', 'task_scope')
+__all__ = ('NestedOwner', 'TaskCancelRequested', 'TaskContext', 'TaskThreads', 'current_task', 'task_scope')
 
 _T = TypeVar('_T')
 
 
-class ChildOwner(Protocol):
-    """An owner of tasks started from inside another task (a nested sub-agent's manager)."""
+@dataclass(frozen=True, slots=True)
+class NestedOwner:
+    """An owner of tasks opened inside another task (a nested sub-agent's manager), as that task knows it.
 
-    def cancel_all(self, mode: CancelMode, *, reason: CancelReason, grace_seconds: float) -> None:
-        """Request a cancel of every task it has that is still running; return at once."""
-        ...
+    Only where to reach it: the task sends it a [`CancelAll`][subagents_cancel.messages.CancelAll] when its own
+    cancel cascades, and learns about its tasks from the messages it sends back.
+    """
 
-    async def wait(
-        self, task_ids: Sequence[str] | None = None, *, wait_for: WaitFor = 'all', timeout_seconds: float | None = None
-    ) -> WaitResult:
-        """Wait for its tasks."""
-        ...
-
-    def active_tasks(self) -> tuple[TaskInfo, ...]:
-        """Snapshots of its tasks that have not ended."""
-        ...
+    transport: Transport
+    """The transport its mailbox is on."""
+    address: str
+    """Its mailbox address on that transport."""
 
 
 class TaskCancelRequested(Exception):
@@ -63,6 +59,9 @@ class TaskContext:
         *,
         root_id: str,
         clock: Clock,
+        transport: Transport,
+        owner_address: str,
+        host_address: str,
         cancel_requested: Callable[[], bool],
         stop_requested: Callable[[], bool],
     ) -> None:
@@ -72,9 +71,15 @@ class TaskContext:
         """The id of the top-level owner (the parent run or manager scope at the root of the task tree)."""
         self.clock = clock
         """The clock of the task's owner; nested owners use it too."""
+        self.transport = transport
+        """The transport between the task and its owner."""
+        self.owner_address = owner_address
+        """The mailbox address of the task's owner on `transport`."""
+        self.host_address = host_address
+        """The mailbox address of the host that runs the task: messages for the task go there, with its `task_id`."""
         self._cancel_requested = cancel_requested
         self._stop_requested = stop_requested
-        self._children: list[ChildOwner] = []
+        self._nested: list[NestedOwner] = []
         self._scratch_dir: Path | None = None
 
     @property
@@ -121,17 +126,17 @@ class TaskContext:
         return self._scratch_dir
 
     @property
-    def children(self) -> tuple[ChildOwner, ...]:
-        """The owners of tasks started from inside this task."""
-        return tuple(self._children)
+    def nested_owners(self) -> tuple[NestedOwner, ...]:
+        """Where the owners of tasks opened inside this task can be reached."""
+        return tuple(self._nested)
 
-    def adopt(self, owner: ChildOwner) -> None:
-        """Register the owner of tasks started from inside this task."""
-        self._children.append(owner)
+    def adopt(self, owner: NestedOwner) -> None:
+        """Register an owner of tasks opened inside this task: a cancel of the task reaches it first."""
+        self._nested.append(owner)
 
-    def disown(self, owner: ChildOwner) -> None:
+    def disown(self, owner: NestedOwner) -> None:
         """Forget an owner that has closed."""
-        self._children.remove(owner)
+        self._nested.remove(owner)
 
 
 _current: ContextVar[TaskContext | None] = ContextVar('subagents_cancel_task', default=None)

@@ -37,7 +37,7 @@ from pydantic_ai.models import Model
 from .clock import Clock, MonotonicClock
 from .config import SubAgentConfig, SubAgentPolicy, index_subagents
 from .launch import agent_for, run_instructions, settle_task
-from .messages import Answer, BusMessage, CancelRequest, TaskId, TaskUnresponsive
+from .messages import Answer, BusMessage, CancelRequest, SubtasksEnded, TaskId, TaskUnresponsive
 from .runner import TaskRunner, TaskSpec
 from .task_context import TaskContext
 from .telemetry import TaskSpans
@@ -159,17 +159,12 @@ class TaskHost:
         async for message in mailbox:
             self._route(message)
 
-    def context_of(self, task_id: TaskId) -> TaskContext | None:
-        """The run context of a task running here (its nested owners), for an owner in this same process."""
-        hosted = self._hosted.get(task_id)
-        return hosted.runner.context if hosted is not None else None
-
     def _route(self, message: WireMessage) -> None:
         self._spans.observe(message)
         match message:
             case StartTask():
                 self._start(message)
-            case CancelRequest() | Answer():
+            case CancelRequest() | Answer() | SubtasksEnded():
                 if (runner := self._routes.get(message.task_id)) is not None:
                     runner.receive(message)
             case SettleTask():
@@ -190,6 +185,7 @@ class TaskHost:
             root_id=start.root_id,
             agent=self._agents[config.name],
             prompt=start.prompt,
+            message_history=start.message_history,
             instructions=run_instructions(config),
             refuse_tools_after_cancel=start.refuse_tools_after_cancel,
             preempt_on_soft_cancel=start.preempt_on_soft_cancel,
@@ -207,6 +203,8 @@ class TaskHost:
         runner = TaskRunner(
             spec,
             send=report,
+            transport=self._transport,
+            host_address=self.address,
             leave=lambda: self._routes.pop(start.task_id, None),
             clock=self._clock,
             pool=self._pool,

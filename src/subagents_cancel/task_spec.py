@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pydantic_ai.agent import AbstractAgent
+from pydantic_ai.messages import ModelMessage
 
 from .messages import TaskId
 from .task_context import TaskContext
@@ -22,6 +23,8 @@ class TaskSpec:
     root_id: str
     agent: AbstractAgent[None, object]
     prompt: str
+    message_history: tuple[ModelMessage, ...] = ()
+    """The conversation the run continues (a resumed task's repaired history); `prompt` is its next user message."""
     instructions: str
     """Added to the sub-agent's own instructions for this run."""
     refuse_tools_after_cancel: bool

@@ -7,13 +7,13 @@ a clear answer each time and cannot exhaust a retry budget that would end its ow
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Literal, TypeVar, assert_never
+from typing import Annotated, Literal, TypeVar, assert_never
 
 from pydantic import Field
 from pydantic_ai import FunctionToolset
 from pydantic_ai.messages import ToolReturn
 
-from . import refusals, replies, reports
+from . import refusals, replies, reports, resume_replies
 from .errors import (
     ManagerClosed,
     UnknownSubAgent,
@@ -23,6 +23,7 @@ from .manager import SubAgentManager
 from .messages import CancelReason
 from .regions import REGION_PATTERN, RegionClosed
 from .results import TaskInfo
+from .resume import NotResumable
 from .started import with_task_id
 from .states import NotWaitingForAnswer, TaskStatus
 from .tooling import ToolArgs, ValidatedToolset, validated_tool
@@ -36,6 +37,21 @@ ManagerSource = Callable[[], SubAgentManager | None]
 """Finds the manager that owns the current run's tasks (`None` when there is none)."""
 
 
+_Region = Annotated[
+    str | None,
+    Field(
+        pattern=REGION_PATTERN,
+        description="A group to put it in, e.g. 'research' or 'research/patents', to cancel or wait for together.",
+    ),
+]
+_TimeoutSeconds = Annotated[
+    float | None, Field(gt=0, allow_inf_nan=False, description='Its time budget; it is cancelled when it runs out.')
+]
+_Fallback = Annotated[
+    str | None, Field(description='A sub-agent that takes over, with the partial result, if this task is cancelled.')
+]
+
+
 class _TaskArgs(ToolArgs):
     description: str = Field(
         min_length=1, description='What the sub-agent should do, with all the context it needs: it sees nothing else.'
@@ -44,17 +60,9 @@ class _TaskArgs(ToolArgs):
     mode: Literal['sync', 'async'] = Field(
         'sync', description="'sync' waits and returns the result; 'async' returns a task id at once."
     )
-    region: str | None = Field(
-        None,
-        pattern=REGION_PATTERN,
-        description="A group to put it in, e.g. 'research' or 'research/patents', to cancel or wait for together.",
-    )
-    timeout_seconds: float | None = Field(
-        None, gt=0, allow_inf_nan=False, description='Its time budget; it is cancelled when it runs out.'
-    )
-    fallback: str | None = Field(
-        None, description='A sub-agent that takes over, with the partial result, if this task is cancelled.'
-    )
+    region: _Region = None
+    timeout_seconds: _TimeoutSeconds = None
+    fallback: _Fallback = None
 
 
 class _TaskIdArgs(ToolArgs):
@@ -63,6 +71,16 @@ class _TaskIdArgs(ToolArgs):
 
 class _CancelArgs(_TaskIdArgs):
     reason: str | None = Field(None, max_length=500, description='Why, in a few words; the sub-agent is told.')
+
+
+class _ResumeArgs(_TaskIdArgs):
+    instructions: str = Field(
+        min_length=1,
+        description='What it should do now (e.g. narrower instructions); it reads them after its conversation so far.',
+    )
+    region: _Region = None
+    timeout_seconds: _TimeoutSeconds = None
+    fallback: _Fallback = None
 
 
 class _AnswerArgs(_TaskIdArgs):
@@ -198,6 +216,13 @@ def parent_toolset(current_manager: ManagerSource) -> FunctionToolset[object]:
                 _WaitRegionArgs,
                 guarded(_wait_region),
             ),
+            validated_tool(
+                'resume_task',
+                'Continue a cancelled or failed task with new instructions: a new task of the same sub-agent starts '
+                'from where it stopped, with its conversation and checkpoints. Returns the new task id at once.',
+                _ResumeArgs,
+                guarded(_resume_task),
+            ),
         ]
     )
 
@@ -332,3 +357,29 @@ async def _wait_region(manager: SubAgentManager, args: _WaitRegionArgs) -> str:
             )
         tasks = manager.region_tasks(args.region)
     return replies.region_report(await manager.join_region(args.region), manager.clock.now())
+
+
+async def _resume_task(manager: SubAgentManager, args: _ResumeArgs) -> str | ToolReturn:
+    began = manager.get(args.task_id).started_at is not None  # read first: resuming may forget the old record
+    try:
+        info = await manager.resume(
+            args.task_id,
+            args.instructions,
+            region=args.region,
+            timeout_seconds=args.timeout_seconds,
+            fallback=args.fallback,
+        )
+    except NotResumable as error:
+        match error.reason:
+            case 'completed':
+                return resume_replies.completed_not_resumable(error.task_id)
+            case 'running':
+                return resume_replies.still_running(error.task_id, error.status)
+            case 'resumed':
+                assert error.resumed_by is not None
+                return resume_replies.already_resumed(error.task_id, error.resumed_by)
+            case _:  # pragma: no cover - every reason is listed above
+                assert_never(error.reason)
+    except UnknownSubAgent as error:
+        return refusals.unknown_subagent(error.name, error.available)
+    return with_task_id(resume_replies.task_resumed(info, began=began), info.task_id)

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import ConfigDict, Field, TypeAdapter
+from pydantic_ai.messages import ModelMessage
 
 from .messages import BusMessage, TaskId
 from .results import TaskInfo
@@ -40,8 +41,11 @@ class StartTask:
     sent_at: float
     message_id: str = field(default_factory=_new_message_id)
     kind: Literal['start_task'] = field(default='start_task', repr=False)
+    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(ser_json_bytes='base64', val_json_bytes='base64')
     subagent: str
     prompt: str
+    message_history: tuple[ModelMessage, ...] = ()
+    """The conversation a resumed task starts from (its new instructions are `prompt`)."""
     owner_address: str
     root_id: str
     parent_task_id: TaskId | None = None

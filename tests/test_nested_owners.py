@@ -1,0 +1,222 @@
+"""A task reaches the owners opened inside it only through messages: the cascade, and the view of their tasks.
+
+The nested owner here is a `SubAgentManager` that a sub-agent's tool opens on a bus of its own, so the only
+way between it and the task it runs in is what the two buses carry; each test records that traffic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import anyio
+import pytest
+from inline_snapshot import snapshot
+from pydantic_ai import Agent
+
+from subagents_cancel import (
+    Cancelled,
+    SubAgentConfig,
+    SubAgentManager,
+    TaskContext,
+    TaskStatus,
+    current_task,
+)
+from subagents_cancel.bus import InProcessBus
+from subagents_cancel.messages import BusMessage, SubtasksChanged
+from subagents_cancel.task_context import NestedOwner
+from subagents_cancel.testing import ManualClock
+
+from .helpers import Gate, Script, call, researcher, text
+
+pytestmark = pytest.mark.anyio
+
+
+@dataclass
+class Traffic:
+    """The kinds of the messages on two buses, in order, each with the bus it travelled on."""
+
+    seen: list[str] = field(default_factory=list[str])
+
+    def watch(self, bus: InProcessBus, name: str, *, skip: tuple[str, ...] = ('status_changed',)) -> InProcessBus:
+        def note(address: str, message: BusMessage) -> None:
+            if message.kind not in skip:
+                self.seen.append(f'{name} {message.kind} {message.task_id.split("-")[0]}')
+
+        bus.subscribe(note)
+        return bus
+
+
+@dataclass
+class Opener:
+    """A sub-agent tool that opens its own manager on `bus`, starts a `leaf` task in it and waits for that task."""
+
+    leaf: SubAgentConfig
+    bus: InProcessBus
+    contexts: list[TaskContext] = field(default_factory=list[TaskContext])
+    owner_ids: list[str] = field(default_factory=list[str])
+    waited: anyio.Event = field(default_factory=anyio.Event)
+    go_on: anyio.Event = field(default_factory=anyio.Event)
+
+    async def dig(self) -> str:
+        """Start the leaf and wait for it."""
+        context = current_task()
+        assert context is not None
+        async with SubAgentManager([self.leaf], bus=self.bus) as inner:
+            self.contexts.append(context)
+            self.owner_ids.append(inner.owner_id)
+            started = await inner.start('leaf', 'Dig')
+            (info,) = (await inner.wait([started.task_id])).tasks
+            self.waited.set()
+            await self.go_on.wait()
+        return f'leaf {info.status.value}'
+
+
+def middle(opener: Opener, script: Script) -> SubAgentConfig:
+    agent = Agent(script.model, tools=[opener.dig])
+    return SubAgentConfig(name='middle', description='Opens an owner of its own', agent=agent)
+
+
+def leaf_config(script: Script) -> SubAgentConfig:
+    return SubAgentConfig(name='leaf', description='Digs', model=script.model)
+
+
+async def test_a_soft_cancel_reaches_a_nested_owner_only_through_messages(clock: ManualClock) -> None:
+    """The task knows its nested owner by bus and address; a soft cancel sends it CancelAll, and waits for SubtasksEnded."""
+    traffic = Traffic()
+    outer_bus, inner_bus = traffic.watch(InProcessBus(), 'outer'), traffic.watch(InProcessBus(), 'inner')
+    leaf_working = Gate()
+    leaf = Script(
+        [call('checkpoint', completed=['source 1']), leaf_working.hold(text('all sources'))],
+        on_cancel=text('leaf partial'),
+    )
+    opener = Opener(leaf_config(leaf), inner_bus)
+    opener.go_on.set()
+    script = Script([call('dig'), text('middle done')], on_cancel=text('middle partial'))
+
+    async with SubAgentManager([middle(opener, script)], clock=clock, bus=outer_bus) as manager:
+        task = await manager.start('middle', 'Survey')
+        await leaf_working.reached.wait()
+        (context,) = opener.contexts
+        assert context.nested_owners == (NestedOwner(bus=inner_bus, address=opener.owner_ids[0]),)
+        traffic.seen.clear()
+        await manager.soft_cancel(task.task_id, grace_seconds=40)
+        leaf_working.release.set()
+        (info,) = (await manager.wait([task.task_id])).tasks
+
+    assert isinstance(info.outcome, Cancelled)
+    assert info.outcome.partial.final_message == 'middle partial'
+    assert traffic.seen == snapshot(
+        [
+            'outer cancel_request middle',
+            'inner cancel_all middle',
+            'outer subtasks_changed middle',
+            'inner cancel_request leaf',
+            'inner run_finished leaf',
+            'outer subtasks_changed middle',
+            'outer subtasks_ended middle',
+            'outer subtasks_changed middle',
+            'outer subtasks_changed middle',
+            'outer cancel_acknowledged middle',
+            'outer run_finished middle',
+        ]
+    )
+
+
+async def test_a_hard_cancel_sends_cancel_all_and_the_nested_tasks_stop_first(clock: ManualClock) -> None:
+    """A hard cancel sends the nested owner a hard CancelAll; its task ends before the task that opened it."""
+    traffic = Traffic()
+    outer_bus, inner_bus = traffic.watch(InProcessBus(), 'outer'), traffic.watch(InProcessBus(), 'inner')
+    leaf_blocked = Gate()
+    opener = Opener(leaf_config(Script([leaf_blocked.block_forever()])), inner_bus)
+    script = Script([call('dig'), text('middle done')])
+
+    async with SubAgentManager([middle(opener, script)], clock=clock, bus=outer_bus) as manager:
+        task = await manager.start('middle', 'Survey')
+        await leaf_blocked.reached.wait()
+        traffic.seen.clear()
+        info = await manager.hard_cancel(task.task_id)
+
+    assert leaf_blocked.stopped.is_set()
+    assert info.status is TaskStatus.CANCELLED
+    assert traffic.seen == snapshot(
+        [
+            'outer cancel_request middle',
+            'inner cancel_all middle',
+            'outer subtasks_changed middle',
+            'inner cancel_request leaf',
+            'outer subtasks_changed middle',
+            'outer subtasks_changed middle',
+            'inner cancel_request leaf',
+            'inner run_finished leaf',
+            'outer subtasks_changed middle',
+            'outer subtasks_ended middle',
+            'outer subtasks_changed middle',
+            'outer subtasks_changed middle',
+            'outer run_finished middle',
+        ]
+    )
+
+
+async def test_a_nested_owners_task_changes_appear_in_the_enclosing_snapshot(clock: ManualClock) -> None:
+    """The enclosing `get(...).subtasks` follows the nested task's checkpoint, question and end, from SubtasksChanged."""
+    outer_bus, inner_bus = InProcessBus(), InProcessBus()
+    reports: list[list[tuple[str, str, int]]] = []
+
+    def note(address: str, message: BusMessage) -> None:
+        if isinstance(message, SubtasksChanged):
+            reports.append([(info.subagent, info.status.value, len(info.checkpoints)) for info in message.subtasks])
+
+    outer_bus.subscribe(note)
+    leaf_working = Gate()
+    leaf = Script(
+        [call('checkpoint', completed=['source 1']), leaf_working.hold(call('ask_parent', question='EU or US?'))]
+    )
+    opener = Opener(leaf_config(leaf), inner_bus)
+    script = Script([call('dig'), text('middle done')])
+
+    async with SubAgentManager([middle(opener, script)], clock=clock, bus=outer_bus) as manager:
+        task = await manager.start('middle', 'Survey')
+        await leaf_working.reached.wait()
+        clock.advance(3)
+        (working,) = manager.get(task.task_id).subtasks
+        leaf_working.release.set()
+        await opener.waited.wait()
+        (asking,) = manager.get(task.task_id).subtasks
+        opener.go_on.set()
+        (info,) = (await manager.wait([task.task_id])).tasks
+
+    assert (working.subagent, working.status, working.elapsed_seconds, working.parent_task_id) == (
+        'leaf',
+        TaskStatus.RUNNING,
+        3.0,
+        task.task_id,
+    )
+    assert [checkpoint.completed for checkpoint in working.checkpoints] == [('source 1',)]
+    assert (asking.status, asking.question) == (TaskStatus.WAITING_FOR_ANSWER, 'EU or US?')
+    assert info.subtasks == ()
+    assert info.outcome is not None and info.status is TaskStatus.COMPLETED
+    assert reports == snapshot(
+        [
+            [('leaf', 'RUNNING', 0)],
+            [('leaf', 'RUNNING', 1)],
+            [('leaf', 'WAITING_FOR_ANSWER', 1)],
+            [('leaf', 'RUNNING', 1)],
+            [],
+            [],
+            [],
+        ]
+    )
+
+
+async def test_an_owner_that_is_not_nested_sends_no_subtask_reports(clock: ManualClock) -> None:
+    """A top-level owner's task changes cost no SubtasksChanged message."""
+    traffic = Traffic()
+    bus = traffic.watch(InProcessBus(), 'bus')
+    script = Script([call('checkpoint', completed=['source 1']), text('done')])
+
+    async with SubAgentManager([researcher(script)], clock=clock, bus=bus) as manager:
+        task = await manager.start('researcher', 'Dig')
+        (info,) = (await manager.wait([task.task_id])).tasks
+
+    assert info.status is TaskStatus.COMPLETED
+    assert traffic.seen == snapshot(['bus checkpoint_recorded researcher', 'bus run_finished researcher'])
