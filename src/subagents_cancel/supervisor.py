@@ -19,7 +19,6 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Literal
 
-from opentelemetry import propagate
 from pydantic_ai.messages import ModelMessage
 
 from .cancels import Cancels
@@ -39,7 +38,7 @@ from .shield import finish_shielded
 from .states import TaskStatus
 from .task_book import TaskBook
 from .task_context import TaskContext, current_task
-from .telemetry import TaskTelemetry
+from .telemetry import TaskTelemetry, trace_context
 from .timers import Timers
 from .wire import StartTask
 
@@ -246,8 +245,6 @@ class Supervisor:
             fallback_for=fallback_for,
         )
         self._book.add(record)
-        trace_context: dict[str, str] = {}
-        propagate.inject(trace_context)  # the task's span nests under the caller's, wherever the host runs it
         start = StartTask(
             task_id=record.task_id,
             sent_at=now,
@@ -264,7 +261,7 @@ class Supervisor:
             cascade_grace_factor=self._policy.cascade_grace_factor,
             final_answer_wait_seconds=self._policy.final_answer_wait_seconds,
             hook_seconds=self._policy.hook_seconds,
-            trace_context=trace_context,
+            trace_context=trace_context(),  # its span nests under the caller's, wherever the host runs it
         )
         self.telemetry.follow(self._book.info(record))
         if record.deadline_at is not None:

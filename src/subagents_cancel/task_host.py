@@ -48,6 +48,12 @@ from .wire import HooksFinished, SettleTask, StartTask, WireMessage
 __all__ = ('TaskHost',)
 
 _log = logging.getLogger('subagents_cancel')
+
+
+async def _settled_by_the_host(context: TaskContext) -> None:
+    """A hosted runner settles nothing itself: its host runs the hook once the owner has settled the task."""
+
+
 _NOT_RUN = 'its hook was not run: its task host had closed before the task ended'
 
 
@@ -98,6 +104,9 @@ class TaskHost:
         self._hosted: dict[TaskId, _Hosted] = {}
         self._routes: dict[TaskId, TaskRunner] = {}
         self._runs: set[asyncio.Task[None]] = set()
+        """The tasks' runs, each in an asyncio task: cancelled as the host closes."""
+        self._keepers: set[asyncio.Task[None]] = set()
+        """One per task, around its run: its span, then its hook; never cancelled: they end by themselves."""
         self._pool: SyncToolPool | None = None
         self._loop: asyncio.Task[None] | None = None
         self._spans = TaskSpans()
@@ -145,6 +154,7 @@ class TaskHost:
             runs = tuple(self._runs)
             for run in runs:
                 run.cancel()
+            runs += tuple(self._keepers)
             end = deadline if deadline is not None else self._clock.now() + self._policy.teardown_seconds
             with self._clock.deadline_scope(end):
                 for run in runs:
@@ -192,7 +202,7 @@ class TaskHost:
             deadline_at=None,
             cascade_grace_factor=start.cascade_grace_factor,
             final_answer_wait_seconds=start.final_answer_wait_seconds,
-            settle=lambda context: self._hooks(start.task_id, context),
+            settle=_settled_by_the_host,
         )
         assert self._pool is not None
 
@@ -211,15 +221,35 @@ class TaskHost:
             slot=None,
             queued=False,
         )
-        self._hosted[start.task_id] = _Hosted(start, runner)
+        hosted = self._hosted[start.task_id] = _Hosted(start, runner)
         self._routes[start.task_id] = runner
-        traced = self._spans.traced(start, runner.run())
-        run = asyncio.get_running_loop().create_task(traced, name=f'subagent {start.task_id}')
-        self._runs.add(run)
-        run.add_done_callback(lambda done: self._gone(start.task_id, done))
+        traced = self._spans.traced(start, self._host(hosted))
+        task = asyncio.get_running_loop().create_task(traced, name=f'span of {start.task_id}')
+        self._keepers.add(task)
+        task.add_done_callback(lambda done: self._gone(start.task_id, done))
 
-    def _gone(self, task_id: TaskId, run: asyncio.Task[None]) -> None:
-        self._runs.discard(run)
+    async def _host(self, hosted: _Hosted) -> None:
+        """Run the task in its own asyncio task, under its span; once its owner settles it, run its hook.
+
+        The run's task ends with the run, so that whoever waits for it (a hard cancel) is not kept waiting for
+        the hook too; this one ends after the hook, with the span.
+        """
+        task_id = hosted.start.task_id
+        run = asyncio.get_running_loop().create_task(hosted.runner.run(), name=f'subagent {task_id}')
+        self._runs.add(run)
+        run.add_done_callback(self._runs.discard)
+        await hosted.settled.wait()
+        if hosted.settle is not None:
+            scratch = hosted.runner.context.scratch_dir_if_created
+            await self._run_hook(hosted.settle, scratch, hosted.start.hook_seconds)
+            return
+        # The host closed before the owner settled the task: once its run is over, its owner must not wait for a hook.
+        await asyncio.wait((run,))
+        abandoned = HooksFinished(task_id=task_id, sent_at=self._clock.now(), cleanup_error=_NOT_RUN)
+        self._transport.send_nowait(hosted.start.owner_address, abandoned)
+
+    def _gone(self, task_id: TaskId, task: asyncio.Task[None]) -> None:
+        self._keepers.discard(task)
         self._hosted.pop(task_id, None)
         self._routes.pop(task_id, None)
 
@@ -227,21 +257,11 @@ class TaskHost:
         hosted = self._hosted.get(settle.task_id)
         if hosted is None:  # never started here (cancelled while PENDING): its cleanup runs all the same
             run = asyncio.get_running_loop().create_task(self._hooks_unstarted(settle), name=f'settle {settle.task_id}')
-            self._runs.add(run)
-            run.add_done_callback(self._runs.discard)
+            self._keepers.add(run)
+            run.add_done_callback(self._keepers.discard)
             return
         hosted.settle = settle
         hosted.settled.set()
-
-    async def _hooks(self, task_id: TaskId, context: TaskContext) -> None:
-        """After the run (shielded by the runner): wait for the owner's settle, then run the hook and report it."""
-        hosted = self._hosted[task_id]
-        await hosted.settled.wait()
-        if hosted.settle is not None:
-            await self._run_hook(hosted.settle, context.scratch_dir_if_created, hosted.start.hook_seconds)
-        else:  # the host closed before the owner could settle it: its owner must not wait for the hook
-            abandoned = HooksFinished(task_id=task_id, sent_at=self._clock.now(), cleanup_error=_NOT_RUN)
-            self._transport.send_nowait(hosted.start.owner_address, abandoned)
 
     async def _hooks_unstarted(self, settle: SettleTask) -> None:
         with anyio.CancelScope(shield=True):

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import logfire
-from opentelemetry import context, propagate, trace
+from logfire.propagate import attach_context, get_context
+from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 from pydantic_ai import RunUsage
 
@@ -47,6 +48,7 @@ __all__ = (
     'TASK_TERMINATED',
     'TASK_UNRESPONSIVE',
     'TaskSpans',
+    'trace_context',
     'TaskTelemetry',
 )
 
@@ -138,6 +140,11 @@ class _TaskSpan:
             self.event(TASK_UNRESPONSIVE, {})
 
 
+def trace_context() -> dict[str, str]:
+    """The caller's trace context, to carry in `StartTask` so that the task's span nests under the caller's span."""
+    return dict(get_context())
+
+
 class TaskSpans:
     """The spans of the tasks one host runs: opened around each run, marked by the messages the host sees."""
 
@@ -153,17 +160,16 @@ class TaskSpans:
         return self._in_span(start, run)
 
     async def _in_span(self, start: StartTask, run: Coroutine[Any, Any, None]) -> None:
-        token = context.attach(propagate.extract(start.trace_context))
-        try:
-            with _logfire.span(TASK_SPAN, task_id=start.task_id, subagent=start.subagent) as span:
-                span.set_attributes(_start_attributes(start))
-                self._spans[start.task_id] = _TaskSpan(trace.get_current_span())
-                try:
-                    await run
-                finally:
-                    del self._spans[start.task_id]
-        finally:
-            context.detach(token)
+        with (
+            attach_context(start.trace_context),
+            _logfire.span(TASK_SPAN, task_id=start.task_id, subagent=start.subagent) as span,
+        ):
+            span.set_attributes(_start_attributes(start))
+            self._spans[start.task_id] = _TaskSpan(trace.get_current_span())
+            try:
+                await run
+            finally:
+                del self._spans[start.task_id]
 
     def observe(self, message: WireMessage) -> None:
         """Take note of a message to or from one of the host's tasks."""
