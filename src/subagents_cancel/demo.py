@@ -30,7 +30,7 @@ from rich.tree import Tree
 
 from .capability import SubAgentCapability
 from .config import SubAgentConfig
-from .demo_log import Narrator, bus_log
+from .demo_log import Narrator, transport_log
 from .demo_scripts import ParentStep, parent_model, phased_worker, research_lead
 from .manager import SubAgentManager
 from .messages import CancelReason
@@ -334,7 +334,7 @@ async def run_demo(model: str | Model | None = None, console: Console | None = N
         if not console.is_terminal:
             console.width = max(console.width, 130)  # a log file or a pipe: no need to wrap at 80 columns
     transport = InProcessTransport()
-    transport.subscribe(bus_log(console))
+    transport.subscribe(transport_log(console))
     last_seen: dict[str, TaskInfo] = {}
     subagents = _subagents(model, console, last_seen)
     async with transport, SubAgentManager(subagents, transport=transport, default_model=model) as manager:

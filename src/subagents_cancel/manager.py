@@ -349,7 +349,8 @@ class SubAgentManager:
 
         First writer wins: a task whose final answer was committed before the request reached it ends
         `COMPLETED` with its output, and `cancel.lost` says so; a task whose run had raised first ends `FAILED`.
-        With the in-process bus, the returned snapshot already shows a cancel that lost, while the task may still
+        The call waits for the task's receipt of the request (at most `hard_cancel_wait_seconds`), so the returned
+        snapshot already shows a cancel that lost, while the task may still
         be `RUNNING` for an instant (its run is ending): `cancel.lost` is set and `cancel.lost_to` holds the output.
 
         Args:

@@ -1,7 +1,7 @@
-"""The typed messages that travel on the bus between an owner and its tasks.
+"""The typed messages that travel on the transport between an owner and its tasks.
 
-To a task (its mailbox is addressed by its task id): [`CancelRequest`][subagents_cancel.messages.CancelRequest],
-[`Answer`][subagents_cancel.messages.Answer].
+To a task (sent to the address of the task host that runs it, with its `task_id`):
+[`CancelRequest`][subagents_cancel.messages.CancelRequest], [`Answer`][subagents_cancel.messages.Answer].
 
 From a task (to its owner's mailbox): [`TaskStarted`][subagents_cancel.messages.TaskStarted],
 [`CancelAcknowledged`][subagents_cancel.messages.CancelAcknowledged],
@@ -355,7 +355,7 @@ BusMessage = (
     | SubtasksEnded
     | SubtasksChanged
 )
-"""Every message the bus carries."""
+"""Every message about a task that a transport carries."""
 
 
 MESSAGE_ADAPTER: TypeAdapter[BusMessage] = TypeAdapter(Annotated[BusMessage, Field(discriminator='kind')])

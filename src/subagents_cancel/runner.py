@@ -1,4 +1,4 @@
-"""Runs one sub-agent task: waits for a slot, drives the pydantic-ai run, and bridges the bus and the run.
+"""Runs one sub-agent task: waits for a slot, drives the pydantic-ai run, and bridges the transport and the run.
 
 The runner receives [`CancelRequest`][subagents_cancel.messages.CancelRequest] and
 [`Answer`][subagents_cancel.messages.Answer] in its mailbox, and reports what happens to the owner:

@@ -326,7 +326,7 @@ class TaskBook:
             StatusChanged | TaskUnresponsive | DeadlineExpired | CancelRequest | Answer | StartTask | SettleTask,
         ):
             return None  # our own announcements, for observers; requests for tasks sent here by mistake
-        return self.records.find(message.task_id)  # `None`: a sender on a shared bus used the wrong address
+        return self.records.find(message.task_id)  # `None`: a sender on a shared transport used the wrong address
 
     def _on_cancel_report(
         self, record: TaskRecord, message: CancelAcknowledged | CancelEscalated | CancelHeld | CancelLost
