@@ -206,7 +206,7 @@ def test_outputs_of_a_stopped_run_and_of_a_lost_cancel_travel_too() -> None:
     decoded_stopped = decode_message(encode_message(stopped))
     decoded_lost = decode_message(encode_message(lost))
     assert isinstance(decoded_stopped, RunFinished) and isinstance(decoded_stopped.ending, RunStopped)
-    assert isinstance(decoded_lost, CancelLost)
+    assert isinstance(decoded_lost, CancelLost) and isinstance(decoded_lost.ending, RunOutput)
     assert decode_output(decoded_stopped.ending.output, Report) == Report(title='Half', pages=3)
     assert decode_output(decoded_lost.ending.output, Finding) == Finding('oxide', 0.5)
 

@@ -78,5 +78,5 @@ async def test_a_slot_granted_to_a_task_as_it_is_cancelled_goes_to_the_next_task
         TaskStatus.CANCELLED,
     ]
     assert result.tasks[0].status is TaskStatus.COMPLETED
-    assert started == ['next']  # the cancelled task never began its run
+    assert started == ['running', 'next']  # the cancelled task was never sent to the host: it never began its run
     assert queued.requests == []

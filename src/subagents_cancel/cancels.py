@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import anyio
+
 from .clock import Clock
 from .config import SubAgentPolicy
 from .defaults import Defaults
@@ -71,12 +73,14 @@ class Cancels:
         self._defaults = defaults
         self._clock = clock
         self._hard_cancel_wait_seconds = policy.hard_cancel_wait_seconds
+        self._receipt_wait_seconds = policy.receipt_wait_seconds
 
     async def soft(self, record: TaskRecord, reason: CancelReason, grace_seconds: float | None) -> SoftCancelOutcome:
         """Ask the task to wrap up, unless it has ended or was asked before; return once the task has the request.
 
-        The task's receipt (received, held, or lost) is awaited for at most `hard_cancel_wait_seconds`: a host that
-        never answers does not hang the caller, and the outcome is then `'requested'`.
+        The task's receipt (received, held, or lost) is awaited for at most `receipt_wait_seconds` of real time: a
+        transport that delivers late or a host that never answers does not hang the caller, and the outcome is then
+        `'requested'` (a receipt that comes later still updates the task).
         """
         if record.status.is_terminal:
             return SoftCancelOutcome(info=self._book.info(record), result='already_ended')
@@ -98,10 +102,13 @@ class Cancels:
         return SoftCancelOutcome(info=info, result='requested', answered_question=answered_question)
 
     async def await_receipts(self, records: Sequence[TaskRecord]) -> None:
-        """Wait for the receipts of the cancel requests just sent to `records`, at most `hard_cancel_wait_seconds`."""
-        deadline = self._clock.now() + self._hard_cancel_wait_seconds
-        for record in records:
-            await self._book.receipt(record, deadline=deadline)
+        """Wait for the receipts of the cancel requests just sent to `records`, at most `receipt_wait_seconds`.
+
+        Real time, not the owner's clock: the bound is on the transport's delivery, which no test clock drives.
+        """
+        with anyio.move_on_after(self._receipt_wait_seconds):
+            for record in records:
+                await self._book.receipt(record)
 
     async def hard(self, record: TaskRecord, reason: CancelReason) -> HardCancelOutcome:
         """Stop the task and wait for it within the bound, unless it has ended."""

@@ -214,17 +214,17 @@ class CancelHeld(_Message):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CancelLost(_Message):
-    """The cancel request `correlation_id` reached the task after its run had committed its output.
+    """The cancel request `correlation_id` reached the task after its run had committed its output, or had raised.
 
-    The cancel lost: the task ends `COMPLETED` with `ending.output`, as it would have without the request. The
-    runner says so the moment the request reaches it, so that the owner knows before the run is over
-    ([`RunFinished`][subagents_cancel.messages.RunFinished] follows once it is, a moment or an `after_run` hook
-    later).
+    The cancel lost: the task ends `COMPLETED` with `ending.output` (or `FAILED` with `ending`'s error), as it would
+    have without the request. The runner says so the moment the request reaches it, so that the owner knows before
+    the run is over ([`RunFinished`][subagents_cancel.messages.RunFinished] follows once it is, a moment or an
+    `after_run` hook later); once the runner has left, its task host says so in its place.
     """
 
     kind: Literal['cancel_lost'] = field(default='cancel_lost', repr=False)
     correlation_id: str
-    ending: RunOutput
+    ending: RunOutput | RunError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -101,8 +101,8 @@ class TaskRecord:
             self.ended.set()
         return True
 
-    def note_lost(self, ending: RunOutput) -> None:
-        """The task's runner says a cancel request reached it after the run had committed `ending`: the cancel lost.
+    def note_lost(self, ending: RunOutput | RunError) -> None:
+        """The task says a cancel request reached it after the run had committed (or raised) `ending`: the cancel lost.
 
         Recorded at once, before the task has ended (a report that comes after its end changes nothing).
         """

@@ -136,6 +136,8 @@ class TaskRunner:
         """What code inside the task sees as [`current_task()`][subagents_cancel.current_task]."""
         self.finished = anyio.Event()
         """Set when the runner is done: the run has ended and nothing of it is left running."""
+        self.ending: RunEnding | None = None
+        """How the run ended, set as the runner leaves (before `leave` is called); `None` while it runs."""
 
     # --- the task's life ----------------------------------------------------------------------
 
@@ -155,6 +157,7 @@ class TaskRunner:
                 ending, usage = await self._drive()
                 timers.cancel_scope.cancel()
         finally:
+            self.ending = ending
             self._leave()
             if self._started:
                 messages = self._messages()

@@ -203,12 +203,11 @@ class TaskBook:
             self._receipts[record.task_id] = anyio.Event()
             self._send(self.host, request)
 
-    async def receipt(self, record: TaskRecord, *, deadline: float) -> None:
-        """Wait until the task has given the receipt of its latest cancel request, or has ended, or `deadline`."""
+    async def receipt(self, record: TaskRecord) -> None:
+        """Wait until the task has given the receipt of its latest cancel request, or has ended (unbounded)."""
         receipt = self._receipts.get(record.task_id)
         if receipt is not None:
-            with self._clock.deadline_scope(deadline):
-                await receipt.wait()
+            await receipt.wait()
 
     async def hooks_finished(self, records: Sequence[TaskRecord]) -> None:
         """Wait until each of the ended `records` has had its hook run (by the host, which reports it)."""

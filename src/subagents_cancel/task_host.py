@@ -7,7 +7,9 @@ message by its `task_id`:
 * [`StartTask`][subagents_cancel.wire.StartTask] starts a [`TaskRunner`][subagents_cancel.runner.TaskRunner] in
   an asyncio task of the host's own, with the host's sync-tool pool;
 * [`CancelRequest`][subagents_cancel.messages.CancelRequest] and [`Answer`][subagents_cancel.messages.Answer] go to
-  that task's runner (`receive`, synchronously, so the order of one owner's messages holds);
+  that task's runner (`receive`, synchronously, so the order of one owner's messages holds); a cancel request
+  that comes after the runner has left gets its receipt from the host (`CancelLost` with the run's ending, or
+  `CancelReceived` for a run that had stopped), so an owner waiting for it is not kept waiting;
 * [`SettleTask`][subagents_cancel.wire.SettleTask] runs the task's hook once its run is over, and
   [`HooksFinished`][subagents_cancel.wire.HooksFinished] goes back to the owner (a task the host never started, one
   cancelled while PENDING, gets its cleanup hook with no scratch directory).
@@ -37,7 +39,17 @@ from pydantic_ai.models import Model
 from .clock import Clock, MonotonicClock
 from .config import SubAgentConfig, SubAgentPolicy, index_subagents
 from .launch import agent_for, run_instructions, settle_task
-from .messages import Answer, BusMessage, CancelRequest, SubtasksEnded, TaskId, TaskUnresponsive
+from .messages import (
+    Answer,
+    BusMessage,
+    CancelLost,
+    CancelReceived,
+    CancelRequest,
+    RunStopped,
+    SubtasksEnded,
+    TaskId,
+    TaskUnresponsive,
+)
 from .runner import TaskRunner, TaskSpec
 from .task_context import TaskContext
 from .telemetry import TaskSpans
@@ -177,6 +189,8 @@ class TaskHost:
             case CancelRequest() | Answer() | SubtasksEnded():
                 if (runner := self._routes.get(message.task_id)) is not None:
                     runner.receive(message)
+                elif isinstance(message, CancelRequest):
+                    self._answer_late(message)
             case SettleTask():
                 self._settle(message)
             case TaskUnresponsive():
@@ -247,6 +261,25 @@ class TaskHost:
         await asyncio.wait((run,))
         abandoned = HooksFinished(task_id=task_id, sent_at=self._clock.now(), cleanup_error=_NOT_RUN)
         self._transport.send_nowait(hosted.start.owner_address, abandoned)
+
+    def _answer_late(self, request: CancelRequest) -> None:
+        """Give the receipt of a cancel request that came after the task's runner left, in the runner's place.
+
+        The run is over: a request that finds it committed (or raised) lost, like one the runner would have
+        received then; one that finds it stopped changes nothing, and is received. A task this host no longer
+        knows was settled by its owner, which then asks nothing of it any more.
+        """
+        hosted = self._hosted.get(request.task_id)
+        if hosted is None or hosted.runner.ending is None:
+            return
+        now, ending = self._clock.now(), hosted.runner.ending
+        receipt: BusMessage = (
+            CancelReceived(task_id=request.task_id, sent_at=now, correlation_id=request.message_id)
+            if isinstance(ending, RunStopped)
+            else CancelLost(task_id=request.task_id, sent_at=now, correlation_id=request.message_id, ending=ending)
+        )
+        self._spans.observe(receipt)
+        self._transport.send_nowait(hosted.start.owner_address, receipt)
 
     def _gone(self, task_id: TaskId, task: asyncio.Task[None]) -> None:
         self._keepers.discard(task)
