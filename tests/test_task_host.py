@@ -35,6 +35,14 @@ async def transport(request: pytest.FixtureRequest) -> AsyncIterator[Transport]:
         yield transport
 
 
+@pytest.fixture
+async def owner(transport: Transport) -> Mailbox:
+    """The mailbox of an owner, played by the test, at the address `owner`."""
+    mailbox = await transport.open('owner')
+    assert mailbox is not None
+    return mailbox
+
+
 def start(prompt: str = 'Find sources') -> StartTask:
     return StartTask(
         task_id=T,
@@ -49,6 +57,11 @@ def start(prompt: str = 'Find sources') -> StartTask:
         final_answer_wait_seconds=1.0,
         hook_seconds=1.0,
     )
+
+
+def settle(status: TaskStatus) -> SettleTask:
+    """What the owner sends once it has recorded the task's end as `status`."""
+    return SettleTask(task_id=T, sent_at=0.0, info=ended(status), owner_address='owner')
 
 
 def ended(status: TaskStatus) -> TaskInfo:
@@ -69,6 +82,16 @@ def ended(status: TaskStatus) -> TaskInfo:
     )
 
 
+class SeenByCleanup:
+    """A cleanup hook that notes the status of each task it is run for."""
+
+    def __init__(self) -> None:
+        self.statuses: list[TaskStatus] = []
+
+    async def __call__(self, info: TaskInfo) -> None:
+        self.statuses.append(info.status)
+
+
 async def next_of(mailbox: Mailbox, kind: type[M]) -> M:
     """The next message of `kind` in `mailbox`, skipping the others."""
     async for message in mailbox:
@@ -78,87 +101,68 @@ async def next_of(mailbox: Mailbox, kind: type[M]) -> M:
 
 
 async def test_a_started_task_reports_its_end_and_its_hook_to_the_owner(
-    transport: Transport, clock: WatchedClock
+    transport: Transport, owner: Mailbox, clock: WatchedClock
 ) -> None:
     """StartTask runs the task; its RunFinished reaches the owner; SettleTask runs its hook, then HooksFinished."""
-    settled: list[TaskStatus] = []
-
-    async def cleanup(info: TaskInfo) -> None:
-        settled.append(info.status)
-
+    cleanup = SeenByCleanup()
     config = researcher(Script([text('three sources')]), cleanup=cleanup)
-    owner = await transport.open('owner')
-    assert owner is not None
     async with TaskHost([config], transport=transport, clock=clock) as host:
         await transport.send(host.address, start())
         finished = await next_of(owner, RunFinished)
         assert isinstance(finished.ending, RunOutput)
         assert decode_output(finished.ending.output, str) == 'three sources'  # over JSON: an EncodedOutput
-        await transport.send(
-            host.address,
-            SettleTask(task_id=T, sent_at=0.0, info=ended(TaskStatus.CANCELLED), owner_address='owner'),
-        )
+        await transport.send(host.address, settle(TaskStatus.CANCELLED))
         hooks = await next_of(owner, HooksFinished)
-    assert (hooks.task_id, hooks.cleanup_error, settled) == snapshot(
+    assert (hooks.task_id, hooks.cleanup_error, cleanup.statuses) == snapshot(
         ('researcher-0000a1b2', None, [TaskStatus.CANCELLED])
     )
 
 
-async def test_a_hard_cancel_routed_by_task_id_stops_the_run(transport: Transport, clock: WatchedClock) -> None:
+async def test_a_hard_cancel_routed_by_task_id_stops_the_run(
+    transport: Transport, owner: Mailbox, clock: WatchedClock
+) -> None:
     """A hard CancelRequest to the host reaches the task's runner, which stops the model request in flight."""
     gate = Gate()
-    owner = await transport.open('owner')
-    assert owner is not None
     async with TaskHost([researcher(Script([gate.block_forever()]))], transport=transport, clock=clock) as host:
         await transport.send(host.address, start())
         await gate.reached.wait()
         request = CancelRequest(task_id=T, sent_at=0.0, mode='hard', reason=CancelReason())
         await transport.send(host.address, request)
         finished = await next_of(owner, RunFinished)
-        await transport.send(
-            host.address,
-            SettleTask(task_id=T, sent_at=0.0, info=ended(TaskStatus.CANCELLED), owner_address='owner'),
-        )
+        await transport.send(host.address, settle(TaskStatus.CANCELLED))
         await next_of(owner, HooksFinished)
     assert (finished.ending, gate.stopped.is_set()) == snapshot((RunStopped(), True))
 
 
-async def test_a_question_goes_to_the_owner_named_in_the_start(transport: Transport, clock: WatchedClock) -> None:
+async def test_a_question_goes_to_the_owner_named_in_the_start(
+    transport: Transport, owner: Mailbox, clock: WatchedClock
+) -> None:
     """The sub-agent's ask_parent reaches the owner's mailbox as a Question."""
     config = researcher(Script([call('ask_parent', question='Which market?'), text('done')]))
-    owner = await transport.open('owner')
-    assert owner is not None
     async with TaskHost([config], transport=transport, clock=clock) as host:
         await transport.send(host.address, start())
         question = await next_of(owner, Question)
     assert (question.task_id, question.text) == snapshot(('researcher-0000a1b2', 'Which market?'))
 
 
-async def test_leaving_the_host_stops_a_run_that_never_settles(transport: Transport, clock: WatchedClock) -> None:
+async def test_leaving_the_host_stops_a_run_that_never_settles(
+    transport: Transport, owner: Mailbox, clock: WatchedClock
+) -> None:
     """A host left while its task runs (and no settle ever comes) stops the run and waits for it: nothing lingers."""
     gate = Gate()
-    owner = await transport.open('owner')
-    assert owner is not None
     async with TaskHost([researcher(Script([gate.block_forever()]))], transport=transport, clock=clock) as host:
         await transport.send(host.address, start())
         await gate.reached.wait()
     assert (gate.stopped.is_set(), host.unfinished) == snapshot((True, ()))
 
 
-async def test_settling_a_task_never_started_runs_its_cleanup(transport: Transport, clock: WatchedClock) -> None:
+async def test_settling_a_task_never_started_runs_its_cleanup(
+    transport: Transport, owner: Mailbox, clock: WatchedClock
+) -> None:
     """A task cancelled while PENDING on the owner's side gets its cleanup hook on the host, with no run."""
-    settled: list[TaskStatus] = []
-
-    async def cleanup(info: TaskInfo) -> None:
-        settled.append(info.status)
-
+    cleanup = SeenByCleanup()
     config: SubAgentConfig = researcher(Script([]), cleanup=cleanup)
-    owner = await transport.open('owner')
-    assert owner is not None
     async with TaskHost([config], transport=transport, clock=clock) as host:
-        await transport.send(
-            host.address,
-            SettleTask(task_id=T, sent_at=0.0, info=ended(TaskStatus.CANCELLED), owner_address='owner'),
-        )
+        await transport.send(host.address, settle(TaskStatus.CANCELLED))
         hooks = await next_of(owner, HooksFinished)
-    assert (hooks.cleanup_error, settled) == snapshot((None, [TaskStatus.CANCELLED]))
+    assert (hooks.cleanup_error, cleanup.statuses) == snapshot((None, [TaskStatus.CANCELLED]))

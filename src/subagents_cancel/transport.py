@@ -31,7 +31,7 @@ from typing import Literal, Protocol, Self, final
 
 import anyio
 
-from .wire import WireMessage, decode_wire, encode_wire
+from .wire import WIRE_ADAPTER, WireMessage
 
 __all__ = ('InProcessTransport', 'LoopbackTransport', 'Mailbox', 'Observer', 'Transport')
 
@@ -249,7 +249,7 @@ class InProcessTransport(_MailboxTransport):
 class LoopbackTransport(_MailboxTransport):
     """A transport that carries every message through JSON and delivers it from its own task.
 
-    `send` encodes the message ([`encode_wire`][subagents_cancel.wire.encode_wire]) and queues the
+    `send` encodes the message ([`WIRE_ADAPTER`][subagents_cancel.wire.WIRE_ADAPTER]) and queues the
     bytes; a receive loop, started on entering the transport and stopped on leaving it, decodes each one, shows it
     to the observers and puts it in its mailbox. Delivery is therefore always asynchronous and always through
     bytes: readers and observers get what survived JSON (outputs as
@@ -285,7 +285,7 @@ class LoopbackTransport(_MailboxTransport):
         if self._transit is None or self._mailboxes.state != 'open':
             return False
         mailbox = self._mailboxes.target(address)
-        self._transit.outbox.send_nowait((address, encode_wire(message), mailbox))
+        self._transit.outbox.send_nowait((address, WIRE_ADAPTER.dump_json(message), mailbox))
         return mailbox is not None
 
 
@@ -299,7 +299,7 @@ class _Transit:
     async def receive(self, mailboxes: _Mailboxes) -> None:
         with self._loop, self._inbox:
             async for address, data, mailbox in self._inbox:
-                mailboxes.deliver(address, decode_wire(data), mailbox)
+                mailboxes.deliver(address, WIRE_ADAPTER.validate_json(data), mailbox)
 
     def stop(self) -> None:
         self._loop.cancel()

@@ -22,7 +22,7 @@ from pydantic_ai.messages import ModelMessage
 from .messages import BusMessage, TaskId
 from .results import TaskInfo
 
-__all__ = ('WIRE_ADAPTER', 'HooksFinished', 'SettleTask', 'StartTask', 'WireMessage', 'decode_wire', 'encode_wire')
+__all__ = ('WIRE_ADAPTER', 'HooksFinished', 'SettleTask', 'StartTask', 'WireMessage')
 
 
 def _new_message_id() -> str:
@@ -30,16 +30,20 @@ def _new_message_id() -> str:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class StartTask:
+class _Envelope:
+    task_id: TaskId
+    sent_at: float
+    message_id: str = field(default_factory=_new_message_id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartTask(_Envelope):
     """Run a task of the sub-agent `subagent` on `prompt`, reporting to `owner_address`.
 
     One field per [`TaskSpec`][subagents_cancel.task_spec.TaskSpec] field that is not resolved on the host
     from the sub-agent's config.
     """
 
-    task_id: TaskId
-    sent_at: float
-    message_id: str = field(default_factory=_new_message_id)
     kind: Literal['start_task'] = field(default='start_task', repr=False)
     __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(ser_json_bytes='base64', val_json_bytes='base64')
     subagent: str
@@ -64,12 +68,9 @@ class StartTask:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SettleTask:
+class SettleTask(_Envelope):
     """The owner has recorded the task's end as `info`: run its hook and delete its scratch directory."""
 
-    task_id: TaskId
-    sent_at: float
-    message_id: str = field(default_factory=_new_message_id)
     kind: Literal['settle_task'] = field(default='settle_task', repr=False)
     info: TaskInfo
     owner_address: str
@@ -77,12 +78,9 @@ class SettleTask:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class HooksFinished:
+class HooksFinished(_Envelope):
     """The task's hook has run (or was not there); `cleanup_error` says how it failed, if it did."""
 
-    task_id: TaskId
-    sent_at: float
-    message_id: str = field(default_factory=_new_message_id)
     kind: Literal['hooks_finished'] = field(default='hooks_finished', repr=False)
     cleanup_error: str | None = None
 
@@ -91,18 +89,6 @@ WireMessage = BusMessage | StartTask | SettleTask | HooksFinished
 """Every message a transport carries."""
 
 WIRE_ADAPTER: TypeAdapter[WireMessage] = TypeAdapter(Annotated[WireMessage, Field(discriminator='kind')])
-"""Validates and serialises every message a transport carries, told apart by its `kind`."""
-
-
-def encode_wire(message: WireMessage) -> bytes:
-    """`message` as JSON (see [`encode_message`][subagents_cancel.messages.encode_message])."""
-    return WIRE_ADAPTER.dump_json(message)
-
-
-def decode_wire(data: bytes) -> WireMessage:
-    """The message `data` encodes; outputs come back as `EncodedOutput`s.
-
-    Raises:
-        pydantic.ValidationError: `data` is not the JSON of a message.
-    """
-    return WIRE_ADAPTER.validate_json(data)
+"""Validates and serialises every message a transport carries, told apart by its `kind`: `dump_json` and
+`validate_json` carry one through JSON, outputs as `EncodedOutput`s (see
+[`encode_message`][subagents_cancel.messages.encode_message])."""
