@@ -16,7 +16,7 @@ LAYERS: list[set[str]] = [
     {'notebook_view'},
     {'results'},
     {'messages'},
-    {'bus', 'reasons', 'started'},
+    {'reasons', 'started'},
     {'regions', 'config', 'wire'},
     {'transport'},
     {'registry', 'reports', 'metrics', 'defaults', 'owner_mailbox'},

@@ -26,6 +26,7 @@ from subagents_cancel.messages import (
     BusMessage,
     CancelAcknowledged,
     CancelAll,
+    CancelAllReceived,
     CancelEscalated,
     CancelHeld,
     CancelLost,
@@ -117,6 +118,7 @@ def one_of_each_kind() -> list[BusMessage]:
         TaskUnresponsive(task_id=T, sent_at=8.0),
         CancelAll(task_id=T, sent_at=3.0, mode='soft', reason=CancelReason(kind='parent_cancelled'), grace_seconds=2.5),
         SubtasksEnded(task_id=T, sent_at=3.5, correlation_id='c-2'),
+        CancelAllReceived(task_id=T, sent_at=3.4, correlation_id='c-2'),
         SubtasksChanged(task_id=T, sent_at=3.0, owner_address='owner-1a2b3c4d', subtasks=()),
     ]
 
@@ -157,6 +159,7 @@ def test_the_json_schema_lists_every_kind() -> None:
             'answer',
             'cancel_acknowledged',
             'cancel_all',
+            'cancel_all_received',
             'cancel_escalated',
             'cancel_held',
             'cancel_lost',

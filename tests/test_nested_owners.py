@@ -112,10 +112,12 @@ async def test_a_soft_cancel_reaches_a_nested_owner_only_through_messages(clock:
         [
             'outer cancel_request middle',
             'inner cancel_all middle',
-            'outer cancel_received middle',
             'outer subtasks_changed middle',
             'inner cancel_request leaf',
             'inner cancel_received leaf',
+            'outer subtasks_changed middle',
+            'outer cancel_all_received middle',
+            'outer cancel_received middle',
             'inner run_finished leaf',
             'inner settle_task leaf',
             'outer subtasks_changed middle',

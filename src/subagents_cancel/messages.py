@@ -86,6 +86,7 @@ __all__ = (
     'StatusChanged',
     'SubtasksChanged',
     'SubtasksEnded',
+    'CancelAllReceived',
     'TaskId',
     'TaskStarted',
     'TaskUnresponsive',
@@ -322,6 +323,20 @@ class SubtasksEnded(_Message):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CancelAllReceived(_Message):
+    """A nested owner's receipt of the soft [`CancelAll`][subagents_cancel.messages.CancelAll] `correlation_id`.
+
+    It has asked each of its running tasks to stop, has their own receipts (or waited for them as long as its
+    owner waits for any receipt), and has reported them with a
+    [`SubtasksChanged`][subagents_cancel.messages.SubtasksChanged] first. The task that cascaded gives its own
+    receipt once every nested owner has sent this, so the owner's reply already shows the whole tree asked to stop.
+    """
+
+    kind: Literal['cancel_all_received'] = field(default='cancel_all_received', repr=False)
+    correlation_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SubtasksChanged(_Message):
     """The tasks of the nested owner at `owner_address`, opened inside task `task_id`, have changed.
 
@@ -353,6 +368,7 @@ BusMessage = (
     | TaskUnresponsive
     | CancelAll
     | SubtasksEnded
+    | CancelAllReceived
     | SubtasksChanged
 )
 """Every message about a task that a transport carries."""

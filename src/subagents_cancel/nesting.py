@@ -16,8 +16,10 @@ An owner that was not opened inside a task has no such link, and sends none of t
 
 from __future__ import annotations
 
+import asyncio
+
 from .cancels import Cancels
-from .messages import CancelAll, SubtasksChanged, SubtasksEnded
+from .messages import CancelAll, CancelAllReceived, SubtasksChanged, SubtasksEnded
 from .registry import TaskRecord
 from .task_book import TaskBook
 from .task_context import NestedOwner, TaskContext
@@ -37,6 +39,8 @@ class EnclosingTask:
         self._handle: NestedOwner | None = None
         self._pending: list[tuple[CancelAll, tuple[TaskRecord, ...]]] = []
         """The `CancelAll`s not answered yet, each with the tasks that must end first."""
+        self._receipts: set[asyncio.Task[None]] = set()
+        """The soft `CancelAll`s whose receipt waits for the receipts of this owner's own tasks."""
 
     def open(self) -> None:
         """Register with the task, at the owner's address (claimed by now), and follow the owner's tasks."""
@@ -44,8 +48,12 @@ class EnclosingTask:
         self._task.adopt(self._handle)
         self._book.report_to(cancel_all=self._cancel_all, changed=self._changed)
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """The owner has closed: answer what is still pending, report no tasks left, and leave the task."""
+        for receipt in self._receipts:
+            receipt.cancel()
+        if self._receipts:
+            await asyncio.wait(self._receipts)
         for request, _ in self._pending:
             self._answer(request)
         self._pending.clear()
@@ -56,10 +64,23 @@ class EnclosingTask:
     def _cancel_all(self, request: CancelAll) -> None:
         records = self._book.records.active()
         self._cancels.request_each(records, request.mode, request.reason, request.grace_seconds)
+        if request.mode == 'soft':
+            receipt = asyncio.get_running_loop().create_task(self._receive(request, records), name='cancel-all receipt')
+            self._receipts.add(receipt)
+            receipt.add_done_callback(self._receipts.discard)
         if all(record.settled for record in records):
             self._answer(request)
         else:
             self._pending.append((request, records))
+
+    async def _receive(self, request: CancelAll, records: tuple[TaskRecord, ...]) -> None:
+        """Give the receipt of a soft `CancelAll` once this owner's tasks have given theirs, the tree reported first."""
+        await self._cancels.await_receipts(records)
+        self._report()
+        received = CancelAllReceived(
+            task_id=request.task_id, sent_at=self._task.clock.now(), correlation_id=request.message_id
+        )
+        self._task.transport.send_nowait(self._task.host_address, received)
 
     def _changed(self, record: TaskRecord) -> None:
         if self._pending and record.settled:

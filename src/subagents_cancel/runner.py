@@ -43,6 +43,7 @@ from .messages import (
     Answer,
     BusMessage,
     CancelAcknowledged,
+    CancelAllReceived,
     CancelEscalated,
     CancelHeld,
     CancelLost,
@@ -122,6 +123,8 @@ class TaskRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._usage_after_cancel = UsageAfterCancel()
         self._cascade = Cascade(spec.task_id, clock)
+        self._held_receipt: BusMessage | None = None
+        """The receipt of a soft cancel request, held until the owners inside the task have received the cascade."""
         """The task's cancel on its way to the owners opened inside it."""
         self.context = TaskContext(
             spec.task_id,
@@ -269,6 +272,8 @@ class TaskRunner:
             self._line.resolve(message.correlation_id, subagent_replies.answered_by_parent(message.text))
         elif isinstance(message, SubtasksEnded):
             self._cascade.ended(message.correlation_id)
+        elif isinstance(message, CancelAllReceived) and self._cascade.received(message.correlation_id):
+            self._send_held_receipt()
 
     def _receive_cancel(self, message: CancelRequest) -> None:
         """Act on a cancel request, and give its receipt at once: lost (with the ending), held, or received."""
@@ -300,7 +305,17 @@ class TaskRunner:
                 self._cancel = message
                 if self._timers is not None:  # else `run()` starts the wrap-up when it begins
                     self._start_wrap_up(message)
-        self._send(receipt)
+        if self._cascade.awaiting_receipts:
+            self._held_receipt = receipt  # until the owners inside the task have asked their own tasks to stop
+        else:
+            self._send(receipt)
+
+    def _send_held_receipt(self) -> None:
+        """Give the receipt held for the cascade: the owners inside the task received it, or the wait is over."""
+        self._cascade.stop_awaiting_receipts()
+        receipt, self._held_receipt = self._held_receipt, None
+        if receipt is not None:
+            self._send(receipt)
 
     def _committed(self) -> RunOutput | None:
         """The run's output, if it was committed before any cancel request reached the runner: a request now loses."""
@@ -327,6 +342,7 @@ class TaskRunner:
         self._tell(request, subtasks_stopped=True)
 
     def _tell(self, request: CancelRequest, *, subtasks_stopped: bool) -> None:
+        self._send_held_receipt()  # a nested owner that never sent its receipt holds the task's no longer
         text = cancel_request_text(request, subtasks_stopped=subtasks_stopped)
         if self._line.answer_open_question(text):
             self._delivery.answer_question()

@@ -143,7 +143,7 @@ class Supervisor:
         await self._join(self.teardown_deadline)
         self.phase = 'closed'
         if self._enclosing is not None:
-            self._enclosing.close()
+            await self._enclosing.aclose()
         await self._mailbox.close()
         self._unsubscribe_telemetry()
 

@@ -42,6 +42,7 @@ from .launch import agent_for, run_instructions, settle_task
 from .messages import (
     Answer,
     BusMessage,
+    CancelAllReceived,
     CancelLost,
     CancelReceived,
     CancelRequest,
@@ -186,7 +187,7 @@ class TaskHost:
         match message:
             case StartTask():
                 self._start(message)
-            case CancelRequest() | Answer() | SubtasksEnded():
+            case CancelRequest() | Answer() | SubtasksEnded() | CancelAllReceived():
                 if (runner := self._routes.get(message.task_id)) is not None:
                     runner.receive(message)
                 elif isinstance(message, CancelRequest):
