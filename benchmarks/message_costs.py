@@ -1,4 +1,4 @@
-"""CPU time per message: building one (dataclass or pydantic model), and carrying one (bus or transports).
+"""CPU time per message: building one (dataclass or pydantic model), and carrying one (through a transport).
 
     python benchmarks/message_costs.py [--count 100000] [--repeat 3]
 
@@ -13,7 +13,6 @@ Building a `CancelRequest`:
 
 Carrying one prebuilt `CancelRequest` to one mailbox (send and receive):
 
-* `bus.send -> handler`: `InProcessBus.send` to a mailbox whose handler appends to a list (synchronous);
 * `in-process, burst`: `InProcessTransport.send` of every message, while one reader task drains the mailbox;
 * `in-process, one by one`: the sender yields after each send, so the reader task wakes for every message;
 * `loopback, burst`: as the burst, through `LoopbackTransport` (JSON both ways, delivered by its receive loop).
@@ -32,15 +31,14 @@ import anyio.lowlevel
 from pydantic import BaseModel, ConfigDict, Field
 
 from subagents_cancel import CancelReason, InProcessTransport, LoopbackTransport, TaskId, Transport
-from subagents_cancel.bus import InProcessBus
 from subagents_cancel.messages import (
     MESSAGE_ADAPTER,
-    BusMessage,
     CancelMode,
     CancelRequest,
     decode_message,
     encode_message,
 )
+from subagents_cancel.wire import WireMessage
 
 _TASK = TaskId('t-1')
 _MESSAGE = CancelRequest(task_id=_TASK, sent_at=1.0, mode='soft', reason=CancelReason(), grace_seconds=1.0)
@@ -86,17 +84,8 @@ def _through_json(count: int) -> None:
         decode_message(encode_message(message))
 
 
-def _bus(count: int) -> None:
-    bus = InProcessBus()
-    received: list[BusMessage] = []
-    bus.open_mailbox('owner', received.append)
-    for _ in range(count):
-        bus.send('owner', _MESSAGE)
-    assert len(received) == count
-
-
 async def _carry(transport: Transport, count: int, one_by_one: bool) -> None:
-    received: list[BusMessage] = []
+    received: list[WireMessage] = []
     async with transport:
         mailbox = await transport.open('owner')
         assert mailbox is not None
@@ -128,7 +117,6 @@ WAYS: dict[str, dict[str, Callable[[int], None]]] = {
         'encode + decode': _through_json,
     },
     'Carrying a message (send + receive)': {
-        'bus.send -> handler': _bus,
         'in-process, burst': _carried(InProcessTransport, one_by_one=False),
         'in-process, one by one': _carried(InProcessTransport, one_by_one=True),
         'loopback, burst': _carried(LoopbackTransport, one_by_one=False),

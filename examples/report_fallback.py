@@ -40,8 +40,9 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.tools import ToolDefinition
 
 from subagents_cancel import SubAgentCapability, SubAgentConfig, SubAgentManager, TaskStatus
-from subagents_cancel.bus import InProcessBus
-from subagents_cancel.messages import BusMessage, CancelRequest, StatusChanged
+from subagents_cancel.messages import CancelRequest, StatusChanged
+from subagents_cancel.transport import InProcessTransport
+from subagents_cancel.wire import WireMessage
 
 REPORT = 'Write the Q3 sales report for the board'
 
@@ -203,10 +204,12 @@ class Narrator(AbstractCapability[object]):
         return result
 
 
-def watch(address: str, message: BusMessage) -> None:
+def watch(address: str, message: WireMessage) -> None:
     match message:
         case CancelRequest(mode=mode, reason=reason, grace_seconds=grace):
-            print(f'    bus: CANCEL_REQUEST ({mode}, reason {reason.kind!r}, {grace:g}s grace) -> {message.task_id}')
+            print(
+                f'    transport: CANCEL_REQUEST ({mode}, reason {reason.kind!r}, {grace:g}s grace) -> {message.task_id}'
+            )
             cues.cancel_sent.set()
         case StatusChanged(new=new) if new.status is TaskStatus.COMPLETED and message.task_id.startswith('report'):
             cues.report_done.set()
@@ -219,9 +222,9 @@ async def play(scene: int, title: str) -> bool:
     global cues
     cues = Cues(scene=scene)
     print(f'\n=== Scene {scene}: {title}')
-    bus = InProcessBus()
-    bus.subscribe(watch)
-    async with SubAgentManager(REPORTING, bus=bus) as manager:
+    transport = InProcessTransport()
+    transport.subscribe(watch)
+    async with transport, SubAgentManager(REPORTING, transport=transport) as manager:
         parent = Agent(FunctionModel(parent_llm), capabilities=[SubAgentCapability(manager=manager), Narrator()])
         result = await parent.run(title)
         print(f'parent << {result.output}')

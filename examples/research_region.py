@@ -48,8 +48,9 @@ from subagents_cancel import (
     TaskInfo,
     current_task,
 )
-from subagents_cancel.bus import InProcessBus
-from subagents_cancel.messages import BusMessage, CancelRequest
+from subagents_cancel.messages import CancelRequest
+from subagents_cancel.transport import InProcessTransport
+from subagents_cancel.wire import WireMessage
 
 START_PROMPT = 'Run the research phase for our smart-lock launch: market, competitors and patents.'
 ABORT_PROMPT = 'Abort the research phase: the launch is off.'
@@ -262,9 +263,9 @@ async def parent_llm(messages: list[ModelMessage], info: AgentInfo) -> ModelResp
     return PLANS[prompt][seen]
 
 
-def show_cancel_requests(address: str, message: BusMessage) -> None:
+def show_cancel_requests(address: str, message: WireMessage) -> None:
     if isinstance(message, CancelRequest):
-        print(f'    bus: CANCEL_REQUEST ({message.mode}, {message.grace_seconds:g}s grace) -> {message.task_id}')
+        print(f'    transport: CANCEL_REQUEST ({message.mode}, {message.grace_seconds:g}s grace) -> {message.task_id}')
         aborted.set()
 
 
@@ -288,9 +289,12 @@ def summary(task: TaskInfo) -> str:
 
 
 async def main() -> int:
-    bus = InProcessBus()
-    bus.subscribe(show_cancel_requests)
-    async with SubAgentManager(RESEARCH, bus=bus) as manager:  # the application owns the tasks across both turns
+    transport = InProcessTransport()
+    transport.subscribe(show_cancel_requests)
+    async with (
+        transport,
+        SubAgentManager(RESEARCH, transport=transport) as manager,
+    ):  # the application owns the tasks across both turns
         parent = Agent(
             FunctionModel(parent_llm), capabilities=[SubAgentCapability(manager=manager), Narrator('parent')]
         )

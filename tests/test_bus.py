@@ -1,8 +1,10 @@
-"""Every request to a task and every fact from it travels on the bus, with ids that tie replies to requests."""
+"""Every request to a task and every fact from it travels on the transport, with ids that tie replies to requests."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Self
 
 import anyio
 import pytest
@@ -19,15 +21,15 @@ from subagents_cancel import (
     SubAgentPolicy,
     TaskStatus,
 )
-from subagents_cancel.bus import InProcessBus, MailboxHandler
 from subagents_cancel.messages import (
     Answer,
-    BusMessage,
     CancelAcknowledged,
     CancelRequest,
     Question,
 )
 from subagents_cancel.testing import ManualClock
+from subagents_cancel.transport import InProcessTransport, Mailbox, Observer
+from subagents_cancel.wire import WireMessage
 
 from .helpers import Gate, Script, call, text
 
@@ -36,11 +38,11 @@ pytestmark = pytest.mark.anyio
 
 @dataclass
 class Tap:
-    """Records what crosses the bus."""
+    """Records what crosses the transport."""
 
-    seen: list[tuple[str, BusMessage]] = field(default_factory=list[tuple[str, BusMessage]])
+    seen: list[tuple[str, WireMessage]] = field(default_factory=list[tuple[str, WireMessage]])
 
-    def __call__(self, address: str, message: BusMessage) -> None:
+    def __call__(self, address: str, message: WireMessage) -> None:
         self.seen.append((address, message))
 
     def kinds(self, owner: str) -> list[str]:
@@ -48,21 +50,21 @@ class Tap:
             f'{"owner" if address == owner else "task"} <- {type(message).__name__}' for address, message in self.seen
         ]
 
-    def first(self, kind: type[BusMessage]) -> BusMessage:
+    def first(self, kind: type[WireMessage]) -> WireMessage:
         return next(message for _, message in self.seen if isinstance(message, kind))
 
 
-async def test_a_question_and_a_soft_cancel_on_the_bus(clock: ManualClock) -> None:
+async def test_a_question_and_a_soft_cancel_on_the_transport(clock: ManualClock) -> None:
     """The whole conversation between owner and task, in order; answers and acknowledgements name what they answer."""
     in_phase_2 = Gate()
     sub = Script(
         [call('ask_parent', question='EU or US?'), in_phase_2.hold(call('checkpoint', completed=['EU']))],
         on_cancel=text('Completed: EU'),
     )
-    bus, tap = InProcessBus(), Tap()
-    bus.subscribe(tap)
+    transport, tap = InProcessTransport(), Tap()
+    transport.subscribe(tap)
     config = SubAgentConfig(name='researcher', description='Researches', model=sub.model)
-    async with SubAgentManager([config], clock=clock, bus=bus) as manager:
+    async with transport, SubAgentManager([config], clock=clock, transport=transport) as manager:
         info = await manager.run('researcher', 'Research X')
         await manager.answer(info.task_id, 'EU')
         await in_phase_2.reached.wait()
@@ -73,16 +75,20 @@ async def test_a_question_and_a_soft_cancel_on_the_bus(clock: ManualClock) -> No
     assert tap.kinds(manager.owner_id) == snapshot(
         [
             'owner <- StatusChanged',
+            'task <- StartTask',
             'owner <- Question',
             'owner <- StatusChanged',
             'owner <- StatusChanged',
             'task <- Answer',
             'owner <- StatusChanged',
             'task <- CancelRequest',
+            'owner <- CancelReceived',
             'owner <- CheckpointRecorded',
             'owner <- CancelAcknowledged',
             'owner <- RunFinished',
+            'task <- SettleTask',
             'owner <- StatusChanged',
+            'owner <- HooksFinished',
         ]
     )
     question, answer = tap.first(Question), tap.first(Answer)
@@ -91,29 +97,62 @@ async def test_a_question_and_a_soft_cancel_on_the_bus(clock: ManualClock) -> No
     assert isinstance(ack, CancelAcknowledged) and ack.correlation_id == request.message_id
 
 
-class _LosesCancelRequests(InProcessBus):
+class _Wrapped:
+    """A transport that hands everything to an `InProcessTransport`; subclasses change one thing."""
+
+    def __init__(self) -> None:
+        self.inner = InProcessTransport()
+
+    async def __aenter__(self) -> Self:
+        await self.inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.inner.__aexit__(*exc_info)
+
+    async def open(self, address: str) -> Mailbox | None:
+        return await self.inner.open(address)
+
+    async def send(self, address: str, message: WireMessage) -> bool:
+        return self.send_nowait(address, message)
+
+    def send_nowait(self, address: str, message: WireMessage) -> bool:
+        return self.inner.send_nowait(address, message)
+
+    async def release(self, address: str) -> None:
+        await self.inner.release(address)
+
+    def subscribe(self, observer: Observer) -> Callable[[], None]:
+        return self.inner.subscribe(observer)
+
+
+class _LosesCancelRequests(_Wrapped):
     """A transport that loses every cancel request, to show there is no other way for one to reach a task."""
 
-    def send(self, address: str, message: BusMessage) -> bool:
+    def send_nowait(self, address: str, message: WireMessage) -> bool:
         if isinstance(message, CancelRequest):
             return False
-        return super().send(address, message)
+        return super().send_nowait(address, message)
 
 
-async def test_without_the_bus_a_task_is_never_told(clock: ManualClock) -> None:
-    """If the bus loses the requests, neither a soft nor a hard cancel reaches the task: there is no side channel."""
+async def test_without_the_transport_a_task_is_never_told(clock: ManualClock) -> None:
+    """If the transport loses the requests, neither a soft nor a hard cancel reaches the task: there is no side channel."""
     working = Gate()
     sub = Script([working.hold(text('finished regardless'))], on_cancel=text('never'))
     config = SubAgentConfig(name='researcher', description='Researches', model=sub.model)
-    async with SubAgentManager([config], clock=clock, bus=_LosesCancelRequests()) as manager:
+    transport = _LosesCancelRequests()
+    async with transport, SubAgentManager([config], clock=clock, transport=transport) as manager:
         task = await manager.start('researcher', 'Research X')
         await working.reached.wait()
-        await manager.soft_cancel(task.task_id)
 
         async def give_up_waiting() -> None:
             await anyio.wait_all_tasks_blocked()
             clock.advance(5.0)
 
+        # With no receipt coming, the soft cancel waits for one until `hard_cancel_wait_seconds` pass on the clock.
+        async with anyio.create_task_group() as group:
+            group.start_soon(give_up_waiting)
+            await manager.soft_cancel(task.task_id)
         async with anyio.create_task_group() as group:
             group.start_soon(give_up_waiting)
             with pytest.raises(CancelTimeout):
@@ -125,15 +164,16 @@ async def test_without_the_bus_a_task_is_never_told(clock: ManualClock) -> None:
     assert info.outcome == Completed('finished regardless') and info.cancel is not None and info.cancel.lost
 
 
-async def test_two_owners_on_one_bus_never_share_a_task_id(clock: ManualClock) -> None:
-    """A thousand tasks each on two managers sharing a bus: every start succeeds, and each owner's figures are its own."""
+async def test_two_owners_on_one_transport_never_share_a_task_id(clock: ManualClock) -> None:
+    """A thousand tasks each on two managers sharing a transport: every start succeeds, and each owner's figures are its own."""
     config = SubAgentConfig(name='researcher', description='Researches', model=FunctionModel(_answer_at_once))
-    bus = InProcessBus()
+    transport = InProcessTransport()
     per_owner, completed = 1000, 10
     policy = SubAgentPolicy(max_running=1)  # the tasks wait for the slot: cancelling them costs no run
     async with (
-        SubAgentManager([config], clock=clock, bus=bus, policy=policy) as first,
-        SubAgentManager([config], clock=clock, bus=bus, policy=policy) as second,
+        transport,
+        SubAgentManager([config], clock=clock, transport=transport, policy=policy) as first,
+        SubAgentManager([config], clock=clock, transport=transport, policy=policy) as second,
     ):
         await first.wait([(await first.start('researcher', 'Research X')).task_id for _ in range(completed)])
         for number in range(per_owner):  # nothing runs until the loop yields: every task's mailbox is open at once
@@ -156,33 +196,35 @@ async def _answer_at_once(messages: list[ModelMessage], info: AgentInfo) -> Mode
     return ModelResponse(parts=[TextPart('done')])
 
 
-class _Crowded(InProcessBus):
-    """A bus where the next `refuse_next` addresses asked for are already held by owners this test cannot see."""
+class _Crowded(_Wrapped):
+    """A transport where the next `refuse_next` owner addresses asked for are held by owners this test cannot see."""
 
     def __init__(self) -> None:
         super().__init__()
         self.refused: list[str] = []
         self.refuse_next = 0
 
-    def open_mailbox(self, address: str, handler: MailboxHandler) -> bool:
-        if self.refuse_next:
+    async def open(self, address: str) -> Mailbox | None:
+        # A manager's own task host opens `<owner>/tasks` first; only owner mailboxes are refused here.
+        if self.refuse_next and '/' not in address:
             self.refuse_next -= 1
             self.refused.append(address)
-            return False
-        return super().open_mailbox(address, handler)
+            return None
+        return await super().open(address)
 
 
 async def test_an_address_another_owner_holds_is_never_shared(clock: ManualClock) -> None:
-    """The owner and its task each get an address nobody on the bus has; the refused ones leave no record."""
+    """The owner gets an address nobody on the transport has, a task opens none; the refused ones leave no record."""
     config = SubAgentConfig(name='researcher', description='Researches', model=FunctionModel(_answer_at_once))
-    bus = _Crowded()
-    bus.refuse_next = 1
-    async with SubAgentManager([config], clock=clock, bus=bus) as manager:
-        bus.refuse_next = 2
+    transport = _Crowded()
+    transport.refuse_next = 1
+    async with transport, SubAgentManager([config], clock=clock, transport=transport) as manager:
+        transport.refuse_next = 2
         task = await manager.start('researcher', 'Research X')
         await manager.wait([task.task_id])
 
-    owner_refused, *task_refused = bus.refused
+    owner_refused, *task_refused = transport.refused
     assert manager.owner_id != owner_refused and owner_refused.startswith('owner-')
-    assert task.task_id not in task_refused and len(task_refused) == 2
+    # A task has no mailbox of its own: its owner's task host routes its messages by task id.
+    assert (task_refused, transport.refuse_next) == ([], 2)
     assert [(info.task_id, info.status) for info in manager.tasks()] == [(task.task_id, TaskStatus.COMPLETED)]

@@ -32,7 +32,7 @@ def test_demo_plays_the_seed_scenarios(capsys: pytest.CaptureFixture[str]) -> No
         found.start()
         for found in re.finditer(r'lead\s+<- Task cancelled: searcher-\w+ \(soft, its owner was cancelled', printed)
     ]
-    lead_ended = re.search(r'bus\s+:: lead-\w+: RUNNING -> CANCELLED', printed)
+    lead_ended = re.search(r'transport\s+:: lead-\w+: RUNNING -> CANCELLED', printed)
     assert len(handed_back) == 2
     assert lead_ended is not None
     assert max(handed_back) < lead_ended.start() < printed.index("<- Region 'research' was cancelled")

@@ -55,11 +55,11 @@ parent << The research phase is under way: the market scan is done, the other tw
 
 user >> Abort the research phase: the launch is off.
 parent -> soft_cancel_region(region='research', reason='the user aborted the research phase')
-    bus: CANCEL_REQUEST (soft, 30s grace) -> competitor-analysis-<id>
-    bus: CANCEL_REQUEST (soft, 30s grace) -> patent-search-<id>
+    transport: CANCEL_REQUEST (soft, 30s grace) -> competitor-analysis-<id>
+    transport: CANCEL_REQUEST (soft, 30s grace) -> patent-search-<id>
     | Region 'research' is cancelled: competitor-analysis-<id>, patent-search-<id> have been told to wrap up. wait_region shows their partial results; no task in it can complete now.
-parent -> wait_region(region='research')
     claims-reader reads: CANCEL_REQUEST [<id>]: your parent asked you to stop (the task that owns yours was cancelled: research: the user aborted the research phase). Do not start new work or call tools. Reply now with your partial results (Completed, In progress, Not started, Findings). You have 15 seconds.
+parent -> wait_region(region='research')
     patent-search <- task:
         | Task cancelled: claims-reader-<id> (soft, its owner was cancelled: research: the user aborted the research phase; it read the request after <t>; it ended <t> after the request). Partial results:
         | Completed: EP 3 141 592
@@ -115,7 +115,7 @@ def test_report_fallback(capsys: pytest.CaptureFixture[str]) -> None:
 parent -> task(description='Write the Q3 sales report for the board', subagent_type='report-generator', mode='async')
     | Task started with ID: report-generator-<id> (report-generator); it runs in the background. Follow it with check_task or wait_tasks; stop it with soft_cancel_task or hard_cancel_task.
 parent -> soft_cancel_task(task_id='report-generator-<id>', reason='the board meets now; a summary will do')
-    bus: CANCEL_REQUEST (soft, reason 'user', 1s grace) -> report-generator-<id>
+    transport: CANCEL_REQUEST (soft, reason 'user', 1s grace) -> report-generator-<id>
     | Cancellation requested for report-generator-<id>: it has been told, and it hands back partial results within 1s or is stopped. check_task or wait_tasks will show them.
 parent -> wait_tasks(task_ids=['report-generator-<id>'])
     quick-summary starts; its prompt:
@@ -154,7 +154,7 @@ tasks still running: 0
 
 === Scene 2: the report runs out of time
 parent -> task(description='Write the Q3 sales report for the board', subagent_type='report-generator', timeout_seconds=0.3)
-    bus: CANCEL_REQUEST (soft, reason 'deadline', 1s grace) -> report-generator-<id>
+    transport: CANCEL_REQUEST (soft, reason 'deadline', 1s grace) -> report-generator-<id>
     quick-summary starts; its prompt:
     : Write the Q3 sales report for the board
     :

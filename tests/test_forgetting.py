@@ -22,12 +22,12 @@ from subagents_cancel import (
     TaskStatus,
     UnknownTask,
 )
-from subagents_cancel.bus import InProcessBus
 from subagents_cancel.messages import ThreadsFinished
 from subagents_cancel.metrics import RECENT_CANCELLED_RUNS
 from subagents_cancel.regions import RegionClosed
 from subagents_cancel.registry import TaskRecord
 from subagents_cancel.testing import ManualClock
+from subagents_cancel.transport import InProcessTransport
 
 from .helpers import Gate, Script, call, replies_of, text, tool_returns
 
@@ -195,10 +195,10 @@ async def test_a_task_that_was_unresponsive_is_forgotten_like_any_other(clock: M
 
     sub = Script([call('crunch'), text('1'), text('2')])
     config = SubAgentConfig(name='worker', description='Works', agent=Agent(sub.model, tools=[crunch]))
-    bus, returned = InProcessBus(), anyio.Event()
+    bus, returned = InProcessTransport(), anyio.Event()
     bus.subscribe(lambda address, message: returned.set() if isinstance(message, ThreadsFinished) else None)
     policy = SubAgentPolicy(keep_finished=1)
-    async with SubAgentManager([config], policy=policy, clock=clock, bus=bus) as manager:
+    async with bus, SubAgentManager([config], policy=policy, clock=clock, transport=bus) as manager:
         task = await manager.start('worker', 'Get stuck')
         await anyio.to_thread.run_sync(entered.wait)
         await manager.hard_cancel(task.task_id)

@@ -20,9 +20,9 @@ from subagents_cancel import (
     SubAgentPolicy,
     TaskStatus,
 )
-from subagents_cancel.bus import InProcessBus
 from subagents_cancel.messages import CancelRequest
 from subagents_cancel.testing import ManualClock
+from subagents_cancel.transport import InProcessTransport
 
 from .helpers import Gate, Script, Step, after, call, replies_of, text, user_prompts
 
@@ -109,12 +109,12 @@ async def test_soft_owner_end_lets_tasks_hand_back_partial_results(clock: Manual
     """With `owner_end='soft'`, a task still running when the scope ends is told why, and wraps up."""
     working = Gate()
     sub = Script([working.hold(call('checkpoint', completed=['half']))], on_cancel=text('Completed: half of it'))
-    bus = InProcessBus()
+    bus = InProcessTransport()
     # The step in flight ends only once the owner's cancel request has gone out, so the next request reads it.
     bus.subscribe(lambda address, message: working.release.set() if isinstance(message, CancelRequest) else None)
     policy = SubAgentPolicy(owner_end='soft')
 
-    async with SubAgentManager([researcher(sub)], clock=clock, policy=policy, bus=bus) as manager:
+    async with bus, SubAgentManager([researcher(sub)], clock=clock, policy=policy, transport=bus) as manager:
         await manager.start('researcher', 'Research X')
         await working.reached.wait()
 

@@ -26,9 +26,11 @@ from subagents_cancel.messages import (
     BusMessage,
     CancelAcknowledged,
     CancelAll,
+    CancelAllReceived,
     CancelEscalated,
     CancelHeld,
     CancelLost,
+    CancelReceived,
     CancelRequest,
     Checkpoint,
     CheckpointRecorded,
@@ -86,6 +88,7 @@ def one_of_each_kind() -> list[BusMessage]:
         CancelAcknowledged(task_id=T, sent_at=3.0, correlation_id='c-1'),
         CancelEscalated(task_id=T, sent_at=4.0, correlation_id='c-1'),
         CancelHeld(task_id=T, sent_at=4.5, correlation_id='c-1'),
+        CancelReceived(task_id=T, sent_at=4.6, correlation_id='c-1'),
         CancelLost(task_id=T, sent_at=5.0, correlation_id='c-1', ending=RunOutput(None)),
         Question(task_id=T, sent_at=1.5, text='EU or US?'),
         QuestionWithdrawn(task_id=T, sent_at=1.7, correlation_id='q-1'),
@@ -115,6 +118,7 @@ def one_of_each_kind() -> list[BusMessage]:
         TaskUnresponsive(task_id=T, sent_at=8.0),
         CancelAll(task_id=T, sent_at=3.0, mode='soft', reason=CancelReason(kind='parent_cancelled'), grace_seconds=2.5),
         SubtasksEnded(task_id=T, sent_at=3.5, correlation_id='c-2'),
+        CancelAllReceived(task_id=T, sent_at=3.4, correlation_id='c-2'),
         SubtasksChanged(task_id=T, sent_at=3.0, owner_address='owner-1a2b3c4d', subtasks=()),
     ]
 
@@ -155,9 +159,11 @@ def test_the_json_schema_lists_every_kind() -> None:
             'answer',
             'cancel_acknowledged',
             'cancel_all',
+            'cancel_all_received',
             'cancel_escalated',
             'cancel_held',
             'cancel_lost',
+            'cancel_received',
             'cancel_request',
             'checkpoint_recorded',
             'deadline_expired',
@@ -203,7 +209,7 @@ def test_outputs_of_a_stopped_run_and_of_a_lost_cancel_travel_too() -> None:
     decoded_stopped = decode_message(encode_message(stopped))
     decoded_lost = decode_message(encode_message(lost))
     assert isinstance(decoded_stopped, RunFinished) and isinstance(decoded_stopped.ending, RunStopped)
-    assert isinstance(decoded_lost, CancelLost)
+    assert isinstance(decoded_lost, CancelLost) and isinstance(decoded_lost.ending, RunOutput)
     assert decode_output(decoded_stopped.ending.output, Report) == Report(title='Half', pages=3)
     assert decode_output(decoded_lost.ending.output, Finding) == Finding('oxide', 0.5)
 

@@ -1,7 +1,7 @@
 """A task reaches the owners opened inside it only through messages: the cascade, and the view of their tasks.
 
-The nested owner here is a `SubAgentManager` that a sub-agent's tool opens on a bus of its own, so the only
-way between it and the task it runs in is what the two buses carry; each test records that traffic.
+The nested owner here is a `SubAgentManager` that a sub-agent's tool opens on a transport of its own, so the only
+way between it and the task it runs in is what the two transports carry; each test records that traffic.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from subagents_cancel import (
     TaskStatus,
     current_task,
 )
-from subagents_cancel.bus import InProcessBus
-from subagents_cancel.messages import BusMessage, SubtasksChanged
+from subagents_cancel.messages import SubtasksChanged
 from subagents_cancel.task_context import NestedOwner
 from subagents_cancel.testing import ManualClock
+from subagents_cancel.transport import InProcessTransport
+from subagents_cancel.wire import WireMessage
 
 from .helpers import Gate, Script, call, researcher, text
 
@@ -33,25 +34,27 @@ pytestmark = pytest.mark.anyio
 
 @dataclass
 class Traffic:
-    """The kinds of the messages on two buses, in order, each with the bus it travelled on."""
+    """The kinds of the messages on two transports, in order, each with the transport it travelled on."""
 
     seen: list[str] = field(default_factory=list[str])
 
-    def watch(self, bus: InProcessBus, name: str, *, skip: tuple[str, ...] = ('status_changed',)) -> InProcessBus:
-        def note(address: str, message: BusMessage) -> None:
+    def watch(
+        self, transport: InProcessTransport, name: str, *, skip: tuple[str, ...] = ('status_changed',)
+    ) -> InProcessTransport:
+        def note(address: str, message: WireMessage) -> None:
             if message.kind not in skip:
                 self.seen.append(f'{name} {message.kind} {message.task_id.split("-")[0]}')
 
-        bus.subscribe(note)
-        return bus
+        transport.subscribe(note)
+        return transport
 
 
 @dataclass
 class Opener:
-    """A sub-agent tool that opens its own manager on `bus`, starts a `leaf` task in it and waits for that task."""
+    """A sub-agent tool that opens its own manager on `transport`, starts a `leaf` task in it and waits for it."""
 
     leaf: SubAgentConfig
-    bus: InProcessBus
+    transport: InProcessTransport
     contexts: list[TaskContext] = field(default_factory=list[TaskContext])
     owner_ids: list[str] = field(default_factory=list[str])
     waited: anyio.Event = field(default_factory=anyio.Event)
@@ -61,7 +64,7 @@ class Opener:
         """Start the leaf and wait for it."""
         context = current_task()
         assert context is not None
-        async with SubAgentManager([self.leaf], bus=self.bus) as inner:
+        async with SubAgentManager([self.leaf], transport=self.transport) as inner:
             self.contexts.append(context)
             self.owner_ids.append(inner.owner_id)
             started = await inner.start('leaf', 'Dig')
@@ -81,23 +84,23 @@ def leaf_config(script: Script) -> SubAgentConfig:
 
 
 async def test_a_soft_cancel_reaches_a_nested_owner_only_through_messages(clock: ManualClock) -> None:
-    """The task knows its nested owner by bus and address; a soft cancel sends it CancelAll, and waits for SubtasksEnded."""
+    """The task knows its nested owner by transport and address; a soft cancel sends it CancelAll, and waits for SubtasksEnded."""
     traffic = Traffic()
-    outer_bus, inner_bus = traffic.watch(InProcessBus(), 'outer'), traffic.watch(InProcessBus(), 'inner')
+    outer, inner = traffic.watch(InProcessTransport(), 'outer'), traffic.watch(InProcessTransport(), 'inner')
     leaf_working = Gate()
     leaf = Script(
         [call('checkpoint', completed=['source 1']), leaf_working.hold(text('all sources'))],
         on_cancel=text('leaf partial'),
     )
-    opener = Opener(leaf_config(leaf), inner_bus)
+    opener = Opener(leaf_config(leaf), inner)
     opener.go_on.set()
     script = Script([call('dig'), text('middle done')], on_cancel=text('middle partial'))
 
-    async with SubAgentManager([middle(opener, script)], clock=clock, bus=outer_bus) as manager:
+    async with outer, inner, SubAgentManager([middle(opener, script)], clock=clock, transport=outer) as manager:
         task = await manager.start('middle', 'Survey')
         await leaf_working.reached.wait()
         (context,) = opener.contexts
-        assert context.nested_owners == (NestedOwner(bus=inner_bus, address=opener.owner_ids[0]),)
+        assert context.nested_owners == (NestedOwner(transport=inner, address=opener.owner_ids[0]),)
         traffic.seen.clear()
         await manager.soft_cancel(task.task_id, grace_seconds=40)
         leaf_working.release.set()
@@ -111,13 +114,21 @@ async def test_a_soft_cancel_reaches_a_nested_owner_only_through_messages(clock:
             'inner cancel_all middle',
             'outer subtasks_changed middle',
             'inner cancel_request leaf',
-            'inner run_finished leaf',
+            'inner cancel_received leaf',
             'outer subtasks_changed middle',
+            'outer cancel_all_received middle',
+            'outer cancel_received middle',
+            'inner run_finished leaf',
+            'inner settle_task leaf',
+            'outer subtasks_changed middle',
+            'inner hooks_finished leaf',
             'outer subtasks_ended middle',
             'outer subtasks_changed middle',
             'outer subtasks_changed middle',
             'outer cancel_acknowledged middle',
             'outer run_finished middle',
+            'outer settle_task middle',
+            'outer hooks_finished middle',
         ]
     )
 
@@ -125,12 +136,12 @@ async def test_a_soft_cancel_reaches_a_nested_owner_only_through_messages(clock:
 async def test_a_hard_cancel_sends_cancel_all_and_the_nested_tasks_stop_first(clock: ManualClock) -> None:
     """A hard cancel sends the nested owner a hard CancelAll; its task ends before the task that opened it."""
     traffic = Traffic()
-    outer_bus, inner_bus = traffic.watch(InProcessBus(), 'outer'), traffic.watch(InProcessBus(), 'inner')
+    outer, inner = traffic.watch(InProcessTransport(), 'outer'), traffic.watch(InProcessTransport(), 'inner')
     leaf_blocked = Gate()
-    opener = Opener(leaf_config(Script([leaf_blocked.block_forever()])), inner_bus)
+    opener = Opener(leaf_config(Script([leaf_blocked.block_forever()])), inner)
     script = Script([call('dig'), text('middle done')])
 
-    async with SubAgentManager([middle(opener, script)], clock=clock, bus=outer_bus) as manager:
+    async with outer, inner, SubAgentManager([middle(opener, script)], clock=clock, transport=outer) as manager:
         task = await manager.start('middle', 'Survey')
         await leaf_blocked.reached.wait()
         traffic.seen.clear()
@@ -142,39 +153,46 @@ async def test_a_hard_cancel_sends_cancel_all_and_the_nested_tasks_stop_first(cl
         [
             'outer cancel_request middle',
             'inner cancel_all middle',
+            'outer cancel_received middle',
             'outer subtasks_changed middle',
             'inner cancel_request leaf',
+            'inner cancel_received leaf',
             'outer subtasks_changed middle',
             'outer subtasks_changed middle',
             'inner cancel_request leaf',
+            'inner cancel_received leaf',
             'inner run_finished leaf',
+            'inner settle_task leaf',
             'outer subtasks_changed middle',
+            'inner hooks_finished leaf',
             'outer subtasks_ended middle',
             'outer subtasks_changed middle',
             'outer subtasks_changed middle',
             'outer run_finished middle',
+            'outer settle_task middle',
+            'outer hooks_finished middle',
         ]
     )
 
 
 async def test_a_nested_owners_task_changes_appear_in_the_enclosing_snapshot(clock: ManualClock) -> None:
     """The enclosing `get(...).subtasks` follows the nested task's checkpoint, question and end, from SubtasksChanged."""
-    outer_bus, inner_bus = InProcessBus(), InProcessBus()
+    outer, inner = InProcessTransport(), InProcessTransport()
     reports: list[list[tuple[str, str, int]]] = []
 
-    def note(address: str, message: BusMessage) -> None:
+    def note(address: str, message: WireMessage) -> None:
         if isinstance(message, SubtasksChanged):
             reports.append([(info.subagent, info.status.value, len(info.checkpoints)) for info in message.subtasks])
 
-    outer_bus.subscribe(note)
+    outer.subscribe(note)
     leaf_working = Gate()
     leaf = Script(
         [call('checkpoint', completed=['source 1']), leaf_working.hold(call('ask_parent', question='EU or US?'))]
     )
-    opener = Opener(leaf_config(leaf), inner_bus)
+    opener = Opener(leaf_config(leaf), inner)
     script = Script([call('dig'), text('middle done')])
 
-    async with SubAgentManager([middle(opener, script)], clock=clock, bus=outer_bus) as manager:
+    async with outer, inner, SubAgentManager([middle(opener, script)], clock=clock, transport=outer) as manager:
         task = await manager.start('middle', 'Survey')
         await leaf_working.reached.wait()
         clock.advance(3)
@@ -211,12 +229,20 @@ async def test_a_nested_owners_task_changes_appear_in_the_enclosing_snapshot(clo
 async def test_an_owner_that_is_not_nested_sends_no_subtask_reports(clock: ManualClock) -> None:
     """A top-level owner's task changes cost no SubtasksChanged message."""
     traffic = Traffic()
-    bus = traffic.watch(InProcessBus(), 'bus')
+    transport = traffic.watch(InProcessTransport(), 'transport')
     script = Script([call('checkpoint', completed=['source 1']), text('done')])
 
-    async with SubAgentManager([researcher(script)], clock=clock, bus=bus) as manager:
+    async with transport, SubAgentManager([researcher(script)], clock=clock, transport=transport) as manager:
         task = await manager.start('researcher', 'Dig')
         (info,) = (await manager.wait([task.task_id])).tasks
 
     assert info.status is TaskStatus.COMPLETED
-    assert traffic.seen == snapshot(['bus checkpoint_recorded researcher', 'bus run_finished researcher'])
+    assert traffic.seen == snapshot(
+        [
+            'transport start_task researcher',
+            'transport checkpoint_recorded researcher',
+            'transport run_finished researcher',
+            'transport settle_task researcher',
+            'transport hooks_finished researcher',
+        ]
+    )

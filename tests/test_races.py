@@ -8,8 +8,9 @@ until the run either ends (the answer wins) or goes on (the cancel wins); a hard
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import anyio
 import pytest
@@ -31,9 +32,10 @@ from subagents_cancel import (
     TaskInfo,
     TaskStatus,
 )
-from subagents_cancel.bus import InProcessBus
-from subagents_cancel.messages import BusMessage, CancelRequest, RunFinished
+from subagents_cancel.messages import CancelRequest, RunFinished
 from subagents_cancel.testing import ManualClock
+from subagents_cancel.transport import InProcessTransport, Mailbox, Observer
+from subagents_cancel.wire import WireMessage
 
 from .helpers import (
     TASK_ID,
@@ -410,24 +412,44 @@ async def test_a_soft_cancel_after_the_commit_point_returns_the_committed_output
     assert ended.cancel is not None and ended.cancel.lost_to == Completed('FULL answer')
 
 
-class _ReportsEndsLate(InProcessBus):
-    """A transport that holds every report of a run's end until `deliver()`: the owner hears of it late."""
+class _Holds:
+    """An in-process transport that holds every message of one kind until `deliver()`: its mailbox hears of it late."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.held: list[tuple[str, BusMessage]] = []
+    def __init__(self, kind: type[WireMessage]) -> None:
+        self._inner = InProcessTransport()
+        self._kind = kind
+        self.held: list[tuple[str, WireMessage]] = []
         self.holding = anyio.Event()
 
-    def send(self, address: str, message: BusMessage) -> bool:
-        if not isinstance(message, RunFinished):
-            return super().send(address, message)
+    async def __aenter__(self) -> Self:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._inner.__aexit__(*exc_info)
+
+    async def open(self, address: str) -> Mailbox | None:
+        return await self._inner.open(address)
+
+    async def release(self, address: str) -> None:
+        await self._inner.release(address)
+
+    def subscribe(self, observer: Observer) -> Callable[[], None]:
+        return self._inner.subscribe(observer)
+
+    async def send(self, address: str, message: WireMessage) -> bool:
+        return self.send_nowait(address, message)
+
+    def send_nowait(self, address: str, message: WireMessage) -> bool:
+        if not isinstance(message, self._kind):
+            return self._inner.send_nowait(address, message)
         self.held.append((address, message))
         self.holding.set()
         return True
 
     def deliver(self) -> None:
         for address, message in self.held:
-            super().send(address, message)
+            self._inner.send_nowait(address, message)
         self.held.clear()
 
 
@@ -438,9 +460,9 @@ async def test_a_cancel_after_the_run_failed_loses(clock: WatchedClock, mode: st
     def provider_down(messages: list[ModelMessage]) -> ModelResponse:
         raise RuntimeError('the model provider failed')
 
-    bus = _ReportsEndsLate()
+    bus = _Holds(RunFinished)  # every report of a run's end: the owner hears of it late
     config = SubAgentConfig(name='r', description='R', model=Script([provider_down]).model)
-    async with SubAgentManager([config], clock=clock, bus=bus) as manager:
+    async with bus, SubAgentManager([config], clock=clock, transport=bus) as manager:
         task = await manager.start('r', 'Research X')
         await bus.holding.wait()  # the run has failed; its owner does not know yet
         if mode == 'soft':
@@ -471,29 +493,31 @@ async def test_a_cancel_after_the_run_failed_loses(clock: WatchedClock, mode: st
     )
 
 
-class _DeliversRequestsLate(InProcessBus):
-    """A transport that holds every cancel request until `deliver()`: the task hears of it late."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.held: list[tuple[str, BusMessage]] = []
-
-    def send(self, address: str, message: BusMessage) -> bool:
-        if not isinstance(message, CancelRequest):
-            return super().send(address, message)
-        self.held.append((address, message))
-        return True
-
-    def deliver(self) -> None:
-        for address, message in self.held:
-            super().send(address, message)
-        self.held.clear()
+async def test_a_cancel_that_reaches_the_host_after_the_run_left_gets_its_receipt(clock: ManualClock) -> None:
+    """The run has completed and left its host, its end not yet reported: the host itself says the cancel lost."""
+    bus = _Holds(RunFinished)
+    receipts: list[str] = []
+    before_the_end: list[str] = []
+    config = SubAgentConfig(name='r', description='R', model=Script([text('FULL answer')]).model)
+    async with bus, SubAgentManager([config], clock=clock, transport=bus) as manager:
+        bus.subscribe(lambda address, message: receipts.append(type(message).__name__))
+        task = await manager.start('r', 'Research X')
+        await bus.holding.wait()  # the run is over and its runner gone; its owner does not know yet
+        async with anyio.create_task_group() as group:
+            group.start_soon(manager.soft_cancel, task.task_id)
+            await anyio.wait_all_tasks_blocked()
+            before_the_end += [name for name in receipts if name.startswith('Cancel')]
+            bus.deliver()
+        (info,) = (await manager.wait([task.task_id])).tasks
+    assert before_the_end == ['CancelRequest', 'CancelLost']
+    assert (info.status, info.outcome) == (TaskStatus.COMPLETED, Completed('FULL answer'))
+    assert info.cancel is not None and info.cancel.lost and info.cancel.lost_to == Completed('FULL answer')
 
 
 async def test_a_cancel_that_reaches_the_task_late_is_reported_lost_later(clock: ManualClock) -> None:
     """Over a bus that delivers later, the cancel tool says it was requested, and check_task says it lost."""
     lingers, config = answers_and_lingers()
-    bus = _DeliversRequestsLate()
+    bus = _Holds(CancelRequest)  # every cancel request: the task hears of it late
 
     def delivered(messages: list[ModelMessage]) -> ModelResponse:
         bus.deliver()
@@ -508,7 +532,7 @@ async def test_a_cancel_that_reaches_the_task_late_is_reported_lost_later(clock:
             text('done'),
         ]
     )
-    async with SubAgentManager([config], clock=clock, bus=bus) as manager:
+    async with bus, SubAgentManager([config], clock=clock, transport=bus) as manager:
         await Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)]).run('go')
         (info,) = manager.tasks()
     assert replies_of(parent.requests[-1])[1:] == snapshot(

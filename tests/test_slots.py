@@ -10,8 +10,8 @@ import pytest
 from pydantic_ai.messages import ModelMessage, ModelResponse
 
 from subagents_cancel import SubAgentConfig, SubAgentManager, SubAgentPolicy, TaskStatus
-from subagents_cancel.bus import InProcessBus
-from subagents_cancel.messages import BusMessage, TaskStarted
+from subagents_cancel.transport import InProcessTransport
+from subagents_cancel.wire import StartTask, WireMessage
 
 from .helpers import Gate, Script, WatchedClock, text
 
@@ -45,14 +45,17 @@ async def test_a_slot_granted_to_a_task_as_it_is_cancelled_goes_to_the_next_task
     ]
     started: list[str] = []
 
-    def on_message(address: str, message: BusMessage) -> None:
-        if isinstance(message, TaskStarted):
+    def on_message(address: str, message: WireMessage) -> None:
+        if isinstance(message, StartTask):
             started.append(message.task_id.split('-')[0])
 
-    bus = InProcessBus()
+    bus = InProcessTransport()
     bus.subscribe(on_message)
     cancels: list[asyncio.Task[object]] = []
-    async with SubAgentManager(configs, clock=clock, policy=SubAgentPolicy(max_running=1), bus=bus) as manager:
+    async with (
+        bus,
+        SubAgentManager(configs, clock=clock, policy=SubAgentPolicy(max_running=1), transport=bus) as manager,
+    ):
         running = await manager.start('running', 'x')
         cancelled = await manager.start('queued', 'y')
         after = await manager.start('next', 'z')
@@ -75,5 +78,5 @@ async def test_a_slot_granted_to_a_task_as_it_is_cancelled_goes_to_the_next_task
         TaskStatus.CANCELLED,
     ]
     assert result.tasks[0].status is TaskStatus.COMPLETED
-    assert started == ['next']  # the cancelled task never began its run
+    assert started == ['running', 'next']  # the cancelled task was never sent to the host: it never began its run
     assert queued.requests == []

@@ -20,10 +20,11 @@ from pydantic_ai.messages import ModelResponse, ToolCallPart
 from pydantic_ai.usage import RequestUsage
 
 from subagents_cancel import CancelTimeout, SubAgentCapability, SubAgentConfig, SubAgentManager, TaskStatus
-from subagents_cancel.bus import InProcessBus
-from subagents_cancel.messages import BusMessage, ThreadsFinished
+from subagents_cancel.messages import ThreadsFinished
 from subagents_cancel.metrics import CancelledRun
 from subagents_cancel.testing import ManualClock
+from subagents_cancel.transport import InProcessTransport
+from subagents_cancel.wire import WireMessage
 
 from .helpers import Gate, LingersAfterTheEnd, Script, call, text
 
@@ -369,15 +370,15 @@ async def test_a_lingering_sync_tool_thread_counts_as_an_orphan_until_it_returns
 
     threads_done = anyio.Event()
 
-    def watch(address: str, message: BusMessage) -> None:
+    def watch(address: str, message: WireMessage) -> None:
         if isinstance(message, ThreadsFinished):
             threads_done.set()
 
-    bus = InProcessBus()
+    bus = InProcessTransport()
     bus.subscribe(watch)
     agent = Agent(Script([call('crunch'), text('done')]).model, tools=[Tool(crunch)])
     config = SubAgentConfig(name='cruncher', description='Crunches', agent=agent)
-    async with SubAgentManager([config], clock=clock, bus=bus) as manager:
+    async with bus, SubAgentManager([config], clock=clock, transport=bus) as manager:
         task = await manager.start('cruncher', 'Crunch')
         await anyio.to_thread.run_sync(entered.wait)
         stopped = await manager.hard_cancel(task.task_id)

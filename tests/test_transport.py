@@ -13,8 +13,9 @@ from pydantic import BaseModel
 from pydantic_ai import RunUsage
 
 from subagents_cancel import CancelReason, InProcessTransport, LoopbackTransport, Mailbox, TaskId, Transport
-from subagents_cancel.messages import Answer, BusMessage, CancelRequest, Question, RunFinished, RunOutput, TaskStarted
+from subagents_cancel.messages import Answer, CancelRequest, Question, RunFinished, RunOutput, TaskStarted
 from subagents_cancel.output_codec import EncodedOutput, decode_output
+from subagents_cancel.wire import WireMessage
 
 pytestmark = pytest.mark.anyio
 
@@ -43,12 +44,12 @@ def question(number: int) -> Question:
     return Question(task_id=T, sent_at=float(number), text=f'question {number}')
 
 
-async def read_all(mailbox: Mailbox, into: list[BusMessage]) -> None:
+async def read_all(mailbox: Mailbox, into: list[WireMessage]) -> None:
     async for message in mailbox:
         into.append(message)
 
 
-async def read(mailbox: Mailbox, count: int) -> list[BusMessage]:
+async def read(mailbox: Mailbox, count: int) -> list[WireMessage]:
     return [await anext(mailbox) for _ in range(count)]
 
 
@@ -85,7 +86,7 @@ async def test_an_address_is_taken_by_one_mailbox_at_a_time(transport: Transport
 
 async def test_release_ends_iteration_and_later_sends_are_dropped(transport: Transport) -> None:
     """A reader waiting on a released mailbox stops; messages not yet read are dropped, and later sends say so."""
-    received: list[BusMessage] = []
+    received: list[WireMessage] = []
     first = question(1)
     async with transport:
         assert not await transport.send('task', TaskStarted(task_id=T, sent_at=0.0))
@@ -120,8 +121,8 @@ async def test_observers_see_every_message_sent_with_its_address(transport: Tran
 
 async def test_closing_the_transport_ends_every_iteration(transport: Transport) -> None:
     """Readers of every open mailbox stop when the transport closes; it then drops sends and refuses to open."""
-    got_a: list[BusMessage] = []
-    got_b: list[BusMessage] = []
+    got_a: list[WireMessage] = []
+    got_b: list[WireMessage] = []
     first = question(1)
     async with anyio.create_task_group() as group:
         async with transport:
@@ -182,7 +183,7 @@ async def test_loopback_delivers_from_its_own_task_only_what_survived_json() -> 
 
 async def test_a_mailbox_is_read_by_async_iteration(transport: Transport) -> None:
     """`async for` over a mailbox yields each message as it arrives, across waits."""
-    received: list[BusMessage] = []
+    received: list[WireMessage] = []
     async with transport, anyio.create_task_group() as group:
         mailbox = await transport.open('task')
         assert mailbox is not None

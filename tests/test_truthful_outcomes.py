@@ -17,8 +17,9 @@ from subagents_cancel import (
     SubAgentManager,
     TaskStatus,
 )
-from subagents_cancel.bus import InProcessBus
-from subagents_cancel.messages import BusMessage, RunFinished
+from subagents_cancel.messages import RunFinished
+from subagents_cancel.transport import InProcessTransport
+from subagents_cancel.wire import WireMessage
 
 from .helpers import Gate, Script, WatchedClock, call, replies_of, text
 
@@ -56,15 +57,15 @@ async def test_a_tool_that_raises_cancelled_error_by_itself_fails_the_task(clock
 async def test_a_run_stopped_from_outside_is_a_cancel_with_a_stop_time_of_zero_or_more(clock: WatchedClock) -> None:
     """The runner's own asyncio task cancelled from outside: CANCELLED `parent_cancelled`, never a negative time."""
     working = Gate()
-    bus = InProcessBus()
+    bus = InProcessTransport()
 
-    def report_arrives_later(address: str, message: BusMessage) -> None:
+    def report_arrives_later(address: str, message: WireMessage) -> None:
         if isinstance(message, RunFinished):
             clock.advance(0.5)  # the report of the stop is handled a little after it was sent
 
     bus.subscribe(report_arrives_later)
     config = SubAgentConfig(name='researcher', description='Researches', model=Script([working.block_forever()]).model)
-    async with SubAgentManager([config], clock=clock, bus=bus) as manager:
+    async with bus, SubAgentManager([config], clock=clock, transport=bus) as manager:
         task = await manager.start('researcher', 'Research X')
         await working.reached.wait()
         (runner,) = [each for each in asyncio.all_tasks() if each.get_name() == f'subagent {task.task_id}']

@@ -23,11 +23,12 @@ from subagents_cancel import (
     TaskStatus,
     current_task,
 )
-from subagents_cancel.bus import InProcessBus
-from subagents_cancel.messages import BusMessage, ThreadsFinished
+from subagents_cancel.messages import ThreadsFinished
 from subagents_cancel.processes import run_process
 from subagents_cancel.task_context import TaskCancelRequested
 from subagents_cancel.testing import ManualClock
+from subagents_cancel.transport import InProcessTransport
+from subagents_cancel.wire import WireMessage
 
 from .helpers import TASK_ID, Gate, Script, after, call, replies_of, text, tool_returns
 
@@ -64,10 +65,10 @@ class _SyncCrunch:
         return SubAgentConfig(name='cruncher', description='Crunches data', agent=agent)
 
 
-def threads_finished_seen(bus: InProcessBus) -> anyio.Event:
+def threads_finished_seen(bus: InProcessTransport) -> anyio.Event:
     seen = anyio.Event()
 
-    def listen(address: str, message: BusMessage) -> None:
+    def listen(address: str, message: WireMessage) -> None:
         if isinstance(message, ThreadsFinished):
             seen.set()
 
@@ -78,7 +79,7 @@ def threads_finished_seen(bus: InProcessBus) -> anyio.Event:
 async def test_sync_tool_thread_is_reported_until_it_returns(clock: ManualClock) -> None:
     """The run stops at once; the thread it leaves behind is listed as unresponsive until it returns."""
     tool = _SyncCrunch()
-    bus = InProcessBus()
+    bus = InProcessTransport()
     returned = threads_finished_seen(bus)
     listed = anyio.Event()
     parent = Script(
@@ -91,7 +92,7 @@ async def test_sync_tool_thread_is_reported_until_it_returns(clock: ManualClock)
         ]
     )
     sub = Script([call('crunch', dataset='q3')])
-    async with SubAgentManager([tool.config(sub)], clock=clock, bus=bus) as manager:
+    async with bus, SubAgentManager([tool.config(sub)], clock=clock, transport=bus) as manager:
         agent = Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)])
         async with anyio.create_task_group() as group:
             group.start_soon(agent.run, 'Crunch')
@@ -100,6 +101,7 @@ async def test_sync_tool_thread_is_reported_until_it_returns(clock: ManualClock)
         (stopped,) = manager.unresponsive_tasks()
         tool.finish.set()
         await returned.wait()
+        await anyio.wait_all_tasks_blocked()  # the owner has read the report too
         after_return = manager.get(stopped.task_id)
 
     assert (stopped.status, stopped.lingering_threads, stopped.unresponsive) == (TaskStatus.CANCELLED, 1, True)
@@ -127,32 +129,34 @@ A sync tool of it is still working in 1 thread(s), which cannot be stopped; its 
 
 async def test_thread_left_at_teardown_is_an_orphan_and_reported_when_it_returns(clock: ManualClock) -> None:
     tool = _SyncCrunch()
-    bus = InProcessBus()
+    bus = InProcessTransport()
     returned = threads_finished_seen(bus)
     sub = Script([call('crunch', dataset='q3')])
-    async with SubAgentManager([tool.config(sub)], clock=clock, bus=bus) as manager:
-        task = await manager.start('cruncher', 'Crunch Q3')
-        await anyio.to_thread.run_sync(tool.entered.wait)
+    async with bus:  # the transport outlives the manager: the thread's report still travels on it
+        async with SubAgentManager([tool.config(sub)], clock=clock, transport=bus) as manager:
+            task = await manager.start('cruncher', 'Crunch Q3')
+            await anyio.to_thread.run_sync(tool.entered.wait)
 
-    (orphan,) = manager.orphans()
-    assert (orphan.task_id, orphan.status, orphan.lingering_threads) == (task.task_id, TaskStatus.CANCELLED, 1)
-    tool.finish.set()
-    await returned.wait()
-    assert manager.get(task.task_id).lingering_threads == 0
-    assert not manager.orphans()[0].unresponsive
+        (orphan,) = manager.orphans()
+        assert (orphan.task_id, orphan.status, orphan.lingering_threads) == (task.task_id, TaskStatus.CANCELLED, 1)
+        tool.finish.set()
+        await returned.wait()
+        assert manager.get(task.task_id).lingering_threads == 0
+        assert not manager.orphans()[0].unresponsive
 
 
 async def test_cooperative_sync_tool_notices_the_cancel_and_writes_nothing(clock: ManualClock) -> None:
     tool = _SyncCrunch(cooperative=True)
-    bus = InProcessBus()
+    bus = InProcessTransport()
     returned = threads_finished_seen(bus)
     sub = Script([call('crunch', dataset='q3')])
-    async with SubAgentManager([tool.config(sub)], clock=clock, bus=bus) as manager:
+    async with bus, SubAgentManager([tool.config(sub)], clock=clock, transport=bus) as manager:
         task = await manager.start('cruncher', 'Crunch Q3')
         await anyio.to_thread.run_sync(tool.entered.wait)
         await manager.hard_cancel(task.task_id)
         tool.finish.set()
         await returned.wait()
+        await anyio.wait_all_tasks_blocked()  # the owner has read the report too
 
     assert tool.side_effects == []
     assert tool.raised == [f'Task {task.task_id!r} was asked to stop.']

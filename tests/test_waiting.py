@@ -11,10 +11,11 @@ from pydantic_ai import Agent, Tool
 from pydantic_ai.messages import ModelMessage, ModelResponse
 
 from subagents_cancel import CancelTimeout, SubAgentCapability, SubAgentConfig, SubAgentManager, TaskStatus
-from subagents_cancel.bus import InProcessBus
-from subagents_cancel.messages import BusMessage, Question
+from subagents_cancel.messages import Question
 from subagents_cancel.shutdown import ShutdownReport, shutdown
+from subagents_cancel.transport import InProcessTransport
 from subagents_cancel.waiting import WaitResult
+from subagents_cancel.wire import WireMessage
 
 from .helpers import Gate, Script, Step, WatchedClock, after, call, calls, replies_of, resolve, text
 
@@ -76,7 +77,7 @@ async def test_wait_region_returns_on_the_question_of_a_task_that_joined_while_i
 ) -> None:
     """A task that joins the region during `wait_region` and asks a question ends the wait; the parent can answer."""
     asked = anyio.Event()
-    bus = InProcessBus()
+    bus = InProcessTransport()
     bus.subscribe(lambda address, message: _set_on_question(asked, message))
     first = Script([after(asked, text('first result'))])  # ends only once the newcomer has asked
     newcomer = Script([call('ask_parent', question='Which market?'), text('second result')])
@@ -86,7 +87,7 @@ async def test_wait_region_returns_on_the_question_of_a_task_that_joined_while_i
     ]
     replied = anyio.Event()
     parent = Script([call('wait_region', region='r'), noting(replied, text('done'))])
-    async with SubAgentManager(configs, clock=clock, bus=bus) as manager:
+    async with bus, SubAgentManager(configs, clock=clock, transport=bus) as manager:
         await manager.start('first', 'x', region='r')
         agent = Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)])
         results: list[list[str]] = []
@@ -119,7 +120,7 @@ No checkpoints yet.\
     )
 
 
-def _set_on_question(asked: anyio.Event, message: BusMessage) -> None:
+def _set_on_question(asked: anyio.Event, message: WireMessage) -> None:
     if isinstance(message, Question):
         asked.set()
 

@@ -8,7 +8,8 @@ the Python API, and the world checks the library's promises after every action a
 
 The world records, in one sequence, the facts it can see without asking the library: when each
 final answer left a task's model (and, for a structured output, when its validation accepted it),
-when a task's model raised, and when a cancel request reached a task's mailbox (it watches the bus).
+when a task's model raised, and when a cancel request reached a task (it watches the transport for the receipt
+the task gives the moment a request reaches it).
 Which of them came first is a fact of the schedule, so the promises can say who had to win.
 """
 
@@ -38,9 +39,10 @@ from subagents_cancel import (
     TaskStatus,
     current_task,
 )
-from subagents_cancel.bus import InProcessBus
-from subagents_cancel.messages import BusMessage, CancelRequest
+from subagents_cancel.messages import CancelHeld, CancelLost, CancelReceived
 from subagents_cancel.testing import ManualClock
+from subagents_cancel.transport import InProcessTransport
+from subagents_cancel.wire import WireMessage
 
 from .helpers import Script, call, cancel_requested, text, tool_returns
 from .promises import Answer, PromiseBroken, TaskFacts, check_ending, count_ending
@@ -131,17 +133,18 @@ class World:
         policy = SubAgentPolicy(
             max_running=self.max_running, grace_seconds=GRACE_SECONDS, preempt_on_soft_cancel=self.preempt
         )
-        bus = InProcessBus()
-        bus.subscribe(self._watch)
-        self.manager = SubAgentManager([worker], clock=self.clock, policy=policy, bus=bus)
+        self.transport = InProcessTransport()
+        self.transport.subscribe(self._watch)
+        self.manager = SubAgentManager([worker], clock=self.clock, policy=policy, transport=self.transport)
 
     def fact(self) -> int:
         """The position of a fact in the one order of everything the world saw."""
         return next(self._facts)
 
-    def _watch(self, address: str, message: BusMessage) -> None:
-        if isinstance(message, CancelRequest) and address not in self.cancel_reached:
-            self.cancel_reached[address] = self.fact()
+    def _watch(self, address: str, message: WireMessage) -> None:
+        receipt = isinstance(message, CancelReceived | CancelHeld | CancelLost)
+        if receipt and message.task_id not in self.cancel_reached:
+            self.cancel_reached[message.task_id] = self.fact()
 
     # --- the sub-agents' model ------------------------------------------------------------------
 
@@ -197,6 +200,7 @@ class World:
     # --- actions --------------------------------------------------------------------------------
 
     async def open(self) -> None:
+        await self.transport.__aenter__()
         await self.manager.__aenter__()
 
     async def start(self, *, obeys: bool, region: str | None = None, through_tool: bool = True) -> str | None:
@@ -372,6 +376,7 @@ class World:
         self.owner_end_at = self.fact()
         reason = CancelReason(kind='parent_cancelled' if cancelled else 'parent_ended')
         await self.manager.aclose(reason)
+        await self.transport.__aexit__(None, None, None)
 
     # --- the promises ---------------------------------------------------------------------------
 

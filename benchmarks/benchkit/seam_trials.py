@@ -20,8 +20,8 @@ from __future__ import annotations
 import gc
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Generator
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -74,13 +74,22 @@ def available_transports() -> tuple[Transport, ...]:
     return ('inprocess', 'loopback') if takes_transport and hasattr(subagents_cancel, LOOPBACK) else ('inprocess',)
 
 
-def _manager(transport: Transport, config: SubAgentConfig, policy: SubAgentPolicy | None = None) -> SubAgentManager:
-    """A manager on `transport`; in-process is the default, so it is built exactly as the oldest commits build it."""
+@asynccontextmanager
+async def _manager(
+    transport: Transport, config: SubAgentConfig, policy: SubAgentPolicy | None = None
+) -> AsyncGenerator[SubAgentManager]:
+    """A manager on `transport`, entered; in-process is the default, so it is built exactly as the oldest commits do.
+
+    A transport given to a manager is entered by its caller, around the manager's block: here.
+    """
     if transport == 'inprocess':
-        return SubAgentManager([config], policy=policy)
+        async with SubAgentManager([config], policy=policy) as manager:
+            yield manager
+        return
     # Looked up by name and passed through a mapping, so this file type-checks before and after the transport lands.
-    transport_argument: dict[str, Any] = {'transport': getattr(subagents_cancel, LOOPBACK)()}
-    return SubAgentManager([config], policy=policy, **transport_argument)
+    loopback: Any = getattr(subagents_cancel, LOOPBACK)()
+    async with loopback, SubAgentManager([config], policy=policy, **{'transport': loopback}) as manager:
+        yield manager
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,8 @@ the messages between owners and tasks (`subagents_cancel.messages`), region deta
 every error (`subagents_cancel.errors`; those that carry a task's status are in `subagents_cancel.states`),
 waiting (`subagents_cancel.waiting`), code inside a task (`subagents_cancel.task_context`,
 `subagents_cancel.processes`), shutdown (`subagents_cancel.shutdown`), cancel figures
-(`subagents_cancel.metrics`), clocks (`subagents_cancel.clock`), the bus (`subagents_cancel.bus`) and typed
-outputs across a transport (`subagents_cancel.output_codec`). Helpers that exist only for tests are in
+(`subagents_cancel.metrics`), clocks (`subagents_cancel.clock`), the transport (`subagents_cancel.transport`) and typed
+outputs across it (`subagents_cancel.output_codec`). Helpers that exist only for tests are in
 `subagents_cancel.testing`.
 """
 

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import anyio
+
 from .clock import Clock
 from .config import SubAgentPolicy
 from .defaults import Defaults
@@ -71,9 +73,15 @@ class Cancels:
         self._defaults = defaults
         self._clock = clock
         self._hard_cancel_wait_seconds = policy.hard_cancel_wait_seconds
+        self._receipt_wait_seconds = policy.receipt_wait_seconds
 
-    def soft(self, record: TaskRecord, reason: CancelReason, grace_seconds: float | None) -> SoftCancelOutcome:
-        """Ask the task to wrap up, unless it has ended or was asked before."""
+    async def soft(self, record: TaskRecord, reason: CancelReason, grace_seconds: float | None) -> SoftCancelOutcome:
+        """Ask the task to wrap up, unless it has ended or was asked before; return once the task has the request.
+
+        The task's receipt (received, held, or lost) is awaited for at most `receipt_wait_seconds` of real time: a
+        transport that delivers late or a host that never answers does not hang the caller, and the outcome is then
+        `'requested'` (a receipt that comes later still updates the task).
+        """
         if record.status.is_terminal:
             return SoftCancelOutcome(info=self._book.info(record), result='already_ended')
         if record.cancel is not None and not record.cancel.lost:
@@ -83,6 +91,7 @@ class Cancels:
             self._book.request_cancel(
                 record, 'soft', reason, self._defaults.grace_seconds(record.subagent, grace_seconds)
             )
+            await self.await_receipts((record,))
         info = self._book.info(record)
         if info.cancel is not None and info.cancel.lost:  # its output was committed first; its run is ending
             return SoftCancelOutcome(info=info, result='lost')
@@ -91,6 +100,15 @@ class Cancels:
         if info.cancel is not None and info.cancel.held_at is not None:
             return SoftCancelOutcome(info=info, result='held')
         return SoftCancelOutcome(info=info, result='requested', answered_question=answered_question)
+
+    async def await_receipts(self, records: Sequence[TaskRecord]) -> None:
+        """Wait for the receipts of the cancel requests just sent to `records`, at most `receipt_wait_seconds`.
+
+        Real time, not the owner's clock: the bound is on the transport's delivery, which no test clock drives.
+        """
+        with anyio.move_on_after(self._receipt_wait_seconds):
+            for record in records:
+                await self._book.receipt(record)
 
     async def hard(self, record: TaskRecord, reason: CancelReason) -> HardCancelOutcome:
         """Stop the task and wait for it within the bound, unless it has ended."""
@@ -120,7 +138,10 @@ class Cancels:
         return await self.await_stops((record,))
 
     async def await_stops(self, records: Sequence[TaskRecord]) -> bool:
-        """Wait for hard-cancelled `records` to stop, within the bound; mark the ones that did not unresponsive."""
+        """Wait for hard-cancelled `records` to stop and have their hooks run, within the bound.
+
+        The ones that did not stop are marked unresponsive.
+        """
         with (
             collector_paused(len(records)),
             self._clock.deadline_scope(self._clock.now() + self._hard_cancel_wait_seconds),

@@ -1,7 +1,7 @@
 """A task's side of the cascade: its cancel reaches the owners opened inside it first, as messages.
 
-The task knows those owners only as [`NestedOwner`][subagents_cancel.task_context.NestedOwner]s (a bus and an
-address). A soft cancel sends each a soft [`CancelAll`][subagents_cancel.messages.CancelAll] and waits, within
+The task knows those owners only as [`NestedOwner`][subagents_cancel.task_context.NestedOwner]s (a transport and
+an address). A soft cancel sends each a soft [`CancelAll`][subagents_cancel.messages.CancelAll] and waits, within
 a bound, until each has answered with [`SubtasksEnded`][subagents_cancel.messages.SubtasksEnded]; a hard cancel
 sends a hard one and waits for nothing: the nested owners live inside the task's run, and each one's
 `async with` exit stops its tasks and waits for them before the run can end, so the deepest tasks stop first.
@@ -27,6 +27,8 @@ class Cascade:
         self._task_id = task_id
         self._clock = clock
         self._waiting: set[str] = set()
+        self._unreceived: set[str] = set()
+        """Soft `CancelAll`s whose receipt (`CancelAllReceived`) has not come yet."""
         self._ended: anyio.Event | None = None
         """Made only when a soft cascade waits: most tasks open no owner."""
 
@@ -39,7 +41,22 @@ class Cascade:
             )
             if mode == 'soft':
                 self._waiting.add(request.message_id)  # before sending: an owner with no task answers at once
-            owner.bus.send(owner.address, request)
+                self._unreceived.add(request.message_id)
+            owner.transport.send_nowait(owner.address, request)
+
+    @property
+    def awaiting_receipts(self) -> bool:
+        """Whether a soft `CancelAll` sent has not been received yet (its owner has not asked its tasks to stop)."""
+        return bool(self._unreceived)
+
+    def received(self, correlation_id: str) -> bool:
+        """A nested owner received the `CancelAll` `correlation_id`; return whether every one sent has been."""
+        self._unreceived.discard(correlation_id)
+        return not self._unreceived
+
+    def stop_awaiting_receipts(self) -> None:
+        """Give up waiting for the receipts still missing (the cascade is over, or the run is)."""
+        self._unreceived.clear()
 
     def ended(self, correlation_id: str) -> None:
         """A nested owner answered the `CancelAll` `correlation_id`: all its tasks have ended."""

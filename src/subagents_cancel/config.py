@@ -152,6 +152,11 @@ class SubAgentPolicy(BaseModel):
     reject that answer (its output validators and output function) before it stops the run anyway. An answer
     accepted in that time wins: the task ends COMPLETED (see *first writer wins* in the states concept page).
     Must be shorter than `hard_cancel_wait_seconds` and `teardown_seconds`, which bound the whole stop."""
+    receipt_wait_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.5
+    """How long a cancel command waits for the task's receipt of its request (received, held, or lost) before it
+    returns what it knows; a receipt that comes later still updates the task. Measured in real time (the event
+    loop's clock), not on the policy's `clock`: it bounds how late the transport delivers, which no test clock
+    drives, so a transport that holds a request never keeps the caller waiting."""
     owner_end: Literal['hard', 'soft'] = 'hard'
     """What happens to tasks still running when their owner (the parent run or manager scope) ends."""
     owner_end_grace_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0

@@ -28,16 +28,16 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from .bus import InProcessBus
 from .capability import SubAgentCapability
 from .config import SubAgentConfig
-from .demo_log import Narrator, bus_log
+from .demo_log import Narrator, transport_log
 from .demo_scripts import ParentStep, parent_model, phased_worker, research_lead
 from .manager import SubAgentManager
 from .messages import CancelReason
 from .metrics import CancelMetrics, Durations
 from .results import TaskInfo
 from .states import TaskStatus
+from .transport import InProcessTransport
 
 __all__ = ('run_demo',)
 
@@ -333,10 +333,11 @@ async def run_demo(model: str | Model | None = None, console: Console | None = N
         console = Console()
         if not console.is_terminal:
             console.width = max(console.width, 130)  # a log file or a pipe: no need to wrap at 80 columns
-    bus = InProcessBus()
-    bus.subscribe(bus_log(console))
+    transport = InProcessTransport()
+    transport.subscribe(transport_log(console))
     last_seen: dict[str, TaskInfo] = {}
-    async with SubAgentManager(_subagents(model, console, last_seen), bus=bus, default_model=model) as manager:
+    subagents = _subagents(model, console, last_seen)
+    async with transport, SubAgentManager(subagents, transport=transport, default_model=model) as manager:
         view = _TaskView(manager, last_seen=last_seen)
         with Live(view.render(), console=console, auto_refresh=False) as live:
 

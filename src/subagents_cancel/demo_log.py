@@ -1,4 +1,4 @@
-"""The demo's log: what an agent calls and is told, and what goes over the bus, one line each."""
+"""The demo's log: what an agent calls and is told, and what goes over the transport, one line each."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from rich.console import Console
 
 # The demo reads the lead run's own manager to show how its searchers ended; no public API exposes it (yet).
 from .capability import _current_manager  # pyright: ignore[reportPrivateUsage]
-from .messages import BusMessage, CancelAcknowledged, CancelEscalated, CancelRequest, StatusChanged
+from .messages import CancelAcknowledged, CancelEscalated, CancelRequest, StatusChanged
 from .results import TaskInfo
+from .wire import WireMessage
 
-__all__ = ('Narrator', 'bus_log', 'reply_lines')
+__all__ = ('Narrator', 'reply_lines', 'transport_log')
 
 _REPLY_LINES = 24
 """How much of each tool reply the log shows; a longer reply ends with a line that says how much is cut."""
@@ -85,19 +86,19 @@ def _headlines(reply: str) -> str:
     return '\n'.join(kept + ([f'\u2026 {cut} more line{"s" if cut > 1 else ""}'] if cut else []))
 
 
-def bus_log(console: Console) -> Callable[[str, BusMessage], None]:
-    """A bus subscriber that prints cancel requests, their acknowledgements and escalations, and status changes."""
+def transport_log(console: Console) -> Callable[[str, WireMessage], None]:
+    """A transport observer that prints cancel requests, their acknowledgements and escalations, and status changes."""
 
-    def show(address: str, message: BusMessage) -> None:
+    def show(address: str, message: WireMessage) -> None:
         match message:
             case CancelRequest(mode=mode, grace_seconds=grace):
-                console.print(f'bus       :: CANCEL_REQUEST ({mode}, {grace:g}s grace) -> {message.task_id}')
+                console.print(f'transport :: CANCEL_REQUEST ({mode}, {grace:g}s grace) -> {message.task_id}')
             case CancelAcknowledged():
-                console.print(f'bus       :: {message.task_id} read the CANCEL_REQUEST')
+                console.print(f'transport :: {message.task_id} read the CANCEL_REQUEST')
             case CancelEscalated():
-                console.print(f'bus       :: {message.task_id} did not stop in its grace window: hard cancel')
+                console.print(f'transport :: {message.task_id} did not stop in its grace window: hard cancel')
             case StatusChanged(old=old, new=new) if old.status is not new.status:
-                console.print(f'bus       :: {message.task_id}: {old.status.name} -> {new.status.name}')
+                console.print(f'transport :: {message.task_id}: {old.status.name} -> {new.status.name}')
             case _:
                 pass
 

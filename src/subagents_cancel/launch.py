@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from pathlib import Path
 
 import anyio
 from pydantic_ai import Agent
@@ -18,10 +19,8 @@ from .clock import Clock
 from .config import SubAgentConfig, check_model
 from .errors import ConfigError
 from .instructions import DEFAULT_CANCEL_INSTRUCTIONS
-from .registry import TaskRecord
 from .results import TaskInfo
 from .states import TaskStatus
-from .task_context import TaskContext
 
 __all__ = ('agent_for', 'run_instructions', 'settle_task', 'take_free_slot')
 
@@ -64,15 +63,14 @@ def take_free_slot(slot: anyio.Semaphore) -> bool:
 
 
 async def settle_task(
-    record: TaskRecord,
     info: TaskInfo,
-    context: TaskContext,
+    scratch: Path | None,
     config: SubAgentConfig,
     *,
     clock: Clock,
     hook_seconds: float,
 ) -> str | None:
-    """Run the sub-agent's hook for how the task ended, then delete its scratch directory.
+    """Run the sub-agent's hook for how the task ended (as `info` says), then delete its scratch directory.
 
     `cleanup` runs after a cancel, `promote` after a completion that used the scratch directory. A hook
     runs shielded from outside cancellation and for at most `hook_seconds`; if it raises or runs out of
@@ -82,15 +80,14 @@ async def settle_task(
         Why the hook failed (for the record's `cleanup_error`), or `None`.
     """
     cleanup_error: str | None = None
-    scratch = context.scratch_dir_if_created
     with anyio.CancelScope(shield=True), clock.deadline_scope(clock.now() + hook_seconds) as bounded:
         try:
-            if config.cleanup is not None and record.status is TaskStatus.CANCELLED:
+            if config.cleanup is not None and info.status is TaskStatus.CANCELLED:
                 await config.cleanup(info)
-            elif config.promote is not None and record.status is TaskStatus.COMPLETED and scratch is not None:
+            elif config.promote is not None and info.status is TaskStatus.COMPLETED and scratch is not None:
                 await config.promote(info, scratch)
         except Exception as error:  # noqa: BLE001 - the hook is user code; its failure is recorded, not raised
-            _log.warning('hook of sub-agent task %s failed', record.task_id, exc_info=error)
+            _log.warning('hook of sub-agent task %s failed', info.task_id, exc_info=error)
             cleanup_error = f'its hook raised {type(error).__name__}'
     if bounded.cancelled_caught:
         cleanup_error = f'its hook ran longer than {hook_seconds:g}s and was stopped'

@@ -5,7 +5,8 @@ A [`SubAgentManager`][subagents_cancel.SubAgentManager] is the owner of its task
 opens one per parent run; an application opens its own to cancel from a button, a deadline or a webhook.
 
 The manager is a front: each method delegates to one piece of the engine. The task book (`task_book`) is the
-only writer of task records and the owner's side of the bus; the supervisor (`supervisor`) opens and closes the
+only writer of task records and the owner's side of the transport (`owner_mailbox` reads it); a task host
+(`task_host`) runs the tasks, reached only through the transport; the supervisor (`supervisor`) opens and closes the
 owner and launches the runs; the cancel commands (`cancels`) return typed outcomes; the region service
 (`region_service`) handles regions; `Defaults` (`defaults`) resolves every setting, per call → per sub-agent →
 policy.
@@ -13,23 +14,23 @@ policy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Self
 
 import anyio
 from pydantic_ai.models import Model
 
-from .bus import InProcessBus, MessageBus
 from .cancels import Cancels, HardCancelOutcome, SoftCancelOutcome
 from .clock import Clock, MonotonicClock
 from .config import SubAgentConfig, SubAgentPolicy, check_duration, index_subagents
 from .defaults import Defaults
-from .errors import CancelTimeout
+from .errors import CancelTimeout, ManagerClosed
 from .instructions import parent_instructions
 from .launch import agent_for
 from .messages import CancelMode, CancelReason
 from .metrics import CancelMetrics
+from .owner_mailbox import OwnerMailbox
 from .region_service import RegionService
 from .regions import RegionOutcome, check_region
 from .results import TaskInfo
@@ -37,10 +38,16 @@ from .resume import Resumes
 from .supervisor import Supervisor, new_owner_id
 from .task_book import TaskBook
 from .task_context import current_task
+from .task_host import TaskHost
 from .telemetry import TaskTelemetry
+from .transport import InProcessTransport, Transport
 from .waiting import WaitFor, WaitResult
 
 __all__ = ('SubAgentManager',)
+
+# A private seam for the test suite, which runs every test on each transport: what a manager given no transport
+# creates (and opens and closes itself). Applications pass `transport=` instead.
+_default_transport: Callable[[], Transport] = InProcessTransport
 
 
 class SubAgentManager:
@@ -70,7 +77,8 @@ class SubAgentManager:
         default_model: str | Model | None = None,
         policy: SubAgentPolicy | None = None,
         clock: Clock | None = None,
-        bus: MessageBus | None = None,
+        transport: Transport | None = None,
+        host: str | None = None,
     ) -> None:
         """Configure the manager; tasks can start once it is entered with `async with`.
 
@@ -81,31 +89,54 @@ class SubAgentManager:
                 by default.
             clock: Where time comes from; inside a sub-agent task, that task's clock, else
                 [`MonotonicClock`][subagents_cancel.clock.MonotonicClock].
-            bus: The message bus between this owner and its tasks; a new
-                [`InProcessBus`][subagents_cancel.bus.InProcessBus] by default.
+            transport: The one way between this owner and its tasks; by default a new
+                [`InProcessTransport`][subagents_cancel.InProcessTransport] that the manager opens and closes. A
+                transport given here is entered by its caller, around the manager's block.
+            host: The address of a [`TaskHost`][subagents_cancel.task_host.TaskHost] already serving on `transport`
+                that runs this owner's tasks; by default the manager runs its own host, in this process.
 
         Raises:
             ConfigError: no sub-agents, duplicate names, a bad fallback or `default_model`, or a sub-agent
                 without a model.
         """
         self._configs = index_subagents(subagents)
-        agents = {name: agent_for(config, default_model) for name, config in self._configs.items()}
+        self._agents = {name: agent_for(config, default_model) for name, config in self._configs.items()}
         self.policy = policy or SubAgentPolicy()
         parent = current_task()
         self.clock = clock or (parent.clock if parent is not None else MonotonicClock())
-        bus = bus or InProcessBus()
+        self._own_transport = transport is None
+        self._transport = transport = transport or _default_transport()
+        owner_id = new_owner_id()
+        self._host = (
+            TaskHost(
+                subagents,
+                transport=transport,
+                address=f'{owner_id}/tasks',
+                clock=self.clock,
+                default_model=default_model,
+                policy=self.policy,
+            )
+            if host is None
+            else None
+        )
         self._defaults = Defaults(self._configs, self.policy)
         self._book = TaskBook(
-            bus=bus, clock=self.clock, address=new_owner_id(), defaults=self._defaults, policy=self.policy
+            send=transport.send_nowait,
+            clock=self.clock,
+            address=owner_id,
+            host=self._host.address if self._host is not None else host or '',
+            defaults=self._defaults,
+            policy=self.policy,
         )
         self._cancels = Cancels(self._book, self._defaults, self.clock, self.policy)
         self._supervisor = Supervisor(
             configs=self._configs,
-            agents=agents,
             policy=self.policy,
             defaults=self._defaults,
             clock=self.clock,
-            bus=bus,
+            mailbox=OwnerMailbox(
+                transport, self._book.receive, quiet=lambda: self._supervisor.quiet(), after=self._after_quiet
+            ),
             book=self._book,
             cancels=self._cancels,
             telemetry=TaskTelemetry(self.get),
@@ -115,7 +146,7 @@ class SubAgentManager:
 
     @property
     def owner_id(self) -> str:
-        """This owner's mailbox address on the bus (another one is picked on entry if an owner on the bus has it)."""
+        """This owner's mailbox address on its transport (another one is picked on entry if it is taken)."""
         return self._book.address
 
     @property
@@ -131,8 +162,19 @@ class SubAgentManager:
     # --- lifetime -----------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        self._supervisor.enter()
+        if self._supervisor.phase != 'new':
+            raise ManagerClosed()
+        if self._own_transport:
+            await self._transport.__aenter__()
+        if self._host is not None:
+            await self._host.__aenter__()
+        await self._supervisor.enter()
         return self
+
+    async def _after_quiet(self) -> None:
+        """The owner has closed and heard its last report: close its own transport."""
+        if self._own_transport:
+            await self._transport.__aexit__(None, None, None)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
@@ -148,6 +190,8 @@ class SubAgentManager:
         marked unresponsive and listed by [`orphans`][subagents_cancel.SubAgentManager.orphans].
         """
         await self._supervisor.close(reason or CancelReason(kind='parent_ended'))
+        if self._host is not None:
+            await self._host.aclose(deadline=self._supervisor.teardown_deadline)
 
     def orphans(self) -> tuple[TaskInfo, ...]:
         """Tasks that had not stopped when the owner's teardown gave up waiting (a run, or a sync tool's thread).
@@ -305,7 +349,8 @@ class SubAgentManager:
 
         First writer wins: a task whose final answer was committed before the request reached it ends
         `COMPLETED` with its output, and `cancel.lost` says so; a task whose run had raised first ends `FAILED`.
-        With the in-process bus, the returned snapshot already shows a cancel that lost, while the task may still
+        The call waits for the task's receipt of the request (at most `hard_cancel_wait_seconds`), so the returned
+        snapshot already shows a cancel that lost, while the task may still
         be `RUNNING` for an instant (its run is ending): `cancel.lost` is set and `cancel.lost_to` holds the output.
 
         Args:
@@ -336,7 +381,7 @@ class SubAgentManager:
         """
         if grace_seconds is not None:
             check_duration('grace_seconds', grace_seconds, zero_allowed=True)
-        return self._cancels.soft(self._book.records.get(task_id), reason or CancelReason(), grace_seconds)
+        return await self._cancels.soft(self._book.records.get(task_id), reason or CancelReason(), grace_seconds)
 
     async def hard_cancel(self, task_id: str, *, reason: CancelReason | None = None) -> TaskInfo:
         """Stop a task now and return once it has stopped: its sub-agents first, then its own run.
@@ -418,7 +463,9 @@ class SubAgentManager:
         """
         if grace_seconds is not None:
             check_duration('grace_seconds', grace_seconds, zero_allowed=True)
-        return tuple(map(self._book.info, self._regions.cancel(check_region(region), 'soft', reason, grace_seconds)))
+        records = self._regions.cancel(check_region(region), 'soft', reason, grace_seconds)
+        await self._cancels.await_receipts(records)  # so that the snapshots show the requests that lost
+        return tuple(map(self._book.info, records))
 
     async def hard_cancel_region(self, region: str, *, reason: CancelReason | None = None) -> tuple[TaskInfo, ...]:
         """Stop every running task in a region (and in the regions inside it), and return once they have stopped.

@@ -1,12 +1,12 @@
-"""The typed messages that travel on the bus between an owner and its tasks.
+"""The typed messages that travel on the transport between an owner and its tasks.
 
-To a task (its mailbox is addressed by its task id): [`CancelRequest`][subagents_cancel.messages.CancelRequest],
-[`Answer`][subagents_cancel.messages.Answer].
+To a task (sent to the address of the task host that runs it, with its `task_id`):
+[`CancelRequest`][subagents_cancel.messages.CancelRequest], [`Answer`][subagents_cancel.messages.Answer].
 
 From a task (to its owner's mailbox): [`TaskStarted`][subagents_cancel.messages.TaskStarted],
 [`CancelAcknowledged`][subagents_cancel.messages.CancelAcknowledged],
 [`CancelEscalated`][subagents_cancel.messages.CancelEscalated], [`CancelHeld`][subagents_cancel.messages.CancelHeld],
-[`CancelLost`][subagents_cancel.messages.CancelLost],
+[`CancelLost`][subagents_cancel.messages.CancelLost], [`CancelReceived`][subagents_cancel.messages.CancelReceived],
 [`Question`][subagents_cancel.messages.Question],
 [`QuestionWithdrawn`][subagents_cancel.messages.QuestionWithdrawn],
 [`CheckpointRecorded`][subagents_cancel.messages.CheckpointRecorded],
@@ -71,6 +71,7 @@ __all__ = (
     'CancelMode',
     'CancelReason',
     'CancelReasonKind',
+    'CancelReceived',
     'CancelRequest',
     'Checkpoint',
     'CheckpointRecorded',
@@ -85,6 +86,7 @@ __all__ = (
     'StatusChanged',
     'SubtasksChanged',
     'SubtasksEnded',
+    'CancelAllReceived',
     'TaskId',
     'TaskStarted',
     'TaskUnresponsive',
@@ -213,17 +215,30 @@ class CancelHeld(_Message):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CancelLost(_Message):
-    """The cancel request `correlation_id` reached the task after its run had committed its output.
+    """The cancel request `correlation_id` reached the task after its run had committed its output, or had raised.
 
-    The cancel lost: the task ends `COMPLETED` with `ending.output`, as it would have without the request. The
-    runner says so the moment the request reaches it, so that the owner knows before the run is over
-    ([`RunFinished`][subagents_cancel.messages.RunFinished] follows once it is, a moment or an `after_run` hook
-    later).
+    The cancel lost: the task ends `COMPLETED` with `ending.output` (or `FAILED` with `ending`'s error), as it would
+    have without the request. The runner says so the moment the request reaches it, so that the owner knows before
+    the run is over ([`RunFinished`][subagents_cancel.messages.RunFinished] follows once it is, a moment or an
+    `after_run` hook later); once the runner has left, its task host says so in its place.
     """
 
     kind: Literal['cancel_lost'] = field(default='cancel_lost', repr=False)
     correlation_id: str
-    ending: RunOutput
+    ending: RunOutput | RunError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelReceived(_Message):
+    """The cancel request `correlation_id` reached the task, and neither lost nor is held: the receipt of the rest.
+
+    Every request gets one receipt the moment it reaches the task: this,
+    [`CancelHeld`][subagents_cancel.messages.CancelHeld] or [`CancelLost`][subagents_cancel.messages.CancelLost]. An
+    owner's cancel command waits for it (bounded), so that what it returns already shows a request held or lost.
+    """
+
+    kind: Literal['cancel_received'] = field(default='cancel_received', repr=False)
+    correlation_id: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -308,6 +323,20 @@ class SubtasksEnded(_Message):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CancelAllReceived(_Message):
+    """A nested owner's receipt of the soft [`CancelAll`][subagents_cancel.messages.CancelAll] `correlation_id`.
+
+    It has asked each of its running tasks to stop, has their own receipts (or waited for them as long as its
+    owner waits for any receipt), and has reported them with a
+    [`SubtasksChanged`][subagents_cancel.messages.SubtasksChanged] first. The task that cascaded gives its own
+    receipt once every nested owner has sent this, so the owner's reply already shows the whole tree asked to stop.
+    """
+
+    kind: Literal['cancel_all_received'] = field(default='cancel_all_received', repr=False)
+    correlation_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SubtasksChanged(_Message):
     """The tasks of the nested owner at `owner_address`, opened inside task `task_id`, have changed.
 
@@ -328,6 +357,7 @@ BusMessage = (
     | CancelEscalated
     | CancelHeld
     | CancelLost
+    | CancelReceived
     | Question
     | QuestionWithdrawn
     | CheckpointRecorded
@@ -338,9 +368,10 @@ BusMessage = (
     | TaskUnresponsive
     | CancelAll
     | SubtasksEnded
+    | CancelAllReceived
     | SubtasksChanged
 )
-"""Every message the bus carries."""
+"""Every message about a task that a transport carries."""
 
 
 MESSAGE_ADAPTER: TypeAdapter[BusMessage] = TypeAdapter(Annotated[BusMessage, Field(discriminator='kind')])

@@ -1,7 +1,7 @@
 """A nested owner's side of its link to the task it was opened in, which is reached only through messages.
 
 An owner opened inside a sub-agent task registers with that task as a
-[`NestedOwner`][subagents_cancel.task_context.NestedOwner]: its bus and its address. From then on:
+[`NestedOwner`][subagents_cancel.task_context.NestedOwner]: its transport and its address. From then on:
 
 * a [`CancelAll`][subagents_cancel.messages.CancelAll] at its address cancels every task it has that is still
   running, and once all of those have ended it answers the task with
@@ -16,36 +16,44 @@ An owner that was not opened inside a task has no such link, and sends none of t
 
 from __future__ import annotations
 
-from .bus import MessageBus
+import asyncio
+
 from .cancels import Cancels
-from .messages import CancelAll, SubtasksChanged, SubtasksEnded
+from .messages import CancelAll, CancelAllReceived, SubtasksChanged, SubtasksEnded
 from .registry import TaskRecord
 from .task_book import TaskBook
 from .task_context import NestedOwner, TaskContext
+from .transport import Transport
 
 __all__ = ('EnclosingTask',)
 
 
 class EnclosingTask:
-    """The task a nested owner was opened in, as that owner reaches it: by its bus, its address and its owner's."""
+    """The task a nested owner was opened in, as it reaches it: by its transport, its host's address, its owner's."""
 
-    def __init__(self, task: TaskContext, *, bus: MessageBus, book: TaskBook, cancels: Cancels) -> None:
+    def __init__(self, task: TaskContext, *, transport: Transport, book: TaskBook, cancels: Cancels) -> None:
         self._task = task
         self._book = book
         self._cancels = cancels
-        self._bus = bus
+        self._transport = transport
         self._handle: NestedOwner | None = None
         self._pending: list[tuple[CancelAll, tuple[TaskRecord, ...]]] = []
         """The `CancelAll`s not answered yet, each with the tasks that must end first."""
+        self._receipts: set[asyncio.Task[None]] = set()
+        """The soft `CancelAll`s whose receipt waits for the receipts of this owner's own tasks."""
 
     def open(self) -> None:
         """Register with the task, at the owner's address (claimed by now), and follow the owner's tasks."""
-        self._handle = NestedOwner(bus=self._bus, address=self._book.address)
+        self._handle = NestedOwner(transport=self._transport, address=self._book.address)
         self._task.adopt(self._handle)
         self._book.report_to(cancel_all=self._cancel_all, changed=self._changed)
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """The owner has closed: answer what is still pending, report no tasks left, and leave the task."""
+        for receipt in self._receipts:
+            receipt.cancel()
+        if self._receipts:
+            await asyncio.wait(self._receipts)
         for request, _ in self._pending:
             self._answer(request)
         self._pending.clear()
@@ -56,10 +64,23 @@ class EnclosingTask:
     def _cancel_all(self, request: CancelAll) -> None:
         records = self._book.records.active()
         self._cancels.request_each(records, request.mode, request.reason, request.grace_seconds)
+        if request.mode == 'soft':
+            receipt = asyncio.get_running_loop().create_task(self._receive(request, records), name='cancel-all receipt')
+            self._receipts.add(receipt)
+            receipt.add_done_callback(self._receipts.discard)
         if all(record.settled for record in records):
             self._answer(request)
         else:
             self._pending.append((request, records))
+
+    async def _receive(self, request: CancelAll, records: tuple[TaskRecord, ...]) -> None:
+        """Give the receipt of a soft `CancelAll` once this owner's tasks have given theirs, the tree reported first."""
+        await self._cancels.await_receipts(records)
+        self._report()
+        received = CancelAllReceived(
+            task_id=request.task_id, sent_at=self._task.clock.now(), correlation_id=request.message_id
+        )
+        self._task.transport.send_nowait(self._task.host_address, received)
 
     def _changed(self, record: TaskRecord) -> None:
         if self._pending and record.settled:
@@ -71,8 +92,9 @@ class EnclosingTask:
 
     def _answer(self, request: CancelAll) -> None:
         now = self._task.clock.now()
-        self._task.bus.send(
-            request.task_id, SubtasksEnded(task_id=request.task_id, sent_at=now, correlation_id=request.message_id)
+        self._task.transport.send_nowait(
+            self._task.host_address,
+            SubtasksEnded(task_id=request.task_id, sent_at=now, correlation_id=request.message_id),
         )
 
     def _report(self) -> None:
@@ -83,4 +105,4 @@ class EnclosingTask:
             owner_address=self._book.address,
             subtasks=subtasks,
         )
-        self._task.bus.send(self._task.owner_address, message)
+        self._task.transport.send_nowait(self._task.owner_address, message)

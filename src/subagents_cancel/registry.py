@@ -101,8 +101,8 @@ class TaskRecord:
             self.ended.set()
         return True
 
-    def note_lost(self, ending: RunOutput) -> None:
-        """The task's runner says a cancel request reached it after the run had committed `ending`: the cancel lost.
+    def note_lost(self, ending: RunOutput | RunError) -> None:
+        """The task says a cancel request reached it after the run had committed (or raised) `ending`: the cancel lost.
 
         Recorded at once, before the task has ended (a report that comes after its end changes nothing).
         """
@@ -203,8 +203,8 @@ class Registry:
     def new_task_id(self, subagent: str) -> TaskId:
         """A readable id this owner does not know: `<subagent>-<8 hex digits>`, 32 random bits, hard to guess.
 
-        Unique among this owner's tasks only; the owner also claims it as a mailbox address on the bus, which
-        makes it unique among the live tasks of every owner on that bus.
+        Unique among this owner's tasks; a task host shared by several owners refuses a second live task with an
+        id it runs already, which 32 random bits make rare.
         """
         while True:  # the records are bounded far below 2**32, so this ends at once in practice
             task_id = TaskId(f'{subagent}-{secrets.token_hex(4)}')

@@ -1,4 +1,4 @@
-"""Runs one sub-agent task: waits for a slot, drives the pydantic-ai run, and bridges the bus and the run.
+"""Runs one sub-agent task: waits for a slot, drives the pydantic-ai run, and bridges the transport and the run.
 
 The runner receives [`CancelRequest`][subagents_cancel.messages.CancelRequest] and
 [`Answer`][subagents_cancel.messages.Answer] in its mailbox, and reports what happens to the owner:
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import anyio
 from anyio.abc import TaskGroup
@@ -35,7 +35,6 @@ from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.run import AgentRun
 
 from . import subagent_replies
-from .bus import MessageBus
 from .cascade import Cascade
 from .clock import Clock, sleep_until
 from .delivery import DeliveryEvent, SoftCancelDelivery
@@ -44,10 +43,12 @@ from .messages import (
     Answer,
     BusMessage,
     CancelAcknowledged,
+    CancelAllReceived,
     CancelEscalated,
     CancelHeld,
     CancelLost,
     CancelReason,
+    CancelReceived,
     CancelRequest,
     DeadlineExpired,
     RunEnding,
@@ -67,6 +68,7 @@ from .task_capability import TaskRunCapability
 from .task_context import TaskContext, TaskThreads, task_scope
 from .task_spec import TaskSpec
 from .tool_threads import SyncToolPool
+from .transport import Transport
 
 __all__ = ('TaskRunner', 'TaskSpec')
 
@@ -80,20 +82,28 @@ class TaskRunner:
         self,
         spec: TaskSpec,
         *,
-        bus: MessageBus,
+        send: Callable[[BusMessage], object],
+        transport: Transport,
+        host_address: str,
+        leave: Callable[[], object],
         clock: Clock,
         pool: SyncToolPool,
         slot: anyio.Semaphore | None,
         queued: bool,
     ) -> None:
-        """Prepare the runner; its owner opens the task's mailbox with `receive` as the handler.
+        """Prepare the runner; whoever routes the task's messages hands them to `receive`.
+
+        `send` takes every report to the owner without blocking; `leave` is called once the run is over, after
+        which no message reaches `receive` any more. `transport` and `host_address` are where the owners opened
+        inside the task reach it (their answers to its cascade go to `host_address`, which routes them here).
 
         `slot` is the owner's concurrency semaphore (released when the run ends); `queued` says the runner
         must acquire it first (the task is PENDING), rather than having been given it already. `pool`
         runs the sync tools of the sub-agent.
         """
         self.spec = spec
-        self._bus = bus
+        self._send_to_owner = send
+        self._leave = leave
         self._clock = clock
         self._slot = slot
         self._threads = TaskThreads(pool)
@@ -113,19 +123,24 @@ class TaskRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._usage_after_cancel = UsageAfterCancel()
         self._cascade = Cascade(spec.task_id, clock)
+        self._held_receipt: BusMessage | None = None
+        """The receipt of a soft cancel request, held until the owners inside the task have received the cascade."""
         """The task's cancel on its way to the owners opened inside it."""
         self.context = TaskContext(
             spec.task_id,
             root_id=spec.root_id,
             clock=clock,
-            bus=bus,
+            transport=transport,
             owner_address=spec.owner_address,
+            host_address=host_address,
             cancel_requested=lambda: self._cancel is not None or self._stop_requested,
             stop_requested=lambda: self._stop_requested,
         )
         """What code inside the task sees as [`current_task()`][subagents_cancel.current_task]."""
         self.finished = anyio.Event()
         """Set when the runner is done: the run has ended and nothing of it is left running."""
+        self.ending: RunEnding | None = None
+        """How the run ended, set as the runner leaves (before `leave` is called); `None` while it runs."""
 
     # --- the task's life ----------------------------------------------------------------------
 
@@ -145,7 +160,8 @@ class TaskRunner:
                 ending, usage = await self._drive()
                 timers.cancel_scope.cancel()
         finally:
-            self._bus.close_mailbox(self.spec.task_id)
+            self.ending = ending
+            self._leave()
             if self._started:
                 messages = self._messages()
                 self._send(
@@ -251,7 +267,27 @@ class TaskRunner:
     def receive(self, message: BusMessage) -> None:
         """Handle a message sent to the task's mailbox: a cancel request or an answer (anything else is ignored)."""
         if isinstance(message, CancelRequest):
-            self._cancel_arrived(message)
+            self._receive_cancel(message)
+        elif isinstance(message, Answer):
+            self._line.resolve(message.correlation_id, subagent_replies.answered_by_parent(message.text))
+        elif isinstance(message, SubtasksEnded):
+            self._cascade.ended(message.correlation_id)
+        elif isinstance(message, CancelAllReceived) and self._cascade.received(message.correlation_id):
+            self._send_held_receipt()
+
+    def _receive_cancel(self, message: CancelRequest) -> None:
+        """Act on a cancel request, and give its receipt at once: lost (with the ending), held, or received."""
+        self._usage_after_cancel.cancel_arrived(self._messages())
+        receipt: BusMessage = CancelReceived(
+            task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=message.message_id
+        )
+        if (committed := self._committed()) is not None:  # the cancel lost: say so now, not when the run is over
+            receipt = CancelLost(
+                task_id=self.spec.task_id,
+                sent_at=self._clock.now(),
+                correlation_id=message.message_id,
+                ending=committed,
+            )
         match message:
             case CancelRequest(mode='hard', reason=reason):
                 self._stop(reason)
@@ -263,32 +299,23 @@ class TaskRunner:
                 self._race.cancel_arrived(held=self._race.ending, run_ended=self._run_ended())
                 self._delivery.handle(DeliveryEvent.REQUEST)
                 if self._race.ending and self._committed() is None:  # the answer being checked may still win: say so
-                    self._send(
-                        CancelHeld(
-                            task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=message.message_id
-                        )
+                    receipt = CancelHeld(
+                        task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=message.message_id
                     )
                 self._cancel = message
                 if self._timers is not None:  # else `run()` starts the wrap-up when it begins
                     self._start_wrap_up(message)
-            case Answer(correlation_id=question_id, text=text):
-                self._line.resolve(question_id, subagent_replies.answered_by_parent(text))
-            case SubtasksEnded(correlation_id=request_id):
-                self._cascade.ended(request_id)
-            case _:  # only these are for a task; another sender's mistake
-                pass
+        if self._cascade.awaiting_receipts:
+            self._held_receipt = receipt  # until the owners inside the task have asked their own tasks to stop
+        else:
+            self._send(receipt)
 
-    def _cancel_arrived(self, message: CancelRequest) -> None:
-        self._usage_after_cancel.cancel_arrived(self._messages())
-        if (committed := self._committed()) is not None:  # the cancel lost: say so now, not when the run is over
-            self._send(
-                CancelLost(
-                    task_id=self.spec.task_id,
-                    sent_at=self._clock.now(),
-                    correlation_id=message.message_id,
-                    ending=committed,
-                )
-            )
+    def _send_held_receipt(self) -> None:
+        """Give the receipt held for the cascade: the owners inside the task received it, or the wait is over."""
+        self._cascade.stop_awaiting_receipts()
+        receipt, self._held_receipt = self._held_receipt, None
+        if receipt is not None:
+            self._send(receipt)
 
     def _committed(self) -> RunOutput | None:
         """The run's output, if it was committed before any cancel request reached the runner: a request now loses."""
@@ -315,6 +342,7 @@ class TaskRunner:
         self._tell(request, subtasks_stopped=True)
 
     def _tell(self, request: CancelRequest, *, subtasks_stopped: bool) -> None:
+        self._send_held_receipt()  # a nested owner that never sent its receipt holds the task's no longer
         text = cancel_request_text(request, subtasks_stopped=subtasks_stopped)
         if self._line.answer_open_question(text):
             self._delivery.answer_question()
@@ -373,7 +401,7 @@ class TaskRunner:
         return self._run.all_messages() if self._run is not None else []
 
     def _send(self, message: BusMessage) -> None:
-        self._bus.send(self.spec.owner_address, message)
+        self._send_to_owner(message)
 
     # --- what the sub-agent's tools and hooks see (TaskChannel) ---------------------------------
 

@@ -14,7 +14,7 @@ any cancel request reached it, `FAIL` when the run raised before any did (the ta
 `FAILED` even if a cancel was requested meanwhile: the cancel lost), `STOP` when a cancel request reached it
 first (the task ends `CANCELLED`, and any output, a wrap-up or an answer that arrived after the request, is
 the partial result; an error the run raised afterwards is noted with it). The owner never decides this from
-the order in which messages reach it, so the rule holds however late the bus delivers.
+the order in which messages reach it, so the rule holds however late the transport delivers.
 """
 
 from __future__ import annotations

@@ -1,8 +1,12 @@
-"""The supervisor of one owner: its lifetime, the runs it launches, and the background tasks it must not outlive.
+"""The supervisor of one owner: its lifetime, the tasks it starts, their slots and timers.
 
-It opens the owner's mailbox on entry, starts each task's runner in an asyncio task of its own, and on close
-cancels what still runs, joins the runners within the policy's bounds, and reports those that did not stop as
-orphans. Records are changed only through the task book.
+It opens the owner's mailbox on entry. A task it starts is PENDING until a slot is free (or there is no limit);
+then it sends [`StartTask`][subagents_cancel.wire.StartTask] to the task host, and when the task's run is over
+(or it ended before it started) it frees the slot for the oldest PENDING task and sends
+[`SettleTask`][subagents_cancel.wire.SettleTask] so the host runs its hook. Deadlines are the owner's timers. On
+close it cancels what still runs, waits for the records to end and their hooks to be done, within the policy's
+bounds and through messages alone, and reports those that did not as orphans. Records are changed only through
+the task book; no runner object is read.
 """
 
 from __future__ import annotations
@@ -11,14 +15,12 @@ import asyncio
 import contextlib
 import itertools
 import uuid
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Literal
 
-import anyio
-from pydantic_ai.agent import AbstractAgent
 from pydantic_ai.messages import ModelMessage
 
-from .bus import MailboxHandler, MessageBus
 from .cancels import Cancels
 from .clock import Clock
 from .config import SubAgentConfig, SubAgentPolicy
@@ -26,25 +28,23 @@ from .defaults import Defaults
 from .errors import ManagerClosed, UnknownSubAgent
 from .gc_pause import collector_paused
 from .instructions import fallback_prompt
-from .launch import run_instructions, settle_task, take_free_slot
-from .messages import BusMessage, CancelReason, TaskId
+from .messages import CancelReason, TaskId
 from .nesting import EnclosingTask
+from .owner_mailbox import OwnerMailbox
 from .regions import RegionClosed, check_region
 from .registry import TaskRecord
 from .results import Cancelled
-from .runner import TaskRunner, TaskSpec
 from .shield import finish_shielded
-from .states import TaskEvent, TaskStatus
+from .states import TaskStatus
 from .task_book import TaskBook
 from .task_context import TaskContext, current_task
-from .telemetry import TaskTelemetry
-from .tool_threads import SyncToolPool
+from .telemetry import TaskTelemetry, trace_context
+from .timers import Timers
+from .wire import StartTask
 
 __all__ = ('Supervisor', 'new_owner_id')
 
 _Phase = Literal['new', 'open', 'closing', 'closed']
-_ADDRESS_ATTEMPTS = 64
-"""Random addresses tried before the bus is judged broken: with 32 random bits, a second try is already rare."""
 
 
 def new_owner_id() -> str:
@@ -59,21 +59,19 @@ class Supervisor:
         self,
         *,
         configs: Mapping[str, SubAgentConfig],
-        agents: Mapping[str, AbstractAgent[None, object]],
         policy: SubAgentPolicy,
         defaults: Defaults,
         clock: Clock,
-        bus: MessageBus,
+        mailbox: OwnerMailbox,
         book: TaskBook,
         cancels: Cancels,
         telemetry: TaskTelemetry,
     ) -> None:
         self._configs = configs
-        self._agents = agents
         self._policy = policy
         self._defaults = defaults
         self._clock = clock
-        self._bus = bus
+        self._mailbox = mailbox
         self._book = book
         self._cancels = cancels
         self.telemetry = telemetry
@@ -82,22 +80,22 @@ class Supervisor:
         """The task this owner was opened in, if any: it is that task's child."""
         self._enclosing: EnclosingTask | None = None
         self.phase: _Phase = 'new'
-        self._runners: dict[TaskId, TaskRunner] = {}
-        # Runners are asyncio tasks, not children of an anyio task group: a group's exit waits for every child
-        # without a bound, and a sub-agent that swallows cancellation would hold its owner open for ever. The
-        # supervisor keeps them here, cancels them, and waits for them with a bound instead (see `close`).
-        self._background: set[asyncio.Task[None]] = set()
         self._timers: set[asyncio.Task[None]] = set()
+        self._deadlines = Timers(clock, name='owner timers')
         self._orphans: list[TaskId] = []
-        self._slot: anyio.Semaphore | None = None
-        self._pool: SyncToolPool | None = None
+        self._running: set[TaskId] = set()
+        """The tasks holding a slot: started, and their run not over yet."""
+        self._pending: deque[tuple[TaskRecord, StartTask]] = deque()
+        """The tasks waiting for a slot, oldest first."""
         self._unsubscribe_telemetry: Callable[[], None] = lambda: None
-        book.listen(ended=self._after_end, threads_finished=lambda record: self._close_mailbox_when_quiet())
+        self.teardown_deadline: float | None = None
+        """When the owner's teardown stopped waiting for its tasks' runs (once it has closed)."""
+        book.listen(ended=self._after_end, threads_finished=lambda record: None)
 
     # --- lifetime -----------------------------------------------------------------------------
 
-    def enter(self) -> None:
-        """Open the owner: its slots and thread pool, its place under the task it runs in, and its mailbox.
+    async def enter(self) -> None:
+        """Open the owner: its place under the task it runs in, and its mailbox.
 
         Raises:
             ManagerClosed: it was opened before.
@@ -105,27 +103,21 @@ class Supervisor:
         if self.phase != 'new':
             raise ManagerClosed()
         self.phase = 'open'
-        if self._policy.max_running is not None:
-            self._slot = anyio.Semaphore(self._policy.max_running)
-        self._pool = SyncToolPool(
-            self._policy.sync_tool_threads,
-            max_lingering=self._policy.max_lingering_threads,
-            name=f'{self._book.address}-tool',
-        )
         self.parent = current_task()
         addresses = itertools.chain((self._book.address,), iter(new_owner_id, ''))
-        self._book.address = self._claim_address(addresses, self._book.receive)
+        self._book.address = await self._mailbox.claim(addresses)
         if self.parent is not None:
-            self._enclosing = EnclosingTask(self.parent, bus=self._bus, book=self._book, cancels=self._cancels)
+            transport = self._mailbox.transport
+            self._enclosing = EnclosingTask(self.parent, transport=transport, book=self._book, cancels=self._cancels)
             self._enclosing.open()
-        self._unsubscribe_telemetry = self._bus.subscribe(self.telemetry.observe)
+        self._unsubscribe_telemetry = self._mailbox.transport.subscribe(self.telemetry.observe)
 
-    def _claim_address(self, candidates: Iterator[str], handler: MailboxHandler) -> str:
-        """Open a mailbox at the first of `candidates` that no owner on the bus has, and return that address."""
-        for address in itertools.islice(candidates, _ADDRESS_ATTEMPTS):
-            if self._bus.open_mailbox(address, handler):
-                return address
-        raise RuntimeError(f'The message bus refused {_ADDRESS_ATTEMPTS} fresh random addresses in a row.')
+    def quiet(self) -> bool:
+        """Whether the closed owner has nothing left to hear: no task's end, hook or sync tool's thread to report."""
+        records = self._book.records.all()
+        return self.phase == 'closed' and not any(
+            record.lingering_threads or not record.hooks_done for record in records
+        )
 
     async def close(self, reason: CancelReason) -> None:
         """Cancel every task still running and wait for them, within the policy's bounds; idempotent."""
@@ -135,6 +127,7 @@ class Supervisor:
         await finish_shielded(self._close(reason))
 
     async def _close(self, reason: CancelReason) -> None:
+        await self._deadlines.aclose()
         for timer in tuple(self._timers):
             timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -146,36 +139,23 @@ class Supervisor:
             deadline = self._clock.now() + grace
             await self._book.wait_until(live, 'all', deadline=deadline, stop_on_question=False)
         self._cancels.request_each(self._book.records.active(), 'hard', reason, 0.0)
-        await self._join_runners(self._clock.now() + self._policy.teardown_seconds)
+        self.teardown_deadline = self._clock.now() + self._policy.teardown_seconds
+        await self._join(self.teardown_deadline)
         self.phase = 'closed'
         if self._enclosing is not None:
-            self._enclosing.close()
-        assert self._pool is not None
-        self._pool.shutdown()  # a sync tool's thread cannot be stopped; it is reported, not awaited
-        self._close_mailbox_when_quiet()
+            await self._enclosing.aclose()
+        await self._mailbox.close()
+        self._unsubscribe_telemetry()
 
-    def _close_mailbox_when_quiet(self) -> None:
-        """After teardown, leave the bus once no orphan (a run or a sync tool's thread) can report to it."""
-        records = self._book.records.all()
-        if self.phase == 'closed' and not self._runners and not any(r.lingering_threads for r in records):
-            self._bus.close_mailbox(self._book.address)
-            self._unsubscribe_telemetry()
-
-    async def _join_runners(self, deadline: float) -> None:
-        """Wait for the runs to stop until `deadline`, then for the hooks of those that stopped, within theirs."""
-        runners = [  # a record already forgotten has settled: its runner is done
-            (runner, record)
-            for task_id, runner in self._runners.items()
-            if (record := self._book.records.find(task_id))
-        ]
-        with collector_paused(len(runners)), self._clock.deadline_scope(deadline):
-            for _, record in runners:
+    async def _join(self, deadline: float) -> None:
+        """Wait for the tasks to end until `deadline`, then for the hooks of those that ended, within theirs."""
+        records = [record for record in self._book.records.all() if not record.hooks_done]
+        with collector_paused(len(records)), self._clock.deadline_scope(deadline):
+            for record in records:
                 await record.ended.wait()
         with self._clock.deadline_scope(self._clock.now() + self._policy.hook_seconds):
-            for runner, record in runners:
-                if record.status.is_terminal:
-                    await runner.finished.wait()
-        stuck = {task_id for task_id, runner in self._runners.items() if not runner.finished.is_set()}
+            await self._book.hooks_finished(records)
+        stuck = {record.task_id for record in records if not record.hooks_done}
         stuck |= {record.task_id for record in self._book.records.all() if record.lingering_threads}
         for task_id in stuck:
             self._book.mark_unresponsive(self._book.records.get(task_id))
@@ -252,16 +232,8 @@ class Supervisor:
     ) -> TaskRecord:
         now = self._clock.now()
         self._book.forget_past_keeping()
-        runner: TaskRunner | None = None
-
-        def deliver(message: BusMessage) -> None:
-            if runner is not None:  # nothing is sent before the runner exists: this runs without awaiting
-                runner.receive(message)
-
-        records = self._book.records
-        task_id = self._claim_address((records.new_task_id(config.name) for _ in itertools.count()), deliver)
         record = TaskRecord(
-            task_id=TaskId(task_id),
+            task_id=self._book.records.new_task_id(config.name),
             subagent=config.name,
             description=description,
             created_at=now,
@@ -273,49 +245,49 @@ class Supervisor:
             fallback_for=fallback_for,
         )
         self._book.add(record)
-        spec = TaskSpec(
+        start = StartTask(
             task_id=record.task_id,
+            sent_at=now,
+            subagent=config.name,
+            prompt=description,
             owner_address=self._book.address,
             root_id=record.root_id,
-            agent=self._agents[config.name],
-            prompt=description,
+            parent_task_id=record.parent_task_id,
+            region=record.region,
+            fallback_for=record.fallback_for,
             message_history=history,
-            instructions=run_instructions(config),
             refuse_tools_after_cancel=self._policy.refuse_tools_after_cancel,
             preempt_on_soft_cancel=self._defaults.preempt_on_soft_cancel(config.name),
-            deadline_at=record.deadline_at,
             cascade_grace_factor=self._policy.cascade_grace_factor,
             final_answer_wait_seconds=self._policy.final_answer_wait_seconds,
-            settle=lambda context: self._settle(record, context, config),
+            hook_seconds=self._policy.hook_seconds,
+            trace_context=trace_context(),  # its span nests under the caller's, wherever the host runs it
         )
-        queued = self._slot is not None and not take_free_slot(self._slot)
-        assert self._pool is not None
-        runner = TaskRunner(spec, bus=self._bus, clock=self._clock, pool=self._pool, slot=self._slot, queued=queued)
-        self._runners[record.task_id] = runner
-        if not queued:
-            self._book.transition(record, TaskEvent.START, now)
-        # The span opens in the task's own asyncio task, which copies the caller's context: it nests under the
-        # parent's tool-call span, and whatever the sub-agent's run traces nests under it.
-        traced = self.telemetry.traced(self._book.info(record), runner.run())
-        task = asyncio.get_running_loop().create_task(traced, name=f'subagent {record.task_id}')
-        self._background.add(task)
-        task.add_done_callback(lambda done: self._forget(record.task_id, done))
+        self.telemetry.follow(self._book.info(record))
+        if record.deadline_at is not None:
+            self._deadlines.call_at(record.deadline_at, lambda: self._book.expire_deadline(record))
+        if self._policy.max_running is not None and len(self._running) >= self._policy.max_running:
+            self._pending.append((record, start))
+        else:
+            self._start(record, start)
         return record
 
-    async def _settle(self, record: TaskRecord, context: TaskContext, config: SubAgentConfig) -> None:
-        """Run the task's hooks once its run is over; only then does waiting for it return."""
-        cleanup_error = await settle_task(
-            record, self._book.info(record), context, config, clock=self._clock, hook_seconds=self._policy.hook_seconds
-        )
-        self._book.hooks_done(record, cleanup_error)
+    def _start(self, record: TaskRecord, start: StartTask) -> None:
+        self._running.add(record.task_id)
+        self._book.start(record, start)
 
-    def _forget(self, task_id: TaskId, done: asyncio.Task[None]) -> None:
-        self._background.discard(done)
-        self._runners.pop(task_id, None)
-        self._close_mailbox_when_quiet()
+    def _free_slot(self, record: TaskRecord) -> None:
+        """The task's run is over (or it never started): its slot goes to the oldest PENDING task still PENDING."""
+        self._running.discard(record.task_id)
+        while self._pending and (self._policy.max_running is None or len(self._running) < self._policy.max_running):
+            waiting, start = self._pending.popleft()
+            if waiting.status is TaskStatus.PENDING:
+                self._start(waiting, start)
 
     def _after_end(self, record: TaskRecord) -> None:
-        """Start a cancelled task's fallback, while the owner is open."""
+        """Free the ended task's slot, have its hook run, and start its fallback if it was cancelled."""
+        self._free_slot(record)
+        self._book.settle(record)
         if record.fallback_name is None or record.status is not TaskStatus.CANCELLED or self.phase != 'open':
             return
         assert record.cancel is not None and isinstance(record.outcome, Cancelled)

@@ -1,10 +1,11 @@
-"""The task book of one owner: the only writer of its task records, and the owner's side of the bus.
+"""The task book of one owner: the only writer of its task records, and the owner's side of the transport.
 
-Every report from a task arrives at `TaskBook.receive`; every change to a record (a transition through
-`TaskRecord.apply`, a cancel request and what became of it, an unresponsive mark, hooks done, lingering threads,
-a fallback) is made by a method of the book, which then wakes the waiters and announces the change. Every
-message the owner sends goes through `TaskBook._send`. The rest of the owner reads records (through `records`)
-and asks the book to change them; `tests/test_record_writers.py` checks that nothing else writes them.
+Every report from a task (and from the host that runs it) arrives at `TaskBook.receive`; every change to a record
+(a transition through `TaskRecord.apply`, a cancel request and what became of it, an unresponsive mark, hooks done,
+lingering threads, a fallback) is made by a method of the book, which then wakes the waiters and announces the
+change. Every message the owner sends goes through `TaskBook._send`: to the task host, or to its own address for
+observers. The rest of the owner reads records (through `records`) and asks the book to change them;
+`tests/test_record_writers.py` checks that nothing else writes them.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from .bus import MessageBus
+import anyio
+
 from .clock import Clock
 from .config import SubAgentPolicy
 from .defaults import Defaults
 from .messages import (
     Answer,
-    BusMessage,
     CancelAcknowledged,
     CancelAll,
     CancelEscalated,
@@ -26,6 +27,7 @@ from .messages import (
     CancelLost,
     CancelMode,
     CancelReason,
+    CancelReceived,
     CancelRequest,
     CheckpointRecorded,
     DeadlineExpired,
@@ -48,10 +50,12 @@ from .registry import Registry, TaskRecord
 from .results import CancelInfo, TaskInfo
 from .states import NotWaitingForAnswer, TaskEvent
 from .waiting import Waiters, WaitFor, WaitResult
+from .wire import HooksFinished, SettleTask, StartTask, WireMessage
 
 __all__ = ('TaskBook',)
 
 _Listener = Callable[[TaskRecord], None]
+_Send = Callable[[str, WireMessage], object]
 
 
 def _ignore(record: TaskRecord) -> None:
@@ -66,17 +70,23 @@ class TaskBook:
     """One owner's task records: what its tasks report, what it asks of them, and who waits on them."""
 
     def __init__(
-        self, *, bus: MessageBus, clock: Clock, address: str, defaults: Defaults, policy: SubAgentPolicy
+        self, *, send: _Send, clock: Clock, address: str, host: str, defaults: Defaults, policy: SubAgentPolicy
     ) -> None:
         self.records = Registry(keep_finished=policy.keep_finished, finished_ttl_seconds=policy.finished_ttl_seconds)
         """The records, for reading; only the book changes them."""
         self.address = address
-        """The owner's mailbox address on the bus, where the book announces changes."""
-        self._bus = bus
+        """The owner's mailbox address on the transport, where the book announces changes."""
+        self.host = host
+        """The address of the task host that runs the owner's tasks."""
+        self._transport_send = send
         self._clock = clock
         self._defaults = defaults
         self._deadline_cancel: CancelMode = policy.deadline_cancel
         self._waiters = Waiters(clock)
+        self._receipts: dict[TaskId, anyio.Event] = {}
+        """The latest cancel request of each task whose receipt has not come yet."""
+        self._hooks: dict[TaskId, anyio.Event] = {}
+        """Set once the task's hook has run, for whoever waits for that."""
         self._subtasks: dict[TaskId, dict[str, tuple[TaskInfo, ...]]] = {}
         """Per task still running, the latest tasks of each owner opened inside it (from `SubtasksChanged`)."""
         self._ended: _Listener = _ignore
@@ -97,9 +107,9 @@ class TaskBook:
         self._waiters.notify(record)
         self._changed(record)
 
-    def _send(self, address: str, message: BusMessage) -> None:
-        """The owner's one way out: every message it sends, to a task or to its own observers, goes here."""
-        self._bus.send(address, message)
+    def _send(self, address: str, message: WireMessage) -> None:
+        """The owner's one way out: every message it sends, to its tasks' host or to its own observers, goes here."""
+        self._transport_send(address, message)
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -185,11 +195,44 @@ class TaskBook:
             )
         elif mode == 'hard':
             record.cancel = dataclasses.replace(record.cancel, mode='hard')
-        old = record.state
+        old, started = record.state, record.started_at is not None
         self.transition(record, TaskEvent.SOFT_CANCEL if mode == 'soft' else TaskEvent.HARD_CANCEL, now)
         if record.state == old:
             self._changed(record)  # no transition reported it, but the cancel it shows has changed
-        self._send(record.task_id, request)
+        if started and not record.status.is_terminal:  # a PENDING task ends here, on the owner's side
+            self._receipts[record.task_id] = anyio.Event()
+            self._send(self.host, request)
+
+    async def receipt(self, record: TaskRecord) -> None:
+        """Wait until the task has given the receipt of its latest cancel request, or has ended (unbounded)."""
+        receipt = self._receipts.get(record.task_id)
+        if receipt is not None:
+            await receipt.wait()
+
+    async def hooks_finished(self, records: Sequence[TaskRecord]) -> None:
+        """Wait until each of the ended `records` has had its hook run (by the host, which reports it)."""
+        for record in records:
+            if record.status.is_terminal and not record.hooks_done:
+                await self._hooks.setdefault(record.task_id, anyio.Event()).wait()
+
+    def _received(self, task_id: TaskId) -> None:
+        receipt = self._receipts.pop(task_id, None)
+        if receipt is not None:
+            receipt.set()
+
+    def start(self, record: TaskRecord, start: StartTask) -> None:
+        """Start the task: move it to RUNNING and send `start` to the host."""
+        self.transition(record, TaskEvent.START, start.sent_at)
+        self._send(self.host, start)
+
+    def settle(self, record: TaskRecord) -> None:
+        """Ask the host to run the hook of the ended task (its run is over, or it never started)."""
+        self._send(
+            self.host,
+            SettleTask(
+                task_id=record.task_id, sent_at=self._clock.now(), info=self.info(record), owner_address=self.address
+            ),
+        )
 
     def answer(self, record: TaskRecord, text: str) -> None:
         """Answer the question the task waits on, and send the answer to it.
@@ -203,7 +246,7 @@ class TaskBook:
         now = self._clock.now()
         self.transition(record, TaskEvent.ANSWER, now)
         self._send(
-            record.task_id, Answer(task_id=record.task_id, sent_at=now, text=text, correlation_id=question.message_id)
+            self.host, Answer(task_id=record.task_id, sent_at=now, text=text, correlation_id=question.message_id)
         )
 
     def mark_unresponsive(self, record: TaskRecord, at: float | None = None) -> None:
@@ -211,7 +254,9 @@ class TaskBook:
         if record.unresponsive_since is None:
             record.unresponsive_since = now = self._clock.now() if at is None else at
             self.records.note_unresponsive(record)
-            self._send(self.address, TaskUnresponsive(task_id=record.task_id, sent_at=now))
+            unresponsive = TaskUnresponsive(task_id=record.task_id, sent_at=now)
+            self._send(self.address, unresponsive)
+            self._send(self.host, unresponsive)  # for the task's span
             self._changed(record)
 
     def mark_stuck(self, records: Sequence[TaskRecord]) -> None:
@@ -225,23 +270,32 @@ class TaskBook:
         if cleanup_error is not None:
             record.cleanup_error = cleanup_error
         record.hooks_done = True
+        if (hooks := self._hooks.pop(record.task_id, None)) is not None:
+            hooks.set()
         self.records.done(record, self._clock.now())
         self._notify(record)
 
     # --- what the tasks report ----------------------------------------------------------------
 
-    def receive(self, message: BusMessage) -> None:
-        """Handle one message from the owner's mailbox."""
+    def expire_deadline(self, record: TaskRecord) -> None:
+        """The task's time budget ran out: announce it, and request the policy's cancel (unless one was)."""
+        if record.cancel is None and not record.status.is_terminal:
+            self._send(self.address, DeadlineExpired(task_id=record.task_id, sent_at=self._clock.now()))
+            grace = self._defaults.grace_seconds(record.subagent)
+            self.request_cancel(record, self._deadline_cancel, CancelReason(kind='deadline'), grace)
+
+    def receive(self, message: WireMessage) -> None:
+        """Handle one message from the owner's mailbox: a report on a task, or a cascade from the task it runs in."""
         if isinstance(message, CancelAll):
             self._cancel_all(message)  # from the task this owner was opened in, whose cancel cascades
-        else:
-            self._apply_report(message)
-
-    def _apply_report(self, message: BusMessage) -> None:
-        """Apply a report to the record it is about."""
-        record = self._reported_task(message)
-        if record is None:
             return
+        if isinstance(message, CancelReceived | CancelHeld | CancelLost | RunFinished):
+            self._received(message.task_id)
+        if (record := self._reported_task(message)) is not None:
+            self._apply_report(record, message)
+
+    def _apply_report(self, record: TaskRecord, message: WireMessage) -> None:
+        """Apply a task's report to its record."""
         match message:
             case TaskStarted():
                 self.transition(record, TaskEvent.START, message.sent_at)
@@ -252,24 +306,26 @@ class TaskBook:
                 self._notify(record)
             case CancelAcknowledged() | CancelEscalated() | CancelHeld() | CancelLost() if record.cancel is not None:
                 self._on_cancel_report(record, message)
-            case DeadlineExpired() if record.cancel is None and not record.status.is_terminal:
-                grace = self._defaults.grace_seconds(record.subagent)
-                self.request_cancel(record, self._deadline_cancel, CancelReason(kind='deadline'), grace)
             case RunFinished():
                 self._finish(record, message)
             case ThreadsFinished():
                 self._on_threads_finished(record, message.sent_at)
+            case HooksFinished():
+                self.hooks_done(record, message.cleanup_error)
             case SubtasksChanged(owner_address=owner, subtasks=subtasks) if not record.status.is_terminal:
                 self._subtasks.setdefault(record.task_id, {})[owner] = subtasks
                 self._changed(record)
             case _:  # a question, acknowledgement or deadline that lost a race with a cancel or the end
                 pass
 
-    def _reported_task(self, message: BusMessage) -> TaskRecord | None:
+    def _reported_task(self, message: WireMessage) -> TaskRecord | None:
         """The task a report is about; `None` for what is not a task's report to this owner."""
-        if isinstance(message, StatusChanged | TaskUnresponsive | CancelRequest | Answer):
+        if isinstance(
+            message,
+            StatusChanged | TaskUnresponsive | DeadlineExpired | CancelRequest | Answer | StartTask | SettleTask,
+        ):
             return None  # our own announcements, for observers; requests for tasks sent here by mistake
-        return self.records.find(message.task_id)  # `None`: a sender on a shared bus used the wrong address
+        return self.records.find(message.task_id)  # `None`: a sender on a shared transport used the wrong address
 
     def _on_cancel_report(
         self, record: TaskRecord, message: CancelAcknowledged | CancelEscalated | CancelHeld | CancelLost

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .bus import MessageBus
 from .clock import Clock
 from .messages import TaskId
 from .tool_threads import SyncToolPool
+from .transport import Transport
 
 __all__ = ('NestedOwner', 'TaskCancelRequested', 'TaskContext', 'TaskThreads', 'current_task', 'task_scope')
 
@@ -36,10 +36,10 @@ class NestedOwner:
     cancel cascades, and learns about its tasks from the messages it sends back.
     """
 
-    bus: MessageBus
-    """The bus its mailbox is on."""
+    transport: Transport
+    """The transport its mailbox is on."""
     address: str
-    """Its mailbox address on that bus."""
+    """Its mailbox address on that transport."""
 
 
 class TaskCancelRequested(Exception):
@@ -59,8 +59,9 @@ class TaskContext:
         *,
         root_id: str,
         clock: Clock,
-        bus: MessageBus,
+        transport: Transport,
         owner_address: str,
+        host_address: str,
         cancel_requested: Callable[[], bool],
         stop_requested: Callable[[], bool],
     ) -> None:
@@ -70,10 +71,12 @@ class TaskContext:
         """The id of the top-level owner (the parent run or manager scope at the root of the task tree)."""
         self.clock = clock
         """The clock of the task's owner; nested owners use it too."""
-        self.bus = bus
-        """The bus between the task and its owner; the task's mailbox on it is addressed by `task_id`."""
+        self.transport = transport
+        """The transport between the task and its owner."""
         self.owner_address = owner_address
-        """The mailbox address of the task's owner on `bus`."""
+        """The mailbox address of the task's owner on `transport`."""
+        self.host_address = host_address
+        """The mailbox address of the host that runs the task: messages for the task go there, with its `task_id`."""
         self._cancel_requested = cancel_requested
         self._stop_requested = stop_requested
         self._nested: list[NestedOwner] = []

@@ -1,8 +1,11 @@
 """Traces and metrics through logfire (OpenTelemetry underneath); the only module that imports logfire.
 
-Each task gets one span, opened in the task's own asyncio task. That task is created while the parent's
-tool call runs, so the span nests under the parent's tool-call span, and an instrumented sub-agent run
-nests under it. Span events mark each step of a cancel; metrics are recorded when a task ends.
+Each task gets one span, opened on the task host around the task's run
+([`TaskSpans`][subagents_cancel.telemetry.TaskSpans]), under the OpenTelemetry context its owner sent in
+[`StartTask`][subagents_cancel.wire.StartTask]: the span nests under the parent's tool-call span wherever the host
+runs, and an instrumented sub-agent run nests under it. Span events mark each step of a cancel, from the messages
+the host sees; the end attributes come from the owner's [`SettleTask`][subagents_cancel.wire.SettleTask]. Metrics
+stay on the owner's side ([`TaskTelemetry`][subagents_cancel.telemetry.TaskTelemetry]), recorded when a task ends.
 
 This library never configures logfire. Until the application calls `logfire.configure()`, the spans and
 metrics go nowhere, and no warning is shown on their account.
@@ -12,16 +15,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import logfire
+from logfire.propagate import attach_context, get_context
 from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 from pydantic_ai import RunUsage
 
 from .messages import (
-    BusMessage,
     CancelAcknowledged,
     CancelEscalated,
     CancelRequest,
@@ -33,6 +36,8 @@ from .messages import (
 )
 from .metrics import CancelledRun, CancelMetrics, MetricsCollector
 from .results import TaskInfo
+from .states import TaskStatus
+from .wire import SettleTask, StartTask, WireMessage
 
 __all__ = (
     'CANCEL_ACKNOWLEDGED',
@@ -42,6 +47,8 @@ __all__ = (
     'TASK_SPAN',
     'TASK_TERMINATED',
     'TASK_UNRESPONSIVE',
+    'TaskSpans',
+    'trace_context',
     'TaskTelemetry',
 )
 
@@ -106,33 +113,94 @@ _Attributes = dict[str, AttributeValue]
 
 @dataclass(eq=False, slots=True)
 class _TaskTrace:
-    """What telemetry keeps about one task until it ends: its span, once open, and the facts seen on the bus."""
+    """What the owner's telemetry keeps about one task until it ends: the facts its metrics need."""
 
-    span: trace.Span | None = None
-    pending: list[tuple[str, _Attributes]] = field(default_factory=list[tuple[str, _Attributes]])
-    """Events seen before the span opened (a request sent before the task's first step)."""
     request: CancelRequest | None = None
     """The first cancel request."""
     usage_after_request: RunUsage | None = None
 
-    def event(self, name: str, attributes: _Attributes) -> None:
-        if self.span is None:
-            self.pending.append((name, attributes))
-        else:
-            self.span.add_event(name, attributes)
 
-    def open(self, span: trace.Span) -> None:
-        self.span = span
-        for name, attributes in self.pending:
-            span.add_event(name, attributes)
-        self.pending.clear()
+@dataclass(eq=False, slots=True)
+class _TaskSpan:
+    """One task's span on its host, and its first cancel request."""
+
+    span: trace.Span
+    request: CancelRequest | None = None
+    unresponsive: bool = False
+
+    def event(self, name: str, attributes: _Attributes) -> None:
+        self.span.add_event(name, attributes)
 
     def since_request(self, at: float) -> _Attributes:
         return {} if self.request is None else {'after_seconds': at - self.request.sent_at}
 
+    def mark_unresponsive(self) -> None:
+        if not self.unresponsive:
+            self.unresponsive = True
+            self.event(TASK_UNRESPONSIVE, {})
+
+
+def trace_context() -> dict[str, str]:
+    """The caller's trace context, to carry in `StartTask` so that the task's span nests under the caller's span."""
+    return dict(get_context())
+
+
+class TaskSpans:
+    """The spans of the tasks one host runs: opened around each run, marked by the messages the host sees."""
+
+    def __init__(self) -> None:
+        self._spans: dict[TaskId, _TaskSpan] = {}
+
+    def traced(self, start: StartTask, run: Coroutine[Any, Any, None]) -> Coroutine[Any, Any, None]:
+        """Return `run` wrapped in the task's span, a child of the context the owner sent in `start`.
+
+        Await the result in the task's own asyncio task: the span is that task's current span, and the parent
+        of whatever the run traces.
+        """
+        return self._in_span(start, run)
+
+    async def _in_span(self, start: StartTask, run: Coroutine[Any, Any, None]) -> None:
+        with (
+            attach_context(start.trace_context),
+            _logfire.span(TASK_SPAN, task_id=start.task_id, subagent=start.subagent) as span,
+        ):
+            span.set_attributes(_start_attributes(start))
+            self._spans[start.task_id] = _TaskSpan(trace.get_current_span())
+            try:
+                await run
+            finally:
+                del self._spans[start.task_id]
+
+    def observe(self, message: WireMessage) -> None:
+        """Take note of a message to or from one of the host's tasks."""
+        task_span = self._spans.get(message.task_id)
+        if task_span is None:
+            return
+        match message:
+            case CancelRequest(mode=mode, reason=reason, grace_seconds=grace):
+                task_span.request = task_span.request or message
+                task_span.event(CANCEL_REQUESTED, {'mode': mode, 'reason': reason.kind, 'grace_seconds': grace})
+            case CancelAcknowledged():
+                task_span.event(CANCEL_ACKNOWLEDGED, task_span.since_request(message.sent_at))
+            case CancelEscalated():
+                task_span.event(CANCEL_ESCALATED, task_span.since_request(message.sent_at))
+            case TaskUnresponsive():
+                task_span.mark_unresponsive()
+            case RunFinished(lingering_threads=lingering) if lingering:
+                task_span.mark_unresponsive()  # a sync tool's thread outlives the run
+            case SettleTask(info=info):
+                self._settled(info, task_span)
+            case _:
+                pass
+
+    def _settled(self, task: TaskInfo, task_span: _TaskSpan) -> None:
+        if task.status is TaskStatus.CANCELLED and task.ended_at is not None:
+            task_span.event(TASK_TERMINATED, task_span.since_request(task.ended_at))
+        task_span.span.set_attributes(_end_attributes(task, task_span.request))
+
 
 class TaskTelemetry:
-    """Observes one owner's bus: keeps each task's span, records metrics, and adds up the summary figures."""
+    """Observes one owner's transport: records metrics, counts orphans, and adds up the summary figures."""
 
     def __init__(self, lookup: Callable[[str], TaskInfo]) -> None:
         """Prepare to follow the tasks of one owner.
@@ -146,41 +214,21 @@ class TaskTelemetry:
         """Tasks found still running after a stop, with their sub-agent, until they end and their threads return."""
         self._collector = MetricsCollector()
 
-    def traced(self, task: TaskInfo, run: Coroutine[Any, Any, None]) -> Coroutine[Any, Any, None]:
-        """Follow `task` from now on, and return `run` wrapped in the task's span.
+    def follow(self, task: TaskInfo) -> None:
+        """Follow `task` from now on, until it ends."""
+        self._traces[task.task_id] = _TaskTrace()
 
-        Await the result in the task's own asyncio task: the span is opened there, so it is that task's
-        current span and the parent of whatever the run traces.
-        """
-        task_trace = self._traces[task.task_id] = _TaskTrace()
-        return self._in_span(task, task_trace, run)
-
-    async def _in_span(self, task: TaskInfo, task_trace: _TaskTrace, run: Coroutine[Any, Any, None]) -> None:
-        with _logfire.span(TASK_SPAN, task_id=task.task_id, subagent=task.subagent) as span:
-            span.set_attributes(_start_attributes(task))
-            task_trace.open(trace.get_current_span())
-            try:
-                await run
-            finally:
-                span.set_attributes(_end_attributes(self._lookup(task.task_id), task_trace))
-
-    def observe(self, address: str, message: BusMessage) -> None:
-        """Take note of one bus message (a [`Listener`][subagents_cancel.bus.Listener])."""
+    def observe(self, address: str, message: WireMessage) -> None:
+        """Take note of one message on the owner's transport (an [`Observer`][subagents_cancel.transport.Observer])."""
         if isinstance(message, ThreadsFinished):
             self._orphan_gone(message.task_id)
         task_trace = self._traces.get(message.task_id)
         if task_trace is None:
-            return  # a task of another owner on a shared bus, or one that has ended
+            return  # a task of another owner on a shared transport, or one that has ended
         match message:
-            case CancelRequest(mode=mode, reason=reason, grace_seconds=grace):
+            case CancelRequest():
                 task_trace.request = task_trace.request or message
-                task_trace.event(CANCEL_REQUESTED, {'mode': mode, 'reason': reason.kind, 'grace_seconds': grace})
-            case CancelAcknowledged():
-                task_trace.event(CANCEL_ACKNOWLEDGED, task_trace.since_request(message.sent_at))
-            case CancelEscalated():
-                task_trace.event(CANCEL_ESCALATED, task_trace.since_request(message.sent_at))
-            case TaskUnresponsive():
-                task_trace.event(TASK_UNRESPONSIVE, {})
+            case TaskUnresponsive() if message.task_id not in self._orphans:
                 subagent = self._orphans[message.task_id] = self._lookup(message.task_id).subagent
                 _UNRESPONSIVE.add(1, {'subagent': subagent})
             case RunFinished(usage_after_cancel=usage_after):
@@ -201,8 +249,6 @@ class TaskTelemetry:
             usage_after_request=task_trace.usage_after_request,
         )
         if cancelled is not None:
-            assert task.ended_at is not None
-            task_trace.event(TASK_TERMINATED, task_trace.since_request(task.ended_at))
             _record_cancelled(cancelled)
 
     def _orphan_gone(self, task_id: TaskId) -> None:
@@ -228,7 +274,7 @@ def _record_cancelled(run: CancelledRun) -> None:
         _TOKENS_SAVED.record(run.tokens_saved, attributes)
 
 
-def _start_attributes(task: TaskInfo) -> _Attributes:
+def _start_attributes(task: StartTask) -> _Attributes:
     """Where the task sits, when it has a parent, a region, or is a fallback."""
     known = {
         'parent_task_id': task.parent_task_id,
@@ -238,13 +284,13 @@ def _start_attributes(task: TaskInfo) -> _Attributes:
     return {name: value for name, value in known.items() if value is not None}
 
 
-def _end_attributes(task: TaskInfo, task_trace: _TaskTrace) -> _Attributes:
+def _end_attributes(task: TaskInfo, request: CancelRequest | None) -> _Attributes:
     attributes: _Attributes = {'status': task.status.name, 'checkpoints': len(task.checkpoints)}
     if task.usage is not None:
         attributes.update(tokens=task.usage.total_tokens, requests=task.usage.requests)
     if task.cancel is not None:
         attributes.update(
-            cancel_mode=task_trace.request.mode if task_trace.request else task.cancel.mode,
+            cancel_mode=request.mode if request else task.cancel.mode,
             cancel_reason=task.cancel.reason.kind,
             escalated=task.cancel.escalated_at is not None,
         )

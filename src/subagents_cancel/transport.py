@@ -1,6 +1,6 @@
 """The transport: the one way messages travel between an owner and its tasks.
 
-A [`Transport`][subagents_cancel.Transport] carries [`BusMessage`][subagents_cancel.messages.BusMessage]s to
+A [`Transport`][subagents_cancel.Transport] carries [`WireMessage`][subagents_cancel.wire.WireMessage]s to
 mailboxes. A task's mailbox is addressed by its task id, an owner's by its owner id; whoever opens a mailbox
 reads it, as an async iterator, and anyone may send to it. What every transport guarantees:
 
@@ -31,11 +31,11 @@ from typing import Literal, Protocol, Self, final
 
 import anyio
 
-from .messages import BusMessage, decode_message, encode_message
+from .wire import WIRE_ADAPTER, WireMessage
 
 __all__ = ('InProcessTransport', 'LoopbackTransport', 'Mailbox', 'Observer', 'Transport')
 
-Observer = Callable[[str, BusMessage], None]
+Observer = Callable[[str, WireMessage], None]
 """Sees every message sent on a transport, with the address it was sent to."""
 
 
@@ -50,11 +50,11 @@ class Mailbox(Protocol):
         """The address this mailbox was opened at."""
         ...
 
-    def __aiter__(self) -> AsyncIterator[BusMessage]:
+    def __aiter__(self) -> AsyncIterator[WireMessage]:
         """The mailbox itself."""
         ...
 
-    async def __anext__(self) -> BusMessage:
+    async def __anext__(self) -> WireMessage:
         """The next message, once there is one.
 
         Raises:
@@ -82,8 +82,15 @@ class Transport(Protocol):
         """
         ...
 
-    async def send(self, address: str, message: BusMessage) -> bool:
+    async def send(self, address: str, message: WireMessage) -> bool:
         """Send `message` to `address`; return whether a mailbox was open there to take it."""
+        ...
+
+    def send_nowait(self, address: str, message: WireMessage) -> bool:
+        """`send`, without ever blocking or yielding: for the engine's synchronous paths (a cancel request, a report).
+
+        The message is on its way in order with every other message sent to `address`, by either method.
+        """
         ...
 
     async def release(self, address: str) -> None:
@@ -102,14 +109,14 @@ class _Mailbox:
 
     def __init__(self, address: str) -> None:
         self.address = address
-        self._queue: deque[BusMessage] = deque()
+        self._queue: deque[WireMessage] = deque()
         self._released = False
         self._wakeup: anyio.Event | None = None
 
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> BusMessage:
+    async def __anext__(self) -> WireMessage:
         while not self._released:
             if self._queue:
                 return self._queue.popleft()
@@ -117,7 +124,7 @@ class _Mailbox:
             await self._wakeup.wait()
         raise StopAsyncIteration
 
-    def put(self, message: BusMessage) -> None:
+    def put(self, message: WireMessage) -> None:
         if not self._released:
             self._queue.append(message)
             self._wake()
@@ -157,7 +164,7 @@ class _Mailboxes:
     def target(self, address: str) -> _Mailbox | None:
         return self._open.get(address)
 
-    def deliver(self, address: str, message: BusMessage, mailbox: _Mailbox | None) -> None:
+    def deliver(self, address: str, message: WireMessage, mailbox: _Mailbox | None) -> None:
         if self._observers:
             for observer in tuple(self._observers):
                 observer(address, message)
@@ -225,7 +232,11 @@ class InProcessTransport(_MailboxTransport):
         """Close the transport: every mailbox's iteration ends, later sends are dropped, `open` raises."""
         self._mailboxes.close()
 
-    async def send(self, address: str, message: BusMessage) -> bool:
+    async def send(self, address: str, message: WireMessage) -> bool:
+        """Show `message` to the observers and append it to the mailbox at `address`, if one is open."""
+        return self.send_nowait(address, message)
+
+    def send_nowait(self, address: str, message: WireMessage) -> bool:
         """Show `message` to the observers and append it to the mailbox at `address`, if one is open."""
         if self._mailboxes.state != 'open':
             return False
@@ -238,7 +249,7 @@ class InProcessTransport(_MailboxTransport):
 class LoopbackTransport(_MailboxTransport):
     """A transport that carries every message through JSON and delivers it from its own task.
 
-    `send` encodes the message ([`encode_message`][subagents_cancel.messages.encode_message]) and queues the
+    `send` encodes the message ([`WIRE_ADAPTER`][subagents_cancel.wire.WIRE_ADAPTER]) and queues the
     bytes; a receive loop, started on entering the transport and stopped on leaving it, decodes each one, shows it
     to the observers and puts it in its mailbox. Delivery is therefore always asynchronous and always through
     bytes: readers and observers get what survived JSON (outputs as
@@ -265,12 +276,16 @@ class LoopbackTransport(_MailboxTransport):
             self._transit.stop()
         await self._stack.aclose()
 
-    async def send(self, address: str, message: BusMessage) -> bool:
+    async def send(self, address: str, message: WireMessage) -> bool:
+        """Encode `message` and queue it for the mailbox open at `address` now, if there is one."""
+        return self.send_nowait(address, message)
+
+    def send_nowait(self, address: str, message: WireMessage) -> bool:
         """Encode `message` and queue it for the mailbox open at `address` now, if there is one."""
         if self._transit is None or self._mailboxes.state != 'open':
             return False
         mailbox = self._mailboxes.target(address)
-        self._transit.outbox.send_nowait((address, encode_message(message), mailbox))
+        self._transit.outbox.send_nowait((address, WIRE_ADAPTER.dump_json(message), mailbox))
         return mailbox is not None
 
 
@@ -284,7 +299,7 @@ class _Transit:
     async def receive(self, mailboxes: _Mailboxes) -> None:
         with self._loop, self._inbox:
             async for address, data, mailbox in self._inbox:
-                mailboxes.deliver(address, decode_message(data), mailbox)
+                mailboxes.deliver(address, WIRE_ADAPTER.validate_json(data), mailbox)
 
     def stop(self) -> None:
         self._loop.cancel()

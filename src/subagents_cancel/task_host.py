@@ -1,0 +1,312 @@
+"""The task side of the seam: a host that runs the tasks owners send it, talking to them only through a transport.
+
+A [`TaskHost`][subagents_cancel.task_host.TaskHost] is built from nothing but the sub-agent configs (as a worker
+has its registered code), a transport and a clock. It reads one mailbox, at its `address`, and routes each
+message by its `task_id`:
+
+* [`StartTask`][subagents_cancel.wire.StartTask] starts a [`TaskRunner`][subagents_cancel.runner.TaskRunner] in
+  an asyncio task of the host's own, with the host's sync-tool pool;
+* [`CancelRequest`][subagents_cancel.messages.CancelRequest] and [`Answer`][subagents_cancel.messages.Answer] go to
+  that task's runner (`receive`, synchronously, so the order of one owner's messages holds); a cancel request
+  that comes after the runner has left gets its receipt from the host (`CancelLost` with the run's ending, or
+  `CancelReceived` for a run that had stopped), so an owner waiting for it is not kept waiting;
+* [`SettleTask`][subagents_cancel.wire.SettleTask] runs the task's hook once its run is over, and
+  [`HooksFinished`][subagents_cancel.wire.HooksFinished] goes back to the owner (a task the host never started, one
+  cancelled while PENDING, gets its cleanup hook with no scratch directory).
+
+Everything a runner reports goes to its owner's address with `Transport.send_nowait`, in order. There is no
+mailbox per task and no receive loop per task: one loop per host.
+
+Leaving the host stops reading, gives up on settles that never came, cancels the runners still going, and waits
+for them at most `teardown_seconds` on the host's clock: it never hangs or spins. Runners that did not stop are
+kept in `unfinished`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import anyio
+from pydantic_ai.models import Model
+
+from .clock import Clock, MonotonicClock
+from .config import SubAgentConfig, SubAgentPolicy, index_subagents
+from .launch import agent_for, run_instructions, settle_task
+from .messages import (
+    Answer,
+    BusMessage,
+    CancelAllReceived,
+    CancelLost,
+    CancelReceived,
+    CancelRequest,
+    RunStopped,
+    SubtasksEnded,
+    TaskId,
+    TaskUnresponsive,
+)
+from .runner import TaskRunner, TaskSpec
+from .task_context import TaskContext
+from .telemetry import TaskSpans
+from .tool_threads import SyncToolPool
+from .transport import Mailbox, Transport
+from .wire import HooksFinished, SettleTask, StartTask, WireMessage
+
+__all__ = ('TaskHost',)
+
+_log = logging.getLogger('subagents_cancel')
+
+
+async def _settled_by_the_host(context: TaskContext) -> None:
+    """A hosted runner settles nothing itself: its host runs the hook once the owner has settled the task."""
+
+
+_NOT_RUN = 'its hook was not run: its task host had closed before the task ended'
+
+
+@dataclass(eq=False, slots=True)
+class _Hosted:
+    """One task on this host: its start, its runner, and the settle it waits for once its run is over."""
+
+    start: StartTask
+    runner: TaskRunner
+    settle: SettleTask | None = None
+    settled: anyio.Event = field(default_factory=anyio.Event)
+    """Set by the owner's `SettleTask`, or by the host giving up on it as it closes."""
+
+
+class TaskHost:
+    """Runs sub-agent tasks for the owners that send `StartTask` to its `address`; see the module docstring."""
+
+    def __init__(
+        self,
+        subagents: Sequence[SubAgentConfig],
+        *,
+        transport: Transport,
+        address: str = 'tasks',
+        clock: Clock | None = None,
+        default_model: str | Model | None = None,
+        policy: SubAgentPolicy | None = None,
+    ) -> None:
+        """Configure the host; it serves once entered with `async with` (inside its transport's).
+
+        Args:
+            subagents: The sub-agents it can run, by name: an owner starts only these.
+            transport: Where its mailbox is, and where its tasks' owners are.
+            address: Its mailbox's address; owners send `StartTask` there.
+            clock: Where time comes from ([`MonotonicClock`][subagents_cancel.clock.MonotonicClock] by default).
+            default_model: The model of sub-agents whose config names neither `model` nor `agent`.
+            policy: Its sync-tool threads, and `teardown_seconds` and `hook_seconds`.
+
+        Raises:
+            ConfigError: no sub-agents, duplicate names, or a sub-agent without a model.
+        """
+        self._configs = index_subagents(subagents)
+        self._agents = {name: agent_for(config, default_model) for name, config in self._configs.items()}
+        self._transport = transport
+        self.address = address
+        """The address of the host's mailbox."""
+        self._clock = clock or MonotonicClock()
+        self._policy = policy or SubAgentPolicy()
+        self._hosted: dict[TaskId, _Hosted] = {}
+        self._routes: dict[TaskId, TaskRunner] = {}
+        self._runs: set[asyncio.Task[None]] = set()
+        """The tasks' runs, each in an asyncio task: cancelled as the host closes."""
+        self._keepers: set[asyncio.Task[None]] = set()
+        """One per task, around its run: its span, then its hook; never cancelled: they end by themselves."""
+        self._pool: SyncToolPool | None = None
+        self._loop: asyncio.Task[None] | None = None
+        self._spans = TaskSpans()
+        self.unfinished: tuple[TaskId, ...] = ()
+        """The tasks whose runners had not stopped when the host closed and gave up waiting."""
+
+    async def __aenter__(self) -> Self:
+        """Open the host's mailbox and start reading it.
+
+        Raises:
+            RuntimeError: another mailbox has the host's address.
+        """
+        mailbox = await self._transport.open(self.address)
+        if mailbox is None:
+            raise RuntimeError(f'The address {self.address!r} is taken on this transport; give the host another.')
+        self._pool = SyncToolPool(
+            self._policy.sync_tool_threads,
+            max_lingering=self._policy.max_lingering_threads,
+            name=f'{self.address}-tool',
+        )
+        self._loop = asyncio.get_running_loop().create_task(self._read(mailbox), name=f'task host {self.address}')
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        """Stop reading, stop the runners still going, and wait for them within `teardown_seconds`."""
+        await self.aclose()
+
+    async def aclose(self, *, deadline: float | None = None) -> None:
+        """Stop reading, stop the runners still going, and wait for them until `deadline` (clock time).
+
+        By default for `teardown_seconds`; an owner that has already waited its own teardown bound passes its end.
+        """
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return  # left before, or never entered
+        with anyio.CancelScope(shield=True):
+            await self._transport.release(self.address)
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+            for hosted in self._hosted.values():
+                hosted.settled.set()  # no settle is coming any more: its hook is not run
+            runs = tuple(self._runs)
+            for run in runs:
+                run.cancel()
+            runs += tuple(self._keepers)
+            end = deadline if deadline is not None else self._clock.now() + self._policy.teardown_seconds
+            with self._clock.deadline_scope(end):
+                for run in runs:
+                    await asyncio.wait((run,))
+            self.unfinished = tuple(
+                task_id for task_id, hosted in self._hosted.items() if not hosted.runner.finished.is_set()
+            )
+            if self._pool is not None:
+                self._pool.shutdown()  # a sync tool's thread cannot be stopped; its task reports it, not the host
+
+    async def _read(self, mailbox: Mailbox) -> None:
+        async for message in mailbox:
+            self._route(message)
+
+    def _route(self, message: WireMessage) -> None:
+        self._spans.observe(message)
+        match message:
+            case StartTask():
+                self._start(message)
+            case CancelRequest() | Answer() | SubtasksEnded() | CancelAllReceived():
+                if (runner := self._routes.get(message.task_id)) is not None:
+                    runner.receive(message)
+                elif isinstance(message, CancelRequest):
+                    self._answer_late(message)
+            case SettleTask():
+                self._settle(message)
+            case TaskUnresponsive():
+                pass  # its owner gave up waiting for it: only its span notes that
+            case _:  # reports from tasks travel to owners; one sent here went to the wrong address
+                pass
+
+    def _start(self, start: StartTask) -> None:
+        config = self._configs.get(start.subagent)
+        if config is None or start.task_id in self._hosted:
+            _log.warning('task host %s refused to start %s (%s)', self.address, start.task_id, start.subagent)
+            return
+        spec = TaskSpec(
+            task_id=start.task_id,
+            owner_address=start.owner_address,
+            root_id=start.root_id,
+            agent=self._agents[config.name],
+            prompt=start.prompt,
+            message_history=start.message_history,
+            instructions=run_instructions(config),
+            refuse_tools_after_cancel=start.refuse_tools_after_cancel,
+            preempt_on_soft_cancel=start.preempt_on_soft_cancel,
+            deadline_at=None,
+            cascade_grace_factor=start.cascade_grace_factor,
+            final_answer_wait_seconds=start.final_answer_wait_seconds,
+            settle=_settled_by_the_host,
+        )
+        assert self._pool is not None
+
+        def report(message: BusMessage) -> None:
+            self._spans.observe(message)
+            self._transport.send_nowait(start.owner_address, message)
+
+        runner = TaskRunner(
+            spec,
+            send=report,
+            transport=self._transport,
+            host_address=self.address,
+            leave=lambda: self._routes.pop(start.task_id, None),
+            clock=self._clock,
+            pool=self._pool,
+            slot=None,
+            queued=False,
+        )
+        hosted = self._hosted[start.task_id] = _Hosted(start, runner)
+        self._routes[start.task_id] = runner
+        traced = self._spans.traced(start, self._host(hosted))
+        task = asyncio.get_running_loop().create_task(traced, name=f'span of {start.task_id}')
+        self._keepers.add(task)
+        task.add_done_callback(lambda done: self._gone(start.task_id, done))
+
+    async def _host(self, hosted: _Hosted) -> None:
+        """Run the task in its own asyncio task, under its span; once its owner settles it, run its hook.
+
+        The run's task ends with the run, so that whoever waits for it (a hard cancel) is not kept waiting for
+        the hook too; this one ends after the hook, with the span.
+        """
+        task_id = hosted.start.task_id
+        run = asyncio.get_running_loop().create_task(hosted.runner.run(), name=f'subagent {task_id}')
+        self._runs.add(run)
+        run.add_done_callback(self._runs.discard)
+        await hosted.settled.wait()
+        if hosted.settle is not None:
+            scratch = hosted.runner.context.scratch_dir_if_created
+            await self._run_hook(hosted.settle, scratch, hosted.start.hook_seconds)
+            return
+        # The host closed before the owner settled the task: once its run is over, its owner must not wait for a hook.
+        await asyncio.wait((run,))
+        abandoned = HooksFinished(task_id=task_id, sent_at=self._clock.now(), cleanup_error=_NOT_RUN)
+        self._transport.send_nowait(hosted.start.owner_address, abandoned)
+
+    def _answer_late(self, request: CancelRequest) -> None:
+        """Give the receipt of a cancel request that came after the task's runner left, in the runner's place.
+
+        The run is over: a request that finds it committed (or raised) lost, like one the runner would have
+        received then; one that finds it stopped changes nothing, and is received. A task this host no longer
+        knows was settled by its owner, which then asks nothing of it any more.
+        """
+        hosted = self._hosted.get(request.task_id)
+        if hosted is None or hosted.runner.ending is None:
+            return
+        now, ending = self._clock.now(), hosted.runner.ending
+        receipt: BusMessage = (
+            CancelReceived(task_id=request.task_id, sent_at=now, correlation_id=request.message_id)
+            if isinstance(ending, RunStopped)
+            else CancelLost(task_id=request.task_id, sent_at=now, correlation_id=request.message_id, ending=ending)
+        )
+        self._spans.observe(receipt)
+        self._transport.send_nowait(hosted.start.owner_address, receipt)
+
+    def _gone(self, task_id: TaskId, task: asyncio.Task[None]) -> None:
+        self._keepers.discard(task)
+        self._hosted.pop(task_id, None)
+        self._routes.pop(task_id, None)
+
+    def _settle(self, settle: SettleTask) -> None:
+        hosted = self._hosted.get(settle.task_id)
+        if hosted is None:  # never started here (cancelled while PENDING): its cleanup runs all the same
+            run = asyncio.get_running_loop().create_task(self._hooks_unstarted(settle), name=f'settle {settle.task_id}')
+            self._keepers.add(run)
+            run.add_done_callback(self._keepers.discard)
+            return
+        hosted.settle = settle
+        hosted.settled.set()
+
+    async def _hooks_unstarted(self, settle: SettleTask) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._run_hook(settle, None, self._policy.hook_seconds)
+
+    async def _run_hook(self, settle: SettleTask, scratch: Path | None, hook_seconds: float) -> None:
+        config = self._configs.get(settle.info.subagent)
+        cleanup_error = (
+            await settle_task(settle.info, scratch, config, clock=self._clock, hook_seconds=hook_seconds)
+            if config is not None
+            else None
+        )
+        finished = HooksFinished(task_id=settle.task_id, sent_at=self._clock.now(), cleanup_error=cleanup_error)
+        self._transport.send_nowait(settle.owner_address, finished)
