@@ -13,7 +13,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Self, cast
 
 import anyio
 from pydantic_ai import RunContext
@@ -33,6 +33,8 @@ from pydantic_ai.usage import RequestUsage
 
 from subagents_cancel import SubAgentConfig
 from subagents_cancel.testing import ManualClock
+from subagents_cancel.transport import InProcessTransport, Mailbox, Observer
+from subagents_cancel.wire import WireMessage
 
 Step = ModelResponse | Callable[[list[ModelMessage]], ModelResponse | Awaitable[ModelResponse]]
 
@@ -281,3 +283,32 @@ class LingersAfterTheEnd(AbstractCapability[object]):
         self.reached.set()
         await self.release.wait()
         return result
+
+
+class WrappedTransport:
+    """A transport that hands everything to an `InProcessTransport`; a test's subclass changes one thing."""
+
+    def __init__(self) -> None:
+        self.inner = InProcessTransport()
+
+    async def __aenter__(self) -> Self:
+        await self.inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.inner.__aexit__(*exc_info)
+
+    async def open(self, address: str) -> Mailbox | None:
+        return await self.inner.open(address)
+
+    async def send(self, address: str, message: WireMessage) -> bool:
+        return self.send_nowait(address, message)
+
+    def send_nowait(self, address: str, message: WireMessage) -> bool:
+        return self.inner.send_nowait(address, message)
+
+    async def release(self, address: str) -> None:
+        await self.inner.release(address)
+
+    def subscribe(self, observer: Observer) -> Callable[[], None]:
+        return self.inner.subscribe(observer)

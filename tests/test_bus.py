@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Self
 
 import anyio
 import pytest
@@ -28,10 +26,10 @@ from subagents_cancel.messages import (
     Question,
 )
 from subagents_cancel.testing import ManualClock
-from subagents_cancel.transport import InProcessTransport, Mailbox, Observer
+from subagents_cancel.transport import InProcessTransport, Mailbox
 from subagents_cancel.wire import WireMessage
 
-from .helpers import Gate, Script, call, text
+from .helpers import Gate, Script, WrappedTransport, call, text
 
 pytestmark = pytest.mark.anyio
 
@@ -97,36 +95,7 @@ async def test_a_question_and_a_soft_cancel_on_the_transport(clock: ManualClock)
     assert isinstance(ack, CancelAcknowledged) and ack.correlation_id == request.message_id
 
 
-class _Wrapped:
-    """A transport that hands everything to an `InProcessTransport`; subclasses change one thing."""
-
-    def __init__(self) -> None:
-        self.inner = InProcessTransport()
-
-    async def __aenter__(self) -> Self:
-        await self.inner.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.inner.__aexit__(*exc_info)
-
-    async def open(self, address: str) -> Mailbox | None:
-        return await self.inner.open(address)
-
-    async def send(self, address: str, message: WireMessage) -> bool:
-        return self.send_nowait(address, message)
-
-    def send_nowait(self, address: str, message: WireMessage) -> bool:
-        return self.inner.send_nowait(address, message)
-
-    async def release(self, address: str) -> None:
-        await self.inner.release(address)
-
-    def subscribe(self, observer: Observer) -> Callable[[], None]:
-        return self.inner.subscribe(observer)
-
-
-class _LosesCancelRequests(_Wrapped):
+class _LosesCancelRequests(WrappedTransport):
     """A transport that loses every cancel request, to show there is no other way for one to reach a task."""
 
     def send_nowait(self, address: str, message: WireMessage) -> bool:
@@ -149,7 +118,8 @@ async def test_without_the_transport_a_task_is_never_told(clock: ManualClock) ->
             await anyio.wait_all_tasks_blocked()
             clock.advance(5.0)
 
-        # With no receipt coming, the soft cancel waits for one until `hard_cancel_wait_seconds` pass on the clock.
+        # With no receipt coming, the soft cancel waits for one `receipt_wait_seconds`; the hard one waits until
+        # `hard_cancel_wait_seconds` pass on the clock.
         async with anyio.create_task_group() as group:
             group.start_soon(give_up_waiting)
             await manager.soft_cancel(task.task_id)
@@ -196,7 +166,7 @@ async def _answer_at_once(messages: list[ModelMessage], info: AgentInfo) -> Mode
     return ModelResponse(parts=[TextPart('done')])
 
 
-class _Crowded(_Wrapped):
+class _Crowded(WrappedTransport):
     """A transport where the next `refuse_next` owner addresses asked for are held by owners this test cannot see."""
 
     def __init__(self) -> None:

@@ -8,9 +8,8 @@ until the run either ends (the answer wins) or goes on (the cancel wins); a hard
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import anyio
 import pytest
@@ -34,7 +33,6 @@ from subagents_cancel import (
 )
 from subagents_cancel.messages import CancelRequest, RunFinished
 from subagents_cancel.testing import ManualClock
-from subagents_cancel.transport import InProcessTransport, Mailbox, Observer
 from subagents_cancel.wire import WireMessage
 
 from .helpers import (
@@ -43,6 +41,7 @@ from .helpers import (
     Script,
     Step,
     WatchedClock,
+    WrappedTransport,
     after,
     call,
     calls,
@@ -412,44 +411,25 @@ async def test_a_soft_cancel_after_the_commit_point_returns_the_committed_output
     assert ended.cancel is not None and ended.cancel.lost_to == Completed('FULL answer')
 
 
-class _Holds:
+class _Holds(WrappedTransport):
     """An in-process transport that holds every message of one kind until `deliver()`: its mailbox hears of it late."""
 
     def __init__(self, kind: type[WireMessage]) -> None:
-        self._inner = InProcessTransport()
+        super().__init__()
         self._kind = kind
         self.held: list[tuple[str, WireMessage]] = []
         self.holding = anyio.Event()
 
-    async def __aenter__(self) -> Self:
-        await self._inner.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self._inner.__aexit__(*exc_info)
-
-    async def open(self, address: str) -> Mailbox | None:
-        return await self._inner.open(address)
-
-    async def release(self, address: str) -> None:
-        await self._inner.release(address)
-
-    def subscribe(self, observer: Observer) -> Callable[[], None]:
-        return self._inner.subscribe(observer)
-
-    async def send(self, address: str, message: WireMessage) -> bool:
-        return self.send_nowait(address, message)
-
     def send_nowait(self, address: str, message: WireMessage) -> bool:
         if not isinstance(message, self._kind):
-            return self._inner.send_nowait(address, message)
+            return self.inner.send_nowait(address, message)
         self.held.append((address, message))
         self.holding.set()
         return True
 
     def deliver(self) -> None:
         for address, message in self.held:
-            self._inner.send_nowait(address, message)
+            self.inner.send_nowait(address, message)
         self.held.clear()
 
 
