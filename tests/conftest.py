@@ -12,6 +12,9 @@ import logfire
 import pytest
 from pydantic_ai import models
 
+from subagents_cancel import manager as manager_module
+from subagents_cancel.transport import InProcessTransport, LoopbackTransport, Transport
+
 from .helpers import WatchedClock
 
 models.ALLOW_MODEL_REQUESTS = False  # a test that reaches a real provider fails instead of spending tokens
@@ -45,6 +48,46 @@ def _fails_on_stray_tasks(test: Callable[..., Awaitable[None]]) -> Callable[...,
         assert not stray, f'tasks left running: {[task.get_name() for task in stray]}'
 
     return checked
+
+
+TRANSPORTS: dict[str, Callable[[], Transport]] = {'in-process': InProcessTransport, 'loopback': LoopbackTransport}
+# Modules whose tests never reach a transport (or reach one only in another process): run once, not per transport.
+_TRANSPORT_INDEPENDENT = frozenset(
+    {
+        'test_benchmark_harness',
+        'test_config',
+        'test_demo',
+        'test_docs_examples',
+        'test_examples',
+        'test_history_surgery',
+        'test_layering',
+        'test_messages',
+        'test_notebook',
+        'test_notebook_view',
+        'test_public_api',
+        'test_reason_words',
+        'test_record_writers',
+        'test_states',
+        'test_transport',
+        'test_web_example',
+        'test_durations',
+        'test_delivery',
+    }
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that can reach a transport runs on each one: the in-process transport and the loopback's JSON."""
+    if metafunc.definition.path.stem not in _TRANSPORT_INDEPENDENT:
+        metafunc.parametrize('transport_kind', list(TRANSPORTS), indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def transport_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The transport a manager given none creates in this test (and `helpers.new_transport()` builds)."""
+    kind: str = getattr(request, 'param', 'in-process')
+    monkeypatch.setattr(manager_module, '_default_transport', TRANSPORTS[kind])
+    return kind
 
 
 @pytest.fixture

@@ -32,8 +32,9 @@ from pydantic_ai.run import AgentRunResult
 from pydantic_ai.usage import RequestUsage
 
 from subagents_cancel import SubAgentConfig
+from subagents_cancel import manager as manager_module
 from subagents_cancel.testing import ManualClock
-from subagents_cancel.transport import InProcessTransport, Mailbox, Observer
+from subagents_cancel.transport import Mailbox, Observer, Transport
 from subagents_cancel.wire import WireMessage
 
 Step = ModelResponse | Callable[[list[ModelMessage]], ModelResponse | Awaitable[ModelResponse]]
@@ -285,11 +286,16 @@ class LingersAfterTheEnd(AbstractCapability[object]):
         return result
 
 
+def new_transport() -> Transport:
+    """A new transport of the kind this test runs on (conftest's `transport_kind`): in-process or loopback."""
+    return manager_module._default_transport()  # pyright: ignore[reportPrivateUsage]
+
+
 class WrappedTransport:
-    """A transport that hands everything to an `InProcessTransport`; a test's subclass changes one thing."""
+    """A transport that hands everything to one of this test's kind; a test's subclass changes one thing."""
 
     def __init__(self) -> None:
-        self.inner = InProcessTransport()
+        self.inner = new_transport()
 
     async def __aenter__(self) -> Self:
         await self.inner.__aenter__()

@@ -26,10 +26,10 @@ from subagents_cancel.messages import (
     Question,
 )
 from subagents_cancel.testing import ManualClock
-from subagents_cancel.transport import InProcessTransport, Mailbox
+from subagents_cancel.transport import Mailbox
 from subagents_cancel.wire import WireMessage
 
-from .helpers import Gate, Script, WrappedTransport, call, text
+from .helpers import Gate, Script, WrappedTransport, call, new_transport, text
 
 pytestmark = pytest.mark.anyio
 
@@ -59,7 +59,7 @@ async def test_a_question_and_a_soft_cancel_on_the_transport(clock: ManualClock)
         [call('ask_parent', question='EU or US?'), in_phase_2.hold(call('checkpoint', completed=['EU']))],
         on_cancel=text('Completed: EU'),
     )
-    transport, tap = InProcessTransport(), Tap()
+    transport, tap = new_transport(), Tap()
     transport.subscribe(tap)
     config = SubAgentConfig(name='researcher', description='Researches', model=sub.model)
     async with transport, SubAgentManager([config], clock=clock, transport=transport) as manager:
@@ -137,7 +137,7 @@ async def test_without_the_transport_a_task_is_never_told(clock: ManualClock) ->
 async def test_two_owners_on_one_transport_never_share_a_task_id(clock: ManualClock) -> None:
     """A thousand tasks each on two managers sharing a transport: every start succeeds, and each owner's figures are its own."""
     config = SubAgentConfig(name='researcher', description='Researches', model=FunctionModel(_answer_at_once))
-    transport = InProcessTransport()
+    transport = new_transport()
     per_owner, completed = 1000, 10
     policy = SubAgentPolicy(max_running=1)  # the tasks wait for the slot: cancelling them costs no run
     async with (

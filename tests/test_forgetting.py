@@ -27,9 +27,8 @@ from subagents_cancel.metrics import RECENT_CANCELLED_RUNS
 from subagents_cancel.regions import RegionClosed
 from subagents_cancel.registry import TaskRecord
 from subagents_cancel.testing import ManualClock
-from subagents_cancel.transport import InProcessTransport
 
-from .helpers import Gate, Script, call, replies_of, text, tool_returns
+from .helpers import Gate, Script, call, new_transport, replies_of, text, tool_returns
 
 pytestmark = pytest.mark.anyio
 
@@ -195,7 +194,7 @@ async def test_a_task_that_was_unresponsive_is_forgotten_like_any_other(clock: M
 
     sub = Script([call('crunch'), text('1'), text('2')])
     config = SubAgentConfig(name='worker', description='Works', agent=Agent(sub.model, tools=[crunch]))
-    bus, returned = InProcessTransport(), anyio.Event()
+    bus, returned = new_transport(), anyio.Event()
     bus.subscribe(lambda address, message: returned.set() if isinstance(message, ThreadsFinished) else None)
     policy = SubAgentPolicy(keep_finished=1)
     async with bus, SubAgentManager([config], policy=policy, clock=clock, transport=bus) as manager:

@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {'messages'},
     {'reasons', 'started'},
     {'regions', 'config', 'wire'},
-    {'transport'},
+    {'transport', 'arrivals'},
     {'registry', 'reports', 'metrics', 'defaults', 'owner_mailbox'},
     {'replies', 'refusals', 'subagent_replies', 'resume_replies'},
     {'waiting', 'instructions', 'tooling', 'telemetry'},

@@ -22,9 +22,8 @@ from subagents_cancel import (
 )
 from subagents_cancel.messages import CancelRequest
 from subagents_cancel.testing import ManualClock
-from subagents_cancel.transport import InProcessTransport
 
-from .helpers import Gate, Script, Step, after, call, replies_of, text, user_prompts
+from .helpers import Gate, Script, Step, after, call, new_transport, replies_of, text, user_prompts
 
 pytestmark = pytest.mark.anyio
 
@@ -109,7 +108,7 @@ async def test_soft_owner_end_lets_tasks_hand_back_partial_results(clock: Manual
     """With `owner_end='soft'`, a task still running when the scope ends is told why, and wraps up."""
     working = Gate()
     sub = Script([working.hold(call('checkpoint', completed=['half']))], on_cancel=text('Completed: half of it'))
-    bus = InProcessTransport()
+    bus = new_transport()
     # The step in flight ends only once the owner's cancel request has gone out, so the next request reads it.
     bus.subscribe(lambda address, message: working.release.set() if isinstance(message, CancelRequest) else None)
     policy = SubAgentPolicy(owner_end='soft')

@@ -24,10 +24,10 @@ from subagents_cancel import (
 from subagents_cancel.messages import SubtasksChanged
 from subagents_cancel.task_context import NestedOwner
 from subagents_cancel.testing import ManualClock
-from subagents_cancel.transport import InProcessTransport
+from subagents_cancel.transport import Transport
 from subagents_cancel.wire import WireMessage
 
-from .helpers import Gate, Script, call, researcher, text
+from .helpers import Gate, Script, call, new_transport, researcher, text
 
 pytestmark = pytest.mark.anyio
 
@@ -38,9 +38,7 @@ class Traffic:
 
     seen: list[str] = field(default_factory=list[str])
 
-    def watch(
-        self, transport: InProcessTransport, name: str, *, skip: tuple[str, ...] = ('status_changed',)
-    ) -> InProcessTransport:
+    def watch(self, transport: Transport, name: str, *, skip: tuple[str, ...] = ('status_changed',)) -> Transport:
         def note(address: str, message: WireMessage) -> None:
             if message.kind not in skip:
                 self.seen.append(f'{name} {message.kind} {message.task_id.split("-")[0]}')
@@ -54,7 +52,7 @@ class Opener:
     """A sub-agent tool that opens its own manager on `transport`, starts a `leaf` task in it and waits for it."""
 
     leaf: SubAgentConfig
-    transport: InProcessTransport
+    transport: Transport
     contexts: list[TaskContext] = field(default_factory=list[TaskContext])
     owner_ids: list[str] = field(default_factory=list[str])
     waited: anyio.Event = field(default_factory=anyio.Event)
@@ -86,7 +84,7 @@ def leaf_config(script: Script) -> SubAgentConfig:
 async def test_a_soft_cancel_reaches_a_nested_owner_only_through_messages(clock: ManualClock) -> None:
     """The task knows its nested owner by transport and address; a soft cancel sends it CancelAll, and waits for SubtasksEnded."""
     traffic = Traffic()
-    outer, inner = traffic.watch(InProcessTransport(), 'outer'), traffic.watch(InProcessTransport(), 'inner')
+    outer, inner = traffic.watch(new_transport(), 'outer'), traffic.watch(new_transport(), 'inner')
     leaf_working = Gate()
     leaf = Script(
         [call('checkpoint', completed=['source 1']), leaf_working.hold(text('all sources'))],
@@ -136,7 +134,7 @@ async def test_a_soft_cancel_reaches_a_nested_owner_only_through_messages(clock:
 async def test_a_hard_cancel_sends_cancel_all_and_the_nested_tasks_stop_first(clock: ManualClock) -> None:
     """A hard cancel sends the nested owner a hard CancelAll; its task ends before the task that opened it."""
     traffic = Traffic()
-    outer, inner = traffic.watch(InProcessTransport(), 'outer'), traffic.watch(InProcessTransport(), 'inner')
+    outer, inner = traffic.watch(new_transport(), 'outer'), traffic.watch(new_transport(), 'inner')
     leaf_blocked = Gate()
     opener = Opener(leaf_config(Script([leaf_blocked.block_forever()])), inner)
     script = Script([call('dig'), text('middle done')])
@@ -177,7 +175,7 @@ async def test_a_hard_cancel_sends_cancel_all_and_the_nested_tasks_stop_first(cl
 
 async def test_a_nested_owners_task_changes_appear_in_the_enclosing_snapshot(clock: ManualClock) -> None:
     """The enclosing `get(...).subtasks` follows the nested task's checkpoint, question and end, from SubtasksChanged."""
-    outer, inner = InProcessTransport(), InProcessTransport()
+    outer, inner = new_transport(), new_transport()
     reports: list[list[tuple[str, str, int]]] = []
 
     def note(address: str, message: WireMessage) -> None:
@@ -229,7 +227,7 @@ async def test_a_nested_owners_task_changes_appear_in_the_enclosing_snapshot(clo
 async def test_an_owner_that_is_not_nested_sends_no_subtask_reports(clock: ManualClock) -> None:
     """A top-level owner's task changes cost no SubtasksChanged message."""
     traffic = Traffic()
-    transport = traffic.watch(InProcessTransport(), 'transport')
+    transport = traffic.watch(new_transport(), 'transport')
     script = Script([call('checkpoint', completed=['source 1']), text('done')])
 
     async with transport, SubAgentManager([researcher(script)], clock=clock, transport=transport) as manager:

@@ -10,10 +10,9 @@ import pytest
 from pydantic_ai.messages import ModelMessage, ModelResponse
 
 from subagents_cancel import SubAgentConfig, SubAgentManager, SubAgentPolicy, TaskStatus
-from subagents_cancel.transport import InProcessTransport
 from subagents_cancel.wire import StartTask, WireMessage
 
-from .helpers import Gate, Script, WatchedClock, text
+from .helpers import Gate, Script, WatchedClock, new_transport, text
 
 pytestmark = pytest.mark.anyio
 
@@ -49,7 +48,7 @@ async def test_a_slot_granted_to_a_task_as_it_is_cancelled_goes_to_the_next_task
         if isinstance(message, StartTask):
             started.append(message.task_id.split('-')[0])
 
-    bus = InProcessTransport()
+    bus = new_transport()
     bus.subscribe(on_message)
     cancels: list[asyncio.Task[object]] = []
     async with (

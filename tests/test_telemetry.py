@@ -23,10 +23,9 @@ from subagents_cancel import CancelTimeout, SubAgentCapability, SubAgentConfig, 
 from subagents_cancel.messages import ThreadsFinished
 from subagents_cancel.metrics import CancelledRun
 from subagents_cancel.testing import ManualClock
-from subagents_cancel.transport import InProcessTransport
 from subagents_cancel.wire import WireMessage
 
-from .helpers import Gate, LingersAfterTheEnd, Script, call, text
+from .helpers import Gate, LingersAfterTheEnd, Script, call, new_transport, text
 
 pytestmark = pytest.mark.anyio
 
@@ -374,7 +373,7 @@ async def test_a_lingering_sync_tool_thread_counts_as_an_orphan_until_it_returns
         if isinstance(message, ThreadsFinished):
             threads_done.set()
 
-    bus = InProcessTransport()
+    bus = new_transport()
     bus.subscribe(watch)
     agent = Agent(Script([call('crunch'), text('done')]).model, tools=[Tool(crunch)])
     config = SubAgentConfig(name='cruncher', description='Crunches', agent=agent)

@@ -18,10 +18,9 @@ from subagents_cancel import (
     TaskStatus,
 )
 from subagents_cancel.messages import RunFinished
-from subagents_cancel.transport import InProcessTransport
 from subagents_cancel.wire import WireMessage
 
-from .helpers import Gate, Script, WatchedClock, call, replies_of, text
+from .helpers import Gate, Script, WatchedClock, call, new_transport, replies_of, text
 
 pytestmark = pytest.mark.anyio
 
@@ -57,7 +56,7 @@ async def test_a_tool_that_raises_cancelled_error_by_itself_fails_the_task(clock
 async def test_a_run_stopped_from_outside_is_a_cancel_with_a_stop_time_of_zero_or_more(clock: WatchedClock) -> None:
     """The runner's own asyncio task cancelled from outside: CANCELLED `parent_cancelled`, never a negative time."""
     working = Gate()
-    bus = InProcessTransport()
+    bus = new_transport()
 
     def report_arrives_later(address: str, message: WireMessage) -> None:
         if isinstance(message, RunFinished):

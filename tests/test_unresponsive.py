@@ -27,10 +27,10 @@ from subagents_cancel.messages import ThreadsFinished
 from subagents_cancel.processes import run_process
 from subagents_cancel.task_context import TaskCancelRequested
 from subagents_cancel.testing import ManualClock
-from subagents_cancel.transport import InProcessTransport
+from subagents_cancel.transport import Transport
 from subagents_cancel.wire import WireMessage
 
-from .helpers import TASK_ID, Gate, Script, after, call, replies_of, text, tool_returns
+from .helpers import TASK_ID, Gate, Script, after, call, new_transport, replies_of, text, tool_returns
 
 pytestmark = pytest.mark.anyio
 
@@ -65,7 +65,7 @@ class _SyncCrunch:
         return SubAgentConfig(name='cruncher', description='Crunches data', agent=agent)
 
 
-def threads_finished_seen(bus: InProcessTransport) -> anyio.Event:
+def threads_finished_seen(bus: Transport) -> anyio.Event:
     seen = anyio.Event()
 
     def listen(address: str, message: WireMessage) -> None:
@@ -79,7 +79,7 @@ def threads_finished_seen(bus: InProcessTransport) -> anyio.Event:
 async def test_sync_tool_thread_is_reported_until_it_returns(clock: ManualClock) -> None:
     """The run stops at once; the thread it leaves behind is listed as unresponsive until it returns."""
     tool = _SyncCrunch()
-    bus = InProcessTransport()
+    bus = new_transport()
     returned = threads_finished_seen(bus)
     listed = anyio.Event()
     parent = Script(
@@ -129,7 +129,7 @@ A sync tool of it is still working in 1 thread(s), which cannot be stopped; its 
 
 async def test_thread_left_at_teardown_is_an_orphan_and_reported_when_it_returns(clock: ManualClock) -> None:
     tool = _SyncCrunch()
-    bus = InProcessTransport()
+    bus = new_transport()
     returned = threads_finished_seen(bus)
     sub = Script([call('crunch', dataset='q3')])
     async with bus:  # the transport outlives the manager: the thread's report still travels on it
@@ -147,7 +147,7 @@ async def test_thread_left_at_teardown_is_an_orphan_and_reported_when_it_returns
 
 async def test_cooperative_sync_tool_notices_the_cancel_and_writes_nothing(clock: ManualClock) -> None:
     tool = _SyncCrunch(cooperative=True)
-    bus = InProcessTransport()
+    bus = new_transport()
     returned = threads_finished_seen(bus)
     sub = Script([call('crunch', dataset='q3')])
     async with bus, SubAgentManager([tool.config(sub)], clock=clock, transport=bus) as manager:

@@ -13,11 +13,10 @@ from pydantic_ai.messages import ModelMessage, ModelResponse
 from subagents_cancel import CancelTimeout, SubAgentCapability, SubAgentConfig, SubAgentManager, TaskStatus
 from subagents_cancel.messages import Question
 from subagents_cancel.shutdown import ShutdownReport, shutdown
-from subagents_cancel.transport import InProcessTransport
 from subagents_cancel.waiting import WaitResult
 from subagents_cancel.wire import WireMessage
 
-from .helpers import Gate, Script, Step, WatchedClock, after, call, calls, replies_of, resolve, text
+from .helpers import Gate, Script, Step, WatchedClock, after, call, calls, new_transport, replies_of, resolve, text
 
 pytestmark = pytest.mark.anyio
 
@@ -77,7 +76,7 @@ async def test_wait_region_returns_on_the_question_of_a_task_that_joined_while_i
 ) -> None:
     """A task that joins the region during `wait_region` and asks a question ends the wait; the parent can answer."""
     asked = anyio.Event()
-    bus = InProcessTransport()
+    bus = new_transport()
     bus.subscribe(lambda address, message: _set_on_question(asked, message))
     first = Script([after(asked, text('first result'))])  # ends only once the newcomer has asked
     newcomer = Script([call('ask_parent', question='Which market?'), text('second result')])

@@ -41,10 +41,9 @@ from subagents_cancel import (
 )
 from subagents_cancel.messages import CancelHeld, CancelLost, CancelReceived
 from subagents_cancel.testing import ManualClock
-from subagents_cancel.transport import InProcessTransport
 from subagents_cancel.wire import WireMessage
 
-from .helpers import Script, call, cancel_requested, text, tool_returns
+from .helpers import Script, call, cancel_requested, new_transport, text, tool_returns
 from .promises import Answer, PromiseBroken, TaskFacts, check_ending, count_ending
 
 __all__ = ('MALFORMED_ARGS', 'STEPS', 'Answer', 'PromiseBroken', 'Report', 'Step', 'World')
@@ -133,7 +132,7 @@ class World:
         policy = SubAgentPolicy(
             max_running=self.max_running, grace_seconds=GRACE_SECONDS, preempt_on_soft_cancel=self.preempt
         )
-        self.transport = InProcessTransport()
+        self.transport = new_transport()
         self.transport.subscribe(self._watch)
         self.manager = SubAgentManager([worker], clock=self.clock, policy=policy, transport=self.transport)
 

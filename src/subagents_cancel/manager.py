@@ -21,6 +21,7 @@ from typing import Self
 import anyio
 from pydantic_ai.models import Model
 
+from .arrivals import Arrivals
 from .cancels import Cancels, HardCancelOutcome, SoftCancelOutcome
 from .clock import Clock, MonotonicClock
 from .config import SubAgentConfig, SubAgentPolicy, check_duration, index_subagents
@@ -127,6 +128,7 @@ class SubAgentManager:
             host=self._host.address if self._host is not None else host or '',
             defaults=self._defaults,
             policy=self.policy,
+            arrivals=Arrivals(self._configs),
         )
         self._cancels = Cancels(self._book, self._defaults, self.clock, self.policy)
         self._supervisor = Supervisor(

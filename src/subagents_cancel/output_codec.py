@@ -12,10 +12,15 @@ its `repr`, shortened to a bounded size, travels as `data`, and its `type` ends 
 
 from __future__ import annotations
 
+import inspect
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import JsonValue, PlainSerializer, PlainValidator, TypeAdapter, ValidationInfo
+from pydantic import JsonValue, PlainSerializer, PlainValidator, TypeAdapter, ValidationError, ValidationInfo
+from pydantic_ai import NativeOutput, PromptedOutput, TextOutput, ToolOutput
 from pydantic_core import to_jsonable_python
 from typing_extensions import TypedDict
 
@@ -24,7 +29,7 @@ from .output_text import shortened
 if TYPE_CHECKING:
     from typing_extensions import TypeForm
 
-__all__ = ('UNSERIALISABLE', 'EncodedOutput', 'TypedOutput', 'decode_output', 'encode_output')
+__all__ = ('UNSERIALISABLE', 'EncodedOutput', 'OutputRestorer', 'TypedOutput', 'decode_output', 'encode_output')
 
 UNSERIALISABLE = ' (unserialisable; data is its shortened repr)'
 """Ends the `type` of an output that pydantic could not serialise, whose `data` is its shortened `repr`."""
@@ -101,3 +106,76 @@ def decode_output(value: object, output_type: TypeForm[object]) -> object:
     if not isinstance(value, EncodedOutput) or value.type_name.endswith(UNSERIALISABLE):
         return value
     return TypeAdapter(output_type).validate_python(value.data)
+
+
+_JSON_TYPES = frozenset(
+    {'builtins.str', 'builtins.int', 'builtins.float', 'builtins.bool', 'builtins.list', 'builtins.dict'}
+)
+"""Types whose JSON form is the value itself: an output of one of them comes back as its data."""
+
+
+class OutputRestorer:
+    """Turns the outputs of one sub-agent that arrived in JSON back into the types its agent can produce.
+
+    Built from the agent's `output_type` (pydantic-ai's output spec: a type, a union, a list of types, a
+    `ToolOutput`/`NativeOutput`/`PromptedOutput`/`TextOutput`, an output function). An output comes back as the
+    type among those whose `<module>.<qualname>` it names, validated from its data; an output of a JSON type that
+    fits none of them (a wrap-up text of a structured sub-agent) comes back as its data. Anything else (a type
+    the spec does not name: never imported from a name that arrived in a message) stays an `EncodedOutput`.
+    """
+
+    def __init__(self, output_spec: object) -> None:
+        self._forms: dict[str, object] = {}
+        for form in _forms_of(output_spec):
+            self._forms.setdefault(_name_of(form), form)
+        self._adapters: dict[str, TypeAdapter[Any]] = {}
+
+    def restore(self, value: object) -> object:
+        """`value` as the sub-agent's own type if it arrived in JSON and names one; otherwise as it is."""
+        if not isinstance(value, EncodedOutput) or value.type_name.endswith(UNSERIALISABLE):
+            return value
+        if (form := self._forms.get(value.type_name)) is not None:
+            adapter = self._adapters.get(value.type_name)
+            if adapter is None:
+                adapter = self._adapters[value.type_name] = TypeAdapter[Any](form)  # pyright: ignore[reportArgumentType]
+            try:
+                return adapter.validate_python(value.data)
+            except ValidationError:
+                pass  # it says it is that type but its data does not fit: keep what arrived
+        return value.data if value.type_name in _JSON_TYPES else value
+
+
+def _name_of(form: object) -> str:
+    origin = typing.get_origin(form) or form
+    return f'{getattr(origin, "__module__", "")}.{getattr(origin, "__qualname__", repr(origin))}'
+
+
+def _forms_of(spec: object) -> list[object]:
+    """The type forms an output spec can produce, outermost first."""
+    match spec:
+        case ToolOutput():
+            return _forms_of(typing.cast(object, spec.output))  # pyright: ignore[reportUnknownMemberType]
+        case NativeOutput() | PromptedOutput():
+            return _forms_of(typing.cast(object, spec.outputs))  # pyright: ignore[reportUnknownMemberType]
+        case TextOutput():
+            return _forms_of(typing.cast(object, spec.output_function))  # pyright: ignore[reportUnknownMemberType]
+        case list() | tuple():
+            return [form for item in typing.cast('list[object]', spec) for form in _forms_of(item)]
+        case _ if typing.get_origin(spec) in (typing.Union, types.UnionType):
+            return [form for arg in typing.get_args(spec) for form in _forms_of(arg)]
+        case _ if typing.get_origin(spec) is Annotated:
+            return _forms_of(typing.get_args(spec)[0])
+        case type() | types.GenericAlias():
+            return [spec]
+        case _ if callable(spec):
+            return _forms_of(_return_type(spec))
+        case _:
+            return []
+
+
+def _return_type(function: Callable[..., object]) -> object:
+    try:
+        return typing.get_type_hints(function).get('return')
+    except (NameError, TypeError):  # an annotation that does not resolve: nothing to restore to
+        annotation = inspect.signature(function).return_annotation
+        return None if annotation is inspect.Signature.empty or isinstance(annotation, str) else annotation

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import pydantic_core
 
 from .messages import Checkpoint
+from .output_codec import EncodedOutput
 from .output_text import fits_in_a_reply, safe_repr, shortened
 from .reasons import FOR_PARENT_MODEL, in_words
 from .results import CancelInfo, Cancelled, Completed, Failed, PartialResult, TaskInfo
@@ -76,8 +77,11 @@ def render_output(output: object) -> str:
     Strings are shown as they are, anything else as JSON, or by its `repr` when pydantic has no JSON form
     for it (a plain class, a circular reference): the parent still sees what came back. An output too large to
     be shown whole is shown `shortened` without being serialised, so
-    a reply about it costs the same whatever its size.
+    a reply about it costs the same whatever its size. An output that arrived in JSON and could not be turned back
+    into its type is shown by what travelled: its JSON form, or the `repr` that travelled in its place.
     """
+    if isinstance(output, EncodedOutput):
+        output = output.data
     if isinstance(output, str):
         text = output
     elif not fits_in_a_reply(output):

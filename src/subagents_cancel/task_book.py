@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 import anyio
 
+from .arrivals import Arrivals
 from .clock import Clock
 from .config import SubAgentPolicy
 from .defaults import Defaults
@@ -70,7 +71,15 @@ class TaskBook:
     """One owner's task records: what its tasks report, what it asks of them, and who waits on them."""
 
     def __init__(
-        self, *, send: _Send, clock: Clock, address: str, host: str, defaults: Defaults, policy: SubAgentPolicy
+        self,
+        *,
+        send: _Send,
+        clock: Clock,
+        address: str,
+        host: str,
+        defaults: Defaults,
+        policy: SubAgentPolicy,
+        arrivals: Arrivals,
     ) -> None:
         self.records = Registry(keep_finished=policy.keep_finished, finished_ttl_seconds=policy.finished_ttl_seconds)
         """The records, for reading; only the book changes them."""
@@ -81,6 +90,7 @@ class TaskBook:
         self._transport_send = send
         self._clock = clock
         self._defaults = defaults
+        self._arrivals = arrivals
         self._deadline_cancel: CancelMode = policy.deadline_cancel
         self._waiters = Waiters(clock)
         self._receipts: dict[TaskId, anyio.Event] = {}
@@ -340,7 +350,7 @@ class TaskBook:
             case CancelHeld():
                 record.cancel = dataclasses.replace(record.cancel, held_at=message.sent_at)
             case CancelLost(ending=ending):
-                record.note_lost(ending)
+                record.note_lost(self._arrivals.ending(record.subagent, ending))
         self._notify(record)
 
     def _on_threads_finished(self, record: TaskRecord, at: float) -> None:
@@ -375,7 +385,7 @@ class TaskBook:
                     reason = CancelReason(kind='parent_cancelled')
                     self.request_cancel(record, 'hard', reason, 0.0, at=message.sent_at)
                 event = TaskEvent.STOP
-        self.transition(record, event, message.sent_at, ending=message.ending)
+        self.transition(record, event, message.sent_at, ending=self._arrivals.ending(record.subagent, message.ending))
 
 
 def _as_of(info: TaskInfo, now: float) -> TaskInfo:

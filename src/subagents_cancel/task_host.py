@@ -36,6 +36,7 @@ from typing import Self
 import anyio
 from pydantic_ai.models import Model
 
+from .arrivals import Arrivals
 from .clock import Clock, MonotonicClock
 from .config import SubAgentConfig, SubAgentPolicy, index_subagents
 from .launch import agent_for, run_instructions, settle_task
@@ -108,6 +109,7 @@ class TaskHost:
             ConfigError: no sub-agents, duplicate names, or a sub-agent without a model.
         """
         self._configs = index_subagents(subagents)
+        self._arrivals = Arrivals(self._configs)
         self._agents = {name: agent_for(config, default_model) for name, config in self._configs.items()}
         self._transport = transport
         self.address = address
@@ -304,7 +306,9 @@ class TaskHost:
     async def _run_hook(self, settle: SettleTask, scratch: Path | None, hook_seconds: float) -> None:
         config = self._configs.get(settle.info.subagent)
         cleanup_error = (
-            await settle_task(settle.info, scratch, config, clock=self._clock, hook_seconds=hook_seconds)
+            await settle_task(
+                self._arrivals.info(settle.info), scratch, config, clock=self._clock, hook_seconds=hook_seconds
+            )
             if config is not None
             else None
         )

@@ -23,10 +23,11 @@ from a receive loop in its own task, as a transport across processes would.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack
 from typing import Literal, Protocol, Self, final
 
 import anyio
@@ -259,22 +260,18 @@ class LoopbackTransport(_MailboxTransport):
     def __init__(self) -> None:
         super().__init__()
         self._transit: _Transit | None = None
-        self._stack = AsyncExitStack()
 
     async def __aenter__(self) -> Self:
         """Start the transport and its receive loop; mailboxes can be opened from now on."""
         self._mailboxes.start()
-        self._transit = transit = _Transit()
-        group = await self._stack.enter_async_context(anyio.create_task_group())
-        group.start_soon(transit.receive, self._mailboxes)
+        self._transit = _Transit(self._mailboxes)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         """Close the transport: every mailbox's iteration ends, the receive loop stops, messages in transit drop."""
         self._mailboxes.close()
         if self._transit is not None:
-            self._transit.stop()
-        await self._stack.aclose()
+            await self._transit.stop()
 
     async def send(self, address: str, message: WireMessage) -> bool:
         """Encode `message` and queue it for the mailbox open at `address` now, if there is one."""
@@ -290,17 +287,24 @@ class LoopbackTransport(_MailboxTransport):
 
 
 class _Transit:
-    """The encoded messages on their way, each with the mailbox it was sent to, and the loop that delivers them."""
+    """The encoded messages on their way, each with the mailbox it was sent to, and the loop that delivers them.
 
-    def __init__(self) -> None:
+    The loop is the transport's own asyncio task, not a child of whoever entered the transport: an owner entered
+    inside a run (whose scopes end or are cancelled before the owner's teardown has heard its tasks) still needs its
+    messages delivered until it leaves the transport.
+    """
+
+    def __init__(self, mailboxes: _Mailboxes) -> None:
         self.outbox, self._inbox = anyio.create_memory_object_stream[tuple[str, bytes, _Mailbox | None]](math.inf)
-        self._loop = anyio.CancelScope()
+        self._loop = asyncio.get_running_loop().create_task(self._receive(mailboxes), name='loopback transit')
 
-    async def receive(self, mailboxes: _Mailboxes) -> None:
-        with self._loop, self._inbox:
-            async for address, data, mailbox in self._inbox:
-                mailboxes.deliver(address, WIRE_ADAPTER.validate_json(data), mailbox)
+    async def _receive(self, mailboxes: _Mailboxes) -> None:
+        async for address, data, mailbox in self._inbox:
+            mailboxes.deliver(address, WIRE_ADAPTER.validate_json(data), mailbox)
 
-    def stop(self) -> None:
-        self._loop.cancel()
+    async def stop(self) -> None:
         self.outbox.close()
+        self._loop.cancel()
+        with anyio.CancelScope(shield=True), contextlib.suppress(asyncio.CancelledError):
+            await self._loop
+        self._inbox.close()
