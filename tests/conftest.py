@@ -8,6 +8,7 @@ import inspect
 import os
 from collections.abc import Awaitable, Callable, Generator
 
+import anyio
 import logfire
 import pytest
 from pydantic_ai import models
@@ -44,6 +45,7 @@ def _fails_on_stray_tasks(test: Callable[..., Awaitable[None]]) -> Callable[...,
     async def checked(*args: object, **kwargs: object) -> None:
         before = asyncio.all_tasks()
         await test(*args, **kwargs)
+        await anyio.wait_all_tasks_blocked()  # what is still ending (a transport closing) ends; the rest is stray
         stray = [task for task in asyncio.all_tasks() - before if not task.done()]
         assert not stray, f'tasks left running: {[task.get_name() for task in stray]}'
 

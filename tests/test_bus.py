@@ -150,8 +150,9 @@ async def test_two_owners_on_one_transport_never_share_a_task_id(clock: ManualCl
             if number >= completed:
                 await first.start('researcher', 'Research X')
             await second.start('researcher', 'Research Y')
-        for manager in (first, second):
+        for manager in (first, second):  # both before either waits: no task of either gets to run first
             manager.cancel_all('hard', reason=CancelReason())
+        for manager in (first, second):
             await manager.wait()
 
         first_ids, second_ids = {info.task_id for info in first.tasks()}, {info.task_id for info in second.tasks()}

@@ -5,7 +5,8 @@ sends without ever blocking (`Transport.send_nowait`, so the engine's synchronou
 messages), and reads its mailbox in one asyncio task, handing every message to the task book. After the owner
 closes, the loop stops and the address is released; until the owner is quiet (no sync tool's thread of its tasks
 is left to report that it returned), it hears what is still sent to it as an observer of the transport, which
-needs no task of its own: nothing of the owner outlives its block but a callback.
+needs no task of its own: nothing of the owner outlives its block but a callback, and the transport it opened
+itself, closed as the last late report arrives.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
 
 import anyio
 
@@ -39,7 +41,7 @@ class OwnerMailbox:
         receive: Callable[[WireMessage], None],
         *,
         quiet: Callable[[], bool],
-        after: Callable[[], Awaitable[None]] = _nothing,
+        after: Callable[[], Coroutine[Any, Any, None]] = _nothing,
     ) -> None:
         """Prepare the mailbox; `receive` gets each message, `quiet` says the closed owner may stop reading.
 
@@ -52,6 +54,7 @@ class OwnerMailbox:
         self._loop: asyncio.Task[None] | None = None
         self.address = ''
         self._unsubscribe: Callable[[], None] = lambda: None
+        self._closing: asyncio.Task[None] | None = None
 
     async def claim(self, candidates: Iterator[str]) -> str:
         """Open a mailbox at the first free address of `candidates`, start reading it, and return the address."""
@@ -82,6 +85,9 @@ class OwnerMailbox:
             self._receive(message)
             if self._quiet():
                 self._unsubscribe()
+                # The last late report: `after` (closing the owner's own transport) runs now, in a task of its own,
+                # as this callback may run inside the transport's delivery, which `after` waits to end.
+                self._closing = asyncio.get_running_loop().create_task(self._after(), name=f'owner {address} closes')
 
     async def _read(self, mailbox: Mailbox) -> None:
         try:

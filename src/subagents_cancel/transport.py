@@ -18,19 +18,19 @@ reads it, as an async iterator, and anyone may send to it. What every transport 
 
 [`InProcessTransport`][subagents_cancel.InProcessTransport] hands over the very objects, in the sender's task.
 [`LoopbackTransport`][subagents_cancel.LoopbackTransport] carries every message through JSON and delivers it
-from a receive loop in its own task, as a transport across processes would.
+from a task of its own, as a transport across processes would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Literal, Protocol, Self, final
 
 import anyio
+import anyio.lowlevel
 
 from .wire import WIRE_ADAPTER, WireMessage
 
@@ -251,8 +251,8 @@ class LoopbackTransport(_MailboxTransport):
     """A transport that carries every message through JSON and delivers it from its own task.
 
     `send` encodes the message ([`WIRE_ADAPTER`][subagents_cancel.wire.WIRE_ADAPTER]) and queues the
-    bytes; a receive loop, started on entering the transport and stopped on leaving it, decodes each one, shows it
-    to the observers and puts it in its mailbox. Delivery is therefore always asynchronous and always through
+    bytes; a delivery task of the transport's own, running while messages are in transit, decodes each one, shows
+    it to the observers and puts it in its mailbox. Delivery is therefore always asynchronous and always through
     bytes: readers and observers get what survived JSON (outputs as
     [`EncodedOutput`][subagents_cancel.output_codec.EncodedOutput]s), never the object that was sent.
     """
@@ -262,13 +262,13 @@ class LoopbackTransport(_MailboxTransport):
         self._transit: _Transit | None = None
 
     async def __aenter__(self) -> Self:
-        """Start the transport and its receive loop; mailboxes can be opened from now on."""
+        """Start the transport; mailboxes can be opened from now on."""
         self._mailboxes.start()
         self._transit = _Transit(self._mailboxes)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        """Close the transport: every mailbox's iteration ends, the receive loop stops, messages in transit drop."""
+        """Close the transport: every mailbox's iteration ends, delivery stops, messages in transit are dropped."""
         self._mailboxes.close()
         if self._transit is not None:
             await self._transit.stop()
@@ -282,29 +282,43 @@ class LoopbackTransport(_MailboxTransport):
         if self._transit is None or self._mailboxes.state != 'open':
             return False
         mailbox = self._mailboxes.target(address)
-        self._transit.outbox.send_nowait((address, WIRE_ADAPTER.dump_json(message), mailbox))
+        self._transit.put(address, WIRE_ADAPTER.dump_json(message), mailbox)
         return mailbox is not None
 
 
 class _Transit:
-    """The encoded messages on their way, each with the mailbox it was sent to, and the loop that delivers them.
+    """The encoded messages on their way, each with the mailbox it was sent to, and the task that delivers them.
 
-    The loop is the transport's own asyncio task, not a child of whoever entered the transport: an owner entered
-    inside a run (whose scopes end or are cancelled before the owner's teardown has heard its tasks) still needs its
-    messages delivered until it leaves the transport.
+    The task runs only while messages are in transit: the first message sent to an idle transport starts it, and
+    it ends once it has delivered everything queued, so an open transport with nothing to carry runs nothing (an
+    owner that has left keeps hearing late reports without keeping a task alive). It is the transport's own
+    asyncio task, not a child of whoever sent: an owner entered inside a run, whose scopes end or are cancelled
+    before its teardown has heard its tasks, still has its messages delivered.
     """
 
     def __init__(self, mailboxes: _Mailboxes) -> None:
-        self.outbox, self._inbox = anyio.create_memory_object_stream[tuple[str, bytes, _Mailbox | None]](math.inf)
-        self._loop = asyncio.get_running_loop().create_task(self._receive(mailboxes), name='loopback transit')
+        self._mailboxes = mailboxes
+        self._queue: deque[tuple[str, bytes, _Mailbox | None]] = deque()
+        self._delivering: asyncio.Task[None] | None = None
 
-    async def _receive(self, mailboxes: _Mailboxes) -> None:
-        async for address, data, mailbox in self._inbox:
-            mailboxes.deliver(address, WIRE_ADAPTER.validate_json(data), mailbox)
+    def put(self, address: str, data: bytes, mailbox: _Mailbox | None) -> None:
+        self._queue.append((address, data, mailbox))
+        if self._delivering is None:
+            self._delivering = asyncio.get_running_loop().create_task(self._deliver(), name='loopback transit')
+
+    async def _deliver(self) -> None:
+        try:
+            while self._queue:
+                await anyio.lowlevel.checkpoint()  # as a socket's read would: one batch, what had arrived when it woke
+                for _ in range(len(self._queue)):
+                    address, data, mailbox = self._queue.popleft()
+                    self._mailboxes.deliver(address, WIRE_ADAPTER.validate_json(data), mailbox)
+        finally:
+            self._delivering = None
 
     async def stop(self) -> None:
-        self.outbox.close()
-        self._loop.cancel()
-        with anyio.CancelScope(shield=True), contextlib.suppress(asyncio.CancelledError):
-            await self._loop
-        self._inbox.close()
+        self._queue.clear()
+        if (delivering := self._delivering) is not None:
+            delivering.cancel()
+            with anyio.CancelScope(shield=True), contextlib.suppress(asyncio.CancelledError):
+                await delivering
