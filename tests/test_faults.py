@@ -27,7 +27,8 @@ from subagents_cancel import (
     TaskInfo,
     TaskStatus,
 )
-from subagents_cancel.messages import RunError
+from subagents_cancel.messages import RunError, ThreadsFinished
+from subagents_cancel.wire import WireMessage
 
 from .helpers import (
     TASK_ID,
@@ -38,6 +39,7 @@ from .helpers import (
     after,
     call,
     cancel_requested,
+    new_transport,
     replies_of,
     stable_ids,
     text,
@@ -276,13 +278,22 @@ async def test_hard_cancel_of_a_sync_tool_stops_the_run_not_the_thread(clock: Wa
     agent = Agent(sub.model)
     agent.tool_plain(tool.crunch)
     config = SubAgentConfig(name='researcher', description='Researches', agent=agent)
-    async with SubAgentManager([config], clock=clock) as manager:
+    transport, threads_finished = new_transport(), anyio.Event()
+
+    def note(address: str, message: WireMessage) -> None:
+        if isinstance(message, ThreadsFinished):
+            threads_finished.set()
+
+    transport.subscribe(note)
+    async with transport, SubAgentManager([config], clock=clock, transport=transport) as manager:
         task = await manager.start('researcher', 'Research X')
         await _wait_in_thread(tool.entered)()
         info = await manager.hard_cancel(task.task_id)
         assert info.status is TaskStatus.CANCELLED and tool.side_effects == []
         tool.release.set()
         assert await _wait_in_thread(tool.done)()
+        await threads_finished.wait()  # the thread's return is reported
+        await anyio.wait_all_tasks_blocked()  # and its owner has read the report
     assert tool.side_effects == ['written after the run had stopped']
     assert manager.orphans() == ()
 

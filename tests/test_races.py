@@ -499,8 +499,9 @@ async def test_a_cancel_that_reaches_the_task_late_is_reported_lost_later(clock:
     lingers, config = answers_and_lingers()
     bus = _Holds(CancelRequest)  # every cancel request: the task hears of it late
 
-    def delivered(messages: list[ModelMessage]) -> ModelResponse:
+    async def delivered(messages: list[ModelMessage]) -> ModelResponse:
         bus.deliver()
+        await anyio.wait_all_tasks_blocked()  # the task's receipt is back (a moment later over the loopback)
         return call('check_task', task_id=TASK_ID)(messages)
 
     parent = Script(

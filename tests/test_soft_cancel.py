@@ -73,8 +73,8 @@ async def test_running_subagent_reads_the_request_and_wraps_up(clock: ManualCloc
     assert info.cancel is not None
     assert (info.cancel.requested_at, info.cancel.acknowledged_at) == (1.0, 1.5)
     assert [cancel_requested(messages) for messages in sub.requests] == [False, False, True]
-    assert user_prompts(sub.requests[-1])[-1] == snapshot(
-        f'CANCEL_REQUEST [{info.cancel.request_id}]: your parent asked you to stop (the work is no longer needed). '
+    assert user_prompts(sub.requests[-1])[-1].replace(info.cancel.request_id, '<id>') == snapshot(
+        'CANCEL_REQUEST [<id>]: your parent asked you to stop (the work is no longer needed). '
         'Do not start new work or call tools. Reply now with your partial results (Completed, In progress, '
         'Not started, Findings). You have 30 seconds.'
     )

@@ -43,6 +43,7 @@ from .task_host import TaskHost
 from .telemetry import TaskTelemetry
 from .transport import InProcessTransport, Transport
 from .waiting import WaitFor, WaitResult
+from .wire import WireMessage
 
 __all__ = ('SubAgentManager',)
 
@@ -121,8 +122,20 @@ class SubAgentManager:
             else None
         )
         self._defaults = Defaults(self._configs, self.policy)
+        # The figures follow what this owner sends and reads, as it sends and reads it: never lagging behind its
+        # records on a transport that delivers later (the owner's own announcements included).
+        telemetry = TaskTelemetry(self.get)
+
+        def send(address: str, message: WireMessage) -> bool:
+            telemetry.observe(address, message)
+            return transport.send_nowait(address, message)
+
+        def receive(message: WireMessage) -> None:
+            telemetry.observe(self._book.address, message)
+            self._book.receive(message)
+
         self._book = TaskBook(
-            send=transport.send_nowait,
+            send=send,
             clock=self.clock,
             address=owner_id,
             host=self._host.address if self._host is not None else host or '',
@@ -136,12 +149,10 @@ class SubAgentManager:
             policy=self.policy,
             defaults=self._defaults,
             clock=self.clock,
-            mailbox=OwnerMailbox(
-                transport, self._book.receive, quiet=lambda: self._supervisor.quiet(), after=self._after_quiet
-            ),
+            mailbox=OwnerMailbox(transport, receive, quiet=lambda: self._supervisor.quiet(), after=self._after_quiet),
             book=self._book,
             cancels=self._cancels,
-            telemetry=TaskTelemetry(self.get),
+            telemetry=telemetry,
         )
         self._regions = RegionService(self._book, self._cancels, self._supervisor, self.clock, self.policy)
         self._resumes = Resumes(self._book, self._supervisor)

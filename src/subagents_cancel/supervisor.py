@@ -16,7 +16,7 @@ import contextlib
 import itertools
 import uuid
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any, Literal
 
 from pydantic_ai.messages import ModelMessage
@@ -87,7 +87,6 @@ class Supervisor:
         """The tasks holding a slot: started, and their run not over yet."""
         self._pending: deque[tuple[TaskRecord, StartTask]] = deque()
         """The tasks waiting for a slot, oldest first."""
-        self._unsubscribe_telemetry: Callable[[], None] = lambda: None
         self.teardown_deadline: float | None = None
         """When the owner's teardown stopped waiting for its tasks' runs (once it has closed)."""
         book.listen(ended=self._after_end, threads_finished=lambda record: None)
@@ -110,7 +109,6 @@ class Supervisor:
             transport = self._mailbox.transport
             self._enclosing = EnclosingTask(self.parent, transport=transport, book=self._book, cancels=self._cancels)
             self._enclosing.open()
-        self._unsubscribe_telemetry = self._mailbox.transport.subscribe(self.telemetry.observe)
 
     def quiet(self) -> bool:
         """Whether the closed owner has nothing left to hear: no task's end, hook or sync tool's thread to report."""
@@ -145,7 +143,6 @@ class Supervisor:
         if self._enclosing is not None:
             await self._enclosing.aclose()
         await self._mailbox.close()
-        self._unsubscribe_telemetry()
 
     async def _join(self, deadline: float) -> None:
         """Wait for the tasks to end until `deadline`, then for the hooks of those that ended, within theirs."""
