@@ -18,7 +18,15 @@ from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from subagents_cancel import Cancelled, Completed, SubAgentCapability, SubAgentConfig, SubAgentManager
+from subagents_cancel import (
+    Cancelled,
+    Completed,
+    Failed,
+    SubAgentCapability,
+    SubAgentConfig,
+    SubAgentManager,
+    TaskStatus,
+)
 from subagents_cancel.output_codec import UNSERIALISABLE, EncodedOutput
 from subagents_cancel.testing import ManualClock
 
@@ -418,4 +426,26 @@ db-0001: COMPLETED in 0.0 ms. Output:
             ],
             4,
         )
+    )
+
+
+async def test_a_tool_result_pydantic_cannot_serialise_does_not_stop_the_task(clock: ManualClock) -> None:
+    """A tool returns a plain object, which the run cannot show its model: it fails, and its end reaches the owner.
+
+    The end carries the run's conversation, the object in it: over a transport that serialises, its repr travels.
+    """
+    script = Script([call('fetch'), text('unreachable')])
+    agent = Agent(script.model)
+
+    @agent.tool_plain
+    def fetch() -> object:
+        """Fetch the report (a plain object, which JSON has no form for)."""
+        return Report('Q3')
+
+    config = SubAgentConfig(name='reporter', description='Writes reports', agent=agent)
+    async with SubAgentManager([config], clock=clock) as manager:
+        info = await manager.run('reporter', 'Read the report')
+    assert (info.status, info.outcome) == (
+        TaskStatus.FAILED,
+        Failed('PydanticSerializationError', snapshot('the sub-agent run raised this error; details are in the logs')),
     )

@@ -55,7 +55,7 @@ from .message_parts import CancelReasonKind as CancelReasonKind
 from .message_parts import Checkpoint as Checkpoint
 from .message_parts import RunError as RunError
 from .message_parts import TaskId as TaskId
-from .output_codec import TypedOutput
+from .output_codec import TypedOutput, in_place_of_unknown
 from .results import TaskInfo
 from .states import TaskState
 
@@ -379,8 +379,8 @@ MESSAGE_ADAPTER: TypeAdapter[BusMessage] = TypeAdapter(Annotated[BusMessage, Fie
 
 
 def encode_message(message: BusMessage) -> bytes:
-    """`message` as JSON; its outputs travel as `{"type", "data"}` (see `subagents_cancel.output_codec`)."""
-    return MESSAGE_ADAPTER.dump_json(message)
+    """`message` as JSON; outputs as `{"type", "data"}`, a value JSON has no form for as its shortened `repr`."""
+    return MESSAGE_ADAPTER.dump_json(message, fallback=in_place_of_unknown)
 
 
 def decode_message(data: bytes) -> BusMessage:

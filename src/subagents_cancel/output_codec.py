@@ -29,7 +29,15 @@ from .output_text import shortened
 if TYPE_CHECKING:
     from typing_extensions import TypeForm
 
-__all__ = ('UNSERIALISABLE', 'EncodedOutput', 'OutputRestorer', 'TypedOutput', 'decode_output', 'encode_output')
+__all__ = (
+    'UNSERIALISABLE',
+    'EncodedOutput',
+    'OutputRestorer',
+    'TypedOutput',
+    'decode_output',
+    'encode_output',
+    'in_place_of_unknown',
+)
 
 UNSERIALISABLE = ' (unserialisable; data is its shortened repr)'
 """Ends the `type` of an output that pydantic could not serialise, whose `data` is its shortened `repr`."""
@@ -66,6 +74,15 @@ def encode_output(value: object) -> _OutputJson | None:
     except ValueError:  # pydantic's serialisation error, or a circular reference
         return {'type': type_name + UNSERIALISABLE, 'data': shortened(value)}
     return {'type': type_name, 'data': data}
+
+
+def in_place_of_unknown(value: object) -> str:
+    """What travels in place of a value pydantic has no JSON form for: its `repr`, shortened to a bounded size.
+
+    Such a value may sit anywhere in a message (a tool's plain-object result in a run's conversation). Pass it as
+    `fallback=` to a `TypeAdapter`'s `dump_json`, as [`encode_wire`][subagents_cancel.wire.encode_wire] does.
+    """
+    return shortened(value)
 
 
 _ENCODED = TypeAdapter(_OutputJson)

@@ -25,14 +25,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Literal, Protocol, Self, final
 
 import anyio
 import anyio.lowlevel
+from pydantic import ValidationError
 
-from .wire import WIRE_ADAPTER, WireMessage
+from .wire import WireMessage, decode_wire, encode_wire
+
+_log = logging.getLogger('subagents_cancel')
 
 __all__ = ('InProcessTransport', 'LoopbackTransport', 'Mailbox', 'Observer', 'Transport')
 
@@ -250,7 +254,7 @@ class InProcessTransport(_MailboxTransport):
 class LoopbackTransport(_MailboxTransport):
     """A transport that carries every message through JSON and delivers it from its own task.
 
-    `send` encodes the message ([`WIRE_ADAPTER`][subagents_cancel.wire.WIRE_ADAPTER]) and queues the
+    `send` encodes the message ([`encode_wire`][subagents_cancel.wire.encode_wire]) and queues the
     bytes; a delivery task of the transport's own, running while messages are in transit, decodes each one, shows
     it to the observers and puts it in its mailbox. Delivery is therefore always asynchronous and always through
     bytes: readers and observers get what survived JSON (outputs as
@@ -282,7 +286,7 @@ class LoopbackTransport(_MailboxTransport):
         if self._transit is None or self._mailboxes.state != 'open':
             return False
         mailbox = self._mailboxes.target(address)
-        self._transit.put(address, WIRE_ADAPTER.dump_json(message), mailbox)
+        self._transit.put(address, encode_wire(message), mailbox)
         return mailbox is not None
 
 
@@ -312,7 +316,12 @@ class _Transit:
                 await anyio.lowlevel.checkpoint()  # as a socket's read would: one batch, what had arrived when it woke
                 for _ in range(len(self._queue)):
                     address, data, mailbox = self._queue.popleft()
-                    self._mailboxes.deliver(address, WIRE_ADAPTER.validate_json(data), mailbox)
+                    try:
+                        message = decode_wire(data)
+                    except ValidationError:  # cannot happen for what `encode_wire` wrote; never stop delivering
+                        _log.exception('loopback transport dropped a message to %s it could not decode', address)
+                        continue
+                    self._mailboxes.deliver(address, message, mailbox)
         finally:
             self._delivering = None
 

@@ -20,9 +20,10 @@ from pydantic import ConfigDict, Field, TypeAdapter
 from pydantic_ai.messages import ModelMessage
 
 from .messages import BusMessage, TaskId
+from .output_codec import in_place_of_unknown
 from .results import TaskInfo
 
-__all__ = ('WIRE_ADAPTER', 'HooksFinished', 'SettleTask', 'StartTask', 'WireMessage')
+__all__ = ('WIRE_ADAPTER', 'HooksFinished', 'SettleTask', 'StartTask', 'WireMessage', 'decode_wire', 'encode_wire')
 
 
 def _new_message_id() -> str:
@@ -92,3 +93,21 @@ WIRE_ADAPTER: TypeAdapter[WireMessage] = TypeAdapter(Annotated[WireMessage, Fiel
 """Validates and serialises every message a transport carries, told apart by its `kind`: `dump_json` and
 `validate_json` carry one through JSON, outputs as `EncodedOutput`s (see
 [`encode_message`][subagents_cancel.messages.encode_message])."""
+
+
+def encode_wire(message: WireMessage) -> bytes:
+    """`message` as JSON, ready for a transport; every message can travel.
+
+    Outputs go as `{"type", "data"}`, and any value pydantic has no JSON form for (a tool's plain-object result in a
+    run's conversation) as its shortened `repr`.
+    """
+    return WIRE_ADAPTER.dump_json(message, fallback=in_place_of_unknown)
+
+
+def decode_wire(data: bytes) -> WireMessage:
+    """The message `data` encodes; its outputs come back as `EncodedOutput`s.
+
+    Raises:
+        pydantic.ValidationError: `data` is not the JSON of a message.
+    """
+    return WIRE_ADAPTER.validate_json(data)
