@@ -1,13 +1,15 @@
-"""The architecture page says what the code does: its message table and its soft cancel, checked against the code.
+"""The architecture page says what the code does: its message table and its soft cancels, checked against the code.
 
-The page (`docs/concepts/architecture.md`) lists every message a transport carries and follows one soft cancel
-message by message. These tests read the page's tables and hold them against `WIRE_ADAPTER` and against the
-traffic of a real soft cancel, so the page fails the suite the day it goes stale.
+The page (`docs/concepts/architecture.md`) lists every message a transport carries and follows a soft cancel
+message by message, once read and wrapped up, once escalated. These tests read the page's tables and hold them
+against `WIRE_ADAPTER` and against the traffic of real soft cancels, so the page fails the suite the day it goes
+stale.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -17,10 +19,9 @@ from pydantic_ai.messages import ModelMessage, ModelResponse
 
 from subagents_cancel import Cancelled, SubAgentCapability, SubAgentManager
 from subagents_cancel.messages import MESSAGE_ADAPTER, RunFinished, RunStopped
-from subagents_cancel.testing import ManualClock
 from subagents_cancel.wire import WIRE_ADAPTER, WireMessage
 
-from .helpers import TASK_ID, Gate, Script, call, new_transport, replies_of, researcher, text
+from .helpers import TASK_ID, Gate, Script, WatchedClock, call, new_transport, replies_of, researcher, text
 
 pytestmark = pytest.mark.anyio
 
@@ -68,10 +69,10 @@ def test_the_message_table_has_one_row_per_kind_a_transport_carries() -> None:
     )
 
 
-def walkthrough() -> list[tuple[str, str]]:
-    """The messages of the page's soft cancel, in order: each one's name and where it goes (`owner` or `host`)."""
+def walkthrough(title: str) -> list[tuple[str, str]]:
+    """The messages of the page's sequence `title`, in order: each one's name and where it goes (`owner` or `host`)."""
     steps: list[tuple[str, str]] = []
-    for _, _, on_the_transport, _ in rows('One soft cancel, end to end'):
+    for _, _, on_the_transport, _ in rows(title):
         if on_the_transport:
             found = re.fullmatch(r'`(\w+)` → (owner|host)', on_the_transport)
             assert found is not None, f'not a message and its destination: {on_the_transport!r}'
@@ -79,7 +80,28 @@ def walkthrough() -> list[tuple[str, str]]:
     return steps
 
 
-async def test_a_soft_cancel_puts_on_the_transport_what_the_page_says(clock: ManualClock) -> None:
+@dataclass
+class Tap:
+    """Records what crosses a transport, with its address."""
+
+    seen: list[tuple[str, WireMessage]] = field(default_factory=list[tuple[str, WireMessage]])
+
+    def __call__(self, address: str, message: WireMessage) -> None:
+        self.seen.append((address, message))
+
+    def traffic(self, owner_id: str) -> list[tuple[str, str]]:
+        """Each message's name and where it went: `owner`, `host` (the owner's own task host), or its address."""
+        places = {owner_id: 'owner', f'{owner_id}/tasks': 'host'}
+        return [(type(message).__name__, places.get(address, address)) for address, message in self.seen]
+
+    def agrees_with_the_table(self, owner_id: str) -> bool:
+        """Whether every message went where the page's message table says messages of its direction go."""
+        table = message_table()
+        where = [DESTINATIONS[table[message.kind][1]] for _, message in self.seen]
+        return where == [place for _, place in self.traffic(owner_id)]
+
+
+async def test_a_soft_cancel_puts_on_the_transport_what_the_page_says(clock: WatchedClock) -> None:
     """A parent's `soft_cancel_task` sends exactly the page's messages, in its order, to its addresses."""
     in_phase_2 = Gate()
     sub = Script(
@@ -89,13 +111,13 @@ async def test_a_soft_cancel_puts_on_the_transport_what_the_page_says(clock: Man
         ],
         on_cancel=text('Completed: market size, competitors. Not started: pricing.'),
     )
-    transport, seen = new_transport(), list[tuple[str, WireMessage]]()
-    transport.subscribe(lambda address, message: seen.append((address, message)))
+    transport, tap = new_transport(), Tap()
+    transport.subscribe(tap)
     cancelled_from: list[int] = []
 
     async def soft_cancel_while_phase_2_runs(messages: list[ModelMessage]) -> ModelResponse:
         await in_phase_2.reached.wait()
-        cancelled_from.append(len(seen))  # the sub-agent's request is in flight: nothing else is on its way
+        cancelled_from.append(len(tap.seen))  # the sub-agent's request is in flight: nothing else is on its way
         return call('soft_cancel_task', task_id=TASK_ID)(messages)
 
     def let_phase_2_finish_and_wait(messages: list[ModelMessage]) -> ModelResponse:
@@ -115,20 +137,15 @@ async def test_a_soft_cancel_puts_on_the_transport_what_the_page_says(clock: Man
             'Research, then stop'
         )
 
-    def destination(address: str) -> str:
-        return {manager.owner_id: 'owner', f'{manager.owner_id}/tasks': 'host'}.get(address, address)
-
-    traffic = [(type(message).__name__, destination(address)) for address, message in seen]
-    assert traffic[cancelled_from[0] :] == walkthrough()
-    table = message_table()
-    assert all(DESTINATIONS[table[message.kind][1]] == destination(address) for address, message in seen)
+    assert tap.traffic(manager.owner_id)[cancelled_from[0] :] == walkthrough('One soft cancel, end to end')
+    assert tap.agrees_with_the_table(manager.owner_id)
 
     (info,) = manager.tasks()
     assert isinstance(info.outcome, Cancelled) and info.cancel is not None and info.cancel.acknowledged_at is not None
     assert (info.outcome.partial.completed, info.outcome.partial.final_message) == snapshot(
         (('market size', 'competitors'), 'Completed: market size, competitors. Not started: pricing.')
     )
-    (finished,) = [message for _, message in seen if isinstance(message, RunFinished)]
+    (finished,) = [message for _, message in tap.seen if isinstance(message, RunFinished)]
     assert isinstance(finished.ending, RunStopped)
     assert replies_of(result.all_messages()) == snapshot(
         [
@@ -148,3 +165,27 @@ Completed: market size, competitors. Not started: pricing.\
 """,
         ]
     )
+
+
+async def test_an_escalation_puts_on_the_transport_what_the_page_says(clock: WatchedClock) -> None:
+    """A soft cancel whose grace window runs out sends exactly the page's messages, in its order, to its addresses."""
+    stuck = Gate()
+    sub = Script([call('checkpoint', completed=['market size'], not_started=['pricing']), stuck.block_forever()])
+    transport, tap = new_transport(), Tap()
+    transport.subscribe(tap)
+    async with (
+        transport,
+        SubAgentManager([researcher(sub, grace_seconds=5.0)], clock=clock, transport=transport) as manager,
+    ):
+        task = await manager.start('researcher', 'Research the e-bike market')
+        await stuck.reached.wait()
+        cancelled_from = len(tap.seen)
+        await manager.soft_cancel(task.task_id)
+        await clock.wait_for_deadline(5.0)
+        clock.advance(5.0)
+        (info,) = (await manager.wait([task.task_id])).tasks
+
+    assert tap.traffic(manager.owner_id)[cancelled_from:] == walkthrough('When the grace window runs out')
+    assert tap.agrees_with_the_table(manager.owner_id)
+    assert isinstance(info.outcome, Cancelled) and info.outcome.escalated and stuck.stopped.is_set()
+    assert (info.outcome.partial.completed, info.outcome.partial.final_message) == (('market size',), None)
