@@ -1,14 +1,16 @@
 """The transport: the one way messages travel between an owner and its tasks.
 
 A [`Transport`][subagents_cancel.Transport] carries [`WireMessage`][subagents_cancel.wire.WireMessage]s to
-mailboxes. A task's mailbox is addressed by its task id, an owner's by its owner id; whoever opens a mailbox
-reads it, as an async iterator, and anyone may send to it. What every transport guarantees:
+mailboxes. An owner's mailbox is at its owner id, a task host's at the host's address (by default
+`<owner_id>/tasks`); a task has no mailbox of its own: messages to it go to its host, carrying its `task_id`, and
+the host routes them by it. Whoever opens a mailbox reads it, as an async iterator, and anyone may send to it. What
+every transport guarantees:
 
 * **Its lifetime bounds every mailbox.** A transport is an async context manager; mailboxes are opened inside it,
   and leaving it ends the iteration of every mailbox, so no reader waits past it, and it never hangs or spins.
 * **One mailbox per address.** Opening an address that is taken gives `None`; checking and taking is one step.
-* **`send` returning `True`** means a mailbox was open at the address, and the message will be delivered to that
-  mailbox unless it is released first; `False` means there was none, and the message is dropped.
+* **`send` (or `send_nowait`) returning `True`** means a mailbox was open at the address, and the message will be
+  delivered to that mailbox unless it is released first; `False` means there was none, and the message is dropped.
 * **Order and count.** Messages sent to one address arrive in the order they were sent (from one sender at
   least: a transport across processes may interleave two senders), each at most once. A message sent but not
   yet read when its mailbox is released, or the transport closed, is dropped.
