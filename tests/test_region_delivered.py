@@ -20,6 +20,7 @@ from subagents_cancel import (
     SubAgentCapability,
     SubAgentConfig,
     SubAgentManager,
+    SubAgentPolicy,
     TaskStatus,
 )
 from subagents_cancel.regions import RegionClosed
@@ -166,7 +167,7 @@ async def test_an_inner_region_that_delivered_stays_delivered_when_the_region_ar
 
 
 async def test_a_task_started_in_a_delivered_region_makes_its_next_cancel_stop_it(clock: ManualClock) -> None:
-    """Delivery covers the tasks the join returned: a task started in the region afterwards is cancelled as usual."""
+    """A task started in the region after its join is cancelled as usual; the regions inside it it left stay delivered."""
     gate = Gate()
     configs = [
         answering('market_scan', 'market: growing'),
@@ -177,18 +178,22 @@ async def test_a_task_started_in_a_delivered_region_makes_its_next_cancel_stop_i
         ),
     ]
     async with SubAgentManager(configs, clock=clock) as manager:
-        await manager.run('market_scan', 'Scan', region='research')
+        market = await manager.run('market_scan', 'Scan', region='research/market')
         first = await manager.join_region('research')
         patents = await manager.start('patent_search', 'Search', region='research/patents')
         await gate.reached.wait()
+        beside = await manager.soft_cancel_region_outcome('research/market')
         cancelled = await manager.soft_cancel_region_outcome('research')
         gate.release.set()
         joined = await manager.join_region('research')
+        joined_beside = await manager.join_region('research/market')
 
     assert isinstance(first, RegionCompleted)
+    assert (beside.result, [task.task_id for task in beside.delivered]) == ('already_delivered', [market.task_id])
     assert (cancelled.result, [task.task_id for task in cancelled.tasks]) == ('cancelled', [patents.task_id])
     assert isinstance(joined, RegionCancelled)
     assert [task.status for task in joined.tasks] == [TaskStatus.COMPLETED, TaskStatus.CANCELLED]
+    assert joined_beside == RegionCompleted(region='research/market', outputs={market.task_id: 'market: growing'})
 
 
 async def test_a_join_that_a_task_joined_while_it_waited_does_not_mark_the_region_delivered(
@@ -243,6 +248,20 @@ async def test_a_region_deadline_after_delivery_closes_it_but_keeps_its_results(
 
     assert delivered == RegionCompleted(region='research', outputs={market.task_id: 'market: growing'})
     assert joined_again == delivered
+
+
+async def test_a_delivered_region_is_forgotten_with_its_last_task(clock: ManualClock) -> None:
+    """A long-lived owner forgets a delivered region with its tasks: a later cancel of the name closes it anew."""
+    worker = answering('worker', 'one', 'two')
+    async with SubAgentManager([worker], policy=SubAgentPolicy(keep_finished=1), clock=clock) as manager:
+        await manager.run('worker', 'Job 1', region='early')
+        delivered = await manager.join_region('early')
+        await manager.run('worker', 'Job 2')  # one finished task is kept: Job 1 is forgotten, and its region
+        regions = manager.regions()
+        cancelled = await manager.soft_cancel_region_outcome('early')
+
+    assert isinstance(delivered, RegionCompleted)
+    assert (regions, cancelled.result, cancelled.delivered) == ((), 'cancelled', ())
 
 
 async def _join_into(manager: SubAgentManager, region: str, joined: list[RegionOutcome]) -> None:

@@ -188,7 +188,8 @@ class Registry:
         self._by_region: dict[str, dict[TaskId, TaskRecord]] = {}
         self._region_cancels: dict[str, RegionCancel] = {}
         self._delivered: set[str] = set()
-        """Regions whose join delivered every result, and that no task has joined since."""
+        """Regions holding tasks whose results a join delivered (of them or of a region around them), and that no
+        task has joined since."""
         self._cancelled_empty: dict[str, float] = {}
         """Regions cancelled while they held no task, oldest first, with when: closed until `keep_finished` newer
         ones, or until the TTL has passed."""
@@ -283,7 +284,7 @@ class Registry:
             return
         del self._by_region[region]
         for name in _outwards(region):
-            if not self._holds_tasks(name):
+            if (name in self._region_cancels or name in self._delivered) and not self._holds_tasks(name):
                 self._region_cancels.pop(name, None)
                 self._delivered.discard(name)
 
@@ -323,12 +324,22 @@ class Registry:
             self._forget_cancelled_empty(cancel.at)
 
     def deliver_region(self, region: str) -> None:
-        """Record that a join of `region` delivered every result of the tasks it holds now."""
-        self._delivered.add(region)
+        """Record that a join of `region` delivered every result of the tasks it holds now.
+
+        Each region inside it that holds one of them is delivered too, so that a task starting beside it later (which
+        makes `region` undelivered) leaves it delivered.
+        """
+        self._delivered.update(
+            outer
+            for name in self._by_region
+            if region_contains(region, name)
+            for outer in _outwards(name)
+            if region_contains(region, outer)
+        )
 
     def region_delivered(self, region: str) -> bool:
-        """Whether a join of `region`, or of a region around it, delivered every result, and no task joined since."""
-        return any(name in self._delivered for name in _outwards(region))
+        """Whether a join delivered every result of the tasks `region` holds, and no task has joined it since."""
+        return region in self._delivered
 
     def _forget_cancelled_empty(self, now: float) -> None:
         """Reopen the oldest regions cancelled while empty beyond `keep_finished`, and those cancelled a TTL ago."""
