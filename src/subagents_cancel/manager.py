@@ -33,7 +33,7 @@ from .messages import CancelMode, CancelReason
 from .metrics import CancelMetrics
 from .owner_mailbox import OwnerMailbox
 from .region_service import RegionService
-from .regions import RegionOutcome, check_region
+from .regions import RegionCancelOutcome, RegionOutcome
 from .results import TaskInfo
 from .resume import Resumes
 from .supervisor import Supervisor, new_owner_id
@@ -469,26 +469,47 @@ class SubAgentManager:
         """Cancel a region softly: every running task in it (and in the regions inside it) is told to wrap up.
 
         From now on, no task of the region can complete, and none can start in it. Returns at once, with
-        the tasks that were asked to stop.
+        the tasks that were asked to stop. A region whose join had delivered every result stays delivered:
+        nothing is stopped, and no new task can start in it (the
+        [outcome][subagents_cancel.SubAgentManager.soft_cancel_region_outcome] says which happened).
+
+        Raises:
+            ValueError: the region name or `grace_seconds` is not valid (a grace window is finite and 0 or more).
+        """
+        return (await self.soft_cancel_region_outcome(region, reason=reason, grace_seconds=grace_seconds)).tasks
+
+    async def soft_cancel_region_outcome(
+        self, region: str, *, reason: CancelReason | None = None, grace_seconds: float | None = None
+    ) -> RegionCancelOutcome:
+        """[`soft_cancel_region`][subagents_cancel.SubAgentManager.soft_cancel_region], returning what it found and did.
 
         Raises:
             ValueError: the region name or `grace_seconds` is not valid (a grace window is finite and 0 or more).
         """
         if grace_seconds is not None:
             check_duration('grace_seconds', grace_seconds, zero_allowed=True)
-        records = self._regions.cancel(check_region(region), 'soft', reason, grace_seconds)
-        await self._cancels.await_receipts(records)  # so that the snapshots show the requests that lost
-        return tuple(map(self._book.info, records))
+        return await self._regions.soft_cancel(region, reason, grace_seconds)
 
     async def hard_cancel_region(self, region: str, *, reason: CancelReason | None = None) -> tuple[TaskInfo, ...]:
         """Stop every running task in a region (and in the regions inside it), and return once they have stopped.
 
-        Tasks that do not stop within `hard_cancel_wait_seconds` are marked unresponsive, not waited for.
+        Tasks that do not stop within `hard_cancel_wait_seconds` are marked unresponsive, not waited for. A region
+        whose join had delivered every result stays delivered: nothing is stopped.
 
         Raises:
             ValueError: the region name is not valid.
         """
-        return tuple(map(self._book.info, await self._regions.hard_cancel(region, reason)))
+        return (await self.hard_cancel_region_outcome(region, reason=reason)).tasks
+
+    async def hard_cancel_region_outcome(
+        self, region: str, *, reason: CancelReason | None = None
+    ) -> RegionCancelOutcome:
+        """[`hard_cancel_region`][subagents_cancel.SubAgentManager.hard_cancel_region], returning what it found and did.
+
+        Raises:
+            ValueError: the region name is not valid.
+        """
+        return await self._regions.hard_cancel(region, reason)
 
     def regions(self) -> tuple[str, ...]:
         """The regions this owner knows: those holding a task it keeps, and the cancelled ones it keeps closed.
@@ -507,6 +528,8 @@ class SubAgentManager:
 
         All-or-nothing: a region that was cancelled delivers a notice with the reason, even if some of its
         tasks had completed; a region where a task failed or was cancelled on its own delivers the tasks as
-        they are, marked incomplete. Never a partial set as if it were complete.
+        they are, marked incomplete. Never a partial set as if it were complete. Once a join has delivered
+        every result, the region stays delivered: a later cancel of it changes no join (a task started in it
+        afterwards makes it undelivered again, until a join delivers that one's result too).
         """
         return await self._regions.join(region)

@@ -1,4 +1,8 @@
-"""The regions of one owner: their time budgets, their cancels, and joining them all-or-nothing."""
+"""The regions of one owner: their time budgets, their cancels, and joining them all-or-nothing.
+
+A region's cancel and its delivery are mutually exclusive, and whichever comes first decides: a join that finds no
+cancel and every task completed delivers, and marks the region delivered; a cancel after that stops nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,15 @@ from .clock import Clock, sleep_until
 from .config import SubAgentPolicy, check_duration
 from .errors import ManagerClosed
 from .messages import CancelMode, CancelReason
-from .regions import RegionCancel, RegionClosed, RegionOutcome, check_region, region_outcome
+from .regions import (
+    RegionCancel,
+    RegionCancelOutcome,
+    RegionClosed,
+    RegionCompleted,
+    RegionOutcome,
+    check_region,
+    region_outcome,
+)
 from .registry import TaskRecord
 from .supervisor import Supervisor
 from .task_book import TaskBook
@@ -45,22 +57,47 @@ class RegionService:
 
     def cancel(
         self, region: str, mode: CancelMode, reason: CancelReason | None, grace_seconds: float | None = None
-    ) -> tuple[TaskRecord, ...]:
-        """Close `region` and request a cancel of its running tasks; return them."""
+    ) -> tuple[TaskRecord, ...] | None:
+        """Close `region` and request a cancel of its running tasks; return them, or `None` if it had delivered."""
         reason = reason or CancelReason(kind='region', detail=region)
         self._book.close_region(region, RegionCancel(mode=mode, reason=reason, at=self._clock.now()))
+        if self._book.records.region_delivered(region):
+            return None
         records = tuple(record for record in self._book.records.in_region(region) if not record.status.is_terminal)
         self._cancels.request_each(records, mode, reason, grace_seconds)
         return records
 
-    async def hard_cancel(self, region: str, reason: CancelReason | None) -> tuple[TaskRecord, ...]:
-        """Stop the running tasks of `region` and wait for them within the bound; return them."""
+    async def soft_cancel(
+        self, region: str, reason: CancelReason | None, grace_seconds: float | None
+    ) -> RegionCancelOutcome:
+        """Cancel `region` softly; return once its running tasks have the request (see `Cancels.await_receipts`)."""
+        records = self.cancel(check_region(region), 'soft', reason, grace_seconds)
+        if records is not None:
+            await self._cancels.await_receipts(records)  # so that the snapshots show the requests that lost
+        return self._outcome(region, records)
+
+    async def hard_cancel(self, region: str, reason: CancelReason | None) -> RegionCancelOutcome:
+        """Stop the running tasks of `region` and wait for them within the bound."""
         records = self.cancel(check_region(region), 'hard', reason)
-        await self._cancels.await_stops(records)
-        return records
+        if records is not None:
+            await self._cancels.await_stops(records)
+        return self._outcome(region, records)
+
+    def _outcome(self, region: str, records: tuple[TaskRecord, ...] | None) -> RegionCancelOutcome:
+        if records is None:
+            delivered = tuple(map(self._book.info, self._book.records.in_region(region)))
+            return RegionCancelOutcome(region=region, result='already_delivered', tasks=(), delivered=delivered)
+        return RegionCancelOutcome(region=region, result='cancelled', tasks=tuple(map(self._book.info, records)))
 
     async def join(self, region: str) -> RegionOutcome:
         """Wait until every task of the region has ended; then its outcome (see `SubAgentManager.join_region`)."""
         records = self._book.records.in_region(check_region(region))
         await self._book.wait_until(records, 'all', deadline=None, stop_on_question=False)
-        return region_outcome(region, map(self._book.info, records), self._book.records.region_cancel(region))
+        delivered = self._book.records.region_delivered(region)
+        cancel = None if delivered else self._book.records.region_cancel(region)
+        outcome = region_outcome(region, map(self._book.info, records), cancel)
+        # It delivers only the tasks it waited for: not if one joined the region meanwhile (nor if it held none).
+        if not delivered and isinstance(outcome, RegionCompleted) and outcome.outputs:
+            if set(self._book.records.in_region(region)) <= set(records):
+                self._book.deliver_region(region)
+        return outcome

@@ -5,6 +5,8 @@ so cancelling `research` cancels `research/patents` too, but not the reverse, an
 Once a region's cancel has fired, no task in it can complete any more (the cancel was requested
 first), and no new task starts in it while its owner keeps any of its tasks (a long-lived owner forgets old
 finished tasks, and a region with its last one). Tasks that completed before the cancel keep their results.
+A cancel and a delivery are mutually exclusive: once a join has delivered every result of a region, a later cancel
+of it stops nothing and changes no join; it only closes the region to new tasks.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from .errors import SubAgentsError
 from .messages import CancelMode, CancelReason, TaskId
@@ -23,6 +26,8 @@ from .states import TaskStatus
 __all__ = (
     'REGION_PATTERN',
     'RegionCancel',
+    'RegionCancelOutcome',
+    'RegionCancelResult',
     'RegionCancelled',
     'RegionClosed',
     'RegionCompleted',
@@ -110,6 +115,28 @@ class RegionIncomplete:
 
 RegionOutcome = RegionCompleted | RegionCancelled | RegionIncomplete
 """What an all-or-nothing join of a region delivers."""
+
+RegionCancelResult = Literal['cancelled', 'already_delivered']
+"""What a region cancel did.
+
+* `'cancelled'`: the region is cancelled; each of its tasks that had not ended was asked to stop, and its join
+  delivers a cancellation notice.
+* `'already_delivered'`: a join of the region (or of a region around it) had delivered every result before; nothing
+  was stopped and its join still delivers them. The region is closed to new tasks all the same.
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegionCancelOutcome:
+    """The outcome of a region cancel command: what it found, and the tasks it asked to stop."""
+
+    region: str
+    result: RegionCancelResult
+    tasks: tuple[TaskInfo, ...]
+    """The tasks asked to stop, as of now (after a hard cancel, once they stopped or the wait ran out); none if the
+    region had already delivered."""
+    delivered: tuple[TaskInfo, ...] = ()
+    """If the region had already delivered: its tasks, each `COMPLETED`, whose results its join delivered."""
 
 
 def region_outcome(region: str, tasks: Iterable[TaskInfo], cancel: RegionCancel | None) -> RegionOutcome:

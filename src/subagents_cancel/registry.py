@@ -176,10 +176,10 @@ class Registry:
     Finished tasks are forgotten oldest first once more than `keep_finished` are done, or `finished_ttl_seconds`
     after they ended; a task is done when it has settled and has no sync-tool thread still running.
 
-    A region is forgotten with the last task it holds (or holds in a region inside it), and so is its cancel: a
-    cancelled region stays closed while the owner keeps any of its tasks. A region cancelled while it held no
-    task stays closed until `keep_finished` more such regions have been cancelled, or `finished_ttl_seconds` after
-    its cancel.
+    A region is forgotten with the last task it holds (or holds in a region inside it), and so are its cancel and
+    its delivery: a cancelled region stays closed while the owner keeps any of its tasks. A region cancelled while
+    it held no task stays closed until `keep_finished` more such regions have been cancelled, or
+    `finished_ttl_seconds` after its cancel.
     """
 
     def __init__(self, *, keep_finished: int | None = None, finished_ttl_seconds: float | None = None) -> None:
@@ -187,6 +187,9 @@ class Registry:
         self._active: dict[TaskId, TaskRecord] = {}
         self._by_region: dict[str, dict[TaskId, TaskRecord]] = {}
         self._region_cancels: dict[str, RegionCancel] = {}
+        self._delivered: set[str] = set()
+        """Regions holding tasks whose results a join delivered (of them or of a region around them), and that no
+        task has joined since."""
         self._cancelled_empty: dict[str, float] = {}
         """Regions cancelled while they held no task, oldest first, with when: closed until `keep_finished` newer
         ones, or until the TTL has passed."""
@@ -218,6 +221,7 @@ class Registry:
         self._active[record.task_id] = record
         if record.region is not None:
             self._by_region.setdefault(record.region, {})[record.task_id] = record
+            self._delivered.difference_update(_outwards(record.region))  # they hold a task no join delivered
 
     def get(self, task_id: str) -> TaskRecord:
         """The record of `task_id`.
@@ -280,8 +284,9 @@ class Registry:
             return
         del self._by_region[region]
         for name in _outwards(region):
-            if name in self._region_cancels and not self._holds_tasks(name):
-                del self._region_cancels[name]
+            if (name in self._region_cancels or name in self._delivered) and not self._holds_tasks(name):
+                self._region_cancels.pop(name, None)
+                self._delivered.discard(name)
 
     def _holds_tasks(self, region: str) -> bool:
         return any(region_contains(region, name) for name in self._by_region)
@@ -317,6 +322,24 @@ class Registry:
         if not self._holds_tasks(region):
             self._cancelled_empty[region] = cancel.at
             self._forget_cancelled_empty(cancel.at)
+
+    def deliver_region(self, region: str) -> None:
+        """Record that a join of `region` delivered every result of the tasks it holds now.
+
+        Each region inside it that holds one of them is delivered too, so that a task starting beside it later (which
+        makes `region` undelivered) leaves it delivered.
+        """
+        self._delivered.update(
+            outer
+            for name in self._by_region
+            if region_contains(region, name)
+            for outer in _outwards(name)
+            if region_contains(region, outer)
+        )
+
+    def region_delivered(self, region: str) -> bool:
+        """Whether a join delivered every result of the tasks `region` holds, and no task has joined it since."""
+        return region in self._delivered
 
     def _forget_cancelled_empty(self, now: float) -> None:
         """Reopen the oldest regions cancelled while empty beyond `keep_finished`, and those cancelled a TTL ago."""

@@ -25,6 +25,7 @@ __all__ = (
     'hard_cancel_timed_out',
     'hard_cancelled',
     'not_waiting',
+    'region_already_delivered',
     'region_cancel_requested',
     'region_closed',
     'region_report',
@@ -205,6 +206,15 @@ def region_cancel_requested(region: str, mode: CancelMode, infos: Sequence[TaskI
     return (
         f'Region {region!r} is cancelled: {what}. '
         f'wait_region shows what each had; no other task in it can complete now.'
+    )
+
+
+def region_already_delivered(region: str, delivered: Sequence[TaskInfo]) -> str:
+    """Reply to `soft_cancel_region` / `hard_cancel_region` once the region's join has delivered every result."""
+    task_ids = ', '.join(info.task_id for info in delivered)
+    return (
+        f'Region {region!r} had already delivered every result ({task_ids}), so the cancel stopped nothing and '
+        'wait_region still returns them. No new task can start in the region now.'
     )
 
 

@@ -160,6 +160,10 @@ class TaskBook:
         """Record the cancel of `region`; the first is kept."""
         self.records.cancel_region(region, cancel)
 
+    def deliver_region(self, region: str) -> None:
+        """Record that a join of `region` delivered every result: no later cancel turns it into a cancelled one."""
+        self.records.deliver_region(region)
+
     def transition(self, record: TaskRecord, event: TaskEvent, at: float, *, ending: RunEnding | None = None) -> None:
         """Move the task by `event`; on a change, settle an end, announce it, and wake its waiters."""
         old = record.state

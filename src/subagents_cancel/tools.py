@@ -20,8 +20,8 @@ from .errors import (
     UnknownTask,
 )
 from .manager import SubAgentManager
-from .messages import CancelReason
-from .regions import REGION_PATTERN, RegionClosed
+from .messages import CancelMode, CancelReason
+from .regions import REGION_PATTERN, RegionCancelOutcome, RegionClosed
 from .results import TaskInfo
 from .resume import NotResumable
 from .started import with_task_id
@@ -326,14 +326,24 @@ def _region_reason(args: _CancelRegionArgs) -> CancelReason:
     return CancelReason(kind='region', detail=f'{args.region}: {args.reason}' if args.reason else args.region)
 
 
+def _region_cancel_reply(outcome: RegionCancelOutcome, mode: CancelMode) -> str:
+    match outcome.result:
+        case 'already_delivered':
+            return replies.region_already_delivered(outcome.region, outcome.delivered)
+        case 'cancelled':
+            return replies.region_cancel_requested(outcome.region, mode, outcome.tasks)
+        case _:  # pragma: no cover - every result is listed above
+            assert_never(outcome.result)
+
+
 async def _soft_cancel_region(manager: SubAgentManager, args: _CancelRegionArgs) -> str:
-    infos = await manager.soft_cancel_region(args.region, reason=_region_reason(args))
-    return replies.region_cancel_requested(args.region, 'soft', infos)
+    outcome = await manager.soft_cancel_region_outcome(args.region, reason=_region_reason(args))
+    return _region_cancel_reply(outcome, 'soft')
 
 
 async def _hard_cancel_region(manager: SubAgentManager, args: _CancelRegionArgs) -> str:
-    infos = await manager.hard_cancel_region(args.region, reason=_region_reason(args))
-    return replies.region_cancel_requested(args.region, 'hard', infos)
+    outcome = await manager.hard_cancel_region_outcome(args.region, reason=_region_reason(args))
+    return _region_cancel_reply(outcome, 'hard')
 
 
 async def _wait_region(manager: SubAgentManager, args: _WaitRegionArgs) -> str:
