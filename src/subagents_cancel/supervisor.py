@@ -182,8 +182,12 @@ class Supervisor:
         timeout_seconds: float | None,
         fallback: str | None,
         history: tuple[ModelMessage, ...] = (),
+        prompt: str | None = None,
     ) -> TaskRecord:
-        """Check where and what may start, then launch the task (see `SubAgentManager.start`) from `history`."""
+        """Check where and what may start, then launch the task (see `SubAgentManager.start`) from `history`.
+
+        `description` is what the task is for (its record keeps it); `prompt`, the run's prompt if it is not that.
+        """
         if self.phase != 'open':
             raise ManagerClosed()
         config = self._config(subagent)
@@ -201,6 +205,7 @@ class Supervisor:
             timeout_seconds=self._defaults.timeout_seconds(config.name, timeout_seconds),
             fallback=self._defaults.fallback(config.name, fallback),
             history=history,
+            prompt=prompt,
         )
 
     async def follow(self, record: TaskRecord) -> TaskRecord:
@@ -229,6 +234,7 @@ class Supervisor:
         fallback: str | None = None,
         fallback_for: TaskId | None = None,
         history: tuple[ModelMessage, ...] = (),
+        prompt: str | None = None,
     ) -> TaskRecord:
         now = self._clock.now()
         self._book.forget_past_keeping()
@@ -249,7 +255,7 @@ class Supervisor:
             task_id=record.task_id,
             sent_at=now,
             subagent=config.name,
-            prompt=description,
+            prompt=description if prompt is None else prompt,
             owner_address=self._book.address,
             root_id=record.root_id,
             parent_task_id=record.parent_task_id,
