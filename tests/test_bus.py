@@ -27,7 +27,7 @@ from subagents_cancel.messages import (
 )
 from subagents_cancel.testing import ManualClock
 from subagents_cancel.transport import Mailbox
-from subagents_cancel.wire import WireMessage
+from subagents_cancel.wire import StartTask, WireMessage
 
 from .helpers import Gate, Script, WrappedTransport, call, new_transport, text
 
@@ -175,7 +175,7 @@ class _Crowded(WrappedTransport):
         self.refuse_next = 0
 
     async def open(self, address: str) -> Mailbox | None:
-        # A manager's own task host opens `<owner>/tasks` first; only owner mailboxes are refused here.
+        # A manager's own task host opens `<owner>/tasks`; only owner mailboxes are refused here.
         if self.refuse_next and '/' not in address:
             self.refuse_next -= 1
             self.refused.append(address)
@@ -198,3 +198,41 @@ async def test_an_address_another_owner_holds_is_never_shared(clock: ManualClock
     # A task has no mailbox of its own: its owner's task host routes its messages by task id.
     assert (task_refused, transport.refuse_next) == ([], 2)
     assert [(info.task_id, info.status) for info in manager.tasks()] == [(task.task_id, TaskStatus.COMPLETED)]
+
+
+@pytest.mark.parametrize('taken', [('host',), ('owner', 'host')])
+async def test_a_taken_task_host_address_is_never_shared(clock: ManualClock, taken: tuple[str, ...]) -> None:
+    """Another mailbox holds the address of the manager's own task host (and its owner id): it picks free ones and works."""
+    config = SubAgentConfig(name='researcher', description='Researches', model=FunctionModel(_answer_at_once))
+    transport, tap = new_transport(), Tap()
+    manager = SubAgentManager([config], clock=clock, transport=transport)
+    wanted = manager.owner_id
+    squatted = [{'owner': wanted, 'host': f'{wanted}/tasks'}[name] for name in taken]
+    async with transport:
+        transport.subscribe(tap)
+        for address in squatted:
+            assert await transport.open(address) is not None  # as an owner with the same id, and its host, would
+        async with manager:
+            task = await manager.start('researcher', 'Research X')
+            (info,) = (await manager.wait([task.task_id])).tasks
+
+    assert info.outcome == Completed('done')
+    assert (manager.owner_id == wanted) == ('owner' not in taken)
+    (host,) = {address for address, message in tap.seen if isinstance(message, StartTask)}
+    assert host.startswith(f'{manager.owner_id}/tasks')
+    assert {address for address, _ in tap.seen}.isdisjoint(squatted)
+
+
+async def test_a_manager_whose_host_addresses_are_all_taken_refuses_to_open(clock: ManualClock) -> None:
+    """Every address its own host may take is held: entering raises, and the owner leaves nothing open or running."""
+    config = SubAgentConfig(name='researcher', description='Researches', model=FunctionModel(_answer_at_once))
+    transport = new_transport()
+    manager = SubAgentManager([config], clock=clock, transport=transport)
+    async with transport:
+        for address in [f'{manager.owner_id}/tasks', *(f'{manager.owner_id}/tasks-{n}' for n in range(2, 65))]:
+            assert await transport.open(address) is not None
+        with pytest.raises(
+            RuntimeError, match=rf'^Every task host address under {manager.owner_id!r} is taken on this transport\.$'
+        ):
+            await manager.__aenter__()
+        assert await transport.open(manager.owner_id) is not None  # the owner released its address
