@@ -305,9 +305,10 @@ class TaskRunner:
                 self._cancel = message
                 if self._timers is not None:  # else `run()` starts the wrap-up when it begins
                     self._start_wrap_up(message)
-        if self._cascade.awaiting_receipts:
+        if message.mode == 'soft' and self._cascade.awaiting_receipts:
             self._held_receipt = receipt  # until the owners inside the task have asked their own tasks to stop
-        else:
+        else:  # a hard request is answered at once: the task is stopping, and a soft receipt held for it goes first
+            self._send_held_receipt()
             self._send(receipt)
 
     def _send_held_receipt(self) -> None:

@@ -93,8 +93,8 @@ class TaskBook:
         self._arrivals = arrivals
         self._deadline_cancel: CancelMode = policy.deadline_cancel
         self._waiters = Waiters(clock)
-        self._receipts: dict[TaskId, anyio.Event] = {}
-        """The latest cancel request of each task whose receipt has not come yet."""
+        self._receipts: dict[TaskId, dict[str, anyio.Event]] = {}
+        """Per task, its cancel requests whose receipt has not come yet, by request id."""
         self._hooks: dict[TaskId, anyio.Event] = {}
         """Set once the task's hook has run, for whoever waits for that."""
         self._subtasks: dict[TaskId, dict[str, tuple[TaskInfo, ...]]] = {}
@@ -210,13 +210,12 @@ class TaskBook:
         if record.state == old:
             self._changed(record)  # no transition reported it, but the cancel it shows has changed
         if started and not record.status.is_terminal:  # a PENDING task ends here, on the owner's side
-            self._receipts[record.task_id] = anyio.Event()
+            self._receipts.setdefault(record.task_id, {})[request.message_id] = anyio.Event()
             self._send(self.host, request)
 
     async def receipt(self, record: TaskRecord) -> None:
-        """Wait until the task has given the receipt of its latest cancel request, or has ended (unbounded)."""
-        receipt = self._receipts.get(record.task_id)
-        if receipt is not None:
+        """Wait until the task has given the receipts of the cancel requests sent so far, or has ended (unbounded)."""
+        for receipt in tuple(self._receipts.get(record.task_id, {}).values()):
             await receipt.wait()
 
     async def hooks_finished(self, records: Sequence[TaskRecord]) -> None:
@@ -225,10 +224,15 @@ class TaskBook:
             if record.status.is_terminal and not record.hooks_done:
                 await self._hooks.setdefault(record.task_id, anyio.Event()).wait()
 
-    def _received(self, task_id: TaskId) -> None:
-        receipt = self._receipts.pop(task_id, None)
-        if receipt is not None:
-            receipt.set()
+    def _received(self, message: CancelReceived | CancelHeld | CancelLost | RunFinished) -> None:
+        """A receipt came (the run's end is the receipt of every request still without one)."""
+        receipts = self._receipts.get(message.task_id, {})
+        answered = tuple(receipts) if isinstance(message, RunFinished) else (message.correlation_id,)
+        for request_id in answered:
+            if (receipt := receipts.pop(request_id, None)) is not None:
+                receipt.set()
+        if not receipts:
+            self._receipts.pop(message.task_id, None)
 
     def start(self, record: TaskRecord, start: StartTask) -> None:
         """Start the task: move it to RUNNING and send `start` to the host."""
@@ -300,7 +304,7 @@ class TaskBook:
             self._cancel_all(message)  # from the task this owner was opened in, whose cancel cascades
             return
         if isinstance(message, CancelReceived | CancelHeld | CancelLost | RunFinished):
-            self._received(message.task_id)
+            self._received(message)
         if (record := self._reported_task(message)) is not None:
             self._apply_report(record, message)
 
