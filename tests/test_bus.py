@@ -11,9 +11,11 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from subagents_cancel import (
+    Cancelled,
     CancelReason,
     CancelTimeout,
     Completed,
+    PartialResult,
     SubAgentConfig,
     SubAgentManager,
     SubAgentPolicy,
@@ -132,6 +134,41 @@ async def test_without_the_transport_a_task_is_never_told(clock: ManualClock) ->
     assert not sub.saw_cancel_request()
     # No request reached the run, so its output was committed first: the cancel lost.
     assert info.outcome == Completed('finished regardless') and info.cancel is not None and info.cancel.lost
+
+
+class _LosesSoftRequests(WrappedTransport):
+    """A transport that loses every soft cancel request: the task never hears of its grace window."""
+
+    def send_nowait(self, address: str, message: WireMessage) -> bool:
+        if isinstance(message, CancelRequest) and message.mode == 'soft':
+            return False
+        return super().send_nowait(address, message)
+
+
+async def test_the_grace_window_ends_on_the_owner_even_if_the_task_never_heard_the_request(clock: ManualClock) -> None:
+    """The soft request is lost: the owner's own timer still escalates on time, and its hard request stops the task."""
+    stuck = Gate()
+    sub = Script([stuck.block_forever()])
+    config = SubAgentConfig(name='researcher', description='Researches', model=sub.model, grace_seconds=10)
+    transport = _LosesSoftRequests()
+    async with transport, SubAgentManager([config], clock=clock, transport=transport) as manager:
+        task = await manager.start('researcher', 'Research X')
+        await stuck.reached.wait()
+        manager.cancel_all('soft', reason=CancelReason(kind='user'))  # returns at once: no receipt is awaited
+        clock.advance(9.9)
+        await anyio.wait_all_tasks_blocked()
+        waiting = manager.get(task.task_id).cancel
+        clock.advance(0.1)
+        await anyio.wait_all_tasks_blocked()
+        escalated = manager.get(task.task_id).cancel
+        assert escalated is not None and (escalated.mode, escalated.escalated_at) == ('hard', 10.0)
+        (info,) = (await manager.wait([task.task_id])).tasks
+
+    assert waiting is not None and (waiting.mode, waiting.escalated_at) == ('soft', None)
+    assert stuck.stopped.is_set() and not sub.saw_cancel_request()
+    assert info.outcome == snapshot(
+        Cancelled(mode='hard', reason=CancelReason(), partial=PartialResult(), escalated=True)
+    )
 
 
 async def test_two_owners_on_one_transport_never_share_a_task_id(clock: ManualClock) -> None:

@@ -141,6 +141,7 @@ class Supervisor:
         self._cancels.request_each(self._book.records.active(), 'hard', reason, 0.0)
         self.teardown_deadline = self._clock.now() + self._policy.teardown_seconds
         await self._join(self.teardown_deadline)
+        await self._book.aclose()
         self.phase = 'closed'
         if self._enclosing is not None:
             await self._enclosing.aclose()

@@ -6,7 +6,8 @@ message by its `task_id`:
 
 * [`StartTask`][subagents_cancel.wire.StartTask] starts a [`TaskRunner`][subagents_cancel.runner.TaskRunner] in
   an asyncio task of the host's own, with the host's sync-tool pool;
-* [`CancelRequest`][subagents_cancel.messages.CancelRequest] and [`Answer`][subagents_cancel.messages.Answer] go to
+* [`CancelRequest`][subagents_cancel.messages.CancelRequest],
+  [`CancelEscalated`][subagents_cancel.messages.CancelEscalated] and [`Answer`][subagents_cancel.messages.Answer] go to
   that task's runner (`receive`, synchronously, so the order of one owner's messages holds); a cancel request
   that comes after the runner has left gets its receipt from the host (`CancelLost` with the run's ending, or
   `CancelReceived` for a run that had stopped), so an owner waiting for it is not kept waiting;
@@ -44,6 +45,7 @@ from .messages import (
     Answer,
     BusMessage,
     CancelAllReceived,
+    CancelEscalated,
     CancelLost,
     CancelReceived,
     CancelRequest,
@@ -215,7 +217,7 @@ class TaskHost:
         match message:
             case StartTask():
                 self._start(message)
-            case CancelRequest() | Answer() | SubtasksEnded() | CancelAllReceived():
+            case CancelRequest() | CancelEscalated() | Answer() | SubtasksEnded() | CancelAllReceived():
                 if (runner := self._routes.get(message.task_id)) is not None:
                     runner.receive(message)
                 elif isinstance(message, CancelRequest):
