@@ -2,8 +2,8 @@
 
 To a task (sent to the address of the task host that runs it, with its `task_id`):
 [`CancelRequest`][subagents_cancel.messages.CancelRequest], [`Answer`][subagents_cancel.messages.Answer],
-[`CancelEscalated`][subagents_cancel.messages.CancelEscalated] (the owner's grace window ran out; a hard request
-follows).
+[`CancelEscalated`][subagents_cancel.messages.CancelEscalated] (the owner's grace window ran out: stop, as for a
+hard request).
 
 From a task (to its owner's mailbox): [`TaskStarted`][subagents_cancel.messages.TaskStarted],
 [`CancelAcknowledged`][subagents_cancel.messages.CancelAcknowledged],
@@ -146,7 +146,7 @@ class CancelAcknowledged(_Message):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CancelEscalated(_Message):
-    """The grace window of the soft cancel `correlation_id` expired on the owner's clock; a hard request follows."""
+    """The grace window of the soft cancel `correlation_id` expired on the owner's clock: the run is stopped now."""
 
     kind: Literal['cancel_escalated'] = field(default='cancel_escalated', repr=False)
     correlation_id: str

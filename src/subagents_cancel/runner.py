@@ -11,7 +11,7 @@ finally
   holds the request and queues it into the live run (`AgentRun.enqueue(..., priority='asap')`) at the run's
   next step that cannot end it: a model request, or the tool calls of a response that is not a final answer.
   The model reads it at its next request. The grace window is the owner's: when it expires first, the owner sends
-  `CancelEscalated` (the request will not reach the model any more) and then a hard request.
+  `CancelEscalated`, and the runner stops the run as for a hard cancel.
 * A hard cancel (or an escalated soft one) stops the task's own sub-agents first, then uses pydantic-ai's
   first-party `AgentRun.cancel()`, which closes the model stream and cancels running tool calls; before
   the run exists, it cancels the runner's own scope.
@@ -270,8 +270,8 @@ class TaskRunner:
         """Handle a message to the task: a cancel request, its escalation, an answer, a cascade's reply."""
         if isinstance(message, CancelRequest):
             self._receive_cancel(message)
-        elif isinstance(message, CancelEscalated) and self._cancel is not None:
-            self._delivery.handle(DeliveryEvent.ESCALATE)  # the hard request that follows stops the run
+        elif isinstance(message, CancelEscalated):
+            self._escalated()
         elif isinstance(message, Answer):
             self._line.resolve(message.correlation_id, subagent_replies.answered_by_parent(message.text))
         elif isinstance(message, SubtasksEnded):
@@ -354,6 +354,14 @@ class TaskRunner:
             self._delivery.tell(text)
         if self._preemption is not None:
             self._preemption.interrupt_steps()  # the steps in flight end now, and the next step queues the request
+
+    def _escalated(self) -> None:
+        """The owner's grace window ran out before the task ended: the request will not reach the model now; stop."""
+        if self._cancel is None:  # the soft request never arrived (its reason only gives the cascade a detail)
+            self._stop(CancelReason(kind='parent_cancelled'))
+            return
+        self._delivery.handle(DeliveryEvent.ESCALATE)
+        self._stop(self._cancel.reason)
 
     async def _expire_deadline(self, deadline: float) -> None:
         await sleep_until(self._clock, deadline)

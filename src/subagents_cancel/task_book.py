@@ -220,19 +220,17 @@ class TaskBook:
                 self._graces.open(record.task_id, now + grace, lambda: self._escalate(record))
 
     def _escalate(self, record: TaskRecord) -> None:
-        """The grace window of the task's soft cancel ran out before it ended: record it, announce it, stop the task.
+        """The grace window of the task's soft cancel ran out before it ended: record it, and tell the task to stop.
 
-        `CancelEscalated` goes to the task's host (the task's span notes it there, and every observer sees it); a
-        hard request follows unless one went out already.
+        `CancelEscalated` goes to the task's host, which stops the run as for a hard request (the task's span notes
+        the escalation there, and every observer sees it).
         """
         cancel = record.cancel
-        assert cancel is not None  # the timer was set with the soft request, and is cancelled when the task ends
+        assert cancel is not None  # the window opened with the soft request, and is ended when the task ends
         now = self._clock.now()
         record.cancel = dataclasses.replace(cancel, mode='hard', escalated_at=now)
         self._send(self.host, CancelEscalated(task_id=record.task_id, sent_at=now, correlation_id=cancel.request_id))
         self._notify(record)
-        if cancel.mode == 'soft':
-            self.request_cancel(record, 'hard', cancel.reason, 0.0)
 
     async def aclose(self) -> None:
         """Stop the grace timers, once the closing owner has hard-cancelled its tasks: it escalates nothing more."""

@@ -126,7 +126,6 @@ class _TaskSpan:
 
     span: trace.Span
     request: CancelRequest | None = None
-    escalated: bool = False
     unresponsive: bool = False
 
     def event(self, name: str, attributes: _Attributes) -> None:
@@ -178,15 +177,12 @@ class TaskSpans:
         if task_span is None:
             return
         match message:
-            case CancelRequest(mode='hard') if task_span.escalated:
-                pass  # the owner's stop of the soft cancel that escalated: not a request of its own
             case CancelRequest(mode=mode, reason=reason, grace_seconds=grace):
                 task_span.request = task_span.request or message
                 task_span.event(CANCEL_REQUESTED, {'mode': mode, 'reason': reason.kind, 'grace_seconds': grace})
             case CancelAcknowledged():
                 task_span.event(CANCEL_ACKNOWLEDGED, task_span.since_request(message.sent_at))
             case CancelEscalated():
-                task_span.escalated = True
                 task_span.event(CANCEL_ESCALATED, task_span.since_request(message.sent_at))
             case TaskUnresponsive():
                 task_span.mark_unresponsive()
