@@ -146,7 +146,7 @@ class _LosesSoftRequests(WrappedTransport):
 
 
 async def test_the_grace_window_ends_on_the_owner_even_if_the_task_never_heard_the_request(clock: ManualClock) -> None:
-    """The soft request is lost: the owner's own timer still escalates on time, and its hard request stops the task."""
+    """The soft request is lost: the owner's own timer still escalates on time, and its escalation stops the task."""
     stuck = Gate()
     sub = Script([stuck.block_forever()])
     config = SubAgentConfig(name='researcher', description='Researches', model=sub.model, grace_seconds=10)
@@ -271,5 +271,6 @@ async def test_a_manager_whose_host_addresses_are_all_taken_refuses_to_open(cloc
         with pytest.raises(
             RuntimeError, match=rf'^Every task host address under {manager.owner_id!r} is taken on this transport\.$'
         ):
-            await manager.__aenter__()
+            async with manager:
+                pass
         assert await transport.open(manager.owner_id) is not None  # the owner released its address
