@@ -11,9 +11,11 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from subagents_cancel import (
+    Cancelled,
     CancelReason,
     CancelTimeout,
     Completed,
+    PartialResult,
     SubAgentConfig,
     SubAgentManager,
     SubAgentPolicy,
@@ -27,7 +29,7 @@ from subagents_cancel.messages import (
 )
 from subagents_cancel.testing import ManualClock
 from subagents_cancel.transport import Mailbox
-from subagents_cancel.wire import WireMessage
+from subagents_cancel.wire import StartTask, WireMessage
 
 from .helpers import Gate, Script, WrappedTransport, call, new_transport, text
 
@@ -134,6 +136,41 @@ async def test_without_the_transport_a_task_is_never_told(clock: ManualClock) ->
     assert info.outcome == Completed('finished regardless') and info.cancel is not None and info.cancel.lost
 
 
+class _LosesSoftRequests(WrappedTransport):
+    """A transport that loses every soft cancel request: the task never hears of its grace window."""
+
+    def send_nowait(self, address: str, message: WireMessage) -> bool:
+        if isinstance(message, CancelRequest) and message.mode == 'soft':
+            return False
+        return super().send_nowait(address, message)
+
+
+async def test_the_grace_window_ends_on_the_owner_even_if_the_task_never_heard_the_request(clock: ManualClock) -> None:
+    """The soft request is lost: the owner's own timer still escalates on time, and its escalation stops the task."""
+    stuck = Gate()
+    sub = Script([stuck.block_forever()])
+    config = SubAgentConfig(name='researcher', description='Researches', model=sub.model, grace_seconds=10)
+    transport = _LosesSoftRequests()
+    async with transport, SubAgentManager([config], clock=clock, transport=transport) as manager:
+        task = await manager.start('researcher', 'Research X')
+        await stuck.reached.wait()
+        manager.cancel_all('soft', reason=CancelReason(kind='user'))  # returns at once: no receipt is awaited
+        clock.advance(9.9)
+        await anyio.wait_all_tasks_blocked()
+        waiting = manager.get(task.task_id).cancel
+        clock.advance(0.1)
+        await anyio.wait_all_tasks_blocked()
+        escalated = manager.get(task.task_id).cancel
+        assert escalated is not None and (escalated.mode, escalated.escalated_at) == ('hard', 10.0)
+        (info,) = (await manager.wait([task.task_id])).tasks
+
+    assert waiting is not None and (waiting.mode, waiting.escalated_at) == ('soft', None)
+    assert stuck.stopped.is_set() and not sub.saw_cancel_request()
+    assert info.outcome == snapshot(
+        Cancelled(mode='hard', reason=CancelReason(), partial=PartialResult(), escalated=True)
+    )
+
+
 async def test_two_owners_on_one_transport_never_share_a_task_id(clock: ManualClock) -> None:
     """A thousand tasks each on two managers sharing a transport: every start succeeds, and each owner's figures are its own."""
     config = SubAgentConfig(name='researcher', description='Researches', model=FunctionModel(_answer_at_once))
@@ -176,7 +213,7 @@ class _Crowded(WrappedTransport):
         self.refuse_next = 0
 
     async def open(self, address: str) -> Mailbox | None:
-        # A manager's own task host opens `<owner>/tasks` first; only owner mailboxes are refused here.
+        # A manager's own task host opens `<owner>/tasks`; only owner mailboxes are refused here.
         if self.refuse_next and '/' not in address:
             self.refuse_next -= 1
             self.refused.append(address)
@@ -199,3 +236,42 @@ async def test_an_address_another_owner_holds_is_never_shared(clock: ManualClock
     # A task has no mailbox of its own: its owner's task host routes its messages by task id.
     assert (task_refused, transport.refuse_next) == ([], 2)
     assert [(info.task_id, info.status) for info in manager.tasks()] == [(task.task_id, TaskStatus.COMPLETED)]
+
+
+@pytest.mark.parametrize('taken', [('host',), ('owner', 'host')])
+async def test_a_taken_task_host_address_is_never_shared(clock: ManualClock, taken: tuple[str, ...]) -> None:
+    """Another mailbox holds the address of the manager's own task host (and its owner id): it picks free ones and works."""
+    config = SubAgentConfig(name='researcher', description='Researches', model=FunctionModel(_answer_at_once))
+    transport, tap = new_transport(), Tap()
+    manager = SubAgentManager([config], clock=clock, transport=transport)
+    wanted = manager.owner_id
+    squatted = [{'owner': wanted, 'host': f'{wanted}/tasks'}[name] for name in taken]
+    async with transport:
+        transport.subscribe(tap)
+        for address in squatted:
+            assert await transport.open(address) is not None  # as an owner with the same id, and its host, would
+        async with manager:
+            task = await manager.start('researcher', 'Research X')
+            (info,) = (await manager.wait([task.task_id])).tasks
+
+    assert info.outcome == Completed('done')
+    assert (manager.owner_id == wanted) == ('owner' not in taken)
+    (host,) = {address for address, message in tap.seen if isinstance(message, StartTask)}
+    assert host.startswith(f'{manager.owner_id}/tasks')
+    assert {address for address, _ in tap.seen}.isdisjoint(squatted)
+
+
+async def test_a_manager_whose_host_addresses_are_all_taken_refuses_to_open(clock: ManualClock) -> None:
+    """Every address its own host may take is held: entering raises, and the owner leaves nothing open or running."""
+    config = SubAgentConfig(name='researcher', description='Researches', model=FunctionModel(_answer_at_once))
+    transport = new_transport()
+    manager = SubAgentManager([config], clock=clock, transport=transport)
+    async with transport:
+        for address in [f'{manager.owner_id}/tasks', *(f'{manager.owner_id}/tasks-{n}' for n in range(2, 65))]:
+            assert await transport.open(address) is not None
+        with pytest.raises(
+            RuntimeError, match=rf'^Every task host address under {manager.owner_id!r} is taken on this transport\.$'
+        ):
+            async with manager:
+                pass
+        assert await transport.open(manager.owner_id) is not None  # the owner released its address

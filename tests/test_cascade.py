@@ -160,3 +160,29 @@ async def test_hard_cancel_of_a_task_stops_its_subtree_first(clock: ManualClock)
     assert leaf_end.outcome == Cancelled(
         mode='hard', reason=CancelReason(kind='parent_cancelled', detail='wrong topic'), partial=PartialResult()
     )
+
+
+async def test_a_stuck_subtask_escalates_at_its_shorter_grace_and_its_parent_wraps_up(clock: ManualClock) -> None:
+    """The nested owner's own timer stops a sub-agent that never reads the cascade at `grace * cascade_grace_factor`."""
+    order: list[str] = []
+    leaf_stuck = Gate()
+    leaf = Script([leaf_stuck.block_forever()])
+    middle = Script([call('task', subagent_type='leaf', description='Dig')], on_cancel=wraps_up('middle', order))
+    config = nested('middle', middle, nested('leaf', leaf))
+
+    async with SubAgentManager([config], clock=clock) as manager:
+        task = await manager.start('middle', 'Survey')
+        await leaf_stuck.reached.wait()
+        await manager.soft_cancel(task.task_id, grace_seconds=40)
+        clock.advance(19.9)
+        await anyio.wait_all_tasks_blocked()
+        assert not leaf_stuck.stopped.is_set()
+        clock.advance(0.1)  # the leaf's window (40 x 0.5) has run out on its owner, the middle task's capability
+        (info,) = (await manager.wait([task.task_id])).tasks
+
+    assert leaf_stuck.stopped.is_set() and order == ['middle']
+    assert isinstance(info.outcome, Cancelled) and not info.outcome.escalated
+    assert (info.outcome.mode, info.ended_at) == ('soft', 20.0)
+    assert re.sub(r'-[0-9a-f]{8}\b', '-<id>', str(info.outcome.partial.final_message)) == snapshot(
+        'middle partial <Task cancelled: leaf-<id> (hard, its owner was cancelled; stopped when its 20s grace window ran out; it ended 20.0s after the request). It recorded no checkpoint and sent no final message.>'
+    )

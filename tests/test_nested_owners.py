@@ -18,17 +18,19 @@ from subagents_cancel import (
     Cancelled,
     SubAgentConfig,
     SubAgentManager,
+    SubAgentPolicy,
     TaskContext,
+    TaskInfo,
     TaskStatus,
     current_task,
 )
-from subagents_cancel.messages import SubtasksChanged
+from subagents_cancel.messages import CancelAllReceived, CancelReceived, CancelRequest, SubtasksChanged
 from subagents_cancel.task_context import NestedOwner
 from subagents_cancel.testing import ManualClock
 from subagents_cancel.transport import Transport
 from subagents_cancel.wire import WireMessage
 
-from .helpers import Gate, Script, call, new_transport, researcher, text
+from .helpers import Gate, Script, WrappedTransport, call, new_transport, researcher, text
 
 pytestmark = pytest.mark.anyio
 
@@ -229,6 +231,63 @@ EXPECTED_HARD = [
     'outer settle_task middle',
     'outer hooks_finished middle',
 ]
+
+
+class _HoldsCascadeReceipts(WrappedTransport):
+    """A transport that never delivers `CancelAllReceived`: a task's soft receipt stays held for its cascade."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = anyio.Event()
+
+    def send_nowait(self, address: str, message: WireMessage) -> bool:
+        if isinstance(message, CancelAllReceived):
+            self.holding.set()
+            return True
+        return super().send_nowait(address, message)
+
+
+async def test_a_hard_cancel_is_answered_at_once_while_a_soft_receipt_waits_for_the_cascade(clock: ManualClock) -> None:
+    """A hard cancel reaches a task that holds its soft receipt for the cascade: both receipts go out at once."""
+    outer, inner = _HoldsCascadeReceipts(), new_transport()
+    seen: list[WireMessage] = []
+    outer.subscribe(lambda address, message: seen.append(message))
+    leaf_working = Gate()
+    opener = Opener(leaf_config(Script([leaf_working.block_forever()])), inner)
+    script = Script([call('dig'), text('middle done')])
+    policy = SubAgentPolicy(receipt_wait_seconds=3600)  # the soft cancel returns once its receipt came, not before
+    soft_returned = anyio.Event()
+    stopped: list[TaskInfo] = []
+
+    async with (
+        outer,
+        inner,
+        SubAgentManager([middle(opener, script)], clock=clock, transport=outer, policy=policy) as manager,
+    ):
+        task = await manager.start('middle', 'Survey')
+        await leaf_working.reached.wait()
+
+        async def soft_cancel() -> None:
+            await manager.soft_cancel(task.task_id, grace_seconds=40)
+            soft_returned.set()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(soft_cancel)
+            await outer.holding.wait()  # the nested owner's receipt is held back, so the task holds its own
+            stopped.append(await manager.hard_cancel(task.task_id))
+            await anyio.wait_all_tasks_blocked()
+            group.cancel_scope.cancel()  # a soft cancel still waiting for its receipt fails the test below
+
+    assert soft_returned.is_set()
+    assert [info.status for info in stopped] == [TaskStatus.CANCELLED]
+    modes = {m.message_id: m.mode for m in seen if isinstance(m, CancelRequest) and m.task_id == task.task_id}
+    middle_traffic = [
+        f'{message.kind} {modes[message.correlation_id]}' if isinstance(message, CancelReceived) else message.kind
+        for message in seen
+        if message.task_id == task.task_id and message.kind in ('cancel_received', 'subtasks_ended', 'run_finished')
+    ]
+    assert middle_traffic[:3] == ['cancel_received soft', 'cancel_received hard', 'subtasks_ended']
+    assert middle_traffic[-1] == 'run_finished'
 
 
 async def test_a_nested_owners_task_changes_appear_in_the_enclosing_snapshot(clock: ManualClock) -> None:

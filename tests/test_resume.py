@@ -490,11 +490,6 @@ async def test_two_resumes_of_one_task_in_one_response_start_one_task(clock: Man
     assert len(SubAgentCapability.started_tasks(result.all_messages())) == 2
 
 
-@pytest.mark.xfail(
-    reason='open: a resumed task records its new instructions as its description, and the fallback prompt is built '
-    'from the description, so the fallback never learns the original request (see the review report)',
-    strict=True,
-)
 async def test_the_fallback_of_a_cancelled_resumed_task_is_told_the_original_request(clock: ManualClock) -> None:
     """A resumed task given a fallback and then cancelled: the fallback's prompt names the task's original request."""
     first, second = Gate(), Gate()

@@ -39,7 +39,7 @@ from .resume import Resumes
 from .supervisor import Supervisor, new_owner_id
 from .task_book import TaskBook
 from .task_context import current_task
-from .task_host import TaskHost
+from .task_host import TaskHost, own_host_addresses
 from .telemetry import TaskTelemetry
 from .transport import InProcessTransport, Transport
 from .waiting import WaitFor, WaitResult
@@ -95,7 +95,8 @@ class SubAgentManager:
                 [`InProcessTransport`][subagents_cancel.InProcessTransport] that the manager opens and closes. A
                 transport given here is entered by its caller, around the manager's block.
             host: The address of a [`TaskHost`][subagents_cancel.task_host.TaskHost] already serving on `transport`
-                that runs this owner's tasks; by default the manager runs its own host, in this process.
+                that runs this owner's tasks; by default the manager runs its own host, in this process, at
+                `<owner_id>/tasks` (or the first free `<owner_id>/tasks-<n>`).
 
         Raises:
             ConfigError: no sub-agents, duplicate names, a bad fallback or `default_model`, or a sub-agent
@@ -179,10 +180,16 @@ class SubAgentManager:
             raise ManagerClosed()
         if self._own_transport:
             await self._transport.__aenter__()
+        await self._supervisor.enter()  # the owner's address first: its own host serves under it
         if self._host is not None:
-            await self._host.__aenter__()
-        await self._supervisor.enter()
+            await self._serve_own_host(self._host)
         return self
+
+    async def _serve_own_host(self, host: TaskHost) -> None:
+        if not await host.serve_at(own_host_addresses(self.owner_id)):
+            await self.aclose()
+            raise RuntimeError(f'Every task host address under {self.owner_id!r} is taken on this transport.')
+        self._book.host = host.address
 
     async def _after_quiet(self) -> None:
         """The owner has closed and heard its last report: close its own transport."""

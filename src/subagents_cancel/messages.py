@@ -1,13 +1,14 @@
 """The typed messages that travel on the transport between an owner and its tasks.
 
 To a task (sent to the address of the task host that runs it, with its `task_id`):
-[`CancelRequest`][subagents_cancel.messages.CancelRequest], [`Answer`][subagents_cancel.messages.Answer].
+[`CancelRequest`][subagents_cancel.messages.CancelRequest], [`Answer`][subagents_cancel.messages.Answer],
+[`CancelEscalated`][subagents_cancel.messages.CancelEscalated] (the owner's grace window ran out: stop, as for a
+hard request).
 
 From a task (to its owner's mailbox): [`TaskStarted`][subagents_cancel.messages.TaskStarted],
 [`CancelAcknowledged`][subagents_cancel.messages.CancelAcknowledged],
-[`CancelEscalated`][subagents_cancel.messages.CancelEscalated], [`CancelHeld`][subagents_cancel.messages.CancelHeld],
-[`CancelLost`][subagents_cancel.messages.CancelLost], [`CancelReceived`][subagents_cancel.messages.CancelReceived],
-[`Question`][subagents_cancel.messages.Question],
+[`CancelHeld`][subagents_cancel.messages.CancelHeld], [`CancelLost`][subagents_cancel.messages.CancelLost],
+[`CancelReceived`][subagents_cancel.messages.CancelReceived], [`Question`][subagents_cancel.messages.Question],
 [`QuestionWithdrawn`][subagents_cancel.messages.QuestionWithdrawn],
 [`CheckpointRecorded`][subagents_cancel.messages.CheckpointRecorded],
 [`DeadlineExpired`][subagents_cancel.messages.DeadlineExpired],
@@ -145,7 +146,7 @@ class CancelAcknowledged(_Message):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CancelEscalated(_Message):
-    """The grace window of the soft cancel `correlation_id` expired; the run is being stopped."""
+    """The grace window of the soft cancel `correlation_id` expired on the owner's clock: the run is stopped now."""
 
     kind: Literal['cancel_escalated'] = field(default='cancel_escalated', repr=False)
     correlation_id: str

@@ -81,13 +81,16 @@ class Resumes:
             raise NotResumable(record.task_id, record.status, resumed_by=record.resumed_by)
         cancel_request_id = record.cancel.request_id if record.cancel is not None else None
         history = resumable_history(record.history, cancel_request_id=cancel_request_id)
+        # The new task is for what the old one was for: its description (which a fallback is told) is the original
+        # request, and the parent's instructions are only its run's prompt.
         resumption = self._supervisor.start(
             record.subagent,
-            resume_prompt(instructions, description=record.description, has_history=bool(history)),
+            record.description,
             region=region,
             timeout_seconds=timeout_seconds,
             fallback=fallback,
             history=history,
+            prompt=resume_prompt(instructions, description=record.description, has_history=bool(history)),
         )
         self._book.resumed(record, resumption)
         return resumption

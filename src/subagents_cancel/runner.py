@@ -1,15 +1,17 @@
 """Runs one sub-agent task: waits for a slot, drives the pydantic-ai run, and bridges the transport and the run.
 
-The runner receives [`CancelRequest`][subagents_cancel.messages.CancelRequest] and
-[`Answer`][subagents_cancel.messages.Answer] in its mailbox, and reports what happens to the owner:
-started, question, checkpoint, acknowledgement, escalation, expired deadline, and finally
+The runner receives [`CancelRequest`][subagents_cancel.messages.CancelRequest],
+[`CancelEscalated`][subagents_cancel.messages.CancelEscalated] and [`Answer`][subagents_cancel.messages.Answer] in its
+mailbox, and reports what happens to the owner: started, question, checkpoint, acknowledgement, expired deadline, and
+finally
 [`RunFinished`][subagents_cancel.messages.RunFinished] once nothing of the run is left running.
 
 * A soft cancel reaches the task's own sub-agents first (with a shorter grace window); once they have
   ended, the task is told: an open `ask_parent` question is answered with the request; otherwise the runner
   holds the request and queues it into the live run (`AgentRun.enqueue(..., priority='asap')`) at the run's
   next step that cannot end it: a model request, or the tool calls of a response that is not a final answer.
-  The model reads it at its next request. When the grace window expires first, the runner stops the run.
+  The model reads it at its next request. The grace window is the owner's: when it expires first, the owner sends
+  `CancelEscalated`, and the runner stops the run as for a hard cancel.
 * A hard cancel (or an escalated soft one) stops the task's own sub-agents first, then uses pydantic-ai's
   first-party `AgentRun.cancel()`, which closes the model stream and cancels running tool calls; before
   the run exists, it cancels the runner's own scope.
@@ -265,9 +267,11 @@ class TaskRunner:
     # --- the mailbox ----------------------------------------------------------------------------
 
     def receive(self, message: BusMessage) -> None:
-        """Handle a message sent to the task's mailbox: a cancel request or an answer (anything else is ignored)."""
+        """Handle a message to the task: a cancel request, its escalation, an answer, a cascade's reply."""
         if isinstance(message, CancelRequest):
             self._receive_cancel(message)
+        elif isinstance(message, CancelEscalated):
+            self._escalated()
         elif isinstance(message, Answer):
             self._line.resolve(message.correlation_id, subagent_replies.answered_by_parent(message.text))
         elif isinstance(message, SubtasksEnded):
@@ -305,9 +309,10 @@ class TaskRunner:
                 self._cancel = message
                 if self._timers is not None:  # else `run()` starts the wrap-up when it begins
                     self._start_wrap_up(message)
-        if self._cascade.awaiting_receipts:
+        if message.mode == 'soft' and self._cascade.awaiting_receipts:
             self._held_receipt = receipt  # until the owners inside the task have asked their own tasks to stop
-        else:
+        else:  # a hard request is answered at once: the task is stopping, and a soft receipt held for it goes first
+            self._send_held_receipt()
             self._send(receipt)
 
     def _send_held_receipt(self) -> None:
@@ -326,9 +331,8 @@ class TaskRunner:
         return self._run is not None and self._run.result is not None
 
     def _start_wrap_up(self, request: CancelRequest) -> None:
-        """Stop the task's own sub-agents first, then tell the task; stop it if the grace window runs out."""
+        """Stop the task's own sub-agents first, then tell the task (its owner stops it when the grace runs out)."""
         assert self._timers is not None
-        self._timers.start_soon(self._expire_grace, request)
         owners = self.context.nested_owners
         if not owners:
             self._tell(request, subtasks_stopped=False)
@@ -351,13 +355,13 @@ class TaskRunner:
         if self._preemption is not None:
             self._preemption.interrupt_steps()  # the steps in flight end now, and the next step queues the request
 
-    async def _expire_grace(self, request: CancelRequest) -> None:
-        await sleep_until(self._clock, request.sent_at + request.grace_seconds)
+    def _escalated(self) -> None:
+        """The owner's grace window ran out before the task ended: the request will not reach the model now; stop."""
+        if self._cancel is None:  # the soft request never arrived (its reason only gives the cascade a detail)
+            self._stop(CancelReason(kind='parent_cancelled'))
+            return
         self._delivery.handle(DeliveryEvent.ESCALATE)
-        self._send(
-            CancelEscalated(task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=request.message_id)
-        )
-        self._stop(request.reason)
+        self._stop(self._cancel.reason)
 
     async def _expire_deadline(self, deadline: float) -> None:
         await sleep_until(self._clock, deadline)

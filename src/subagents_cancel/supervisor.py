@@ -139,6 +139,7 @@ class Supervisor:
         self._cancels.request_each(self._book.records.active(), 'hard', reason, 0.0)
         self.teardown_deadline = self._clock.now() + self._policy.teardown_seconds
         await self._join(self.teardown_deadline)
+        await self._book.aclose()
         self.phase = 'closed'
         if self._enclosing is not None:
             await self._enclosing.aclose()
@@ -179,8 +180,12 @@ class Supervisor:
         timeout_seconds: float | None,
         fallback: str | None,
         history: tuple[ModelMessage, ...] = (),
+        prompt: str | None = None,
     ) -> TaskRecord:
-        """Check where and what may start, then launch the task (see `SubAgentManager.start`) from `history`."""
+        """Check where and what may start, then launch the task (see `SubAgentManager.start`) from `history`.
+
+        `description` is what the task is for (its record keeps it); `prompt`, the run's prompt if it is not that.
+        """
         if self.phase != 'open':
             raise ManagerClosed()
         config = self._config(subagent)
@@ -198,6 +203,7 @@ class Supervisor:
             timeout_seconds=self._defaults.timeout_seconds(config.name, timeout_seconds),
             fallback=self._defaults.fallback(config.name, fallback),
             history=history,
+            prompt=prompt,
         )
 
     async def follow(self, record: TaskRecord) -> TaskRecord:
@@ -226,6 +232,7 @@ class Supervisor:
         fallback: str | None = None,
         fallback_for: TaskId | None = None,
         history: tuple[ModelMessage, ...] = (),
+        prompt: str | None = None,
     ) -> TaskRecord:
         now = self._clock.now()
         self._book.forget_past_keeping()
@@ -246,7 +253,7 @@ class Supervisor:
             task_id=record.task_id,
             sent_at=now,
             subagent=config.name,
-            prompt=description,
+            prompt=description if prompt is None else prompt,
             owner_address=self._book.address,
             root_id=record.root_id,
             parent_task_id=record.parent_task_id,

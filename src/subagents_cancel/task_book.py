@@ -3,9 +3,10 @@
 Every report from a task (and from the host that runs it) arrives at `TaskBook.receive`; every change to a record
 (a transition through `TaskRecord.apply`, a cancel request and what became of it, an unresponsive mark, hooks done,
 lingering threads, a fallback) is made by a method of the book, which then wakes the waiters and announces the
-change. Every message the owner sends goes through `TaskBook._send`: to the task host, or to its own address for
-observers. The rest of the owner reads records (through `records`) and asks the book to change them;
-`tests/test_record_writers.py` checks that nothing else writes them.
+change. A soft cancel's grace window ends on the owner's clock (`grace_windows`); if the task has not ended by then,
+the book escalates the cancel. Every message the owner sends goes through `TaskBook._send`: to the task host, or to
+its own address for observers. The rest of the owner reads records (through `records`) and asks the book to change
+them; `tests/test_record_writers.py` checks that nothing else writes them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .arrivals import Arrivals
 from .clock import Clock
 from .config import SubAgentPolicy
 from .defaults import Defaults
+from .grace_windows import GraceWindows
 from .messages import (
     Answer,
     CancelAcknowledged,
@@ -46,6 +48,7 @@ from .messages import (
     TaskUnresponsive,
     ThreadsFinished,
 )
+from .receipts import Receipts
 from .regions import RegionCancel
 from .registry import Registry, TaskRecord
 from .results import CancelInfo, TaskInfo
@@ -93,10 +96,10 @@ class TaskBook:
         self._arrivals = arrivals
         self._deadline_cancel: CancelMode = policy.deadline_cancel
         self._waiters = Waiters(clock)
-        self._receipts: dict[TaskId, anyio.Event] = {}
-        """The latest cancel request of each task whose receipt has not come yet."""
+        self._receipts = Receipts()
         self._hooks: dict[TaskId, anyio.Event] = {}
         """Set once the task's hook has run, for whoever waits for that."""
+        self._graces = GraceWindows(clock)
         self._subtasks: dict[TaskId, dict[str, tuple[TaskInfo, ...]]] = {}
         """Per task still running, the latest tasks of each owner opened inside it (from `SubtasksChanged`)."""
         self._ended: _Listener = _ignore
@@ -171,6 +174,7 @@ class TaskBook:
             return
         if record.status.is_terminal:
             self._subtasks.pop(record.task_id, None)
+            self._graces.end(record.task_id)
             self.records.settle(record)
             self._after_end(record)
         self._send(self.address, StatusChanged(task_id=record.task_id, sent_at=at, old=old, new=record.state))
@@ -214,25 +218,37 @@ class TaskBook:
         if record.state == old:
             self._changed(record)  # no transition reported it, but the cancel it shows has changed
         if started and not record.status.is_terminal:  # a PENDING task ends here, on the owner's side
-            self._receipts[record.task_id] = anyio.Event()
+            self._receipts.expect(record.task_id, request.message_id)
             self._send(self.host, request)
+            if mode == 'soft':  # its grace window ends on the owner's clock, whether the task heard the request or not
+                self._graces.open(record.task_id, now + grace, lambda: self._escalate(record))
+
+    def _escalate(self, record: TaskRecord) -> None:
+        """The grace window of the task's soft cancel ran out before it ended: record it, and tell the task to stop.
+
+        `CancelEscalated` goes to the task's host, which stops the run as for a hard request (the task's span notes
+        the escalation there, and every observer sees it).
+        """
+        cancel = record.cancel
+        assert cancel is not None  # the window opened with the soft request, and is ended when the task ends
+        now = self._clock.now()
+        record.cancel = dataclasses.replace(cancel, mode='hard', escalated_at=now)
+        self._send(self.host, CancelEscalated(task_id=record.task_id, sent_at=now, correlation_id=cancel.request_id))
+        self._notify(record)
+
+    async def aclose(self) -> None:
+        """Stop the grace timers, once the closing owner has hard-cancelled its tasks: it escalates nothing more."""
+        await self._graces.aclose()
 
     async def receipt(self, record: TaskRecord) -> None:
-        """Wait until the task has given the receipt of its latest cancel request, or has ended (unbounded)."""
-        receipt = self._receipts.get(record.task_id)
-        if receipt is not None:
-            await receipt.wait()
+        """Wait until the task has given the receipts of the cancel requests sent so far, or has ended (unbounded)."""
+        await self._receipts.wait(record.task_id)
 
     async def hooks_finished(self, records: Sequence[TaskRecord]) -> None:
         """Wait until each of the ended `records` has had its hook run (by the host, which reports it)."""
         for record in records:
             if record.status.is_terminal and not record.hooks_done:
                 await self._hooks.setdefault(record.task_id, anyio.Event()).wait()
-
-    def _received(self, task_id: TaskId) -> None:
-        receipt = self._receipts.pop(task_id, None)
-        if receipt is not None:
-            receipt.set()
 
     def start(self, record: TaskRecord, start: StartTask) -> None:
         """Start the task: move it to RUNNING and send `start` to the host."""
@@ -304,7 +320,7 @@ class TaskBook:
             self._cancel_all(message)  # from the task this owner was opened in, whose cancel cascades
             return
         if isinstance(message, CancelReceived | CancelHeld | CancelLost | RunFinished):
-            self._received(message.task_id)
+            self._receipts.received(message)
         if (record := self._reported_task(message)) is not None:
             self._apply_report(record, message)
 
@@ -318,7 +334,7 @@ class TaskBook:
             case CheckpointRecorded(checkpoint=checkpoint):
                 record.checkpoints.append(checkpoint)
                 self._notify(record)
-            case CancelAcknowledged() | CancelEscalated() | CancelHeld() | CancelLost() if record.cancel is not None:
+            case CancelAcknowledged() | CancelHeld() | CancelLost() if record.cancel is not None:
                 self._on_cancel_report(record, message)
             case RunFinished():
                 self._finish(record, message)
@@ -341,16 +357,12 @@ class TaskBook:
             return None  # our own announcements, for observers; requests for tasks sent here by mistake
         return self.records.find(message.task_id)  # `None`: a sender on a shared transport used the wrong address
 
-    def _on_cancel_report(
-        self, record: TaskRecord, message: CancelAcknowledged | CancelEscalated | CancelHeld | CancelLost
-    ) -> None:
-        """What became of the task's cancel request: the sub-agent read it, it escalated, it waits, or it lost."""
+    def _on_cancel_report(self, record: TaskRecord, message: CancelAcknowledged | CancelHeld | CancelLost) -> None:
+        """What became of the task's cancel request: the sub-agent read it, it waits, or it lost."""
         assert record.cancel is not None
         match message:
             case CancelAcknowledged():
                 record.cancel = dataclasses.replace(record.cancel, acknowledged_at=message.sent_at)
-            case CancelEscalated():
-                record.cancel = dataclasses.replace(record.cancel, mode='hard', escalated_at=message.sent_at)
             case CancelHeld():
                 record.cancel = dataclasses.replace(record.cancel, held_at=message.sent_at)
             case CancelLost(ending=ending):

@@ -6,7 +6,8 @@ message by its `task_id`:
 
 * [`StartTask`][subagents_cancel.wire.StartTask] starts a [`TaskRunner`][subagents_cancel.runner.TaskRunner] in
   an asyncio task of the host's own, with the host's sync-tool pool;
-* [`CancelRequest`][subagents_cancel.messages.CancelRequest] and [`Answer`][subagents_cancel.messages.Answer] go to
+* [`CancelRequest`][subagents_cancel.messages.CancelRequest],
+  [`CancelEscalated`][subagents_cancel.messages.CancelEscalated] and [`Answer`][subagents_cancel.messages.Answer] go to
   that task's runner (`receive`, synchronously, so the order of one owner's messages holds); a cancel request
   that comes after the runner has left gets its receipt from the host (`CancelLost` with the run's ending, or
   `CancelReceived` for a run that had stopped), so an owner waiting for it is not kept waiting;
@@ -27,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -44,6 +45,7 @@ from .messages import (
     Answer,
     BusMessage,
     CancelAllReceived,
+    CancelEscalated,
     CancelLost,
     CancelReceived,
     CancelRequest,
@@ -59,9 +61,22 @@ from .tool_threads import SyncToolPool
 from .transport import Mailbox, Transport
 from .wire import HooksFinished, SettleTask, StartTask, WireMessage
 
-__all__ = ('TaskHost',)
+__all__ = ('TaskHost', 'own_host_addresses')
 
 _log = logging.getLogger('subagents_cancel')
+
+_OWN_HOST_ATTEMPTS = 64
+"""Addresses an owner's own host tries: another mailbox under the owner's address is rare, 64 in a row a bug."""
+
+
+def own_host_addresses(owner_address: str) -> Iterator[str]:
+    """Where the task host that an owner runs for itself may serve: `<owner>/tasks`, then `<owner>/tasks-2`, ….
+
+    The owner holds `owner_address`, so nobody else should hold these; a mailbox that does is passed over.
+    """
+    yield f'{owner_address}/tasks'
+    for number in range(2, _OWN_HOST_ATTEMPTS + 1):
+        yield f'{owner_address}/tasks-{number}'
 
 
 async def _settled_by_the_host(context: TaskContext) -> None:
@@ -134,16 +149,29 @@ class TaskHost:
         Raises:
             RuntimeError: another mailbox has the host's address.
         """
-        mailbox = await self._transport.open(self.address)
-        if mailbox is None:
+        if not await self.serve_at((self.address,)):
             raise RuntimeError(f'The address {self.address!r} is taken on this transport; give the host another.')
+        return self
+
+    async def serve_at(self, addresses: Iterable[str]) -> bool:
+        """Open the host's mailbox at the first free one of `addresses`, which becomes its `address`, and read it.
+
+        Use it instead of `async with` (and leave with `aclose`). Returns `False`, with nothing opened, if every one
+        of `addresses` was taken.
+        """
+        for address in addresses:
+            if (mailbox := await self._transport.open(address)) is not None:
+                break
+        else:
+            return False
+        self.address = address
         self._pool = SyncToolPool(
             self._policy.sync_tool_threads,
             max_lingering=self._policy.max_lingering_threads,
             name=f'{self.address}-tool',
         )
         self._loop = asyncio.get_running_loop().create_task(self._read(mailbox), name=f'task host {self.address}')
-        return self
+        return True
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
@@ -189,7 +217,7 @@ class TaskHost:
         match message:
             case StartTask():
                 self._start(message)
-            case CancelRequest() | Answer() | SubtasksEnded() | CancelAllReceived():
+            case CancelRequest() | CancelEscalated() | Answer() | SubtasksEnded() | CancelAllReceived():
                 if (runner := self._routes.get(message.task_id)) is not None:
                     runner.receive(message)
                 elif isinstance(message, CancelRequest):
