@@ -9,8 +9,9 @@ or never ran). The same figures are recorded as OpenTelemetry metrics (see the t
 
 **A window, not a history.** The counts and token sums cover every task the owner has seen end, but only the
 most recent [`RECENT_CANCELLED_RUNS`][subagents_cancel.metrics.RECENT_CANCELLED_RUNS] cancelled runs of each
-sub-agent are kept one by one, so a long-lived owner's figures take bounded memory. The response-time
-percentiles are exact over that window, and blind to what came before it. Regions are bounded twice: only the
+sub-agent (and of the owner as a whole) are kept one by one, so a long-lived owner's figures take bounded
+memory. The response-time percentiles are exact over that window, and blind to what came before it. Regions are
+bounded twice: only the
 [`REGIONS_KEPT`][subagents_cancel.metrics.REGIONS_KEPT] regions whose tasks ended most recently have figures (an
 owner that names a region per request would otherwise grow without end), each with its
 [`RECENT_REGION_RUNS`][subagents_cancel.metrics.RECENT_REGION_RUNS] most recent cancelled runs.
@@ -344,10 +345,14 @@ class MetricsCollector:
         counts = self._regions[region] = _Counts.keeping(RECENT_REGION_RUNS)
         return counts
 
+    def owner(self) -> TaskFigures:
+        """The figures of all the owner's tasks that have ended so far."""
+        return TaskFigures(**self._owner.fields())
+
     def summary(self, *, unresponsive: int = 0) -> CancelMetrics:
         """The figures of the tasks that have ended so far; `unresponsive` is the current orphan count."""
         return CancelMetrics(
-            owner=TaskFigures(**self._owner.fields()),
+            owner=self.owner(),
             subagents=tuple(tally.figures(name) for name, tally in self._tallies.items()),
             regions=tuple(RegionMetrics(region=name, **counts.fields()) for name, counts in self._regions.items()),
             regions_dropped=self._regions_dropped,

@@ -311,7 +311,7 @@ class TaskTelemetry:
 
     def owner_closed(self) -> None:
         """Record the owner's own cancel rate and orphaned share, once, as it closes (when they are defined)."""
-        owner = self.summary().owner
+        owner = self._collector.owner()
         if owner.cancel_rate is not None:
             _OWNER_CANCEL_RATE.record(owner.cancel_rate)
         if owner.orphaned_share is not None:
