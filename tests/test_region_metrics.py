@@ -16,6 +16,7 @@ from logfire.testing import CaptureLogfire
 from pydantic_ai import Agent
 
 from subagents_cancel import SubAgentCapability, SubAgentConfig, SubAgentManager, SubAgentPolicy, TaskInfo
+from subagents_cancel.config import CleanupHook
 from subagents_cancel.metrics import REGIONS_KEPT, Durations
 from subagents_cancel.testing import ManualClock
 
@@ -41,7 +42,7 @@ class Hooks:
         await anyio.sleep_forever()
 
 
-def held(name: str, cleanup: Any) -> tuple[SubAgentConfig, Gate]:
+def held(name: str, cleanup: CleanupHook) -> tuple[SubAgentConfig, Gate]:
     """A sub-agent whose first step is held at a gate; it wraps up at once when told to stop."""
     gate = Gate()
     script = Script([gate.hold(call('checkpoint', completed=['step 1']))], on_cancel=text(f'{name}: partial'))

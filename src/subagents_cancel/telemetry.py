@@ -142,7 +142,7 @@ class _TaskTrace:
     request: CancelRequest | None = None
     """The first cancel request."""
     usage_after_request: RunUsage | None = None
-    ended: bool = False
+    end_counted: bool = False
     """Its end has been counted (the owner sees its own announcement of it twice: as it sends and as it reads it)."""
     cancelled: CancelledRun | None = None
     """Its figures, once it has ended cancelled and until its cleanup hook has reported."""
@@ -263,7 +263,7 @@ class TaskTelemetry:
                 _UNRESPONSIVE.add(1, {'subagent': subagent})
             case RunFinished(usage_after_cancel=usage_after):
                 task_trace.usage_after_request = usage_after
-            case StatusChanged(new=new) if new.status.is_terminal and not task_trace.ended:
+            case StatusChanged(new=new) if new.status.is_terminal and not task_trace.end_counted:
                 self._task_ended(self._lookup(message.task_id), task_trace)
             case HooksFinished(cleanup_error=error):
                 task_trace.cleanup_failed = error is not None
@@ -272,7 +272,7 @@ class TaskTelemetry:
                 pass
 
     def _task_ended(self, task: TaskInfo, task_trace: _TaskTrace) -> None:
-        task_trace.ended = True
+        task_trace.end_counted = True
         _FINISHED.add(1, {'subagent': task.subagent, 'status': task.status.name})
         if task.region is not None:
             _REGION_FINISHED.add(1, {'region': task.region, 'status': task.status.name})
