@@ -7,6 +7,7 @@ with its `capfire` fixture).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, cast
 
 import anyio
@@ -15,7 +16,14 @@ from inline_snapshot import snapshot
 from logfire.testing import CaptureLogfire
 from pydantic_ai import Agent
 
-from subagents_cancel import SubAgentCapability, SubAgentConfig, SubAgentManager, SubAgentPolicy, TaskInfo
+from subagents_cancel import (
+    SubAgentCapability,
+    SubAgentConfig,
+    SubAgentManager,
+    SubAgentPolicy,
+    TaskInfo,
+    current_task,
+)
 from subagents_cancel.config import CleanupHook
 from subagents_cancel.metrics import REGIONS_KEPT, Durations
 from subagents_cancel.testing import ManualClock
@@ -197,3 +205,30 @@ async def test_an_owner_records_its_cancel_rate_when_it_closes(capfire: CaptureL
     metrics = capfire.get_collected_metrics()
     assert sums(metrics, 'subagents.owner.cancel_rate') == {(): 0.5}
     assert sums(metrics, 'subagents.owner.orphaned_share') == {(): 1.0}
+
+
+async def test_a_completed_task_whose_promote_hook_fails_is_not_orphaned(clock: ManualClock) -> None:
+    """Only a cancelled task leaves orphaned side effects: a completed one's failed promote is its `cleanup_error`."""
+
+    def write(name: str) -> str:
+        """Stage a file of the report."""
+        task = current_task()
+        assert task is not None
+        (task.scratch_dir / name).write_text('# Q3')
+        return f'wrote {name}'
+
+    async def promote(info: TaskInfo, scratch: Path) -> None:
+        raise OSError('the publishing share is read-only')
+
+    script = Script([call('write', name='report.md'), text('Report written.')])
+    writer = SubAgentConfig(
+        name='writer', description='Writes', agent=Agent(script.model, tools=[write]), promote=promote
+    )
+    async with SubAgentManager([writer], clock=clock) as manager:
+        info = await manager.run('writer', 'Write the report', region='writing')
+        figures = manager.metrics()
+
+    assert manager.get(info.task_id).cleanup_error == 'its hook raised OSError'
+    writing = figures.region('writing')
+    assert (writing.completed, writing.orphaned, writing.orphaned_share) == (1, 0, None)
+    assert (figures.owner.orphaned, figures.of('writer').orphaned) == (0, 0)
