@@ -169,6 +169,37 @@ async def test_the_cancel_figures_are_tables(clock: ManualClock) -> None:
     )
 
 
+async def test_the_cancel_figures_show_each_region_and_the_orphaned_side_effects(clock: ManualClock) -> None:
+    """With regions, a table per region (and all tasks), and a line for cancelled tasks whose cleanup failed."""
+
+    async def cleanup(info: TaskInfo) -> None:
+        raise OSError('the staging bucket is unreachable')
+
+    working = Gate()
+    configs = [
+        SubAgentConfig(name='market', description='Sizes markets', model=Script([text('Market: 6 bn EUR')]).model),
+        SubAgentConfig(
+            name='rivals', description='Studies rivals', model=Script([working.block_forever()]).model, cleanup=cleanup
+        ),
+    ]
+    async with SubAgentManager(configs, clock=clock) as manager:
+        await manager.run('market', 'Size the market', region='research')
+        rivals = await manager.start('rivals', 'Compare rivals', region='research')
+        await working.reached.wait()
+        await manager.hard_cancel_region('research')
+        await manager.wait([rivals.task_id])
+        metrics = manager.metrics()
+
+    rendered = stable(html(metrics), rivals)
+    regions = rendered[rendered.index('<table><tr><th>region</th>') : rendered.index('<table><tr><th>task</th>')]
+    assert regions == snapshot(
+        '<table><tr><th>region</th><th>completed</th><th>failed</th><th>cancelled</th><th>cancel rate</th><th>p50 stop (soft)</th><th>p50 stop (hard)</th><th>orphaned side effects</th></tr><tr><td>research</td><td>1</td><td>0</td><td>1</td><td>50%</td><td>-</td><td>0.00 s</td><td>1 (100%)</td></tr><tr><td><i>all tasks</i></td><td>1</td><td>0</td><td>1</td><td>50%</td><td>-</td><td>0.00 s</td><td>1 (100%)</td></tr></table>'
+    )
+    assert rendered[rendered.index('<p>orphaned') :] == snapshot(
+        '<p>orphaned side effects (cleanup failed): 1 (100%) of the cancelled tasks</p><p>unresponsive (orphans): 0</p></div>'
+    )
+
+
 async def test_the_task_tree_shows_each_task_on_one_line(clock: ManualClock) -> None:
     """`tasks_html` draws every task with its status, checkpoints and cancel, ready for a live view."""
     working = Gate()

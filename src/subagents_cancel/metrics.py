@@ -3,13 +3,18 @@
 [`SubAgentManager.metrics()`][subagents_cancel.SubAgentManager.metrics] returns a
 [`CancelMetrics`][subagents_cancel.CancelMetrics]: for each sub-agent, how its tasks ended, how fast cancelled
 tasks read the request and stopped, what cancelled runs consumed (in all, and after the request), and an
-estimate of what cancelling saved. The same figures are recorded as OpenTelemetry metrics (see the telemetry
-guide).
+estimate of what cancelling saved; the same counts and response times for each cancel region and for the owner
+as a whole; and how many cancelled tasks left *orphaned side effects* (their cleanup hook raised, ran out of time,
+or never ran). The same figures are recorded as OpenTelemetry metrics (see the telemetry guide).
 
 **A window, not a history.** The counts and token sums cover every task the owner has seen end, but only the
 most recent [`RECENT_CANCELLED_RUNS`][subagents_cancel.metrics.RECENT_CANCELLED_RUNS] cancelled runs of each
-sub-agent are kept one by one, so a long-lived owner's figures take bounded memory. The response-time
-percentiles are exact over that window, and blind to what came before it.
+sub-agent (and of the owner as a whole) are kept one by one, so a long-lived owner's figures take bounded
+memory. The response-time percentiles are exact over that window, and blind to what came before it. Regions are
+bounded twice: only the
+[`REGIONS_KEPT`][subagents_cancel.metrics.REGIONS_KEPT] regions whose tasks ended most recently have figures (an
+owner that names a region per request would otherwise grow without end), each with its
+[`RECENT_REGION_RUNS`][subagents_cancel.metrics.RECENT_REGION_RUNS] most recent cancelled runs.
 
 **Tokens saved** is an estimate: the mean tokens of the sub-agent's completed runs that the owner had seen
 when the cancelled run ended, minus the tokens the cancelled run consumed, and never below 0. It is `None`
@@ -19,9 +24,10 @@ until the owner has seen a completed run of that sub-agent.
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from pydantic_ai import RunUsage
 
@@ -30,10 +36,26 @@ from .notebook_view import metrics_html
 from .results import TaskInfo
 from .states import TaskStatus
 
-__all__ = ('RECENT_CANCELLED_RUNS', 'CancelMetrics', 'CancelledRun', 'Durations', 'MetricsCollector', 'SubAgentMetrics')
+__all__ = (
+    'RECENT_CANCELLED_RUNS',
+    'RECENT_REGION_RUNS',
+    'REGIONS_KEPT',
+    'CancelMetrics',
+    'CancelledRun',
+    'Durations',
+    'MetricsCollector',
+    'RegionMetrics',
+    'SubAgentMetrics',
+    'TaskFigures',
+)
 
 RECENT_CANCELLED_RUNS = 1_000
-"""How many cancelled runs of each sub-agent are kept one by one (about 300 bytes each), newest last."""
+"""How many cancelled runs of each sub-agent, and of the owner as a whole, are kept one by one (about 300 bytes
+each), newest last."""
+REGIONS_KEPT = 100
+"""How many regions have figures: those whose tasks ended most recently. The least recent is dropped for a new one."""
+RECENT_REGION_RUNS = 100
+"""How many cancelled runs of each kept region are kept one by one (so at most about 3 MB for all regions)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,37 +112,39 @@ class CancelledRun:
     """Model responses received after the request."""
     tokens_saved: int | None
     """The estimate described in the module docstring; `None` without a completed run to compare with."""
+    region: str | None = None
+    """The cancel region of the task, if it had one."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SubAgentMetrics:
-    """The figures of one sub-agent's tasks that have ended."""
+class TaskFigures:
+    """How a set of tasks ended, how fast the cancelled ones stopped, and which left side effects behind."""
 
-    subagent: str
     completed: int = 0
     failed: int = 0
     cancelled: int = 0
-    """How many of its tasks were cancelled."""
+    """How many of the tasks were cancelled."""
+    orphaned: int = 0
+    """How many cancelled tasks left orphaned side effects: their cleanup hook raised, ran longer than the policy's
+    `hook_seconds`, or never ran (their task host had closed). Counted once the hook has reported, an instant after
+    the task ended."""
     cancelled_runs: tuple[CancelledRun, ...] = ()
-    """Its most recent cancelled runs, oldest first: all of them up to `RECENT_CANCELLED_RUNS`, then that many."""
-    typical_tokens: float | None = None
-    """The mean tokens of its completed runs; `None` before the first one."""
-    tokens_consumed: int = 0
-    """Tokens its cancelled runs consumed in all."""
-    tokens_after_request: int = 0
-    """Tokens its cancelled runs consumed after the request."""
-    tokens_saved: int | None = None
-    """The sum of the estimates that are known (see the module docstring); `None` when none is."""
+    """The most recent cancelled runs, oldest first (see the module docstring for how many are kept)."""
 
     @property
     def finished(self) -> int:
-        """How many of its tasks have ended, whatever their status."""
+        """How many of the tasks have ended, whatever their status."""
         return self.completed + self.failed + self.cancelled
 
     @property
     def cancel_rate(self) -> float | None:
         """Cancelled tasks as a share of finished ones, from 0 to 1; `None` before any has finished."""
         return self.cancelled / self.finished if self.finished else None
+
+    @property
+    def orphaned_share(self) -> float | None:
+        """Orphaned tasks as a share of cancelled ones, from 0 to 1; `None` before any was cancelled."""
+        return self.orphaned / self.cancelled if self.cancelled else None
 
     def acknowledge_times(self, mode: CancelMode = 'soft') -> Durations:
         """How long the recent cancelled tasks took to read a request of `mode` (only those that read it)."""
@@ -136,11 +160,40 @@ class SubAgentMetrics:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CancelMetrics:
-    """The cancel figures of one owner's tasks, per sub-agent, as of when it was taken."""
+class SubAgentMetrics(TaskFigures):
+    """The figures of one sub-agent's tasks that have ended."""
 
+    subagent: str
+    typical_tokens: float | None = None
+    """The mean tokens of its completed runs; `None` before the first one."""
+    tokens_consumed: int = 0
+    """Tokens its cancelled runs consumed in all."""
+    tokens_after_request: int = 0
+    """Tokens its cancelled runs consumed after the request."""
+    tokens_saved: int | None = None
+    """The sum of the estimates that are known (see the module docstring); `None` when none is."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegionMetrics(TaskFigures):
+    """The figures of the ended tasks started in one cancel region (by its exact name: not those of its sub-regions)."""
+
+    region: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelMetrics:
+    """The cancel figures of one owner's tasks, in all, per sub-agent and per region, as of when it was taken."""
+
+    owner: TaskFigures = TaskFigures()
+    """The figures of all the owner's tasks (for a parent run: of one request)."""
     subagents: tuple[SubAgentMetrics, ...] = ()
     """One entry per sub-agent with a finished task, in the order their first task finished."""
+    regions: tuple[RegionMetrics, ...] = ()
+    """One entry per region with a finished task, the region whose task ended least recently first; at most
+    [`REGIONS_KEPT`][subagents_cancel.metrics.REGIONS_KEPT]."""
+    regions_dropped: int = 0
+    """How many regions lost their figures to more recent ones (their tasks still count in `owner`)."""
     unresponsive: int = 0
     """Tasks a hard cancel gave up waiting for that have still not stopped (orphans)."""
 
@@ -149,6 +202,10 @@ class CancelMetrics:
         return next(
             (entry for entry in self.subagents if entry.subagent == subagent), SubAgentMetrics(subagent=subagent)
         )
+
+    def region(self, region: str) -> RegionMetrics:
+        """The figures of `region`; all zero when none of its tasks has finished, or its figures were dropped."""
+        return next((entry for entry in self.regions if entry.region == region), RegionMetrics(region=region))
 
     @property
     def cancelled_runs(self) -> tuple[CancelledRun, ...]:
@@ -159,36 +216,93 @@ class CancelMetrics:
         return metrics_html(self)
 
 
+class _CountFields(TypedDict):
+    completed: int
+    failed: int
+    cancelled: int
+    orphaned: int
+    cancelled_runs: tuple[CancelledRun, ...]
+
+
 @dataclass(slots=True)
-class _Tally:
+class _Counts:
+    """How a set of tasks ended so far, with a window of its recent cancelled runs."""
+
+    recent: deque[CancelledRun]
     completed: int = 0
-    completed_tokens: int = 0
-    """The tokens of its completed runs, summed."""
     failed: int = 0
     cancelled: int = 0
-    recent: deque[CancelledRun] = field(default_factory=lambda: deque[CancelledRun](maxlen=RECENT_CANCELLED_RUNS))
+    orphaned: int = 0
+
+    @classmethod
+    def keeping(cls, runs: int) -> _Counts:
+        return cls(deque[CancelledRun](maxlen=runs))
+
+    def count(self, status: TaskStatus, run: CancelledRun | None) -> None:
+        if run is not None:
+            self.cancelled += 1
+            self.recent.append(run)
+        elif status is TaskStatus.COMPLETED:
+            self.completed += 1
+        else:
+            self.failed += 1
+
+    def fields(self) -> _CountFields:
+        return _CountFields(
+            completed=self.completed,
+            failed=self.failed,
+            cancelled=self.cancelled,
+            orphaned=self.orphaned,
+            cancelled_runs=tuple(self.recent),
+        )
+
+
+@dataclass(slots=True)
+class _Tally:
+    """A sub-agent's counts, with what its runs consumed."""
+
+    counts: _Counts = field(default_factory=lambda: _Counts.keeping(RECENT_CANCELLED_RUNS))
+    completed_tokens: int = 0
+    """The tokens of its completed runs, summed."""
     tokens_consumed: int = 0
     tokens_after_request: int = 0
     tokens_saved: int | None = None
 
-    def add_cancelled(self, run: CancelledRun) -> None:
-        self.cancelled += 1
-        self.recent.append(run)
-        self.tokens_consumed += run.tokens
-        self.tokens_after_request += run.tokens_after_request
-        if run.tokens_saved is not None:
-            self.tokens_saved = (self.tokens_saved or 0) + run.tokens_saved
+    def add(self, task: TaskInfo, run: CancelledRun | None) -> None:
+        self.counts.count(task.status, run)
+        if task.status is TaskStatus.COMPLETED:
+            self.completed_tokens += (task.usage or RunUsage()).total_tokens
+        if run is not None:
+            self.tokens_consumed += run.tokens
+            self.tokens_after_request += run.tokens_after_request
+            if run.tokens_saved is not None:
+                self.tokens_saved = (self.tokens_saved or 0) + run.tokens_saved
 
     @property
     def typical_tokens(self) -> float | None:
-        return self.completed_tokens / self.completed if self.completed else None
+        completed = self.counts.completed
+        return self.completed_tokens / completed if completed else None
+
+    def figures(self, subagent: str) -> SubAgentMetrics:
+        return SubAgentMetrics(
+            subagent=subagent,
+            **self.counts.fields(),
+            typical_tokens=self.typical_tokens,
+            tokens_consumed=self.tokens_consumed,
+            tokens_after_request=self.tokens_after_request,
+            tokens_saved=self.tokens_saved,
+        )
 
 
 class MetricsCollector:
     """Adds up an owner's tasks as they end; `summary()` gives the figures so far."""
 
     def __init__(self) -> None:
+        self._owner = _Counts.keeping(RECENT_CANCELLED_RUNS)
         self._tallies: dict[str, _Tally] = {}
+        self._regions: OrderedDict[str, _Counts] = OrderedDict()
+        """The kept regions, the one whose task ended least recently first."""
+        self._regions_dropped = 0
 
     def task_ended(
         self, task: TaskInfo, *, requested_mode: CancelMode | None, usage_after_request: RunUsage | None
@@ -201,35 +315,47 @@ class MetricsCollector:
             usage_after_request: The usage of the responses its run received after that request.
         """
         tally = self._tallies.setdefault(task.subagent, _Tally())
-        match task.status:
-            case TaskStatus.COMPLETED:
-                tally.completed += 1
-                tally.completed_tokens += (task.usage or RunUsage()).total_tokens
-            case TaskStatus.FAILED:
-                tally.failed += 1
-            case _:
-                run = _cancelled_run(task, requested_mode, usage_after_request or RunUsage(), tally.typical_tokens)
-                tally.add_cancelled(run)
-                return run
-        return None
+        run = (
+            _cancelled_run(task, requested_mode, usage_after_request or RunUsage(), tally.typical_tokens)
+            if task.status is TaskStatus.CANCELLED
+            else None
+        )
+        tally.add(task, run)
+        self._owner.count(task.status, run)
+        if task.region is not None:
+            self._region(task.region).count(task.status, run)
+        return run
+
+    def cleanup_failed(self, run: CancelledRun) -> None:
+        """Count the cancelled run `run` as orphaned: its cleanup hook raised, ran out of time or never ran."""
+        self._owner.orphaned += 1
+        self._tallies[run.subagent].counts.orphaned += 1
+        if run.region is not None and (region := self._regions.get(run.region)) is not None:
+            region.orphaned += 1  # unless its region was dropped meanwhile, with its cancelled count
+
+    def _region(self, region: str) -> _Counts:
+        """The counts of `region`, now the most recent; a new region drops the least recent past `REGIONS_KEPT`."""
+        counts = self._regions.get(region)
+        if counts is not None:
+            self._regions.move_to_end(region)
+            return counts
+        if len(self._regions) >= REGIONS_KEPT:
+            self._regions.popitem(last=False)
+            self._regions_dropped += 1
+        counts = self._regions[region] = _Counts.keeping(RECENT_REGION_RUNS)
+        return counts
+
+    def owner(self) -> TaskFigures:
+        """The figures of all the owner's tasks that have ended so far."""
+        return TaskFigures(**self._owner.fields())
 
     def summary(self, *, unresponsive: int = 0) -> CancelMetrics:
         """The figures of the tasks that have ended so far; `unresponsive` is the current orphan count."""
         return CancelMetrics(
-            subagents=tuple(
-                SubAgentMetrics(
-                    subagent=name,
-                    completed=tally.completed,
-                    failed=tally.failed,
-                    cancelled=tally.cancelled,
-                    cancelled_runs=tuple(tally.recent),
-                    typical_tokens=tally.typical_tokens,
-                    tokens_consumed=tally.tokens_consumed,
-                    tokens_after_request=tally.tokens_after_request,
-                    tokens_saved=tally.tokens_saved,
-                )
-                for name, tally in self._tallies.items()
-            ),
+            owner=self.owner(),
+            subagents=tuple(tally.figures(name) for name, tally in self._tallies.items()),
+            regions=tuple(RegionMetrics(region=name, **counts.fields()) for name, counts in self._regions.items()),
+            regions_dropped=self._regions_dropped,
             unresponsive=unresponsive,
         )
 
@@ -256,4 +382,5 @@ def _cancelled_run(
         tokens_after_request=after.total_tokens,
         requests_after_request=after.requests,
         tokens_saved=None if typical_tokens is None else max(round(typical_tokens) - usage.total_tokens, 0),
+        region=task.region,
     )

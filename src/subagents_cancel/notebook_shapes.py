@@ -28,8 +28,10 @@ __all__ = (
     'RegionCancelShape',
     'RegionCancelledShape',
     'RegionCompletedShape',
+    'RegionFiguresShape',
     'RegionIncompleteShape',
     'SubAgentFiguresShape',
+    'TaskFiguresShape',
     'TaskShape',
 )
 
@@ -177,11 +179,9 @@ class DurationsShape(Protocol):
     def p50_seconds(self) -> float | None: ...
 
 
-class SubAgentFiguresShape(Protocol):
-    """What the view reads of [`SubAgentMetrics`][subagents_cancel.SubAgentMetrics]."""
+class TaskFiguresShape(Protocol):
+    """What the view reads of [`TaskFigures`][subagents_cancel.metrics.TaskFigures]."""
 
-    @property
-    def subagent(self) -> str: ...
     @property
     def completed(self) -> int: ...
     @property
@@ -189,13 +189,31 @@ class SubAgentFiguresShape(Protocol):
     @property
     def cancelled(self) -> int: ...
     @property
+    def orphaned(self) -> int: ...
+    @property
     def cancel_rate(self) -> float | None: ...
+    @property
+    def orphaned_share(self) -> float | None: ...
+    def acknowledge_times(self, mode: CancelMode = 'soft') -> DurationsShape: ...
+    def stop_times(self, mode: CancelMode) -> DurationsShape: ...
+
+
+class SubAgentFiguresShape(TaskFiguresShape, Protocol):
+    """What the view reads of [`SubAgentMetrics`][subagents_cancel.SubAgentMetrics]."""
+
+    @property
+    def subagent(self) -> str: ...
     @property
     def tokens_after_request(self) -> int: ...
     @property
     def tokens_saved(self) -> int | None: ...
-    def acknowledge_times(self, mode: CancelMode = 'soft') -> DurationsShape: ...
-    def stop_times(self, mode: CancelMode) -> DurationsShape: ...
+
+
+class RegionFiguresShape(TaskFiguresShape, Protocol):
+    """What the view reads of [`RegionMetrics`][subagents_cancel.metrics.RegionMetrics]."""
+
+    @property
+    def region(self) -> str: ...
 
 
 class CancelledRunShape(Protocol):
@@ -225,7 +243,11 @@ class FiguresShape(Protocol):
     """What the view reads of [`CancelMetrics`][subagents_cancel.CancelMetrics]."""
 
     @property
+    def owner(self) -> TaskFiguresShape: ...
+    @property
     def subagents(self) -> Sequence[SubAgentFiguresShape]: ...
+    @property
+    def regions(self) -> Sequence[RegionFiguresShape]: ...
     @property
     def cancelled_runs(self) -> Sequence[CancelledRunShape]: ...
     @property

@@ -30,6 +30,7 @@ from .notebook_shapes import (
     RegionCancelledShape,
     RegionCompletedShape,
     RegionIncompleteShape,
+    TaskFiguresShape,
     TaskShape,
 )
 from .output_text import shortened
@@ -208,7 +209,10 @@ def _each(tasks: Iterable[TaskShape]) -> str:
 
 
 def metrics_html(metrics: FiguresShape) -> str:
-    """The cancel figures as two tables: outcomes and cost per sub-agent, then each recent cancelled run."""
+    """The cancel figures as tables: per sub-agent, per region (if any), then each recent cancelled run.
+
+    A line counts the orphaned side effects, when a cancelled task's cleanup failed.
+    """
     per_subagent = _table(
         ('sub-agent', 'completed', 'failed', 'cancelled', 'cancel rate', 'p50 read (soft)', 'p50 stop (soft)'),
         ('p50 stop (hard)', 'tokens after request', 'tokens saved'),
@@ -228,8 +232,34 @@ def metrics_html(metrics: FiguresShape) -> str:
             for run in metrics.cancelled_runs
         ),
     )
-    orphans = f'<p>unresponsive (orphans): {metrics.unresponsive}</p>'
-    return f'<div class="subagents-cancel-metrics">{per_subagent}{runs}{orphans}</div>'
+    left_behind = (
+        f'<p>orphaned side effects (cleanup failed): {_orphaned(metrics.owner)} of the cancelled tasks</p>'
+        if metrics.owner.orphaned
+        else ''
+    )
+    orphans = f'{left_behind}<p>unresponsive (orphans): {metrics.unresponsive}</p>'
+    return f'<div class="subagents-cancel-metrics">{per_subagent}{_regions_table(metrics)}{runs}{orphans}</div>'
+
+
+def _regions_table(metrics: FiguresShape) -> str:
+    """A row per region and one for all the owner's tasks; nothing when no task of a region has ended."""
+    if not metrics.regions:
+        return ''
+    rows = ((_text(entry.region), entry) for entry in metrics.regions)
+    return _table(
+        ('region', 'completed', 'failed', 'cancelled', 'cancel rate', 'p50 stop (soft)', 'p50 stop (hard)'),
+        ('orphaned side effects',),
+        rows=(
+            (name, entry.completed, entry.failed, entry.cancelled, _share(entry.cancel_rate))
+            + (_p50(entry.stop_times('soft')), _p50(entry.stop_times('hard')), _orphaned(entry))
+            for name, entry in (*rows, ('<i>all tasks</i>', metrics.owner))
+        ),
+    )
+
+
+def _orphaned(figures: TaskFiguresShape) -> str:
+    share = figures.orphaned_share
+    return '-' if share is None else f'{figures.orphaned} ({share:.0%})'
 
 
 def _table(*headers: tuple[str, ...], rows: Iterable[tuple[object, ...]]) -> str:

@@ -144,6 +144,7 @@ class Supervisor:
         if self._enclosing is not None:
             await self._enclosing.aclose()
         await self._mailbox.close()
+        self.telemetry.owner_closed()
 
     async def _join(self, deadline: float) -> None:
         """Wait for the tasks to end until `deadline`, then for the hooks of those that ended, within theirs."""

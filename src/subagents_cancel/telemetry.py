@@ -5,7 +5,8 @@ Each task gets one span, opened on the task host around the task's run
 [`StartTask`][subagents_cancel.wire.StartTask]: the span nests under the parent's tool-call span wherever the host
 runs, and an instrumented sub-agent run nests under it. Span events mark each step of a cancel, from the messages
 the host sees; the end attributes come from the owner's [`SettleTask`][subagents_cancel.wire.SettleTask]. Metrics
-stay on the owner's side ([`TaskTelemetry`][subagents_cancel.telemetry.TaskTelemetry]), recorded when a task ends.
+stay on the owner's side ([`TaskTelemetry`][subagents_cancel.telemetry.TaskTelemetry]), recorded when a task ends
+(its cleanup hook's failure when the hook reports, and the owner's own figures when it closes).
 
 This library never configures logfire. Until the application calls `logfire.configure()`, the spans and
 metrics go nowhere, and no warning is shown on their account.
@@ -37,7 +38,7 @@ from .messages import (
 from .metrics import CancelledRun, CancelMetrics, MetricsCollector
 from .results import TaskInfo
 from .states import TaskStatus
-from .wire import SettleTask, StartTask, WireMessage
+from .wire import HooksFinished, SettleTask, StartTask, WireMessage
 
 __all__ = (
     'CANCEL_ACKNOWLEDGED',
@@ -107,6 +108,29 @@ _FINISHED = _logfire.metric_counter(
 _UNRESPONSIVE = _logfire.metric_up_down_counter(
     'subagents.tasks.unresponsive', unit='{task}', description='Tasks a hard cancel gave up on that have not stopped.'
 )
+_REGION_FINISHED = _logfire.metric_counter(
+    'subagents.region.tasks.finished', unit='{task}', description='Tasks of a region that ended, by final status.'
+)
+_REGION_STOP_TIME = _logfire.metric_histogram(
+    'subagents.region.cancel.stop_time',
+    unit='s',
+    description="From a cancel request until a region's task was terminal, by region and mode.",
+)
+_ORPHANED = _logfire.metric_counter(
+    'subagents.cancelled.orphaned',
+    unit='{task}',
+    description='Cancelled tasks that left side effects: their cleanup hook raised, ran out of time or never ran.',
+)
+_OWNER_CANCEL_RATE = _logfire.metric_histogram(
+    'subagents.owner.cancel_rate',
+    unit='1',
+    description="An owner's cancelled tasks as a share of its finished ones, recorded once as it closes.",
+)
+_OWNER_ORPHANED_SHARE = _logfire.metric_histogram(
+    'subagents.owner.orphaned_share',
+    unit='1',
+    description="An owner's orphaned tasks as a share of its cancelled ones, recorded once as it closes.",
+)
 
 _Attributes = dict[str, AttributeValue]
 
@@ -118,6 +142,12 @@ class _TaskTrace:
     request: CancelRequest | None = None
     """The first cancel request."""
     usage_after_request: RunUsage | None = None
+    end_counted: bool = False
+    """Its end has been counted (the owner sees its own announcement of it twice: as it sends and as it reads it)."""
+    cancelled: CancelledRun | None = None
+    """Its figures, once it has ended cancelled and until its cleanup hook has reported."""
+    cleanup_failed: bool | None = None
+    """How its hook did, if that was reported before the task's end was."""
 
 
 @dataclass(eq=False, slots=True)
@@ -233,23 +263,42 @@ class TaskTelemetry:
                 _UNRESPONSIVE.add(1, {'subagent': subagent})
             case RunFinished(usage_after_cancel=usage_after):
                 task_trace.usage_after_request = usage_after
-            case StatusChanged(new=new) if new.status.is_terminal:
+            case StatusChanged(new=new) if new.status.is_terminal and not task_trace.end_counted:
                 self._task_ended(self._lookup(message.task_id), task_trace)
+            case HooksFinished(cleanup_error=error):
+                task_trace.cleanup_failed = error is not None
+                self._settled(message.task_id, task_trace)
             case _:
                 pass
 
     def _task_ended(self, task: TaskInfo, task_trace: _TaskTrace) -> None:
-        del self._traces[task.task_id]
+        task_trace.end_counted = True
         _FINISHED.add(1, {'subagent': task.subagent, 'status': task.status.name})
+        if task.region is not None:
+            _REGION_FINISHED.add(1, {'region': task.region, 'status': task.status.name})
         if not task.lingering_threads:
             self._orphan_gone(task.task_id)
-        cancelled = self._collector.task_ended(
+        task_trace.cancelled = cancelled = self._collector.task_ended(
             task,
             requested_mode=task_trace.request.mode if task_trace.request else None,
             usage_after_request=task_trace.usage_after_request,
         )
-        if cancelled is not None:
-            _record_cancelled(cancelled)
+        if cancelled is None:
+            del self._traces[task.task_id]  # its hook tells nothing these figures count
+            return
+        _record_cancelled(cancelled)
+        if task_trace.cleanup_failed is not None:
+            self._settled(task.task_id, task_trace)
+
+    def _settled(self, task_id: TaskId, task_trace: _TaskTrace) -> None:
+        """Once a cancelled task has ended and its hook has reported: count it orphaned if the hook failed."""
+        cancelled = task_trace.cancelled
+        if cancelled is None:
+            return  # the hook reported before the task's end did
+        del self._traces[task_id]
+        if task_trace.cleanup_failed:
+            self._collector.cleanup_failed(cancelled)
+            _ORPHANED.add(1, _where(cancelled))
 
     def _orphan_gone(self, task_id: TaskId) -> None:
         subagent = self._orphans.pop(task_id, None)
@@ -260,8 +309,23 @@ class TaskTelemetry:
         """The figures of the tasks that have ended so far, and the current orphan count."""
         return self._collector.summary(unresponsive=len(self._orphans))
 
+    def owner_closed(self) -> None:
+        """Record the owner's own cancel rate and orphaned share, once, as it closes (when they are defined)."""
+        owner = self._collector.owner()
+        if owner.cancel_rate is not None:
+            _OWNER_CANCEL_RATE.record(owner.cancel_rate)
+        if owner.orphaned_share is not None:
+            _OWNER_ORPHANED_SHARE.record(owner.orphaned_share)
+
+
+def _where(run: CancelledRun) -> _Attributes:
+    """The sub-agent of a cancelled run, and its region if it had one."""
+    return {'subagent': run.subagent} if run.region is None else {'subagent': run.subagent, 'region': run.region}
+
 
 def _record_cancelled(run: CancelledRun) -> None:
+    if run.region is not None:
+        _REGION_STOP_TIME.record(run.stopped_after_seconds, {'region': run.region, 'mode': run.mode})
     attributes: _Attributes = {'subagent': run.subagent, 'mode': run.mode, 'escalated': run.escalated}
     if run.acknowledged_after_seconds is not None:
         _ACKNOWLEDGE_TIME.record(run.acknowledged_after_seconds, attributes)
