@@ -29,7 +29,7 @@ from .defaults import Defaults
 from .errors import CancelTimeout, ManagerClosed
 from .instructions import parent_instructions
 from .launch import agent_for
-from .messages import CancelMode, CancelReason
+from .messages import CancelMode, CancelReason, OwnerAnnouncement
 from .metrics import CancelMetrics
 from .owner_mailbox import OwnerMailbox
 from .region_service import RegionService
@@ -132,7 +132,8 @@ class SubAgentManager:
             return transport.send_nowait(address, message)
 
         def receive(message: WireMessage) -> None:
-            telemetry.observe(self._book.address, message)
+            if not isinstance(message, OwnerAnnouncement):  # those it noted as it sent them
+                telemetry.observe(self._book.address, message)
             self._book.receive(message)
 
         self._book = TaskBook(

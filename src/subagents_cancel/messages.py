@@ -77,6 +77,7 @@ __all__ = (
     'Checkpoint',
     'CheckpointRecorded',
     'DeadlineExpired',
+    'OwnerAnnouncement',
     'Question',
     'QuestionWithdrawn',
     'RunEnding',
@@ -349,6 +350,9 @@ class SubtasksChanged(_Message):
     owner_address: str
     subtasks: tuple[TaskInfo, ...]
 
+
+OwnerAnnouncement = StatusChanged | TaskUnresponsive | DeadlineExpired
+"""What an owner sends to its own address, for observers: its own mailbox reads them and does nothing with them."""
 
 BusMessage = (
     CancelRequest

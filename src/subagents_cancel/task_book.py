@@ -34,6 +34,7 @@ from .messages import (
     CancelRequest,
     CheckpointRecorded,
     DeadlineExpired,
+    OwnerAnnouncement,
     Question,
     QuestionWithdrawn,
     RunEnding,
@@ -352,7 +353,7 @@ class TaskBook:
         """The task a report is about; `None` for what is not a task's report to this owner."""
         if isinstance(
             message,
-            StatusChanged | TaskUnresponsive | DeadlineExpired | CancelRequest | Answer | StartTask | SettleTask,
+            OwnerAnnouncement | CancelRequest | Answer | StartTask | SettleTask,
         ):
             return None  # our own announcements, for observers; requests for tasks sent here by mistake
         return self.records.find(message.task_id)  # `None`: a sender on a shared transport used the wrong address
