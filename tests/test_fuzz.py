@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from inline_snapshot import snapshot
 
-from .fuzzing import fuzz
+from .fuzzing import fuzz, run_schedule
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
 
@@ -21,3 +22,18 @@ async def test_random_schedules_keep_every_promise() -> None:
     assert {'completed', 'failed', 'cancelled soft', 'cancelled hard'} <= ended  # every way to end was reached
     assert {'race: answer accepted, then the cancel', 'race: cancel, then the answer'} <= ended  # both sides won
     assert {'structured', 'malformed', 'races'} <= set(report.features)
+
+
+@pytest.mark.parametrize('seed', [3897])
+async def test_schedules_the_long_fuzz_found_keep_every_promise(seed: int) -> None:
+    """Seeds that once broke a promise, replayed (3897: a cancel's receipt in transit on the loopback transport)."""
+    world = await run_schedule(seed)
+    assert dict(world.outcomes) == snapshot(
+        {
+            'completed': 1,
+            'race: answer accepted, then the cancel': 1,
+            'cancelled hard': 1,
+            'race: cancel, then the answer': 1,
+            'failed': 1,
+        }
+    )

@@ -116,8 +116,9 @@ class Link:
         return Agent(Script(list(steps)).model, capabilities=[SubAgentCapability(manager=self.manager)])
 
     def wire_kinds(self) -> list[str]:
-        """The kinds of message the transport carried, once each checked to be a wire message that survives JSON."""
-        for _, message in self.wire:
+        """The kinds of message the transport carried, each checked: a wire message, to one side, that survives JSON."""
+        for address, message in self.wire:
+            assert address in (self.host.address, self.manager.owner_id)
             assert isinstance(message, WIRE_KINDS)
             assert WIRE_ADAPTER.validate_json(WIRE_ADAPTER.dump_json(message)) == message
         return sorted({message.kind for _, message in self.wire})

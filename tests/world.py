@@ -9,7 +9,8 @@ the Python API, and the world checks the library's promises after every action a
 The world records, in one sequence, the facts it can see without asking the library: when each
 final answer left a task's model (and, for a structured output, when its validation accepted it),
 when a task's model raised, and when a cancel request reached a task (it watches the transport for the receipt
-the task gives the moment a request reaches it).
+the task gives the moment a request reaches it, as it is sent: a transport that delivers later, as the loopback
+does, would otherwise date it after whatever the task did while the receipt was in transit).
 Which of them came first is a fact of the schedule, so the promises can say who had to win.
 """
 
@@ -43,7 +44,7 @@ from subagents_cancel.messages import CancelHeld, CancelLost, CancelReceived
 from subagents_cancel.testing import ManualClock
 from subagents_cancel.wire import WireMessage
 
-from .helpers import Script, call, cancel_requested, new_transport, text, tool_returns
+from .helpers import Script, WrappedTransport, call, cancel_requested, text, tool_returns
 from .promises import Answer, PromiseBroken, TaskFacts, check_ending, count_ending
 
 __all__ = ('MALFORMED_ARGS', 'STEPS', 'Answer', 'PromiseBroken', 'Report', 'Step', 'World')
@@ -99,6 +100,18 @@ class _Puppet:
         return self.steps.pop(0)
 
 
+class _SendsWatched(WrappedTransport):
+    """The test's transport, showing `watch` each message as it is sent (an observer sees it as it is delivered)."""
+
+    def __init__(self, watch: Callable[[str, WireMessage], None]) -> None:
+        super().__init__()
+        self._watch = watch
+
+    def send_nowait(self, address: str, message: WireMessage) -> bool:
+        self._watch(address, message)
+        return super().send_nowait(address, message)
+
+
 @dataclass
 class World:
     """One owner (a manager), its tasks, and the record of what the driver did and what the models sent."""
@@ -132,8 +145,7 @@ class World:
         policy = SubAgentPolicy(
             max_running=self.max_running, grace_seconds=GRACE_SECONDS, preempt_on_soft_cancel=self.preempt
         )
-        self.transport = new_transport()
-        self.transport.subscribe(self._watch)
+        self.transport = _SendsWatched(self._watch)
         self.manager = SubAgentManager([worker], clock=self.clock, policy=policy, transport=self.transport)
 
     def fact(self) -> int:
