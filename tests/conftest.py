@@ -64,6 +64,7 @@ _TRANSPORT_INDEPENDENT = frozenset(
         'test_history_surgery',
         'test_layering',
         'test_messages',
+        'test_no_bypass',
         'test_notebook',
         'test_notebook_view',
         'test_public_api',

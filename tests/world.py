@@ -8,9 +8,9 @@ the Python API, and the world checks the library's promises after every action a
 
 The world records, in one sequence, the facts it can see without asking the library: when each
 final answer left a task's model (and, for a structured output, when its validation accepted it),
-when a task's model raised, and when a cancel request reached a task (it watches what is sent on the transport for
-the receipt the task gives the moment a request reaches it: as it is sent, since a transport that serialises
-delivers it a moment later).
+when a task's model raised, and when a cancel request reached a task (it watches the transport for the receipt
+the task gives the moment a request reaches it, as it is sent: a transport that delivers later, as the loopback
+does, would otherwise date it after whatever the task did while the receipt was in transit).
 Which of them came first is a fact of the schedule, so the promises can say who had to win.
 """
 
@@ -42,7 +42,6 @@ from subagents_cancel import (
 )
 from subagents_cancel.messages import CancelHeld, CancelLost, CancelReceived
 from subagents_cancel.testing import ManualClock
-from subagents_cancel.transport import Observer
 from subagents_cancel.wire import WireMessage
 
 from .helpers import Script, WrappedTransport, call, cancel_requested, text, tool_returns
@@ -101,6 +100,18 @@ class _Puppet:
         return self.steps.pop(0)
 
 
+class _SendsWatched(WrappedTransport):
+    """The test's transport, showing `watch` each message as it is sent (an observer sees it as it is delivered)."""
+
+    def __init__(self, watch: Callable[[str, WireMessage], None]) -> None:
+        super().__init__()
+        self._watch = watch
+
+    def send_nowait(self, address: str, message: WireMessage) -> bool:
+        self._watch(address, message)
+        return super().send_nowait(address, message)
+
+
 @dataclass
 class World:
     """One owner (a manager), its tasks, and the record of what the driver did and what the models sent."""
@@ -134,7 +145,7 @@ class World:
         policy = SubAgentPolicy(
             max_running=self.max_running, grace_seconds=GRACE_SECONDS, preempt_on_soft_cancel=self.preempt
         )
-        self.transport = _SeesSends(self._watch)
+        self.transport = _SendsWatched(self._watch)
         self.manager = SubAgentManager([worker], clock=self.clock, policy=policy, transport=self.transport)
 
     def fact(self) -> int:
@@ -425,15 +436,3 @@ async def _until(reached: Callable[[], bool]) -> None:
         if reached():
             return
         await anyio.lowlevel.checkpoint()
-
-
-class _SeesSends(WrappedTransport):
-    """The test's kind of transport, which shows the world every message as it is sent, before it travels."""
-
-    def __init__(self, watch: Observer) -> None:
-        super().__init__()
-        self._see = watch
-
-    def send_nowait(self, address: str, message: WireMessage) -> bool:
-        self._see(address, message)
-        return super().send_nowait(address, message)
