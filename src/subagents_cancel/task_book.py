@@ -93,8 +93,8 @@ class TaskBook:
         self._arrivals = arrivals
         self._deadline_cancel: CancelMode = policy.deadline_cancel
         self._waiters = Waiters(clock)
-        self._receipts: dict[TaskId, anyio.Event] = {}
-        """The latest cancel request of each task whose receipt has not come yet."""
+        self._receipts: dict[TaskId, anyio.Event | None] = {}
+        """The latest cancel request of each task whose receipt has not come yet; its event is made once awaited."""
         self._hooks: dict[TaskId, anyio.Event] = {}
         """Set once the task's hook has run, for whoever waits for that."""
         self._subtasks: dict[TaskId, dict[str, tuple[TaskInfo, ...]]] = {}
@@ -210,13 +210,15 @@ class TaskBook:
         if record.state == old:
             self._changed(record)  # no transition reported it, but the cancel it shows has changed
         if started and not record.status.is_terminal:  # a PENDING task ends here, on the owner's side
-            self._receipts[record.task_id] = anyio.Event()
+            self._receipts[record.task_id] = None  # a hard cancel awaits the end instead: most receipts go unawaited
             self._send(self.host, request)
 
     async def receipt(self, record: TaskRecord) -> None:
         """Wait until the task has given the receipt of its latest cancel request, or has ended (unbounded)."""
-        receipt = self._receipts.get(record.task_id)
-        if receipt is not None:
+        if record.task_id in self._receipts:
+            receipt = self._receipts[record.task_id]
+            if receipt is None:
+                receipt = self._receipts[record.task_id] = anyio.Event()
             await receipt.wait()
 
     async def hooks_finished(self, records: Sequence[TaskRecord]) -> None:

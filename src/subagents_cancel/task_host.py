@@ -78,8 +78,17 @@ class _Hosted:
     start: StartTask
     runner: TaskRunner
     settle: SettleTask | None = None
-    settled: anyio.Event = field(default_factory=anyio.Event)
-    """Set by the owner's `SettleTask`, or by the host giving up on it as it closes."""
+    settled: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    """Done once the owner's `SettleTask` came, or the host gave up on it as it closes.
+
+    A bare future rather than an `anyio.Event`: one waits for each task the host runs, and the event's wrappers
+    were a good part of the objects a task costs in process (`benchmarks/seam.py`).
+    """
+
+    def stop_waiting(self) -> None:
+        """End the wait for a settle (idempotent)."""
+        if not self.settled.done():
+            self.settled.set_result(None)
 
 
 class TaskHost:
@@ -165,7 +174,7 @@ class TaskHost:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
             for hosted in self._hosted.values():
-                hosted.settled.set()  # no settle is coming any more: its hook is not run
+                hosted.stop_waiting()  # no settle is coming any more: its hook is not run
             runs = tuple(self._runs)
             for run in runs:
                 run.cancel()
@@ -255,7 +264,7 @@ class TaskHost:
         run = asyncio.get_running_loop().create_task(hosted.runner.run(), name=f'subagent {task_id}')
         self._runs.add(run)
         run.add_done_callback(self._runs.discard)
-        await hosted.settled.wait()
+        await hosted.settled
         if hosted.settle is not None:
             scratch = hosted.runner.context.scratch_dir_if_created
             await self._run_hook(hosted.settle, scratch, hosted.start.hook_seconds)
@@ -297,7 +306,7 @@ class TaskHost:
             run.add_done_callback(self._keepers.discard)
             return
         hosted.settle = settle
-        hosted.settled.set()
+        hosted.stop_waiting()
 
     async def _hooks_unstarted(self, settle: SettleTask) -> None:
         with anyio.CancelScope(shield=True):

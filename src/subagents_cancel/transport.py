@@ -104,7 +104,11 @@ class Transport(Protocol):
 
 
 class _Mailbox:
-    """A FIFO queue that wakes its one reader; reading a message that is there already does not yield."""
+    """A FIFO queue that wakes its one reader; reading a message that is there already does not yield.
+
+    The reader waits on a bare future rather than an `anyio.Event`: a mailbox wakes once per message, and the
+    event's wrappers were most of what a message cost in process (`benchmarks/seam.py`).
+    """
 
     __slots__ = ('address', '_queue', '_released', '_wakeup')
 
@@ -112,7 +116,7 @@ class _Mailbox:
         self.address = address
         self._queue: deque[WireMessage] = deque()
         self._released = False
-        self._wakeup: anyio.Event | None = None
+        self._wakeup: asyncio.Future[None] | None = None
 
     def __aiter__(self) -> Self:
         return self
@@ -121,8 +125,8 @@ class _Mailbox:
         while not self._released:
             if self._queue:
                 return self._queue.popleft()
-            self._wakeup = anyio.Event()
-            await self._wakeup.wait()
+            self._wakeup = asyncio.get_running_loop().create_future()
+            await self._wakeup
         raise StopAsyncIteration
 
     def put(self, message: WireMessage) -> None:
@@ -137,7 +141,8 @@ class _Mailbox:
 
     def _wake(self) -> None:
         if self._wakeup is not None:
-            self._wakeup.set()
+            if not self._wakeup.done():  # a reader cancelled while waiting has cancelled its future
+                self._wakeup.set_result(None)
             self._wakeup = None
 
 

@@ -12,7 +12,7 @@ These live here rather than in `messages` because `SettleTask` carries a
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from dataclasses import dataclass, field
 from typing import Annotated, ClassVar, Literal
 
@@ -26,7 +26,7 @@ __all__ = ('WIRE_ADAPTER', 'HooksFinished', 'SettleTask', 'StartTask', 'WireMess
 
 
 def _new_message_id() -> str:
-    return uuid.uuid4().hex[:12]
+    return secrets.token_hex(6)  # 12 hex digits, as `uuid4().hex[:12]` gave, at a fifth of its cost
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
