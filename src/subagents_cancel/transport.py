@@ -132,7 +132,8 @@ class _Mailbox:
     def put(self, message: WireMessage) -> None:
         if not self._released:
             self._queue.append(message)
-            self._wake()
+            if self._wakeup is not None:
+                self._wake()
 
     def end(self) -> None:
         self._released = True
@@ -170,10 +171,15 @@ class _Mailboxes:
     def target(self, address: str) -> _Mailbox | None:
         return self._open.get(address)
 
+    def send(self, address: str, message: WireMessage) -> bool:
+        """Deliver `message` to the mailbox open at `address` now, if any; return whether there was one."""
+        mailbox = self._open.get(address)
+        self.deliver(address, message, mailbox)
+        return mailbox is not None
+
     def deliver(self, address: str, message: WireMessage, mailbox: _Mailbox | None) -> None:
-        if self._observers:
-            for observer in tuple(self._observers):
-                observer(address, message)
+        for observer in self._observers:  # never changed in place: an observer may unsubscribe while it is called
+            observer(address, message)
         if mailbox is not None:
             mailbox.put(message)
 
@@ -183,11 +189,13 @@ class _Mailboxes:
             mailbox.end()
 
     def subscribe(self, observer: Observer) -> Callable[[], None]:
-        self._observers.append(observer)
+        self._observers = [*self._observers, observer]
 
         def unsubscribe() -> None:
             if observer in self._observers:
-                self._observers.remove(observer)
+                observers = list(self._observers)
+                observers.remove(observer)
+                self._observers = observers
 
         return unsubscribe
 
@@ -244,11 +252,7 @@ class InProcessTransport(_MailboxTransport):
 
     def send_nowait(self, address: str, message: WireMessage) -> bool:
         """Show `message` to the observers and append it to the mailbox at `address`, if one is open."""
-        if self._mailboxes.state != 'open':
-            return False
-        mailbox = self._mailboxes.target(address)
-        self._mailboxes.deliver(address, message, mailbox)
-        return mailbox is not None
+        return self._mailboxes.state == 'open' and self._mailboxes.send(address, message)
 
 
 @final
