@@ -231,28 +231,31 @@ class TaskHost:
             settle=_settled_by_the_host,
         )
         assert self._pool is not None
+        # The closures the runner keeps hold two strings, not `start`: the runner's own references form cycles, and
+        # what only it reaches waits for the cyclic collector instead of going with the task.
+        task_id, owner_address = start.task_id, start.owner_address
 
         def report(message: BusMessage) -> None:
             self._spans.observe(message)
-            self._transport.send_nowait(start.owner_address, message)
+            self._transport.send_nowait(owner_address, message)
 
         runner = TaskRunner(
             spec,
             send=report,
             transport=self._transport,
             host_address=self.address,
-            leave=lambda: self._routes.pop(start.task_id, None),
+            leave=lambda: self._routes.pop(task_id, None),
             clock=self._clock,
             pool=self._pool,
             slot=None,
             queued=False,
         )
-        hosted = self._hosted[start.task_id] = _Hosted(start, runner)
-        self._routes[start.task_id] = runner
+        hosted = self._hosted[task_id] = _Hosted(start, runner)
+        self._routes[task_id] = runner
         traced = self._spans.traced(start, self._host(hosted))
-        task = asyncio.get_running_loop().create_task(traced, name=f'span of {start.task_id}')
+        task = asyncio.get_running_loop().create_task(traced, name=f'span of {task_id}')
         self._keepers.add(task)
-        task.add_done_callback(lambda done: self._gone(start.task_id, done))
+        task.add_done_callback(lambda done: self._gone(task_id, done))
 
     async def _host(self, hosted: _Hosted) -> None:
         """Run the task in its own asyncio task, under its span; once its owner settles it, run its hook.
