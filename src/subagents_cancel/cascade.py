@@ -34,6 +34,8 @@ class Cascade:
 
     def send(self, owners: Sequence[NestedOwner], mode: CancelMode, reason: CancelReason, grace: float) -> None:
         """Send every owner in `owners` a `CancelAll`; a soft one's answers are awaited by `wait_ended`."""
+        if not owners:
+            return  # most tasks open no owner: a cancel of theirs allocates nothing here
         cascaded = CancelReason(kind='parent_cancelled', detail=reason.detail)
         for owner in owners:
             request = CancelAll(

@@ -8,8 +8,7 @@ window expires at once and nothing sleeps.
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
 import anyio
@@ -43,8 +42,6 @@ class MonotonicClock:
         """The current monotonic time in seconds."""
         return time.monotonic()
 
-    @contextmanager
-    def deadline_scope(self, deadline: float) -> Generator[anyio.CancelScope]:
-        """A cancel scope with an anyio deadline at `deadline`."""
-        with anyio.CancelScope(deadline=deadline) as scope:
-            yield scope
+    def deadline_scope(self, deadline: float) -> anyio.CancelScope:
+        """A cancel scope with an anyio deadline at `deadline` (the scope itself: no wrapper to allocate)."""
+        return anyio.CancelScope(deadline=deadline)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import gc
 import threading
 from collections.abc import Generator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 __all__ = ('BULK', 'collector_paused')
 
@@ -27,12 +27,18 @@ _pauses = 0
 _resume = False
 
 
-@contextmanager
-def collector_paused(runs: int) -> Generator[None]:
+_UNPAUSED = nullcontext()
+"""What fewer than `BULK` runs get: a reusable context manager that does nothing, so a single hard cancel
+allocates nothing here."""
+
+
+def collector_paused(runs: int) -> AbstractContextManager[None]:
     """Pause the cyclic collector while `runs` runs (at least `BULK`) unwind; nested and concurrent uses stack."""
-    if runs < BULK:
-        yield
-        return
+    return _paused() if runs >= BULK else _UNPAUSED
+
+
+@contextmanager
+def _paused() -> Generator[None]:
     _pause()
     try:
         yield

@@ -17,19 +17,28 @@ __all__ = ('Receipts',)
 
 
 class Receipts:
-    """The cancel requests of one owner's tasks whose receipt has not come yet, by task and request id."""
+    """The cancel requests of one owner's tasks whose receipt has not come yet, by task and request id.
+
+    A receipt's event is made only once a command waits for it: a hard cancel waits for the task's end instead, so
+    most receipts are never awaited.
+    """
 
     def __init__(self) -> None:
-        self._awaited: dict[TaskId, dict[str, anyio.Event]] = {}
+        self._awaited: dict[TaskId, dict[str, anyio.Event | None]] = {}
 
     def expect(self, task_id: TaskId, request_id: str) -> None:
         """The request `request_id` was sent to the task: its receipt is awaited from now on."""
-        self._awaited.setdefault(task_id, {})[request_id] = anyio.Event()
+        self._awaited.setdefault(task_id, {})[request_id] = None
 
     async def wait(self, task_id: TaskId) -> None:
         """Wait until the task has given the receipts of the requests sent to it so far (unbounded)."""
-        for receipt in tuple(self._awaited.get(task_id, {}).values()):
-            await receipt.wait()
+        awaited = self._awaited.get(task_id, {})
+        for request_id in tuple(awaited):
+            if request_id in awaited:  # not received while an earlier one was awaited
+                receipt = awaited[request_id]
+                if receipt is None:
+                    receipt = awaited[request_id] = anyio.Event()
+                await receipt.wait()
 
     def received(self, message: CancelReceived | CancelHeld | CancelLost | RunFinished) -> None:
         """A receipt came (the run's end is the receipt of every request still without one)."""

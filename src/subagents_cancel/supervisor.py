@@ -268,7 +268,7 @@ class Supervisor:
             hook_seconds=self._policy.hook_seconds,
             trace_context=trace_context(),  # its span nests under the caller's, wherever the host runs it
         )
-        self.telemetry.follow(self._book.info(record))
+        self.telemetry.follow(record.task_id)
         if record.deadline_at is not None:
             self._deadlines.call_at(record.deadline_at, lambda: self._book.expire_deadline(record))
         if self._policy.max_running is not None and len(self._running) >= self._policy.max_running:

@@ -93,8 +93,17 @@ class _Hosted:
     start: StartTask
     runner: TaskRunner
     settle: SettleTask | None = None
-    settled: anyio.Event = field(default_factory=anyio.Event)
-    """Set by the owner's `SettleTask`, or by the host giving up on it as it closes."""
+    settled: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    """Done once the owner's `SettleTask` came, or the host gave up on it as it closes.
+
+    A bare future rather than an `anyio.Event`: one waits for each task the host runs, and the event's wrappers
+    were a good part of the objects a task costs in process (`benchmarks/seam.py`).
+    """
+
+    def stop_waiting(self) -> None:
+        """End the wait for a settle (idempotent)."""
+        if not self.settled.done():
+            self.settled.set_result(None)
 
 
 class TaskHost:
@@ -193,7 +202,7 @@ class TaskHost:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
             for hosted in self._hosted.values():
-                hosted.settled.set()  # no settle is coming any more: its hook is not run
+                hosted.stop_waiting()  # no settle is coming any more: its hook is not run
             runs = tuple(self._runs)
             for run in runs:
                 run.cancel()
@@ -250,28 +259,31 @@ class TaskHost:
             settle=_settled_by_the_host,
         )
         assert self._pool is not None
+        # The closures the runner keeps hold two strings, not `start`: the runner's own references form cycles, and
+        # what only it reaches waits for the cyclic collector instead of going with the task.
+        task_id, owner_address = start.task_id, start.owner_address
 
         def report(message: BusMessage) -> None:
             self._spans.observe(message)
-            self._transport.send_nowait(start.owner_address, message)
+            self._transport.send_nowait(owner_address, message)
 
         runner = TaskRunner(
             spec,
             send=report,
             transport=self._transport,
             host_address=self.address,
-            leave=lambda: self._routes.pop(start.task_id, None),
+            leave=lambda: self._routes.pop(task_id, None),
             clock=self._clock,
             pool=self._pool,
             slot=None,
             queued=False,
         )
-        hosted = self._hosted[start.task_id] = _Hosted(start, runner)
-        self._routes[start.task_id] = runner
+        hosted = self._hosted[task_id] = _Hosted(start, runner)
+        self._routes[task_id] = runner
         traced = self._spans.traced(start, self._host(hosted))
-        task = asyncio.get_running_loop().create_task(traced, name=f'span of {start.task_id}')
+        task = asyncio.get_running_loop().create_task(traced, name=f'span of {task_id}')
         self._keepers.add(task)
-        task.add_done_callback(lambda done: self._gone(start.task_id, done))
+        task.add_done_callback(lambda done: self._gone(task_id, done))
 
     async def _host(self, hosted: _Hosted) -> None:
         """Run the task in its own asyncio task, under its span; once its owner settles it, run its hook.
@@ -283,7 +295,7 @@ class TaskHost:
         run = asyncio.get_running_loop().create_task(hosted.runner.run(), name=f'subagent {task_id}')
         self._runs.add(run)
         run.add_done_callback(self._runs.discard)
-        await hosted.settled.wait()
+        await hosted.settled
         if hosted.settle is not None:
             scratch = hosted.runner.context.scratch_dir_if_created
             await self._run_hook(hosted.settle, scratch, hosted.start.hook_seconds)
@@ -325,7 +337,7 @@ class TaskHost:
             run.add_done_callback(self._keepers.discard)
             return
         hosted.settle = settle
-        hosted.settled.set()
+        hosted.stop_waiting()
 
     async def _hooks_unstarted(self, settle: SettleTask) -> None:
         with anyio.CancelScope(shield=True):

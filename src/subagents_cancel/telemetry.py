@@ -244,9 +244,9 @@ class TaskTelemetry:
         """Tasks found still running after a stop, with their sub-agent, until they end and their threads return."""
         self._collector = MetricsCollector()
 
-    def follow(self, task: TaskInfo) -> None:
-        """Follow `task` from now on, until it ends."""
-        self._traces[task.task_id] = _TaskTrace()
+    def follow(self, task_id: TaskId) -> None:
+        """Follow the task `task_id` from now on, until it ends."""
+        self._traces[task_id] = _TaskTrace()
 
     def observe(self, address: str, message: WireMessage) -> None:
         """Take note of one message on the owner's transport (an [`Observer`][subagents_cancel.transport.Observer])."""

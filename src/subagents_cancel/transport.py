@@ -110,7 +110,11 @@ class Transport(Protocol):
 
 
 class _Mailbox:
-    """A FIFO queue that wakes its one reader; reading a message that is there already does not yield."""
+    """A FIFO queue that wakes its one reader; reading a message that is there already does not yield.
+
+    The reader waits on a bare future rather than an `anyio.Event`: a mailbox wakes once per message, and the
+    event's wrappers were most of what a message cost in process (`benchmarks/seam.py`).
+    """
 
     __slots__ = ('address', '_queue', '_released', '_wakeup')
 
@@ -118,7 +122,7 @@ class _Mailbox:
         self.address = address
         self._queue: deque[WireMessage] = deque()
         self._released = False
-        self._wakeup: anyio.Event | None = None
+        self._wakeup: asyncio.Future[None] | None = None
 
     def __aiter__(self) -> Self:
         return self
@@ -127,14 +131,15 @@ class _Mailbox:
         while not self._released:
             if self._queue:
                 return self._queue.popleft()
-            self._wakeup = anyio.Event()
-            await self._wakeup.wait()
+            self._wakeup = asyncio.get_running_loop().create_future()
+            await self._wakeup
         raise StopAsyncIteration
 
     def put(self, message: WireMessage) -> None:
         if not self._released:
             self._queue.append(message)
-            self._wake()
+            if self._wakeup is not None:
+                self._wake()
 
     def end(self) -> None:
         self._released = True
@@ -143,7 +148,8 @@ class _Mailbox:
 
     def _wake(self) -> None:
         if self._wakeup is not None:
-            self._wakeup.set()
+            if not self._wakeup.done():  # a reader cancelled while waiting has cancelled its future
+                self._wakeup.set_result(None)
             self._wakeup = None
 
 
@@ -171,10 +177,15 @@ class _Mailboxes:
     def target(self, address: str) -> _Mailbox | None:
         return self._open.get(address)
 
+    def send(self, address: str, message: WireMessage) -> bool:
+        """Deliver `message` to the mailbox open at `address` now, if any; return whether there was one."""
+        mailbox = self._open.get(address)
+        self.deliver(address, message, mailbox)
+        return mailbox is not None
+
     def deliver(self, address: str, message: WireMessage, mailbox: _Mailbox | None) -> None:
-        if self._observers:
-            for observer in tuple(self._observers):
-                observer(address, message)
+        for observer in self._observers:  # never changed in place: an observer may unsubscribe while it is called
+            observer(address, message)
         if mailbox is not None:
             mailbox.put(message)
 
@@ -184,11 +195,13 @@ class _Mailboxes:
             mailbox.end()
 
     def subscribe(self, observer: Observer) -> Callable[[], None]:
-        self._observers.append(observer)
+        self._observers = [*self._observers, observer]
 
         def unsubscribe() -> None:
             if observer in self._observers:
-                self._observers.remove(observer)
+                observers = list(self._observers)
+                observers.remove(observer)
+                self._observers = observers
 
         return unsubscribe
 
@@ -245,11 +258,7 @@ class InProcessTransport(_MailboxTransport):
 
     def send_nowait(self, address: str, message: WireMessage) -> bool:
         """Show `message` to the observers and append it to the mailbox at `address`, if one is open."""
-        if self._mailboxes.state != 'open':
-            return False
-        mailbox = self._mailboxes.target(address)
-        self._mailboxes.deliver(address, message, mailbox)
-        return mailbox is not None
+        return self._mailboxes.state == 'open' and self._mailboxes.send(address, message)
 
 
 @final
