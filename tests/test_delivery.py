@@ -7,7 +7,7 @@ import itertools
 import pytest
 from inline_snapshot import snapshot
 
-from subagents_cancel.delivery import (
+from subagents_cancel._engine.delivery import (
     DELIVERY_TRANSITIONS,
     DeliveryEvent,
     DeliveryState,

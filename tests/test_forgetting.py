@@ -22,10 +22,10 @@ from subagents_cancel import (
     TaskStatus,
     UnknownTask,
 )
+from subagents_cancel._engine.registry import TaskRecord
 from subagents_cancel.messages import ThreadsFinished
 from subagents_cancel.metrics import RECENT_CANCELLED_RUNS
 from subagents_cancel.regions import RegionClosed
-from subagents_cancel.registry import TaskRecord
 from subagents_cancel.testing import ManualClock
 
 from .helpers import Gate, Script, call, new_transport, replies_of, text, tool_returns

@@ -10,7 +10,7 @@ import pytest
 from pydantic_ai import Agent
 
 from subagents_cancel import SubAgentConfig, SubAgentManager
-from subagents_cancel.gc_pause import BULK, collector_paused
+from subagents_cancel._engine.gc_pause import BULK, collector_paused
 
 from .helpers import Script, call
 

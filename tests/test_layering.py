@@ -16,7 +16,7 @@ LAYERS: list[set[str]] = [
     {'notebook_view'},
     {'results'},
     {'messages'},
-    {'reasons', 'started'},
+    {'reasons', 'started', 'outcomes'},
     {'regions', 'config', 'wire'},
     {'transport', 'arrivals'},
     {'registry', 'reports', 'metrics', 'defaults', 'owner_mailbox', 'grace_windows', 'receipts'},
@@ -41,36 +41,60 @@ RANK = {module: rank for rank, layer in enumerate(LAYERS) for module in layer}
 SOURCE = Path(subagents_cancel.__file__).parent
 
 
+PACKAGES = {'_engine', '_text'}
+"""The private subpackages; a module is ranked by its own name, wherever it lives."""
+
+
+def modules() -> list[Path]:
+    """Every module of the package, in its subpackages too (their `__init__` holds only a docstring)."""
+    return sorted(path for path in SOURCE.rglob('*.py') if path.parent == SOURCE or path.name != '__init__.py')
+
+
+def _named(module: str, names: list[str]) -> set[str]:
+    """The modules an import names: `module` itself, or the `names` it imports from a (sub)package."""
+    parts = [part for part in module.split('.') if part]
+    if not parts or parts[-1] in PACKAGES:
+        return set(names)
+    return {parts[-1]}
+
+
 def internal_imports(path: Path) -> set[str]:
     """The package modules `path` imports: every import at any level, those under `if TYPE_CHECKING:` included."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            if node.module:
-                found.add(node.module.split('.')[0])
-            else:
-                found.update(alias.name for alias in node.names)
+        if isinstance(node, ast.ImportFrom) and node.level >= 1:
+            found |= _named(node.module or '', [alias.name for alias in node.names])
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith('subagents_cancel.'):
-            found.add(node.module.split('.')[1])
+            found |= _named(node.module.removeprefix('subagents_cancel'), [alias.name for alias in node.names])
         elif isinstance(node, ast.Import):
-            found.update(alias.name.split('.')[1] for alias in node.names if alias.name.startswith('subagents_cancel.'))
+            found |= {
+                alias.name.rsplit('.', 1)[1] for alias in node.names if alias.name.startswith('subagents_cancel.')
+            }
     return found
 
 
 def test_every_module_has_a_layer() -> None:
     """A new module must be placed in the layering first."""
-    assert {path.stem for path in SOURCE.glob('*.py')} <= set(RANK)
+    assert {path.stem for path in modules()} <= set(RANK)
 
 
 def test_imports_only_point_down() -> None:
     """No module imports one on its own layer or above."""
     back_edges = [
         (path.stem, imported)
-        for path in sorted(SOURCE.glob('*.py'))
+        for path in modules()
         for imported in internal_imports(path)
         if RANK[imported] >= RANK[path.stem]
     ]
     assert back_edges == []
+
+
+def test_the_engine_and_the_text_are_private_packages() -> None:
+    """The engine's modules and the text for models and people live in private subpackages, not at the top."""
+    top = {path.stem for path in SOURCE.glob('*.py')}
+    assert {path.stem for path in (SOURCE / '_engine').glob('*.py')} - {'__init__'}
+    assert {path.stem for path in (SOURCE / '_text').glob('*.py')} - {'__init__'}
+    assert not top & {'runner', 'supervisor', 'task_book', 'registry', 'replies', 'refusals'}
 
 
 def test_type_only_and_nested_imports_count(tmp_path: Path) -> None:

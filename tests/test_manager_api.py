@@ -7,9 +7,9 @@ import pytest
 
 from subagents_cancel import SubAgentConfig, SubAgentManager, TaskStatus, UnknownTask
 from subagents_cancel.errors import ManagerClosed, UnknownSubAgent
+from subagents_cancel.outcomes import WaitResult
 from subagents_cancel.states import NotWaitingForAnswer
 from subagents_cancel.testing import ManualClock
-from subagents_cancel.waiting import WaitResult
 
 from .helpers import Gate, Script, text
 

@@ -8,8 +8,8 @@ import pytest
 from inline_snapshot import snapshot
 
 from subagents_cancel import CancelReason, SubAgentConfig, SubAgentManager
+from subagents_cancel._text.reasons import FOR_PARENT_MODEL, FOR_PEOPLE, FOR_SUBAGENT_MODEL, in_words
 from subagents_cancel.messages import CancelReasonKind
-from subagents_cancel.reasons import FOR_PARENT_MODEL, FOR_PEOPLE, FOR_SUBAGENT_MODEL, in_words
 from subagents_cancel.regions import RegionClosed
 
 from .helpers import Script, text

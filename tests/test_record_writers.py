@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 import subagents_cancel
-from subagents_cancel.registry import TaskRecord
+from subagents_cancel._engine.registry import TaskRecord
 
 SOURCE = Path(subagents_cancel.__file__).parent
 WRITERS = {'registry', 'task_book'}

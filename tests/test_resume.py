@@ -17,7 +17,7 @@ from subagents_cancel import (
     TaskStatus,
     UnknownTask,
 )
-from subagents_cancel.resume import NotResumable
+from subagents_cancel.outcomes import NotResumable
 from subagents_cancel.testing import ManualClock
 
 from .helpers import (

@@ -11,8 +11,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from inline_snapshot import snapshot
 
 from subagents_cancel import Cancelled, CancelReason, Completed, Failed, Outcome, TaskId, TaskStatus
+from subagents_cancel._engine.registry import TaskRecord
 from subagents_cancel.messages import RunEnding, RunError, RunOutput, RunStopped
-from subagents_cancel.registry import TaskRecord
 from subagents_cancel.results import CancelInfo
 from subagents_cancel.states import TRANSITIONS, IllegalTransition, TaskEvent, TaskState, next_state
 

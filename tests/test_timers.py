@@ -7,8 +7,8 @@ import logging
 import anyio
 import pytest
 
+from subagents_cancel._engine.timers import Timers
 from subagents_cancel.testing import ManualClock
-from subagents_cancel.timers import Timers
 
 pytestmark = pytest.mark.anyio
 

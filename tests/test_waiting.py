@@ -12,8 +12,8 @@ from pydantic_ai.messages import ModelMessage, ModelResponse
 
 from subagents_cancel import CancelTimeout, SubAgentCapability, SubAgentConfig, SubAgentManager, TaskStatus
 from subagents_cancel.messages import Question
+from subagents_cancel.outcomes import WaitResult
 from subagents_cancel.shutdown import ShutdownReport, shutdown
-from subagents_cancel.waiting import WaitResult
 from subagents_cancel.wire import WireMessage
 
 from .helpers import Gate, Script, Step, WatchedClock, after, call, calls, new_transport, replies_of, resolve, text

@@ -4,7 +4,7 @@ The package exports what an application or a notebook imports every day, grouped
 Everything else is importable from its own module and documented on its API page: the cancel vocabulary and
 the messages between owners and tasks (`subagents_cancel.messages`), region details (`subagents_cancel.regions`),
 every error (`subagents_cancel.errors`; those that carry a task's status are in `subagents_cancel.states`),
-waiting (`subagents_cancel.waiting`), code inside a task (`subagents_cancel.task_context`,
+what commands return (`subagents_cancel.outcomes`), code inside a task (`subagents_cancel.task_context`,
 `subagents_cancel.processes`), shutdown (`subagents_cancel.shutdown`), cancel figures
 (`subagents_cancel.metrics`), clocks (`subagents_cancel.clock`), the transport (`subagents_cancel.transport`) and typed
 outputs across it (`subagents_cancel.output_codec`). Helpers that exist only for tests are in

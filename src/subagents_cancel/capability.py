@@ -13,13 +13,13 @@ from pydantic_ai.messages import ModelMessage
 from pydantic_ai.models import AbstractModel, Model
 from pydantic_ai.run import AgentRunResult
 
+from ._engine.started import started_task_ids
+from ._text.instructions import parent_instructions
 from .clock import Clock
 from .config import SubAgentConfig, SubAgentPolicy, check_model, index_subagents
 from .errors import ConfigError
-from .instructions import parent_instructions
 from .manager import SubAgentManager
 from .messages import TaskId
-from .started import started_task_ids
 from .tools import parent_toolset
 
 __all__ = ('SubAgentCapability',)

@@ -16,8 +16,8 @@ SubAgentsError
 
 The parent's tools never let these reach the model: each one becomes a short reply. The errors marked `[states]`,
 `[regions]` and `[resume]` carry a task's status or a cancel reason, so they live beside those types (in
-`subagents_cancel.states`, `subagents_cancel.regions` and `subagents_cancel.resume`): this module imports nothing
-of the package, and any module can import it.
+`subagents_cancel.states`, `subagents_cancel.regions` and `subagents_cancel.outcomes`): this module imports
+nothing of the package, and any module can import it.
 """
 
 from __future__ import annotations

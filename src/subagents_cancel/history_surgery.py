@@ -36,8 +36,8 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 
-from . import subagent_replies
-from .instructions import CANCEL_REQUEST_MARKER
+from subagents_cancel._text import subagent_replies
+from subagents_cancel._text.instructions import CANCEL_REQUEST_MARKER
 
 __all__ = ('resumable_history',)
 

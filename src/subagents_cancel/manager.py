@@ -21,28 +21,28 @@ from typing import Self
 import anyio
 from pydantic_ai.models import Model
 
-from .arrivals import Arrivals
-from .cancels import Cancels, HardCancelOutcome, SoftCancelOutcome
+from ._engine.arrivals import Arrivals
+from ._engine.cancels import Cancels
+from ._engine.defaults import Defaults
+from ._engine.launch import agent_for
+from ._engine.owner_mailbox import OwnerMailbox
+from ._engine.region_service import RegionService
+from ._engine.resume import Resumes
+from ._engine.supervisor import Supervisor, new_owner_id
+from ._engine.task_book import TaskBook
+from ._text.instructions import parent_instructions
 from .clock import Clock, MonotonicClock
 from .config import SubAgentConfig, SubAgentPolicy, check_duration, index_subagents
-from .defaults import Defaults
 from .errors import CancelTimeout, ManagerClosed
-from .instructions import parent_instructions
-from .launch import agent_for
 from .messages import CancelMode, CancelReason, OwnerAnnouncement
 from .metrics import CancelMetrics
-from .owner_mailbox import OwnerMailbox
-from .region_service import RegionService
+from .outcomes import HardCancelOutcome, SoftCancelOutcome, WaitFor, WaitResult
 from .regions import RegionCancelOutcome, RegionOutcome
 from .results import TaskInfo
-from .resume import Resumes
-from .supervisor import Supervisor, new_owner_id
-from .task_book import TaskBook
 from .task_context import current_task
 from .task_host import TaskHost, own_host_addresses
 from .telemetry import TaskTelemetry
 from .transport import InProcessTransport, Transport
-from .waiting import WaitFor, WaitResult
 from .wire import WireMessage
 
 __all__ = ('SubAgentManager',)

@@ -13,8 +13,8 @@ from typing import Protocol
 
 from pydantic_ai import RunUsage
 
-from .message_parts import CancelMode, CancelReason, Checkpoint, RunError, TaskId
-from .states import TaskStatus
+from subagents_cancel.message_parts import CancelMode, CancelReason, Checkpoint, RunError, TaskId
+from subagents_cancel.states import TaskStatus
 
 __all__ = (
     'CancelShape',

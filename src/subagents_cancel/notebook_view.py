@@ -18,7 +18,10 @@ import html
 import operator
 from collections.abc import Iterable, Mapping, Sequence
 
-from .message_parts import CancelReason
+from subagents_cancel.message_parts import CancelReason
+from subagents_cancel.states import TaskStatus
+
+from ._text.output_text import shortened
 from .notebook_shapes import (
     CancelledShape,
     CancelShape,
@@ -33,8 +36,6 @@ from .notebook_shapes import (
     TaskFiguresShape,
     TaskShape,
 )
-from .output_text import shortened
-from .states import TaskStatus
 
 __all__ = (
     'cancelled_html',

@@ -24,7 +24,7 @@ from pydantic_ai import NativeOutput, PromptedOutput, TextOutput, ToolOutput
 from pydantic_core import to_jsonable_python
 from typing_extensions import TypedDict
 
-from .output_text import shortened
+from ._text.output_text import shortened
 
 if TYPE_CHECKING:
     from typing_extensions import TypeForm

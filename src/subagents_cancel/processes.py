@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 from anyio.abc import ByteReceiveStream, Process
 
-from .shield import finish_shielded, run_to_end
+from ._engine.shield import finish_shielded, run_to_end
 
 __all__ = ('ProcessResult', 'run_process')
 

@@ -16,10 +16,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from ._text.reasons import FOR_PEOPLE
 from .errors import SubAgentsError
 from .messages import CancelMode, CancelReason, TaskId
 from .notebook_view import region_cancelled_html, region_completed_html, region_incomplete_html
-from .reasons import FOR_PEOPLE
 from .results import Completed, TaskInfo
 from .states import TaskStatus
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ._engine.tool_threads import SyncToolPool
 from .clock import Clock
 from .messages import TaskId
-from .tool_threads import SyncToolPool
 from .transport import Transport
 
 __all__ = ('NestedOwner', 'TaskCancelRequested', 'TaskContext', 'TaskThreads', 'current_task', 'task_scope')

@@ -4,7 +4,7 @@ A [`TaskHost`][subagents_cancel.task_host.TaskHost] is built from nothing but th
 has its registered code), a transport and a clock. It reads one mailbox, at its `address`, and routes each
 message by its `task_id`:
 
-* [`StartTask`][subagents_cancel.wire.StartTask] starts a [`TaskRunner`][subagents_cancel.runner.TaskRunner] in
+* [`StartTask`][subagents_cancel.wire.StartTask] starts a [`TaskRunner`][subagents_cancel._engine.runner.TaskRunner] in
   an asyncio task of the host's own, with the host's sync-tool pool;
 * [`CancelRequest`][subagents_cancel.messages.CancelRequest],
   [`CancelEscalated`][subagents_cancel.messages.CancelEscalated] and [`Answer`][subagents_cancel.messages.Answer] go to
@@ -37,10 +37,12 @@ from typing import Self
 import anyio
 from pydantic_ai.models import Model
 
-from .arrivals import Arrivals
+from ._engine.arrivals import Arrivals
+from ._engine.launch import agent_for, run_instructions, settle_task
+from ._engine.runner import TaskRunner, TaskSpec
+from ._engine.tool_threads import SyncToolPool
 from .clock import Clock, MonotonicClock
 from .config import SubAgentConfig, SubAgentPolicy, index_subagents
-from .launch import agent_for, run_instructions, settle_task
 from .messages import (
     Answer,
     BusMessage,
@@ -54,10 +56,8 @@ from .messages import (
     TaskId,
     TaskUnresponsive,
 )
-from .runner import TaskRunner, TaskSpec
 from .task_context import TaskContext
 from .telemetry import TaskSpans
-from .tool_threads import SyncToolPool
 from .transport import Mailbox, Transport
 from .wire import HooksFinished, SettleTask, StartTask, WireMessage
 

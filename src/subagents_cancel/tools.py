@@ -13,7 +13,9 @@ from pydantic import Field
 from pydantic_ai import FunctionToolset
 from pydantic_ai.messages import ToolReturn
 
-from . import refusals, replies, reports, resume_replies
+from ._engine.started import with_task_id
+from ._engine.tooling import ToolArgs, ValidatedToolset, validated_tool
+from ._text import refusals, replies, reports, resume_replies
 from .errors import (
     ManagerClosed,
     UnknownSubAgent,
@@ -21,13 +23,10 @@ from .errors import (
 )
 from .manager import SubAgentManager
 from .messages import CancelMode, CancelReason
+from .outcomes import NotResumable, WaitResult
 from .regions import REGION_PATTERN, RegionCancelOutcome, RegionClosed
 from .results import TaskInfo
-from .resume import NotResumable
-from .started import with_task_id
 from .states import NotWaitingForAnswer, TaskStatus
-from .tooling import ToolArgs, ValidatedToolset, validated_tool
-from .waiting import WaitResult
 
 __all__ = ('create_subagent_toolset', 'parent_toolset')
 

@@ -41,8 +41,8 @@ class _Envelope:
 class StartTask(_Envelope):
     """Run a task of the sub-agent `subagent` on `prompt`, reporting to `owner_address`.
 
-    One field per [`TaskSpec`][subagents_cancel.task_spec.TaskSpec] field that is not resolved on the host
-    from the sub-agent's config.
+    It carries everything a task needs that the host does not take from the sub-agent's config: a host is built
+    from the configs alone.
     """
 
     kind: Literal['start_task'] = field(default='start_task', repr=False)

@@ -1,0 +1,3 @@
+"""The engine: private modules, one concept each (see docs/concepts/architecture.md)."""
+
+__all__: tuple[str, ...] = ()

@@ -1,0 +1,112 @@
+"""The cancel commands of one owner, and their typed outcomes: what a request found, and what it did.
+
+The tools only format these outcomes; the Python API returns their `info` (and raises
+[`CancelTimeout`][subagents_cancel.CancelTimeout] for a hard cancel that timed out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import anyio
+
+from subagents_cancel.clock import Clock
+from subagents_cancel.config import SubAgentPolicy
+from subagents_cancel.messages import CancelMode, CancelReason
+from subagents_cancel.outcomes import HardCancelOutcome, SoftCancelOutcome
+from subagents_cancel.states import TaskStatus
+
+from .defaults import Defaults
+from .gc_pause import collector_paused
+from .registry import TaskRecord
+from .task_book import TaskBook
+
+__all__ = ('Cancels',)
+
+
+class Cancels:
+    """Requests cancels of one owner's tasks through its book, and waits for hard-cancelled tasks to stop."""
+
+    def __init__(self, book: TaskBook, defaults: Defaults, clock: Clock, policy: SubAgentPolicy) -> None:
+        self._book = book
+        self._defaults = defaults
+        self._clock = clock
+        self._hard_cancel_wait_seconds = policy.hard_cancel_wait_seconds
+        self._receipt_wait_seconds = policy.receipt_wait_seconds
+
+    async def soft(self, record: TaskRecord, reason: CancelReason, grace_seconds: float | None) -> SoftCancelOutcome:
+        """Ask the task to wrap up, unless it has ended or was asked before; return once the task has the request.
+
+        The task's receipt (received, held, or lost) is awaited for at most `receipt_wait_seconds` of real time: a
+        transport that delivers late or a host that never answers does not hang the caller, and the outcome is then
+        `'requested'` (a receipt that comes later still updates the task).
+        """
+        if record.status.is_terminal:
+            return SoftCancelOutcome(info=self._book.info(record), result='already_ended')
+        if record.cancel is not None and not record.cancel.lost:
+            return SoftCancelOutcome(info=self._book.info(record), result='already_requested')
+        answered_question = record.question is not None
+        if record.cancel is None:
+            self._book.request_cancel(
+                record, 'soft', reason, self._defaults.grace_seconds(record.subagent, grace_seconds)
+            )
+            await self.await_receipts((record,))
+        info = self._book.info(record)
+        if info.cancel is not None and info.cancel.lost:  # its output was committed first; its run is ending
+            return SoftCancelOutcome(info=info, result='lost')
+        if info.is_terminal:
+            return SoftCancelOutcome(info=info, result='never_started')
+        if info.cancel is not None and info.cancel.held_at is not None:
+            return SoftCancelOutcome(info=info, result='held')
+        return SoftCancelOutcome(info=info, result='requested', answered_question=answered_question)
+
+    async def await_receipts(self, records: Sequence[TaskRecord]) -> None:
+        """Wait for the receipts of the cancel requests just sent to `records`, at most `receipt_wait_seconds`.
+
+        Real time, not the owner's clock: the bound is on the transport's delivery, which no test clock drives.
+        """
+        with anyio.move_on_after(self._receipt_wait_seconds):
+            for record in records:
+                await self._book.receipt(record)
+
+    async def hard(self, record: TaskRecord, reason: CancelReason) -> HardCancelOutcome:
+        """Stop the task and wait for it within the bound, unless it has ended."""
+        if record.status.is_terminal:
+            return HardCancelOutcome(info=self._book.info(record), result='already_ended')
+        stopped = await self.stop(record, reason)
+        info = self._book.info(record)
+        if not stopped:
+            return HardCancelOutcome(info=info, result='timed_out')
+        # Its output may have been committed before the request reached it: then it completed, and the cancel lost.
+        return HardCancelOutcome(info=info, result='stopped' if info.status is TaskStatus.CANCELLED else 'lost')
+
+    def request_each(
+        self, records: Sequence[TaskRecord], mode: CancelMode, reason: CancelReason, grace_seconds: float | None
+    ) -> None:
+        """Request a cancel of each of `records`; a soft request skips those already asked to stop."""
+        for record in records:
+            if mode == 'hard' or record.cancel is None:
+                grace = self._defaults.grace_seconds(record.subagent, grace_seconds)
+                self._book.request_cancel(record, mode, reason, grace)
+
+    async def stop(self, record: TaskRecord, reason: CancelReason) -> bool:
+        """Hard-cancel `record` and wait for it within the bound; `False` (marked unresponsive) if it did not stop."""
+        if record.status.is_terminal:
+            return True
+        self._book.request_cancel(record, 'hard', reason, 0.0)
+        return await self.await_stops((record,))
+
+    async def await_stops(self, records: Sequence[TaskRecord]) -> bool:
+        """Wait for hard-cancelled `records` to stop and have their hooks run, within the bound.
+
+        The ones that did not stop are marked unresponsive.
+        """
+        with (
+            collector_paused(len(records)),
+            self._clock.deadline_scope(self._clock.now() + self._hard_cancel_wait_seconds),
+        ):
+            for record in records:
+                await record.ended.wait()
+        stuck = [record for record in records if not record.status.is_terminal]
+        self._book.mark_stuck(stuck)
+        return not stuck

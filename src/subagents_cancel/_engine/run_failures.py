@@ -1,0 +1,26 @@
+"""How a failed sub-agent run is described to its parent: in our own words, never the provider's error text."""
+
+from __future__ import annotations
+
+from pydantic_ai import UsageLimitExceeded
+from pydantic_ai.exceptions import UnexpectedModelBehavior
+
+from subagents_cancel.messages import RunError
+
+__all__ = ('describe_failure', 'stray_cancellation')
+
+
+def stray_cancellation() -> RunError:
+    """The failure of a run whose own code raised `CancelledError` although nothing cancelled the task."""
+    return RunError(
+        'CancelledError',
+        'a tool or hook of the sub-agent raised CancelledError although nothing cancelled the task '
+        '(for example, it awaited something that was cancelled elsewhere); details are in the logs',
+    )
+
+
+def describe_failure(error: Exception) -> RunError:
+    """Our own sentence for a failed run; provider error text may carry secrets, so it is not repeated."""
+    if isinstance(error, UsageLimitExceeded | UnexpectedModelBehavior):
+        return RunError(type(error).__name__, error.message)  # pydantic-ai's own wording, no provider text
+    return RunError(type(error).__name__, 'the sub-agent run raised this error; details are in the logs')

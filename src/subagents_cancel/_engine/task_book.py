@@ -1,0 +1,413 @@
+"""The task book of one owner: the only writer of its task records, and the owner's side of the transport.
+
+Every report from a task (and from the host that runs it) arrives at `TaskBook.receive`; every change to a record
+(a transition through `TaskRecord.apply`, a cancel request and what became of it, an unresponsive mark, hooks done,
+lingering threads, a fallback) is made by a method of the book, which then wakes the waiters and announces the
+change. A soft cancel's grace window ends on the owner's clock (`grace_windows`); if the task has not ended by then,
+the book escalates the cancel. Every message the owner sends goes through `TaskBook._send`: to the task host, or to
+its own address for observers. The rest of the owner reads records (through `records`) and asks the book to change
+them; `tests/test_record_writers.py` checks that nothing else writes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import anyio
+
+from subagents_cancel.clock import Clock
+from subagents_cancel.config import SubAgentPolicy
+from subagents_cancel.messages import (
+    Answer,
+    CancelAcknowledged,
+    CancelAll,
+    CancelEscalated,
+    CancelHeld,
+    CancelLost,
+    CancelMode,
+    CancelReason,
+    CancelReceived,
+    CancelRequest,
+    CheckpointRecorded,
+    DeadlineExpired,
+    OwnerAnnouncement,
+    Question,
+    QuestionWithdrawn,
+    RunEnding,
+    RunError,
+    RunFinished,
+    RunOutput,
+    RunStopped,
+    StatusChanged,
+    SubtasksChanged,
+    TaskId,
+    TaskStarted,
+    TaskUnresponsive,
+    ThreadsFinished,
+)
+from subagents_cancel.outcomes import WaitFor, WaitResult
+from subagents_cancel.regions import RegionCancel
+from subagents_cancel.results import CancelInfo, TaskInfo
+from subagents_cancel.states import NotWaitingForAnswer, TaskEvent
+from subagents_cancel.wire import HooksFinished, SettleTask, StartTask, WireMessage
+
+from .arrivals import Arrivals
+from .defaults import Defaults
+from .grace_windows import GraceWindows
+from .receipts import Receipts
+from .registry import Registry, TaskRecord
+from .waiting import Waiters
+
+__all__ = ('TaskBook',)
+
+_Listener = Callable[[TaskRecord], None]
+_Send = Callable[[str, WireMessage], object]
+
+
+def _ignore(record: TaskRecord) -> None:
+    pass
+
+
+def _ignore_cancel_all(request: CancelAll) -> None:
+    pass  # an owner that was not opened inside a task has no tasks of a parent to cancel
+
+
+class TaskBook:
+    """One owner's task records: what its tasks report, what it asks of them, and who waits on them."""
+
+    def __init__(
+        self,
+        *,
+        send: _Send,
+        clock: Clock,
+        address: str,
+        host: str,
+        defaults: Defaults,
+        policy: SubAgentPolicy,
+        arrivals: Arrivals,
+    ) -> None:
+        self.records = Registry(keep_finished=policy.keep_finished, finished_ttl_seconds=policy.finished_ttl_seconds)
+        """The records, for reading; only the book changes them."""
+        self.address = address
+        """The owner's mailbox address on the transport, where the book announces changes."""
+        self.host = host
+        """The address of the task host that runs the owner's tasks."""
+        self._transport_send = send
+        self._clock = clock
+        self._defaults = defaults
+        self._arrivals = arrivals
+        self._deadline_cancel: CancelMode = policy.deadline_cancel
+        self._waiters = Waiters(clock)
+        self._receipts = Receipts()
+        self._hooks: dict[TaskId, anyio.Event] = {}
+        """Set once the task's hook has run, for whoever waits for that."""
+        self._graces = GraceWindows(clock)
+        self._subtasks: dict[TaskId, dict[str, tuple[TaskInfo, ...]]] = {}
+        """Per task still running, the latest tasks of each owner opened inside it (from `SubtasksChanged`)."""
+        self._ended: _Listener = _ignore
+        self._threads_finished: _Listener = _ignore
+        self._changed: _Listener = _ignore
+        self._cancel_all: Callable[[CancelAll], None] = _ignore_cancel_all
+
+    def listen(self, *, ended: _Listener, threads_finished: _Listener) -> None:
+        """Set what the owner does once a task has ended, and once its lingering threads have returned."""
+        self._ended, self._threads_finished = ended, threads_finished
+
+    def report_to(self, *, cancel_all: Callable[[CancelAll], None], changed: _Listener) -> None:
+        """Set what a nested owner does with a `CancelAll` from its task, and once one of its records has changed."""
+        self._cancel_all, self._changed = cancel_all, changed
+
+    def _notify(self, record: TaskRecord) -> None:
+        """`record` changed: wake its waiters, and let a nested owner report it."""
+        self._waiters.notify(record)
+        self._changed(record)
+
+    def _send(self, address: str, message: WireMessage) -> None:
+        """The owner's one way out: every message it sends, to its tasks' host or to its own observers, goes here."""
+        self._transport_send(address, message)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def info(self, record: TaskRecord) -> TaskInfo:
+        """A snapshot of `record`, with the active tasks of its own sub-agents while it runs, and its fallback."""
+        now = self._clock.now()
+        nested = self._subtasks.get(record.task_id, {}) if not record.status.is_terminal else {}
+        subtasks = tuple(_as_of(info, now) for infos in nested.values() for info in infos)
+        fallback_record = self.records.find(record.fallback_id) if record.fallback_id else None
+        fallback = fallback_record.info(now) if fallback_record is not None else None
+        return record.info(now, fallback=fallback, subtasks=subtasks)
+
+    async def wait(self, task_ids: Sequence[str] | None, wait_for: WaitFor, timeout_seconds: float) -> WaitResult:
+        """Wait until the tasks (all active ones by default) end, or one asks; see `SubAgentManager.wait`."""
+        records = tuple(map(self.records.get, task_ids)) if task_ids is not None else self.records.active()
+        finished = await self._waiters.wait_until(
+            records, wait_for, deadline=self._clock.now() + timeout_seconds, stop_on_question=True
+        )
+        return WaitResult(tasks=tuple(map(self.info, records)), timed_out=not finished)
+
+    async def wait_until(
+        self, records: Sequence[TaskRecord], wait_for: WaitFor, *, deadline: float | None, stop_on_question: bool
+    ) -> bool:
+        """Wait until `records` have settled (see `Waiters.wait_until`); `False` on timeout."""
+        return await self._waiters.wait_until(records, wait_for, deadline=deadline, stop_on_question=stop_on_question)
+
+    # --- what the owner writes ----------------------------------------------------------------
+
+    def add(self, record: TaskRecord) -> None:
+        """Keep a new task's record."""
+        self.records.add(record)
+
+    def forget_past_keeping(self) -> None:
+        """Forget the finished tasks and the empty cancelled regions that are past keeping."""
+        self.records.forget_past_keeping(self._clock.now())
+
+    def close_region(self, region: str, cancel: RegionCancel) -> None:
+        """Record the cancel of `region`; the first is kept."""
+        self.records.cancel_region(region, cancel)
+
+    def deliver_region(self, region: str) -> None:
+        """Record that a join of `region` delivered every result: no later cancel turns it into a cancelled one."""
+        self.records.deliver_region(region)
+
+    def transition(self, record: TaskRecord, event: TaskEvent, at: float, *, ending: RunEnding | None = None) -> None:
+        """Move the task by `event`; on a change, settle an end, announce it, and wake its waiters."""
+        old = record.state
+        if not record.apply(event, at=at, ending=ending):
+            return
+        if record.status.is_terminal:
+            self._subtasks.pop(record.task_id, None)
+            self._graces.end(record.task_id)
+            self.records.settle(record)
+            self._after_end(record)
+        self._send(self.address, StatusChanged(task_id=record.task_id, sent_at=at, old=old, new=record.state))
+        self._notify(record)
+
+    def _after_end(self, record: TaskRecord) -> None:
+        """Tell a fallback's original that it has ended; then let the owner start a cancelled task's fallback."""
+        if record.fallback_for is not None:
+            original = self.records.get(record.fallback_for)
+            original.awaiting_fallback = False
+            self.records.done(original, self._clock.now())
+            self._notify(original)
+        self._ended(record)
+
+    def resumed(self, record: TaskRecord, resumption: TaskRecord) -> None:
+        """Note that `resumption` continues `record`: it inherits its checkpoints, and `record` drops its history."""
+        record.resumed_by, resumption.resumed_from = resumption.task_id, record.task_id
+        record.history = ()
+        resumption.checkpoints[:0] = record.checkpoints
+        resumption.inherited_checkpoints = len(record.checkpoints)
+
+    def fallback_started(self, record: TaskRecord, fallback: TaskRecord) -> None:
+        """Note that `fallback` took over the cancelled `record`: waiting for `record` waits for it too."""
+        record.fallback_id = fallback.task_id
+        record.awaiting_fallback = True
+
+    def request_cancel(
+        self, record: TaskRecord, mode: CancelMode, reason: CancelReason, grace: float, *, at: float | None = None
+    ) -> None:
+        """Record a cancel request (a hard one upgrades a soft one), move the task by it, and send it to the task."""
+        now = self._clock.now() if at is None else at
+        request = CancelRequest(task_id=record.task_id, sent_at=now, mode=mode, reason=reason, grace_seconds=grace)
+        if record.cancel is None:
+            record.cancel = CancelInfo(
+                mode=mode, reason=reason, requested_at=now, grace_seconds=grace, request_id=request.message_id
+            )
+        elif mode == 'hard':
+            record.cancel = dataclasses.replace(record.cancel, mode='hard')
+        old, started = record.state, record.started_at is not None
+        self.transition(record, TaskEvent.SOFT_CANCEL if mode == 'soft' else TaskEvent.HARD_CANCEL, now)
+        if record.state == old:
+            self._changed(record)  # no transition reported it, but the cancel it shows has changed
+        if started and not record.status.is_terminal:  # a PENDING task ends here, on the owner's side
+            self._receipts.expect(record.task_id, request.message_id)
+            self._send(self.host, request)
+            if mode == 'soft':  # its grace window ends on the owner's clock, whether the task heard the request or not
+                self._graces.open(record.task_id, now + grace, lambda: self._escalate(record))
+
+    def _escalate(self, record: TaskRecord) -> None:
+        """The grace window of the task's soft cancel ran out before it ended: record it, and tell the task to stop.
+
+        `CancelEscalated` goes to the task's host, which stops the run as for a hard request (the task's span notes
+        the escalation there, and every observer sees it).
+        """
+        cancel = record.cancel
+        assert cancel is not None  # the window opened with the soft request, and is ended when the task ends
+        now = self._clock.now()
+        record.cancel = dataclasses.replace(cancel, mode='hard', escalated_at=now)
+        self._send(self.host, CancelEscalated(task_id=record.task_id, sent_at=now, correlation_id=cancel.request_id))
+        self._notify(record)
+
+    async def aclose(self) -> None:
+        """Stop the grace timers, once the closing owner has hard-cancelled its tasks: it escalates nothing more."""
+        await self._graces.aclose()
+
+    async def receipt(self, record: TaskRecord) -> None:
+        """Wait until the task has given the receipts of the cancel requests sent so far, or has ended (unbounded)."""
+        await self._receipts.wait(record.task_id)
+
+    async def hooks_finished(self, records: Sequence[TaskRecord]) -> None:
+        """Wait until each of the ended `records` has had its hook run (by the host, which reports it)."""
+        for record in records:
+            if record.status.is_terminal and not record.hooks_done:
+                await self._hooks.setdefault(record.task_id, anyio.Event()).wait()
+
+    def start(self, record: TaskRecord, start: StartTask) -> None:
+        """Start the task: move it to RUNNING and send `start` to the host."""
+        self.transition(record, TaskEvent.START, start.sent_at)
+        self._send(self.host, start)
+
+    def settle(self, record: TaskRecord) -> None:
+        """Ask the host to run the hook of the ended task (its run is over, or it never started)."""
+        self._send(
+            self.host,
+            SettleTask(
+                task_id=record.task_id, sent_at=self._clock.now(), info=self.info(record), owner_address=self.address
+            ),
+        )
+
+    def answer(self, record: TaskRecord, text: str) -> None:
+        """Answer the question the task waits on, and send the answer to it.
+
+        Raises:
+            NotWaitingForAnswer: the task has no open question (or is being cancelled).
+        """
+        question = record.question
+        if question is None or record.state.cancel_requested:
+            raise NotWaitingForAnswer(record.task_id, record.status)
+        now = self._clock.now()
+        self.transition(record, TaskEvent.ANSWER, now)
+        self._send(
+            self.host, Answer(task_id=record.task_id, sent_at=now, text=text, correlation_id=question.message_id)
+        )
+
+    def mark_unresponsive(self, record: TaskRecord, at: float | None = None) -> None:
+        """Record that something of the task still runs although it was stopped, and tell observers once."""
+        if record.unresponsive_since is None:
+            record.unresponsive_since = now = self._clock.now() if at is None else at
+            self.records.note_unresponsive(record)
+            unresponsive = TaskUnresponsive(task_id=record.task_id, sent_at=now)
+            self._send(self.address, unresponsive)
+            self._send(self.host, unresponsive)  # for the task's span
+            self._changed(record)
+
+    def mark_stuck(self, records: Sequence[TaskRecord]) -> None:
+        """Mark the tasks that a hard cancel waited for in vain unresponsive, and wake their waiters."""
+        for record in records:
+            self.mark_unresponsive(record)
+            self._notify(record)
+
+    def hooks_done(self, record: TaskRecord, cleanup_error: str | None) -> None:
+        """Record that the task's hook has run (and how it failed, if it did): waiting for the task may return."""
+        if cleanup_error is not None:
+            record.cleanup_error = cleanup_error
+        record.hooks_done = True
+        if (hooks := self._hooks.pop(record.task_id, None)) is not None:
+            hooks.set()
+        self.records.done(record, self._clock.now())
+        self._notify(record)
+
+    # --- what the tasks report ----------------------------------------------------------------
+
+    def expire_deadline(self, record: TaskRecord) -> None:
+        """The task's time budget ran out: announce it, and request the policy's cancel (unless one was)."""
+        if record.cancel is None and not record.status.is_terminal:
+            self._send(self.address, DeadlineExpired(task_id=record.task_id, sent_at=self._clock.now()))
+            grace = self._defaults.grace_seconds(record.subagent)
+            self.request_cancel(record, self._deadline_cancel, CancelReason(kind='deadline'), grace)
+
+    def receive(self, message: WireMessage) -> None:
+        """Handle one message from the owner's mailbox: a report on a task, or a cascade from the task it runs in."""
+        if isinstance(message, CancelAll):
+            self._cancel_all(message)  # from the task this owner was opened in, whose cancel cascades
+            return
+        if isinstance(message, CancelReceived | CancelHeld | CancelLost | RunFinished):
+            self._receipts.received(message)
+        if (record := self._reported_task(message)) is not None:
+            self._apply_report(record, message)
+
+    def _apply_report(self, record: TaskRecord, message: WireMessage) -> None:
+        """Apply a task's report to its record."""
+        match message:
+            case TaskStarted():
+                self.transition(record, TaskEvent.START, message.sent_at)
+            case Question() | QuestionWithdrawn() if not record.state.cancel_requested:  # else the cancel answers it
+                self._on_question(record, message)
+            case CheckpointRecorded(checkpoint=checkpoint):
+                record.checkpoints.append(checkpoint)
+                self._notify(record)
+            case CancelAcknowledged() | CancelHeld() | CancelLost() if record.cancel is not None:
+                self._on_cancel_report(record, message)
+            case RunFinished():
+                self._finish(record, message)
+            case ThreadsFinished():
+                self._on_threads_finished(record, message.sent_at)
+            case HooksFinished():
+                self.hooks_done(record, message.cleanup_error)
+            case SubtasksChanged(owner_address=owner, subtasks=subtasks) if not record.status.is_terminal:
+                self._subtasks.setdefault(record.task_id, {})[owner] = subtasks
+                self._changed(record)
+            case _:  # a question, acknowledgement or deadline that lost a race with a cancel or the end
+                pass
+
+    def _reported_task(self, message: WireMessage) -> TaskRecord | None:
+        """The task a report is about; `None` for what is not a task's report to this owner."""
+        if isinstance(
+            message,
+            OwnerAnnouncement | CancelRequest | Answer | StartTask | SettleTask,
+        ):
+            return None  # our own announcements, for observers; requests for tasks sent here by mistake
+        return self.records.find(message.task_id)  # `None`: a sender on a shared transport used the wrong address
+
+    def _on_cancel_report(self, record: TaskRecord, message: CancelAcknowledged | CancelHeld | CancelLost) -> None:
+        """What became of the task's cancel request: the sub-agent read it, it waits, or it lost."""
+        assert record.cancel is not None
+        match message:
+            case CancelAcknowledged():
+                record.cancel = dataclasses.replace(record.cancel, acknowledged_at=message.sent_at)
+            case CancelHeld():
+                record.cancel = dataclasses.replace(record.cancel, held_at=message.sent_at)
+            case CancelLost(ending=ending):
+                record.note_lost(self._arrivals.ending(record.subagent, ending))
+        self._notify(record)
+
+    def _on_threads_finished(self, record: TaskRecord, at: float) -> None:
+        record.lingering_threads = 0
+        self.records.done(record, at)
+        self._notify(record)
+        self._threads_finished(record)
+
+    def _on_question(self, record: TaskRecord, message: Question | QuestionWithdrawn) -> None:
+        if isinstance(message, Question):
+            record.question = message
+            self.transition(record, TaskEvent.ASK, message.sent_at)
+        elif record.question is not None and record.question.message_id == message.correlation_id:
+            self.transition(record, TaskEvent.ANSWER, message.sent_at)  # its ask_parent call was cut off: it works on
+
+    def _finish(self, record: TaskRecord, message: RunFinished) -> None:
+        record.usage = message.usage
+        if not isinstance(message.ending, RunOutput):  # it may be resumed: keep its conversation while it is kept
+            record.history = message.messages
+        if message.lingering_threads:
+            record.lingering_threads = message.lingering_threads
+            self.mark_unresponsive(record, message.sent_at)
+        match message.ending:
+            case RunOutput():
+                event = TaskEvent.COMPLETE
+            case RunError():
+                event = TaskEvent.FAIL
+            case RunStopped():
+                if record.cancel is None and not record.status.is_terminal:
+                    # Stopped from outside (its owner's task was cancelled): record that as the cancel, requested when
+                    # the run reported it had stopped, so that the stop time is never negative.
+                    reason = CancelReason(kind='parent_cancelled')
+                    self.request_cancel(record, 'hard', reason, 0.0, at=message.sent_at)
+                event = TaskEvent.STOP
+        self.transition(record, event, message.sent_at, ending=self._arrivals.ending(record.subagent, message.ending))
+
+
+def _as_of(info: TaskInfo, now: float) -> TaskInfo:
+    """A running task's snapshot as it is at `now`: a nested owner's snapshot ages on the clock they share."""
+    subtasks = tuple(_as_of(each, now) for each in info.subtasks)
+    return dataclasses.replace(info, elapsed_seconds=now - info.created_at, subtasks=subtasks)

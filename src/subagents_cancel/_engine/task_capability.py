@@ -1,0 +1,217 @@
+"""The capability added to every sub-agent run.
+
+It brings the `ask_parent` and `checkpoint` tools and the cancel instructions, tells the runner what each
+model request carries (so it can acknowledge a cancel request when it reaches the model), refuses new tool
+calls after one, and tells the runner when a model response arrives and which of its tool calls are output
+tools (so the runner can tell a final answer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import Field
+from pydantic_ai import FunctionToolset, RunContext, SkipToolExecution
+from pydantic_ai.capabilities import (
+    AbstractCapability,
+    AgentNode,
+    NodeResult,
+    OutputContext,
+    ValidatedToolArgs,
+    WrapToolExecuteHandler,
+)
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, ToolCallPart, ToolReturnPart
+from pydantic_ai.models import ModelRequestContext
+from pydantic_ai.tools import ToolDefinition
+
+from subagents_cancel._text import subagent_replies
+from subagents_cancel.messages import CancelRequest
+
+from .tooling import ToolArgs, ValidatedToolset, validated_tool
+
+__all__ = ('TOOLS_ALLOWED_AFTER_CANCEL', 'TaskChannel', 'TaskRunCapability', 'returned_calls')
+
+TOOLS_ALLOWED_AFTER_CANCEL = frozenset(
+    {
+        'checkpoint',
+        'ask_parent',
+        # A sub-agent with sub-agents of its own may still look at, wait for, answer and stop them while it wraps up.
+        'check_task',
+        'list_active_tasks',
+        'wait_tasks',
+        'answer_subagent',
+        'soft_cancel_task',
+        'hard_cancel_task',
+    }
+)
+"""Tools a sub-agent may still call after a soft cancel: none of them starts new work."""
+
+
+class TaskChannel(Protocol):
+    """What the capability inside a sub-agent's run needs from the runner that drives it."""
+
+    @property
+    def cancel_request(self) -> CancelRequest | None:
+        """The soft cancel request this task received, if any."""
+        ...
+
+    def request_going_out(self, still_queued: set[str], returned_calls: set[str]) -> None:
+        """Note a model request as it goes out: the enqueue ids still queued, and the tool calls it answers."""
+        ...
+
+    def question_returned(self, tool_call_id: str) -> None:
+        """Note that the `ask_parent` call `tool_call_id` has returned its reply."""
+        ...
+
+    def response_arrived(self, response: ModelResponse, output_tools: Collection[str]) -> None:
+        """Note a model response as it arrives; `output_tools` names the tools that would make it the run's output."""
+        ...
+
+    def output_accepted(self, output: object) -> None:
+        """Note that the run accepted its final output (validators and output function done)."""
+        ...
+
+    def step_failed(self, error: Exception) -> None:
+        """Note that a step of the run raised `error` (the run fails with it unless something handles it)."""
+        ...
+
+    async def ask(self, question: str) -> str:
+        """Ask the parent `question`; return the reply the sub-agent sees."""
+        ...
+
+    def checkpoint(
+        self, completed: Sequence[str], in_progress: Sequence[str], not_started: Sequence[str], findings: Sequence[str]
+    ) -> int:
+        """Record progress; return how many checkpoints this task has now."""
+        ...
+
+
+class _AskParentArgs(ToolArgs):
+    question: str = Field(min_length=1, max_length=4000, description='One clear question, with why you need it.')
+
+
+class _CheckpointArgs(ToolArgs):
+    completed: list[str] = Field(default_factory=list[str], description='Steps that are finished.')
+    in_progress: list[str] = Field(default_factory=list[str], description='Steps under way.')
+    not_started: list[str] = Field(default_factory=list[str], description='Steps not begun yet.')
+    findings: list[str] = Field(default_factory=list[str], description='What you found since the last checkpoint.')
+
+
+def returned_calls(messages: Sequence[ModelMessage]) -> set[str]:
+    """The ids of the tool calls whose results the request being sent (the messages after the last response) carries."""
+    found: set[str] = set()
+    for message in reversed(messages):
+        if not isinstance(message, ModelRequest):
+            break
+        found.update(part.tool_call_id for part in message.parts if isinstance(part, ToolReturnPart))
+    return found
+
+
+@dataclass
+class TaskRunCapability(AbstractCapability[object]):
+    """Per-run capability of one sub-agent task; built by the runner for that run only."""
+
+    channel: TaskChannel
+    instructions: str
+    refuse_tools_after_cancel: bool
+
+    def get_instructions(self) -> str:
+        """The sub-agent's extra instructions: how to checkpoint and how to react to a cancel request."""
+        return self.instructions
+
+    def get_toolset(self) -> FunctionToolset[object]:
+        """The sub-agent's tools: `ask_parent` and `checkpoint`."""
+        channel = self.channel
+
+        async def ask_parent(args: _AskParentArgs) -> str:
+            return await channel.ask(args.question)
+
+        async def checkpoint(args: _CheckpointArgs) -> str:
+            count = channel.checkpoint(args.completed, args.in_progress, args.not_started, args.findings)
+            return subagent_replies.checkpoint_recorded(count, cancel_requested=channel.cancel_request is not None)
+
+        return ValidatedToolset(
+            [
+                validated_tool(
+                    'ask_parent',
+                    'Ask your parent a question and wait for its answer. Use it only when you cannot go on without it.',
+                    _AskParentArgs,
+                    ask_parent,
+                ),
+                validated_tool(
+                    'checkpoint',
+                    'Record your progress after each step: what is completed, in progress and not started (as of '
+                    'now), and what you found in this step. If you are stopped, your checkpoints are what your '
+                    'parent receives.',
+                    _CheckpointArgs,
+                    checkpoint,
+                ),
+            ]
+        )
+
+    async def before_model_request(
+        self, ctx: RunContext[object], request_context: ModelRequestContext
+    ) -> ModelRequestContext:
+        """Tell the runner what the request carries, so it acknowledges the cancel request once the model gets it.
+
+        pydantic-ai's queue has already drained into this request (its drain capability runs outermost), so an
+        enqueue id no longer in `ctx.pending_messages` is in this request: the same fact, by the same id, as the
+        `EnqueuedMessagesEvent` that the drain emits. That event reaches a capability only through `on_event`,
+        which makes pydantic-ai stream every model request of the run: a model without streaming would fail,
+        and usage would be counted differently. The request also carries the results of the tool calls made since
+        the last response, among them an `ask_parent` call answered with the cancel request.
+        """
+        if self.channel.cancel_request is not None:
+            still_queued = {pending.enqueue_id for pending in ctx.pending_messages or ()}
+            self.channel.request_going_out(still_queued, returned_calls(request_context.messages))
+        return request_context
+
+    async def after_model_request(
+        self, ctx: RunContext[object], *, request_context: ModelRequestContext, response: ModelResponse
+    ) -> ModelResponse:
+        """Tell the runner that a response has arrived, before the run processes it."""
+        output_tools = {tool.name for tool in request_context.model_request_parameters.output_tools}
+        self.channel.response_arrived(response, output_tools)
+        return response
+
+    async def after_output_process(self, ctx: RunContext[object], *, output_context: OutputContext, output: Any) -> Any:
+        """Tell the runner the moment the final output is accepted: from then on it wins over any cancel."""
+        self.channel.output_accepted(output)
+        return output
+
+    async def on_model_request_error(
+        self, ctx: RunContext[object], *, request_context: ModelRequestContext, error: Exception
+    ) -> ModelResponse:
+        """Tell the runner the moment a model request fails (before the step's own error handling)."""
+        self.channel.step_failed(error)
+        raise error
+
+    async def on_node_run_error(
+        self, ctx: RunContext[object], *, node: AgentNode[object], error: Exception
+    ) -> NodeResult[object]:
+        """Tell the runner the moment a step fails, so that a cancel arriving while the error leaves the run loses."""
+        self.channel.step_failed(error)
+        raise error
+
+    async def wrap_tool_execute(
+        self,
+        ctx: RunContext[object],
+        *,
+        call: ToolCallPart,
+        tool_def: ToolDefinition,
+        args: ValidatedToolArgs,
+        handler: WrapToolExecuteHandler,
+    ) -> Any:
+        """After a soft cancel, refuse calls that could start new work; the model gets a note instead."""
+        if (
+            self.refuse_tools_after_cancel
+            and self.channel.cancel_request is not None
+            and call.tool_name not in TOOLS_ALLOWED_AFTER_CANCEL
+        ):
+            raise SkipToolExecution(subagent_replies.refused_after_cancel(call.tool_name))
+        result = await handler(args)
+        if call.tool_name == 'ask_parent':
+            self.channel.question_returned(call.tool_call_id)
+        return result

@@ -1,0 +1,38 @@
+"""What a runner needs to run one task, as its owner resolved it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from pydantic_ai.agent import AbstractAgent
+from pydantic_ai.messages import ModelMessage
+
+from subagents_cancel.messages import TaskId
+from subagents_cancel.task_context import TaskContext
+
+__all__ = ('TaskSpec',)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskSpec:
+    """Everything a runner needs to run one task."""
+
+    task_id: TaskId
+    owner_address: str
+    root_id: str
+    agent: AbstractAgent[None, object]
+    prompt: str
+    message_history: tuple[ModelMessage, ...] = ()
+    """The conversation the run continues (a resumed task's repaired history); `prompt` is its next user message."""
+    instructions: str
+    """Added to the sub-agent's own instructions for this run."""
+    refuse_tools_after_cancel: bool
+    preempt_on_soft_cancel: bool
+    """A soft cancel interrupts the model request and tool calls in flight instead of waiting for them."""
+    deadline_at: float | None
+    cascade_grace_factor: float
+    final_answer_wait_seconds: float
+    """How long a hard stop waits for the verdict on a final answer that has arrived."""
+    settle: Callable[[TaskContext], Awaitable[None]]
+    """Runs after the run has ended (the owner's hooks and scratch-directory handling); bounded by the owner."""

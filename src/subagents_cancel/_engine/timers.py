@@ -1,0 +1,107 @@
+"""One owner's timers: grace windows, deadlines and region budgets, all kept on the owner's side of the transport.
+
+A task never keeps a timer of its owner's: a task on another machine may not hear a request at all, and a
+grace window must still end on time. The owner sets each timer here, and one asyncio task sleeps until the
+earliest, on the owner's [`Clock`][subagents_cancel.clock.Clock] (so a `ManualClock` in a test fires them
+without waiting). Thousands of running tasks with deadlines cost one sleeping task, not thousands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import anyio
+
+from subagents_cancel.clock import Clock
+
+__all__ = ('Timer', 'Timers')
+
+_log = logging.getLogger('subagents_cancel')
+
+
+@dataclass(eq=False, slots=True)
+class Timer:
+    """A callback due at a clock time; `cancel()` before then and it never runs."""
+
+    when: float
+    callback: Callable[[], None] = field(repr=False)
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        """Make sure the callback does not run (a no-op once it has)."""
+        self.cancelled = True
+
+
+class Timers:
+    """The timers of one owner, fired in order of their time (then of their setting) by one sleeping task.
+
+    Callbacks run in that task, synchronously, one at a time; one that raises is logged and the others still run.
+    """
+
+    def __init__(self, clock: Clock, *, name: str = 'timers') -> None:
+        self._clock = clock
+        self._name = name
+        self._heap: list[tuple[float, int, Timer]] = []
+        self._order = itertools.count()
+        self._changed = anyio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        """Run `callback` once the clock reaches `when` (at once, if it has); return a handle to cancel it.
+
+        Raises:
+            RuntimeError: the timers were closed.
+        """
+        if self._closed:
+            raise RuntimeError('These timers are closed.')
+        timer = Timer(when, callback)
+        earliest = self._heap[0][0] if self._heap else None
+        heapq.heappush(self._heap, (when, next(self._order), timer))
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._fire_due(), name=self._name)
+        elif earliest is None or when < earliest:
+            self._changed.set()  # the sleeper wakes and sleeps again until the new earliest time
+        return timer
+
+    def __len__(self) -> int:
+        """How many timers are set and not yet fired or cancelled."""
+        return sum(not timer.cancelled for _, _, timer in self._heap)
+
+    async def aclose(self) -> None:
+        """Cancel every timer that has not fired, and stop the sleeping task; idempotent."""
+        self._closed = True
+        for _, _, timer in self._heap:
+            timer.cancel()
+        self._heap.clear()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait((task,))
+
+    async def _fire_due(self) -> None:
+        while True:
+            while self._heap and self._heap[0][2].cancelled:
+                heapq.heappop(self._heap)
+            if not self._heap:
+                self._changed = anyio.Event()
+                await self._changed.wait()
+                continue
+            when, _, timer = self._heap[0]
+            if self._clock.now() < when:
+                self._changed = anyio.Event()
+                with self._clock.deadline_scope(when):
+                    await self._changed.wait()
+                continue
+            heapq.heappop(self._heap)
+            timer.cancelled = True  # fired: a later `cancel()` is a no-op, and it is not counted as set
+            try:
+                timer.callback()
+            except Exception:  # noqa: BLE001 - one owner callback's bug must not stop every other timer
+                _log.exception('a timer callback of %s raised', self._name)
