@@ -44,7 +44,6 @@ from subagents_cancel.messages import (
     StatusChanged,
     SubtasksChanged,
     SubtasksEnded,
-    TaskStarted,
     TaskUnresponsive,
     ThreadsFinished,
     decode_message,
@@ -84,7 +83,6 @@ def one_of_each_kind() -> list[BusMessage]:
             task_id=T, sent_at=1.0, mode='soft', reason=CancelReason(kind='deadline', detail='late'), grace_seconds=5.0
         ),
         Answer(task_id=T, sent_at=2.0, text='EU', correlation_id='q-1'),
-        TaskStarted(task_id=T, sent_at=0.5),
         CancelAcknowledged(task_id=T, sent_at=3.0, correlation_id='c-1'),
         CancelEscalated(task_id=T, sent_at=4.0, correlation_id='c-1'),
         CancelHeld(task_id=T, sent_at=4.5, correlation_id='c-1'),
@@ -173,7 +171,6 @@ def test_the_json_schema_lists_every_kind() -> None:
             'status_changed',
             'subtasks_changed',
             'subtasks_ended',
-            'task_started',
             'task_unresponsive',
             'threads_finished',
         ]

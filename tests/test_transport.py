@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from pydantic_ai import RunUsage
 
 from subagents_cancel import CancelReason, InProcessTransport, LoopbackTransport, Mailbox, TaskId, Transport
-from subagents_cancel.messages import Answer, CancelRequest, Question, RunFinished, RunOutput, TaskStarted
+from subagents_cancel.messages import Answer, CancelRequest, Question, RunFinished, RunOutput
 from subagents_cancel.output_codec import EncodedOutput, decode_output
 from subagents_cancel.wire import WireMessage
 
@@ -89,7 +89,7 @@ async def test_release_ends_iteration_and_later_sends_are_dropped(transport: Tra
     received: list[WireMessage] = []
     first = question(1)
     async with transport:
-        assert not await transport.send('task', TaskStarted(task_id=T, sent_at=0.0))
+        assert not await transport.send('task', Question(task_id=T, sent_at=0.0, text='still there?'))
         mailbox = await transport.open('task')
         assert mailbox is not None
         async with anyio.create_task_group() as group:

@@ -5,17 +5,18 @@ To a task (sent to the address of the task host that runs it, with its `task_id`
 [`CancelEscalated`][subagents_cancel.messages.CancelEscalated] (the owner's grace window ran out: stop, as for a
 hard request).
 
-From a task (to its owner's mailbox): [`TaskStarted`][subagents_cancel.messages.TaskStarted],
+From a task (to its owner's mailbox):
 [`CancelAcknowledged`][subagents_cancel.messages.CancelAcknowledged],
 [`CancelHeld`][subagents_cancel.messages.CancelHeld], [`CancelLost`][subagents_cancel.messages.CancelLost],
 [`CancelReceived`][subagents_cancel.messages.CancelReceived], [`Question`][subagents_cancel.messages.Question],
 [`QuestionWithdrawn`][subagents_cancel.messages.QuestionWithdrawn],
 [`CheckpointRecorded`][subagents_cancel.messages.CheckpointRecorded],
-[`DeadlineExpired`][subagents_cancel.messages.DeadlineExpired],
 [`RunFinished`][subagents_cancel.messages.RunFinished], [`ThreadsFinished`][subagents_cancel.messages.ThreadsFinished].
 
-From the owner to observers: [`StatusChanged`][subagents_cancel.messages.StatusChanged],
-[`TaskUnresponsive`][subagents_cancel.messages.TaskUnresponsive].
+From the owner to observers (to its own address, [`OwnerAnnouncement`][subagents_cancel.messages.OwnerAnnouncement]):
+[`StatusChanged`][subagents_cancel.messages.StatusChanged],
+[`TaskUnresponsive`][subagents_cancel.messages.TaskUnresponsive],
+[`DeadlineExpired`][subagents_cancel.messages.DeadlineExpired].
 
 Between a task and the owners opened inside it (nested owners): to a nested owner,
 [`CancelAll`][subagents_cancel.messages.CancelAll]; from it, [`SubtasksEnded`][subagents_cancel.messages.SubtasksEnded]
@@ -90,7 +91,6 @@ __all__ = (
     'SubtasksEnded',
     'CancelAllReceived',
     'TaskId',
-    'TaskStarted',
     'TaskUnresponsive',
     'ThreadsFinished',
     'decode_message',
@@ -128,13 +128,6 @@ class Answer(_Message):
     kind: Literal['answer'] = field(default='answer', repr=False)
     text: str
     correlation_id: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskStarted(_Message):
-    """The task got a slot; its run begins."""
-
-    kind: Literal['task_started'] = field(default='task_started', repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -357,7 +350,6 @@ OwnerAnnouncement = StatusChanged | TaskUnresponsive | DeadlineExpired
 BusMessage = (
     CancelRequest
     | Answer
-    | TaskStarted
     | CancelAcknowledged
     | CancelEscalated
     | CancelHeld

@@ -253,7 +253,6 @@ class TaskHost:
             instructions=run_instructions(config),
             refuse_tools_after_cancel=start.refuse_tools_after_cancel,
             preempt_on_soft_cancel=start.preempt_on_soft_cancel,
-            deadline_at=None,
             cascade_grace_factor=start.cascade_grace_factor,
             final_answer_wait_seconds=start.final_answer_wait_seconds,
             settle=_settled_by_the_host,
@@ -275,8 +274,6 @@ class TaskHost:
             leave=lambda: self._routes.pop(task_id, None),
             clock=self._clock,
             pool=self._pool,
-            slot=None,
-            queued=False,
         )
         hosted = self._hosted[task_id] = _Hosted(start, runner)
         self._routes[task_id] = runner

@@ -1,9 +1,8 @@
-"""Runs one sub-agent task: waits for a slot, drives the pydantic-ai run, and bridges the transport and the run.
+"""Runs one sub-agent task: drives the pydantic-ai run, and bridges the transport and the run.
 
 The runner receives [`CancelRequest`][subagents_cancel.messages.CancelRequest],
 [`CancelEscalated`][subagents_cancel.messages.CancelEscalated] and [`Answer`][subagents_cancel.messages.Answer] in its
-mailbox, and reports what happens to the owner: started, question, checkpoint, acknowledgement, expired deadline, and
-finally
+mailbox, and reports what happens to the owner: receipts, questions, checkpoints, acknowledgement, and finally
 [`RunFinished`][subagents_cancel.messages.RunFinished] once nothing of the run is left running.
 
 * A soft cancel reaches the task's own sub-agents first (with a shorter grace window); once they have
@@ -50,13 +49,11 @@ from subagents_cancel.messages import (
     CancelReason,
     CancelReceived,
     CancelRequest,
-    DeadlineExpired,
     RunEnding,
     RunFinished,
     RunOutput,
     RunStopped,
     SubtasksEnded,
-    TaskStarted,
     ThreadsFinished,
 )
 from subagents_cancel.task_context import TaskContext, TaskThreads, task_scope
@@ -91,8 +88,6 @@ class TaskRunner:
         leave: Callable[[], object],
         clock: Clock,
         pool: SyncToolPool,
-        slot: anyio.Semaphore | None,
-        queued: bool,
     ) -> None:
         """Prepare the runner; whoever routes the task's messages hands them to `receive`.
 
@@ -100,17 +95,13 @@ class TaskRunner:
         which no message reaches `receive` any more. `transport` and `host_address` are where the owners opened
         inside the task reach it (their answers to its cascade go to `host_address`, which routes them here).
 
-        `slot` is the owner's concurrency semaphore (released when the run ends); `queued` says the runner
-        must acquire it first (the task is PENDING), rather than having been given it already. `pool`
-        runs the sync tools of the sub-agent.
+        `pool` runs the sync tools of the sub-agent (the host's; concurrency slots are the owner's).
         """
         self.spec = spec
         self._send_to_owner = send
         self._leave = leave
         self._clock = clock
-        self._slot = slot
         self._threads = TaskThreads(pool)
-        self._started = not queued
         self._stop_requested = False
         self._run: AgentRun[None, object] | None = None
         self._preemption: StepPreemption | None = None
@@ -156,8 +147,6 @@ class TaskRunner:
         try:
             async with anyio.create_task_group() as timers:
                 self._timers = timers
-                if self.spec.deadline_at is not None:
-                    timers.start_soon(self._expire_deadline, self.spec.deadline_at)
                 if self._cancel is not None:
                     self._start_wrap_up(self._cancel)  # requested before the runner ran
                 ending, usage = await self._drive()
@@ -165,19 +154,18 @@ class TaskRunner:
         finally:
             self.ending = ending
             self._leave()
-            if self._started:
-                messages = self._messages()
-                self._send(
-                    RunFinished(
-                        task_id=self.spec.task_id,
-                        sent_at=self._clock.now(),
-                        ending=ending,
-                        usage=usage,
-                        lingering_threads=self._threads.linger(self._report_threads_finished),
-                        usage_after_cancel=self._usage_after_cancel.usage(messages),
-                        messages=tuple(messages),
-                    )
+            messages = self._messages()
+            self._send(
+                RunFinished(
+                    task_id=self.spec.task_id,
+                    sent_at=self._clock.now(),
+                    ending=ending,
+                    usage=usage,
+                    lingering_threads=self._threads.linger(self._report_threads_finished),
+                    usage_after_cancel=self._usage_after_cancel.usage(messages),
+                    messages=tuple(messages),
                 )
+            )
             with anyio.CancelScope(shield=True):
                 await self.spec.settle(self.context)
             self.finished.set()
@@ -186,12 +174,6 @@ class TaskRunner:
         with anyio.CancelScope() as self._scope:
             if self._stop_requested:
                 self._scope.cancel()  # stopped before the runner ran: never begin
-            if not self._started:
-                assert self._slot is not None
-                if not await _wait_for_slot(self._slot, self._scope):
-                    return RunStopped(), RunUsage()  # stopped while PENDING: it never starts
-                self._started = True
-                self._send(TaskStarted(task_id=self.spec.task_id, sent_at=self._clock.now()))
             try:
                 return await self._run_agent()
             except asyncio.CancelledError as error:
@@ -201,9 +183,6 @@ class TaskRunner:
                 # something else cancelled). That is the tool's failure, not a cancel, and nothing is swallowed.
                 _log.warning('sub-agent task %s raised CancelledError by itself', self.spec.task_id, exc_info=error)
                 return stray_cancellation(), self._run.usage if self._run is not None else RunUsage()
-            finally:
-                if self._slot is not None:
-                    self._slot.release()
         # Only reached when `_stop()` cancelled the scope before the run existed.
         return RunStopped(), RunUsage()
 
@@ -296,8 +275,6 @@ class TaskRunner:
         match message:
             case CancelRequest(mode='hard', reason=reason):
                 self._stop(reason)
-            case CancelRequest(reason=reason) if not self._started:
-                self._stop(reason)  # a PENDING task never starts
             case CancelRequest() if self._cancel is not None:
                 pass  # an owner sends one soft request (its task table refuses another); the first one's window runs
             case CancelRequest():
@@ -363,10 +340,6 @@ class TaskRunner:
             return
         self._delivery.handle(DeliveryEvent.ESCALATE)
         self._stop(self._cancel.reason)
-
-    async def _expire_deadline(self, deadline: float) -> None:
-        await sleep_until(self._clock, deadline)
-        self._send(DeadlineExpired(task_id=self.spec.task_id, sent_at=self._clock.now()))
 
     def _stop(self, why: CancelReason) -> None:
         self._stop_requested = True
@@ -459,20 +432,6 @@ class TaskRunner:
     ) -> int:
         """Send a checkpoint to the owner; return how many this task has recorded."""
         return self._line.checkpoint(completed, in_progress, not_started, findings)
-
-
-async def _wait_for_slot(slot: anyio.Semaphore, scope: anyio.CancelScope) -> bool:
-    """Wait for a free slot, first in, first out; `False` if `scope` was cancelled, and then no slot is held.
-
-    A released slot is handed straight to the first waiter. If that waiter is stopped before it has woken
-    up, anyio delivers no cancellation to a wait that has already succeeded, so the slot arrives anyway:
-    it is passed on at once to the next in the queue, instead of being held by a task that must not start.
-    """
-    await slot.acquire()
-    if scope.cancel_called:
-        slot.release()
-        return False
-    return True
 
 
 def _being_cancelled() -> bool:

@@ -42,7 +42,6 @@ from subagents_cancel.messages import (
     StatusChanged,
     SubtasksChanged,
     TaskId,
-    TaskStarted,
     TaskUnresponsive,
     ThreadsFinished,
 )
@@ -330,8 +329,6 @@ class TaskBook:
     def _apply_report(self, record: TaskRecord, message: WireMessage) -> None:
         """Apply a task's report to its record."""
         match message:
-            case TaskStarted():
-                self.transition(record, TaskEvent.START, message.sent_at)
             case Question() | QuestionWithdrawn() if not record.state.cancel_requested:  # else the cancel answers it
                 self._on_question(record, message)
             case CheckpointRecorded(checkpoint=checkpoint):

@@ -30,7 +30,6 @@ class TaskSpec:
     refuse_tools_after_cancel: bool
     preempt_on_soft_cancel: bool
     """A soft cancel interrupts the model request and tool calls in flight instead of waiting for them."""
-    deadline_at: float | None
     cascade_grace_factor: float
     final_answer_wait_seconds: float
     """How long a hard stop waits for the verdict on a final answer that has arrived."""
