@@ -30,6 +30,7 @@ LAYERS: list[set[str]] = [
     {'nesting'},
     {'supervisor'},
     {'region_service', 'resume'},
+    {'owner'},
     {'manager'},
     {'tools', 'shutdown'},
     {'capability'},

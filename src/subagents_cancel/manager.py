@@ -4,12 +4,12 @@ A [`SubAgentManager`][subagents_cancel.SubAgentManager] is the owner of its task
 `async with` block and are cancelled when it ends. [`SubAgentCapability`][subagents_cancel.SubAgentCapability]
 opens one per parent run; an application opens its own to cancel from a button, a deadline or a webhook.
 
-The manager is a front: each method delegates to one piece of the engine. The task book (`task_book`) is the
-only writer of task records and the owner's side of the transport (`owner_mailbox` reads it); a task host
-(`task_host`) runs the tasks, reached only through the transport; the supervisor (`supervisor`) opens and closes the
-owner and launches the runs; the cancel commands (`cancels`) return typed outcomes; the region service
-(`region_service`) handles regions; `Defaults` (`defaults`) resolves every setting, per call → per sub-agent →
-policy.
+The manager is a front over one owner (`_engine/owner.py`), whose pieces each method delegates to: the task book
+(`task_book`) is the only writer of task records and the owner's side of the transport (`owner_mailbox` reads it);
+a task host (`task_host`) runs the tasks, reached only through the transport; the supervisor (`supervisor`) opens
+and closes the owner and launches the runs; the cancel commands (`cancels`) return typed outcomes; the region
+service (`region_service`) handles regions; `Defaults` (`defaults`) resolves every setting, per call → per
+sub-agent → policy. See the architecture page of the docs.
 """
 
 from __future__ import annotations
@@ -21,29 +21,19 @@ from typing import Self
 import anyio
 from pydantic_ai.models import Model
 
-from ._engine.arrivals import Arrivals
-from ._engine.cancels import Cancels
-from ._engine.defaults import Defaults
 from ._engine.launch import agent_for
-from ._engine.owner_mailbox import OwnerMailbox
-from ._engine.region_service import RegionService
-from ._engine.resume import Resumes
-from ._engine.supervisor import Supervisor, new_owner_id
-from ._engine.task_book import TaskBook
+from ._engine.owner import Owner
 from ._text.instructions import parent_instructions
 from .clock import Clock, MonotonicClock
 from .config import SubAgentConfig, SubAgentPolicy, check_duration, index_subagents
-from .errors import CancelTimeout, ManagerClosed
-from .messages import CancelMode, CancelReason, OwnerAnnouncement
+from .errors import CancelTimeout
+from .messages import CancelMode, CancelReason
 from .metrics import CancelMetrics
 from .outcomes import HardCancelOutcome, SoftCancelOutcome, WaitFor, WaitResult
 from .regions import RegionCancelOutcome, RegionOutcome
 from .results import TaskInfo
 from .task_context import current_task
-from .task_host import TaskHost, own_host_addresses
-from .telemetry import TaskTelemetry
 from .transport import InProcessTransport, Transport
-from .wire import WireMessage
 
 __all__ = ('SubAgentManager',)
 
@@ -103,61 +93,24 @@ class SubAgentManager:
                 without a model.
         """
         self._configs = index_subagents(subagents)
-        self._agents = {name: agent_for(config, default_model) for name, config in self._configs.items()}
+        for config in self._configs.values():
+            agent_for(config, default_model)  # a sub-agent without a model is refused here, not when it starts
         self.policy = policy or SubAgentPolicy()
         parent = current_task()
         self.clock = clock or (parent.clock if parent is not None else MonotonicClock())
-        self._own_transport = transport is None
-        self._transport = transport = transport or _default_transport()
-        owner_id = new_owner_id()
-        self._host = (
-            TaskHost(
-                subagents,
-                transport=transport,
-                address=f'{owner_id}/tasks',
-                clock=self.clock,
-                default_model=default_model,
-                policy=self.policy,
-            )
-            if host is None
-            else None
-        )
-        self._defaults = Defaults(self._configs, self.policy)
-        # The figures follow what this owner sends and reads, as it sends and reads it: never lagging behind its
-        # records on a transport that delivers later (the owner's own announcements included).
-        telemetry = TaskTelemetry(self.get)
-
-        def send(address: str, message: WireMessage) -> bool:
-            telemetry.observe(address, message)
-            return transport.send_nowait(address, message)
-
-        def receive(message: WireMessage) -> None:
-            if not isinstance(message, OwnerAnnouncement):  # those it noted as it sent them
-                telemetry.observe(self._book.address, message)
-            self._book.receive(message)
-
-        self._book = TaskBook(
-            send=send,
-            clock=self.clock,
-            address=owner_id,
-            host=self._host.address if self._host is not None else host or '',
-            defaults=self._defaults,
+        self._owner = owner = Owner(
+            subagents,
+            self._configs,
+            default_model=default_model,
             policy=self.policy,
-            arrivals=Arrivals(self._configs),
-        )
-        self._cancels = Cancels(self._book, self._defaults, self.clock, self.policy)
-        self._supervisor = Supervisor(
-            configs=self._configs,
-            policy=self.policy,
-            defaults=self._defaults,
             clock=self.clock,
-            mailbox=OwnerMailbox(transport, receive, quiet=lambda: self._supervisor.quiet(), after=self._after_quiet),
-            book=self._book,
-            cancels=self._cancels,
-            telemetry=telemetry,
+            transport=transport,
+            new_transport=_default_transport,
+            host=host,
+            lookup=self.get,
         )
-        self._regions = RegionService(self._book, self._cancels, self._supervisor, self.clock, self.policy)
-        self._resumes = Resumes(self._book, self._supervisor)
+        self._book, self._cancels, self._supervisor = owner.book, owner.cancels, owner.supervisor
+        self._regions, self._resumes, self._defaults = owner.regions, owner.resumes, owner.defaults
 
     @property
     def owner_id(self) -> str:
@@ -177,25 +130,8 @@ class SubAgentManager:
     # --- lifetime -----------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        if self._supervisor.phase != 'new':
-            raise ManagerClosed()
-        if self._own_transport:
-            await self._transport.__aenter__()
-        await self._supervisor.enter()  # the owner's address first: its own host serves under it
-        if self._host is not None:
-            await self._serve_own_host(self._host)
+        await self._owner.enter()
         return self
-
-    async def _serve_own_host(self, host: TaskHost) -> None:
-        if not await host.serve_at(own_host_addresses(self.owner_id)):
-            await self.aclose()
-            raise RuntimeError(f'Every task host address under {self.owner_id!r} is taken on this transport.')
-        self._book.host = host.address
-
-    async def _after_quiet(self) -> None:
-        """The owner has closed and heard its last report: close its own transport."""
-        if self._own_transport:
-            await self._transport.__aexit__(None, None, None)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
@@ -210,9 +146,7 @@ class SubAgentManager:
         rest are hard-cancelled and awaited for `teardown_seconds`. Tasks that still have not stopped are
         marked unresponsive and listed by [`orphans`][subagents_cancel.SubAgentManager.orphans].
         """
-        await self._supervisor.close(reason or CancelReason(kind='parent_ended'))
-        if self._host is not None:
-            await self._host.aclose(deadline=self._supervisor.teardown_deadline)
+        await self._owner.close(reason or CancelReason(kind='parent_ended'))
 
     def orphans(self) -> tuple[TaskInfo, ...]:
         """Tasks that had not stopped when the owner's teardown gave up waiting (a run, or a sync tool's thread).
