@@ -80,17 +80,20 @@ async def settle_task(
         Why the hook failed (for the record's `cleanup_error`), or `None`.
     """
     cleanup_error: str | None = None
-    with anyio.CancelScope(shield=True), clock.deadline_scope(clock.now() + hook_seconds) as bounded:
-        try:
-            if config.cleanup is not None and info.status is TaskStatus.CANCELLED:
-                await config.cleanup(info)
-            elif config.promote is not None and info.status is TaskStatus.COMPLETED and scratch is not None:
-                await config.promote(info, scratch)
-        except Exception as error:  # noqa: BLE001 - the hook is user code; its failure is recorded, not raised
-            _log.warning('hook of sub-agent task %s failed', info.task_id, exc_info=error)
-            cleanup_error = f'its hook raised {type(error).__name__}'
-    if bounded.cancelled_caught:
-        cleanup_error = f'its hook ran longer than {hook_seconds:g}s and was stopped'
+    cleanup = config.cleanup if info.status is TaskStatus.CANCELLED else None
+    promote = config.promote if info.status is TaskStatus.COMPLETED and scratch is not None else None
+    if cleanup is not None or promote is not None:  # no hook to run: no shielded, bounded scope either
+        with anyio.CancelScope(shield=True), clock.deadline_scope(clock.now() + hook_seconds) as bounded:
+            try:
+                if cleanup is not None:
+                    await cleanup(info)
+                elif promote is not None and scratch is not None:
+                    await promote(info, scratch)
+            except Exception as error:  # noqa: BLE001 - the hook is user code; its failure is recorded, not raised
+                _log.warning('hook of sub-agent task %s failed', info.task_id, exc_info=error)
+                cleanup_error = f'its hook raised {type(error).__name__}'
+        if bounded.cancelled_caught:
+            cleanup_error = f'its hook ran longer than {hook_seconds:g}s and was stopped'
     if scratch is not None:
         shutil.rmtree(scratch, ignore_errors=True)
     return cleanup_error
