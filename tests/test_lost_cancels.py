@@ -8,6 +8,8 @@ copy with the receipt it gave the first one, and changes nothing else.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Awaitable, Coroutine
+from typing import Any, TypeVar
 
 import anyio
 import pytest
@@ -49,6 +51,8 @@ from .helpers import (
 )
 
 pytestmark = pytest.mark.anyio
+
+_T = TypeVar('_T')
 
 WRAP_UP = 'Completed: EU\nNot started: US'
 RESEND = 1.0
@@ -126,6 +130,15 @@ async def resend_once_waiting(clock: WatchedClock, transport: _Lossy) -> None:
     clock.advance(RESEND)
 
 
+async def during(helper: Coroutine[Any, Any, None], work: Awaitable[_T]) -> _T:
+    """Await `work` while `helper` runs beside it (it moves the clock); return what `work` returns."""
+    results: list[_T] = []
+    async with anyio.create_task_group() as group:
+        group.start_soon(lambda: helper)
+        results.append(await work)
+    return results[0]
+
+
 @pytest.mark.parametrize('refuse', [True, False], ids=['refused', 'dropped'])
 async def test_a_lost_soft_request_is_sent_again_and_read_once(clock: WatchedClock, refuse: bool) -> None:
     """The first soft request is lost (the send says so, or not): its copy reaches the task, which wraps up once."""
@@ -138,9 +151,8 @@ async def test_a_lost_soft_request_is_sent_again_and_read_once(clock: WatchedClo
     ):
         task = await manager.start('researcher', 'Research X')
         await working.reached.wait()
-        async with anyio.create_task_group() as group:
-            group.start_soon(resend_once_waiting, clock, transport)
-            outcome = await manager.soft_cancel_outcome(task.task_id, reason=CancelReason(kind='user'))
+        resent = resend_once_waiting(clock, transport)
+        outcome = await during(resent, manager.soft_cancel_outcome(task.task_id, reason=CancelReason(kind='user')))
         working.release.set()
         (info,) = (await manager.wait([task.task_id])).tasks
 
@@ -263,9 +275,7 @@ async def test_a_lost_hard_request_is_sent_again_and_stops_the_task(clock: Watch
             await clock.wait_for_deadline(manager.policy.hard_cancel_wait_seconds)
             clock.advance(RESEND)
 
-        async with anyio.create_task_group() as group:
-            group.start_soon(resend_once_stopping)
-            outcome = await manager.hard_cancel_outcome(task.task_id)
+        outcome = await during(resend_once_stopping(), manager.hard_cancel_outcome(task.task_id))
 
     assert outcome.result == 'stopped' and stuck.stopped.is_set()
     assert transport.kinds() == snapshot({'CancelRequest': 2, 'CancelReceived': 1})
@@ -283,16 +293,15 @@ async def test_a_task_no_cancel_message_reaches_is_unresponsive_and_teardown_end
         await clock.wait_for_deadline(15.0 + manager.policy.teardown_seconds)
         clock.advance(manager.policy.teardown_seconds)
 
-    async with transport, anyio.create_task_group() as group:
-        async with manager:
-            task = await manager.start('researcher', 'Research X')
-            await stuck.reached.wait()
-            manager.cancel_all('soft', reason=CancelReason(kind='user'))
-            for _ in range(10 + 5):  # the grace window, then `hard_cancel_wait_seconds`
-                clock.advance(RESEND)
-                await anyio.wait_all_tasks_blocked()
-            info = manager.get(task.task_id)
-            group.start_soon(give_up_tearing_down)
+    async with transport, manager:
+        task = await manager.start('researcher', 'Research X')
+        await stuck.reached.wait()
+        manager.cancel_all('soft', reason=CancelReason(kind='user'))
+        for _ in range(10 + 5):  # the grace window, then `hard_cancel_wait_seconds`
+            clock.advance(RESEND)
+            await anyio.wait_all_tasks_blocked()
+        info = manager.get(task.task_id)
+        await during(give_up_tearing_down(), manager.aclose())
 
     assert transport.kinds() == snapshot(Counter({'CancelRequest': 11, 'CancelEscalated': 5}))
     assert (info.status, info.unresponsive_since) == (TaskStatus.RUNNING, 15.0)

@@ -251,7 +251,7 @@ class TaskBook:
         self._notify(record)
 
     async def aclose(self) -> None:
-        """Stop the grace and re-send timers, once the closing owner has hard-cancelled its tasks: nothing more is sent."""
+        """Stop the grace and re-send timers, once the closing owner has hard-cancelled its tasks: it sends no more."""
         await self._graces.aclose()
         await self._resends.aclose()
 
