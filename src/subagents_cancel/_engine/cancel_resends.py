@@ -27,16 +27,28 @@ _CancelMessage = CancelRequest | CancelEscalated
 class _Followed:
     message: _CancelMessage
     until: float
-    answered: Callable[[], bool]
-    stuck: Callable[[], None] | None
+    hard: bool
     timer: Timer | None = None
 
 
 class CancelResends:
     """The latest cancel message of each of one owner's tasks, sent again until answered; at most one per task."""
 
-    def __init__(self, clock: Clock, policy: SubAgentPolicy, send: Callable[[_CancelMessage], None]) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        policy: SubAgentPolicy,
+        *,
+        send: Callable[[_CancelMessage], None],
+        pending: Callable[[TaskId, str], bool],
+        stuck: Callable[[TaskId], None],
+    ) -> None:
+        """Send copies with `send`; `pending` says whether a request's receipt is still awaited; `stuck` marks a task.
+
+        Only task ids are kept, never a task's record: a cancelled timer waits in the heap until its time.
+        """
         self._clock = clock
+        self._pending, self._stuck = pending, stuck
         self._every = policy.cancel_resend_seconds
         self._hard_wait = policy.hard_cancel_wait_seconds
         self._send = send
@@ -44,8 +56,8 @@ class CancelResends:
         self._followed: dict[TaskId, _Followed] = {}
         self._closed = False
 
-    def follow(self, message: _CancelMessage, *, answered: Callable[[], bool], stuck: Callable[[], None]) -> None:
-        """`message` was just sent: send it again until `answered()`; call `stuck` if a hard one never is.
+    def follow(self, message: _CancelMessage) -> None:
+        """`message` was just sent: send it again until it is answered (see the module docstring).
 
         It replaces the message followed for its task (a hard request or an escalation supersedes a soft request).
         No-op once closed.
@@ -55,9 +67,9 @@ class CancelResends:
             return
         now = self._clock.now()
         if isinstance(message, CancelRequest) and message.mode == 'soft':
-            followed = _Followed(message, now + message.grace_seconds, answered, None)
+            followed = _Followed(message, now + message.grace_seconds, hard=False)
         else:
-            followed = _Followed(message, now + self._hard_wait, answered, stuck)
+            followed = _Followed(message, now + self._hard_wait, hard=True)
         self._followed[message.task_id] = followed
         self._schedule(followed, now)
 
@@ -79,14 +91,15 @@ class CancelResends:
         task_id = followed.message.task_id
         if self._followed.get(task_id) is not followed:
             return
-        if followed.answered():
-            del self._followed[task_id]
+        message = followed.message
+        if isinstance(message, CancelRequest) and not self._pending(task_id, message.message_id):
+            del self._followed[task_id]  # its receipt came
             return
         now = self._clock.now()
         if now >= followed.until:
             del self._followed[task_id]
-            if followed.stuck is not None:
-                followed.stuck()
+            if followed.hard:
+                self._stuck(task_id)
             return
         self._send(followed.message)
         self._schedule(followed, now)

@@ -104,7 +104,13 @@ class TaskBook:
         self._hooks: dict[TaskId, anyio.Event] = {}
         """Set once the task's hook has run, for whoever waits for that."""
         self._graces = GraceWindows(clock)
-        self._resends = CancelResends(clock, policy, lambda message: self._send(self.host, message))
+        self._resends = CancelResends(
+            clock,
+            policy,
+            send=lambda message: self._send(self.host, message),
+            pending=self._receipts.pending,
+            stuck=lambda task_id: self.mark_stuck(tuple(filter(None, (self.records.find(task_id),)))),
+        )
         self._subtasks: dict[TaskId, dict[str, tuple[TaskInfo, ...]]] = {}
         """Per task still running, the latest tasks of each owner opened inside it (from `SubtasksChanged`)."""
         self._ended: _Listener = _ignore
@@ -226,12 +232,7 @@ class TaskBook:
         if started and not record.status.is_terminal:  # a PENDING task ends here, on the owner's side
             self._receipts.expect(record.task_id, request.message_id)
             self._send(self.host, request)
-            pending = self._receipts.pending
-            self._resends.follow(
-                request,
-                answered=lambda: not pending(record.task_id, request.message_id),
-                stuck=lambda: self.mark_stuck((record,)),
-            )
+            self._resends.follow(request)
             if mode == 'soft':  # its grace window ends on the owner's clock, whether the task heard the request or not
                 self._graces.open(record.task_id, now + grace, lambda: self._escalate(record))
 
@@ -247,7 +248,7 @@ class TaskBook:
         record.cancel = dataclasses.replace(cancel, mode='hard', escalated_at=now)
         escalated = CancelEscalated(task_id=record.task_id, sent_at=now, correlation_id=cancel.request_id)
         self._send(self.host, escalated)
-        self._resends.follow(escalated, answered=lambda: False, stuck=lambda: self.mark_stuck((record,)))
+        self._resends.follow(escalated)
         self._notify(record)
 
     async def aclose(self) -> None:
