@@ -19,7 +19,7 @@ LAYERS: list[set[str]] = [
     {'reasons', 'started', 'outcomes'},
     {'regions', 'config', 'wire'},
     {'transport', 'arrivals'},
-    {'registry', 'reports', 'metrics', 'defaults', 'owner_mailbox', 'grace_windows', 'receipts'},
+    {'registry', 'reports', 'metrics', 'defaults', 'owner_mailbox', 'grace_windows', 'receipts', 'cancel_resends'},
     {'replies', 'refusals', 'subagent_replies', 'resume_replies'},
     {'waiting', 'instructions', 'tooling', 'telemetry'},
     {'task_context', 'task_capability', 'preemption', 'run_usage', 'run_failures', 'parent_line', 'history_surgery'},

@@ -157,6 +157,13 @@ class SubAgentPolicy(BaseModel):
     returns what it knows; a receipt that comes later still updates the task. Measured in real time (the event
     loop's clock), not on the policy's `clock`: it bounds how late the transport delivers, which no test clock
     drives, so a transport that holds a request never keeps the caller waiting."""
+    cancel_resend_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
+    """How often the owner sends a cancel message again, with the same id, while the transport may have lost it; on
+    the policy's `clock`. A soft request is sent again until its receipt comes, the task ends, or its grace window
+    ends (the escalation takes over); a hard request until its receipt comes or the task ends, and an escalation
+    until the task ends, each for at most `hard_cancel_wait_seconds`: a task still running then, that never gave
+    the hard request's receipt or was escalated, is marked unresponsive. A task treats a copy as the message it
+    already has: it gives the same receipt again and changes nothing."""
     owner_end: Literal['hard', 'soft'] = 'hard'
     """What happens to tasks still running when their owner (the parent run or manager scope) ends."""
     owner_end_grace_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0

@@ -30,6 +30,10 @@ class Receipts:
         """The request `request_id` was sent to the task: its receipt is awaited from now on."""
         self._awaited.setdefault(task_id, {})[request_id] = None
 
+    def pending(self, task_id: TaskId, request_id: str) -> bool:
+        """Whether the request `request_id` was sent to the task and its receipt has not come yet."""
+        return request_id in self._awaited.get(task_id, {})
+
     async def wait(self, task_id: TaskId) -> None:
         """Wait until the task has given the receipts of the requests sent to it so far (unbounded)."""
         awaited = self._awaited.get(task_id, {})

@@ -118,6 +118,9 @@ class TaskRunner:
         self._usage_after_cancel = UsageAfterCancel()
         self._cascade = Cascade(spec.task_id, clock)
         self._held_receipt: BusMessage | None = None
+        self._copies: dict[str, BusMessage | None] = {}
+        """The cancel requests and escalations received, by `message_id`, with each request's receipt: the owner
+        sends one again until answered, and a copy changes nothing."""
         """The receipt of a soft cancel request, held until the owners inside the task have received the cascade."""
         """The task's cancel on its way to the owners opened inside it."""
         self.context = TaskContext(
@@ -248,9 +251,12 @@ class TaskRunner:
 
     def receive(self, message: BusMessage) -> None:
         """Handle a message to the task: a cancel request, its escalation, an answer, a cascade's reply."""
-        if isinstance(message, CancelRequest):
+        if isinstance(message, CancelRequest | CancelEscalated) and message.message_id in self._copies:
+            self._answer_copy(message.message_id)
+        elif isinstance(message, CancelRequest):
             self._receive_cancel(message)
         elif isinstance(message, CancelEscalated):
+            self._copies[message.message_id] = None
             self._escalated()
         elif isinstance(message, Answer):
             self._line.resolve(message.correlation_id, subagent_replies.answered_by_parent(message.text))
@@ -287,10 +293,17 @@ class TaskRunner:
                 self._cancel = message
                 if self._timers is not None:  # else `run()` starts the wrap-up when it begins
                     self._start_wrap_up(message)
+        self._copies[message.message_id] = receipt
         if message.mode == 'soft' and self._cascade.awaiting_receipts:
             self._held_receipt = receipt  # until the owners inside the task have asked their own tasks to stop
         else:  # a hard request is answered at once: the task is stopping, and a soft receipt held for it goes first
             self._send_held_receipt()
+            self._send(receipt)
+
+    def _answer_copy(self, message_id: str) -> None:
+        """A copy of a request (or escalation) already received: give its receipt again, unless it is held still."""
+        receipt = self._copies[message_id]
+        if receipt is not None and receipt is not self._held_receipt:
             self._send(receipt)
 
     def _send_held_receipt(self) -> None:

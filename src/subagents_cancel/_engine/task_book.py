@@ -52,6 +52,7 @@ from subagents_cancel.states import NotWaitingForAnswer, TaskEvent
 from subagents_cancel.wire import HooksFinished, SettleTask, StartTask, WireMessage
 
 from .arrivals import Arrivals
+from .cancel_resends import CancelResends
 from .defaults import Defaults
 from .grace_windows import GraceWindows
 from .receipts import Receipts
@@ -102,6 +103,13 @@ class TaskBook:
         self._hooks: dict[TaskId, anyio.Event] = {}
         """Set once the task's hook has run, for whoever waits for that."""
         self._graces = GraceWindows(clock)
+        self._resends = CancelResends(
+            clock,
+            policy,
+            send=lambda message: self._send(self.host, message),
+            pending=self._receipts.pending,
+            stuck=lambda task_id: self.mark_stuck(tuple(filter(None, (self.records.find(task_id),)))),
+        )
         self._subtasks: dict[TaskId, dict[str, tuple[TaskInfo, ...]]] = {}
         """Per task still running, the latest tasks of each owner opened inside it (from `SubtasksChanged`)."""
         self._ended: _Listener = _ignore
@@ -177,6 +185,7 @@ class TaskBook:
         if record.status.is_terminal:
             self._subtasks.pop(record.task_id, None)
             self._graces.end(record.task_id)
+            self._resends.end(record.task_id)
             self.records.settle(record)
             self._after_end(record)
         self._send(self.address, StatusChanged(task_id=record.task_id, sent_at=at, old=old, new=record.state))
@@ -222,6 +231,7 @@ class TaskBook:
         if started and not record.status.is_terminal:  # a PENDING task ends here, on the owner's side
             self._receipts.expect(record.task_id, request.message_id)
             self._send(self.host, request)
+            self._resends.follow(request)
             if mode == 'soft':  # its grace window ends on the owner's clock, whether the task heard the request or not
                 self._graces.open(record.task_id, now + grace, lambda: self._escalate(record))
 
@@ -235,12 +245,15 @@ class TaskBook:
         assert cancel is not None  # the window opened with the soft request, and is ended when the task ends
         now = self._clock.now()
         record.cancel = dataclasses.replace(cancel, mode='hard', escalated_at=now)
-        self._send(self.host, CancelEscalated(task_id=record.task_id, sent_at=now, correlation_id=cancel.request_id))
+        escalated = CancelEscalated(task_id=record.task_id, sent_at=now, correlation_id=cancel.request_id)
+        self._send(self.host, escalated)
+        self._resends.follow(escalated)
         self._notify(record)
 
     async def aclose(self) -> None:
-        """Stop the grace timers, once the closing owner has hard-cancelled its tasks: it escalates nothing more."""
+        """Stop the grace and re-send timers, once the closing owner has hard-cancelled its tasks: it sends no more."""
         await self._graces.aclose()
+        await self._resends.aclose()
 
     async def receipt(self, record: TaskRecord) -> None:
         """Wait until the task has given the receipts of the cancel requests sent so far, or has ended (unbounded)."""
