@@ -6,6 +6,8 @@ which carries every message through JSON and delivers it from its own task.
 
 from __future__ import annotations
 
+import asyncio
+
 import anyio
 import pytest
 from inline_snapshot import snapshot
@@ -150,17 +152,17 @@ async def test_in_process_hands_over_the_very_object() -> None:
     assert received is sent
 
 
-async def test_loopback_delivers_from_its_own_task_only_what_survived_json() -> None:
-    """Loopback delivery happens after `send` returns, in another task, and carries outputs as their JSON form."""
-    sender = anyio.get_current_task().id
-    delivered_in: list[int] = []
+async def test_loopback_delivers_later_only_what_survived_json() -> None:
+    """Loopback delivery happens after `send` returns, outside the sender's task, and carries outputs as JSON."""
+    sender = asyncio.current_task()
+    delivered_in: list[asyncio.Task[object] | None] = []
     sent = [
         RunFinished(task_id=T, sent_at=1.0, ending=RunOutput(Report(title='Batteries', pages=12)), usage=RunUsage()),
         RunFinished(task_id=T, sent_at=2.0, ending=RunOutput(Opaque()), usage=RunUsage()),
         CancelRequest(task_id=T, sent_at=3.0, mode='hard', reason=CancelReason(kind='region')),
     ]
     async with LoopbackTransport() as transport:
-        transport.subscribe(lambda address, message: delivered_in.append(anyio.get_current_task().id))
+        transport.subscribe(lambda address, message: delivered_in.append(asyncio.current_task()))
         mailbox = await transport.open('owner')
         assert mailbox is not None
         for message in sent:

@@ -20,20 +20,19 @@ every transport guarantees:
 
 [`InProcessTransport`][subagents_cancel.InProcessTransport] hands over the very objects, in the sender's task.
 [`LoopbackTransport`][subagents_cancel.LoopbackTransport] carries every message through JSON and delivers it
-from a task of its own, as a transport across processes would.
+later, from the event loop rather than from the sender's call, as a transport across processes would.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import contextvars
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Literal, Protocol, Self, final
 
 import anyio
-import anyio.lowlevel
 from pydantic import ValidationError
 
 from .wire import WireMessage, decode_wire, encode_wire
@@ -263,11 +262,11 @@ class InProcessTransport(_MailboxTransport):
 
 @final
 class LoopbackTransport(_MailboxTransport):
-    """A transport that carries every message through JSON and delivers it from its own task.
+    """A transport that carries every message through JSON and delivers it later, from the event loop.
 
     `send` encodes the message ([`encode_wire`][subagents_cancel.wire.encode_wire]) and queues the
-    bytes; a delivery task of the transport's own, running while messages are in transit, decodes each one, shows
-    it to the observers and puts it in its mailbox. Delivery is therefore always asynchronous and always through
+    bytes; a callback of the event loop, scheduled while messages are in transit, decodes each one, shows it to the
+    observers and puts it in its mailbox. Delivery is therefore always asynchronous and always through
     bytes: readers and observers get what survived JSON (outputs as
     [`EncodedOutput`][subagents_cancel.output_codec.EncodedOutput]s), never the object that was sent.
     """
@@ -286,7 +285,7 @@ class LoopbackTransport(_MailboxTransport):
         """Close the transport: every mailbox's iteration ends, delivery stops, messages in transit are dropped."""
         self._mailboxes.close()
         if self._transit is not None:
-            await self._transit.stop()
+            self._transit.stop()
 
     async def send(self, address: str, message: WireMessage) -> bool:
         """Encode `message` and queue it for the mailbox open at `address` now, if there is one."""
@@ -301,44 +300,46 @@ class LoopbackTransport(_MailboxTransport):
         return mailbox is not None
 
 
-class _Transit:
-    """The encoded messages on their way, each with the mailbox it was sent to, and the task that delivers them.
+_NOBODY = contextvars.Context()
+"""Delivery runs in no sender's context: what a reader or observer does is never taken for a task's own doing."""
 
-    The task runs only while messages are in transit: the first message sent to an idle transport starts it, and
-    it ends once it has delivered everything queued, so an open transport with nothing to carry runs nothing (an
-    owner that has left keeps hearing late reports without keeping a task alive). It is the transport's own
-    asyncio task, not a child of whoever sent: an owner entered inside a run, whose scopes end or are cancelled
-    before its teardown has heard its tasks, still has its messages delivered.
+
+class _Transit:
+    """The encoded messages on their way, each with the mailbox it was sent to, and their delivery.
+
+    Delivery is a callback of the event loop, scheduled by the first message sent while none is in transit: it
+    decodes and delivers the batch queued by then (as one read from a socket would), and schedules itself again if
+    more came meanwhile. It belongs to no task, so nothing that cancels the sender's task or scope stops it (an owner
+    entered inside a run still hears its tasks after the run's scopes end), and an idle transport runs nothing.
     """
 
     def __init__(self, mailboxes: _Mailboxes) -> None:
         self._mailboxes = mailboxes
         self._queue: deque[tuple[str, bytes, _Mailbox | None]] = deque()
-        self._delivering: asyncio.Task[None] | None = None
+        self._scheduled: asyncio.Handle | None = None
 
     def put(self, address: str, data: bytes, mailbox: _Mailbox | None) -> None:
         self._queue.append((address, data, mailbox))
-        if self._delivering is None:
-            self._delivering = asyncio.get_running_loop().create_task(self._deliver(), name='loopback transit')
+        if self._scheduled is None:
+            self._scheduled = asyncio.get_running_loop().call_soon(self._deliver, context=_NOBODY)
 
-    async def _deliver(self) -> None:
+    def _deliver(self) -> None:
+        self._scheduled = None
         try:
-            while self._queue:
-                await anyio.lowlevel.checkpoint()  # as a socket's read would: one batch, what had arrived when it woke
-                for _ in range(len(self._queue)):
-                    address, data, mailbox = self._queue.popleft()
-                    try:
-                        message = decode_wire(data)
-                    except ValidationError:  # cannot happen for what `encode_wire` wrote; never stop delivering
-                        _log.exception('loopback transport dropped a message to %s it could not decode', address)
-                        continue
-                    self._mailboxes.deliver(address, message, mailbox)
+            for _ in range(len(self._queue)):
+                address, data, mailbox = self._queue.popleft()
+                try:
+                    message = decode_wire(data)
+                except ValidationError:  # cannot happen for what `encode_wire` wrote; never stop delivering
+                    _log.exception('loopback transport dropped a message to %s it could not decode', address)
+                    continue
+                self._mailboxes.deliver(address, message, mailbox)
         finally:
-            self._delivering = None
+            if self._queue and self._scheduled is None:  # sent while this batch was delivered: the next batch
+                self._scheduled = asyncio.get_running_loop().call_soon(self._deliver, context=_NOBODY)
 
-    async def stop(self) -> None:
+    def stop(self) -> None:
         self._queue.clear()
-        if (delivering := self._delivering) is not None:
-            delivering.cancel()
-            with anyio.CancelScope(shield=True), contextlib.suppress(asyncio.CancelledError):
-                await delivering
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+            self._scheduled = None

@@ -5,8 +5,8 @@ sends without ever blocking (`Transport.send_nowait`, so the engine's synchronou
 messages), and reads its mailbox in one asyncio task, handing every message to the task book. After the owner
 closes, the loop stops and the address is released; until the owner is quiet (no sync tool's thread of its tasks
 is left to report that it returned), it hears what is still sent to it as an observer of the transport, which
-needs no task of its own: nothing of the owner outlives its block but a callback, and the transport it opened
-itself, closed as the last late report arrives.
+needs no task of its own: nothing of the owner outlives its block but a callback. (A transport the owner opened
+itself stays open until then, idle: neither transport runs a task while nothing is in transit.)
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ class OwnerMailbox:
         self._loop: asyncio.Task[None] | None = None
         self.address = ''
         self._unsubscribe: Callable[[], None] = lambda: None
-        self._closing: asyncio.Task[None] | None = None
 
     async def claim(self, candidates: Iterator[str]) -> str:
         """Open a mailbox at the first free address of `candidates`, start reading it, and return the address."""
@@ -85,9 +84,6 @@ class OwnerMailbox:
             self._receive(message)
             if self._quiet():
                 self._unsubscribe()
-                # The last late report: `after` (closing the owner's own transport) runs now, in a task of its own,
-                # as this callback may run inside the transport's delivery, which `after` waits to end.
-                self._closing = asyncio.get_running_loop().create_task(self._after(), name=f'owner {address} closes')
 
     async def _read(self, mailbox: Mailbox) -> None:
         try:
