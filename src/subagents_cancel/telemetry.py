@@ -142,8 +142,6 @@ class _TaskTrace:
     request: CancelRequest | None = None
     """The first cancel request."""
     usage_after_request: RunUsage | None = None
-    end_counted: bool = False
-    """Its end has been counted (the owner sees its own announcement of it twice: as it sends and as it reads it)."""
     cancelled: CancelledRun | None = None
     """Its figures, once it has ended cancelled and until its cleanup hook has reported."""
     cleanup_failed: bool | None = None
@@ -263,7 +261,7 @@ class TaskTelemetry:
                 _UNRESPONSIVE.add(1, {'subagent': subagent})
             case RunFinished(usage_after_cancel=usage_after):
                 task_trace.usage_after_request = usage_after
-            case StatusChanged(new=new) if new.status.is_terminal and not task_trace.end_counted:
+            case StatusChanged(new=new) if new.status.is_terminal:
                 self._task_ended(self._lookup(message.task_id), task_trace)
             case HooksFinished(cleanup_error=error):
                 task_trace.cleanup_failed = error is not None
@@ -272,7 +270,6 @@ class TaskTelemetry:
                 pass
 
     def _task_ended(self, task: TaskInfo, task_trace: _TaskTrace) -> None:
-        task_trace.end_counted = True
         _FINISHED.add(1, {'subagent': task.subagent, 'status': task.status.name})
         if task.region is not None:
             _REGION_FINISHED.add(1, {'region': task.region, 'status': task.status.name})
