@@ -17,6 +17,7 @@ from subagents_cancel import manager as manager_module
 from subagents_cancel.transport import InProcessTransport, LoopbackTransport, Transport
 
 from .helpers import WatchedClock
+from .temporal_support import Backend, DevServer, start_dev_server
 
 models.ALLOW_MODEL_REQUESTS = False  # a test that reaches a real provider fails instead of spending tokens
 logfire.configure(send_to_logfire=False, console=False)
@@ -75,6 +76,9 @@ _TRANSPORT_INDEPENDENT = frozenset(
         'test_web_example',
         'test_durations',
         'test_delivery',
+        # they choose where tasks run themselves, with the `backend` fixture (in process, or on a Temporal worker)
+        'test_temporal_cancels',
+        'test_temporal_seed',
     }
 )
 
@@ -101,3 +105,19 @@ def anyio_backend() -> str:
 @pytest.fixture
 def clock() -> WatchedClock:
     return WatchedClock()
+
+
+@pytest.fixture(scope='session')
+def temporal_server() -> Generator[DevServer]:
+    """A Temporal dev server for the session, on 127.0.0.1 (started by the first test that needs it)."""
+    server = start_dev_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=['in-process', 'temporal'])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """Where the test's tasks run: in this process, or on a Temporal worker (same replies expected)."""
+    if request.param == 'in-process':
+        return Backend('in-process')
+    return Backend('temporal', request.getfixturevalue('temporal_server'))

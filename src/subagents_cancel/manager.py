@@ -85,8 +85,10 @@ class SubAgentManager:
                 [`InProcessTransport`][subagents_cancel.InProcessTransport] that the manager opens and closes. A
                 transport given here is entered by its caller, around the manager's block.
             host: The address of a [`TaskHost`][subagents_cancel.task_host.TaskHost] already serving on `transport`
-                that runs this owner's tasks; by default the manager runs its own host, in this process, at
-                `<owner_id>/tasks` (or the first free `<owner_id>/tasks-<n>`).
+                that runs this owner's tasks; by default the transport's own if it has one (a
+                [`TemporalTransport`][subagents_cancel.temporal.TemporalTransport] runs tasks on its workers), else
+                the manager runs its own host, in this process, at `<owner_id>/tasks` (or the first free
+                `<owner_id>/tasks-<n>`).
 
         Raises:
             ConfigError: no sub-agents, duplicate names, a bad fallback or `default_model`, or a sub-agent

@@ -28,13 +28,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 import anyio
+from pydantic_ai.agent import AbstractAgent
 from pydantic_ai.models import Model
 
 from ._engine.arrivals import Arrivals
@@ -118,6 +119,8 @@ class TaskHost:
         clock: Clock | None = None,
         default_model: str | Model | None = None,
         policy: SubAgentPolicy | None = None,
+        agents: Mapping[str, AbstractAgent[None, object]] | None = None,
+        durable: bool = False,
     ) -> None:
         """Configure the host; it serves once entered with `async with` (inside its transport's).
 
@@ -128,13 +131,22 @@ class TaskHost:
             clock: Where time comes from ([`MonotonicClock`][subagents_cancel.clock.MonotonicClock] by default).
             default_model: The model of sub-agents whose config names neither `model` nor `agent`.
             policy: Its sync-tool threads, and `teardown_seconds` and `hook_seconds`.
+            agents: The agent that runs each sub-agent, by name, built beforehand (a Temporal worker's durable
+                agents); by default each is built from its config.
+            durable: Its runs are durable (inside a Temporal workflow): their tools run as activities, not in the
+                host's threads.
 
         Raises:
             ConfigError: no sub-agents, duplicate names, or a sub-agent without a model.
         """
         self._configs = index_subagents(subagents)
         self._arrivals = Arrivals(self._configs)
-        self._agents = {name: agent_for(config, default_model) for name, config in self._configs.items()}
+        self._agents = (
+            dict(agents)
+            if agents is not None
+            else {name: agent_for(config, default_model) for name, config in self._configs.items()}
+        )
+        self._durable = durable
         self._transport = transport
         self.address = address
         """The address of the host's mailbox."""
@@ -256,6 +268,7 @@ class TaskHost:
             cascade_grace_factor=start.cascade_grace_factor,
             final_answer_wait_seconds=start.final_answer_wait_seconds,
             settle=_settled_by_the_host,
+            durable=self._durable,
         )
         assert self._pool is not None
         # The closures the runner keeps hold two strings, not `start`: the runner's own references form cycles, and

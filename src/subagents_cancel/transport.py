@@ -30,7 +30,7 @@ import contextvars
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Literal, Protocol, Self, final
+from typing import Literal, Protocol, Self, final, runtime_checkable
 
 import anyio
 from pydantic import ValidationError
@@ -39,7 +39,7 @@ from .wire import WireMessage, decode_wire, encode_wire
 
 _log = logging.getLogger('subagents_cancel')
 
-__all__ = ('InProcessTransport', 'LoopbackTransport', 'Mailbox', 'Observer', 'Transport')
+__all__ = ('InProcessTransport', 'LoopbackTransport', 'Mailbox', 'Observer', 'RemoteTasks', 'Transport')
 
 Observer = Callable[[str, WireMessage], None]
 """Sees every message sent on a transport, with the address it was sent to."""
@@ -105,6 +105,16 @@ class Transport(Protocol):
 
     def subscribe(self, observer: Observer) -> Callable[[], None]:
         """Show every message to `observer` until the returned function is called."""
+        ...
+
+
+@runtime_checkable
+class RemoteTasks(Protocol):
+    """A transport whose own task host runs every task elsewhere (Temporal workers): an owner given it runs none."""
+
+    @property
+    def host_address(self) -> str:
+        """Where owners send `StartTask`."""
         ...
 
 

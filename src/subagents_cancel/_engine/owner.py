@@ -20,7 +20,7 @@ from subagents_cancel.messages import CancelReason, OwnerAnnouncement
 from subagents_cancel.results import TaskInfo
 from subagents_cancel.task_host import TaskHost, own_host_addresses
 from subagents_cancel.telemetry import TaskTelemetry
-from subagents_cancel.transport import Transport
+from subagents_cancel.transport import RemoteTasks, Transport
 from subagents_cancel.wire import WireMessage
 
 from .arrivals import Arrivals
@@ -54,6 +54,8 @@ class Owner:
         """Assemble the owner; `transport=None` makes one with `new_transport`, which the owner opens and closes."""
         self.own_transport = transport is None
         self.transport = transport = transport or new_transport()
+        if host is None and isinstance(transport, RemoteTasks):
+            host = transport.host_address
         owner_id = new_owner_id()
         self.host = (
             TaskHost(

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 from pydantic_ai import RunContext
@@ -39,6 +39,9 @@ _NOT_INTERRUPTED = frozenset({'checkpoint', 'ask_parent'})
 @dataclass
 class StepPreemption(AbstractCapability[object]):
     """Per-run capability: the model request and tool calls in flight, which a soft cancel may interrupt."""
+
+    _safe_at_runtime: ClassVar[bool] = True
+    """pydantic-ai's durable runs accept it per run: it adds no toolset and no durable operation."""
 
     _in_flight: set[anyio.CancelScope] = field(default_factory=set[anyio.CancelScope], init=False)
     _model_request: anyio.CancelScope | None = field(default=None, init=False)

