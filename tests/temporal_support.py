@@ -14,7 +14,7 @@ import sys
 import threading
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -124,7 +124,7 @@ class Backend:
         clock: Clock | None = None,
         policy: SubAgentPolicy | None = None,
         settings: WorkerSettings | None = None,
-    ) -> AsyncIterator[SubAgentManager]:
+    ) -> AsyncGenerator[SubAgentManager]:
         """An open manager of `subagents` whose tasks run on this backend."""
         if self.server is None:
             async with (

@@ -1,4 +1,6 @@
-"""Sub-agent tasks on Temporal workers, in other processes and on other machines (`pip install 'subagents-cancel[temporal]'`).
+"""Sub-agent tasks on Temporal workers, in other processes and on other machines.
+
+Install with `pip install 'subagents-cancel[temporal]'`.
 
 An owner talks to its tasks through a [`TemporalTransport`][subagents_cancel.temporal.TemporalTransport]; workers
 started with [`task_worker`][subagents_cancel.temporal.task_worker] (or `python -m subagents_cancel worker`) run

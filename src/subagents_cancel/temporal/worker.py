@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import anyio
 from pydantic_ai import Agent
 from pydantic_ai.agent import AbstractAgent
 from pydantic_ai.durable_exec.temporal import AgentPlugin, PydanticAIPlugin, TemporalDurability
@@ -30,9 +31,9 @@ from temporalio.worker import (
 )
 from temporalio.workflow import ActivityCancellationType, ActivityConfig
 
+from subagents_cancel._engine.launch import agent_for
 from subagents_cancel.config import SubAgentConfig, SubAgentPolicy, index_subagents
 from subagents_cancel.errors import ConfigError
-from subagents_cancel._engine.launch import agent_for
 
 from .registry import HostedSubagents, host_subagents, stop_hosting
 from .settings import WorkerSettings
@@ -108,7 +109,7 @@ class _Heartbeating(ActivityInboundInterceptor):
     async def _beat(self) -> None:
         while True:
             activity.heartbeat()
-            await asyncio.sleep(self._seconds)
+            await anyio.sleep(self._seconds)  # a pace, not a wait for something: each beat asks for a cancel
 
 
 @asynccontextmanager
