@@ -28,7 +28,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         'environment; install the provider, e.g. pip install "pydantic-ai-slim[openai]"). Offline scripted '
         'models by default.',
     )
+    try:
+        from .temporal.cli import add_worker_command, run_worker_command
+    except ImportError:  # no Temporal SDK: the demo alone
+        run_worker_command = None
+    else:
+        add_worker_command(commands)
     args = parser.parse_args(argv)
+    if args.command == 'worker' and run_worker_command is not None:
+        return run_worker_command(args)
     model: Model | None = None
     if args.model is not None:
         try:

@@ -1,0 +1,78 @@
+"""`python -m subagents_cancel worker`: a Temporal worker for the sub-agents a module defines, until a signal."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+from collections.abc import Sequence
+
+import anyio
+
+from subagents_cancel.config import SubAgentConfig
+from subagents_cancel.errors import ConfigError
+
+from .worker import connect, task_worker
+
+__all__ = ('add_worker_command', 'run_worker_command')
+
+
+def add_worker_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:  # pyright: ignore[reportPrivateUsage]
+    """Add the `worker` command to the command line."""
+    worker = commands.add_parser(
+        'worker',
+        help="run sub-agent tasks on a Temporal worker (pip install 'subagents-cancel[temporal]')",
+        description='Run the sub-agent tasks that owners send to a Temporal task queue, until SIGINT or SIGTERM.',
+    )
+    worker.add_argument('--address', default='127.0.0.1:7233', help='the Temporal server (default: %(default)s)')
+    worker.add_argument('--namespace', default='default', help='the Temporal namespace (default: %(default)s)')
+    worker.add_argument('--task-queue', required=True, help='the task queue the owners send tasks to')
+    worker.add_argument(
+        '--subagents',
+        required=True,
+        metavar='MODULE:NAME',
+        help='where the sub-agent configs are: a list of SubAgentConfig named NAME in the module MODULE',
+    )
+
+
+def load_subagents(spec: str) -> list[SubAgentConfig]:
+    """The sub-agent configs at `module:name`.
+
+    Raises:
+        ConfigError: `spec` is not `module:name`, the module or the name does not exist, or it is not a list of
+            `SubAgentConfig`s.
+    """
+    module_name, _, attribute = spec.partition(':')
+    if not module_name or not attribute:
+        raise ConfigError(f'--subagents must be MODULE:NAME, e.g. myapp.agents:SUBAGENTS; got {spec!r}.')
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ConfigError(f'--subagents: cannot import {module_name!r}: {error}') from None
+    configs: object = getattr(module, attribute, None)
+    if not isinstance(configs, list | tuple) or not all(isinstance(item, SubAgentConfig) for item in configs):  # pyright: ignore[reportUnknownVariableType]
+        raise ConfigError(f'--subagents: {spec} is not a list of SubAgentConfig.')
+    return list(configs)  # pyright: ignore[reportUnknownArgumentType]
+
+
+async def _serve(args: argparse.Namespace, subagents: Sequence[SubAgentConfig]) -> None:
+    client = await connect(args.address, namespace=args.namespace)
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with task_worker(client, task_queue=args.task_queue, subagents=subagents):
+            print(f'worker: serving {args.task_queue!r} on {args.address}', flush=True)
+            async for _ in signals:
+                break
+    print('worker: stopped', flush=True)
+
+
+def run_worker_command(args: argparse.Namespace) -> int:
+    """Run the worker the command line describes; the exit status is 2 for a bad configuration."""
+    sys.path.insert(0, '')  # MODULE is looked up from the current directory, as `python -m` does
+    try:
+        subagents = load_subagents(args.subagents)
+        anyio.run(_serve, args, subagents, backend='asyncio')
+    except ConfigError as error:
+        print(f'subagents-cancel worker: {error}', file=sys.stderr)
+        return 2
+    return 0
