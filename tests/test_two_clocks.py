@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any, cast
 
 import anyio
 import pytest
 from inline_snapshot import snapshot
+from logfire.testing import CaptureLogfire
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse
 
@@ -78,6 +80,12 @@ def release(gate: Gate, step: Step) -> Step:
     return respond
 
 
+def span_events(capfire: CaptureLogfire) -> list[tuple[str, object]]:
+    """The events of the one task's span (recorded on the host), each with its attributes."""
+    (span,) = [span for span in capfire.exporter.exported_spans_as_dict() if span['name'] == 'subagent task {task_id}']
+    return [(event['name'], event.get('attributes', {})) for event in cast(list[dict[str, Any]], span['events'])]
+
+
 def times(info: TaskInfo) -> dict[str, float | None]:
     """The times the owner recorded about a task, by name."""
     cancel = info.cancel
@@ -93,8 +101,11 @@ def times(info: TaskInfo) -> dict[str, float | None]:
     }
 
 
-async def test_a_soft_cancel_is_timed_on_the_owners_clock() -> None:
-    """Start, request, acknowledgement and end are the owner's readings as it read each report; its metrics follow."""
+async def test_a_soft_cancel_is_timed_on_the_owners_clock(capfire: CaptureLogfire) -> None:
+    """Start, request, acknowledgement and end are the owner's readings as it read each report; its metrics follow.
+
+    The task's span, on the host, times the acknowledgement from the request's arrival on the host's clock.
+    """
     in_phase_2, wrapping_up = Gate(), Gate()
     checkpoint = call('checkpoint', completed=['phase 1'], in_progress=['phase 2'])
     sub = Script([checkpoint, in_phase_2.hold(checkpoint)], on_cancel=wrapping_up.hold(text('partial')))
@@ -126,6 +137,51 @@ async def test_a_soft_cancel_is_timed_on_the_owners_clock() -> None:
         }
     )
     assert (run.acknowledged_after_seconds, run.stopped_after_seconds) == snapshot((2.0, 5.0))
+    assert span_events(capfire) == snapshot(
+        [
+            ('cancel requested', {'mode': 'soft', 'reason': 'user', 'grace_seconds': 30.0}),
+            ('cancel acknowledged', {'after_seconds': 200.0}),
+            ('task terminated', {'after_seconds': 5.0}),
+        ]
+    )
+
+
+async def test_an_escalation_is_timed_on_the_owners_clock(capfire: CaptureLogfire) -> None:
+    """The grace window runs out on the owner's clock, whatever the host's says; the span times it on the host's."""
+    stuck = Gate()
+    async with two_clocks(researcher(Script([stuck.block_forever()]), grace_seconds=10)) as sides:
+        task = await sides.manager.start('researcher', 'Research X')
+        await stuck.reached.wait()
+        sides.advance(1)
+        await sides.manager.soft_cancel(task.task_id)
+        sides.advance(9.5)
+        await anyio.wait_all_tasks_blocked()
+        stopped_early = stuck.stopped.is_set()
+        sides.advance(0.5)
+        (info,) = (await sides.manager.wait([task.task_id])).tasks
+        (run,) = sides.manager.metrics().cancelled_runs
+
+    assert not stopped_early
+    assert times(info) == snapshot(
+        {
+            'created_at': 0.0,
+            'started_at': 0.0,
+            'requested_at': 1.0,
+            'held_at': None,
+            'acknowledged_at': None,
+            'escalated_at': 11.0,
+            'ended_at': 11.0,
+            'elapsed_seconds': 11.0,
+        }
+    )
+    assert (run.escalated, run.stopped_after_seconds) == snapshot((True, 10.0))
+    assert span_events(capfire) == snapshot(
+        [
+            ('cancel requested', {'mode': 'soft', 'reason': 'user', 'grace_seconds': 10.0}),
+            ('cancel escalated', {'after_seconds': 1000.0}),
+            ('task terminated', {'after_seconds': 10.0}),
+        ]
+    )
 
 
 async def test_a_question_and_its_answer_are_timed_on_the_owners_clock() -> None:
@@ -145,7 +201,31 @@ async def test_a_question_and_its_answer_are_timed_on_the_owners_clock() -> None
 
     assert info.outcome == Completed('EU: 3 sources')
     assert (info.started_at, info.ended_at, info.elapsed_seconds) == snapshot((0.0, 9.0, 9.0))
-    assert replies_of(result.all_messages())[1:] == snapshot()
+    assert replies_of(result.all_messages())[1:] == snapshot(
+        [
+            """\
+Waiting for your answer: researcher-0001.
+
+researcher-0001: WAITING_FOR_ANSWER for 3.0s.
+It asks: Which market?
+Reply with answer_subagent(task_id='researcher-0001', answer=...); it goes on in the background, and wait_tasks waits for its result.
+No checkpoints yet.\
+""",
+            """\
+researcher-0001: WAITING_FOR_ANSWER for 7.0s.
+It asks: Which market?
+Reply with answer_subagent(task_id='researcher-0001', answer=...); it goes on in the background, and wait_tasks waits for its result.
+No checkpoints yet.\
+""",
+            'Answer delivered to researcher-0001; it continues its work.',
+            """\
+The task has ended.
+
+researcher-0001: COMPLETED in 9.0s. Output:
+EU: 3 sources\
+""",
+        ]
+    )
 
 
 class Checking:
@@ -222,4 +302,15 @@ async def test_the_cascade_waits_on_the_hosts_clock_and_subtasks_age_on_the_owne
     assert inner_working.stopped.is_set()
     assert isinstance(info.outcome, Cancelled)
     assert info.outcome.partial.final_message == 'outer partial'
-    assert times(info) == snapshot()
+    assert times(info) == snapshot(
+        {
+            'created_at': 0.0,
+            'started_at': 0.0,
+            'requested_at': 4.0,
+            'held_at': None,
+            'acknowledged_at': 4.0,
+            'escalated_at': None,
+            'ended_at': 4.0,
+            'elapsed_seconds': 4.0,
+        }
+    )
