@@ -271,8 +271,7 @@ async def test_a_held_cancel_is_timed_on_the_owners_clock() -> None:
 
 
 async def test_the_cascade_waits_on_the_hosts_clock_and_subtasks_age_on_the_owners() -> None:
-    """A task tells its run of the cancel when its sub-agents' window ends by the host's clock; a subtask's age is the
-    owner's."""
+    """The run hears of the cancel once its sub-agents' window ends on the host's clock; a subtask ages on the owner's."""
     inner_working = Gate()
     inner = Script([inner_working.block_forever()])
     outer = Script(
