@@ -20,7 +20,15 @@ from logfire.testing import CaptureLogfire
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse
 
-from subagents_cancel import Cancelled, Completed, SubAgentCapability, SubAgentConfig, SubAgentManager, TaskInfo
+from subagents_cancel import (
+    Cancelled,
+    Completed,
+    SubAgentCapability,
+    SubAgentConfig,
+    SubAgentManager,
+    SubAgentPolicy,
+    TaskInfo,
+)
 from subagents_cancel.task_host import TaskHost
 from subagents_cancel.testing import ManualClock
 
@@ -62,11 +70,13 @@ class Sides:
 
 
 @asynccontextmanager
-async def two_clocks(*configs: SubAgentConfig) -> AsyncGenerator[Sides]:
+async def two_clocks(*configs: SubAgentConfig, policy: SubAgentPolicy | None = None) -> AsyncGenerator[Sides]:
     """An owner at clock time 0, and a host running its tasks at `HOST_AHEAD`, linked by this test's transport."""
     owner_clock, host_clock = ManualClock(), ManualClock(HOST_AHEAD)
     async with new_transport() as transport, TaskHost(configs, transport=transport, clock=host_clock) as host:
-        async with SubAgentManager(configs, transport=transport, host=host.address, clock=owner_clock) as manager:
+        async with SubAgentManager(
+            configs, transport=transport, host=host.address, clock=owner_clock, policy=policy
+        ) as manager:
             yield Sides(manager, owner_clock, host_clock)
 
 
@@ -225,6 +235,23 @@ researcher-0001: COMPLETED in 9.0s. Output:
 EU: 3 sources\
 """,
         ]
+    )
+
+
+async def test_a_task_that_waited_for_a_slot_starts_when_it_gets_one() -> None:
+    """`started_at` is the owner's reading as it sends the task's start: for a task that waited, when its slot freed."""
+    first = Gate()
+    sub = Script([first.hold(text('first done')), text('second done')])
+    async with two_clocks(researcher(sub), policy=SubAgentPolicy(max_running=1)) as sides:
+        running = await sides.manager.start('researcher', 'Research X')
+        waiting = await sides.manager.start('researcher', 'Research Y')
+        await first.reached.wait()
+        sides.advance(4)
+        first.release.set()
+        infos = (await sides.manager.wait([running.task_id, waiting.task_id])).tasks
+
+    assert [(info.outcome, info.created_at, info.started_at, info.ended_at) for info in infos] == snapshot(
+        [(Completed('first done'), 0.0, 0.0, 4.0), (Completed('second done'), 0.0, 4.0, 4.0)]
     )
 
 
