@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import anyio
-from pydantic_ai import Agent
+from pydantic_ai import Agent, Tool
 from pydantic_ai.durable_exec.temporal import TemporalDurability
 from pydantic_ai.models import Model
 
@@ -110,9 +110,12 @@ def start_dev_server() -> DevServer:
     return server
 
 
-def durable(model: Model, name: str) -> Agent[None, str]:
-    """A sub-agent's agent as a worker runs it: with `TemporalDurability` and the library's activity config."""
-    return Agent(model, name=name, capabilities=[TemporalDurability(activity_config=activity_config())])
+def durable(model: Model, name: str, *, tools: Sequence[Tool[None]] = ()) -> Agent[None, str]:
+    """A sub-agent's agent as a worker runs it: with `TemporalDurability` and the library's activity config.
+
+    In process the capability changes nothing, so one test runs the same agent on every backend.
+    """
+    return Agent(model, name=name, tools=tools, capabilities=[TemporalDurability(activity_config=activity_config())])
 
 
 @dataclass
