@@ -14,19 +14,31 @@ import sys
 import threading
 import uuid
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 from pydantic_ai import Agent, Tool
 from pydantic_ai.durable_exec.temporal import TemporalDurability
 from pydantic_ai.models import Model
+from temporalio.client import Client
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from subagents_cancel import SubAgentConfig, SubAgentManager, SubAgentPolicy
 from subagents_cancel.clock import Clock
-from subagents_cancel.temporal import TemporalTransport, WorkerSettings, activity_config, connect, task_worker
+from subagents_cancel.temporal import (
+    TaskWorkflow,
+    TemporalTransport,
+    WorkerSettings,
+    activity_config,
+    connect,
+    task_worker,
+)
+from subagents_cancel.temporal.registry import host_subagents, hosted_subagents
 from subagents_cancel.transport import InProcessTransport, Transport
+from subagents_cancel.wire import SettleTask, StartTask
 
 from .helpers import new_transport
 
@@ -110,7 +122,7 @@ def start_dev_server() -> DevServer:
     return server
 
 
-def durable(model: Model, name: str, *, tools: Sequence[Tool[None]] = ()) -> Agent[None, str]:
+def durable(model: Model, name: str, *, tools: Sequence[Tool[Any]] = ()) -> Agent[None, str]:
     """A sub-agent's agent as a worker runs it: with `TemporalDurability` and the library's activity config.
 
     In process the capability changes nothing, so one test runs the same agent on every backend.
@@ -147,13 +159,22 @@ class Backend:
             return
         client = await connect(self.server.address)
         queue = f'tests-{uuid.uuid4().hex[:8]}'
-        async with (
-            task_worker(client, task_queue=queue, subagents=subagents, policy=policy, settings=settings),
-            TemporalTransport(client, task_queue=queue) as transport,
-            SubAgentManager(subagents, clock=clock, policy=policy, transport=transport) as manager,
-        ):
-            self._transport, self._managed = transport, manager
-            yield manager
+        workflows: list[str] = []
+        async with task_worker(client, task_queue=queue, subagents=subagents, policy=policy, settings=settings):
+            async with (
+                TemporalTransport(client, task_queue=queue) as transport,
+                SubAgentManager(subagents, clock=clock, policy=policy, transport=transport) as manager,
+            ):
+                transport.subscribe(
+                    lambda address, message: (
+                        workflows.append(message.task_id)
+                        if address == transport.host_address and isinstance(message, StartTask | SettleTask)
+                        else None
+                    )
+                )
+                self._transport, self._managed = transport, manager
+                yield manager
+            await replays_the_same(client, queue, dict.fromkeys(workflows))
 
     @property
     def owner(self) -> SubAgentManager:
@@ -175,3 +196,19 @@ class Backend:
             finally:
                 unsubscribe()
             await anyio.wait_all_tasks_blocked()  # the owner's mailbox has been read
+
+
+async def replays_the_same(client: Client, task_queue: str, workflow_ids: Iterable[str]) -> None:
+    """Replay each task's workflow from its history, as a worker taking it over would: it must run the same."""
+    replay_queue = f'{task_queue}-replayed'
+    host_subagents(f'replay-{replay_queue}', hosted_subagents(task_queue))
+    replayer = Replayer(
+        workflows=[TaskWorkflow],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+        data_converter=client.data_converter,
+        build_id=replay_queue,
+    )
+    for workflow_id in workflow_ids:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        assert result.replay_failure is None, f'{workflow_id} did not replay the same: {result.replay_failure}'

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
@@ -12,6 +11,7 @@ from pydantic_ai import RunUsage
 from pydantic_ai.messages import ModelMessage
 
 from subagents_cancel.errors import UnknownTask
+from subagents_cancel.ids import random_hex
 from subagents_cancel.messages import Checkpoint, Question, RunEnding, RunError, RunOutput, RunStopped, TaskId
 from subagents_cancel.regions import RegionCancel, region_contains
 from subagents_cancel.results import CancelInfo, Cancelled, Completed, Failed, Outcome, PartialResult, TaskInfo
@@ -210,7 +210,7 @@ class Registry:
         id it runs already, which 32 random bits make rare.
         """
         while True:  # the records are bounded far below 2**32, so this ends at once in practice
-            task_id = TaskId(f'{subagent}-{secrets.token_hex(4)}')
+            task_id = TaskId(f'{subagent}-{random_hex(4)}')
             if task_id not in self._records:
                 return task_id
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import uuid
 from collections import deque
 from collections.abc import Coroutine, Mapping
 from typing import Any, Literal
@@ -25,6 +24,7 @@ from subagents_cancel._text.instructions import fallback_prompt
 from subagents_cancel.clock import Clock
 from subagents_cancel.config import SubAgentConfig, SubAgentPolicy
 from subagents_cancel.errors import ManagerClosed, UnknownSubAgent
+from subagents_cancel.ids import random_hex
 from subagents_cancel.messages import CancelReason, TaskId
 from subagents_cancel.regions import RegionClosed, check_region
 from subagents_cancel.results import Cancelled
@@ -50,7 +50,7 @@ _Phase = Literal['new', 'open', 'closing', 'closed']
 
 def new_owner_id() -> str:
     """A fresh random owner address, `owner-<8 hex digits>`."""
-    return f'owner-{uuid.uuid4().hex[:8]}'
+    return f'owner-{random_hex(4)}'
 
 
 class Supervisor:

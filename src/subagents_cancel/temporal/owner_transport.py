@@ -27,6 +27,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateR
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from subagents_cancel.config import check_duration
 from subagents_cancel.messages import TaskId
 from subagents_cancel.transport import InProcessTransport, Mailbox, Observer
 from subagents_cancel.wire import SettleTask, StartTask, WireMessage, decode_wire, encode_wire
@@ -48,10 +49,17 @@ class TemporalTransport:
     ([`connect`][subagents_cancel.temporal.connect] makes one).
     """
 
-    def __init__(self, client: Client, *, task_queue: str) -> None:
-        """Configure the transport; it works once entered with `async with`."""
+    def __init__(self, client: Client, *, task_queue: str, close_seconds: float = 5.0) -> None:
+        """Configure the transport; it works once entered with `async with`.
+
+        Args:
+            client: A Temporal client with pydantic-ai's data converter.
+            task_queue: Where the workers that run the tasks listen.
+            close_seconds: How long closing waits for messages still being sent, and for the last reports of tasks.
+        """
         self._client = client
         self.task_queue = task_queue
+        self.close_seconds = check_duration('close_seconds', close_seconds)
         self.host_address = f'temporal:{task_queue}'
         """Where an owner sends `StartTask`: the task queue, whose workers run the task."""
         self._local = InProcessTransport()
@@ -69,15 +77,21 @@ class TemporalTransport:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        """Close the transport: local mailboxes end, messages not yet sent are dropped, readers stop."""
+        """Close the transport, within `close_seconds`: what was sent goes out, and readers of ended tasks finish.
+
+        Then local mailboxes end, and what is still unsent or unread is dropped (a task its owner did not end reads
+        as abandoned to its workflow).
+        """
         self._open = False
-        await self._local.__aexit__(*exc_info)
+        if self._tasks:
+            await asyncio.wait(tuple(self._tasks), timeout=self.close_seconds)
         tasks = tuple(self._tasks)
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
         self._outgoing.clear()
+        await self._local.__aexit__(*exc_info)
 
     async def open(self, address: str) -> Mailbox | None:
         """Open a mailbox in this process at `address` (an owner's), or return `None` if it is taken."""

@@ -33,6 +33,7 @@ from typing import Self
 import anyio
 from temporalio import workflow
 
+from subagents_cancel.ids import random_ids_from
 from subagents_cancel.task_host import TaskHost
 from subagents_cancel.transport import InProcessTransport, Mailbox, Observer
 from subagents_cancel.wire import HooksFinished, SettleTask, StartTask, WireMessage, decode_wire, encode_wire
@@ -105,6 +106,10 @@ class WorkflowTransport:
         return self._local.subscribe(observer)
 
 
+def _replayed_hex(size: int) -> str:
+    return f'{workflow.random().getrandbits(8 * size):0{2 * size}x}'
+
+
 class _LoopClock:
     """The workflow's time: its event loop's, which Temporal makes deterministic and whose timers are durable."""
 
@@ -142,6 +147,7 @@ class TaskWorkflow:
         if not isinstance(message, StartTask | SettleTask):
             raise TypeError(f'A task workflow starts with a StartTask or a SettleTask, not {type(message).__name__}.')
         hosted = hosted_subagents(workflow.info().task_queue)
+        random_ids_from(_replayed_hex)  # ids made in here come out the same when the workflow is replayed
         async with self._transport:
             self._host = host = TaskHost(
                 hosted.subagents,

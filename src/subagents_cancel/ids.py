@@ -1,0 +1,28 @@
+"""Where the random parts of ids come from: message ids, owner ids and task ids.
+
+By default from `os.urandom`. Code that must run the same again when it is replayed (a task host inside a Temporal
+workflow) sets a source of its own for everything it runs, with
+[`random_ids_from`][subagents_cancel.ids.random_ids_from]:
+a context variable, so it applies to the tasks started from there on and nowhere else in the process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from contextvars import ContextVar
+
+__all__ = ('random_hex', 'random_ids_from')
+
+_source: ContextVar[Callable[[int], str] | None] = ContextVar('subagents_cancel_random_ids', default=None)
+
+
+def random_hex(size: int) -> str:
+    """`size` random bytes as hex digits, from this context's source."""
+    source = _source.get()
+    return os.urandom(size).hex() if source is None else source(size)
+
+
+def random_ids_from(source: Callable[[int], str]) -> None:
+    """Take the random parts of ids from `source` (it returns `size` bytes as hex) in this context from now on."""
+    _source.set(source)
