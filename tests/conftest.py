@@ -78,6 +78,7 @@ _TRANSPORT_INDEPENDENT = frozenset(
         'test_delivery',
         # they choose where tasks run themselves, with the `backend` fixture (in process, or on a Temporal worker)
         'test_temporal_cancels',
+        'test_temporal_lease',
         'test_temporal_seed',
     }
 )

@@ -27,10 +27,12 @@ from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateR
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from subagents_cancel.config import check_duration
 from subagents_cancel.messages import TaskId
 from subagents_cancel.transport import InProcessTransport, Mailbox, Observer
 from subagents_cancel.wire import StartTask, WireMessage, decode_wire, encode_wire
 
+from .lease import DEFAULT_LEASE_SECONDS, LeaseRenewals
 from .task_workflow import TASK_WORKFLOW, OutboxPage
 
 __all__ = ('TemporalTransport',)
@@ -48,8 +50,22 @@ class TemporalTransport:
     ([`connect`][subagents_cancel.temporal.connect] makes one).
     """
 
-    def __init__(self, client: Client, *, task_queue: str) -> None:
-        """Configure the transport; it works once entered with `async with`."""
+    def __init__(self, client: Client, *, task_queue: str, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
+        """Configure the transport; it works once entered with `async with`.
+
+        Args:
+            client: A client of the Temporal server, with pydantic-ai's data converter.
+            task_queue: Where the tasks go: the task queue their workers serve.
+            lease_seconds: How long a task outlives this process once it can no longer renew the task's lease (it
+                died, or cannot reach the server): the task is then soft-cancelled as its owner had ended, and
+                stopped after its grace. 30 s by default: well above a renewal or two lost or late (a lease is
+                renewed three times in its time), and short enough that a crashed owner's tasks do not run on
+                for long. A normal close ends the tasks first.
+
+        Raises:
+            ValueError: `lease_seconds` is not a finite number of seconds greater than 0.
+        """
+        check_duration('lease_seconds', lease_seconds)
         self._client = client
         self.task_queue = task_queue
         self.host_address = f'temporal:{task_queue}'
@@ -59,6 +75,9 @@ class TemporalTransport:
         """Per task, the messages not yet handed to Temporal (while its sender runs)."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._open = False
+        self.lease_seconds = lease_seconds
+        """How long a task outlives this process's last renewal of its lease."""
+        self._leases = LeaseRenewals(client, lease_seconds, self._spawn)
 
     async def __aenter__(self) -> Self:
         """Start the transport; mailboxes can be opened from now on."""
@@ -131,17 +150,25 @@ class TemporalTransport:
             if isinstance(message, StartTask):
                 await self._client.start_workflow(
                     TASK_WORKFLOW,
-                    data,
+                    args=(data, self.lease_seconds),
                     id=message.task_id,
                     task_queue=self.task_queue,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 )
-                self._spawn(self._read_reports(message.task_id), f'reports of {message.task_id}')
+                self._spawn(self._follow(message.task_id), f'reports of {message.task_id}')
             else:
                 await self._client.get_workflow_handle(message.task_id).signal('deliver', data)
         except RPCError as error:
             _log.error('the workflow of task %s could not be reached: %s dropped (%s)', message.task_id, message, error)
+
+    async def _follow(self, task_id: TaskId) -> None:
+        """Hold the task's lease while reading its reports, until its workflow has closed."""
+        self._leases.follow(task_id)
+        try:
+            await self._read_reports(task_id)
+        finally:
+            self._leases.forget(task_id)
 
     async def _read_reports(self, task_id: TaskId) -> None:
         handle = self._client.get_workflow_handle(task_id)

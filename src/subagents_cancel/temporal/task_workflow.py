@@ -36,6 +36,7 @@ from subagents_cancel.task_host import TaskHost
 from subagents_cancel.transport import InProcessTransport, Mailbox, Observer
 from subagents_cancel.wire import HooksFinished, StartTask, WireMessage, decode_wire, encode_wire
 
+from .lease import RENEW_LEASE, Lease, LeaseState
 from .registry import hosted_subagents
 
 __all__ = ('OutboxPage', 'TaskWorkflow', 'WorkflowTransport')
@@ -119,7 +120,7 @@ class TaskWorkflow:
     """One sub-agent task; see the module docstring."""
 
     @workflow.init
-    def __init__(self, start: str) -> None:
+    def __init__(self, start: str, lease_seconds: float | None = None) -> None:
         self._outbox: list[tuple[str, str]] = []
         self._read = 0
         """How far the owner has read the outbox."""
@@ -129,9 +130,10 @@ class TaskWorkflow:
         """Messages delivered before the host was serving."""
         self._transport = WorkflowTransport(self._outbox, self._sent_to_owner)
         self._host: TaskHost | None = None
+        self._lease = Lease(lease_seconds)
 
     @workflow.run
-    async def run(self, start: str) -> None:
+    async def run(self, start: str, lease_seconds: float | None = None) -> None:
         """Run the task to its end, its hooks included, then give the owner time to read the outbox."""
         message = decode_wire(start.encode())
         if not isinstance(message, StartTask):
@@ -179,6 +181,16 @@ class TaskWorkflow:
     def reports_after(self, offset: int) -> OutboxPage:
         """The outbox from `offset` on, now: how an owner reads what is left once the workflow has closed."""
         return OutboxPage(self._outbox[offset:], closed=self._closed)
+
+    @workflow.signal(name=RENEW_LEASE)
+    def renew_lease(self) -> None:
+        """The owner renews the task's lease."""
+        self._lease.renew()
+
+    @workflow.query
+    def lease(self) -> LeaseState:
+        """The task's lease: how long it is, how many renewals came, whether it lapsed."""
+        return self._lease.state
 
     def _sent_to_owner(self, message: WireMessage) -> None:
         if isinstance(message, HooksFinished):

@@ -1,0 +1,158 @@
+"""A task on a Temporal worker never outlives its owner's process: the owner holds a lease on it and renews it.
+
+The owner is another process in the first test, killed with SIGKILL, so nothing it does ends the task: its lease
+lapses on the workflow's durable timer, and the workflow soft-cancels the task, then stops it after its grace. The
+second test holds a short lease for several periods and checks that a live owner's task is left alone.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from pathlib import Path
+
+import anyio
+import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
+from inline_snapshot import snapshot
+from pydantic_ai import Agent
+from pydantic_ai.durable_exec.temporal import PydanticAIPlugin
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from temporalio.client import Client, Interceptor, OutboundInterceptor, SignalWorkflowInput
+
+from subagents_cancel import Completed, SubAgentCapability, SubAgentConfig, SubAgentManager
+from subagents_cancel.temporal import TemporalTransport, connect, task_worker
+from subagents_cancel.temporal.lease import LeaseState
+
+from .helpers import TASK_ID, Gate, Script, Step, call, cancel_requested, resolve, text, user_prompts
+from .temporal_support import DevServer, durable
+
+pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).parent.parent
+GRACE_SECONDS = 0.5
+"""The sub-agent's grace window on the worker: how long it may wrap up once its owner's lease has lapsed."""
+_PROCESS_SECONDS = 15.0
+"""A bound for a hang of another process (its start, or its task's end), not a timing claim."""
+
+
+def _queue() -> str:
+    return f'tests-lease-{uuid.uuid4().hex[:8]}'
+
+
+async def test_a_task_whose_owner_was_killed_is_told_then_stopped(temporal_server: DevServer) -> None:
+    """Its owner SIGKILLed, the task's lease lapses: its model reads a CANCEL_REQUEST, then it is stopped after its grace."""
+    working, wrapping_up = Gate(), Gate()
+    sub = Script([working.block_forever()], on_cancel=wrapping_up.block_forever())
+    researcher = SubAgentConfig(
+        name='researcher',
+        description='Researches a topic',
+        agent=durable(sub.model, 'researcher'),
+        grace_seconds=GRACE_SECONDS,
+    )
+    client = await connect(temporal_server.address)
+    queue = _queue()
+    async with task_worker(client, task_queue=queue, subagents=[researcher]):
+        command = [sys.executable, '-m', 'tests.lease_owner', temporal_server.address, queue, '1.0']
+        async with await anyio.open_process(command, cwd=ROOT, stderr=None) as owner:
+            assert owner.stdout is not None
+            with anyio.fail_after(_PROCESS_SECONDS):
+                task_id = (await BufferedByteReceiveStream(owner.stdout).receive_until(b'\n', 200)).decode()
+                await working.reached.wait()
+            owner.kill()
+            await owner.wait()
+        handle = client.get_workflow_handle(task_id)
+        with anyio.fail_after(_PROCESS_SECONDS):
+            await wrapping_up.reached.wait()
+            await handle.result()
+        lease = await handle.query('lease', result_type=LeaseState)
+
+    assert working.stopped.is_set() and wrapping_up.stopped.is_set()  # both model requests were cut, none is left
+    assert [cancel_requested(messages) for messages in sub.requests] == [False, True]
+    assert user_prompts(sub.requests[-1])[-1:] == snapshot()
+    assert (lease.lease_seconds, lease.lapsed) == (1.0, True)
+
+
+class _SignalsSent(Interceptor):
+    """Counts the signals a client sends by name, and lets a test wait for a number of them."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.sent = 0
+        self._waiters: list[tuple[int, anyio.Event]] = []
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        return _Counting(next, self)
+
+    def count(self, signal: str) -> None:
+        if signal == self.name:
+            self.sent += 1
+            for at_least, reached in self._waiters:
+                if self.sent >= at_least:
+                    reached.set()
+
+    async def wait_for(self, at_least: int) -> None:
+        """Return once `at_least` signals were accepted by the server."""
+        if self.sent < at_least:
+            reached = anyio.Event()
+            self._waiters.append((at_least, reached))
+            await reached.wait()
+
+
+class _Counting(OutboundInterceptor):
+    def __init__(self, next: OutboundInterceptor, counter: _SignalsSent) -> None:
+        super().__init__(next)
+        self._counter = counter
+
+    async def signal_workflow(self, input: SignalWorkflowInput) -> None:
+        await super().signal_workflow(input)
+        self._counter.count(input.signal)
+
+
+LIVE_LEASE_SECONDS = 0.6
+RENEWALS = 10
+"""Renewals to wait for: the owner renews three times a lease, so these span three lease periods."""
+
+
+def renewed(renewals: _SignalsSent, working: Gate, step: Step) -> Step:
+    """The step, once the sub-agent is at work and its owner has renewed its lease `RENEWALS` times."""
+
+    async def respond(messages: list[ModelMessage]) -> ModelResponse:
+        await working.reached.wait()
+        await renewals.wait_for(RENEWALS)
+        working.release.set()
+        return await resolve(step, messages)
+
+    return respond
+
+
+async def test_a_live_owner_keeps_its_task_across_lease_periods(temporal_server: DevServer) -> None:
+    """An owner that renews its lease keeps its task: it is never told to stop, and completes with its output."""
+    working = Gate()
+    sub = Script([working.hold(text('The market is worth $4B.'))])
+    researcher = SubAgentConfig(
+        name='researcher', description='Researches a topic', agent=durable(sub.model, 'researcher')
+    )
+    renewals = _SignalsSent('renew_lease')
+    client = await Client.connect(temporal_server.address, plugins=[PydanticAIPlugin()], interceptors=[renewals])
+    queue = _queue()
+    parent = Script(
+        steps=[
+            call('task', description='Research the market', subagent_type='researcher', mode='async'),
+            renewed(renewals, working, call('wait_tasks', task_ids=[TASK_ID])),
+            text('done'),
+        ]
+    )
+    async with (
+        task_worker(client, task_queue=queue, subagents=[researcher]),
+        TemporalTransport(client, task_queue=queue, lease_seconds=LIVE_LEASE_SECONDS) as transport,
+        SubAgentManager([researcher], transport=transport) as manager,
+    ):
+        result = await Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)]).run('Research.')
+        (task,) = manager.tasks()
+        lease = await client.get_workflow_handle(task.task_id).query('lease', result_type=LeaseState)
+
+    assert result.output == 'done'
+    assert task.outcome == Completed('The market is worth $4B.')
+    assert not sub.saw_cancel_request()
+    assert (lease.lease_seconds, lease.lapsed, lease.renewals >= RENEWALS) == (LIVE_LEASE_SECONDS, False, True)
