@@ -57,7 +57,7 @@ _RENEWING_AT_ONCE = 16
 """Renewals in flight at once: a round over many tasks on a distant server is not a round trip per task long."""
 RENEW_LEASE = 'renew_lease'
 """The signal by which an owner renews a task's lease."""
-LAPSED = CancelReason(kind='parent_ended', detail="its owner's lease lapsed: the owner's process is gone")
+LAPSED = CancelReason(kind='parent_ended', detail="its owner's process stopped renewing its lease")
 """Why a task whose lease lapsed is cancelled."""
 
 
@@ -107,7 +107,7 @@ class Lease:
 
 
 async def end_orphaned(
-    start: StartTask, hosted: HostedSubagents, send: Callable[[WireMessage], None], run_over: Callable[[], bool]
+    start: StartTask, hosted: HostedSubagents, send: Callable[[WireMessage], object], run_over: Callable[[], bool]
 ) -> None:
     """End the task `start` began, whose owner's lease lapsed: soft-cancel it, then stop it after its grace.
 

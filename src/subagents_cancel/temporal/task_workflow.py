@@ -18,7 +18,9 @@ Time in the workflow is Temporal's: the host's clock is the workflow's event loo
 
 The workflow ends once the task's hooks have run (the owner settled it) and the owner has read the outbox to its end,
 or when the owner stops reading: [`WorkerSettings.outbox_read_seconds`][subagents_cancel.temporal.WorkerSettings]
-after the last report.
+after the last report. A task whose owner's lease lapses (its process is gone, see
+[`lease`][subagents_cancel.temporal.lease]) is cancelled as its owner would, and its workflow ends once the run has,
+without waiting for a settle or a reader.
 """
 
 from __future__ import annotations
@@ -27,16 +29,18 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Self
 
 import anyio
 from temporalio import workflow
 
+from subagents_cancel.messages import RunFinished
 from subagents_cancel.task_host import TaskHost
 from subagents_cancel.transport import InProcessTransport, Mailbox, Observer
 from subagents_cancel.wire import HooksFinished, StartTask, WireMessage, decode_wire, encode_wire
 
-from .lease import RENEW_LEASE, Lease, LeaseState
+from .lease import RENEW_LEASE, Lease, LeaseState, end_orphaned
 from .registry import hosted_subagents
 
 __all__ = ('OutboxPage', 'TaskWorkflow', 'WorkflowTransport')
@@ -126,6 +130,7 @@ class TaskWorkflow:
         """How far the owner has read the outbox."""
         self._closed = False
         self._hooks_finished = False
+        self._run_over = False
         self._early: list[WireMessage] = []
         """Messages delivered before the host was serving."""
         self._transport = WorkflowTransport(self._outbox, self._sent_to_owner)
@@ -154,10 +159,15 @@ class TaskWorkflow:
                 for early in self._early:
                     self._transport.send_nowait(_HOST_ADDRESS, early)
                 self._early.clear()
-                await workflow.wait_condition(lambda: self._hooks_finished)
-        await workflow.wait_condition(
-            lambda: self._read >= len(self._outbox), timeout=timedelta(seconds=hosted.settings.outbox_read_seconds)
-        )
+                lapsed = await self._lease.held_until(lambda: self._hooks_finished)
+                if lapsed:  # its owner's process is gone: end the task as its owner would; no settle will come
+                    to_host = partial(self._transport.send_nowait, _HOST_ADDRESS)
+                    await end_orphaned(message, hosted, to_host, lambda: self._run_over)
+        if not lapsed:  # nobody reads the outbox of a task whose lease lapsed
+            await workflow.wait_condition(
+                lambda: self._read >= len(self._outbox),
+                timeout=timedelta(seconds=hosted.settings.outbox_read_seconds),
+            )
         self._closed = True
         await workflow.wait_condition(workflow.all_handlers_finished)
 
@@ -195,3 +205,5 @@ class TaskWorkflow:
     def _sent_to_owner(self, message: WireMessage) -> None:
         if isinstance(message, HooksFinished):
             self._hooks_finished = True
+        elif isinstance(message, RunFinished):
+            self._run_over = True
