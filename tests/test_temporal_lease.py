@@ -160,3 +160,12 @@ async def test_a_live_owner_keeps_its_task_across_lease_periods(temporal_server:
     assert task.outcome == Completed('The market is worth $4B.')
     assert not sub.saw_cancel_request()
     assert (lease.lease_seconds, lease.lapsed, lease.renewals >= RENEWALS) == (LIVE_LEASE_SECONDS, False, True)
+
+
+async def test_a_lease_is_a_positive_duration(temporal_server: DevServer) -> None:
+    """A lease of 0 seconds is refused as the transport is built, with the value named."""
+    client = await connect(temporal_server.address)
+    with pytest.raises(
+        ValueError, match=r'^lease_seconds must be a finite number of seconds, greater than 0; got 0\.$'
+    ):
+        TemporalTransport(client, task_queue=_queue(), lease_seconds=0)
