@@ -115,7 +115,12 @@ async def end_orphaned(
     once the run has ended, or `teardown_seconds` after the hard cancel if it does not (the host's close bounds the
     rest).
     """
-    grace = Defaults(index_subagents(hosted.subagents), hosted.policy).grace_seconds(start.subagent)
+    configs = index_subagents(hosted.subagents)
+    grace = (
+        Defaults(configs, hosted.policy).grace_seconds(start.subagent)
+        if start.subagent in configs
+        else hosted.policy.grace_seconds  # its host refused to start it: there is no run to wait for
+    )
     request = CancelRequest(
         task_id=start.task_id,
         sent_at=workflow.time(),
