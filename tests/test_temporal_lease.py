@@ -137,9 +137,10 @@ async def test_a_task_whose_owner_was_killed_is_told_then_stopped(temporal_serve
     assert (lease.lease_seconds, lease.lapsed) == (1.0, True)
 
 
-LIVE_LEASE_SECONDS = 0.6
-RENEWALS = 10
-"""Renewals to wait for: the owner renews three times a lease, so these span three lease periods."""
+LIVE_LEASE_SECONDS = 1.0
+"""Temporal fires no timer sooner than after 1 s: a shorter lease would last 1 s all the same."""
+RENEWALS = 7
+"""Renewals to wait for: the owner renews three times a lease, so these span two lease periods."""
 
 
 def renewed(renewals: _SignalsSent, working: Gate, step: Step) -> Step:
