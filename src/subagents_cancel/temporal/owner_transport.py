@@ -7,10 +7,13 @@ workflow on the task queue (workflow id = task id), and every later message for 
 order they were sent (one sender per task). What a task reports comes back through one reader per task, a long
 poll on the workflow's outbox, and is delivered to the owner's mailbox here.
 
-Senders and readers are asyncio tasks of the transport, started in no caller's context (so nothing that cancels a
-caller's scope stops them), and cancelled when the transport closes. A task whose workflow cannot be reached any more
-(deleted, or a server that stays down) is reported as lost in the log: its owner's own bounds (deadlines, the
-teardown bound) still end it.
+While it reads a task's reports, the transport also holds the task's lease (see
+[`lease`][subagents_cancel.temporal.lease]): a task whose owner's process is gone is ended `lease_seconds` later.
+
+Senders, readers and the lease's renewer are asyncio tasks of the transport, started in no caller's context (so
+nothing that cancels a caller's scope stops them), and cancelled when the transport closes. A task whose workflow
+cannot be reached any more (deleted, or a server that stays down) is reported as lost in the log: its owner's own
+bounds (deadlines, the teardown bound) still end it.
 """
 
 from __future__ import annotations
@@ -57,10 +60,11 @@ class TemporalTransport:
             client: A client of the Temporal server, with pydantic-ai's data converter.
             task_queue: Where the tasks go: the task queue their workers serve.
             lease_seconds: How long a task outlives this process once it can no longer renew the task's lease (it
-                died, or cannot reach the server): the task is then soft-cancelled as its owner had ended, and
+                died, or cannot reach the server): the task is then soft-cancelled as if its owner had ended, and
                 stopped after its grace. 30 s by default: well above a renewal or two lost or late (a lease is
                 renewed three times in its time), and short enough that a crashed owner's tasks do not run on
-                for long. A normal close ends the tasks first.
+                for long. Temporal fires no timer sooner than after 1 s, so a shorter lease lasts 1 s. A normal
+                close ends the tasks first.
 
         Raises:
             ValueError: `lease_seconds` is not a finite number of seconds greater than 0.

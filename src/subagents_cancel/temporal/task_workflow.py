@@ -163,7 +163,7 @@ class TaskWorkflow:
                 if lapsed:  # its owner's process is gone: end the task as its owner would; no settle will come
                     to_host = partial(self._transport.send_nowait, _HOST_ADDRESS)
                     await end_orphaned(message, hosted, to_host, lambda: self._run_over)
-        if not lapsed:  # nobody reads the outbox of a task whose lease lapsed
+        if not lapsed:  # an owner that lost the lease reads what is left, if it ever can, with `reports_after`
             await workflow.wait_condition(
                 lambda: self._read >= len(self._outbox),
                 timeout=timedelta(seconds=hosted.settings.outbox_read_seconds),
