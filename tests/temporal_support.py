@@ -108,10 +108,11 @@ def start_dev_server() -> DevServer:
 
     def drain() -> None:  # read its output to the end, so that it never blocks on a full pipe
         assert process.stdout is not None
-        for line in process.stdout:
-            server.output.append(line)
-            if _READY in line:
-                ready.set()
+        with process.stdout as output:  # closed once the server has exited: no unclosed pipe is left for the GC
+            for line in output:
+                server.output.append(line)
+                if _READY in line:
+                    ready.set()
         ready.set()  # it exited
 
     server.reader = threading.Thread(target=drain, name='temporal dev server output', daemon=True)

@@ -9,7 +9,7 @@ import subagents_cancel
 
 # Lower layers never import higher ones. Modules on one layer do not import each other.
 LAYERS: list[set[str]] = [
-    {'errors', 'clock', 'testing', 'shield', 'gc_pause', 'tool_threads', 'output_text'},
+    {'errors', 'clock', 'ids', 'testing', 'shield', 'gc_pause', 'tool_threads', 'output_text'},
     {'states', 'processes', 'output_codec', 'delivery', 'timers'},
     {'message_parts'},
     {'notebook_shapes'},
@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {'messages'},
     {'reasons', 'started', 'outcomes'},
     {'regions', 'config', 'wire'},
-    {'transport', 'arrivals'},
+    {'transport', 'arrivals', 'settings'},
     {'registry', 'reports', 'metrics', 'defaults', 'owner_mailbox', 'grace_windows', 'receipts', 'cancel_resends'},
     {'replies', 'refusals', 'subagent_replies', 'resume_replies'},
     {'waiting', 'instructions', 'tooling', 'telemetry'},
@@ -26,10 +26,10 @@ LAYERS: list[set[str]] = [
     {'run_race', 'task_spec'},
     {'cascade'},
     {'launch', 'runner', 'task_book'},
-    {'cancels', 'task_host'},
-    {'nesting'},
-    {'supervisor'},
-    {'region_service', 'resume'},
+    {'cancels', 'task_host', 'lease'},
+    {'nesting', 'task_workflow'},
+    {'supervisor', 'worker', 'owner_transport'},
+    {'region_service', 'resume', 'cli'},
     {'owner'},
     {'manager'},
     {'tools', 'shutdown'},

@@ -7,10 +7,13 @@ workflow on the task queue (workflow id = task id), and every later message for 
 order they were sent (one sender per task). What a task reports comes back through one reader per task, a long
 poll on the workflow's outbox, and is delivered to the owner's mailbox here.
 
-Senders and readers are asyncio tasks of the transport, started in no caller's context (so nothing that cancels a
-caller's scope stops them), and cancelled when the transport closes. A task whose workflow cannot be reached any more
-(deleted, or a server that stays down) is reported as lost in the log: its owner's own bounds (deadlines, the
-teardown bound) still end it.
+While it reads a task's reports, the transport also holds the task's lease (see
+[`lease`][subagents_cancel.temporal.lease]): a task whose owner's process is gone is ended `lease_seconds` later.
+
+Senders, readers and the lease's renewer are asyncio tasks of the transport, started in no caller's context (so
+nothing that cancels a caller's scope stops them), and cancelled when the transport closes. A task whose workflow
+cannot be reached any more (deleted, or a server that stays down) is reported as lost in the log: its owner's own
+bounds (deadlines, the teardown bound) still end it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from subagents_cancel.messages import TaskId
 from subagents_cancel.transport import InProcessTransport, Mailbox, Observer
 from subagents_cancel.wire import SettleTask, StartTask, WireMessage, decode_wire, encode_wire
 
+from .lease import DEFAULT_LEASE_SECONDS, LeaseRenewals
 from .task_workflow import TASK_WORKFLOW, OutboxPage
 
 __all__ = ('TemporalTransport',)
@@ -49,14 +53,31 @@ class TemporalTransport:
     ([`connect`][subagents_cancel.temporal.connect] makes one).
     """
 
-    def __init__(self, client: Client, *, task_queue: str, close_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        task_queue: str,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        close_seconds: float = 5.0,
+    ) -> None:
         """Configure the transport; it works once entered with `async with`.
 
         Args:
-            client: A Temporal client with pydantic-ai's data converter.
-            task_queue: Where the workers that run the tasks listen.
+            client: A client of the Temporal server, with pydantic-ai's data converter.
+            task_queue: Where the tasks go: the task queue their workers serve.
+            lease_seconds: How long a task outlives this process once it can no longer renew the task's lease (it
+                died, or cannot reach the server): the task is then soft-cancelled as if its owner had ended, and
+                stopped after its grace. 30 s by default: well above a renewal or two lost or late (a lease is
+                renewed three times in its time), and short enough that a crashed owner's tasks do not run on
+                for long. Temporal fires no timer sooner than after 1 s, so a shorter lease lasts 1 s. A normal
+                close ends the tasks first.
             close_seconds: How long closing waits for messages still being sent, and for the last reports of tasks.
+
+        Raises:
+            ValueError: `lease_seconds` or `close_seconds` is not a finite number of seconds greater than 0.
         """
+        check_duration('lease_seconds', lease_seconds)
         self._client = client
         self.task_queue = task_queue
         self.close_seconds = check_duration('close_seconds', close_seconds)
@@ -69,6 +90,9 @@ class TemporalTransport:
         self._started: set[TaskId] = set()
         """The tasks whose workflow this transport started and still reads."""
         self._open = False
+        self.lease_seconds = lease_seconds
+        """How long a task outlives this process's last renewal of its lease."""
+        self._leases = LeaseRenewals(client, lease_seconds, self._spawn)
 
     async def __aenter__(self) -> Self:
         """Start the transport; mailboxes can be opened from now on."""
@@ -149,18 +173,26 @@ class TemporalTransport:
             ):  # a task cancelled before it started has its hook run on a worker all the same
                 await self._client.start_workflow(
                     TASK_WORKFLOW,
-                    data,
+                    args=(data, self.lease_seconds),
                     id=message.task_id,
                     task_queue=self.task_queue,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 )
                 self._started.add(message.task_id)
-                self._spawn(self._read_reports(message.task_id), f'reports of {message.task_id}')
+                self._spawn(self._follow(message.task_id), f'reports of {message.task_id}')
             else:
                 await self._client.get_workflow_handle(message.task_id).signal('deliver', data)
         except RPCError as error:
             _log.error('the workflow of task %s could not be reached: %s dropped (%s)', message.task_id, message, error)
+
+    async def _follow(self, task_id: TaskId) -> None:
+        """Hold the task's lease while reading its reports, until its workflow has closed."""
+        self._leases.follow(task_id)
+        try:
+            await self._read_reports(task_id)
+        finally:
+            self._leases.forget(task_id)
 
     async def _read_reports(self, task_id: TaskId) -> None:
         try:

@@ -19,7 +19,9 @@ Time in the workflow is Temporal's: the host's clock is the workflow's event loo
 
 The workflow ends once the task's hooks have run (the owner settled it) and the owner has read the outbox to its end,
 or when the owner stops reading: [`WorkerSettings.outbox_read_seconds`][subagents_cancel.temporal.WorkerSettings]
-after the last report.
+after the last report. A task whose owner's lease lapses (its process is gone, see
+[`lease`][subagents_cancel.temporal.lease]) is cancelled as its owner would, and its workflow ends once the run has,
+without waiting for a settle or a reader.
 """
 
 from __future__ import annotations
@@ -28,16 +30,19 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Self
 
 import anyio
 from temporalio import workflow
 
 from subagents_cancel.ids import random_ids_from
+from subagents_cancel.messages import RunFinished
 from subagents_cancel.task_host import TaskHost
 from subagents_cancel.transport import InProcessTransport, Mailbox, Observer
 from subagents_cancel.wire import HooksFinished, SettleTask, StartTask, WireMessage, decode_wire, encode_wire
 
+from .lease import RENEW_LEASE, Lease, LeaseState, end_orphaned
 from .registry import hosted_subagents
 
 __all__ = ('OutboxPage', 'TaskWorkflow', 'WorkflowTransport')
@@ -125,19 +130,21 @@ class TaskWorkflow:
     """One sub-agent task; see the module docstring."""
 
     @workflow.init
-    def __init__(self, start: str) -> None:
+    def __init__(self, start: str, lease_seconds: float | None = None) -> None:
         self._outbox: list[tuple[str, str]] = []
         self._read = 0
         """How far the owner has read the outbox."""
         self._closed = False
         self._hooks_finished = False
+        self._run_over = False
         self._early: list[WireMessage] = []
         """Messages delivered before the host was serving."""
         self._transport = WorkflowTransport(self._outbox, self._sent_to_owner)
         self._host: TaskHost | None = None
+        self._lease = Lease(lease_seconds)
 
     @workflow.run
-    async def run(self, start: str) -> None:
+    async def run(self, start: str, lease_seconds: float | None = None) -> None:
         """Run the task to its end, its hooks included, then give the owner time to read the outbox.
 
         `start` is a `StartTask`, or the `SettleTask` of a task its owner cancelled before it started: that task's
@@ -163,10 +170,15 @@ class TaskWorkflow:
                 for early in self._early:
                     self._transport.send_nowait(_HOST_ADDRESS, early)
                 self._early.clear()
-                await workflow.wait_condition(lambda: self._hooks_finished)
-        await workflow.wait_condition(
-            lambda: self._read >= len(self._outbox), timeout=timedelta(seconds=hosted.settings.outbox_read_seconds)
-        )
+                lapsed = await self._lease.held_until(lambda: self._hooks_finished)
+                if lapsed and isinstance(message, StartTask):  # its owner is gone: end the task as it would
+                    to_host = partial(self._transport.send_nowait, _HOST_ADDRESS)
+                    await end_orphaned(message, hosted, to_host, lambda: self._run_over)
+        if not lapsed:  # an owner that lost the lease reads what is left, if it ever can, with `reports_after`
+            await workflow.wait_condition(
+                lambda: self._read >= len(self._outbox),
+                timeout=timedelta(seconds=hosted.settings.outbox_read_seconds),
+            )
         self._closed = True
         await workflow.wait_condition(workflow.all_handlers_finished)
 
@@ -191,6 +203,18 @@ class TaskWorkflow:
         """The outbox from `offset` on, now: how an owner reads what is left once the workflow has closed."""
         return OutboxPage(self._outbox[offset:], closed=self._closed)
 
+    @workflow.signal(name=RENEW_LEASE)
+    def renew_lease(self) -> None:
+        """The owner renews the task's lease."""
+        self._lease.renew()
+
+    @workflow.query
+    def lease(self) -> LeaseState:
+        """The task's lease: how long it is, how many renewals came, whether it lapsed."""
+        return self._lease.state
+
     def _sent_to_owner(self, message: WireMessage) -> None:
         if isinstance(message, HooksFinished):
             self._hooks_finished = True
+        elif isinstance(message, RunFinished):
+            self._run_over = True
