@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import anyio
 import pytest
 from inline_snapshot import snapshot
-from pydantic_ai import Agent, RunContext
+from pydantic_ai import Agent, RunContext, Tool
 from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart
 from pydantic_ai.models import ModelRequestContext
@@ -25,6 +25,7 @@ from subagents_cancel import (
 from subagents_cancel.testing import ManualClock
 
 from .helpers import TASK_ID, Gate, Script, Step, call, cancel_requested, replies_of, researcher, text, tool_returns
+from .temporal_support import Backend, durable
 
 pytestmark = pytest.mark.anyio
 
@@ -64,11 +65,13 @@ class _SlowCrawl:
         return 'unreachable'  # pragma: no cover
 
 
-async def test_the_model_request_in_flight_is_cut_short_and_the_wrap_up_starts_at_once(clock: ManualClock) -> None:
+async def test_the_model_request_in_flight_is_cut_short_and_the_wrap_up_starts_at_once(
+    backend: Backend, clock: ManualClock
+) -> None:
     """The request in flight ends now; the model sees a stand-in for it, then the CANCEL_REQUEST."""
     slow_step = Gate()
     sub = Script([checkpoint_sources(), slow_step.block_forever()], on_cancel=text(PARTIAL_ANSWER))
-    async with SubAgentManager([researcher(sub)], policy=PREEMPT, clock=clock) as manager:
+    async with backend.manager([researcher(sub)], policy=PREEMPT, clock=clock) as manager:
         task = await manager.start('researcher', 'Research X')
         await slow_step.reached.wait()
         await manager.soft_cancel(task.task_id)
@@ -97,13 +100,13 @@ async def test_the_model_request_in_flight_is_cut_short_and_the_wrap_up_starts_a
     )
 
 
-async def test_a_tool_call_in_flight_is_cut_short_and_closed_out(clock: ManualClock) -> None:
+async def test_a_tool_call_in_flight_is_cut_short_and_closed_out(backend: Backend, clock: ManualClock) -> None:
     """The tool is cancelled; its call gets a note as its result, in the request that carries the CANCEL_REQUEST."""
     tool = _SlowCrawl()
     sub = Script([call('crawl', url='https://example.com')], on_cancel=text(PARTIAL_ANSWER))
-    agent = Agent(sub.model, tools=[tool.crawl])
+    agent = durable(sub.model, 'researcher', tools=[Tool(tool.crawl)])
     config = SubAgentConfig(name='researcher', description='Researches', agent=agent, preempt_on_soft_cancel=True)
-    async with SubAgentManager([config], clock=clock) as manager:  # on for this sub-agent, off in the policy
+    async with backend.manager([config], clock=clock) as manager:  # on for this sub-agent, off in the policy
         task = await manager.start('researcher', 'Research X')
         await tool.started.wait()
         await manager.soft_cancel(task.task_id)
@@ -121,11 +124,11 @@ async def test_a_tool_call_in_flight_is_cut_short_and_closed_out(clock: ManualCl
     assert cancel_requested(wrap_up)
 
 
-async def test_a_sub_agent_can_opt_out_of_the_policy(clock: ManualClock) -> None:
+async def test_a_sub_agent_can_opt_out_of_the_policy(backend: Backend, clock: ManualClock) -> None:
     """With preemption off for the sub-agent, the step in flight finishes and the request follows it."""
     slow_step = Gate()
     sub = Script([slow_step.hold(checkpoint_sources())], on_cancel=text(PARTIAL_ANSWER))
-    async with SubAgentManager([researcher(sub, preempt_on_soft_cancel=False)], policy=PREEMPT, clock=clock) as manager:
+    async with backend.manager([researcher(sub, preempt_on_soft_cancel=False)], policy=PREEMPT, clock=clock) as manager:
         task = await manager.start('researcher', 'Research X')
         await slow_step.reached.wait()
         await manager.soft_cancel(task.task_id)
@@ -137,7 +140,9 @@ async def test_a_sub_agent_can_opt_out_of_the_policy(clock: ManualClock) -> None
     assert shape(sub.requests[-1])[-2:] == ['response: ToolCall', 'request: ToolReturn+UserPrompt']
 
 
-async def test_an_open_question_is_answered_with_the_request_not_interrupted(clock: ManualClock) -> None:
+async def test_an_open_question_is_answered_with_the_request_not_interrupted(
+    backend: Backend, clock: ManualClock
+) -> None:
     """ask_parent is never cut short: it returns the CANCEL_REQUEST itself, as without preemption."""
     sub = Script([call('ask_parent', question='Which region?')], on_cancel=text(PARTIAL_ANSWER))
     parent = Script(
@@ -149,9 +154,8 @@ async def test_an_open_question_is_answered_with_the_request_not_interrupted(clo
             text('done'),
         ]
     )
-    capability = SubAgentCapability(subagents=[researcher(sub)], policy=PREEMPT, clock=clock)
-
-    result = await Agent(parent.model, capabilities=[capability]).run('go')
+    async with backend.manager([researcher(sub)], policy=PREEMPT, clock=clock) as manager:
+        result = await Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)]).run('go')
 
     assert replies_of(result.all_messages())[2] == snapshot(
         'Cancellation requested for researcher-0001: its open question was answered with the cancel request, and it hands back partial results within 30s or is stopped. check_task or wait_tasks will show them.'
@@ -160,11 +164,11 @@ async def test_an_open_question_is_answered_with_the_request_not_interrupted(clo
     assert answer.startswith('CANCEL_REQUEST [')
 
 
-async def test_a_hard_cancel_still_stops_a_preemptible_step(clock: ManualClock) -> None:
+async def test_a_hard_cancel_still_stops_a_preemptible_step(backend: Backend, clock: ManualClock) -> None:
     """The cancel scopes around the steps catch only their own cancellation, never a hard cancel of the run."""
     slow_step = Gate()
     sub = Script([slow_step.block_forever()])
-    async with SubAgentManager([researcher(sub)], policy=PREEMPT, clock=clock) as manager:
+    async with backend.manager([researcher(sub)], policy=PREEMPT, clock=clock) as manager:
         task = await manager.start('researcher', 'Research X')
         await slow_step.reached.wait()
         info = await manager.hard_cancel(task.task_id)
