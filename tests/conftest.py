@@ -76,24 +76,25 @@ _TRANSPORT_INDEPENDENT = frozenset(
         'test_web_example',
         'test_durations',
         'test_delivery',
-        # they choose where tasks run themselves, with the `backend` fixture (in process, or on a Temporal worker)
-        'test_temporal_cancels',
-        'test_temporal_seed',
     }
 )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Every test that can reach a transport runs on each one: the in-process transport and the loopback's JSON."""
+    """Every test that can reach a transport runs on each one: the in-process transport and the loopback's JSON.
+
+    A test that opens its managers with the `backend` fixture runs a third time, its tasks on a Temporal worker.
+    """
     if metafunc.definition.path.stem not in _TRANSPORT_INDEPENDENT:
-        metafunc.parametrize('transport_kind', list(TRANSPORTS), indirect=True)
+        kinds = [*TRANSPORTS, 'temporal'] if 'backend' in metafunc.fixturenames else list(TRANSPORTS)
+        metafunc.parametrize('transport_kind', kinds, indirect=True)
 
 
 @pytest.fixture(autouse=True)
 def transport_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The transport a manager given none creates in this test (and `helpers.new_transport()` builds)."""
     kind: str = getattr(request, 'param', 'in-process')
-    monkeypatch.setattr(manager_module, '_default_transport', TRANSPORTS[kind])
+    monkeypatch.setattr(manager_module, '_default_transport', TRANSPORTS.get(kind, InProcessTransport))
     return kind
 
 
@@ -115,9 +116,9 @@ def temporal_server() -> Generator[DevServer]:
     server.stop()
 
 
-@pytest.fixture(params=['in-process', 'temporal'])
-def backend(request: pytest.FixtureRequest) -> Backend:
-    """Where the test's tasks run: in this process, or on a Temporal worker (same replies expected)."""
-    if request.param == 'in-process':
-        return Backend('in-process')
-    return Backend('temporal', request.getfixturevalue('temporal_server'))
+@pytest.fixture
+def backend(request: pytest.FixtureRequest, transport_kind: str) -> Backend:
+    """Where the test's tasks run: in this process (on its transport), or on a Temporal worker (same replies)."""
+    if transport_kind == 'temporal':
+        return Backend('temporal', request.getfixturevalue('temporal_server'))
+    return Backend('in-process')

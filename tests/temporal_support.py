@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import anyio
-from pydantic_ai import Agent
+from pydantic_ai import Agent, Tool
 from pydantic_ai.durable_exec.temporal import TemporalDurability
 from pydantic_ai.models import Model
 
@@ -27,6 +27,8 @@ from subagents_cancel import SubAgentConfig, SubAgentManager, SubAgentPolicy
 from subagents_cancel.clock import Clock
 from subagents_cancel.temporal import TemporalTransport, WorkerSettings, activity_config, connect, task_worker
 from subagents_cancel.transport import InProcessTransport, Transport
+
+from .helpers import new_transport
 
 _READY = 'Temporal Server:'
 """What the dev server prints once it accepts connections."""
@@ -40,6 +42,7 @@ class DevServer:
     address: str
     process: subprocess.Popen[str]
     output: deque[str] = field(default_factory=lambda: deque(maxlen=200))
+    reader: threading.Thread | None = None
 
     def stop(self) -> None:
         self.process.terminate()
@@ -48,6 +51,10 @@ class DevServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        if self.reader is not None:
+            self.reader.join()  # it reads to the end of the output, which came with the exit
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 def temporal_binary() -> str:
@@ -95,21 +102,25 @@ def start_dev_server() -> DevServer:
                 ready.set()
         ready.set()  # it exited
 
-    threading.Thread(target=drain, name='temporal dev server output', daemon=True).start()
+    server.reader = threading.Thread(target=drain, name='temporal dev server output', daemon=True)
+    server.reader.start()
     if not ready.wait(_START_SECONDS) or process.poll() is not None:
         server.stop()
         raise RuntimeError(f'The Temporal dev server did not start: {"".join(server.output)}')
     return server
 
 
-def durable(model: Model, name: str) -> Agent[None, str]:
-    """A sub-agent's agent as a worker runs it: with `TemporalDurability` and the library's activity config."""
-    return Agent(model, name=name, capabilities=[TemporalDurability(activity_config=activity_config())])
+def durable(model: Model, name: str, *, tools: Sequence[Tool[None]] = ()) -> Agent[None, str]:
+    """A sub-agent's agent as a worker runs it: with `TemporalDurability` and the library's activity config.
+
+    In process the capability changes nothing, so one test runs the same agent on every backend.
+    """
+    return Agent(model, name=name, tools=tools, capabilities=[TemporalDurability(activity_config=activity_config())])
 
 
 @dataclass
 class Backend:
-    """Where a test's tasks run: `in-process`, or on a Temporal worker of the session's dev server."""
+    """Where a test's tasks run: in process (on the test's transport), or on a Temporal worker of the dev server."""
 
     kind: str
     server: DevServer | None = None
@@ -128,7 +139,7 @@ class Backend:
         """An open manager of `subagents` whose tasks run on this backend."""
         if self.server is None:
             async with (
-                InProcessTransport() as transport,
+                new_transport() as transport,
                 SubAgentManager(subagents, clock=clock, policy=policy, transport=transport) as manager,
             ):
                 self._transport, self._managed = transport, manager

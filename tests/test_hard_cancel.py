@@ -27,6 +27,7 @@ from subagents_cancel import (
 from subagents_cancel.testing import ManualClock
 
 from .helpers import TASK_ID, Gate, Script, Step, after, call, replies_of, resolve, text
+from .temporal_support import Backend, durable
 
 pytestmark = pytest.mark.anyio
 
@@ -52,18 +53,17 @@ def parent_that_hard_cancels(gate: Gate, seen: list[bool]) -> Script:
     )
 
 
-async def test_hard_cancel_during_a_slow_model_request(clock: ManualClock) -> None:
+async def test_hard_cancel_during_a_slow_model_request(backend: Backend, clock: ManualClock) -> None:
     """The request in flight is cancelled before the tool replies; checkpoints made before are kept."""
     in_request = Gate()
     sub = Script([call('checkpoint', completed=['phase 1'], findings=['A']), in_request.block_forever()])
     seen: list[bool] = []
     config = SubAgentConfig(name='researcher', description='Researches', model=sub.model)
-    agent = Agent(
-        parent_that_hard_cancels(in_request, seen).model,
-        capabilities=[SubAgentCapability(subagents=[config], clock=clock)],
-    )
-
-    result = await agent.run('go')
+    async with backend.manager([config], clock=clock) as manager:
+        agent = Agent(
+            parent_that_hard_cancels(in_request, seen).model, capabilities=[SubAgentCapability(manager=manager)]
+        )
+        result = await agent.run('go')
 
     assert seen == [True]  # the reply came after the request had been cancelled
     assert replies_of(result.all_messages()) == snapshot(
@@ -123,11 +123,11 @@ async def test_hard_cancel_during_a_slow_streamed_response(clock: ManualClock) -
     assert info.usage is not None and info.usage.requests == 1
 
 
-async def test_hard_cancel_during_a_slow_tool(clock: ManualClock) -> None:
-    """A running tool call is cancelled with the run."""
+async def test_hard_cancel_during_a_slow_tool(backend: Backend, clock: ManualClock) -> None:
+    """A running tool call is cancelled with the run (on a worker: the tool's activity has stopped)."""
     in_tool = Gate()
     sub = Script([call('crawl', url='https://example.com')])
-    sub_agent = Agent(sub.model)
+    sub_agent = durable(sub.model, 'researcher')
 
     @sub_agent.tool_plain
     async def crawl(url: str) -> str:
@@ -137,12 +137,9 @@ async def test_hard_cancel_during_a_slow_tool(clock: ManualClock) -> None:
 
     config = SubAgentConfig(name='researcher', description='Researches', agent=sub_agent)
     seen: list[bool] = []
-    agent = Agent(
-        parent_that_hard_cancels(in_tool, seen).model,
-        capabilities=[SubAgentCapability(subagents=[config], clock=clock)],
-    )
-
-    result = await agent.run('go')
+    async with backend.manager([config], clock=clock) as manager:
+        agent = Agent(parent_that_hard_cancels(in_tool, seen).model, capabilities=[SubAgentCapability(manager=manager)])
+        result = await agent.run('go')
 
     assert seen == [True]
     assert replies_of(result.all_messages())[1:] == snapshot(
@@ -153,7 +150,7 @@ async def test_hard_cancel_during_a_slow_tool(clock: ManualClock) -> None:
     )
 
 
-async def test_hard_cancel_of_a_pending_task(clock: ManualClock) -> None:
+async def test_hard_cancel_of_a_pending_task(backend: Backend, clock: ManualClock) -> None:
     """A task still waiting for a slot never starts."""
     busy = Gate()
     first = Script([busy.block_forever()])
@@ -162,7 +159,7 @@ async def test_hard_cancel_of_a_pending_task(clock: ManualClock) -> None:
         SubAgentConfig(name='researcher', description='Researches', model=first.model),
         SubAgentConfig(name='writer', description='Writes', model=second.model),
     ]
-    async with SubAgentManager(configs, clock=clock, policy=SubAgentPolicy(max_running=1)) as manager:
+    async with backend.manager(configs, clock=clock, policy=SubAgentPolicy(max_running=1)) as manager:
         await manager.start('researcher', 'Research X')
         queued = await manager.start('writer', 'Write Y')
         assert queued.status is TaskStatus.PENDING
@@ -190,11 +187,11 @@ class _Stubborn:
         return 'finished anyway'
 
 
-async def test_a_task_that_will_not_stop_is_reported_honestly(clock: ManualClock) -> None:
+async def test_a_task_that_will_not_stop_is_reported_honestly(backend: Backend, clock: ManualClock) -> None:
     """If the run has not stopped within the bound, the reply says so and the task is marked unresponsive."""
     stubborn = _Stubborn()
     sub = Script([call('stubborn_tool'), text('done')])
-    sub_agent = Agent(sub.model, tools=[Tool(stubborn.work, name='stubborn_tool')])
+    sub_agent = durable(sub.model, 'researcher', tools=[Tool(stubborn.work, name='stubborn_tool')])
     config = SubAgentConfig(name='researcher', description='Researches', agent=sub_agent)
 
     parent = Script(
@@ -212,7 +209,7 @@ async def test_a_task_that_will_not_stop_is_reported_honestly(clock: ManualClock
         clock.advance(5.0)  # the hard cancel's wait bound
 
     replies: list[str] = []
-    async with SubAgentManager([config], clock=clock) as manager:
+    async with backend.manager([config], clock=clock) as manager:
         agent = Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)])
         async with anyio.create_task_group() as group:
             group.start_soon(advance_once_swallowed)

@@ -14,7 +14,8 @@ from pydantic_ai.messages import ModelMessage, ModelResponse
 from subagents_cancel import SubAgentCapability, SubAgentConfig
 from subagents_cancel.testing import ManualClock
 
-from .helpers import TASK_ID, Gate, Script, Step, after, call, cancel_requested, replies_of, resolve, text
+from .helpers import TASK_ID, Gate, Script, Step, call, cancel_requested, latest_task_id, replies_of, resolve, text
+from .temporal_support import Backend, durable
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +28,19 @@ def releasing(gate: Gate, step: Step) -> Step:
     return respond
 
 
-async def test_soft_cancel_hands_back_partial_results(clock: ManualClock) -> None:
+def checkpointed(backend: Backend, gate: Gate, step: Step) -> Step:
+    """The step, once the sub-agent is at `gate` and its owner has heard of its checkpoint."""
+
+    async def respond(messages: list[ModelMessage]) -> ModelResponse:
+        await gate.reached.wait()
+        task_id = latest_task_id(messages)
+        await backend.until(lambda: backend.owner.get(task_id).checkpoints)
+        return await resolve(step, messages)
+
+    return respond
+
+
+async def test_soft_cancel_hands_back_partial_results(backend: Backend, clock: ManualClock) -> None:
     """The sub-agent reads CANCEL_REQUEST, stops, and check_task shows what was done, under way and not started."""
     in_phase_2 = Gate()
     sub = Script(
@@ -44,7 +57,7 @@ async def test_soft_cancel_hands_back_partial_results(clock: ManualClock) -> Non
         on_cancel=text('Completed: market size\nIn progress: competitors (3 found)\nNot started: pricing'),
     )
     searches: list[str] = []
-    research_agent = Agent(sub.model, name='researcher')
+    research_agent = durable(sub.model, 'researcher')
 
     @research_agent.tool_plain
     async def search(query: str) -> str:
@@ -58,16 +71,16 @@ async def test_soft_cancel_hands_back_partial_results(clock: ManualClock) -> Non
     parent = Script(
         steps=[
             call('task', description='Comprehensive market research', subagent_type='researcher', mode='async'),
-            after(in_phase_2.reached, call('check_task', task_id=TASK_ID)),
+            checkpointed(backend, in_phase_2, call('check_task', task_id=TASK_ID)),
             call('soft_cancel_task', task_id=TASK_ID),
             releasing(in_phase_2, call('wait_tasks', task_ids=[TASK_ID])),
             call('check_task', task_id=TASK_ID),
             text('done'),
         ]
     )
-    agent = Agent(parent.model, capabilities=[SubAgentCapability(subagents=[researcher], clock=clock)])
-
-    result = await agent.run('Research the market, then stop when I say so.')
+    async with backend.manager([researcher], clock=clock) as manager:
+        agent = Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)])
+        result = await agent.run('Research the market, then stop when I say so.')
 
     assert result.output == 'done'
     assert replies_of(result.all_messages()) == snapshot(

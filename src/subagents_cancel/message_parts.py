@@ -49,7 +49,8 @@ class Checkpoint:
     not_started: tuple[str, ...] = ()
     findings: tuple[str, ...] = ()
     at: float
-    """Clock time when it was recorded."""
+    """Clock time when it was recorded, on the task's clock (its host's, which may have another origin than its
+    owner's)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,7 +107,7 @@ def _new_message_id() -> str:
 class _Message:
     task_id: TaskId
     sent_at: float
-    """Clock time when the message was sent."""
+    """Clock time when the message was sent, on the sender's clock; the receiver times what it hears on its own."""
     message_id: str = field(default_factory=_new_message_id)
 
 

@@ -106,7 +106,7 @@ Outcome = Completed | Failed | Cancelled
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CancelInfo:
-    """A cancel request and what became of it (times are clock seconds)."""
+    """A cancel request and what became of it (times are the owner's clock readings, taken as it heard each step)."""
 
     mode: CancelMode
     """`'soft'` or `'hard'`; a soft cancel whose grace window expired becomes `'hard'`."""
@@ -133,7 +133,12 @@ class CancelInfo:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskInfo:
-    """A snapshot of one task, taken when it was asked for."""
+    """A snapshot of one task, taken when it was asked for.
+
+    Its times (`created_at`, `started_at`, `ended_at`, `cancel`, …) are its owner's clock readings, taken as the owner
+    sent or heard of each step, whatever the clock of the host that runs the task; its checkpoints' `at` and its
+    subtasks' times are the exceptions, noted on those fields.
+    """
 
     task_id: TaskId
     subagent: str
@@ -145,6 +150,7 @@ class TaskInfo:
     elapsed_seconds: float
     """Time since it was accepted, or its whole life once it has ended."""
     checkpoints: tuple[Checkpoint, ...]
+    """Its progress records, in order; each one's `at` is the task's clock, as the sub-agent recorded it."""
     question: str | None
     """The open question while it is `WAITING_FOR_ANSWER`."""
     cancel: CancelInfo | None
@@ -161,7 +167,8 @@ class TaskInfo:
     root_id: str = ''
     """The owner at the root of its task tree (the `owner_id` of the top-level parent run's or scope's manager)."""
     subtasks: tuple[TaskInfo, ...] = ()
-    """The tasks its own sub-agents are running (while it runs)."""
+    """The tasks its own sub-agents are running (while it runs). Their times are those of the owner opened inside the
+    task, on its clock; their `elapsed_seconds` ages on this owner's clock from when it heard of them."""
     fallback_for: TaskId | None = None
     """The cancelled task this one stands in for."""
     fallback: TaskInfo | None = None

@@ -160,7 +160,7 @@ class TaskHost:
         """One per task, around its run: its span, then its hook; never cancelled: they end by themselves."""
         self._pool: SyncToolPool | None = None
         self._loop: asyncio.Task[None] | None = None
-        self._spans = TaskSpans()
+        self._spans = TaskSpans(self._clock)
         self.unfinished: tuple[TaskId, ...] = ()
         """The tasks whose runners had not stopped when the host closed and gave up waiting."""
 

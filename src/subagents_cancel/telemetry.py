@@ -25,6 +25,7 @@ from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 from pydantic_ai import RunUsage
 
+from .clock import Clock
 from .messages import (
     CancelAcknowledged,
     CancelEscalated,
@@ -154,13 +155,16 @@ class _TaskSpan:
 
     span: trace.Span
     request: CancelRequest | None = None
+    arrived_at: float = 0.0
+    """The host's clock reading when the first cancel request arrived (its `sent_at` is the owner's clock)."""
     unresponsive: bool = False
 
     def event(self, name: str, attributes: _Attributes) -> None:
         self.span.add_event(name, attributes)
 
-    def since_request(self, at: float) -> _Attributes:
-        return {} if self.request is None else {'after_seconds': at - self.request.sent_at}
+    def since_request(self, now: float) -> _Attributes:
+        """Seconds from the request's arrival to `now`, both on the host's clock."""
+        return {} if self.request is None else {'after_seconds': now - self.arrived_at}
 
     def mark_unresponsive(self) -> None:
         if not self.unresponsive:
@@ -176,8 +180,10 @@ def trace_context() -> dict[str, str]:
 class TaskSpans:
     """The spans of the tasks one host runs: opened around each run, marked by the messages the host sees."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
+        """Prepare the spans of one host; `clock` is the host's, which times the cancel events as the host sees them."""
         self._spans: dict[TaskId, _TaskSpan] = {}
+        self._clock = clock
 
     def traced(self, start: StartTask, run: Coroutine[Any, Any, None]) -> Coroutine[Any, Any, None]:
         """Return `run` wrapped in the task's span, a child of the context the owner sent in `start`.
@@ -206,12 +212,12 @@ class TaskSpans:
             return
         match message:
             case CancelRequest(mode=mode, reason=reason, grace_seconds=grace):
-                task_span.request = task_span.request or message
+                if task_span.request is None:
+                    task_span.request, task_span.arrived_at = message, self._clock.now()
                 task_span.event(CANCEL_REQUESTED, {'mode': mode, 'reason': reason.kind, 'grace_seconds': grace})
-            case CancelAcknowledged():
-                task_span.event(CANCEL_ACKNOWLEDGED, task_span.since_request(message.sent_at))
-            case CancelEscalated():
-                task_span.event(CANCEL_ESCALATED, task_span.since_request(message.sent_at))
+            case CancelAcknowledged() | CancelEscalated():
+                name = CANCEL_ACKNOWLEDGED if isinstance(message, CancelAcknowledged) else CANCEL_ESCALATED
+                task_span.event(name, task_span.since_request(self._clock.now()))
             case TaskUnresponsive():
                 task_span.mark_unresponsive()
             case RunFinished(lingering_threads=lingering) if lingering:
@@ -222,8 +228,10 @@ class TaskSpans:
                 pass
 
     def _settled(self, task: TaskInfo, task_span: _TaskSpan) -> None:
-        if task.status is TaskStatus.CANCELLED and task.ended_at is not None:
-            task_span.event(TASK_TERMINATED, task_span.since_request(task.ended_at))
+        cancel = task.cancel
+        if task.status is TaskStatus.CANCELLED and task.ended_at is not None and cancel is not None:
+            # The owner's figure: both times are its clock's readings (the host's clock may have another origin).
+            task_span.event(TASK_TERMINATED, {'after_seconds': task.ended_at - cancel.requested_at})
         task_span.span.set_attributes(_end_attributes(task, task_span.request))
 
 

@@ -323,7 +323,12 @@ class TaskRunner:
         return self._run is not None and self._run.result is not None
 
     def _start_wrap_up(self, request: CancelRequest) -> None:
-        """Stop the task's own sub-agents first, then tell the task (its owner stops it when the grace runs out)."""
+        """Stop the task's own sub-agents first, then tell the task (its owner stops it when the grace runs out).
+
+        Called as the request arrives (nested owners open only inside the run, so one that came before the run
+        began has none to wait for): their window ends on this host's clock, read now, not at the request's
+        `sent_at`, which is its owner's clock.
+        """
         assert self._timers is not None
         owners = self.context.nested_owners
         if not owners:
@@ -331,10 +336,10 @@ class TaskRunner:
             return
         grace = request.grace_seconds * self.spec.cascade_grace_factor
         self._cascade.send(owners, 'soft', request.reason, grace)
-        self._timers.start_soon(self._tell_after_children, request, grace)
+        self._timers.start_soon(self._tell_after_children, request, self._clock.now() + grace)
 
-    async def _tell_after_children(self, request: CancelRequest, grace: float) -> None:
-        await self._cascade.wait_ended(request.sent_at + grace)
+    async def _tell_after_children(self, request: CancelRequest, deadline: float) -> None:
+        await self._cascade.wait_ended(deadline)
         self._tell(request, subtasks_stopped=True)
 
     def _tell(self, request: CancelRequest, *, subtasks_stopped: bool) -> None:

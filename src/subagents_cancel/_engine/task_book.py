@@ -110,8 +110,9 @@ class TaskBook:
             pending=self._receipts.pending,
             stuck=lambda task_id: self.mark_stuck(tuple(filter(None, (self.records.find(task_id),)))),
         )
-        self._subtasks: dict[TaskId, dict[str, tuple[TaskInfo, ...]]] = {}
-        """Per task still running, the latest tasks of each owner opened inside it (from `SubtasksChanged`)."""
+        self._subtasks: dict[TaskId, dict[str, tuple[float, tuple[TaskInfo, ...]]]] = {}
+        """Per task still running, the latest tasks of each owner opened inside it (from `SubtasksChanged`), with
+        this owner's clock reading when it read them."""
         self._ended: _Listener = _ignore
         self._threads_finished: _Listener = _ignore
         self._changed: _Listener = _ignore
@@ -140,7 +141,7 @@ class TaskBook:
         """A snapshot of `record`, with the active tasks of its own sub-agents while it runs, and its fallback."""
         now = self._clock.now()
         nested = self._subtasks.get(record.task_id, {}) if not record.status.is_terminal else {}
-        subtasks = tuple(_as_of(info, now) for infos in nested.values() for info in infos)
+        subtasks = tuple(_aged(info, now - read_at) for read_at, infos in nested.values() for info in infos)
         fallback_record = self.records.find(record.fallback_id) if record.fallback_id else None
         fallback = fallback_record.info(now) if fallback_record is not None else None
         return record.info(now, fallback=fallback, subtasks=subtasks)
@@ -267,7 +268,7 @@ class TaskBook:
 
     def start(self, record: TaskRecord, start: StartTask) -> None:
         """Start the task: move it to RUNNING and send `start` to the host."""
-        self.transition(record, TaskEvent.START, start.sent_at)
+        self.transition(record, TaskEvent.START, self._clock.now())
         self._send(self.host, start)
 
     def settle(self, record: TaskRecord) -> None:
@@ -352,11 +353,11 @@ class TaskBook:
             case RunFinished():
                 self._finish(record, message)
             case ThreadsFinished():
-                self._on_threads_finished(record, message.sent_at)
+                self._on_threads_finished(record)
             case HooksFinished():
                 self.hooks_done(record, message.cleanup_error)
             case SubtasksChanged(owner_address=owner, subtasks=subtasks) if not record.status.is_terminal:
-                self._subtasks.setdefault(record.task_id, {})[owner] = subtasks
+                self._subtasks.setdefault(record.task_id, {})[owner] = (self._clock.now(), subtasks)
                 self._changed(record)
             case _:  # a question, acknowledgement or deadline that lost a race with a cancel or the end
                 pass
@@ -375,33 +376,34 @@ class TaskBook:
         assert record.cancel is not None
         match message:
             case CancelAcknowledged():
-                record.cancel = dataclasses.replace(record.cancel, acknowledged_at=message.sent_at)
+                record.cancel = dataclasses.replace(record.cancel, acknowledged_at=self._clock.now())
             case CancelHeld():
-                record.cancel = dataclasses.replace(record.cancel, held_at=message.sent_at)
+                record.cancel = dataclasses.replace(record.cancel, held_at=self._clock.now())
             case CancelLost(ending=ending):
                 record.note_lost(self._arrivals.ending(record.subagent, ending))
         self._notify(record)
 
-    def _on_threads_finished(self, record: TaskRecord, at: float) -> None:
+    def _on_threads_finished(self, record: TaskRecord) -> None:
         record.lingering_threads = 0
-        self.records.done(record, at)
+        self.records.done(record, self._clock.now())
         self._notify(record)
         self._threads_finished(record)
 
     def _on_question(self, record: TaskRecord, message: Question | QuestionWithdrawn) -> None:
         if isinstance(message, Question):
             record.question = message
-            self.transition(record, TaskEvent.ASK, message.sent_at)
+            self.transition(record, TaskEvent.ASK, self._clock.now())
         elif record.question is not None and record.question.message_id == message.correlation_id:
-            self.transition(record, TaskEvent.ANSWER, message.sent_at)  # its ask_parent call was cut off: it works on
+            self.transition(record, TaskEvent.ANSWER, self._clock.now())  # its ask_parent call was cut off: it works on
 
     def _finish(self, record: TaskRecord, message: RunFinished) -> None:
+        now = self._clock.now()
         record.usage = message.usage
         if not isinstance(message.ending, RunOutput):  # it may be resumed: keep its conversation while it is kept
             record.history = message.messages
         if message.lingering_threads:
             record.lingering_threads = message.lingering_threads
-            self.mark_unresponsive(record, message.sent_at)
+            self.mark_unresponsive(record, now)
         match message.ending:
             case RunOutput():
                 event = TaskEvent.COMPLETE
@@ -410,14 +412,18 @@ class TaskBook:
             case RunStopped():
                 if record.cancel is None and not record.status.is_terminal:
                     # Stopped from outside (its owner's task was cancelled): record that as the cancel, requested when
-                    # the run reported it had stopped, so that the stop time is never negative.
+                    # the owner read that the run had stopped, so that the stop time is never negative.
                     reason = CancelReason(kind='parent_cancelled')
-                    self.request_cancel(record, 'hard', reason, 0.0, at=message.sent_at)
+                    self.request_cancel(record, 'hard', reason, 0.0, at=now)
                 event = TaskEvent.STOP
-        self.transition(record, event, message.sent_at, ending=self._arrivals.ending(record.subagent, message.ending))
+        self.transition(record, event, now, ending=self._arrivals.ending(record.subagent, message.ending))
 
 
-def _as_of(info: TaskInfo, now: float) -> TaskInfo:
-    """A running task's snapshot as it is at `now`: a nested owner's snapshot ages on the clock they share."""
-    subtasks = tuple(_as_of(each, now) for each in info.subtasks)
-    return dataclasses.replace(info, elapsed_seconds=now - info.created_at, subtasks=subtasks)
+def _aged(info: TaskInfo, seconds: float) -> TaskInfo:
+    """A nested owner's snapshot of a running task, `seconds` of this owner's clock after this owner read it.
+
+    It ages by the time this owner measured since; its times stay on the nested owner's clock, which need not be this
+    owner's (the nested owner runs inside the task, on the task's host).
+    """
+    subtasks = tuple(_aged(each, seconds) for each in info.subtasks)
+    return dataclasses.replace(info, elapsed_seconds=info.elapsed_seconds + seconds, subtasks=subtasks)

@@ -29,7 +29,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from subagents_cancel.messages import TaskId
 from subagents_cancel.transport import InProcessTransport, Mailbox, Observer
-from subagents_cancel.wire import StartTask, WireMessage, decode_wire, encode_wire
+from subagents_cancel.wire import SettleTask, StartTask, WireMessage, decode_wire, encode_wire
 
 from .task_workflow import TASK_WORKFLOW, OutboxPage
 
@@ -58,6 +58,8 @@ class TemporalTransport:
         self._outgoing: dict[TaskId, deque[WireMessage]] = {}
         """Per task, the messages not yet handed to Temporal (while its sender runs)."""
         self._tasks: set[asyncio.Task[None]] = set()
+        self._started: set[TaskId] = set()
+        """The tasks whose workflow this transport started and still reads."""
         self._open = False
 
     async def __aenter__(self) -> Self:
@@ -128,7 +130,9 @@ class TemporalTransport:
     async def _hand_over(self, message: WireMessage) -> None:
         data = encode_wire(message).decode()
         try:
-            if isinstance(message, StartTask):
+            if isinstance(message, StartTask) or (
+                isinstance(message, SettleTask) and message.task_id not in self._started
+            ):  # a task cancelled before it started has its hook run on a worker all the same
                 await self._client.start_workflow(
                     TASK_WORKFLOW,
                     data,
@@ -137,6 +141,7 @@ class TemporalTransport:
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 )
+                self._started.add(message.task_id)
                 self._spawn(self._read_reports(message.task_id), f'reports of {message.task_id}')
             else:
                 await self._client.get_workflow_handle(message.task_id).signal('deliver', data)
@@ -144,6 +149,12 @@ class TemporalTransport:
             _log.error('the workflow of task %s could not be reached: %s dropped (%s)', message.task_id, message, error)
 
     async def _read_reports(self, task_id: TaskId) -> None:
+        try:
+            await self._read_until_closed(task_id)
+        finally:
+            self._started.discard(task_id)
+
+    async def _read_until_closed(self, task_id: TaskId) -> None:
         handle = self._client.get_workflow_handle(task_id)
         offset = 0
         while True:

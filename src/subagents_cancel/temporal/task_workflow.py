@@ -1,7 +1,8 @@
 """One sub-agent task as a Temporal workflow: a task host inside the workflow, its messages through Temporal.
 
 The workflow's id is the task's id. Its input is the owner's [`StartTask`][subagents_cancel.wire.StartTask], as
-the wire's JSON. Inside, a [`TaskHost`][subagents_cancel.task_host.TaskHost] runs the task exactly as it runs in
+the wire's JSON (or, for a task cancelled before it started, the owner's `SettleTask`: its workflow only runs the
+task's cleanup hook). Inside, a [`TaskHost`][subagents_cancel.task_host.TaskHost] runs the task exactly as it runs in
 process, on a [`WorkflowTransport`][subagents_cancel.temporal.task_workflow.WorkflowTransport]:
 
 * the owner's later messages (cancel requests, escalations, answers, the settle) arrive as the signal
@@ -34,7 +35,7 @@ from temporalio import workflow
 
 from subagents_cancel.task_host import TaskHost
 from subagents_cancel.transport import InProcessTransport, Mailbox, Observer
-from subagents_cancel.wire import HooksFinished, StartTask, WireMessage, decode_wire, encode_wire
+from subagents_cancel.wire import HooksFinished, SettleTask, StartTask, WireMessage, decode_wire, encode_wire
 
 from .registry import hosted_subagents
 
@@ -132,10 +133,14 @@ class TaskWorkflow:
 
     @workflow.run
     async def run(self, start: str) -> None:
-        """Run the task to its end, its hooks included, then give the owner time to read the outbox."""
+        """Run the task to its end, its hooks included, then give the owner time to read the outbox.
+
+        `start` is a `StartTask`, or the `SettleTask` of a task its owner cancelled before it started: that task's
+        workflow only runs its cleanup hook, where the task would have run.
+        """
         message = decode_wire(start.encode())
-        if not isinstance(message, StartTask):
-            raise TypeError(f'A task workflow starts with a StartTask, not {type(message).__name__}.')
+        if not isinstance(message, StartTask | SettleTask):
+            raise TypeError(f'A task workflow starts with a StartTask or a SettleTask, not {type(message).__name__}.')
         hosted = hosted_subagents(workflow.info().task_queue)
         async with self._transport:
             self._host = host = TaskHost(
