@@ -8,20 +8,35 @@ from __future__ import annotations
 
 import re
 import runpy
+import signal
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
 import anyio
 import pytest
+from anyio.abc import Process
+from anyio.streams.buffered import BufferedByteReceiveStream
 from inline_snapshot import snapshot
 
-EXAMPLES = Path(__file__).parent.parent / 'examples'
+from .temporal_support import DevServer
+
+ROOT = Path(__file__).parent.parent
+EXAMPLES = ROOT / 'examples'
+_PROCESS_SECONDS = 60.0
+"""A bound for a process that hangs, not a timing claim: a worker starts in about 2 s."""
 
 
 def run_example(name: str, capsys: pytest.CaptureFixture[str]) -> str:
     """Run `examples/<name>.py`'s `main()`; return what it printed, with the varying parts replaced."""
     namespace = runpy.run_path(str(EXAMPLES / f'{name}.py'), run_name=f'example_{name}')
     assert anyio.run(namespace['main']) == 0
-    printed = capsys.readouterr().out
+    return normalised(capsys.readouterr().out)
+
+
+def normalised(printed: str) -> str:
+    """`printed`, with the ids and times that differ from run to run replaced."""
     printed = re.sub(r'\b([a-z][a-z-]*?)-[0-9a-f]{4,8}\b', r'\1-<id>', printed)
     printed = re.sub(r'CANCEL_REQUEST \[[0-9a-f]{12}\]', 'CANCEL_REQUEST [<id>]', printed)
     return re.sub(r'\b\d+\.\d(?: ms|s)', '<t>', printed)
@@ -191,4 +206,59 @@ parent -> wait_tasks(task_ids=['report-generator-<id>'])
 parent << Done; the result is above.
 python: report-generator-<id> is COMPLETED; quick-summary tasks started: 0
 tasks still running: 0
+""")
+
+
+async def read_until(output: BufferedByteReceiveStream, wanted: str) -> list[str]:
+    """The lines `output` gives up to the first that starts with `wanted` (included)."""
+    lines: list[str] = []
+    while not (lines and lines[-1].startswith(wanted)):
+        lines.append((await output.receive_until(b'\n', 65536)).decode())
+    return lines
+
+
+@pytest.mark.anyio
+async def test_temporal_worker_and_app(temporal_server: DevServer) -> None:
+    """The two commands of examples/temporal: the worker runs the tasks, the app cancels them softly and hard."""
+    queue = f'examples-{uuid.uuid4().hex[:8]}'
+    subagents = 'examples.temporal.subagents:SUBAGENTS'
+    where = ['--address', temporal_server.address, '--task-queue', queue]
+    worker_command = [sys.executable, '-m', 'subagents_cancel', 'worker', *where, '--subagents', subagents]
+    worker: Process
+    async with await anyio.open_process(worker_command, cwd=ROOT, stderr=subprocess.STDOUT) as worker:
+        assert worker.stdout is not None
+        output = BufferedByteReceiveStream(worker.stdout)
+        with anyio.fail_after(_PROCESS_SECONDS):
+            started = await read_until(output, 'worker: serving')
+            app = await anyio.run_process(
+                [sys.executable, '-m', 'examples.temporal.app', *where], cwd=ROOT, stderr=subprocess.STDOUT, check=False
+            )
+            worker.send_signal(signal.SIGTERM)
+            stopped = await read_until(output, 'worker: stopped')
+            assert await worker.wait() == 0
+
+    assert started == [f'worker: serving {queue!r} on {temporal_server.address}']
+    assert stopped == ['worker: stopped']
+    assert app.returncode == 0, app.stdout.decode()
+    assert normalised(app.stdout.decode()) == snapshot("""\
+started researcher-<id> and crawler-<id> on the task queue 'examples-<id>'
+researcher-<id> checkpointed; soft cancel
+researcher-<id>: CANCELLED (soft, reason 'user')
+    checkpoints: 1; it read the cancel request: True
+    completed: market size
+    in progress: competitors
+    not started: pricing
+    findings: the EU e-bike market is worth EUR 18bn
+    final message | Completed: market size
+    final message | In progress: competitors (3 found)
+    final message | Not started: pricing
+crawler-<id> checkpointed; hard cancel
+crawler-<id>: CANCELLED (hard, reason 'user')
+    checkpoints: 1; it read the cancel request: False
+    completed: sitemap
+    in progress: product pages
+    not started: -
+    findings: 412 product pages
+    final message | -
+tasks still running: 0; orphans after teardown: 0
 """)

@@ -48,9 +48,9 @@ _NOBODY = contextvars.Context()
 class TemporalTransport:
     """Owners here, their tasks on the Temporal workers of `task_queue`; see the module docstring.
 
-    Give it to an owner: `SubAgentManager(configs, transport=TemporalTransport(client, task_queue='research'))`
-    (or `SubAgentCapability(..., transport=...)`). The client must use pydantic-ai's data converter
-    ([`connect`][subagents_cancel.temporal.connect] makes one).
+    Give it to an owner: `SubAgentManager(configs, transport=TemporalTransport(client, task_queue='research'))`,
+    entered around the manager's block (a parent agent reaches those tasks with `SubAgentCapability(manager=...)`).
+    The client must use pydantic-ai's data converter ([`connect`][subagents_cancel.temporal.connect] makes one).
     """
 
     def __init__(
