@@ -11,9 +11,10 @@ While it reads a task's reports, the transport also holds the task's lease (see
 [`lease`][subagents_cancel.temporal.lease]): a task whose owner's process is gone is ended `lease_seconds` later.
 
 Senders, readers and the lease's renewer are asyncio tasks of the transport, started in no caller's context (so
-nothing that cancels a caller's scope stops them), and cancelled when the transport closes. A task whose workflow
-cannot be reached any more (deleted, or a server that stays down) is reported as lost in the log: its owner's own
-bounds (deadlines, the teardown bound) still end it.
+nothing that cancels a caller's scope stops them), and cancelled when the transport closes. While the server cannot
+be reached, they try again (every 0.5 s, doubling up to 8 s) for as long as the transport is open; the owner's own
+bounds (deadlines, grace windows, the teardown bound) run meanwhile. A message to a workflow that has closed is
+dropped, and logged.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Self
 
+import anyio
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from subagents_cancel.config import check_duration
@@ -43,6 +46,12 @@ __all__ = ('TemporalTransport',)
 _log = logging.getLogger('subagents_cancel')
 
 _NOBODY = contextvars.Context()
+
+_SERVER_AWAY = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED})
+"""Replies that mean the server cannot be reached now: the call is made again."""
+_FIRST_PAUSE = 0.5
+_LAST_PAUSE = 8.0
+"""Seconds between two attempts while the server is away: doubling from the first to the last."""
 
 
 class TemporalTransport:
@@ -166,11 +175,32 @@ class TemporalTransport:
             del self._outgoing[task_id]
 
     async def _hand_over(self, message: WireMessage) -> None:
+        """Hand `message` to Temporal, trying again while the server is away; drop it if its workflow is gone."""
         data = encode_wire(message).decode()
-        try:
-            if isinstance(message, StartTask) or (
-                isinstance(message, SettleTask) and message.task_id not in self._started
-            ):  # a task cancelled before it started has its hook run on a worker all the same
+        pause = _FIRST_PAUSE
+        while True:
+            try:
+                await self._to_workflow(message, data)
+                return
+            except RPCError as error:
+                if error.status in _SERVER_AWAY:
+                    _log.warning(
+                        'the Temporal server is away (%s): %s to %s is sent again', error, message.kind, message.task_id
+                    )
+                    await anyio.sleep(pause)  # a pace between attempts, while the transport is open
+                    pause = min(pause * 2, _LAST_PAUSE)
+                    continue
+                level = logging.INFO if error.status == RPCStatusCode.NOT_FOUND else logging.ERROR
+                _log.log(
+                    level, 'task %s: its workflow could not take %s (%s); dropped', message.task_id, message, error
+                )
+                return
+
+    async def _to_workflow(self, message: WireMessage, data: str) -> None:
+        if isinstance(message, SettleTask | StartTask) and (
+            isinstance(message, StartTask) or message.task_id not in self._started
+        ):  # a task cancelled before it started has its hook run on a worker all the same
+            try:
                 await self._client.start_workflow(
                     TASK_WORKFLOW,
                     args=(data, self.lease_seconds),
@@ -179,12 +209,12 @@ class TemporalTransport:
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 )
-                self._started.add(message.task_id)
-                self._spawn(self._follow(message.task_id), f'reports of {message.task_id}')
-            else:
-                await self._client.get_workflow_handle(message.task_id).signal('deliver', data)
-        except RPCError as error:
-            _log.error('the workflow of task %s could not be reached: %s dropped (%s)', message.task_id, message, error)
+            except WorkflowAlreadyStartedError:  # an earlier attempt started it; its reply was lost
+                pass
+            self._started.add(message.task_id)
+            self._spawn(self._follow(message.task_id), f'reports of {message.task_id}')
+        else:
+            await self._client.get_workflow_handle(message.task_id).signal('deliver', data)
 
     async def _follow(self, task_id: TaskId) -> None:
         """Hold the task's lease while reading its reports, until its workflow has closed."""
@@ -203,6 +233,7 @@ class TemporalTransport:
     async def _read_until_closed(self, task_id: TaskId) -> None:
         handle = self._client.get_workflow_handle(task_id)
         offset = 0
+        pause = _FIRST_PAUSE
         while True:
             try:
                 page: OutboxPage = await handle.execute_update(  # pyright: ignore[reportUnknownMemberType]
@@ -210,10 +241,18 @@ class TemporalTransport:
                 )
             except WorkflowUpdateRPCTimeoutOrCancelledError:
                 continue  # a long poll that outlived its call: ask again
-            except (WorkflowUpdateFailedError, RPCError):
-                page = await self._read_after_close(task_id, offset)
-                self._deliver(page)
+            except RPCError as error:
+                if error.status not in _SERVER_AWAY:
+                    self._deliver(await self._read_after_close(task_id, offset))
+                    return
+                _log.warning('the Temporal server is away (%s): the reports of %s are read again', error, task_id)
+                await anyio.sleep(pause)  # a pace between attempts, while the transport is open
+                pause = min(pause * 2, _LAST_PAUSE)
+                continue
+            except WorkflowUpdateFailedError:  # the workflow closed while the poll waited
+                self._deliver(await self._read_after_close(task_id, offset))
                 return
+            pause = _FIRST_PAUSE
             self._deliver(page)
             offset += len(page.entries)
             if page.closed and not page.entries:
