@@ -76,6 +76,7 @@ _TRANSPORT_INDEPENDENT = frozenset(
         'test_web_example',
         'test_durations',
         'test_delivery',
+        'test_temporal_crashes',  # its tasks run in worker processes of their own
     }
 )
 

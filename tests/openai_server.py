@@ -39,7 +39,12 @@ class CallTool:
     args: dict[str, object]
 
 
-Reply = Say | CallTool
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Answer nothing: the request stays in flight until the client goes away."""
+
+
+Reply = Say | CallTool | Hold
 
 
 @dataclass
@@ -112,6 +117,8 @@ class FakeOpenAI:
                 group.cancel_scope.cancel()  # stop generating
 
             group.start_soon(watch_for_disconnect)
+            if isinstance(reply, Hold):
+                await anyio.sleep_forever()  # until the client goes away (and the watcher cancels this)
             if completion.body.get('stream'):
                 await self._stream(completion, reply, send)
             else:

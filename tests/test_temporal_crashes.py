@@ -1,0 +1,267 @@
+"""Worker crashes: tasks on Temporal workers in processes of their own, SIGKILLed while a model request is in flight.
+
+The owner is this process (a manager on a `TemporalTransport`); the sub-agent runs in worker processes
+(`tests/worker_processes.py`) whose model is OpenAI's chat model pointed at a fake server in this process
+(`tests/openai_server.py`), which records every model request a worker makes and holds one open when told to.
+
+The policy these tests pin: a worker that dies mid-task loses nothing that finished. Temporal replays the task's
+workflow on the next worker, so the model requests that had returned are not sent again; the one in flight when
+the worker died is sent again (it is an activity, retried once its heartbeat is missed). Cancels sent while no
+worker runs are kept by Temporal and applied when a worker returns; no model request is made after the owner has
+recorded the task CANCELLED. How long a recovery takes is logged (`--log-cli-level=INFO`), never asserted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import anyio
+import pytest
+from inline_snapshot import snapshot
+from pydantic_ai.models import override_allow_model_requests
+from temporalio.client import Client
+
+from subagents_cancel import SubAgentManager, SubAgentPolicy
+from subagents_cancel.messages import StatusChanged
+from subagents_cancel.states import TaskStatus
+from subagents_cancel.temporal import TemporalTransport, connect
+from subagents_cancel.wire import WireMessage
+
+from .crash_subagents import FAKE_OPENAI_URL, SUBAGENTS
+from .openai_server import CallTool, Completion, FakeOpenAI, Hold, Reply, Say, serving
+from .temporal_support import DevServer
+from .worker_processes import WorkerProcess, worker_process
+
+from subagents_cancel import CancelReason
+from subagents_cancel import Cancelled
+from subagents_cancel import Completed
+from subagents_cancel import PartialResult
+from subagents_cancel import TaskInfo
+from subagents_cancel import TaskStatus
+from subagents_cancel.message_parts import Checkpoint
+from pydantic_ai import RunUsage
+from subagents_cancel.outcomes import WaitResult
+
+pytestmark = pytest.mark.anyio
+
+_log = logging.getLogger(__name__)
+
+_HANG_GUARD_SECONDS = 15  # a bound against a hang, not a timing claim
+_SUBAGENTS = 'tests.crash_subagents:SUBAGENTS'
+_STICKY_QUEUE_SECONDS = 0.5
+"""How soon the workflow tasks of a killed worker go to the other workers (Temporal's default is 10 s)."""
+_WRAP_UP = 'Completed: sources. In progress: analysis. Not started: report.'
+
+
+@pytest.fixture(autouse=True)
+def _allow_requests_to_the_local_server() -> Iterator[None]:
+    with override_allow_model_requests(True):
+        yield
+
+
+class Crash:
+    """One crash scenario: the fake model server, an owner on a fresh task queue, and its workers' processes."""
+
+    def __init__(self, server: DevServer, model: FakeOpenAI, client: Client) -> None:
+        self.server = server
+        self.model = model
+        self.client = client
+        self.task_queue = f'crash-{uuid.uuid4().hex[:8]}'
+        self.requests_when_cancelled: int | None = None
+        """How many model requests the fake server had received when the owner recorded the task CANCELLED."""
+
+    def worker(self) -> AbstractAsyncContextManager[WorkerProcess]:
+        """A worker process on the owner's task queue, its model requests going to the fake server."""
+        return worker_process(
+            self.server.address,
+            self.task_queue,
+            _SUBAGENTS,
+            env={FAKE_OPENAI_URL: self.model.base_url},
+            options=('--sticky-queue-seconds', str(_STICKY_QUEUE_SECONDS)),
+        )
+
+    @asynccontextmanager
+    async def owner(self, policy: SubAgentPolicy) -> AsyncGenerator[SubAgentManager]:
+        async with (
+            TemporalTransport(self.client, task_queue=self.task_queue) as transport,
+            SubAgentManager(SUBAGENTS, policy=policy, transport=transport) as manager,
+        ):
+            unsubscribe = transport.subscribe(self._note_cancelled)
+            try:
+                yield manager
+            finally:
+                unsubscribe()
+
+    def _note_cancelled(self, address: str, message: WireMessage) -> None:
+        if isinstance(message, StatusChanged) and message.new.status is TaskStatus.CANCELLED:
+            self.requests_when_cancelled = len(self.model.completions)
+
+    async def workflow_closed(self, task_id: str) -> None:
+        await self.client.get_workflow_handle(task_id).result()
+
+
+def research(completion: Completion) -> Reply:
+    """Checkpoint, then an answer held in flight; once the request was made once, the answer; wrap up on request."""
+    if 'CANCEL_REQUEST' in completion.text:
+        return Say(_WRAP_UP)
+    if 'tool' not in completion.roles:
+        return CallTool('checkpoint', {'completed': ['sources'], 'in_progress': ['analysis']})
+    return Hold()
+
+
+def summary(completion: Completion) -> str:
+    last = completion.body['messages'][-1]
+    return f'{len(completion.body["messages"])} messages, last {last["role"]}'
+
+
+async def test_worker_killed_mid_request_another_continues_without_rerunning_finished_requests(
+    temporal_server: DevServer,
+) -> None:
+    """The request in flight is sent again by the next worker; the one that had returned is not; the task completes."""
+    held: list[Completion] = []
+
+    def replies(completion: Completion) -> Reply:
+        reply = research(completion)
+        if isinstance(reply, Hold):
+            held.append(completion)
+            return Hold() if len(held) == 1 else Say('The answer.')
+        return reply
+
+    async with serving(FakeOpenAI(replies)) as model:
+        crash = Crash(temporal_server, model, await connect(temporal_server.address))
+        async with crash.owner(SubAgentPolicy()) as manager:
+            async with crash.worker() as first:
+                task = await manager.start('researcher', 'Research X')
+                with anyio.fail_after(_HANG_GUARD_SECONDS):
+                    in_flight = await model.request(2)
+                first.kill()
+                killed_at = time.perf_counter()
+                with anyio.fail_after(_HANG_GUARD_SECONDS):
+                    await in_flight.disconnected.wait()
+            async with crash.worker() as second:
+                with anyio.fail_after(_HANG_GUARD_SECONDS):
+                    await manager.wait([task.task_id])
+                    ended_at = time.perf_counter()
+                    await crash.workflow_closed(task.task_id)
+            _log.info(
+                'worker crash: the task completed %.2fs after the kill, %.2fs after the next worker served',
+                ended_at - killed_at,
+                ended_at - (second.served_at or 0),
+            )
+            info = manager.get(task.task_id)
+    assert [summary(completion) for completion in model.completions] == snapshot(
+        ['2 messages, last user', '4 messages, last tool', '4 messages, last tool']
+    )
+    assert model.completions[2].body == in_flight.body  # the request in flight, sent again; the first one was not
+    assert (info.status, info.outcome) == snapshot()
+    assert info.usage is not None and info.usage.requests == 2  # the owner counts the request sent twice once
+
+
+async def test_soft_cancel_sent_while_no_worker_runs_is_applied_when_one_returns(temporal_server: DevServer) -> None:
+    """With every worker down the request answers at once; the next worker hands it to the model, which wraps up."""
+    held: list[Completion] = []
+
+    def replies(completion: Completion) -> Reply:
+        reply = research(completion)
+        if isinstance(reply, Hold):
+            held.append(completion)
+            if len(held) == 1:
+                return reply
+            return CallTool('checkpoint', {'completed': ['sources', 'analysis'], 'in_progress': ['report']})
+        return reply
+
+    async with serving(FakeOpenAI(replies)) as model:
+        crash = Crash(temporal_server, model, await connect(temporal_server.address))
+        async with crash.owner(SubAgentPolicy()) as manager:
+            async with crash.worker() as first:
+                task = await manager.start('researcher', 'Research X')
+                with anyio.fail_after(_HANG_GUARD_SECONDS):
+                    in_flight = await model.request(2)
+                first.kill()
+            requested_at = time.perf_counter()
+            with anyio.fail_after(_HANG_GUARD_SECONDS):
+                request = await manager.soft_cancel_outcome(task.task_id)
+            answered_at = time.perf_counter()
+            async with crash.worker() as second:
+                with anyio.fail_after(_HANG_GUARD_SECONDS):
+                    await manager.wait([task.task_id])
+                    ended_at = time.perf_counter()
+                    await crash.workflow_closed(task.task_id)
+            _log.info(
+                'soft cancel with no worker: answered in %.2fs; the task ended %.2fs after the next worker served',
+                answered_at - requested_at,
+                ended_at - (second.served_at or 0),
+            )
+            info = manager.get(task.task_id)
+    assert in_flight.disconnected.is_set()
+    assert (request.result, request.info.status, request.info.cancel is not None) == snapshot(
+        ('requested', TaskStatus.RUNNING, True)
+    )
+    assert [summary(completion) for completion in model.completions] == snapshot(
+        ['2 messages, last user', '4 messages, last tool', '4 messages, last tool', '7 messages, last user']
+    )
+    assert info.status is TaskStatus.CANCELLED
+    assert info.outcome == snapshot(
+        Cancelled(
+            mode='soft',
+            reason=CancelReason(),
+            partial=PartialResult(
+                completed=('sources', 'analysis'),
+                in_progress=('report',),
+                final_message='Completed: sources. In progress: analysis. Not started: report.',
+                checkpoints=2,
+                read_request=True,
+            ),
+        )
+    )
+    assert info.cancel is not None and info.cancel.acknowledged_at is not None
+    assert crash.requests_when_cancelled == len(model.completions)  # none after the owner recorded CANCELLED
+
+
+async def test_hard_cancel_sent_while_no_worker_runs_is_applied_when_one_returns(temporal_server: DevServer) -> None:
+    """With every worker down the request times out unresponsive; the next worker stops the run: CANCELLED, hard."""
+    policy = SubAgentPolicy(hard_cancel_wait_seconds=2.0)
+    async with serving(FakeOpenAI(research)) as model:
+        crash = Crash(temporal_server, model, await connect(temporal_server.address))
+        async with crash.owner(policy) as manager:
+            async with crash.worker() as first:
+                task = await manager.start('researcher', 'Research X')
+                with anyio.fail_after(_HANG_GUARD_SECONDS):
+                    in_flight = await model.request(2)
+                first.kill()
+            requested_at = time.perf_counter()
+            with anyio.fail_after(_HANG_GUARD_SECONDS):
+                request = await manager.hard_cancel_outcome(task.task_id)
+            answered_at = time.perf_counter()
+            async with crash.worker() as second:
+                with anyio.fail_after(_HANG_GUARD_SECONDS):
+                    await manager.wait([task.task_id])
+                    ended_at = time.perf_counter()
+                    await crash.workflow_closed(task.task_id)
+            _log.info(
+                'hard cancel with no worker: answered in %.2fs; the task ended %.2fs after the next worker served',
+                answered_at - requested_at,
+                ended_at - (second.served_at or 0),
+            )
+            info = manager.get(task.task_id)
+    assert in_flight.disconnected.is_set()
+    assert (request.result, request.info.status, request.info.unresponsive_since is not None) == snapshot(
+        ('timed_out', TaskStatus.RUNNING, True)
+    )
+    assert [summary(completion) for completion in model.completions] == snapshot(
+        ['2 messages, last user', '4 messages, last tool', '4 messages, last tool']
+    )
+    assert model.completions[2].disconnected.is_set()  # the next worker sent it again, and the cancel cut it off
+    assert info.status is TaskStatus.CANCELLED
+    assert info.outcome == snapshot(
+        Cancelled(
+            mode='hard',
+            reason=CancelReason(),
+            partial=PartialResult(completed=('sources',), in_progress=('analysis',), checkpoints=1),
+        )
+    )
+    assert crash.requests_when_cancelled == len(model.completions)  # none after the owner recorded CANCELLED
