@@ -117,8 +117,6 @@ class FakeOpenAI:
                 group.cancel_scope.cancel()  # stop generating
 
             group.start_soon(watch_for_disconnect)
-            if isinstance(reply, Hold):
-                await anyio.sleep_forever()  # until the client goes away (and the watcher cancels this)
             if completion.body.get('stream'):
                 await self._stream(completion, reply, send)
             else:
@@ -135,6 +133,8 @@ class FakeOpenAI:
                 message['content'] = text
             case CallTool():
                 message['tool_calls'] = [_tool_call(reply)]
+            case Hold():
+                await _hold()
         payload = {
             'id': 'chatcmpl-test',
             'object': 'chat.completion',
@@ -181,6 +181,8 @@ class FakeOpenAI:
                             'tool_calls': [delta if index == 0 else {'index': 0, 'function': function}],
                         }
                     )
+            case Hold():
+                await _hold()
         await chunk({}, _finish_reason(reply))
         usage = {
             'id': 'chatcmpl-test',
@@ -197,6 +199,11 @@ class FakeOpenAI:
         await anyio.sleep(self.token_seconds)
         completion.tokens_sent.append(time.perf_counter())
         completion.first_token.set()
+
+
+async def _hold() -> None:
+    """Send nothing more, until the client goes away (and the server's watcher cancels this)."""
+    await anyio.sleep_forever()
 
 
 def _tool_call(reply: CallTool) -> dict[str, object]:

@@ -25,9 +25,16 @@ from inline_snapshot import snapshot
 from pydantic_ai.models import override_allow_model_requests
 from temporalio.client import Client
 
-from subagents_cancel import SubAgentManager, SubAgentPolicy
+from subagents_cancel import (
+    Cancelled,
+    CancelReason,
+    Completed,
+    PartialResult,
+    SubAgentManager,
+    SubAgentPolicy,
+    TaskStatus,
+)
 from subagents_cancel.messages import StatusChanged
-from subagents_cancel.states import TaskStatus
 from subagents_cancel.temporal import TemporalTransport, connect
 from subagents_cancel.wire import WireMessage
 
@@ -35,16 +42,6 @@ from .crash_subagents import FAKE_OPENAI_URL, SUBAGENTS
 from .openai_server import CallTool, Completion, FakeOpenAI, Hold, Reply, Say, serving
 from .temporal_support import DevServer
 from .worker_processes import WorkerProcess, worker_process
-
-from subagents_cancel import CancelReason
-from subagents_cancel import Cancelled
-from subagents_cancel import Completed
-from subagents_cancel import PartialResult
-from subagents_cancel import TaskInfo
-from subagents_cancel import TaskStatus
-from subagents_cancel.message_parts import Checkpoint
-from pydantic_ai import RunUsage
-from subagents_cancel.outcomes import WaitResult
 
 pytestmark = pytest.mark.anyio
 
@@ -157,7 +154,7 @@ async def test_worker_killed_mid_request_another_continues_without_rerunning_fin
         ['2 messages, last user', '4 messages, last tool', '4 messages, last tool']
     )
     assert model.completions[2].body == in_flight.body  # the request in flight, sent again; the first one was not
-    assert (info.status, info.outcome) == snapshot()
+    assert (info.status, info.outcome) == snapshot((TaskStatus.COMPLETED, Completed(output='The answer.')))
     assert info.usage is not None and info.usage.requests == 2  # the owner counts the request sent twice once
 
 
