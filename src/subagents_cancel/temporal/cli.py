@@ -47,9 +47,9 @@ def add_worker_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 def _seconds(text: str) -> float:
     try:
-        return check_duration('--sticky-queue-seconds', float(text))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+        return check_duration('seconds', float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a number of seconds greater than 0, got {text!r}') from None
 
 
 def load_subagents(spec: str) -> list[SubAgentConfig]:

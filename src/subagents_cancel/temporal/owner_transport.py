@@ -20,6 +20,7 @@ import contextvars
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from typing import Any, Self
 
 from pydantic import ValidationError
@@ -27,6 +28,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateR
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from subagents_cancel.config import check_duration
 from subagents_cancel.messages import TaskId
 from subagents_cancel.transport import InProcessTransport, Mailbox, Observer
 from subagents_cancel.wire import StartTask, WireMessage, decode_wire, encode_wire
@@ -48,10 +50,22 @@ class TemporalTransport:
     ([`connect`][subagents_cancel.temporal.connect] makes one).
     """
 
-    def __init__(self, client: Client, *, task_queue: str) -> None:
-        """Configure the transport; it works once entered with `async with`."""
+    def __init__(self, client: Client, *, task_queue: str, workflow_task_seconds: float = 10.0) -> None:
+        """Configure the transport; it works once entered with `async with`.
+
+        Args:
+            client: A client with pydantic-ai's data converter.
+            task_queue: Where the tasks' workflows run: the task queue of their workers.
+            workflow_task_seconds: How long a worker may take over one step of a task's workflow before Temporal
+                gives the step to another worker (its workflow task timeout, 10 s by default, as Temporal's): a
+                worker killed during a step holds its task this long.
+
+        Raises:
+            ValueError: `workflow_task_seconds` is not a finite number of seconds greater than 0.
+        """
         self._client = client
         self.task_queue = task_queue
+        self._workflow_task_timeout = timedelta(seconds=check_duration('workflow_task_seconds', workflow_task_seconds))
         self.host_address = f'temporal:{task_queue}'
         """Where an owner sends `StartTask`: the task queue, whose workers run the task."""
         self._local = InProcessTransport()
@@ -136,6 +150,7 @@ class TemporalTransport:
                     task_queue=self.task_queue,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                    task_timeout=self._workflow_task_timeout,
                 )
                 self._spawn(self._read_reports(message.task_id), f'reports of {message.task_id}')
             else:
