@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio
@@ -32,6 +32,7 @@ from subagents_cancel import (
     PartialResult,
     SubAgentManager,
     SubAgentPolicy,
+    TaskInfo,
     TaskStatus,
 )
 from subagents_cancel.__main__ import main
@@ -102,17 +103,49 @@ class Crash:
         if isinstance(message, StatusChanged) and message.new.status is TaskStatus.CANCELLED:
             self.requests_when_cancelled = len(self.model.completions)
 
-    async def workflow_closed(self, task_id: str) -> None:
-        await self.client.get_workflow_handle(task_id).result()
+    async def start_and_kill(self, manager: SubAgentManager) -> tuple[str, Completion]:
+        """Start a task on a worker, and SIGKILL the worker while the task's second model request is in flight."""
+        async with self.worker() as first:
+            task = await manager.start('researcher', 'Research X')
+            with anyio.fail_after(_HANG_GUARD_SECONDS):
+                in_flight = await self.model.request(2)
+                first.kill()
+                await in_flight.disconnected.wait()
+        return task.task_id, in_flight
+
+    async def recover(self, manager: SubAgentManager, task_id: str, scenario: str) -> TaskInfo:
+        """Start another worker; return the task once it has ended and its workflow has closed, logging how soon."""
+        async with self.worker() as second:
+            with anyio.fail_after(_HANG_GUARD_SECONDS):
+                await manager.wait([task_id])
+                seconds = time.perf_counter() - (second.served_at or 0.0)
+                await self.client.get_workflow_handle(task_id).result()  # closed: none of its activities runs now
+        _log.info('%s: the task ended %.2fs after the next worker served', scenario, seconds)
+        return manager.get(task_id)
 
 
 def research(completion: Completion) -> Reply:
-    """Checkpoint, then an answer held in flight; once the request was made once, the answer; wrap up on request."""
+    """Checkpoint first, then hold the next request in flight; wrap up when the request says CANCEL_REQUEST."""
     if 'CANCEL_REQUEST' in completion.text:
         return Say(_WRAP_UP)
     if 'tool' not in completion.roles:
         return CallTool('checkpoint', {'completed': ['sources'], 'in_progress': ['analysis']})
     return Hold()
+
+
+def research_then(retried: Reply) -> Callable[[Completion], Reply]:
+    """As `research`, but the request held in flight is answered with `retried` when a worker sends it again."""
+    holds = 0
+
+    def replies(completion: Completion) -> Reply:
+        nonlocal holds
+        reply = research(completion)
+        if isinstance(reply, Hold):
+            holds += 1
+            return reply if holds == 1 else retried
+        return reply
+
+    return replies
 
 
 def summary(completion: Completion) -> str:
@@ -124,37 +157,11 @@ async def test_worker_killed_mid_request_another_continues_without_rerunning_fin
     temporal_server: DevServer,
 ) -> None:
     """The request in flight is sent again by the next worker; the one that had returned is not; the task completes."""
-    held: list[Completion] = []
-
-    def replies(completion: Completion) -> Reply:
-        reply = research(completion)
-        if isinstance(reply, Hold):
-            held.append(completion)
-            return Hold() if len(held) == 1 else Say('The answer.')
-        return reply
-
-    async with serving(FakeOpenAI(replies)) as model:
+    async with serving(FakeOpenAI(research_then(Say('The answer.')))) as model:
         crash = Crash(temporal_server, model, await connect(temporal_server.address))
         async with crash.owner(SubAgentPolicy()) as manager:
-            async with crash.worker() as first:
-                task = await manager.start('researcher', 'Research X')
-                with anyio.fail_after(_HANG_GUARD_SECONDS):
-                    in_flight = await model.request(2)
-                first.kill()
-                killed_at = time.perf_counter()
-                with anyio.fail_after(_HANG_GUARD_SECONDS):
-                    await in_flight.disconnected.wait()
-            async with crash.worker() as second:
-                with anyio.fail_after(_HANG_GUARD_SECONDS):
-                    await manager.wait([task.task_id])
-                    ended_at = time.perf_counter()
-                    await crash.workflow_closed(task.task_id)
-            _log.info(
-                'worker crash: the task completed %.2fs after the kill, %.2fs after the next worker served',
-                ended_at - killed_at,
-                ended_at - (second.served_at or 0),
-            )
-            info = manager.get(task.task_id)
+            task_id, in_flight = await crash.start_and_kill(manager)
+            info = await crash.recover(manager, task_id, 'worker killed')
     assert [summary(completion) for completion in model.completions] == snapshot(
         ['2 messages, last user', '4 messages, last tool', '4 messages, last tool']
     )
@@ -165,47 +172,23 @@ async def test_worker_killed_mid_request_another_continues_without_rerunning_fin
 
 async def test_soft_cancel_sent_while_no_worker_runs_is_applied_when_one_returns(temporal_server: DevServer) -> None:
     """With every worker down the request answers at once; the next worker hands it to the model, which wraps up."""
-    held: list[Completion] = []
-
-    def replies(completion: Completion) -> Reply:
-        reply = research(completion)
-        if isinstance(reply, Hold):
-            held.append(completion)
-            if len(held) == 1:
-                return reply
-            return CallTool('checkpoint', {'completed': ['sources', 'analysis'], 'in_progress': ['report']})
-        return reply
-
-    async with serving(FakeOpenAI(replies)) as model:
+    more_progress = CallTool('checkpoint', {'completed': ['sources', 'analysis'], 'in_progress': ['report']})
+    async with serving(FakeOpenAI(research_then(more_progress))) as model:
         crash = Crash(temporal_server, model, await connect(temporal_server.address))
         async with crash.owner(SubAgentPolicy()) as manager:
-            async with crash.worker() as first:
-                task = await manager.start('researcher', 'Research X')
-                with anyio.fail_after(_HANG_GUARD_SECONDS):
-                    in_flight = await model.request(2)
-                first.kill()
+            task_id, in_flight = await crash.start_and_kill(manager)
             requested_at = time.perf_counter()
             with anyio.fail_after(_HANG_GUARD_SECONDS):
-                request = await manager.soft_cancel_outcome(task.task_id)
-            answered_at = time.perf_counter()
-            async with crash.worker() as second:
-                with anyio.fail_after(_HANG_GUARD_SECONDS):
-                    await manager.wait([task.task_id])
-                    ended_at = time.perf_counter()
-                    await crash.workflow_closed(task.task_id)
-            _log.info(
-                'soft cancel with no worker: answered in %.2fs; the task ended %.2fs after the next worker served',
-                answered_at - requested_at,
-                ended_at - (second.served_at or 0),
-            )
-            info = manager.get(task.task_id)
-    assert in_flight.disconnected.is_set()
+                request = await manager.soft_cancel_outcome(task_id)
+            _log.info('soft cancel with no worker: answered in %.2fs', time.perf_counter() - requested_at)
+            info = await crash.recover(manager, task_id, 'soft cancel with no worker')
     assert (request.result, request.info.status, request.info.cancel is not None) == snapshot(
         ('requested', TaskStatus.RUNNING, True)
     )
     assert [summary(completion) for completion in model.completions] == snapshot(
         ['2 messages, last user', '4 messages, last tool', '4 messages, last tool', '7 messages, last user']
     )
+    assert model.completions[2].body == in_flight.body  # sent again by the next worker, before it read the request
     assert info.status is TaskStatus.CANCELLED
     assert info.outcome == snapshot(
         Cancelled(
@@ -230,27 +213,12 @@ async def test_hard_cancel_sent_while_no_worker_runs_is_applied_when_one_returns
     async with serving(FakeOpenAI(research)) as model:
         crash = Crash(temporal_server, model, await connect(temporal_server.address))
         async with crash.owner(policy) as manager:
-            async with crash.worker() as first:
-                task = await manager.start('researcher', 'Research X')
-                with anyio.fail_after(_HANG_GUARD_SECONDS):
-                    in_flight = await model.request(2)
-                first.kill()
+            task_id, in_flight = await crash.start_and_kill(manager)
             requested_at = time.perf_counter()
             with anyio.fail_after(_HANG_GUARD_SECONDS):
-                request = await manager.hard_cancel_outcome(task.task_id)
-            answered_at = time.perf_counter()
-            async with crash.worker() as second:
-                with anyio.fail_after(_HANG_GUARD_SECONDS):
-                    await manager.wait([task.task_id])
-                    ended_at = time.perf_counter()
-                    await crash.workflow_closed(task.task_id)
-            _log.info(
-                'hard cancel with no worker: answered in %.2fs; the task ended %.2fs after the next worker served',
-                answered_at - requested_at,
-                ended_at - (second.served_at or 0),
-            )
-            info = manager.get(task.task_id)
-    assert in_flight.disconnected.is_set()
+                request = await manager.hard_cancel_outcome(task_id)
+            _log.info('hard cancel with no worker: answered in %.2fs', time.perf_counter() - requested_at)
+            info = await crash.recover(manager, task_id, 'hard cancel with no worker')
     assert (request.result, request.info.status, request.info.unresponsive_since is not None) == snapshot(
         ('timed_out', TaskStatus.RUNNING, True)
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections import deque
@@ -18,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
-from anyio.abc import ByteReceiveStream, Process, TaskGroup
+from anyio.abc import ByteReceiveStream, Process
 
 ROOT = Path(__file__).resolve().parent.parent
 """The repository: a worker runs here, so `--subagents tests.<module>:NAME` imports the test package's module."""
 _SERVING = 'worker: serving'
 """What the worker command prints once its worker polls the task queue."""
-_START_SECONDS = 30.0
+_START_SECONDS = 15.0
 """A bound against a hang of a worker that never starts, not a timing claim."""
 
 
@@ -40,7 +41,6 @@ class WorkerProcess:
     """How long it took from the command's start to its worker serving the queue."""
     served_at: float | None = None
     """When it started serving (`time.perf_counter()`)."""
-
     signalled: bool = False
     """It was sent SIGKILL or SIGTERM already (signalling it again could reap it behind asyncio's back)."""
 
@@ -58,16 +58,6 @@ class WorkerProcess:
             self.signalled = True
             self.process.send_signal(number)
 
-    async def _read(self, stream: ByteReceiveStream) -> None:
-        pending = b''
-        async for chunk in stream:
-            *lines, pending = (pending + chunk).split(b'\n')
-            for line in lines:
-                decoded = line.decode(errors='replace')
-                self.output.append(decoded)
-                if decoded.startswith(_SERVING):
-                    self.serving.set()
-
 
 @asynccontextmanager
 async def worker_process(
@@ -82,19 +72,22 @@ async def worker_process(
 
     `env` is added to this process's environment for it, `options` to its command line.
 
-    The block may kill it; at the end of the block a worker still running is killed and reaped.
+    The block may kill or stop it; at the end of the block a worker still running is killed, and reaped.
 
     Raises:
-        RuntimeError: the worker exited, or did not serve within a bound, before it was serving.
+        RuntimeError: the worker exited before it was serving (its last lines of output say why).
+        TimeoutError: it was not serving within `_START_SECONDS` (a hang).
     """
     command = [sys.executable, '-m', 'subagents_cancel', 'worker', '--address', address, '--task-queue', task_queue]
     command += ['--subagents', subagents, *options]
     started = time.perf_counter()
-    process = await anyio.open_process(command, cwd=ROOT, env={**os.environ, **(env or {})})
+    environment = {**os.environ, **(env or {})}
+    process = await anyio.open_process(command, stdin=subprocess.DEVNULL, cwd=ROOT, env=environment)
     worker = WorkerProcess(task_queue, process)
     try:
         async with anyio.create_task_group() as group:
-            _read_output(group, worker)
+            group.start_soon(_read_lines, worker, process.stdout)
+            group.start_soon(_read_lines, worker, process.stderr)
             await _until_serving(worker)
             worker.served_at = time.perf_counter()
             worker.ready_seconds = worker.served_at - started
@@ -107,25 +100,28 @@ async def worker_process(
             await process.aclose()
 
 
-def _read_output(group: TaskGroup, worker: WorkerProcess) -> None:
-    assert worker.process.stdout is not None and worker.process.stderr is not None
-    group.start_soon(worker._read, worker.process.stdout)  # pyright: ignore[reportPrivateUsage]
-    group.start_soon(worker._read, worker.process.stderr)  # pyright: ignore[reportPrivateUsage]
+async def _read_lines(worker: WorkerProcess, stream: ByteReceiveStream | None) -> None:
+    """Keep the last lines of `stream` in `worker.output` (reading to the end, so its pipe never fills up)."""
+    assert stream is not None
+    pending = b''
+    async for chunk in stream:
+        *lines, pending = (pending + chunk).split(b'\n')
+        for line in lines:
+            decoded = line.decode(errors='replace')
+            worker.output.append(decoded)
+            if decoded.startswith(_SERVING):
+                worker.serving.set()
 
 
 async def _until_serving(worker: WorkerProcess) -> None:
-    async def exited() -> None:
+    async def exited(scope: anyio.CancelScope) -> None:
         await worker.process.wait()
+        scope.cancel()
 
     with anyio.fail_after(_START_SECONDS):
         async with anyio.create_task_group() as group:
-
-            async def serving() -> None:
-                await worker.serving.wait()
-                group.cancel_scope.cancel()
-
-            group.start_soon(serving)
-            await exited()
+            group.start_soon(exited, group.cancel_scope)
+            await worker.serving.wait()
             group.cancel_scope.cancel()
     if not worker.serving.is_set():
         raise RuntimeError(f'The worker did not start: {chr(10).join(worker.output)}')
