@@ -36,7 +36,8 @@ from subagents_cancel import (
     TaskStatus,
 )
 from subagents_cancel.__main__ import main
-from subagents_cancel.messages import StatusChanged
+from subagents_cancel.messages import CancelMode, StatusChanged
+from subagents_cancel.outcomes import HardCancelOutcome, SoftCancelOutcome
 from subagents_cancel.temporal import TemporalTransport, connect
 from subagents_cancel.wire import WireMessage
 
@@ -45,7 +46,8 @@ from .openai_server import CallTool, Completion, FakeOpenAI, Hold, Reply, Say, s
 from .temporal_support import DevServer
 from .worker_processes import WorkerProcess, worker_process
 
-pytestmark = pytest.mark.anyio
+# Each test starts two worker processes: about 2 s each, far more on a busy machine. A bound against a hang.
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
 _log = logging.getLogger(__name__)
 
@@ -113,6 +115,21 @@ class Crash:
                 await in_flight.disconnected.wait()
         return task.task_id, in_flight
 
+    async def cancel_with_no_worker(
+        self, manager: SubAgentManager, mode: CancelMode
+    ) -> tuple[SoftCancelOutcome | HardCancelOutcome, Completion, TaskInfo]:
+        """Kill a task's worker mid-request, cancel the task while no worker runs, then let another worker recover it.
+
+        Returns what the cancel call answered, the model request that was in flight, and the task as it ended.
+        """
+        task_id, in_flight = await self.start_and_kill(manager)
+        cancel = manager.soft_cancel_outcome if mode == 'soft' else manager.hard_cancel_outcome
+        requested_at = time.perf_counter()
+        with anyio.fail_after(_HANG_GUARD_SECONDS):
+            request = await cancel(task_id)
+        _log.info('%s cancel with no worker: answered in %.2fs', mode, time.perf_counter() - requested_at)
+        return request, in_flight, await self.recover(manager, task_id, f'{mode} cancel with no worker')
+
     async def recover(self, manager: SubAgentManager, task_id: str, scenario: str) -> TaskInfo:
         """Start another worker; return the task once it has ended and its workflow has closed, logging how soon."""
         async with self.worker() as second:
@@ -176,12 +193,7 @@ async def test_soft_cancel_sent_while_no_worker_runs_is_applied_when_one_returns
     async with serving(FakeOpenAI(research_then(more_progress))) as model:
         crash = Crash(temporal_server, model, await connect(temporal_server.address))
         async with crash.owner(SubAgentPolicy()) as manager:
-            task_id, in_flight = await crash.start_and_kill(manager)
-            requested_at = time.perf_counter()
-            with anyio.fail_after(_HANG_GUARD_SECONDS):
-                request = await manager.soft_cancel_outcome(task_id)
-            _log.info('soft cancel with no worker: answered in %.2fs', time.perf_counter() - requested_at)
-            info = await crash.recover(manager, task_id, 'soft cancel with no worker')
+            request, in_flight, info = await crash.cancel_with_no_worker(manager, 'soft')
     assert (request.result, request.info.status, request.info.cancel is not None) == snapshot(
         ('requested', TaskStatus.RUNNING, True)
     )
@@ -213,13 +225,8 @@ async def test_hard_cancel_sent_while_no_worker_runs_is_applied_when_one_returns
     async with serving(FakeOpenAI(research)) as model:
         crash = Crash(temporal_server, model, await connect(temporal_server.address))
         async with crash.owner(policy) as manager:
-            task_id, in_flight = await crash.start_and_kill(manager)
-            requested_at = time.perf_counter()
-            with anyio.fail_after(_HANG_GUARD_SECONDS):
-                request = await manager.hard_cancel_outcome(task_id)
-            _log.info('hard cancel with no worker: answered in %.2fs', time.perf_counter() - requested_at)
-            info = await crash.recover(manager, task_id, 'hard cancel with no worker')
-    assert (request.result, request.info.status, request.info.unresponsive_since is not None) == snapshot(
+            request, in_flight, info = await crash.cancel_with_no_worker(manager, 'hard')
+    assert (request.result, request.info.status, request.info.unresponsive) == snapshot(
         ('timed_out', TaskStatus.RUNNING, True)
     )
     assert [summary(completion) for completion in model.completions[:2]] == snapshot(
