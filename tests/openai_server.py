@@ -39,7 +39,12 @@ class CallTool:
     args: dict[str, object]
 
 
-Reply = Say | CallTool
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Answer nothing: the request stays in flight until the client goes away."""
+
+
+Reply = Say | CallTool | Hold
 
 
 @dataclass
@@ -128,6 +133,8 @@ class FakeOpenAI:
                 message['content'] = text
             case CallTool():
                 message['tool_calls'] = [_tool_call(reply)]
+            case Hold():
+                await _hold()
         payload = {
             'id': 'chatcmpl-test',
             'object': 'chat.completion',
@@ -174,6 +181,8 @@ class FakeOpenAI:
                             'tool_calls': [delta if index == 0 else {'index': 0, 'function': function}],
                         }
                     )
+            case Hold():
+                await _hold()
         await chunk({}, _finish_reason(reply))
         usage = {
             'id': 'chatcmpl-test',
@@ -190,6 +199,11 @@ class FakeOpenAI:
         await anyio.sleep(self.token_seconds)
         completion.tokens_sent.append(time.perf_counter())
         completion.first_token.set()
+
+
+async def _hold() -> None:
+    """Send nothing more, until the client goes away (and the server's watcher cancels this)."""
+    await anyio.sleep_forever()
 
 
 def _tool_call(reply: CallTool) -> dict[str, object]:

@@ -10,9 +10,10 @@ from collections.abc import Sequence
 
 import anyio
 
-from subagents_cancel.config import SubAgentConfig
+from subagents_cancel.config import SubAgentConfig, check_duration
 from subagents_cancel.errors import ConfigError
 
+from .settings import WorkerSettings
 from .worker import connect, task_worker
 
 __all__ = ('add_worker_command', 'run_worker_command')
@@ -34,6 +35,21 @@ def add_worker_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
         metavar='MODULE:NAME',
         help='where the sub-agent configs are: a list of SubAgentConfig named NAME in the module MODULE',
     )
+    worker.add_argument(
+        '--sticky-queue-seconds',
+        type=_seconds,
+        metavar='SECONDS',
+        default=WorkerSettings().sticky_queue_seconds,
+        help="how long a task's next step waits for this worker before another may take it; a worker that died "
+        'holds its tasks this long (default: %(default)s)',
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        return check_duration('seconds', float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a number of seconds greater than 0, got {text!r}') from None
 
 
 def load_subagents(spec: str) -> list[SubAgentConfig]:
@@ -56,10 +72,10 @@ def load_subagents(spec: str) -> list[SubAgentConfig]:
     return list(configs)  # pyright: ignore[reportUnknownArgumentType]
 
 
-async def _serve(args: argparse.Namespace, subagents: Sequence[SubAgentConfig]) -> None:
+async def _serve(args: argparse.Namespace, subagents: Sequence[SubAgentConfig], settings: WorkerSettings) -> None:
     client = await connect(args.address, namespace=args.namespace)
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with task_worker(client, task_queue=args.task_queue, subagents=subagents):
+        async with task_worker(client, task_queue=args.task_queue, subagents=subagents, settings=settings):
             print(f'worker: serving {args.task_queue!r} on {args.address}', flush=True)
             async for _ in signals:
                 break
@@ -71,7 +87,8 @@ def run_worker_command(args: argparse.Namespace) -> int:
     sys.path.insert(0, '')  # MODULE is looked up from the current directory, as `python -m` does
     try:
         subagents = load_subagents(args.subagents)
-        anyio.run(_serve, args, subagents, backend='asyncio')
+        settings = WorkerSettings(sticky_queue_seconds=args.sticky_queue_seconds)
+        anyio.run(_serve, args, subagents, settings, backend='asyncio')
     except ConfigError as error:
         print(f'subagents-cancel worker: {error}', file=sys.stderr)
         return 2

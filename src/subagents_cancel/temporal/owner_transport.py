@@ -24,6 +24,7 @@ import contextvars
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from typing import Any, Self
 
 import anyio
@@ -68,6 +69,7 @@ class TemporalTransport:
         *,
         task_queue: str,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        workflow_task_seconds: float = 10.0,
         close_seconds: float = 5.0,
     ) -> None:
         """Configure the transport; it works once entered with `async with`.
@@ -81,14 +83,18 @@ class TemporalTransport:
                 renewed three times in its time), and short enough that a crashed owner's tasks do not run on
                 for long. Temporal fires no timer sooner than after 1 s, so a shorter lease lasts 1 s. A normal
                 close ends the tasks first.
+            workflow_task_seconds: How long a worker may take over one step of a task's workflow before Temporal
+                gives the step to another worker (its workflow task timeout, 10 s by default, as Temporal's): a
+                worker killed during a step holds its task this long.
             close_seconds: How long closing waits for messages still being sent, and for the last reports of tasks.
 
         Raises:
-            ValueError: `lease_seconds` or `close_seconds` is not a finite number of seconds greater than 0.
+            ValueError: a duration is not a finite number of seconds greater than 0.
         """
         check_duration('lease_seconds', lease_seconds)
         self._client = client
         self.task_queue = task_queue
+        self._workflow_task_timeout = timedelta(seconds=check_duration('workflow_task_seconds', workflow_task_seconds))
         self.close_seconds = check_duration('close_seconds', close_seconds)
         self.host_address = f'temporal:{task_queue}'
         """Where an owner sends `StartTask`: the task queue, whose workers run the task."""
@@ -208,6 +214,7 @@ class TemporalTransport:
                     task_queue=self.task_queue,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                    task_timeout=self._workflow_task_timeout,
                 )
             except WorkflowAlreadyStartedError:  # an earlier attempt started it; its reply was lost
                 pass

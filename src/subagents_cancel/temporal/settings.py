@@ -26,6 +26,10 @@ class WorkerSettings:
     """How long one model request or tool call may run (Temporal's start-to-close timeout)."""
     outbox_read_seconds: float = 60.0
     """How long a finished task's workflow waits for its owner to read its last reports, before it closes."""
+    sticky_queue_seconds: float = 10.0
+    """How long a task's next workflow step waits for the worker that ran its last one, before any worker may take it
+    (Temporal's sticky queue timeout). A worker that died holds its tasks this long: it bounds how late a cancel
+    sent meanwhile is applied. Shorter means more replays of whole histories on workers that are only busy."""
 
     def __post_init__(self) -> None:
         """Check every duration.
@@ -33,5 +37,11 @@ class WorkerSettings:
         Raises:
             ValueError: a duration is not a finite number of seconds greater than 0.
         """
-        for name in ('heartbeat_seconds', 'heartbeat_timeout_seconds', 'activity_seconds', 'outbox_read_seconds'):
+        for name in (
+            'heartbeat_seconds',
+            'heartbeat_timeout_seconds',
+            'activity_seconds',
+            'outbox_read_seconds',
+            'sticky_queue_seconds',
+        ):
             check_duration(name, getattr(self, name))

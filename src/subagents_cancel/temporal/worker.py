@@ -147,6 +147,7 @@ async def task_worker(
             plugins=[AgentPlugin(agent) for agent in agents.values()],
             max_heartbeat_throttle_interval=heartbeat,
             default_heartbeat_throttle_interval=heartbeat,
+            sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.sticky_queue_seconds),
         )
         async with worker:
             yield worker
