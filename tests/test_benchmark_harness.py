@@ -235,7 +235,14 @@ def _temporal_figures(hard_p99_ms: float) -> Figures:
         'first_request_ms': spread,
     }
     soft = {'trials': 2, 'acknowledged_ms': spread, 'terminal_ms': spread}
-    region = {'tasks': 100, 'wall_ms': 80.0, 'owner_cpu_ms': 40.0, 'other_cpu_ms': 0.0, 'still_running': 0}
+    region = {
+        'tasks': 100,
+        'wall_ms': 80.0,
+        'owner_cpu_ms': 40.0,
+        'other_cpu_ms': 0.0,
+        'in_flight_other_cpu_ms_per_s': 0.0,
+        'still_running': 0,
+    }
     outage = {
         'trials': 1,
         'cancelled': 1,
@@ -280,6 +287,7 @@ def test_report_ends_with_the_temporal_section_and_its_target() -> None:
             '| region of 100: `hard_cancel_region()` → returned, all stopped (ms) | 80.0 | 80.0 |',
             '| region of 100: CPU, owner process (ms) | 40.0 | 40.0 |',
             '| region of 100: CPU, workers and server (ms) | — | 0.0 |',
+            '| region of 100, waiting in model requests: CPU per second, workers and server (ms) | — | 0.0 |',
             '| region of 100: left running | 0 | 0 |',
             '| all workers down: `hard_cancel()` → persisted (ms, n=1) | — | p50 1.0, p99 2.0 |',
             '| all workers down: new worker process → ready (ms) | — | p50 1.0, p99 2.0 |',
@@ -328,6 +336,7 @@ def test_temporal_benchmark_runs_on_its_own_server_and_workers() -> None:
             'region of 100: `hard_cancel_region()` → returned, all stopped (ms)',
             'region of 100: CPU, owner process (ms)',
             'region of 100: CPU, workers and server (ms)',
+            'region of 100, waiting in model requests: CPU per second, workers and server (ms)',
             'region of 100: left running',
             'all workers down: `hard_cancel()` → persisted (ms, n=1)',
             'all workers down: new worker process → ready (ms)',

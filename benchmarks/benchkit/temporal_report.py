@@ -65,6 +65,11 @@ def _rows(local: dict[str, Any], remote: dict[str, Any]) -> list[list[str]]:
         ],
         [f'region of {size}: CPU, owner process (ms)', *[_ms(r['owner_cpu_ms']) for r in region]],
         [f'region of {size}: CPU, workers and server (ms)', '—', _ms(region[1]['other_cpu_ms'])],
+        [
+            f'region of {size}, waiting in model requests: CPU per second, workers and server (ms)',
+            '—',
+            _ms(region[1]['in_flight_other_cpu_ms_per_s']),
+        ],
         [f'region of {size}: left running', *[str(r['still_running']) for r in region]],
         [
             f'all workers down: `hard_cancel()` → persisted (ms, n={outage["trials"]})',

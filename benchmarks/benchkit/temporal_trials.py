@@ -10,7 +10,8 @@ from `/proc`, in clock ticks of 10 ms: a mean over many operations, not one oper
 * soft: a task in 200 ms model steps, cancelled at a random point of its first step: `soft_cancel()` called -> the
   model receives the request that tells it (acknowledged), and -> `wait()` returns it `CANCELLED` (terminal);
 * region: `hard_cancel_region()` of a region whose every task has its model request in flight -> returned; the
-  tasks left running and the model requests never stopped are counted.
+  tasks left running and the model requests never stopped are counted. Before the cancel, the other processes'
+  CPU time is measured for `IDLE_SECONDS` while the requests wait: on Temporal, the activities' heartbeats.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ WARMUP = 3
 REGION = 'bench'
 NOTE_SECONDS = 30.0
 """How long a model's note may take to come, after what should have caused it."""
+IDLE_SECONDS = 1.0
+"""How long the region's tasks wait in their model requests while the other processes' CPU time is measured."""
 POLICY = SubAgentPolicy(hard_cancel_wait_seconds=120, teardown_seconds=120)
 """Wait for every stop however long it takes: the default bound (5 s) would report a slow one unresponsive."""
 
@@ -99,6 +102,8 @@ class RegionFigures(TypedDict):
     wall_ms: float
     owner_cpu_ms: float
     other_cpu_ms: float
+    in_flight_other_cpu_ms_per_s: float
+    """CPU time of the other processes per second while the tasks wait in their model requests, before the cancel."""
     still_running: int
     """Tasks not terminal once the call returned, plus model requests never stopped: must be 0."""
 
@@ -162,6 +167,9 @@ async def region_cancel(site: Site, size: int) -> RegionFigures:
         await site.manager.start('blocker', describe(token), region=REGION)
     for token in tokens:
         await site.note('called', token)
+    waiting = site.other_cpu()
+    await anyio.sleep(IDLE_SECONDS)
+    idle_cpu = (site.other_cpu() - waiting) / IDLE_SECONDS * 1e3
     started, owner, other = time.monotonic(), time.process_time(), site.other_cpu()
     await site.manager.hard_cancel_region(REGION)
     wall = (time.monotonic() - started) * 1e3
@@ -176,5 +184,6 @@ async def region_cancel(site: Site, size: int) -> RegionFigures:
         wall_ms=wall,
         owner_cpu_ms=owner_cpu,
         other_cpu_ms=other_cpu,
+        in_flight_other_cpu_ms_per_s=idle_cpu,
         still_running=running + never_stopped,
     )
