@@ -232,6 +232,7 @@ def _temporal_figures(hard_p99_ms: float) -> Figures:
         'owner_cpu_ms': 0.5,
         'other_cpu_ms': 3.0,
         'stopped_before_return': 2,
+        'stopped_ms': spread,
         'first_request_ms': spread,
     }
     soft = {'trials': 2, 'acknowledged_ms': spread, 'terminal_ms': spread}
@@ -278,6 +279,7 @@ def test_report_ends_with_the_temporal_section_and_its_target() -> None:
             '| figure | in process | on Temporal workers |',
             '|---|---|---|',
             '| hard cancel: `hard_cancel()` → returned, task stopped (ms, n=2) | p50 1.0, p99 2.0 | p50 1.0, p99 2.0 |',
+            '| hard cancel: `hard_cancel()` → its model request cancelled (ms) | p50 1.0, p99 2.0 | p50 1.0, p99 2.0 |',
             '| hard cancel: returned after its model request had stopped | 2 / 2 | 2 / 2 |',
             '| hard cancel: CPU per cancel, owner process (ms, mean) | 0.5 | 0.5 |',
             '| hard cancel: CPU per cancel, workers and server (ms, mean) | — | 3.0 |',
@@ -327,6 +329,7 @@ def test_temporal_benchmark_runs_on_its_own_server_and_workers() -> None:
         [
             'figure',
             'hard cancel: `hard_cancel()` → returned, task stopped (ms, n=20)',
+            'hard cancel: `hard_cancel()` → its model request cancelled (ms)',
             'hard cancel: returned after its model request had stopped',
             'hard cancel: CPU per cancel, owner process (ms, mean)',
             'hard cancel: CPU per cancel, workers and server (ms, mean)',

@@ -48,6 +48,10 @@ def _rows(local: dict[str, Any], remote: dict[str, Any]) -> list[list[str]]:
             *[_spread(h['wall_ms']) for h in hard],
         ],
         [
+            'hard cancel: `hard_cancel()` → its model request cancelled (ms)',
+            *[_spread(h['stopped_ms']) for h in hard],
+        ],
+        [
             'hard cancel: returned after its model request had stopped',
             *[f'{h["stopped_before_return"]} / {h["trials"]}' for h in hard],
         ],

@@ -6,6 +6,7 @@ from `/proc`, in clock ticks of 10 ms: a mean over many operations, not one oper
 
 * hard: `hard_cancel()` called -> returned, for a task whose model request is in flight; it returns once the task
   has stopped, which the model's own `stopped` note (taken when its request was cancelled) is checked against;
+  `hard_cancel()` called -> that note is the part of the time until the request is cancelled where it runs;
 * first request: `start()` called -> the sub-agent's model called, on the same tasks;
 * soft: a task in 200 ms model steps, cancelled at a random point of its first step: `soft_cancel()` called -> the
   model receives the request that tells it (acknowledged), and -> `wait()` returns it `CANCELLED` (terminal);
@@ -84,6 +85,8 @@ class HardFigures(TypedDict):
     """Mean CPU time of the other processes per hard cancel."""
     stopped_before_return: int
     """Hard cancels that returned after their model request had stopped (all of them, or a promise is broken)."""
+    stopped_ms: Summary
+    """`hard_cancel()` called -> the model request cancelled (its `stopped` note, taken where it runs)."""
     first_request_ms: Summary
 
 
@@ -114,6 +117,7 @@ async def hard_cancels(site: Site, trials: int) -> HardFigures:
     firsts: list[float] = []
     owner_cpu = other_cpu = 0.0
     stopped_first = 0
+    stops: list[float] = []
     for index in range(WARMUP + trials):
         token = site.token('hard')
         asked = time.monotonic()
@@ -127,7 +131,9 @@ async def hard_cancels(site: Site, trials: int) -> HardFigures:
         owner_cpu += time.process_time() - owner
         other_cpu += site.other_cpu() - other
         assert info.status is TaskStatus.CANCELLED, info
-        stopped_first += await site.note('stopped', token) <= returned
+        stopped = await site.note('stopped', token)
+        stopped_first += stopped <= returned
+        stops.append((stopped - started) * 1e3)
         walls.append((returned - started) * 1e3)
         firsts.append((called - asked) * 1e3)
     return HardFigures(
@@ -136,6 +142,7 @@ async def hard_cancels(site: Site, trials: int) -> HardFigures:
         owner_cpu_ms=owner_cpu / trials * 1e3,
         other_cpu_ms=other_cpu / trials * 1e3,
         stopped_before_return=stopped_first,
+        stopped_ms=summarize(stops),
         first_request_ms=summarize(firsts),
     )
 
