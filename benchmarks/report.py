@@ -10,6 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
+from benchkit.temporal_report import Figures, temporal_section
+
 LABELS = {'ours': 'subagents-cancel', 'subagents': 'subagents-pydantic-ai', 'harness': 'pydantic-ai-harness'}
 PEERS = ('subagents', 'harness')
 
@@ -435,8 +437,8 @@ def _summary(view: _Results) -> list[str]:
     ]
 
 
-def render(results: Sequence[Result], machine: Machine) -> str:
-    """The whole report, as markdown."""
+def render(results: Sequence[Result], machine: Machine, temporal: Figures | None = None) -> str:
+    """The whole report, as markdown; with `temporal` (the last figures of `temporal_cancel.py`), its section too."""
     view = _Results(results)
     versions = ', '.join(view.versions[library] for library in view.libraries if library in view.versions)
     lines = [
@@ -457,5 +459,6 @@ def render(results: Sequence[Result], machine: Machine) -> str:
         *_overhead(view),
         *_lookup(view),
         *_race(view),
+        *(temporal_section(temporal) if temporal is not None else []),
     ]
     return '\n'.join(lines).rstrip() + '\n'

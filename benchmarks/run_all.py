@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchkit.temporal_report import TEMPORAL_JSON, Figures
 from report import Machine, render
 
 HERE = Path(__file__).resolve().parent
@@ -86,6 +87,12 @@ def merge(saved: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> list[dict
     return merged + list(by_key.values())
 
 
+def saved_temporal(report: Path) -> Figures | None:
+    """The figures of the last `temporal_cancel.py` run beside `report`, which keeps its section; `None` if none."""
+    path = report.with_name(TEMPORAL_JSON)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def load_average() -> str:
     return ' '.join(f'{value:.2f}' for value in os.getloadavg())
 
@@ -108,7 +115,9 @@ def main() -> None:
     saved_path = arguments.output.with_suffix('.json')
     if arguments.render_only:
         saved = json.loads(saved_path.read_text())
-        arguments.output.write_text(render(saved['results'], Machine(**saved['machine'])))
+        arguments.output.write_text(
+            render(saved['results'], Machine(**saved['machine']), saved_temporal(arguments.output))
+        )
         return
     plan = chosen_plan(arguments.only, arguments.large)
     chosen = arguments.libraries.split(',')
@@ -136,7 +145,7 @@ def main() -> None:
         kept = [note for note in previous.load.split('; ') if not note.startswith(f'`--only {arguments.only}` rerun')]
         machine = dataclasses.replace(previous, load='; '.join([*kept, rerun]))
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
-    arguments.output.write_text(render(results, machine))
+    arguments.output.write_text(render(results, machine, saved_temporal(arguments.output)))
     saved_path.write_text(json.dumps({'machine': machine.as_dict(), 'results': results}))
     sys.stderr.write(f'wrote {arguments.output}\n')
 

@@ -17,6 +17,7 @@ from inline_snapshot import snapshot
 from adapters import load
 from benchkit import ab, seam_trials
 from benchkit.stats import percentile, summarize
+from benchkit.temporal_report import Figures, temporal_section
 from report import Machine, render
 from scenarios import fanout, hard_cancel, overhead, race
 
@@ -220,3 +221,141 @@ def test_seam_command_prints_head_figures_and_says_loopback_is_missing() -> None
         assert header.endswith('| loopback | loopback / new |')
     else:
         assert [line for line in lines if line.startswith('loopback:')] == ['loopback: not available at this commit']
+
+
+def _temporal_figures(hard_p99_ms: float) -> Figures:
+    """The figures of a `temporal_cancel.py` run, made up: one value per kind of figure."""
+    spread = {'n': 2, 'p50': 1.0, 'p99': 2.0, 'max': 2.0}
+    hard = {
+        'trials': 2,
+        'wall_ms': spread,
+        'owner_cpu_ms': 0.5,
+        'other_cpu_ms': 3.0,
+        'stopped_before_return': 2,
+        'stopped_ms': spread,
+        'first_request_ms': spread,
+    }
+    soft = {'trials': 2, 'acknowledged_ms': spread, 'terminal_ms': spread}
+    region = {
+        'tasks': 100,
+        'wall_ms': 80.0,
+        'owner_cpu_ms': 40.0,
+        'other_cpu_ms': 0.0,
+        'in_flight_other_cpu_ms_per_s': 0.0,
+        'still_running': 0,
+    }
+    outage = {
+        'trials': 1,
+        'cancelled': 1,
+        'in_history_ms': spread,
+        'worker_ready_ms': spread,
+        'applied_ms': spread,
+        'end_to_end_ms': spread,
+    }
+    return Figures(
+        run='2026-01-01 00:00 UTC',
+        size='quick',
+        seconds=40.0,
+        machine='2 cores',
+        load='0.00',
+        in_process={'hard': hard, 'soft': soft, 'region': region},
+        temporal={
+            'hard': hard | {'wall_ms': spread | {'p99': hard_p99_ms}},
+            'soft': soft,
+            'region': region,
+            'outage': outage,
+        },
+    )
+
+
+def test_report_ends_with_the_temporal_section_and_its_target() -> None:
+    """Given the last Temporal figures, the report ends with their table, each figure in process and on workers."""
+    machine = Machine.read(started_at=datetime(2026, 1, 1, tzinfo=UTC), seconds=1.0, size='smoke', load='0.00')
+    report = render([], machine, temporal=_temporal_figures(hard_p99_ms=2.0))
+    assert report.index('## Tasks on Temporal workers') > report.index('## Cancel racing completion')
+    section = report[report.index('## Tasks on Temporal workers') :].splitlines()
+    assert [line for line in section if line.startswith('|')] == snapshot(
+        [
+            '| figure | in process | on Temporal workers |',
+            '|---|---|---|',
+            '| hard cancel: `hard_cancel()` → returned, task stopped (ms, n=2) | p50 1.0, p99 2.0 | p50 1.0, p99 2.0 |',
+            '| hard cancel: `hard_cancel()` → its model request cancelled (ms) | p50 1.0, p99 2.0 | p50 1.0, p99 2.0 |',
+            '| hard cancel: returned after its model request had stopped | 2 / 2 | 2 / 2 |',
+            '| hard cancel: CPU per cancel, owner process (ms, mean) | 0.5 | 0.5 |',
+            '| hard cancel: CPU per cancel, workers and server (ms, mean) | — | 3.0 |',
+            '| task start → first model request (ms) | p50 1.0, p99 2.0 | p50 1.0, p99 2.0 |',
+            '| soft cancel, 200 ms steps: request → acknowledged (ms, n=2) | p50 1.0, p99 2.0 | p50 1.0, p99 2.0 |',
+            '| soft cancel, 200 ms steps: request → CANCELLED (ms) | p50 1.0, p99 2.0 | p50 1.0, p99 2.0 |',
+            '| region of 100: `hard_cancel_region()` → returned, all stopped (ms) | 80.0 | 80.0 |',
+            '| region of 100: CPU, owner process (ms) | 40.0 | 40.0 |',
+            '| region of 100: CPU, workers and server (ms) | — | 0.0 |',
+            '| region of 100, waiting in model requests: CPU per second, workers and server (ms) | — | 0.0 |',
+            '| region of 100: left running | 0 | 0 |',
+            '| all workers down: `hard_cancel()` → its signal in the history (ms, n=1) | — | p50 1.0, p99 2.0 |',
+            '| all workers down: new worker process → ready (ms) | — | p50 1.0, p99 2.0 |',
+            '| all workers down: worker ready → cancel applied (ms) | — | p50 1.0, p99 2.0 |',
+            '| all workers down: `hard_cancel()` → returned, end to end (ms) | — | p50 1.0, p99 2.0 |',
+            '| all workers down: tasks that ended CANCELLED | — | 1 / 1 |',
+        ]
+    )
+    assert [line for line in section if line.startswith('Target')] == snapshot(
+        ['Target: hard cancel p99 ≤ 500 ms on Temporal: met (2.0 ms).']
+    )
+
+
+def test_temporal_section_says_when_the_hard_cancel_target_is_missed() -> None:
+    """A hard-cancel p99 on workers above 500 ms is reported as a missed target."""
+    lines = temporal_section(_temporal_figures(hard_p99_ms=640.0))
+    assert [line for line in lines if line.startswith('Target')] == snapshot(
+        ['Target: hard cancel p99 ≤ 500 ms on Temporal: **missed** (640.0 ms).']
+    )
+
+
+TEMPORAL_BENCHMARK = Path(__file__).parent.parent / 'benchmarks' / 'temporal_cancel.py'
+
+
+@pytest.mark.timeout(240)
+def test_temporal_benchmark_runs_on_its_own_server_and_workers() -> None:
+    """`temporal_cancel.py --quick` starts a dev server and two workers, and prints every row for both sides."""
+    done = subprocess.run(
+        [sys.executable, str(TEMPORAL_BENCHMARK), '--quick', '--no-write'],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=230,
+    )
+    rows = [line.strip('| ').split(' | ') for line in done.stdout.splitlines() if line.startswith('| ')]
+    assert [row[0] for row in rows] == snapshot(
+        [
+            'figure',
+            'hard cancel: `hard_cancel()` → returned, task stopped (ms, n=20)',
+            'hard cancel: `hard_cancel()` → its model request cancelled (ms)',
+            'hard cancel: returned after its model request had stopped',
+            'hard cancel: CPU per cancel, owner process (ms, mean)',
+            'hard cancel: CPU per cancel, workers and server (ms, mean)',
+            'task start → first model request (ms)',
+            'soft cancel, 200 ms steps: request → acknowledged (ms, n=5)',
+            'soft cancel, 200 ms steps: request → CANCELLED (ms)',
+            'region of 100: `hard_cancel_region()` → returned, all stopped (ms)',
+            'region of 100: CPU, owner process (ms)',
+            'region of 100: CPU, workers and server (ms)',
+            'region of 100, waiting in model requests: CPU per second, workers and server (ms)',
+            'region of 100: left running',
+            'all workers down: `hard_cancel()` → its signal in the history (ms, n=1)',
+            'all workers down: new worker process → ready (ms)',
+            'all workers down: worker ready → cancel applied (ms)',
+            'all workers down: `hard_cancel()` → returned, end to end (ms)',
+            'all workers down: tasks that ended CANCELLED',
+        ]
+    )
+    # What does not depend on the machine's speed: every cancel returned after its task stopped, none left running.
+    counts = {
+        row[0]: row[1:] for row in rows if 'returned after' in row[0] or 'left running' in row[0] or 'ended' in row[0]
+    }
+    assert counts == snapshot(
+        {
+            'hard cancel: returned after its model request had stopped': ['20 / 20', '20 / 20'],
+            'region of 100: left running': ['0', '0'],
+            'all workers down: tasks that ended CANCELLED': ['—', '1 / 1'],
+        }
+    )
