@@ -77,6 +77,7 @@ _TRANSPORT_INDEPENDENT = frozenset(
         'test_durations',
         'test_delivery',
         'test_temporal_lease',  # its owner is another process
+        'test_without_temporal',  # in a process of its own
         'test_temporal_crashes',  # its tasks run in worker processes of their own
     }
 )
