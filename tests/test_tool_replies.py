@@ -14,6 +14,7 @@ from subagents_cancel import Completed, SubAgentCapability, SubAgentConfig, SubA
 from subagents_cancel.testing import ManualClock
 
 from .helpers import TASK_ID, Script, Step, call, calls, replies_of, researcher, text, tool_returns
+from .temporal_support import Backend
 
 pytestmark = pytest.mark.anyio
 
@@ -558,10 +559,12 @@ MALFORMED = {**NOT_OBJECTS, 'not json': '{"completed": ['}
 
 @pytest.mark.parametrize('shape', MALFORMED)
 @pytest.mark.parametrize('tool', ['checkpoint', 'ask_parent'])
-async def test_a_subagent_tool_answers_malformed_arguments(clock: ManualClock, tool: str, shape: str) -> None:
+async def test_a_subagent_tool_answers_malformed_arguments(
+    backend: Backend, clock: ManualClock, tool: str, shape: str
+) -> None:
     """`checkpoint` and `ask_parent` reply to arguments that are not a JSON object; the task goes on and completes."""
     sub = Script([raw_call(tool, MALFORMED[shape]), text('done')])
-    async with SubAgentManager([researcher(sub)], clock=clock) as manager:
+    async with backend.manager([researcher(sub)], clock=clock) as manager:
         info = await manager.run('researcher', 'Research X')
     assert info.outcome == Completed('done')
     assert tool_returns(sub.requests[-1]) == [
@@ -582,7 +585,7 @@ async def test_a_subagent_tool_answers_malformed_arguments(clock: ManualClock, t
     ]
 
 
-async def test_twenty_malformed_checkpoints_then_a_good_one(clock: ManualClock) -> None:
+async def test_twenty_malformed_checkpoints_then_a_good_one(backend: Backend, clock: ManualClock) -> None:
     """A sub-agent that sends twenty malformed checkpoints is told each time and still completes with its output."""
     sub = Script(
         [
@@ -591,7 +594,7 @@ async def test_twenty_malformed_checkpoints_then_a_good_one(clock: ManualClock) 
             text('done'),
         ]
     )
-    async with SubAgentManager([researcher(sub)], clock=clock) as manager:
+    async with backend.manager([researcher(sub)], clock=clock) as manager:
         info = await manager.run('researcher', 'Research X')
     assert info.outcome == Completed('done')
     assert len(info.checkpoints) == 1
@@ -675,10 +678,10 @@ async def test_a_wrong_type_for_every_argument_of_every_tool(clock: ManualClock)
     )
 
 
-async def test_a_wrong_type_for_every_argument_of_the_subagent_tools(clock: ManualClock) -> None:
+async def test_a_wrong_type_for_every_argument_of_the_subagent_tools(backend: Backend, clock: ManualClock) -> None:
     """An object where each argument of `checkpoint` and `ask_parent` belongs gets a reply; the task completes."""
     sub = Script([*every_argument_of(['checkpoint', 'ask_parent'], {'a': [1]}), text('done')])
-    async with SubAgentManager([researcher(sub)], clock=clock) as manager:
+    async with backend.manager([researcher(sub)], clock=clock) as manager:
         info = await manager.run('researcher', 'Research X')
     assert info.outcome == Completed('done')
     assert tool_returns(sub.requests[-1]) == snapshot(
