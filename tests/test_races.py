@@ -37,6 +37,7 @@ from subagents_cancel.wire import WireMessage
 
 from .helpers import (
     TASK_ID,
+    Gate,
     LingersAfterTheEnd,
     Script,
     Step,
@@ -46,9 +47,11 @@ from .helpers import (
     call,
     calls,
     replies_of,
+    researcher,
     resolve,
     text,
 )
+from .temporal_support import Backend
 
 pytestmark = pytest.mark.anyio
 
@@ -608,3 +611,32 @@ async def test_a_soft_cancel_tool_while_the_answer_is_checked_says_so(clock: Man
             'Cancellation requested for r-0001: its final answer had already arrived and is being checked. If it is accepted, the task completes and the cancel changes nothing; if not, the task is told then and hands back partial results within 30s or is stopped. check_task or wait_tasks will show which.'
         ]
     )
+
+
+@pytest.mark.parametrize('mode', ['soft', 'hard'])
+async def test_a_cancel_while_the_final_answer_is_on_its_way(backend: Backend, clock: ManualClock, mode: str) -> None:
+    """The cancel reaches the task while the model is producing its final answer: the same outcome on every backend.
+
+    Soft: the task had the request before the answer came, so it ends CANCELLED, and the answer is kept as its final
+    message (nothing lost, no extra request). Hard: the request in flight is stopped and no answer is made up.
+    """
+    answering = Gate()
+    sub = Script([answering.hold(text('FULL answer'))], on_cancel=text('wrap-up'))
+    async with backend.manager([researcher(sub)], clock=clock) as manager:
+        task = await manager.start('researcher', 'Research X')
+        await answering.reached.wait()
+        if mode == 'soft':
+            await manager.soft_cancel(task.task_id)  # returns once the task has the request
+            answering.release.set()
+            (info,) = (await manager.wait([task.task_id])).tasks
+        else:
+            info = await manager.hard_cancel(task.task_id)
+    if mode == 'soft':  # the answer is not lost: it is the final message of the cancelled task
+        assert info.outcome == Cancelled(
+            mode='soft', reason=CancelReason(kind='user'), partial=PartialResult(final_message='FULL answer')
+        )
+        assert info.cancel is not None and not info.cancel.lost
+    else:
+        assert info.status is TaskStatus.CANCELLED and answering.stopped.is_set()
+        assert info.outcome == Cancelled(mode='hard', reason=CancelReason(kind='user'), partial=PartialResult())
+    assert len(sub.requests) == 1
