@@ -96,6 +96,7 @@ __all__ = (
     'decode_message',
     'encode_message',
     'message_json_schema',
+    'new_message_id',
 )
 
 

@@ -25,6 +25,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
+from functools import partial
 from typing import Any, Self
 
 import anyio
@@ -102,12 +103,15 @@ class TemporalTransport:
         self._outgoing: dict[TaskId, deque[WireMessage]] = {}
         """Per task, the messages not yet handed to Temporal (while its sender runs)."""
         self._tasks: set[asyncio.Task[None]] = set()
+        """Its senders and readers: closing waits for them, within `close_seconds`."""
+        self._renewer: set[asyncio.Task[None]] = set()
+        """The lease renewer, while it runs: closing stops it at once."""
         self._started: set[TaskId] = set()
         """The tasks whose workflow this transport started and still reads."""
         self._open = False
         self.lease_seconds = lease_seconds
         """How long a task outlives this process's last renewal of its lease."""
-        self._leases = LeaseRenewals(client, lease_seconds, self._spawn)
+        self._leases = LeaseRenewals(client, lease_seconds, partial(self._spawn, into=self._renewer))
 
     async def __aenter__(self) -> Self:
         """Start the transport; mailboxes can be opened from now on."""
@@ -124,7 +128,7 @@ class TemporalTransport:
         self._open = False
         if self._tasks:
             await asyncio.wait(tuple(self._tasks), timeout=self.close_seconds)
-        tasks = tuple(self._tasks)
+        tasks = (*self._tasks, *self._renewer)
         for task in tasks:
             task.cancel()
         if tasks:
@@ -166,10 +170,13 @@ class TemporalTransport:
         self._spawn(self._send_all(message.task_id), f'send to {message.task_id}')
         return True
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+    def _spawn(
+        self, coroutine: Coroutine[Any, Any, None], name: str, into: set[asyncio.Task[None]] | None = None
+    ) -> None:
         task = asyncio.get_running_loop().create_task(coroutine, name=name, context=_NOBODY)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tasks = self._tasks if into is None else into
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     async def _send_all(self, task_id: TaskId) -> None:
         queue = self._outgoing[task_id]
