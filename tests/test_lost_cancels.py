@@ -355,3 +355,35 @@ Not started: US\
 """,
         ]
     )
+
+
+async def test_the_soft_cancel_tool_says_when_the_task_has_not_confirmed_the_request(clock: WatchedClock) -> None:
+    """No receipt within `receipt_wait_seconds` (a worker that is down): the reply says the request is on its way."""
+    working = Gate()
+    sub = Script([working.hold(text('the full report'))], on_cancel=text(WRAP_UP))
+    transport = _Lossy(CancelRequest, lose=1_000, refuse=False)
+    parent = Script(
+        [
+            call('task', description='Research X', subagent_type='researcher', mode='async'),
+            after(working.reached, call('soft_cancel_task', task_id=TASK_ID)),
+            text('done'),
+        ]
+    )
+    policy = SubAgentPolicy(receipt_wait_seconds=0.01)
+    async with (
+        transport,
+        SubAgentManager([researcher(sub)], clock=clock, transport=transport, policy=policy) as manager,
+    ):
+        await Agent(parent.model, capabilities=[SubAgentCapability(manager=manager)]).run('go')
+        (task,) = manager.tasks()
+        outcome = await manager.soft_cancel_outcome(task.task_id, reason=CancelReason(kind='user'))
+        working.release.set()  # the request never reached it: it answers in full
+        (info,) = (await manager.wait([task.task_id])).tasks
+
+    assert outcome.result == 'already_requested'
+    assert replies_of(parent.requests[-1])[1:] == snapshot(
+        [
+            'Cancellation requested for researcher-0001: the request is on its way, but the task has not confirmed it yet (its host may be busy or down); it is sent again until the task has it. It hands back partial results within 30s of the request or is stopped. check_task or wait_tasks will show them.'
+        ]
+    )
+    assert info.status is TaskStatus.COMPLETED and info.cancel is not None and info.cancel.lost

@@ -195,7 +195,7 @@ async def test_soft_cancel_sent_while_no_worker_runs_is_applied_when_one_returns
         async with crash.owner(SubAgentPolicy()) as manager:
             request, in_flight, info = await crash.cancel_with_no_worker(manager, 'soft')
     assert (request.result, request.info.status, request.info.cancel is not None) == snapshot(
-        ('requested', TaskStatus.RUNNING, True)
+        ('unconfirmed', TaskStatus.RUNNING, True)
     )
     assert [summary(completion) for completion in model.completions] == snapshot(
         ['2 messages, last user', '4 messages, last tool', '4 messages, last tool', '7 messages, last user']

@@ -40,10 +40,15 @@ class WaitResult:
     """The timeout passed before the tasks ended or one of them asked a question."""
 
 
-SoftCancelResult = Literal['requested', 'held', 'never_started', 'already_requested', 'already_ended', 'lost']
+SoftCancelResult = Literal[
+    'requested', 'unconfirmed', 'held', 'never_started', 'already_requested', 'already_ended', 'lost'
+]
 """What a soft cancel did.
 
 * `'requested'`: the task was asked to wrap up (and its open question, if any, answered with the request).
+* `'unconfirmed'`: the request was sent, but the task had not confirmed it within `receipt_wait_seconds` (its host is
+  slow, or down: a Temporal worker that is not running); it is sent again until the task has it, and the grace window
+  runs from the request.
 * `'held'`: the task holds the request while its final answer is checked; the answer wins if accepted.
 * `'never_started'`: the task was PENDING; it is cancelled and never starts.
 * `'already_requested'`: a cancel had been requested before; nothing changed.

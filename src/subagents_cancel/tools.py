@@ -291,6 +291,8 @@ async def _soft_cancel_task(manager: SubAgentManager, args: _CancelArgs) -> str:
             return replies.soft_cancel_held(info)
         case 'requested':
             return replies.soft_cancel_requested(info, answered_question=outcome.answered_question)
+        case 'unconfirmed':
+            return replies.soft_cancel_unconfirmed(info)
         case _:  # pragma: no cover - every result is listed above
             assert_never(outcome.result)
 

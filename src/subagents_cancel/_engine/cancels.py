@@ -39,7 +39,7 @@ class Cancels:
 
         The task's receipt (received, held, or lost) is awaited for at most `receipt_wait_seconds` of real time: a
         transport that delivers late or a host that never answers does not hang the caller, and the outcome is then
-        `'requested'` (a receipt that comes later still updates the task).
+        `'unconfirmed'` (a receipt that comes later still updates the task).
         """
         if record.status.is_terminal:
             return SoftCancelOutcome(info=self._book.info(record), result='already_ended')
@@ -58,6 +58,8 @@ class Cancels:
             return SoftCancelOutcome(info=info, result='never_started')
         if info.cancel is not None and info.cancel.held_at is not None:
             return SoftCancelOutcome(info=info, result='held')
+        if self._book.receipt_pending(record):
+            return SoftCancelOutcome(info=info, result='unconfirmed')
         return SoftCancelOutcome(info=info, result='requested', answered_question=answered_question)
 
     async def await_receipts(self, records: Sequence[TaskRecord]) -> None:

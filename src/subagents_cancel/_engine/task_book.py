@@ -256,6 +256,10 @@ class TaskBook:
         await self._graces.aclose()
         await self._resends.aclose()
 
+    def receipt_pending(self, record: TaskRecord) -> bool:
+        """Whether the task has not yet confirmed its latest cancel request (nor ended)."""
+        return record.cancel is not None and self._receipts.pending(record.task_id, record.cancel.request_id)
+
     async def receipt(self, record: TaskRecord) -> None:
         """Wait until the task has given the receipts of the cancel requests sent so far, or has ended (unbounded)."""
         await self._receipts.wait(record.task_id)

@@ -32,6 +32,7 @@ __all__ = (
     'region_report',
     'soft_cancel_held',
     'soft_cancel_requested',
+    'soft_cancel_unconfirmed',
     'task_list',
     'task_started',
     'wait_report',
@@ -56,6 +57,16 @@ def soft_cancel_requested(info: TaskInfo, *, answered_question: bool) -> str:
     return (
         f'Cancellation requested for {info.task_id}: {how}, and it hands back partial results within '
         f'{info.cancel.grace_seconds:g}s or is stopped. check_task or wait_tasks will show them.'
+    )
+
+
+def soft_cancel_unconfirmed(info: TaskInfo) -> str:
+    """Reply to `soft_cancel_task` when the task has not confirmed the request yet (its host is slow or down)."""
+    assert info.cancel is not None
+    return (
+        f'Cancellation requested for {info.task_id}: the request is on its way, but the task has not confirmed it '
+        'yet (its host may be busy or down); it is sent again until the task has it. It hands back partial results '
+        f'within {info.cancel.grace_seconds:g}s of the request or is stopped. check_task or wait_tasks will show them.'
     )
 
 
