@@ -269,7 +269,7 @@ class TemporalTransport:
             pause = _FIRST_PAUSE
             self._deliver(page)
             offset += len(page.entries)
-            if page.closed and not page.entries:
+            if page.closed:  # nothing comes after this page
                 return
 
     async def _read_after_close(self, task_id: TaskId, offset: int) -> OutboxPage:

@@ -27,6 +27,7 @@ without waiting for a settle or a reader.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -37,7 +38,7 @@ import anyio
 from temporalio import workflow
 
 from subagents_cancel.ids import random_ids_from
-from subagents_cancel.messages import RunFinished
+from subagents_cancel.messages import RunError, RunFinished
 from subagents_cancel.task_host import TaskHost
 from subagents_cancel.transport import InProcessTransport, Mailbox, Observer
 from subagents_cancel.wire import HooksFinished, SettleTask, StartTask, WireMessage, decode_wire, encode_wire
@@ -61,7 +62,7 @@ class OutboxPage:
     entries: list[tuple[str, str]] = field(default_factory=list[tuple[str, str]])
     """`(address, JSON of the message)`, in the order the host sent them."""
     closed: bool = False
-    """Nothing will be added any more: the workflow is ending."""
+    """Nothing comes after this page: the workflow is ending, and the page reaches the end of its outbox."""
 
 
 class WorkflowTransport:
@@ -98,7 +99,8 @@ class WorkflowTransport:
         """Hand `message` to the local mailbox at `address`, or put it in the outbox for the owner."""
         if self._local.send_nowait(address, message):
             return True
-        self._outbox.append((address, encode_wire(message).decode()))
+        if (data := fitted(message)) is not None:
+            self._outbox.append((address, data))
         self._on_outbox(message)
         return True
 
@@ -113,6 +115,47 @@ class WorkflowTransport:
 
 def _replayed_hex(size: int) -> str:
     return f'{workflow.random().getrandbits(8 * size):0{2 * size}x}'
+
+
+ENTRY_BYTES = 1_500_000
+"""The largest report the outbox keeps: Temporal refuses a payload over 2 MB (an update's result, a query's)."""
+PAGE_BYTES = 1_500_000
+"""What one read of the outbox returns at most (always at least one report)."""
+
+
+def fitted(message: WireMessage) -> str | None:
+    """`message` as the wire's JSON, made to fit in `ENTRY_BYTES`, or `None` if it cannot be.
+
+    Only the end of a run is expected to be that large (its conversation, its output): the conversation is left out
+    first (the task cannot be resumed then), then the output, which becomes the run's failure, named. Any other
+    message that large is the sub-agent's own doing (a checkpoint of megabytes): it is left out, and logged.
+    """
+    data = encode_wire(message)
+    if len(data) <= ENTRY_BYTES:
+        return data.decode()
+    if not isinstance(message, RunFinished):
+        workflow.logger.error('task %s: a %s of %d bytes was left out', message.task_id, message.kind, len(data))
+        return None
+    data = encode_wire(dataclasses.replace(message, messages=()))
+    if len(data) <= ENTRY_BYTES:
+        return data.decode()
+    too_large = RunError(
+        'PayloadTooLarge',
+        f'the task ended, but what it handed back ({len(data):,} bytes) is larger than a Temporal payload may be',
+    )
+    return encode_wire(dataclasses.replace(message, messages=(), ending=too_large)).decode()
+
+
+def first_page(outbox: list[tuple[str, str]], offset: int) -> list[tuple[str, str]]:
+    """The outbox from `offset` on, as much as fits in `PAGE_BYTES` (at least one report)."""
+    page: list[tuple[str, str]] = []
+    size = 0
+    for entry in outbox[offset:]:
+        size += len(entry[1])
+        if page and size > PAGE_BYTES:
+            break
+        page.append(entry)
+    return page
 
 
 class _LoopClock:
@@ -196,12 +239,14 @@ class TaskWorkflow:
         """The outbox from `offset` on, once there is something there (or the outbox is closed)."""
         self._read = max(self._read, offset)
         await workflow.wait_condition(lambda: len(self._outbox) > offset or self._closed)
-        return OutboxPage(self._outbox[offset:], closed=self._closed)
+        page = first_page(self._outbox, offset)
+        return OutboxPage(page, closed=self._closed and offset + len(page) >= len(self._outbox))
 
     @workflow.query
     def reports_after(self, offset: int) -> OutboxPage:
         """The outbox from `offset` on, now: how an owner reads what is left once the workflow has closed."""
-        return OutboxPage(self._outbox[offset:], closed=self._closed)
+        page = first_page(self._outbox, offset)
+        return OutboxPage(page, closed=self._closed and offset + len(page) >= len(self._outbox))
 
     @workflow.signal(name=RENEW_LEASE)
     def renew_lease(self) -> None:
