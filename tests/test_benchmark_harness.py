@@ -220,3 +220,41 @@ def test_seam_command_prints_head_figures_and_says_loopback_is_missing() -> None
         assert header.endswith('| loopback | loopback / new |')
     else:
         assert [line for line in lines if line.startswith('loopback:')] == ['loopback: not available at this commit']
+
+
+OVERHEAD = Path(__file__).parent.parent / 'benchmarks' / 'overhead.py'
+
+
+@pytest.mark.timeout(180)
+def test_overhead_command_prints_every_target_beside_pydantic_ai_alone() -> None:
+    """`overhead.py --quick` prints one row per figure with pydantic-ai alone beside it, and leaves nothing running."""
+    done = subprocess.run(
+        [sys.executable, str(OVERHEAD), '--quick'], capture_output=True, text=True, check=True, timeout=170
+    )
+    rows = [line.split(' | ') for line in done.stdout.splitlines() if line.startswith('| ')]
+    assert [row[:2] for row in rows] == snapshot(
+        [
+            ['| figure', 'target'],
+            ['| hard cancel (30 trials), CPU p50 (ms)', '≤ 1.15×'],
+            ['| hard cancel (30 trials), CPU p99 (ms)', 'reported'],
+            ['| hard cancel (30 trials), wall p50 (ms)', 'reported'],
+            ['| hard cancel (30 trials), wall p99 (ms)', '≤ 1 ms'],
+            ['| region of 100 cancelled, all stopped, CPU (ms)', '≤ 1.15×'],
+            ['| region of 100 cancelled, all stopped, wall (ms)', '≤ 1.15×'],
+            ['| region of 100 cancelled, all stopped: left running', '0'],
+            ['| RSS per blocked task at 100 (KB)', '≤ alone + 8 KB'],
+            ['| plain tool awaiting `agent.run()`, CPU p50 (ms)', 'floor'],
+            ['| foreground `task` (sync), CPU p50 (ms)', '≤ 1.2×'],
+            ['| plain tool awaiting `agent.run()`, wall p50 (ms)', 'floor'],
+            ['| foreground `task` (sync), wall p50 (ms)', '≤ 1.2×'],
+            ['| `check_task`, CPU p50 (ms)', 'reported'],
+            ['| `check_task`, wall p50 (ms)', '≤ 0.3 ms'],
+            ['| `list_active_tasks`, CPU p50 (ms)', 'reported'],
+            ['| `list_active_tasks`, wall p50 (ms)', '≤ 0.3 ms'],
+            ['| `answer_subagent`, CPU p50 (ms)', 'reported'],
+            ['| `answer_subagent`, wall p50 (ms)', '≤ 0.3 ms'],
+            ['| `soft_cancel_task`, CPU p50 (ms)', 'reported'],
+            ['| `soft_cancel_task`, wall p50 (ms)', '≤ 0.3 ms'],
+        ]
+    )
+    assert [row[3] for row in rows if row[0].endswith('left running')] == ['0.000']
