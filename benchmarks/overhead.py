@@ -166,13 +166,30 @@ async def tool_rows(trials: int) -> list[Row]:
 
 
 async def measure(sizes: Sizes) -> list[Row]:
-    rows = await hard_cancel_rows(sizes.hard_trials)
+    """Every figure at `sizes`; each row is printed as soon as it is measured."""
+    rows: list[Row] = []
+
+    def show(new: list[Row]) -> None:
+        for row in new:
+            print(row.line(), flush=True)
+        rows.extend(new)
+
+    show(await hard_cancel_rows(sizes.hard_trials))
     for size, repeats in sizes.regions:
-        rows += await region_rows(size, repeats)
-    rows.append(rss_row(sizes.rss_tasks))
-    rows += await delegation_rows(sizes.delegations)
-    rows += await tool_rows(sizes.tool_trials)
+        show(await region_rows(size, repeats))
+    show([rss_row(sizes.rss_tasks)])
+    show(await delegation_rows(sizes.delegations))
+    show(await tool_rows(sizes.tool_trials))
     return rows
+
+
+def _processor() -> str:
+    try:
+        with open('/proc/cpuinfo') as cpuinfo:
+            names = [line.split(':', 1)[1].strip() for line in cpuinfo if line.startswith('model name')]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or platform.machine()
 
 
 def main(quick: bool) -> int:
@@ -180,15 +197,14 @@ def main(quick: bool) -> int:
     commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True, cwd=HERE).stdout
     print(
         f'subagents-cancel overhead, {"--quick" if quick else "full"} run, commit {commit.strip() or "unknown"}; '
-        f'Python {platform.python_version()}, pydantic-ai {pydantic_ai.__version__}, {os.cpu_count()} cores, '
+        f'Python {platform.python_version()}, pydantic-ai {pydantic_ai.__version__}, '
+        f'{os.cpu_count()} cores ({_processor()}), '
         f'load average {" ".join(f"{load:.2f}" for load in os.getloadavg())}'
     )
     print()
     print('| figure | target | pydantic-ai alone | subagents-cancel | ratio | met? |')
-    print('|---|---|---|---|---|---|')
+    print('|---|---|---|---|---|---|', flush=True)
     rows = anyio.run(measure, QUICK if quick else FULL, backend='asyncio')
-    for row in rows:
-        print(row.line())
     print()
     print(
         f'{time.perf_counter() - began:.0f} s; load average at the end {" ".join(f"{x:.2f}" for x in os.getloadavg())}'
