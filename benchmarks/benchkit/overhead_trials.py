@@ -97,11 +97,33 @@ def _tool_timings(timer: ToolTimer, tool_name: str) -> Timings:
     ]
 
 
-async def _parent_calls(
-    agent: Agent[None, str], conversation: Conversation, script: Callable[[], Awaitable[None]]
+CALLS_PER_RUN = 20
+"""Parent tool calls per parent run: pydantic-ai's work per model request grows with the run's history, so the
+runs are kept short (the tool timings do not include it, but the benchmark's own time would grow as its square)."""
+
+
+async def _in_parent_runs(
+    parent_for: Callable[[Conversation], Agent[None, str]], calls: int, call: Callable[[Conversation], Awaitable[None]]
 ) -> None:
+    """Make `calls` calls of `call`, at most `CALLS_PER_RUN` in each run of a fresh parent agent."""
+    for first in range(0, calls, CALLS_PER_RUN):
+        await _parent_run(parent_for, min(CALLS_PER_RUN, calls - first), call)
+
+
+async def _parent_run(
+    parent_for: Callable[[Conversation], Agent[None, str]], calls: int, call: Callable[[Conversation], Awaitable[None]]
+) -> None:
+    conversation = Conversation()
+    parent = parent_for(conversation)
+
+    async def script() -> None:
+        await conversation.opened()
+        for _ in range(calls):
+            await call(conversation)
+        conversation.finish()
+
     async def run_parent() -> None:
-        await agent.run('Go.', usage_limits=UsageLimits(request_limit=None))
+        await parent.run('Go.', usage_limits=UsageLimits(request_limit=None))
 
     await converse(run_parent, script)
 
@@ -124,28 +146,27 @@ async def delegations(count: int, *, plain: bool) -> Timings:
     """(wall, CPU) ms of `count` foreground delegations: the `task` tool in sync mode, or a plain tool (`plain`)."""
     subagent = build_agent(answer_at_once)
     timer = ToolTimer()
-    conversation = Conversation()
+
+    async def delegate(description: str) -> str:
+        """Run the worker on `description` and return its answer."""
+        return (await subagent.run(description)).output
+
+    config = SubAgentConfig(name='worker', description='Does the job', agent=subagent)
     if plain:
-
-        async def delegate(description: str) -> str:
-            """Run the worker on `description` and return its answer."""
-            return (await subagent.run(description)).output
-
-        parent = Agent(conversation.model, tools=[delegate], capabilities=[timer])
         call = ToolCallPart('delegate', {'description': 'Do the job.'})
     else:
-        config = SubAgentConfig(name='worker', description='Does the job', agent=subagent)
-        parent = Agent(conversation.model, capabilities=[SubAgentCapability(subagents=[config]), timer])
         call = ToolCallPart('task', {'description': 'Do the job.', 'subagent_type': 'worker', 'mode': 'sync'})
 
-    async def script() -> None:
-        await conversation.opened()
-        for _ in range(WARMUP + count):
-            (reply,) = await conversation.call(call)
-            assert 'done' in reply, reply
-        conversation.finish()
+    def parent_for(conversation: Conversation) -> Agent[None, str]:
+        if plain:
+            return Agent(conversation.model, tools=[delegate], capabilities=[timer])
+        return Agent(conversation.model, capabilities=[SubAgentCapability(subagents=[config]), timer])
 
-    await _parent_calls(parent, conversation, script)
+    async def one(conversation: Conversation) -> None:
+        (reply,) = await conversation.call(call)
+        assert 'done' in reply, reply
+
+    await _in_parent_runs(parent_for, WARMUP + count, one)
     return _tool_timings(timer, call.tool_name)
 
 
@@ -178,16 +199,15 @@ async def read_tool_calls(trials: int) -> dict[str, Timings]:
     asking = _Asking()
     config = SubAgentConfig(name='worker', description='Does the job', model=function_model(asking.respond))
     timer = ToolTimer()
-    conversation = Conversation()
 
     async def noop() -> str:
         """Do nothing."""
         return 'ok'
 
-    capability = SubAgentCapability(subagents=[config])
-    parent = Agent(conversation.model, tools=[noop], capabilities=[capability, timer])
+    def parent_for(conversation: Conversation) -> Agent[None, str]:
+        return Agent(conversation.model, tools=[noop], capabilities=[SubAgentCapability(subagents=[config]), timer])
 
-    async def one() -> None:
+    async def one(conversation: Conversation) -> None:
         asking.reset()
         (reply,) = await conversation.call(
             ToolCallPart('task', {'description': 'Do the job.', 'subagent_type': 'worker', 'mode': 'async'})
@@ -207,11 +227,5 @@ async def read_tool_calls(trials: int) -> dict[str, Timings]:
         await asking.wrapped_up.wait()
         await anyio.wait_all_tasks_blocked()
 
-    async def script() -> None:
-        await conversation.opened()
-        for _ in range(WARMUP + trials):
-            await one()
-        conversation.finish()
-
-    await _parent_calls(parent, conversation, script)
+    await _in_parent_runs(parent_for, WARMUP + trials, one)
     return {name: _tool_timings(timer, name) for name in ('noop', *_READ_TOOLS)}
