@@ -239,9 +239,12 @@ def test_overhead_command_prints_every_target_beside_pydantic_ai_alone() -> None
             ['| hard cancel (30 trials), CPU p99 (ms)', 'reported'],
             ['| hard cancel (30 trials), wall p50 (ms)', 'reported'],
             ['| hard cancel (30 trials), wall p99 (ms)', '≤ 1 ms'],
-            ['| region of 100 cancelled, all stopped, CPU (ms)', '≤ 1.15×'],
-            ['| region of 100 cancelled, all stopped, wall (ms)', '≤ 1.15×'],
-            ['| region of 100 cancelled, all stopped: left running', '0'],
+            ['| region of 100 cancelled, all stopped, GC on, CPU (ms)', '≤ 1.15×'],
+            ['| region of 100 cancelled, all stopped, GC on, wall (ms)', '≤ 1.15×'],
+            ['| region of 100 cancelled, all stopped, GC on: left running', '0'],
+            ['| region of 100 cancelled, all stopped, GC off, CPU (ms)', '≤ 1.15×'],
+            ['| region of 100 cancelled, all stopped, GC off, wall (ms)', '≤ 1.15×'],
+            ['| region of 100 cancelled, all stopped, GC off: left running', '0'],
             ['| RSS per blocked task at 100 (KB)', '≤ alone + 8 KB'],
             ['| plain tool awaiting `agent.run()`, CPU p50 (ms)', 'floor'],
             ['| foreground `task` (sync), CPU p50 (ms)', '≤ 1.2×'],
@@ -257,4 +260,4 @@ def test_overhead_command_prints_every_target_beside_pydantic_ai_alone() -> None
             ['| `soft_cancel_task`, wall p50 (ms)', '≤ 0.3 ms'],
         ]
     )
-    assert [row[3] for row in rows if row[0].endswith('left running')] == ['0.000']
+    assert [row[3] for row in rows if row[0].endswith('left running')] == ['0.000', '0.000']
