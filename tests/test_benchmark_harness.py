@@ -359,3 +359,44 @@ def test_temporal_benchmark_runs_on_its_own_server_and_workers() -> None:
             'all workers down: tasks that ended CANCELLED': ['—', '1 / 1'],
         }
     )
+
+
+OVERHEAD = Path(__file__).parent.parent / 'benchmarks' / 'overhead.py'
+
+
+@pytest.mark.timeout(180)
+def test_overhead_command_prints_every_target_beside_pydantic_ai_alone() -> None:
+    """`overhead.py --quick` prints one row per figure with pydantic-ai alone beside it, and leaves nothing running."""
+    done = subprocess.run(
+        [sys.executable, str(OVERHEAD), '--quick'], capture_output=True, text=True, check=True, timeout=170
+    )
+    rows = [line.split(' | ') for line in done.stdout.splitlines() if line.startswith('| ')]
+    assert [row[:2] for row in rows] == snapshot(
+        [
+            ['| figure', 'target'],
+            ['| hard cancel (30 trials), CPU p50 (ms)', '≤ 1.15×'],
+            ['| hard cancel (30 trials), CPU p99 (ms)', 'reported'],
+            ['| hard cancel (30 trials), wall p50 (ms)', 'reported'],
+            ['| hard cancel (30 trials), wall p99 (ms)', '≤ 1 ms'],
+            ['| region of 100 cancelled, all stopped, GC on, CPU (ms)', '≤ 1.15×'],
+            ['| region of 100 cancelled, all stopped, GC on, wall (ms)', '≤ 1.15×'],
+            ['| region of 100 cancelled, all stopped, GC on: left running', '0'],
+            ['| region of 100 cancelled, all stopped, GC off, CPU (ms)', '≤ 1.15×'],
+            ['| region of 100 cancelled, all stopped, GC off, wall (ms)', '≤ 1.15×'],
+            ['| region of 100 cancelled, all stopped, GC off: left running', '0'],
+            ['| RSS per blocked task at 100 (KB)', '≤ alone + 8 KB'],
+            ['| plain tool awaiting `agent.run()`, CPU p50 (ms)', 'floor'],
+            ['| foreground `task` (sync), CPU p50 (ms)', '≤ 1.2×'],
+            ['| plain tool awaiting `agent.run()`, wall p50 (ms)', 'floor'],
+            ['| foreground `task` (sync), wall p50 (ms)', '≤ 1.2×'],
+            ['| `check_task`, CPU p50 (ms)', 'reported'],
+            ['| `check_task`, wall p50 (ms)', '≤ 0.3 ms'],
+            ['| `list_active_tasks`, CPU p50 (ms)', 'reported'],
+            ['| `list_active_tasks`, wall p50 (ms)', '≤ 0.3 ms'],
+            ['| `answer_subagent`, CPU p50 (ms)', 'reported'],
+            ['| `answer_subagent`, wall p50 (ms)', '≤ 0.3 ms'],
+            ['| `soft_cancel_task`, CPU p50 (ms)', 'reported'],
+            ['| `soft_cancel_task`, wall p50 (ms)', '≤ 0.3 ms'],
+        ]
+    )
+    assert [row[3] for row in rows if row[0].endswith('left running')] == ['0.000', '0.000']

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import anyio
@@ -12,6 +13,7 @@ import anyio.to_thread
 import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import Agent
+from pydantic_ai.capabilities import UseThreadExecutor
 
 from subagents_cancel import (
     Cancelled,
@@ -125,6 +127,30 @@ A sync tool of it is still working in 1 thread(s), which cannot be stopped; its 
 """,
         ]
     )
+
+
+async def test_sync_tool_of_an_agent_with_its_own_executor_still_runs_on_the_task_threads(clock: ManualClock) -> None:
+    """A sub-agent agent with its own `UseThreadExecutor` still runs sync tools on the task's threads: a stopped call is reported."""
+    tool = _SyncCrunch()
+    own_executor = ThreadPoolExecutor(1)
+    agent = Agent(
+        Script([call('crunch', dataset='q3')]).model,
+        tools=[tool.crunch],
+        capabilities=[UseThreadExecutor(own_executor)],
+    )
+    config = SubAgentConfig(name='cruncher', description='Crunches data', agent=agent)
+    bus = new_transport()
+    returned = threads_finished_seen(bus)
+    async with bus, SubAgentManager([config], clock=clock, transport=bus) as manager:
+        task = await manager.start('cruncher', 'Crunch Q3')
+        await anyio.to_thread.run_sync(tool.entered.wait)
+        stopped = await manager.hard_cancel(task.task_id)
+        tool.finish.set()
+        await returned.wait()
+    own_executor.shutdown()
+
+    assert (stopped.status, stopped.lingering_threads) == (TaskStatus.CANCELLED, 1)
+    assert tool.side_effects == ['wrote q3 results']
 
 
 async def test_thread_left_at_teardown_is_an_orphan_and_reported_when_it_returns(clock: ManualClock) -> None:
@@ -318,6 +344,7 @@ _EXITS_WITH_A_STUCK_TOOL = '''
 import threading
 import anyio
 from pydantic_ai import Agent
+from pydantic_ai.capabilities import UseThreadExecutor
 from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models.function import FunctionModel
 from subagents_cancel import SubAgentConfig, SubAgentManager

@@ -42,6 +42,8 @@ class ToolTiming:
     replied: float
     probe: object
     """What the scenario's probe returned the moment the tool replied (e.g. whether the task was done)."""
+    cpu_seconds: float = 0.0
+    """The process's CPU time from the tool beginning to its reply."""
 
 
 @dataclass
@@ -64,10 +66,10 @@ class ToolTimer(AbstractCapability[Any]):
         handler: WrapToolExecuteHandler,
     ) -> Any:
         self.starting(call.tool_name)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         result = await handler(args)
-        replied = time.perf_counter()
-        self.timings.append(ToolTiming(call.tool_name, started, replied, self.probe()))
+        replied, cpu_replied = time.perf_counter(), time.process_time()
+        self.timings.append(ToolTiming(call.tool_name, started, replied, self.probe(), cpu_replied - cpu_started))
         return result
 
     def last(self, tool_name: str) -> ToolTiming:

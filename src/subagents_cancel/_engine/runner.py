@@ -68,7 +68,7 @@ from .run_race import RunRace
 from .run_usage import UsageAfterCancel, model_responses, unreported_stream_usage
 from .task_capability import TaskRunCapability
 from .task_spec import TaskSpec
-from .tool_threads import SyncToolPool
+from .tool_threads import SyncToolPool, declares_executor
 
 __all__ = ('TaskRunner', 'TaskSpec')
 
@@ -202,15 +202,18 @@ class TaskRunner:
         if self.spec.preempt_on_soft_cancel:
             self._preemption = StepPreemption()
             capabilities.append(self._preemption)
+        if declares_executor(self.spec.agent):  # only a run capability overrides the agent's own executor
+            capabilities.append(UseThreadExecutor(self._threads))
         run: AgentRun[None, object] | None = None
         try:
             history = list(self.spec.message_history) or None
-            async with self.spec.agent.iter(
-                self.spec.prompt, message_history=history, capabilities=capabilities
-            ) as run:
-                self._run = run
-                async for node in run:
-                    self._at_step(run, Agent.is_model_request_node(node), Agent.is_call_tools_node(node))
+            with Agent.using_thread_executor(self._threads):  # a hook layer less than `UseThreadExecutor` on each step
+                async with self.spec.agent.iter(
+                    self.spec.prompt, message_history=history, capabilities=capabilities
+                ) as run:
+                    self._run = run
+                    async for node in run:
+                        self._at_step(run, Agent.is_model_request_node(node), Agent.is_call_tools_node(node))
             assert run.result is not None
             return self._race.ended_with(run.result.output), run.usage
         except RunCancelled as stopped:

@@ -21,7 +21,11 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ('SyncToolPool',)
+from pydantic_ai import Agent
+from pydantic_ai.agent import AbstractAgent
+from pydantic_ai.capabilities import AbstractCapability, UseThreadExecutor
+
+__all__ = ('SyncToolPool', 'declares_executor')
 
 _T = TypeVar('_T')
 _log = logging.getLogger('subagents_cancel')
@@ -136,3 +140,16 @@ class SyncToolPool(Executor):
                     self._unclaimed -= 1  # take a call that is waiting for a thread
                 else:
                     self._idle += 1
+
+
+def declares_executor(agent: AbstractAgent[None, object]) -> bool:
+    """Whether `agent` may bring a thread executor of its own (a `UseThreadExecutor` capability).
+
+    Such a capability sets the executor inside the run, over one set around it; only a run capability replaces
+    it. An agent that is not an `Agent` (a wrapper) is not looked into, and counts as declaring one.
+    """
+    if not isinstance(agent, Agent):
+        return True
+    found: list[AbstractCapability[None]] = []
+    agent.root_capability.apply(lambda capability: found.append(capability))
+    return any(isinstance(capability, UseThreadExecutor) for capability in found)

@@ -82,9 +82,17 @@ class ValidatedToolset(FunctionToolset[object]):
     """
 
     async def get_tools(self, ctx: RunContext[object]) -> dict[str, ToolsetTool[object]]:
-        """This toolset's tools, each with a validator that accepts any arguments."""
-        tools = await super().get_tools(ctx)
-        return {name: replace(tool, args_validator=_ANY_ARGUMENTS) for name, tool in tools.items()}
+        """This toolset's tools, each with a validator that accepts any arguments.
+
+        Built from each tool's fixed definition: a `validated_tool` has no `prepare` function, so the copy of the
+        run context that `FunctionToolset.get_tools` makes for each tool on every step, to pass to one, is not made.
+        """
+        return {
+            name: replace(
+                self.tool_for_tool_def(tool.tool_def, ctx=ctx, original_name=name), args_validator=_ANY_ARGUMENTS
+            )
+            for name, tool in self.tools.items()
+        }
 
 
 _JsonType = Literal['array', 'number', 'string', 'boolean', 'null', 'object with non-string keys']

@@ -1,0 +1,231 @@
+"""The library's own overhead against pydantic-ai alone: every target of issue 15 as a ratio, in one run.
+
+Run: python benchmarks/overhead.py [--quick]
+
+Prints one table. Each figure is measured on this library and on pydantic-ai alone doing the same thing, in
+the same process (the memory figures in fresh processes, as `memory_per_task.py` measures them), CPU time
+and wall time. `benchkit/overhead_trials.py` says exactly what each figure times. The targets:
+
+* hard cancel of a run blocked in a model request: CPU p50 within 1.15x of `AgentRun.cancel()`, wall p99 within
+  1 ms (the CPU p99 is shown too: a shared machine deschedules even pydantic-ai alone);
+* a region of 1,000 and 10,000 blocked tasks cancelled: within 1.15x of pydantic-ai alone cancelling the same
+  runs, CPU and wall, with 0 left running;
+* resident memory per blocked task: within 8 KB of pydantic-ai alone;
+* a foreground delegation (`task` in sync mode): within 1.2x of a direct run (a plain tool awaiting
+  `agent.run()` is the floor);
+* every tool call that only reads or requests: p50 within 0.3 ms (beside a plain tool that does nothing).
+
+`--quick` runs every figure at a small size (smaller regions and fewer trials), to show the script works; its
+numbers are rough. Wall-clock figures depend on the machine and its load; re-run before quoting them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import pydantic_ai
+
+from benchkit import overhead_trials, seam_trials
+from benchkit.stats import percentile
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """How many trials, tasks and runs each figure uses."""
+
+    hard_trials: int
+    regions: tuple[tuple[int, int], ...]
+    """(tasks, repeats) of each region cancel."""
+    rss_tasks: int
+    delegations: int
+    tool_trials: int
+
+
+QUICK = Sizes(hard_trials=30, regions=((100, 1),), rss_tasks=100, delegations=30, tool_trials=10)
+FULL = Sizes(hard_trials=1000, regions=((1000, 3), (10000, 1)), rss_tasks=1000, delegations=500, tool_trials=200)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One figure of the table: pydantic-ai alone beside this library, and its target."""
+
+    figure: str
+    target: str
+    alone: float
+    ours: float
+    met: Callable[[float, float], bool] | None
+    """Whether (alone, ours) meets the target; `None` for a figure shown for reference."""
+
+    def line(self) -> str:
+        ratio = f'{self.ours / self.alone:.2f}×' if self.alone else '—'
+        verdict = '—' if self.met is None else ('met' if self.met(self.alone, self.ours) else '**missed**')
+        return f'| {self.figure} | {self.target} | {self.alone:,.3f} | {self.ours:,.3f} | {ratio} | {verdict} |'
+
+
+def _within(factor: float) -> Callable[[float, float], bool]:
+    return lambda alone, ours: ours <= factor * alone
+
+
+def _at_most(limit: float) -> Callable[[float, float], bool]:
+    return lambda alone, ours: ours <= limit
+
+
+def _p50(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _p99(values: list[float]) -> float:
+    return percentile(values, 0.99)
+
+
+async def hard_cancel_rows(trials: int) -> list[Row]:
+    gc.collect()
+    alone_wall, alone_cpu = await overhead_trials.alone_hard_cancels(trials)
+    gc.collect()
+    ours_wall, ours_cpu = await seam_trials.hard_cancels('inprocess', trials)
+    name = f'hard cancel ({trials:,} trials)'
+    return [
+        Row(f'{name}, CPU p50 (ms)', '≤ 1.15×', _p50(alone_cpu), _p50(ours_cpu), _within(1.15)),
+        Row(f'{name}, CPU p99 (ms)', 'reported', _p99(alone_cpu), _p99(ours_cpu), None),
+        Row(f'{name}, wall p50 (ms)', 'reported', _p50(alone_wall), _p50(ours_wall), None),
+        Row(f'{name}, wall p99 (ms)', '≤ 1 ms', _p99(alone_wall), _p99(ours_wall), _at_most(1.0)),
+    ]
+
+
+async def region_rows(size: int, repeats: int) -> list[Row]:
+    rows: list[Row] = []
+    for collector in ('GC on', 'GC off'):
+        alone: list[tuple[float, float, int]] = []
+        ours: list[tuple[float, float, int]] = []
+        for _ in range(repeats):  # taking turns, so a change in the machine's load touches both
+            with _collector(collector):
+                alone.append(await overhead_trials.alone_region_cancel(size))
+            with _collector(collector):
+                ours.append(await seam_trials.region_cancel('inprocess', size))
+        name = f'region of {size:,} cancelled, all stopped, {collector}'
+        left = max(left for *_, left in alone + ours)
+        alone_cpu, ours_cpu = _p50([c for _, c, _ in alone]), _p50([c for _, c, _ in ours])
+        alone_wall, ours_wall = _p50([w for w, _, _ in alone]), _p50([w for w, _, _ in ours])
+        rows += [
+            Row(f'{name}, CPU (ms)', '≤ 1.15×', alone_cpu, ours_cpu, _within(1.15)),
+            Row(f'{name}, wall (ms)', '≤ 1.15×', alone_wall, ours_wall, _within(1.15)),
+            Row(f'{name}: left running', '0', 0, left, _at_most(0)),
+        ]
+    return rows
+
+
+@contextmanager
+def _collector(state: str) -> Generator[None]:
+    """Start from a full collection; with `'GC off'`, keep the collector off inside.
+
+    The library pauses the collector itself while a bulk stop is awaited; pydantic-ai alone does not.
+    """
+    gc.collect()
+    if state == 'GC off':
+        gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def rss_row(size: int) -> Row:
+    def kb_per_run(way: str) -> float:
+        command = [sys.executable, str(HERE / 'memory_per_task.py'), '--one', way, str(size)]
+        return float(subprocess.run(command, check=True, capture_output=True, text=True, cwd=HERE).stdout)
+
+    alone, ours = kb_per_run('alone'), kb_per_run('tasks')
+    return Row(f'RSS per blocked task at {size:,} (KB)', '≤ alone + 8 KB', alone, ours, lambda a, o: o <= a + 8)
+
+
+async def delegation_rows(count: int) -> list[Row]:
+    first = await overhead_trials.direct_runs(count // 2)
+    plain = await overhead_trials.delegations(count, plain=True)
+    task = await overhead_trials.delegations(count, plain=False)
+    second = await overhead_trials.direct_runs(count - count // 2)
+    direct = (first[0] + second[0], first[1] + second[1])
+    rows: list[Row] = []
+    for clock, index in (('CPU', 1), ('wall', 0)):
+        base = _p50(direct[index])
+        rows.append(
+            Row(f'plain tool awaiting `agent.run()`, {clock} p50 (ms)', 'floor', base, _p50(plain[index]), None)
+        )
+        rows.append(Row(f'foreground `task` (sync), {clock} p50 (ms)', '≤ 1.2×', base, _p50(task[index]), _within(1.2)))
+    return rows
+
+
+async def tool_rows(trials: int) -> list[Row]:
+    timings = await overhead_trials.read_tool_calls(trials)
+    noop_wall, noop_cpu = timings.pop('noop')
+    rows: list[Row] = []
+    for name, (wall, cpu) in timings.items():
+        rows.append(Row(f'`{name}`, CPU p50 (ms)', 'reported', _p50(noop_cpu), _p50(cpu), None))
+        rows.append(Row(f'`{name}`, wall p50 (ms)', '≤ 0.3 ms', _p50(noop_wall), _p50(wall), _at_most(0.3)))
+    return rows
+
+
+async def measure(sizes: Sizes) -> list[Row]:
+    """Every figure at `sizes`; each row is printed as soon as it is measured."""
+    rows: list[Row] = []
+
+    def show(new: list[Row]) -> None:
+        for row in new:
+            print(row.line(), flush=True)
+        rows.extend(new)
+
+    show(await hard_cancel_rows(sizes.hard_trials))
+    for size, repeats in sizes.regions:
+        show(await region_rows(size, repeats))
+    show([rss_row(sizes.rss_tasks)])
+    show(await delegation_rows(sizes.delegations))
+    show(await tool_rows(sizes.tool_trials))
+    return rows
+
+
+def _processor() -> str:
+    try:
+        with open('/proc/cpuinfo') as cpuinfo:
+            names = [line.split(':', 1)[1].strip() for line in cpuinfo if line.startswith('model name')]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or platform.machine()
+
+
+def main(quick: bool) -> int:
+    began = time.perf_counter()
+    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True, cwd=HERE).stdout
+    print(
+        f'subagents-cancel overhead, {"--quick" if quick else "full"} run, commit {commit.strip() or "unknown"}; '
+        f'Python {platform.python_version()}, pydantic-ai {pydantic_ai.__version__}, '
+        f'{os.cpu_count()} cores ({_processor()}), '
+        f'load average {" ".join(f"{load:.2f}" for load in os.getloadavg())}'
+    )
+    print()
+    print('| figure | target | pydantic-ai alone | subagents-cancel | ratio | met? |')
+    print('|---|---|---|---|---|---|', flush=True)
+    rows = anyio.run(measure, QUICK if quick else FULL, backend='asyncio')
+    print()
+    print(
+        f'{time.perf_counter() - began:.0f} s; load average at the end {" ".join(f"{x:.2f}" for x in os.getloadavg())}'
+    )
+    return 0 if all(row.ours == 0 for row in rows if row.figure.endswith('left running')) else 1
+
+
+if __name__ == '__main__':
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument('--quick', action='store_true', help='every figure at a small size (seconds, rough numbers)')
+    sys.exit(main(parser.parse_args().quick))
