@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Collection, Sequence
+from contextlib import nullcontext
 
 import anyio
 from anyio.abc import TaskGroup
@@ -197,17 +198,16 @@ class TaskRunner:
                 refuse_tools_after_cancel=self.spec.refuse_tools_after_cancel,
             ),
         ]
-        if not self.spec.durable:  # a durable run's sync tools run in activities, never in this process's threads
-            capabilities.append(UseThreadExecutor(self._threads))
         if self.spec.preempt_on_soft_cancel:
             self._preemption = StepPreemption()
             capabilities.append(self._preemption)
-        if declares_executor(self.spec.agent):  # only a run capability overrides the agent's own executor
+        if declares_executor(self.spec.agent) and not self.spec.durable:  # only a run capability overrides the agent's
             capabilities.append(UseThreadExecutor(self._threads))
         run: AgentRun[None, object] | None = None
         try:
             history = list(self.spec.message_history) or None
-            with Agent.using_thread_executor(self._threads):  # a hook layer less than `UseThreadExecutor` on each step
+            # A hook layer less than `UseThreadExecutor` on each step; a durable run's sync tools run in activities.
+            with nullcontext() if self.spec.durable else Agent.using_thread_executor(self._threads):
                 async with self.spec.agent.iter(
                     self.spec.prompt, message_history=history, capabilities=capabilities
                 ) as run:
