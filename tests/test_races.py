@@ -498,7 +498,7 @@ async def test_a_cancel_that_reaches_the_host_after_the_run_left_gets_its_receip
 
 
 async def test_a_cancel_that_reaches_the_task_late_is_reported_lost_later(clock: ManualClock) -> None:
-    """Over a bus that delivers later, the cancel tool says it was requested, and check_task says it lost."""
+    """Over a bus that delivers later, the cancel tool says the request is on its way, and check_task says it lost."""
     lingers, config = answers_and_lingers()
     bus = _Holds(CancelRequest)  # every cancel request: the task hears of it late
 
@@ -521,7 +521,7 @@ async def test_a_cancel_that_reaches_the_task_late_is_reported_lost_later(clock:
         (info,) = manager.tasks()
     assert replies_of(parent.requests[-1])[1:] == snapshot(
         [
-            'Cancellation requested for r-0001: it has been told, and it hands back partial results within 30s or is stopped. check_task or wait_tasks will show them.',
+            'Cancellation requested for r-0001: the request is on its way, but the task has not confirmed it yet (its host may be busy or down); it is sent again until the task has it. It hands back partial results within 30s of the request or is stopped. check_task or wait_tasks will show them.',
             """\
 r-0001: RUNNING for 0.0 ms.
 It had finished before the soft cancel arrived (requested 0.0 ms ago, on request), so nothing was cancelled; its run is ending. Output:
