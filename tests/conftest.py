@@ -78,6 +78,7 @@ _TRANSPORT_INDEPENDENT = frozenset(
         'test_delivery',
         'test_temporal_lease',  # its owner is another process
         'test_without_temporal',  # in a process of its own
+        'test_temporal_deployments',  # an owner and a worker of its own
         'test_temporal_crashes',  # its tasks run in worker processes of their own
     }
 )

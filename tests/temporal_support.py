@@ -178,6 +178,12 @@ class Backend:
             await replays_the_same(client, queue, dict.fromkeys(workflows))
 
     @property
+    def server_address(self) -> str:
+        """The address of the dev server the worker and the owner use."""
+        assert self.server is not None, 'in process, there is no server'
+        return self.server.address
+
+    @property
     def owner(self) -> SubAgentManager:
         """The manager of the test's `async with backend.manager(...)`."""
         assert self._managed is not None, 'no manager is open on this backend'

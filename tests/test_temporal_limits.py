@@ -6,9 +6,11 @@ import pytest
 from inline_snapshot import snapshot
 
 from subagents_cancel import Completed, Failed, TaskStatus
+from subagents_cancel.temporal import connect
+from subagents_cancel.temporal.task_workflow import OutboxPage
 from subagents_cancel.testing import ManualClock
 
-from .helpers import Script, researcher, text
+from .helpers import Gate, Script, researcher, text
 from .temporal_support import Backend
 
 pytestmark = pytest.mark.anyio
@@ -36,3 +38,21 @@ async def test_an_answer_larger_than_a_payload_fails_with_its_reason(backend: Ba
         assert isinstance(info.outcome, Failed) and info.outcome.error_type == snapshot('UserError')
     else:
         assert info.outcome == Completed(huge)
+
+
+async def test_garbage_sent_to_a_task_workflow_is_dropped(backend: Backend, clock: ManualClock) -> None:
+    """Signals and a query with nonsense in them do not break the task's workflow: the task goes on and completes."""
+    gate = Gate()
+    sub = Script([gate.hold(text('done'))])
+    async with backend.manager([researcher(sub)], clock=clock) as manager:
+        task = await manager.start('researcher', 'Research X')
+        await gate.reached.wait()
+        if backend.kind == 'temporal':
+            handle = (await connect(backend.server_address)).get_workflow_handle(task.task_id)
+            await handle.signal('deliver', 'not json')
+            await handle.signal('deliver', '{"kind": "start_task"}')
+            page = await handle.query('reports_after', -5, result_type=OutboxPage)
+            assert page == OutboxPage([], closed=False)  # read from the start, where nothing is yet
+        gate.release.set()
+        (info,) = (await manager.wait([task.task_id])).tasks
+    assert info.outcome == Completed('done')

@@ -23,6 +23,11 @@ class HostedSubagents:
     policy: SubAgentPolicy
     settings: WorkerSettings
 
+    @property
+    def names(self) -> frozenset[str]:
+        """The names of the sub-agents it runs."""
+        return frozenset(config.name for config in self.subagents)
+
 
 _HOSTED: dict[str, HostedSubagents] = {}
 

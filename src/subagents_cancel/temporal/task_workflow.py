@@ -35,7 +35,10 @@ from functools import partial
 from typing import Self
 
 import anyio
+from pydantic import ValidationError
+from pydantic_ai import RunUsage
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 from subagents_cancel.ids import random_ids_from
 from subagents_cancel.messages import RunError, RunFinished
@@ -111,6 +114,24 @@ class WorkflowTransport:
     def subscribe(self, observer: Observer) -> Callable[[], None]:
         """Show every message sent inside the workflow to `observer`."""
         return self._local.subscribe(observer)
+
+
+def _decoded(data: str) -> WireMessage | None:
+    try:
+        return decode_wire(data.encode())
+    except ValidationError:
+        workflow.logger.warning('a task workflow dropped what is not a message: %.80r', data)
+        return None
+
+
+def _not_hosted(start: StartTask) -> RunFinished:
+    """The end of a task whose sub-agent the worker does not have: its owner and its workers disagree."""
+    failure = RunError(
+        'UnknownSubAgent',
+        f'the workers of task queue {workflow.info().task_queue!r} have no sub-agent {start.subagent!r}: deploy them '
+        'with the same sub-agents as the owner',
+    )
+    return RunFinished(task_id=start.task_id, sent_at=_LoopClock().now(), ending=failure, usage=RunUsage())
 
 
 def _replayed_hex(size: int) -> str:
@@ -193,9 +214,9 @@ class TaskWorkflow:
         `start` is a `StartTask`, or the `SettleTask` of a task its owner cancelled before it started: that task's
         workflow only runs its cleanup hook, where the task would have run.
         """
-        message = decode_wire(start.encode())
+        message = _decoded(start)
         if not isinstance(message, StartTask | SettleTask):
-            raise TypeError(f'A task workflow starts with a StartTask or a SettleTask, not {type(message).__name__}.')
+            raise ApplicationError('A task workflow starts with a StartTask or a SettleTask.', non_retryable=True)
         hosted = hosted_subagents(workflow.info().task_queue)
         random_ids_from(_replayed_hex)  # ids made in here come out the same when the workflow is replayed
         async with self._transport:
@@ -209,7 +230,10 @@ class TaskWorkflow:
                 durable=True,
             )
             async with host:
-                self._transport.send_nowait(_HOST_ADDRESS, message)
+                if isinstance(message, StartTask) and message.subagent not in hosted.names:
+                    self._transport.send_nowait(message.owner_address, _not_hosted(message))  # it settles as usual
+                else:
+                    self._transport.send_nowait(_HOST_ADDRESS, message)
                 for early in self._early:
                     self._transport.send_nowait(_HOST_ADDRESS, early)
                 self._early.clear()
@@ -227,8 +251,9 @@ class TaskWorkflow:
 
     @workflow.signal
     def deliver(self, data: str) -> None:
-        """A message from the task's owner, as the wire's JSON."""
-        message = decode_wire(data.encode())
+        """A message from the task's owner, as the wire's JSON (anything else is dropped, and logged)."""
+        if (message := _decoded(data)) is None:
+            return
         if self._host is None:
             self._early.append(message)
         else:
@@ -237,6 +262,7 @@ class TaskWorkflow:
     @workflow.update(unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON)
     async def reports(self, offset: int) -> OutboxPage:
         """The outbox from `offset` on, once there is something there (or the outbox is closed)."""
+        offset = max(offset, 0)
         self._read = max(self._read, offset)
         await workflow.wait_condition(lambda: len(self._outbox) > offset or self._closed)
         page = first_page(self._outbox, offset)
@@ -245,6 +271,7 @@ class TaskWorkflow:
     @workflow.query
     def reports_after(self, offset: int) -> OutboxPage:
         """The outbox from `offset` on, now: how an owner reads what is left once the workflow has closed."""
+        offset = max(offset, 0)
         page = first_page(self._outbox, offset)
         return OutboxPage(page, closed=self._closed and offset + len(page) >= len(self._outbox))
 
