@@ -38,6 +38,7 @@ from subagents_cancel.errors import ConfigError
 from .registry import HostedSubagents, host_subagents, stop_hosting
 from .settings import WorkerSettings
 from .task_workflow import TaskWorkflow
+from .tracing import worker_tracing
 
 __all__ = ('activity_config', 'connect', 'durable_agent', 'task_worker')
 
@@ -144,7 +145,7 @@ async def task_worker(
             workflows=[TaskWorkflow],
             workflow_runner=UnsandboxedWorkflowRunner(),
             interceptors=[_Heartbeats(settings.heartbeat_seconds)],
-            plugins=[AgentPlugin(agent) for agent in agents.values()],
+            plugins=[*(AgentPlugin(agent) for agent in agents.values()), *worker_tracing()],
             max_heartbeat_throttle_interval=heartbeat,
             default_heartbeat_throttle_interval=heartbeat,
             sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.sticky_queue_seconds),
