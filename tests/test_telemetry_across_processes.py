@@ -69,6 +69,18 @@ async def test_one_trace_from_the_tool_call_to_the_model_request(backend: Backen
 
     assert result.output == 'ok'
     exported = capfire.exporter.exported_spans_as_dict()
+    assert sorted(span['name'] for span in exported if not span['name'].startswith(TEMPORAL_SPANS)) == snapshot(
+        [
+            'chat function:_respond:_stream',
+            'chat function:_respond:_stream',
+            'chat function:_respond:_stream',
+            'execute_tool task',
+            'invoke_agent agent',
+            'invoke_agent researcher',
+            'subagent task {task_id}',
+            'the model answers',
+        ]
+    )
     by_id = {span['context']['span_id']: span for span in exported}
     (tool_call,) = [span for span in exported if span['attributes'].get('gen_ai.tool.name') == 'task']
     (task_span,) = [span for span in exported if span['name'] == TASK_SPAN]
