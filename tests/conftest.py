@@ -78,6 +78,7 @@ _TRANSPORT_INDEPENDENT = frozenset(
         'test_delivery',
         'test_temporal_lease',  # its owner is another process
         'test_temporal_crashes',  # its tasks run in worker processes of their own
+        'test_temporal_telemetry',  # its owner and workers are its own: a worker takes a task over
     }
 )
 
