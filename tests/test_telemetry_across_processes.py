@@ -13,21 +13,20 @@ from typing import Any
 
 import logfire
 import pytest
-from inline_snapshot import Is, snapshot
+from inline_snapshot import snapshot
 from logfire.testing import CaptureLogfire
-from pydantic_ai import Agent, Tool
+from pydantic_ai import Agent
 from pydantic_ai.capabilities import Instrumentation
 from pydantic_ai.durable_exec.temporal import TemporalDurability
 from pydantic_ai.messages import ModelMessage, ModelResponse
 
 from subagents_cancel import SubAgentCapability, SubAgentConfig, TaskStatus
-from subagents_cancel.metrics import CancelledRun
 from subagents_cancel.temporal import activity_config
 from subagents_cancel.testing import ManualClock
 
 from .helpers import Gate, Script, call, text
-from .temporal_support import Backend, durable
-from .test_telemetry import STEP_USAGE, checkpoint, events, points, sums
+from .temporal_support import Backend
+from .test_telemetry import cancel_after_two_steps, events, five_step_worker, points, sums, two_of_five_cancelled
 
 pytestmark = pytest.mark.anyio
 
@@ -40,6 +39,22 @@ def answering_in_a_span(messages: list[ModelMessage]) -> ModelResponse:
     """The model's answer, given inside a span of its own: where the request runs (an activity on Temporal)."""
     with logfire.span('the model answers'):
         return text('found it')
+
+
+def opened(capfire: CaptureLogfire, name: str) -> list[int]:
+    """The ids of the spans called `name` as each was opened, in order.
+
+    logfire sends a marker (a pending span, whose parent is the span) as a span opens, so that a live view shows it:
+    a replay that opens a span again sends one again.
+    """
+    return [
+        span.parent.span_id
+        for span in capfire.exporter.exported_spans
+        if span.name == name
+        and span.parent is not None
+        and span.attributes
+        and span.attributes.get('logfire.span_type') == 'pending_span'
+    ]
 
 
 def ancestors(span: dict[str, Any], by_id: dict[int, dict[str, Any]]) -> list[str]:
@@ -98,20 +113,7 @@ async def test_one_trace_from_the_tool_call_to_the_model_request(backend: Backen
     assert {span['context']['trace_id'] for span in (tool_call, task_span, answer)} == {
         tool_call['context']['trace_id']
     }
-    opened = [
-        span.parent.span_id
-        for span in capfire.exporter.exported_spans
-        if span.name == TASK_SPAN
-        and span.parent is not None
-        and span.attributes
-        and span.attributes.get('logfire.span_type') == 'pending_span'
-    ]  # logfire's marker of an open span, sent as it opens: again when a replay opens it, for the same span
-    assert set(opened) == {task_span['context']['span_id']}
-
-
-async def fetch(url: str) -> str:
-    """Fetch a page."""
-    return f'contents of {url}'
+    assert set(opened(capfire, TASK_SPAN)) == {task_span['context']['span_id']}
 
 
 async def test_the_owner_records_the_same_metrics(
@@ -119,44 +121,13 @@ async def test_the_owner_records_the_same_metrics(
 ) -> None:
     """A soft cancel after two of five steps: the same summary, metrics and span on every backend, on the owner's clock."""
     gate = Gate()
-    script = Script(
-        [checkpoint(1), checkpoint(2), gate.hold(call('fetch', url='https://example.com/3')), checkpoint(3)],
-        on_cancel=text('Completed: step 1, step 2'),
-        usage=STEP_USAGE,
-    )
-    config = SubAgentConfig(
-        name='worker', description='Works in five steps', agent=durable(script.model, 'worker', tools=[Tool(fetch)])
-    )
+    config = SubAgentConfig(name='worker', description='Works in five steps', agent=five_step_worker(gate))
     async with backend.manager([config], clock=clock) as manager:
-        task = await manager.start('worker', 'Do the five steps')
-        await gate.reached.wait()  # steps 1 and 2 are checkpointed; the third request is in flight
-        clock.advance(2.0)
-        await manager.soft_cancel(task.task_id)
-        clock.advance(0.5)
-        gate.release.set()  # the response in flight arrives after the request; the next request reads it
-        (info,) = (await manager.wait([task.task_id])).tasks
+        info = await cancel_after_two_steps(manager, gate, clock)
         summary = manager.metrics()
 
     assert info.status is TaskStatus.CANCELLED
-    assert summary.cancelled_runs == snapshot(
-        (
-            CancelledRun(
-                task_id=Is(task.task_id),
-                subagent='worker',
-                mode='soft',
-                escalated=False,
-                reason='user',
-                checkpoints=2,
-                acknowledged_after_seconds=0.5,
-                stopped_after_seconds=0.5,
-                tokens=440,
-                requests=4,
-                tokens_after_request=220,
-                requests_after_request=2,
-                tokens_saved=None,
-            ),
-        )
-    )
+    assert summary.cancelled_runs == (two_of_five_cancelled(info.task_id),)  # as in process
     assert (summary.of('worker').cancel_rate, summary.unresponsive) == snapshot((1.0, 0))
     metrics = capfire.get_collected_metrics()
     assert [

@@ -18,10 +18,9 @@ from subagents_cancel.temporal import TemporalTransport, WorkerSettings, connect
 
 from .helpers import Gate, Script, text
 from .temporal_support import DevServer, durable
+from .test_telemetry_across_processes import TASK_SPAN, opened
 
 pytestmark = pytest.mark.anyio
-
-TASK_SPAN = 'subagent task {task_id}'
 
 
 async def test_a_worker_that_takes_a_task_over_ends_its_span_once(
@@ -62,12 +61,4 @@ async def test_a_worker_that_takes_a_task_over_ends_its_span_once(
     assert ([info.outcome for info in ended], in_flight.stopped.is_set()) == ([Completed(output='done')], True)
     (task_span,) = [span for span in capfire.exporter.exported_spans_as_dict() if span['name'] == TASK_SPAN]
     assert task_span['attributes']['status'] == 'COMPLETED'
-    opened = [
-        span.parent.span_id
-        for span in capfire.exporter.exported_spans
-        if span.name == TASK_SPAN
-        and span.parent is not None
-        and span.attributes
-        and span.attributes.get('logfire.span_type') == 'pending_span'
-    ]  # logfire's marker of an open span: sent by the first worker as it opened it, and by the second's replay
-    assert opened == [task_span['context']['span_id']] * 2
+    assert opened(capfire, TASK_SPAN) == [task_span['context']['span_id']] * 2  # by the first worker, by the replay
