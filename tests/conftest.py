@@ -80,6 +80,7 @@ _TRANSPORT_INDEPENDENT = frozenset(
         'test_without_temporal',  # in a process of its own
         'test_temporal_deployments',  # an owner and a worker of its own
         'test_temporal_crashes',  # its tasks run in worker processes of their own
+        'test_temporal_telemetry',  # its owner and workers are its own: a worker takes a task over
     }
 )
 

@@ -26,7 +26,7 @@ LAYERS: list[set[str]] = [
     {'run_race', 'task_spec'},
     {'cascade'},
     {'launch', 'runner', 'task_book'},
-    {'cancels', 'task_host', 'lease'},
+    {'cancels', 'task_host', 'lease', 'tracing'},
     {'nesting', 'task_workflow'},
     {'supervisor', 'worker', 'owner_transport'},
     {'region_service', 'resume', 'cli'},

@@ -19,13 +19,14 @@ from pydantic_ai.capabilities import Instrumentation
 from pydantic_ai.messages import ModelResponse, ToolCallPart
 from pydantic_ai.usage import RequestUsage
 
-from subagents_cancel import CancelTimeout, SubAgentCapability, SubAgentConfig, SubAgentManager, TaskStatus
-from subagents_cancel.messages import ThreadsFinished
+from subagents_cancel import CancelTimeout, SubAgentCapability, SubAgentConfig, SubAgentManager, TaskInfo, TaskStatus
+from subagents_cancel.messages import TaskId, ThreadsFinished
 from subagents_cancel.metrics import CancelledRun
 from subagents_cancel.testing import ManualClock
 from subagents_cancel.wire import WireMessage
 
 from .helpers import Gate, LingersAfterTheEnd, Script, call, new_transport, text
+from .temporal_support import durable
 
 pytestmark = pytest.mark.anyio
 
@@ -45,21 +46,53 @@ def checkpoint(step: int) -> ModelResponse:
     )
 
 
+async def fetch(url: str) -> str:
+    """Fetch a page."""
+    return f'contents of {url}'
+
+
 def five_step_worker(gate: Gate) -> Agent[None, str]:
-    """A sub-agent planned for five steps; the third request is held by `gate`, and then it fetches."""
+    """A sub-agent planned for five steps; the third request is held by `gate`, and then it fetches.
+
+    It can run on a Temporal worker too (in process, its `TemporalDurability` changes nothing).
+    """
     script = Script(
         [checkpoint(1), checkpoint(2), gate.hold(call('fetch', url='https://example.com/3')), checkpoint(3)],
         on_cancel=text('Completed: step 1, step 2'),
         usage=STEP_USAGE,
     )
-    agent = Agent(script.model, name='worker')
+    return durable(script.model, 'worker', tools=[Tool(fetch)])
 
-    @agent.tool_plain
-    async def fetch(url: str) -> str:
-        """Fetch a page."""
-        return f'contents of {url}'
 
-    return agent
+async def cancel_after_two_steps(manager: SubAgentManager, gate: Gate, clock: ManualClock) -> TaskInfo:
+    """Start the five-step task and soft-cancel it while its third request is in flight; return it once it ended."""
+    task = await manager.start('worker', 'Do the five steps')
+    await gate.reached.wait()  # steps 1 and 2 are checkpointed; the third request is in flight
+    clock.advance(2.0)
+    await manager.soft_cancel(task.task_id)
+    clock.advance(0.5)
+    gate.release.set()  # the response in flight arrives after the request; the next request reads it
+    (info,) = (await manager.wait([task.task_id])).tasks
+    return info
+
+
+def two_of_five_cancelled(task_id: str) -> CancelledRun:
+    """The figures of the task `cancel_after_two_steps` cancels: it read the request after 0.5 s, and stopped."""
+    return CancelledRun(
+        task_id=TaskId(task_id),
+        subagent='worker',
+        mode='soft',
+        escalated=False,
+        reason='user',
+        checkpoints=2,
+        acknowledged_after_seconds=0.5,
+        stopped_after_seconds=0.5,
+        tokens=4 * 110,
+        requests=4,
+        tokens_after_request=2 * 110,
+        requests_after_request=2,
+        tokens_saved=None,
+    )
 
 
 def spans(capfire: CaptureLogfire, name: str) -> list[dict[str, Any]]:
@@ -90,32 +123,12 @@ async def test_soft_cancel_after_two_of_five_steps(capfire: CaptureLogfire, cloc
     gate = Gate()
     config = SubAgentConfig(name='worker', description='Works in five steps', agent=five_step_worker(gate))
     async with SubAgentManager([config], clock=clock) as manager:
-        task = await manager.start('worker', 'Do the five steps')
-        await gate.reached.wait()  # steps 1 and 2 are checkpointed; the third request is in flight
-        clock.advance(2.0)
-        await manager.soft_cancel(task.task_id)
-        clock.advance(0.5)
-        gate.release.set()  # the response in flight arrives after the request; the next request reads it
-        (info,) = (await manager.wait([task.task_id])).tasks
+        task = await cancel_after_two_steps(manager, gate, clock)
         summary = manager.metrics()
 
-    assert info.status is TaskStatus.CANCELLED
+    assert task.status is TaskStatus.CANCELLED
     (run,) = summary.cancelled_runs
-    assert run == CancelledRun(
-        task_id=task.task_id,
-        subagent='worker',
-        mode='soft',
-        escalated=False,
-        reason='user',
-        checkpoints=2,
-        acknowledged_after_seconds=0.5,
-        stopped_after_seconds=0.5,
-        tokens=4 * 110,
-        requests=4,
-        tokens_after_request=2 * 110,
-        requests_after_request=2,
-        tokens_saved=None,
-    )
+    assert run == two_of_five_cancelled(task.task_id)
     worker = summary.of('worker')
     assert (worker.finished, worker.cancelled, worker.cancel_rate) == (1, 1, 1.0)
 

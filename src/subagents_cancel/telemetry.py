@@ -22,6 +22,7 @@ from typing import Any
 import logfire
 from logfire.propagate import attach_context, get_context
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider as SDKTracerProvider
 from opentelemetry.util.types import AttributeValue
 from pydantic_ai import RunUsage
 
@@ -52,6 +53,7 @@ __all__ = (
     'TaskSpans',
     'trace_context',
     'TaskTelemetry',
+    'configured_logfire',
 )
 
 SCOPE = 'logfire.subagents_cancel'
@@ -170,6 +172,13 @@ class _TaskSpan:
         if not self.unresponsive:
             self.unresponsive = True
             self.event(TASK_UNRESPONSIVE, {})
+
+
+def configured_logfire() -> logfire.Logfire | None:
+    """The default logfire instance once the application has configured its tracing, else `None` (spans go nowhere)."""
+    instance = logfire.DEFAULT_LOGFIRE_INSTANCE
+    provider = instance.config.get_tracer_provider().provider
+    return instance if isinstance(provider, SDKTracerProvider) else None
 
 
 def trace_context() -> dict[str, str]:

@@ -3,7 +3,9 @@
 [`task_worker`][subagents_cancel.temporal.task_worker] builds the worker from sub-agent configs (as the in-process
 task host is built): each sub-agent gets a durable agent (pydantic-ai's `TemporalDurability`) whose activities wait
 for a cancel to complete ("stopped" means stopped) and heartbeat every `heartbeat_seconds`, so a cancel reaches a
-request in flight that fast. `python -m subagents_cancel worker` runs one from the command line.
+request in flight that fast. Once the application has configured logfire, the worker also traces each task in its
+owner's trace (`subagents_cancel.temporal.tracing`). `python -m subagents_cancel worker` runs one from the
+command line.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from subagents_cancel.errors import ConfigError
 from .registry import HostedSubagents, host_subagents, stop_hosting
 from .settings import WorkerSettings
 from .task_workflow import TaskWorkflow
+from .tracing import worker_tracing
 
 __all__ = ('activity_config', 'connect', 'durable_agent', 'task_worker')
 
@@ -125,7 +128,9 @@ async def task_worker(
     """Run a worker for `task_queue` that hosts `subagents`, until the `async with` block ends.
 
     Owners reach it with a [`TemporalTransport`][subagents_cancel.temporal.TemporalTransport] on the same task queue.
-    One worker per task queue per process; run more processes (or machines) for more workers.
+    One worker per task queue per process; run more processes (or machines) for more workers. Configure logfire (and
+    pydantic-ai's instrumentation) before the worker starts: it then adds pydantic-ai's `LogfirePlugin`, so that a
+    task's spans join its owner's trace, once each (see the telemetry guide).
 
     Raises:
         ConfigError: as the in-process task host, or an agent without `TemporalDurability`.
@@ -144,7 +149,7 @@ async def task_worker(
             workflows=[TaskWorkflow],
             workflow_runner=UnsandboxedWorkflowRunner(),
             interceptors=[_Heartbeats(settings.heartbeat_seconds)],
-            plugins=[AgentPlugin(agent) for agent in agents.values()],
+            plugins=[*(AgentPlugin(agent) for agent in agents.values()), *worker_tracing()],
             max_heartbeat_throttle_interval=heartbeat,
             default_heartbeat_throttle_interval=heartbeat,
             sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.sticky_queue_seconds),
