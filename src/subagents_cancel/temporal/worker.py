@@ -37,6 +37,7 @@ from subagents_cancel.errors import ConfigError
 
 from .registry import HostedSubagents, host_subagents, stop_hosting
 from .settings import WorkerSettings
+from .subagent_tree import subagent_tree
 from .task_workflow import TaskWorkflow
 
 __all__ = ('activity_config', 'connect', 'durable_agent', 'task_worker')
@@ -132,7 +133,7 @@ async def task_worker(
         RuntimeError: another worker of this process serves `task_queue`.
     """
     settings = settings or WorkerSettings()
-    configs = index_subagents(subagents)
+    configs = index_subagents(subagent_tree(subagents))  # and every level of their own sub-agents
     agents = {name: durable_agent(config, default_model, settings) for name, config in configs.items()}
     hosted = HostedSubagents(tuple(configs.values()), agents, policy or SubAgentPolicy(), settings)
     host_subagents(task_queue, hosted)

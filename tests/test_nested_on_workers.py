@@ -1,0 +1,89 @@
+"""A sub-agent with sub-agents of its own, on every backend: a cancel of its task reaches its sub-agents' tasks.
+
+On a Temporal worker the sub-agent's own owner is opened inside the task's workflow; its sub-agents' agents are
+durable too, and the test replays every workflow at its end.
+"""
+
+from __future__ import annotations
+
+import pytest
+from inline_snapshot import snapshot
+from pydantic_ai import Agent
+from pydantic_ai.durable_exec.temporal import TemporalDurability
+from pydantic_ai.messages import ModelMessage, ModelResponse
+
+from subagents_cancel import Cancelled, CancelReason, PartialResult, SubAgentCapability, SubAgentConfig, TaskStatus
+from subagents_cancel.temporal import activity_config
+from subagents_cancel.testing import ManualClock
+
+from .helpers import Gate, Script, Step, call, text, tool_returns
+from .temporal_support import Backend
+
+pytestmark = pytest.mark.anyio
+
+
+def wraps_up(level: str, order: list[str]) -> Step:
+    """The answer of a sub-agent that obeys a cancel request: its own partial, with what its sub-agent reported."""
+
+    def respond(messages: list[ModelMessage]) -> ModelResponse:
+        order.append(level)
+        heard = [reply for reply in tool_returns(messages) if reply.startswith('Task ')]
+        return text(f'{level} partial' + (f' <{heard[-1].splitlines()[-1]}>' if heard else ''))
+
+    return respond
+
+
+def nested(name: str, script: Script, *children: SubAgentConfig) -> SubAgentConfig:
+    """A durable sub-agent that runs `script`, and may itself start `children`."""
+    capabilities = [SubAgentCapability(subagents=children)] if children else []
+    durability = TemporalDurability(activity_config=activity_config())
+    agent = Agent(script.model, name=name, capabilities=[durability, *capabilities])
+    return SubAgentConfig(name=name, description=f'Level {name}', agent=agent)
+
+
+async def test_soft_cancel_reaches_the_sub_agents_task_and_both_hand_back_partials(
+    backend: Backend, clock: ManualClock
+) -> None:
+    """The nested task wraps up first, and its partial result is in the one its parent hands back."""
+    order: list[str] = []
+    leaf_working = Gate()
+    leaf = Script(
+        [call('checkpoint', completed=['source 1']), leaf_working.hold(call('checkpoint', completed=['source 2']))],
+        on_cancel=wraps_up('leaf', order),
+    )
+    middle = Script([call('task', subagent_type='leaf', description='Dig')], on_cancel=wraps_up('middle', order))
+    config = nested('middle', middle, nested('leaf', leaf))
+
+    async with backend.manager([config], clock=clock) as manager:
+        task = await manager.start('middle', 'Survey')
+        await leaf_working.reached.wait()
+        await backend.until(lambda: manager.get(task.task_id).subtasks)
+        (running,) = manager.active_tasks()
+        assert [(sub.subagent, sub.parent_task_id) for sub in running.subtasks] == [('leaf', task.task_id)]
+        await manager.soft_cancel(task.task_id, grace_seconds=40)
+        leaf_working.release.set()
+        (info,) = (await manager.wait([task.task_id])).tasks
+
+    assert order == ['leaf', 'middle']
+    assert info.status is TaskStatus.CANCELLED
+    assert isinstance(info.outcome, Cancelled)
+    assert info.outcome.partial.final_message == snapshot('middle partial <leaf partial>')
+
+
+async def test_hard_cancel_stops_the_sub_agents_task_first(backend: Backend, clock: ManualClock) -> None:
+    """A hard cancel keeps its mode down the tree: the nested task ends hard, with no wrap-up turn."""
+    leaf_blocked = Gate()
+    leaf = Script([leaf_blocked.block_forever()], on_cancel=text('never asked'))
+    middle = Script([call('task', subagent_type='leaf', description='Dig', mode='async'), Gate().block_forever()])
+    config = nested('middle', middle, nested('leaf', leaf))
+
+    async with backend.manager([config], clock=clock) as manager:
+        task = await manager.start('middle', 'Survey')
+        await leaf_blocked.reached.wait()
+        info = await manager.hard_cancel(task.task_id, reason=CancelReason(kind='user', detail='wrong topic'))
+
+    assert leaf_blocked.stopped.is_set()
+    assert not leaf.saw_cancel_request()
+    assert info.outcome == Cancelled(
+        mode='hard', reason=CancelReason(kind='user', detail='wrong topic'), partial=PartialResult()
+    )
