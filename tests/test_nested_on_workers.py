@@ -13,11 +13,12 @@ from pydantic_ai.durable_exec.temporal import TemporalDurability
 from pydantic_ai.messages import ModelMessage, ModelResponse
 
 from subagents_cancel import Cancelled, CancelReason, PartialResult, SubAgentCapability, SubAgentConfig, TaskStatus
-from subagents_cancel.temporal import activity_config
+from subagents_cancel.errors import ConfigError
+from subagents_cancel.temporal import activity_config, connect, task_worker
 from subagents_cancel.testing import ManualClock
 
 from .helpers import Gate, Script, Step, call, text, tool_returns
-from .temporal_support import Backend
+from .temporal_support import Backend, DevServer
 
 pytestmark = pytest.mark.anyio
 
@@ -87,3 +88,14 @@ async def test_hard_cancel_stops_the_sub_agents_task_first(backend: Backend, clo
     assert info.outcome == Cancelled(
         mode='hard', reason=CancelReason(kind='user', detail='wrong topic'), partial=PartialResult()
     )
+
+
+async def test_a_worker_refuses_two_different_sub_agents_of_one_name_in_the_tree(temporal_server: DevServer) -> None:
+    """A worker hosts every level of nested sub-agents by name, so two different configs of one name are refused."""
+    client = await connect(temporal_server.address)
+    inner_leaf = nested('leaf', Script([text('inner')]))
+    outer_leaf = nested('leaf', Script([text('outer')]))
+    configs = [nested('middle', Script([text('middle')]), inner_leaf), outer_leaf]
+    with pytest.raises(ConfigError, match=r"^Two different sub-agents are named 'leaf': .*a name of its own\.$"):
+        async with task_worker(client, task_queue='tests-same-name', subagents=configs):
+            pass

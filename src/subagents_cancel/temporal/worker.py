@@ -125,11 +125,15 @@ async def task_worker(
 ) -> AsyncGenerator[Worker]:
     """Run a worker for `task_queue` that hosts `subagents`, until the `async with` block ends.
 
+    It hosts the sub-agents of their agents' [`SubAgentCapability`][subagents_cancel.SubAgentCapability] too, at any
+    depth: their tasks run in the workflow of the task that started them.
+
     Owners reach it with a [`TemporalTransport`][subagents_cancel.temporal.TemporalTransport] on the same task queue.
     One worker per task queue per process; run more processes (or machines) for more workers.
 
     Raises:
-        ConfigError: as the in-process task host, or an agent without `TemporalDurability`.
+        ConfigError: as the in-process task host, an agent without `TemporalDurability`, or two different
+            configs of one name among the sub-agents and theirs.
         RuntimeError: another worker of this process serves `task_queue`.
     """
     settings = settings or WorkerSettings()
