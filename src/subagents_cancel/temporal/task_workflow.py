@@ -70,14 +70,12 @@ class WorkflowTransport:
     The task host and any owner opened inside the task (a sub-agent with sub-agents, whose tasks the same host runs:
     `host_address`) have their mailboxes here, and messages between them are handed over in process; a message to an
     address nobody opened here is for the task's owner, in another process: it is encoded and appended to `outbox`.
-    A late message to a mailbox that was opened here and has closed is dropped, as the in-process transport does.
     """
 
     def __init__(self, outbox: list[tuple[str, str]], on_outbox: Callable[[WireMessage], None]) -> None:
         self._local = InProcessTransport()
         self._outbox = outbox
         self._on_outbox = on_outbox
-        self._opened: set[str] = set()
 
     @property
     def host_address(self) -> str:
@@ -95,10 +93,7 @@ class WorkflowTransport:
 
     async def open(self, address: str) -> Mailbox | None:
         """Open a local mailbox at `address`, or return `None` if it is taken."""
-        mailbox = await self._local.open(address)
-        if mailbox is not None:
-            self._opened.add(address)
-        return mailbox
+        return await self._local.open(address)
 
     async def send(self, address: str, message: WireMessage) -> bool:
         """Hand `message` to the local mailbox at `address`, or put it in the outbox for the owner."""
@@ -108,8 +103,6 @@ class WorkflowTransport:
         """Hand `message` to the local mailbox at `address`, or put it in the outbox for the owner."""
         if self._local.send_nowait(address, message):
             return True
-        if address in self._opened:
-            return False
         self._outbox.append((address, encode_wire(message).decode()))
         self._on_outbox(message)
         return True
