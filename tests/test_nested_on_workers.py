@@ -8,38 +8,17 @@ from __future__ import annotations
 
 import pytest
 from inline_snapshot import snapshot
-from pydantic_ai import Agent
-from pydantic_ai.durable_exec.temporal import TemporalDurability
-from pydantic_ai.messages import ModelMessage, ModelResponse
 
-from subagents_cancel import Cancelled, CancelReason, PartialResult, SubAgentCapability, SubAgentConfig, TaskStatus
+from subagents_cancel import Cancelled, TaskStatus
 from subagents_cancel.errors import ConfigError
-from subagents_cancel.temporal import activity_config, connect, task_worker
+from subagents_cancel.temporal import connect, task_worker
 from subagents_cancel.testing import ManualClock
 
-from .helpers import Gate, Script, Step, call, text, tool_returns
+from .helpers import Gate, Script, call, text
 from .temporal_support import Backend, DevServer
+from .test_cascade import nested, wraps_up
 
 pytestmark = pytest.mark.anyio
-
-
-def wraps_up(level: str, order: list[str]) -> Step:
-    """The answer of a sub-agent that obeys a cancel request: its own partial, with what its sub-agent reported."""
-
-    def respond(messages: list[ModelMessage]) -> ModelResponse:
-        order.append(level)
-        heard = [reply for reply in tool_returns(messages) if reply.startswith('Task ')]
-        return text(f'{level} partial' + (f' <{heard[-1].splitlines()[-1]}>' if heard else ''))
-
-    return respond
-
-
-def nested(name: str, script: Script, *children: SubAgentConfig) -> SubAgentConfig:
-    """A durable sub-agent that runs `script`, and may itself start `children`."""
-    capabilities = [SubAgentCapability(subagents=children)] if children else []
-    durability = TemporalDurability(activity_config=activity_config())
-    agent = Agent(script.model, name=name, capabilities=[durability, *capabilities])
-    return SubAgentConfig(name=name, description=f'Level {name}', agent=agent)
 
 
 async def test_soft_cancel_reaches_the_sub_agents_task_and_both_hand_back_partials(
@@ -69,25 +48,6 @@ async def test_soft_cancel_reaches_the_sub_agents_task_and_both_hand_back_partia
     assert info.status is TaskStatus.CANCELLED
     assert isinstance(info.outcome, Cancelled)
     assert info.outcome.partial.final_message == snapshot('middle partial <leaf partial>')
-
-
-async def test_hard_cancel_stops_the_sub_agents_task_first(backend: Backend, clock: ManualClock) -> None:
-    """A hard cancel keeps its mode down the tree: the nested task ends hard, with no wrap-up turn."""
-    leaf_blocked = Gate()
-    leaf = Script([leaf_blocked.block_forever()], on_cancel=text('never asked'))
-    middle = Script([call('task', subagent_type='leaf', description='Dig', mode='async'), Gate().block_forever()])
-    config = nested('middle', middle, nested('leaf', leaf))
-
-    async with backend.manager([config], clock=clock) as manager:
-        task = await manager.start('middle', 'Survey')
-        await leaf_blocked.reached.wait()
-        info = await manager.hard_cancel(task.task_id, reason=CancelReason(kind='user', detail='wrong topic'))
-
-    assert leaf_blocked.stopped.is_set()
-    assert not leaf.saw_cancel_request()
-    assert info.outcome == Cancelled(
-        mode='hard', reason=CancelReason(kind='user', detail='wrong topic'), partial=PartialResult()
-    )
 
 
 async def test_a_worker_refuses_two_different_sub_agents_of_one_name_in_the_tree(temporal_server: DevServer) -> None:
