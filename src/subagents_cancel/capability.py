@@ -25,6 +25,9 @@ from .tools import parent_toolset
 __all__ = ('SubAgentCapability',)
 
 _current_manager: ContextVar[SubAgentManager | None] = ContextVar('subagents_cancel_manager', default=None)
+_TOOLSET = parent_toolset(_current_manager.get)
+"""The parent tools of every run; they find the run's manager when called. One instance: a durable agent (Temporal)
+registers the toolset it was built with and accepts no other under the same id in a run."""
 
 
 @dataclass(kw_only=True)
@@ -97,7 +100,7 @@ class SubAgentCapability(AbstractCapability[object]):
 
     def get_toolset(self) -> FunctionToolset[object]:
         """The parent tools; they act on the manager of the run that calls them."""
-        return parent_toolset(_current_manager.get)
+        return _TOOLSET
 
     async def wrap_run(self, ctx: RunContext[object], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
         """Open the run's manager around the run, so its tasks end with it."""

@@ -35,6 +35,13 @@ _ArgsT = TypeVar('_ArgsT', bound=ToolArgs)
 ManagerSource = Callable[[], SubAgentManager | None]
 """Finds the manager that owns the current run's tasks (`None` when there is none)."""
 
+_PARENT_TOOLSET_ID = 'subagents_cancel'
+"""The parent tools' toolset id: a durable agent (Temporal) names its toolsets' activities by their ids."""
+
+_IN_WORKFLOW = {'temporal': False}
+"""The parent tools act on the run's manager, so in a durable run (a sub-agent with sub-agents on a Temporal worker)
+they run in the workflow beside it, not as activities; in any other run this changes nothing."""
+
 
 _Region = Annotated[
     str | None,
@@ -222,7 +229,9 @@ def parent_toolset(current_manager: ManagerSource) -> FunctionToolset[object]:
                 _ResumeArgs,
                 guarded(_resume_task),
             ),
-        ]
+        ],
+        id=_PARENT_TOOLSET_ID,
+        metadata=_IN_WORKFLOW,
     )
 
 

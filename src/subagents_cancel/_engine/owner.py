@@ -18,6 +18,7 @@ from subagents_cancel.config import SubAgentConfig, SubAgentPolicy
 from subagents_cancel.errors import ManagerClosed
 from subagents_cancel.messages import CancelReason, OwnerAnnouncement
 from subagents_cancel.results import TaskInfo
+from subagents_cancel.task_context import current_task
 from subagents_cancel.task_host import TaskHost, own_host_addresses
 from subagents_cancel.telemetry import TaskTelemetry
 from subagents_cancel.transport import RemoteTasks, Transport
@@ -51,8 +52,17 @@ class Owner:
         host: str | None,
         lookup: Callable[[str], TaskInfo],
     ) -> None:
-        """Assemble the owner; `transport=None` makes one with `new_transport`, which the owner opens and closes."""
-        self.own_transport = transport is None
+        """Assemble the owner; `transport=None` makes one with `new_transport`, which the owner opens and closes.
+
+        An owner opened inside a task whose transport hosts its tasks itself (a task's workflow on a Temporal worker)
+        takes that transport instead: its tasks run beside the task, as durable as it is.
+        """
+        parent = current_task()
+        if transport is None and parent is not None and isinstance(parent.transport, RemoteTasks):
+            transport = parent.transport
+            self.own_transport = False
+        else:
+            self.own_transport = transport is None
         self.transport = transport = transport or new_transport()
         if host is None and isinstance(transport, RemoteTasks):
             host = transport.host_address

@@ -71,15 +71,20 @@ class OutboxPage:
 class WorkflowTransport:
     """The transport inside a task's workflow: local mailboxes in process, every other address through the outbox.
 
-    The task host and any owner opened inside the task (a sub-agent with sub-agents) have their mailboxes here, and
-    messages between them are handed over in process; a message to an address nobody opened here is for the task's
-    owner, in another process: it is encoded and appended to `outbox`.
+    The task host and any owner opened inside the task (a sub-agent with sub-agents, whose tasks the same host runs:
+    `host_address`) have their mailboxes here, and messages between them are handed over in process; a message to an
+    address nobody opened here is for the task's owner, in another process: it is encoded and appended to `outbox`.
     """
 
     def __init__(self, outbox: list[tuple[str, str]], on_outbox: Callable[[WireMessage], None]) -> None:
         self._local = InProcessTransport()
         self._outbox = outbox
         self._on_outbox = on_outbox
+
+    @property
+    def host_address(self) -> str:
+        """Where the workflow's task host serves: owners opened inside the task run their tasks there."""
+        return _HOST_ADDRESS
 
     async def __aenter__(self) -> Self:
         """Open the local mailboxes."""

@@ -39,6 +39,7 @@ from subagents_cancel.errors import ConfigError
 
 from .registry import HostedSubagents, host_subagents, stop_hosting
 from .settings import WorkerSettings
+from .subagent_tree import subagent_tree
 from .task_workflow import TaskWorkflow
 from .tracing import worker_tracing
 
@@ -127,17 +128,21 @@ async def task_worker(
 ) -> AsyncGenerator[Worker]:
     """Run a worker for `task_queue` that hosts `subagents`, until the `async with` block ends.
 
+    It hosts the sub-agents of their agents' [`SubAgentCapability`][subagents_cancel.SubAgentCapability] too, at any
+    depth: their tasks run in the workflow of the task that started them.
+
     Owners reach it with a [`TemporalTransport`][subagents_cancel.temporal.TemporalTransport] on the same task queue.
     One worker per task queue per process; run more processes (or machines) for more workers. Configure logfire (and
     pydantic-ai's instrumentation) before the worker starts: it then adds pydantic-ai's `LogfirePlugin`, so that a
     task's spans join its owner's trace, once each (see the telemetry guide).
 
     Raises:
-        ConfigError: as the in-process task host, or an agent without `TemporalDurability`.
+        ConfigError: as the in-process task host, an agent without `TemporalDurability`, or two different
+            configs of one name among the sub-agents and theirs.
         RuntimeError: another worker of this process serves `task_queue`.
     """
     settings = settings or WorkerSettings()
-    configs = index_subagents(subagents)
+    configs = index_subagents(subagent_tree(subagents))  # and every level of their own sub-agents
     agents = {name: durable_agent(config, default_model, settings) for name, config in configs.items()}
     hosted = HostedSubagents(tuple(configs.values()), agents, policy or SubAgentPolicy(), settings)
     host_subagents(task_queue, hosted)
