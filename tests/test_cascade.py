@@ -161,9 +161,7 @@ async def test_hard_cancel_of_a_task_stops_its_subtree_first(backend: Backend, c
     assert info.outcome == Cancelled(
         mode='hard', reason=CancelReason(kind='user', detail='wrong topic'), partial=PartialResult()
     )
-    # On a worker the hook runs in the workflow: the replay at the end of a Temporal test runs it once more, the same.
-    leaf_end, *replayed = leaf_ends
-    assert replayed == ([leaf_end] if backend.kind == 'temporal' else [])
+    (leaf_end,) = leaf_ends  # once, also on a worker, whose workflow is replayed at the end of the test
     assert (leaf_end.parent_task_id, leaf_end.status) == (task.task_id, TaskStatus.CANCELLED)
     assert leaf_end.outcome == Cancelled(
         mode='hard', reason=CancelReason(kind='parent_cancelled', detail='wrong topic'), partial=PartialResult()

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-from pydantic_ai import Agent
 
 from subagents_cancel import (
     Cancelled,
@@ -24,6 +23,7 @@ from subagents_cancel.clock import sleep_until
 from subagents_cancel.testing import ManualClock
 
 from .helpers import Gate, Script, call, text
+from .temporal_support import Backend, durable
 
 pytestmark = pytest.mark.anyio
 
@@ -41,11 +41,11 @@ def writer(script: Script, written: list[Path] | None = None, **settings: object
             written.append(path)
         return f'wrote {name}'
 
-    agent = Agent(script.model, tools=[write])
+    agent = durable(script.model, 'writer', tools=[write])
     return SubAgentConfig.model_validate({'name': 'writer', 'description': 'Writes files', 'agent': agent, **settings})
 
 
-async def test_cleanup_hook_gets_the_cancelled_task(clock: ManualClock) -> None:
+async def test_cleanup_hook_gets_the_cancelled_task(backend: Backend, clock: ManualClock) -> None:
     seen: list[TaskInfo] = []
 
     async def cleanup(info: TaskInfo) -> None:
@@ -53,7 +53,7 @@ async def test_cleanup_hook_gets_the_cancelled_task(clock: ManualClock) -> None:
 
     working = Gate()
     script = Script([call('checkpoint', completed=['intro']), working.block_forever()])
-    async with SubAgentManager([writer(script, cleanup=cleanup)], clock=clock) as manager:
+    async with backend.manager([writer(script, cleanup=cleanup)], clock=clock) as manager:
         task = await manager.start('writer', 'Write the report')
         await working.reached.wait()
         await manager.hard_cancel(task.task_id, reason=CancelReason(kind='budget', detail='token budget'))
@@ -66,12 +66,12 @@ async def test_cleanup_hook_gets_the_cancelled_task(clock: ManualClock) -> None:
     assert manager.get(task.task_id).cleanup_error is None
 
 
-async def test_cleanup_hook_that_raises_is_recorded_and_teardown_goes_on(clock: ManualClock) -> None:
+async def test_cleanup_hook_that_raises_is_recorded_and_teardown_goes_on(backend: Backend, clock: ManualClock) -> None:
     async def cleanup(info: TaskInfo) -> None:
         raise OSError('disk gone')
 
     working = Gate()
-    async with SubAgentManager([writer(Script([working.block_forever()]), cleanup=cleanup)], clock=clock) as manager:
+    async with backend.manager([writer(Script([working.block_forever()]), cleanup=cleanup)], clock=clock) as manager:
         task = await manager.start('writer', 'Write the report')
         await working.reached.wait()
         info = await manager.hard_cancel(task.task_id)

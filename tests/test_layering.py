@@ -27,6 +27,7 @@ LAYERS: list[set[str]] = [
     {'cascade'},
     {'launch', 'runner', 'task_book'},
     {'cancels', 'task_host', 'lease', 'tracing'},
+    {'hooks'},
     {'nesting', 'task_workflow'},
     {'supervisor', 'owner_transport'},
     {'region_service', 'resume'},

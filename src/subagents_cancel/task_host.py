@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -62,12 +62,16 @@ from .telemetry import TaskSpans
 from .transport import Mailbox, Transport
 from .wire import HooksFinished, SettleTask, StartTask, WireMessage
 
-__all__ = ('TaskHost', 'own_host_addresses')
+__all__ = ('HookRunner', 'TaskHost', 'own_host_addresses')
 
 _log = logging.getLogger('subagents_cancel')
 
 _OWN_HOST_ATTEMPTS = 64
 """Addresses an owner's own host tries: another mailbox under the owner's address is rare, 64 in a row a bug."""
+
+
+HookRunner = Callable[[SettleTask, Path | None, float], Awaitable[str | None]]
+"""Runs the hook of a settled task (its settle, its scratch directory, its bound) and returns why it failed."""
 
 
 def own_host_addresses(owner_address: str) -> Iterator[str]:
@@ -121,6 +125,7 @@ class TaskHost:
         policy: SubAgentPolicy | None = None,
         agents: Mapping[str, AbstractAgent[None, object]] | None = None,
         durable: bool = False,
+        hooks: HookRunner | None = None,
     ) -> None:
         """Configure the host; it serves once entered with `async with` (inside its transport's).
 
@@ -135,6 +140,8 @@ class TaskHost:
                 agents); by default each is built from its config.
             durable: Its runs are durable (inside a Temporal workflow): their tools run as activities, not in the
                 host's threads.
+            hooks: What runs a task's hook once its owner has settled it, and returns why it failed; by default the
+                hook runs here (a Temporal workflow runs it as an activity, so that a replay does not run it again).
 
         Raises:
             ConfigError: no sub-agents, duplicate names, or a sub-agent without a model.
@@ -147,6 +154,7 @@ class TaskHost:
             else {name: agent_for(config, default_model) for name, config in self._configs.items()}
         )
         self._durable = durable
+        self._hooks = hooks
         self._transport = transport
         self.address = address
         """The address of the host's mailbox."""
@@ -355,12 +363,13 @@ class TaskHost:
 
     async def _run_hook(self, settle: SettleTask, scratch: Path | None, hook_seconds: float) -> None:
         config = self._configs.get(settle.info.subagent)
-        cleanup_error = (
-            await settle_task(
+        if config is None:
+            cleanup_error = None
+        elif self._hooks is not None:
+            cleanup_error = await self._hooks(settle, scratch, hook_seconds)
+        else:
+            cleanup_error = await settle_task(
                 self._arrivals.info(settle.info), scratch, config, clock=self._clock, hook_seconds=hook_seconds
             )
-            if config is not None
-            else None
-        )
         finished = HooksFinished(task_id=settle.task_id, sent_at=self._clock.now(), cleanup_error=cleanup_error)
         self._transport.send_nowait(settle.owner_address, finished)

@@ -46,6 +46,7 @@ from subagents_cancel.task_host import TaskHost
 from subagents_cancel.transport import InProcessTransport, Mailbox, Observer
 from subagents_cancel.wire import HooksFinished, SettleTask, StartTask, WireMessage, decode_wire, encode_wire
 
+from .hooks import hook_in_activity
 from .lease import RENEW_LEASE, Lease, LeaseState, end_orphaned
 from .registry import hosted_subagents
 
@@ -233,6 +234,7 @@ class TaskWorkflow:
                 policy=hosted.policy,
                 agents=hosted.agents,
                 durable=True,
+                hooks=hook_in_activity(hosted),
             )
             async with host:
                 if isinstance(message, StartTask) and message.subagent not in hosted.names:

@@ -37,6 +37,7 @@ from subagents_cancel._engine.launch import agent_for
 from subagents_cancel.config import SubAgentConfig, SubAgentPolicy, index_subagents
 from subagents_cancel.errors import ConfigError
 
+from .hooks import run_task_hook
 from .registry import HostedSubagents, host_subagents, stop_hosting
 from .settings import WorkerSettings
 from .subagent_tree import subagent_tree
@@ -152,6 +153,7 @@ async def task_worker(
             client,
             task_queue=task_queue,
             workflows=[TaskWorkflow],
+            activities=[run_task_hook],
             workflow_runner=UnsandboxedWorkflowRunner(),
             interceptors=[_Heartbeats(settings.heartbeat_seconds)],
             plugins=[*(AgentPlugin(agent) for agent in agents.values()), *worker_tracing()],
