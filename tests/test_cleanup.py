@@ -7,6 +7,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from pydantic_ai import Tool
 
 from subagents_cancel import (
     Cancelled,
@@ -41,7 +42,7 @@ def writer(script: Script, written: list[Path] | None = None, **settings: object
             written.append(path)
         return f'wrote {name}'
 
-    agent = durable(script.model, 'writer', tools=[write])
+    agent = durable(script.model, 'writer', tools=[Tool(write)])
     return SubAgentConfig.model_validate({'name': 'writer', 'description': 'Writes files', 'agent': agent, **settings})
 
 

@@ -3,13 +3,14 @@
 By default from `os.urandom`. Code that must run the same again when it is replayed (a task host inside a Temporal
 workflow) sets a source of its own for everything it runs, with
 [`random_ids_from`][subagents_cancel.ids.random_ids_from]:
-a context variable, so it applies to the tasks started from there on and nowhere else in the process.
+a context variable, so it applies to the tasks started in the block and nowhere else in the process.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 __all__ = ('random_hex', 'random_ids_from')
@@ -23,6 +24,11 @@ def random_hex(size: int) -> str:
     return os.urandom(size).hex() if source is None else source(size)
 
 
-def random_ids_from(source: Callable[[int], str]) -> None:
-    """Take the random parts of ids from `source` (it returns `size` bytes as hex) in this context from now on."""
-    _source.set(source)
+@contextmanager
+def random_ids_from(source: Callable[[int], str]) -> Generator[None]:
+    """Take the random parts of ids from `source` (it returns `size` bytes as hex) in this context, in the block."""
+    token = _source.set(source)
+    try:
+        yield
+    finally:
+        _source.reset(token)

@@ -224,30 +224,30 @@ class TaskWorkflow:
         if not isinstance(message, StartTask | SettleTask):
             raise ApplicationError('A task workflow starts with a StartTask or a SettleTask.', non_retryable=True)
         hosted = hosted_subagents(workflow.info().task_queue)
-        random_ids_from(_replayed_hex)  # ids made in here come out the same when the workflow is replayed
-        async with self._transport:
-            self._host = host = TaskHost(
-                hosted.subagents,
-                transport=self._transport,
-                address=_HOST_ADDRESS,
-                clock=_LoopClock(),
-                policy=hosted.policy,
-                agents=hosted.agents,
-                durable=True,
-                hooks=hook_in_activity(hosted),
-            )
-            async with host:
-                if isinstance(message, StartTask) and message.subagent not in hosted.names:
-                    self._transport.send_nowait(message.owner_address, _not_hosted(message))  # it settles as usual
-                else:
-                    self._transport.send_nowait(_HOST_ADDRESS, message)
-                for early in self._early:
-                    self._transport.send_nowait(_HOST_ADDRESS, early)
-                self._early.clear()
-                lapsed = await self._lease.held_until(lambda: self._hooks_finished)
-                if lapsed and isinstance(message, StartTask):  # its owner is gone: end the task as it would
-                    to_host = partial(self._transport.send_nowait, _HOST_ADDRESS)
-                    await end_orphaned(message, hosted, to_host, lambda: self._run_over)
+        with random_ids_from(_replayed_hex):  # ids made in here come out the same when the workflow is replayed
+            async with self._transport:
+                self._host = host = TaskHost(
+                    hosted.subagents,
+                    transport=self._transport,
+                    address=_HOST_ADDRESS,
+                    clock=_LoopClock(),
+                    policy=hosted.policy,
+                    agents=hosted.agents,
+                    durable=True,
+                    hooks=hook_in_activity(hosted),
+                )
+                async with host:
+                    if isinstance(message, StartTask) and message.subagent not in hosted.names:
+                        self._transport.send_nowait(message.owner_address, _not_hosted(message))  # it settles as usual
+                    else:
+                        self._transport.send_nowait(_HOST_ADDRESS, message)
+                    for early in self._early:
+                        self._transport.send_nowait(_HOST_ADDRESS, early)
+                    self._early.clear()
+                    lapsed = await self._lease.held_until(lambda: self._hooks_finished)
+                    if lapsed and isinstance(message, StartTask):  # its owner is gone: end the task as it would
+                        to_host = partial(self._transport.send_nowait, _HOST_ADDRESS)
+                        await end_orphaned(message, hosted, to_host, lambda: self._run_over)
         if not lapsed:  # an owner that lost the lease reads what is left, if it ever can, with `reports_after`
             await workflow.wait_condition(
                 lambda: self._read >= len(self._outbox),
