@@ -31,10 +31,15 @@ class Timer:
     when: float
     callback: Callable[[], None] = field(repr=False)
     cancelled: bool = False
+    on_cancel: Callable[[Timer], None] | None = field(default=None, repr=False)
+    """Told when the timer is cancelled before it fired (its `Timers` stops sleeping until it)."""
 
     def cancel(self) -> None:
         """Make sure the callback does not run (a no-op once it has)."""
-        self.cancelled = True
+        if not self.cancelled:
+            self.cancelled = True
+            if self.on_cancel is not None:
+                self.on_cancel(self)
 
 
 class Timers:
@@ -60,7 +65,7 @@ class Timers:
         """
         if self._closed:
             raise RuntimeError('These timers are closed.')
-        timer = Timer(when, callback)
+        timer = Timer(when, callback, on_cancel=self._cancelled)
         earliest = self._heap[0][0] if self._heap else None
         heapq.heappush(self._heap, (when, next(self._order), timer))
         if self._task is None:
@@ -68,6 +73,16 @@ class Timers:
         elif earliest is None or when < earliest:
             self._changed.set()  # the sleeper wakes and sleeps again until the new earliest time
         return timer
+
+    def _cancelled(self, timer: Timer) -> None:
+        """`timer` was cancelled: if the sleeper sleeps until it, wake it to sleep until the next live one, or none.
+
+        A sleeper left sleeping until a cancelled time keeps a live timer on the event loop, and asyncio then keeps
+        every cancelled timer behind it (with the context of the task that set it: a stopped run's whole state)
+        until that time; with nothing live left, the loop drops them at once.
+        """
+        if self._heap and self._heap[0][2] is timer:
+            self._changed.set()
 
     def __len__(self) -> int:
         """How many timers are set and not yet fired or cancelled."""
