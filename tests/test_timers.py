@@ -132,7 +132,7 @@ async def test_the_sleeper_holds_no_deadline_once_every_timer_is_cancelled() -> 
     assert clock.open_deadlines == 1
     first.cancel()
     await settle()
-    assert clock.open_deadlines == 1  # it sleeps until the second one now
+    assert clock.open_deadlines == 1  # a timer is still set
     second.cancel()
     await settle()
     assert clock.open_deadlines == 0
