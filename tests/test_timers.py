@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Generator
+from contextlib import contextmanager
 
 import anyio
 import pytest
@@ -101,3 +103,44 @@ async def test_closing_cancels_what_is_left_and_stops_the_sleeper() -> None:
     assert fired == []
     with pytest.raises(RuntimeError, match='closed'):
         timers.call_at(3, lambda: None)
+
+
+class _CountingClock(ManualClock):
+    """A manual clock that counts the deadline scopes open on it: what the timers' task sleeps until."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open_deadlines = 0
+
+    @contextmanager
+    def deadline_scope(self, deadline: float) -> Generator[anyio.CancelScope]:
+        self.open_deadlines += 1
+        try:
+            with super().deadline_scope(deadline) as scope:
+                yield scope
+        finally:
+            self.open_deadlines -= 1
+
+
+async def test_the_sleeper_holds_no_deadline_once_every_timer_is_cancelled() -> None:
+    """Cancelling the timers leaves the sleeper waiting without a deadline, until a new timer is set."""
+    clock = _CountingClock()
+    timers = Timers(clock)
+    first = timers.call_at(1, lambda: None)
+    second = timers.call_at(2, lambda: None)
+    await settle()
+    assert clock.open_deadlines == 1
+    first.cancel()
+    await settle()
+    assert clock.open_deadlines == 1  # a timer is still set
+    second.cancel()
+    await settle()
+    assert clock.open_deadlines == 0
+    fired: list[str] = []
+    timers.call_at(3, lambda: fired.append('third'))
+    await settle()
+    assert clock.open_deadlines == 1
+    clock.advance(3)
+    await settle()
+    assert fired == ['third']
+    await timers.aclose()

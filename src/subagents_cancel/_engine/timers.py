@@ -31,10 +31,15 @@ class Timer:
     when: float
     callback: Callable[[], None] = field(repr=False)
     cancelled: bool = False
+    on_cancel: Callable[[Timer], None] | None = field(default=None, repr=False)
+    """Told when the timer is cancelled before it fired (its `Timers` stops sleeping until it)."""
 
     def cancel(self) -> None:
         """Make sure the callback does not run (a no-op once it has)."""
-        self.cancelled = True
+        if not self.cancelled:
+            self.cancelled = True
+            if self.on_cancel is not None:
+                self.on_cancel(self)
 
 
 class Timers:
@@ -50,6 +55,8 @@ class Timers:
         self._order = itertools.count()
         self._changed = anyio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._live = 0
+        """How many timers are set and neither fired nor cancelled."""
         self._closed = False
 
     def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
@@ -60,7 +67,8 @@ class Timers:
         """
         if self._closed:
             raise RuntimeError('These timers are closed.')
-        timer = Timer(when, callback)
+        timer = Timer(when, callback, on_cancel=self._cancelled)
+        self._live += 1
         earliest = self._heap[0][0] if self._heap else None
         heapq.heappush(self._heap, (when, next(self._order), timer))
         if self._task is None:
@@ -69,9 +77,21 @@ class Timers:
             self._changed.set()  # the sleeper wakes and sleeps again until the new earliest time
         return timer
 
+    def _cancelled(self, timer: Timer) -> None:
+        """`timer` was cancelled: if it was the last one set, wake the sleeper, so that it sleeps without a deadline.
+
+        A sleeper left sleeping until a cancelled time keeps a live timer on the event loop, and asyncio then keeps
+        every cancelled timer behind it (with the context of the task that set it: a stopped run's whole state)
+        until that time; with nothing live left, the loop drops them at once. While other timers are set, the
+        sleeper is left alone (a region's thousand cancels wake it once, not a thousand times).
+        """
+        self._live -= 1
+        if self._live == 0:
+            self._changed.set()
+
     def __len__(self) -> int:
         """How many timers are set and not yet fired or cancelled."""
-        return sum(not timer.cancelled for _, _, timer in self._heap)
+        return self._live
 
     async def aclose(self) -> None:
         """Cancel every timer that has not fired, and stop the sleeping task; idempotent."""
@@ -101,6 +121,7 @@ class Timers:
                 continue
             heapq.heappop(self._heap)
             timer.cancelled = True  # fired: a later `cancel()` is a no-op, and it is not counted as set
+            self._live -= 1
             try:
                 timer.callback()
             except Exception:  # noqa: BLE001 - one owner callback's bug must not stop every other timer
