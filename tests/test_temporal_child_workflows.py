@@ -60,6 +60,21 @@ class Research(TaskOwnerWorkflow):
         self._go = True
 
 
+def _app_worker(client: Client, task_queue: str) -> Worker:
+    """The application's worker, which keeps no workflow cached.
+
+    Each step replays the workflow (its replays are tested too), and a terminated workflow is not left in the cache
+    for the garbage collector to close outside any event loop.
+    """
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[Research],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+        max_cached_workflows=0,
+    )
+
+
 async def _app_replays_the_same(client: Client, workflow_id: str) -> None:
     """Replay the application's workflow from its history, as a worker taking it over would."""
     replayer = Replayer(
@@ -70,7 +85,7 @@ async def _app_replays_the_same(client: Client, workflow_id: str) -> None:
     assert result.replay_failure is None, f'{workflow_id} did not replay the same: {result.replay_failure}'
 
 
-async def _children(handle: WorkflowHandle[object, object]) -> list[str]:
+async def _children(handle: WorkflowHandle[Research, str]) -> list[str]:
     """The ids of the child workflows the workflow of `handle` started: its tasks'."""
     history = await handle.fetch_history()
     return [
@@ -92,7 +107,7 @@ async def test_a_workflow_soft_cancels_its_child_task_and_gets_its_partial_resul
     )
     client = await connect(temporal_server.address)
     queue, app_queue = f'tests-child-{uuid.uuid4().hex[:8]}', f'tests-app-{uuid.uuid4().hex[:8]}'
-    app = Worker(client, task_queue=app_queue, workflows=[Research], workflow_runner=UnsandboxedWorkflowRunner())
+    app = _app_worker(client, app_queue)
     async with task_worker(client, task_queue=queue, subagents=[researcher]), app:
         handle = await client.start_workflow(Research.run, args=(queue, True), id=app_queue, task_queue=app_queue)
         with anyio.fail_after(_BOUND_SECONDS):
@@ -125,7 +140,7 @@ async def test_a_child_task_is_told_then_stopped_when_its_workflow_is_terminated
     )
     client = await connect(temporal_server.address)
     queue, app_queue = f'tests-child-{uuid.uuid4().hex[:8]}', f'tests-app-{uuid.uuid4().hex[:8]}'
-    app = Worker(client, task_queue=app_queue, workflows=[Research], workflow_runner=UnsandboxedWorkflowRunner())
+    app = _app_worker(client, app_queue)
     async with task_worker(client, task_queue=queue, subagents=[researcher]), app:
         handle = await client.start_workflow(Research.run, args=(queue, False), id=app_queue, task_queue=app_queue)
         with anyio.fail_after(_BOUND_SECONDS):

@@ -40,6 +40,7 @@ from .task_workflow import TASK_WORKFLOW, replayed_hex
 
 __all__ = ('ChildWorkflowTransport', 'TaskOwnerWorkflow')
 
+
 class ChildWorkflowTransport:
     """An owner in this workflow, its tasks child workflows on the workers of `task_queue`; see the module docstring.
 
@@ -69,7 +70,7 @@ class ChildWorkflowTransport:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        """Close the transport: what was sent goes out, the tasks' workflows end (within `close_seconds`), then mailboxes.
+        """Close the transport: what was sent goes out, the tasks' workflows end (in `close_seconds`), then mailboxes.
 
         A task's workflow still open after that is asked to cancel when this workflow closes.
         """

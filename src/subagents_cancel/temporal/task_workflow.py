@@ -307,7 +307,9 @@ class TaskWorkflow:
     def _all_read(self) -> int:
         return self._read if self._to_parent is None else self._to_parent.read
 
-    async def _end_orphaned(self, message: StartTask | SettleTask, hosted: HostedSubagents, reason: CancelReason) -> None:
+    async def _end_orphaned(
+        self, message: StartTask | SettleTask, hosted: HostedSubagents, reason: CancelReason
+    ) -> None:
         if isinstance(message, StartTask):
             to_host = partial(self._transport.send_nowait, _HOST_ADDRESS)
             await end_orphaned(message, hosted, to_host, lambda: self._run_over, reason=reason)
