@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import anyio
 import pytest
@@ -95,31 +98,51 @@ async def _children(handle: WorkflowHandle[Research, str]) -> list[str]:
     ]
 
 
+@dataclass
+class _Running:
+    """The application's workflow, started on its worker, and the task queue of its tasks' worker."""
+
+    client: Client
+    handle: WorkflowHandle[Research, str]
+    task_queue: str
+
+
+@asynccontextmanager
+async def _research(
+    server: DevServer, sub: Script, *, soft_cancel: bool, **settings: object
+) -> AsyncGenerator[_Running]:
+    """Workers for the application's workflow and for its tasks (the sub-agent on `sub`), and the workflow started."""
+    researcher = SubAgentConfig.model_validate(
+        {
+            'name': 'researcher',
+            'description': 'Researches a topic',
+            'agent': durable(sub.model, 'researcher'),
+            **settings,
+        }
+    )
+    client = await connect(server.address)
+    queue, app_queue = f'tests-child-{uuid.uuid4().hex[:8]}', f'tests-app-{uuid.uuid4().hex[:8]}'
+    async with task_worker(client, task_queue=queue, subagents=[researcher]), _app_worker(client, app_queue):
+        handle = await client.start_workflow(
+            Research.run, args=(queue, soft_cancel), id=app_queue, task_queue=app_queue
+        )
+        yield _Running(client, handle, queue)
+
+
 async def test_a_workflow_soft_cancels_its_child_task_and_gets_its_partial_result(temporal_server: DevServer) -> None:
     """A workflow's task, soft-cancelled by it, wraps up and hands its partial result back, as in process."""
     working = Gate()
     sub = Script([working.block_forever()], on_cancel=text('Completed: the outline. Not started: the rest.'))
-    researcher = SubAgentConfig(
-        name='researcher',
-        description='Researches a topic',
-        agent=durable(sub.model, 'researcher'),
-        preempt_on_soft_cancel=True,
-    )
-    client = await connect(temporal_server.address)
-    queue, app_queue = f'tests-child-{uuid.uuid4().hex[:8]}', f'tests-app-{uuid.uuid4().hex[:8]}'
-    app = _app_worker(client, app_queue)
-    async with task_worker(client, task_queue=queue, subagents=[researcher]), app:
-        handle = await client.start_workflow(Research.run, args=(queue, True), id=app_queue, task_queue=app_queue)
+    async with _research(temporal_server, sub, soft_cancel=True, preempt_on_soft_cancel=True) as app:
         with anyio.fail_after(_BOUND_SECONDS):
             await working.reached.wait()
-            await handle.signal(Research.go)
-            outcome = await handle.result()
-        children = await _children(handle)
-        with anyio.fail_after(_BOUND_SECONDS):
+            await app.handle.signal(Research.go)
+            outcome = await app.handle.result()
+            children = await _children(app.handle)
             for child in children:
-                await client.get_workflow_handle(child).result()
-        await _app_replays_the_same(client, app_queue)
-        await replays_the_same(client, queue, children)
+                await app.client.get_workflow_handle(child).result()
+        await _app_replays_the_same(app.client, app.handle.id)
+        await replays_the_same(app.client, app.task_queue, children)
 
     assert working.stopped.is_set()
     assert [cancel_requested(messages) for messages in sub.requests] == [False, True]
@@ -132,25 +155,15 @@ async def test_a_child_task_is_told_then_stopped_when_its_workflow_is_terminated
     """Its owner's workflow terminated, the task reads a CANCEL_REQUEST, then is stopped after its grace."""
     working, wrapping_up = Gate(), Gate()
     sub = Script([working.block_forever()], on_cancel=wrapping_up.block_forever())
-    researcher = SubAgentConfig(
-        name='researcher',
-        description='Researches a topic',
-        agent=durable(sub.model, 'researcher'),
-        grace_seconds=GRACE_SECONDS,
-    )
-    client = await connect(temporal_server.address)
-    queue, app_queue = f'tests-child-{uuid.uuid4().hex[:8]}', f'tests-app-{uuid.uuid4().hex[:8]}'
-    app = _app_worker(client, app_queue)
-    async with task_worker(client, task_queue=queue, subagents=[researcher]), app:
-        handle = await client.start_workflow(Research.run, args=(queue, False), id=app_queue, task_queue=app_queue)
+    async with _research(temporal_server, sub, soft_cancel=False, grace_seconds=GRACE_SECONDS) as app:
         with anyio.fail_after(_BOUND_SECONDS):
             await working.reached.wait()
-            await handle.terminate('the application stopped it')
+            await app.handle.terminate('the application stopped it')
             await wrapping_up.reached.wait()
-            (task_id,) = await _children(handle)
+            (task_id,) = await _children(app.handle)
             with pytest.raises(WorkflowFailureError) as ended:
-                await client.get_workflow_handle(task_id).result()
-        await replays_the_same(client, queue, [task_id])
+                await app.client.get_workflow_handle(task_id).result()
+        await replays_the_same(app.client, app.task_queue, [task_id])
 
     assert working.stopped.is_set() and wrapping_up.stopped.is_set()
     assert [cancel_requested(messages) for messages in sub.requests] == [False, True]

@@ -21,7 +21,6 @@ workflow's random source. Time comes from [`WorkflowClock`][subagents_cancel.tem
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable
 from typing import Self
 
@@ -59,8 +58,8 @@ class ChildWorkflowTransport:
         self.host_address = f'temporal-child:{task_queue}'
         """Where an owner sends `StartTask`: the task queue, whose workers run the task as a child workflow."""
         self._local = InProcessTransport()
-        self._outgoing: dict[TaskId, deque[WireMessage]] = {}
-        """Per task, the messages not yet handed to Temporal (while its sender runs)."""
+        self._last_sent: dict[TaskId, asyncio.Task[None]] = {}
+        """Per task, the sender of its latest message: the next one waits for it, which keeps their order."""
         self._children: dict[TaskId, ChildWorkflowHandle[object, object]] = {}
         self._senders: set[asyncio.Task[None]] = set()
 
@@ -103,18 +102,18 @@ class ChildWorkflowTransport:
         return self.send_nowait(address, message)
 
     def send_nowait(self, address: str, message: WireMessage) -> bool:
-        """Send `message`: to a mailbox here, or to its task's child workflow if `address` is the task queue's."""
+        """Send `message`: to a mailbox here, or to its task's child workflow if `address` is the task queue's.
+
+        A message for a task is handed to Temporal once the one sent before it to that task has been.
+        """
         delivered_here = self._local.send_nowait(address, message)
         if address != self.host_address:
             return delivered_here
-        queue = self._outgoing.get(message.task_id)
-        if queue is not None:
-            queue.append(message)
-            return True
-        self._outgoing[message.task_id] = deque((message,))
-        sender = asyncio.get_running_loop().create_task(self._send_all(message.task_id), name=f'to {message.task_id}')
-        self._senders.add(sender)
-        sender.add_done_callback(self._senders.discard)
+        after = self._last_sent.get(message.task_id)
+        sending = asyncio.get_running_loop().create_task(self._to_child(message, after), name=f'to {message.task_id}')
+        self._last_sent[message.task_id] = sending
+        self._senders.add(sending)
+        sending.add_done_callback(self._senders.discard)
         return True
 
     def receive(self, address: str, data: str) -> None:
@@ -126,14 +125,9 @@ class ChildWorkflowTransport:
             return
         self._local.send_nowait(address, message)
 
-    async def _send_all(self, task_id: TaskId) -> None:
-        queue = self._outgoing[task_id]
-        while queue:
-            await self._to_child(queue[0])
-            queue.popleft()
-        del self._outgoing[task_id]
-
-    async def _to_child(self, message: WireMessage) -> None:
+    async def _to_child(self, message: WireMessage, after: asyncio.Task[None] | None) -> None:
+        if after is not None:
+            await asyncio.wait((after,))  # its outcome is that sender's: this one goes on either way
         data = encode_wire(message).decode()
         child = self._children.get(message.task_id)
         if child is None and isinstance(message, StartTask | SettleTask):
@@ -154,18 +148,7 @@ class ChildWorkflowTransport:
 class TaskOwnerWorkflow:
     """Inherit it in a workflow class that opens sub-agent managers: it receives its tasks' reports.
 
-    ```python {test="skip"}
-    @workflow.defn
-    class Research(TaskOwnerWorkflow):
-        @workflow.run
-        async def run(self, question: str) -> str:
-            async with (
-                self.tasks_on('research') as transport,
-                SubAgentManager(SUBAGENTS, transport=transport, clock=WorkflowClock()) as manager,
-            ):
-                result = await Agent(MODEL, capabilities=[SubAgentCapability(manager=manager)]).run(question)
-            return result.output
-    ```
+    The guide "Across machines", section "An owner that is a workflow", shows one.
     """
 
     _subagents_cancel_transports: dict[str, ChildWorkflowTransport]
