@@ -116,14 +116,14 @@ class ChildWorkflowTransport:
         sending.add_done_callback(self._senders.discard)
         return True
 
-    def receive(self, address: str, data: str) -> None:
-        """A report from a child task (the signal `subagents_cancel_reports`): into the mailbox at `address`."""
+    def receive(self, address: str, data: str) -> bool:
+        """A child task's report (the signal `subagents_cancel_reports`) to the mailbox at `address`, if it is here."""
         try:
             message = decode_wire(data.encode())
         except ValidationError:
             workflow.logger.warning('a report to %s that is not a message was dropped: %.80r', address, data)
-            return
-        self._local.send_nowait(address, message)
+            return True
+        return self._local.send_nowait(address, message)
 
     async def _to_child(self, message: WireMessage, after: asyncio.Task[None] | None) -> None:
         if after is not None:
@@ -162,6 +162,7 @@ class TaskOwnerWorkflow:
 
     @workflow.signal(name=REPORTS_SIGNAL)
     def subagents_cancel_reports(self, address: str, data: str) -> None:
-        """A child task's report, to the owner's mailbox at `address`."""
-        for transport in self.__dict__.get('_subagents_cancel_transports', {}).values():
-            transport.receive(address, data)
+        """A child task's report, to the owner's mailbox at `address` (on the transport that has it open)."""
+        transports: dict[str, ChildWorkflowTransport] = self.__dict__.get('_subagents_cancel_transports', {})
+        if not any(transport.receive(address, data) for transport in transports.values()):
+            workflow.logger.info('a report to %s found no owner open here; dropped', address)
