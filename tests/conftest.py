@@ -81,6 +81,7 @@ _TRANSPORT_INDEPENDENT = frozenset(
         'test_temporal_deployments',  # an owner and a worker of its own
         'test_temporal_crashes',  # its tasks run in worker processes of their own
         'test_temporal_telemetry',  # its owner and workers are its own: a worker takes a task over
+        'test_temporal_child_workflows',  # its owner is a workflow, on its own transport
     }
 )
 

@@ -16,15 +16,19 @@ except ImportError as missing:  # pragma: no cover - checked in a process withou
         "subagents_cancel.temporal needs Temporal's SDK: pip install 'subagents-cancel[temporal]'"
     ) from missing
 
+from .child_transport import ChildWorkflowTransport, TaskOwnerWorkflow
 from .owner_transport import TemporalTransport
 from .settings import WorkerSettings
-from .task_workflow import TaskWorkflow
+from .task_workflow import TaskWorkflow, WorkflowClock
 from .worker import activity_config, connect, durable_agent, task_worker
 
 __all__ = (
+    'ChildWorkflowTransport',
+    'TaskOwnerWorkflow',
     'TaskWorkflow',
     'TemporalTransport',
     'WorkerSettings',
+    'WorkflowClock',
     'activity_config',
     'connect',
     'durable_agent',

@@ -39,6 +39,7 @@ from .registry import HostedSubagents
 __all__ = (
     'DEFAULT_LEASE_SECONDS',
     'LAPSED',
+    'PARENT_CLOSED',
     'RENEWALS_PER_LEASE',
     'RENEW_LEASE',
     'Lease',
@@ -59,6 +60,8 @@ RENEW_LEASE = 'renew_lease'
 """The signal by which an owner renews a task's lease."""
 LAPSED = CancelReason(kind='parent_ended', detail="its owner's process stopped renewing its lease")
 """Why a task whose lease lapsed is cancelled."""
+PARENT_CLOSED = CancelReason(kind='parent_ended', detail='the workflow that owns it has closed')
+"""Why a task whose owner is a workflow is cancelled when that workflow closes (its parent-close policy)."""
 
 
 @dataclass
@@ -107,9 +110,14 @@ class Lease:
 
 
 async def end_orphaned(
-    start: StartTask, hosted: HostedSubagents, send: Callable[[WireMessage], object], run_over: Callable[[], bool]
+    start: StartTask,
+    hosted: HostedSubagents,
+    send: Callable[[WireMessage], object],
+    run_over: Callable[[], bool],
+    *,
+    reason: CancelReason = LAPSED,
 ) -> None:
-    """End the task `start` began, whose owner's lease lapsed: soft-cancel it, then stop it after its grace.
+    """End the task `start` began, whose owner is gone: soft-cancel it for `reason`, then stop it after its grace.
 
     `send` hands a message to the task's host as its owner would; `run_over()` tells when its run has ended. Returns
     once the run has ended, or `teardown_seconds` after the hard cancel if it does not (the host's close bounds the
@@ -126,7 +134,7 @@ async def end_orphaned(
         sent_at=workflow.time(),
         message_id=workflow.uuid4().hex[:12],
         mode='soft',
-        reason=LAPSED,
+        reason=reason,
         grace_seconds=grace,
     )
     send(request)

@@ -41,16 +41,17 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from subagents_cancel.ids import random_ids_from
-from subagents_cancel.messages import RunError, RunFinished
+from subagents_cancel.messages import CancelReason, RunError, RunFinished
 from subagents_cancel.task_host import TaskHost
 from subagents_cancel.transport import InProcessTransport, Mailbox, Observer
 from subagents_cancel.wire import HooksFinished, SettleTask, StartTask, WireMessage, decode_wire, encode_wire
 
 from .hooks import hook_in_activity
-from .lease import RENEW_LEASE, Lease, LeaseState, end_orphaned
-from .registry import hosted_subagents
+from .lease import LAPSED, PARENT_CLOSED, RENEW_LEASE, Lease, LeaseState, end_orphaned
+from .parent_reports import ParentReports
+from .registry import HostedSubagents, hosted_subagents
 
-__all__ = ('OutboxPage', 'TaskWorkflow', 'WorkflowTransport')
+__all__ = ('OutboxPage', 'TaskWorkflow', 'WorkflowClock', 'WorkflowTransport', 'replayed_hex')
 
 TASK_WORKFLOW = 'subagents_cancel.task'
 """The workflow type's name on the Temporal server."""
@@ -137,10 +138,11 @@ def _not_hosted(start: StartTask) -> RunFinished:
         f'the workers of task queue {workflow.info().task_queue!r} have no sub-agent {start.subagent!r}: deploy them '
         'with the same sub-agents as the owner',
     )
-    return RunFinished(task_id=start.task_id, sent_at=_LoopClock().now(), ending=failure, usage=RunUsage())
+    return RunFinished(task_id=start.task_id, sent_at=WorkflowClock().now(), ending=failure, usage=RunUsage())
 
 
-def _replayed_hex(size: int) -> str:
+def replayed_hex(size: int) -> str:
+    """`size` random bytes as hex, from the workflow's random source: the same again when it is replayed."""
     return f'{workflow.random().getrandbits(8 * size):0{2 * size}x}'
 
 
@@ -185,13 +187,15 @@ def first_page(outbox: list[tuple[str, str]], offset: int) -> list[tuple[str, st
     return page
 
 
-class _LoopClock:
+class WorkflowClock:
     """The workflow's time: its event loop's, which Temporal makes deterministic and whose timers are durable."""
 
     def now(self) -> float:
+        """The workflow's time now, in seconds."""
         return asyncio.get_running_loop().time()
 
     def deadline_scope(self, deadline: float) -> anyio.CancelScope:
+        """A scope cancelled at `deadline`, on a durable timer."""
         return anyio.CancelScope(deadline=deadline)
 
 
@@ -212,6 +216,8 @@ class TaskWorkflow:
         self._transport = WorkflowTransport(self._outbox, self._sent_to_owner)
         self._host: TaskHost | None = None
         self._lease = Lease(lease_seconds)
+        self._to_parent: ParentReports | None = None
+        self._forwarding: asyncio.Task[None] | None = None
 
     @workflow.run
     async def run(self, start: str, lease_seconds: float | None = None) -> None:
@@ -224,13 +230,16 @@ class TaskWorkflow:
         if not isinstance(message, StartTask | SettleTask):
             raise ApplicationError('A task workflow starts with a StartTask or a SettleTask.', non_retryable=True)
         hosted = hosted_subagents(workflow.info().task_queue)
-        with random_ids_from(_replayed_hex):  # ids made in here come out the same when the workflow is replayed
+        with random_ids_from(replayed_hex):  # ids made in here come out the same when the workflow is replayed
+            if (parent := workflow.info().parent) is not None:  # its owner is a workflow: reports go to it as signals
+                self._to_parent = ParentReports(parent, self._outbox)
+                self._forwarding = asyncio.get_running_loop().create_task(self._to_parent.forward(lambda: self._closed))
             async with self._transport:
                 self._host = host = TaskHost(
                     hosted.subagents,
                     transport=self._transport,
                     address=_HOST_ADDRESS,
-                    clock=_LoopClock(),
+                    clock=WorkflowClock(),
                     policy=hosted.policy,
                     agents=hosted.agents,
                     durable=True,
@@ -244,13 +253,18 @@ class TaskWorkflow:
                     for early in self._early:
                         self._transport.send_nowait(_HOST_ADDRESS, early)
                     self._early.clear()
-                    lapsed = await self._lease.held_until(lambda: self._hooks_finished)
-                    if lapsed and isinstance(message, StartTask):  # its owner is gone: end the task as it would
-                        to_host = partial(self._transport.send_nowait, _HOST_ADDRESS)
-                        await end_orphaned(message, hosted, to_host, lambda: self._run_over)
+                    try:
+                        lapsed = await self._lease.held_until(lambda: self._hooks_finished)
+                    except (
+                        asyncio.CancelledError
+                    ):  # its parent workflow closed (REQUEST_CANCEL): end it as its owner would
+                        await self._end_orphaned(message, hosted, PARENT_CLOSED)
+                        raise
+                    if lapsed:  # its owner is gone: end the task as it would
+                        await self._end_orphaned(message, hosted, LAPSED)
         if not lapsed:  # an owner that lost the lease reads what is left, if it ever can, with `reports_after`
             await workflow.wait_condition(
-                lambda: self._read >= len(self._outbox),
+                lambda: self._all_read() >= len(self._outbox),
                 timeout=timedelta(seconds=hosted.settings.outbox_read_seconds),
             )
         self._closed = True
@@ -291,6 +305,16 @@ class TaskWorkflow:
     def lease(self) -> LeaseState:
         """The task's lease: how long it is, how many renewals came, whether it lapsed."""
         return self._lease.state
+
+    def _all_read(self) -> int:
+        return self._read if self._to_parent is None else self._to_parent.read
+
+    async def _end_orphaned(
+        self, message: StartTask | SettleTask, hosted: HostedSubagents, reason: CancelReason
+    ) -> None:
+        if isinstance(message, StartTask):
+            to_host = partial(self._transport.send_nowait, _HOST_ADDRESS)
+            await end_orphaned(message, hosted, to_host, lambda: self._run_over, reason=reason)
 
     def _sent_to_owner(self, message: WireMessage) -> None:
         if isinstance(message, HooksFinished):
