@@ -26,7 +26,7 @@ LAYERS: list[set[str]] = [
     {'run_race', 'task_spec'},
     {'cascade'},
     {'launch', 'runner', 'task_book'},
-    {'cancels', 'task_host', 'lease', 'tracing', 'parent_reports'},
+    {'cancels', 'task_host', 'lease', 'tracing', 'parent_reports', 'local_mailboxes'},
     {'hooks'},
     {'nesting', 'task_workflow'},
     {'supervisor', 'owner_transport', 'child_transport'},

@@ -21,7 +21,6 @@ workflow's random source. Time comes from [`WorkflowClock`][subagents_cancel.tem
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Self
 
@@ -32,16 +31,16 @@ from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 from subagents_cancel.ids import random_ids_from
 from subagents_cancel.messages import TaskId
-from subagents_cancel.transport import InProcessTransport, Mailbox, Observer
 from subagents_cancel.wire import SettleTask, StartTask, WireMessage, decode_wire, encode_wire
 
+from .local_mailboxes import LocalMailboxes
 from .parent_reports import REPORTS_SIGNAL
 from .task_workflow import TASK_WORKFLOW, replayed_hex
 
 __all__ = ('ChildWorkflowTransport', 'TaskOwnerWorkflow')
 
 
-class ChildWorkflowTransport:
+class ChildWorkflowTransport(LocalMailboxes):
     """An owner in this workflow, its tasks child workflows on the workers of `task_queue`; see the module docstring.
 
     Get it from [`TaskOwnerWorkflow.tasks_on`][subagents_cancel.temporal.TaskOwnerWorkflow.tasks_on], which also
@@ -53,12 +52,12 @@ class ChildWorkflowTransport:
 
         `close_seconds` bounds how long closing waits for the tasks' workflows to end (their owner has settled them).
         """
+        super().__init__()
         self.close_seconds = close_seconds
         self._ids = ExitStack()
         self.task_queue = task_queue
         self.host_address = f'temporal-child:{task_queue}'
         """Where an owner sends `StartTask`: the task queue, whose workers run the task as a child workflow."""
-        self._local = InProcessTransport()
         self._last_sent: dict[TaskId, asyncio.Task[None]] = {}
         """Per task, the sender of its latest message: the next one waits for it, which keeps their order."""
         self._children: dict[TaskId, ChildWorkflowHandle[object, object]] = {}
@@ -90,22 +89,6 @@ class ChildWorkflowTransport:
 
     def _open_children(self) -> list[str]:
         return [task_id for task_id, child in self._children.items() if not child.done()]
-
-    async def open(self, address: str) -> Mailbox | None:
-        """Open a mailbox in this workflow at `address` (an owner's), or return `None` if it is taken."""
-        return await self._local.open(address)
-
-    async def release(self, address: str) -> None:
-        """Close the mailbox at `address`."""
-        await self._local.release(address)
-
-    def subscribe(self, observer: Observer) -> Callable[[], None]:
-        """Show every message sent to or received by this workflow's mailboxes to `observer`."""
-        return self._local.subscribe(observer)
-
-    async def send(self, address: str, message: WireMessage) -> bool:
-        """Send `message`: to a mailbox here, or to its task's child workflow if `address` is the task queue's."""
-        return self.send_nowait(address, message)
 
     def send_nowait(self, address: str, message: WireMessage) -> bool:
         """Send `message`: to a mailbox here, or to its task's child workflow if `address` is the task queue's.

@@ -23,7 +23,7 @@ import asyncio
 import contextvars
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from datetime import timedelta
 from functools import partial
 from typing import Any, Self
@@ -38,10 +38,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from subagents_cancel.config import check_duration
 from subagents_cancel.messages import RunError, RunFinished, TaskId
-from subagents_cancel.transport import InProcessTransport, Mailbox, Observer
 from subagents_cancel.wire import HooksFinished, SettleTask, StartTask, WireMessage, decode_wire, encode_wire
 
 from .lease import DEFAULT_LEASE_SECONDS, LeaseRenewals
+from .local_mailboxes import LocalMailboxes
 from .task_workflow import TASK_WORKFLOW, OutboxPage
 
 __all__ = ('TemporalTransport',)
@@ -57,7 +57,7 @@ _LAST_PAUSE = 8.0
 """Seconds between two attempts while the server is away: doubling from the first to the last."""
 
 
-class TemporalTransport:
+class TemporalTransport(LocalMailboxes):
     """Owners here, their tasks on the Temporal workers of `task_queue`; see the module docstring.
 
     Give it to an owner: `SubAgentManager(configs, transport=TemporalTransport(client, task_queue='research'))`,
@@ -93,6 +93,7 @@ class TemporalTransport:
         Raises:
             ValueError: a duration is not a finite number of seconds greater than 0.
         """
+        super().__init__()
         check_duration('lease_seconds', lease_seconds)
         self._client = client
         self.task_queue = task_queue
@@ -100,7 +101,6 @@ class TemporalTransport:
         self.close_seconds = check_duration('close_seconds', close_seconds)
         self.host_address = f'temporal:{task_queue}'
         """Where an owner sends `StartTask`: the task queue, whose workers run the task."""
-        self._local = InProcessTransport()
         self._outgoing: dict[TaskId, deque[WireMessage]] = {}
         """Per task, the messages not yet handed to Temporal (while its sender runs)."""
         self._tasks: set[asyncio.Task[None]] = set()
@@ -138,22 +138,6 @@ class TemporalTransport:
             await asyncio.wait(tasks)
         self._outgoing.clear()
         await self._local.__aexit__(*exc_info)
-
-    async def open(self, address: str) -> Mailbox | None:
-        """Open a mailbox in this process at `address` (an owner's), or return `None` if it is taken."""
-        return await self._local.open(address)
-
-    async def release(self, address: str) -> None:
-        """Close the mailbox at `address`."""
-        await self._local.release(address)
-
-    def subscribe(self, observer: Observer) -> Callable[[], None]:
-        """Show every message sent to or received by this process's mailboxes to `observer`."""
-        return self._local.subscribe(observer)
-
-    async def send(self, address: str, message: WireMessage) -> bool:
-        """Send `message`: to a mailbox here, or to its task's workflow if `address` is the task queue's."""
-        return self.send_nowait(address, message)
 
     def send_nowait(self, address: str, message: WireMessage) -> bool:
         """Send `message`: to a mailbox here, or to its task's workflow if `address` is the task queue's.

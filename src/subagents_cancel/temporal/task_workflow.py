@@ -43,11 +43,11 @@ from temporalio.exceptions import ApplicationError
 from subagents_cancel.ids import random_ids_from
 from subagents_cancel.messages import CancelReason, RunError, RunFinished
 from subagents_cancel.task_host import TaskHost
-from subagents_cancel.transport import InProcessTransport, Mailbox, Observer
 from subagents_cancel.wire import HooksFinished, SettleTask, StartTask, WireMessage, decode_wire, encode_wire
 
 from .hooks import hook_in_activity
 from .lease import LAPSED, PARENT_CLOSED, RENEW_LEASE, Lease, LeaseState, end_orphaned
+from .local_mailboxes import LocalMailboxes
 from .parent_reports import ParentReports
 from .registry import HostedSubagents, hosted_subagents
 
@@ -70,7 +70,7 @@ class OutboxPage:
     """Nothing comes after this page: the workflow is ending, and the page reaches the end of its outbox."""
 
 
-class WorkflowTransport:
+class WorkflowTransport(LocalMailboxes):
     """The transport inside a task's workflow: local mailboxes in process, every other address through the outbox.
 
     The task host and any owner opened inside the task (a sub-agent with sub-agents, whose tasks the same host runs:
@@ -79,7 +79,7 @@ class WorkflowTransport:
     """
 
     def __init__(self, outbox: list[tuple[str, str]], on_outbox: Callable[[WireMessage], None]) -> None:
-        self._local = InProcessTransport()
+        super().__init__()
         self._outbox = outbox
         self._on_outbox = on_outbox
 
@@ -97,14 +97,6 @@ class WorkflowTransport:
         """Close the local mailboxes; the outbox stays, for the owner to read."""
         await self._local.__aexit__(*exc_info)
 
-    async def open(self, address: str) -> Mailbox | None:
-        """Open a local mailbox at `address`, or return `None` if it is taken."""
-        return await self._local.open(address)
-
-    async def send(self, address: str, message: WireMessage) -> bool:
-        """Hand `message` to the local mailbox at `address`, or put it in the outbox for the owner."""
-        return self.send_nowait(address, message)
-
     def send_nowait(self, address: str, message: WireMessage) -> bool:
         """Hand `message` to the local mailbox at `address`, or put it in the outbox for the owner."""
         if self._local.send_nowait(address, message):
@@ -113,14 +105,6 @@ class WorkflowTransport:
             self._outbox.append((address, data))
         self._on_outbox(message)
         return True
-
-    async def release(self, address: str) -> None:
-        """Close the local mailbox at `address`."""
-        await self._local.release(address)
-
-    def subscribe(self, observer: Observer) -> Callable[[], None]:
-        """Show every message sent inside the workflow to `observer`."""
-        return self._local.subscribe(observer)
 
 
 def _decoded(data: str) -> WireMessage | None:
