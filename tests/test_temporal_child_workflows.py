@@ -21,7 +21,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
 from subagents_cancel import SubAgentConfig, SubAgentManager
-from subagents_cancel.temporal import TaskOwnerWorkflow, WorkflowClock, connect, task_worker
+from subagents_cancel.temporal import ChildWorkflowTransport, TaskOwnerWorkflow, WorkflowClock, connect, task_worker
 
 from .helpers import Gate, Script, cancel_requested, text, user_prompts
 from .temporal_support import DevServer, durable, replays_the_same
@@ -172,3 +172,10 @@ async def test_a_child_task_is_told_then_stopped_when_its_workflow_is_terminated
         'CANCEL_REQUEST [<id>]: your parent asked you to stop (the run that started you has ended: the workflow that owns it has closed). Do not start new work or call tools. Reply now with your partial results (Completed, In progress, Not started, Findings). You have 0.5 seconds.'
     )
     assert type(ended.value.cause).__name__ == snapshot('CancelledError')
+
+
+@pytest.mark.parametrize('seconds', [float('nan'), float('inf'), -1.0, 0.0])
+def test_a_close_bound_that_is_not_a_duration_is_refused(seconds: float) -> None:
+    """A careless caller's NaN, infinity or non-positive close bound is refused at once, naming the argument."""
+    with pytest.raises(ValueError, match=r'^close_seconds must be a finite number of seconds, greater than 0'):
+        ChildWorkflowTransport(task_queue='research', close_seconds=seconds)

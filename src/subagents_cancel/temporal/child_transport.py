@@ -29,6 +29,7 @@ from temporalio import workflow
 from temporalio.exceptions import ChildWorkflowError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
+from subagents_cancel.config import check_duration
 from subagents_cancel.ids import random_ids_from
 from subagents_cancel.messages import TaskId
 from subagents_cancel.wire import SettleTask, StartTask, WireMessage, decode_wire, encode_wire
@@ -51,9 +52,12 @@ class ChildWorkflowTransport(LocalMailboxes):
         """Configure the transport for `task_queue`; it works once entered with `async with`.
 
         `close_seconds` bounds how long closing waits for the tasks' workflows to end (their owner has settled them).
+
+        Raises:
+            ValueError: `close_seconds` is not a finite number of seconds greater than 0.
         """
         super().__init__()
-        self.close_seconds = close_seconds
+        self.close_seconds = check_duration('close_seconds', close_seconds)
         self._ids = ExitStack()
         self.task_queue = task_queue
         self.host_address = f'temporal-child:{task_queue}'
