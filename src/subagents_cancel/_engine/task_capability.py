@@ -25,10 +25,12 @@ from pydantic_ai.capabilities import (
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, ToolCallPart, ToolReturnPart
 from pydantic_ai.models import ModelRequestContext
 from pydantic_ai.tools import ToolDefinition
+from pydantic_ai.toolsets import AbstractToolset
 
 from subagents_cancel._text import subagent_replies
 from subagents_cancel.messages import CancelRequest
 
+from .added_tools import AddedTools
 from .tooling import ToolArgs, ValidatedToolset, validated_tool
 
 __all__ = ('TOOLS_ALLOWED_AFTER_CANCEL', 'TaskChannel', 'TaskRunCapability', 'returned_calls')
@@ -127,8 +129,11 @@ class TaskRunCapability(AbstractCapability[object]):
         """The sub-agent's extra instructions: how to checkpoint and how to react to a cancel request."""
         return self.instructions
 
-    def get_toolset(self) -> FunctionToolset[object]:
-        """The sub-agent's tools: `ask_parent` and `checkpoint`."""
+    def get_wrapper_toolset(self, toolset: AbstractToolset[object]) -> AbstractToolset[object]:
+        """The run's tools, and beside them the sub-agent's: `ask_parent` and `checkpoint` (see `AddedTools`)."""
+        return AddedTools(toolset, self._task_tools())
+
+    def _task_tools(self) -> FunctionToolset[object]:
         channel = self.channel
 
         async def ask_parent(args: _AskParentArgs) -> str:
