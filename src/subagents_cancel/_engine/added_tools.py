@@ -3,8 +3,7 @@
 pydantic-ai asks every toolset of a run for its tools concurrently on each step: with two toolsets or more, each
 in an asyncio task of its own. An agent with one toolset pays none of that, and a toolset added per run (ours:
 `ask_parent` and `checkpoint`) made it pay all of it, a quarter of a millisecond per run. Added by wrapping the
-run's assembled toolset instead ([`get_wrapper_toolset`][pydantic_ai.capabilities.AbstractCapability.get_wrapper_toolset]),
-the tools cost the run no task at all.
+run's assembled toolset instead (a capability's `get_wrapper_toolset`), the tools cost the run no task at all.
 """
 
 from __future__ import annotations

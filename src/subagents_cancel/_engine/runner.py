@@ -67,7 +67,7 @@ from .preemption import StepPreemption
 from .run_failures import stray_cancellation
 from .run_race import RunRace
 from .run_usage import UsageAfterCancel, model_responses, unreported_stream_usage
-from .task_capability import TaskRunCapability
+from .task_capability import TaskRunCapability, use_channel
 from .task_spec import TaskSpec
 from .tool_threads import SyncToolPool, declares_executor
 
@@ -191,6 +191,7 @@ class TaskRunner:
         return RunStopped(), RunUsage()
 
     async def _run_agent(self) -> tuple[RunEnding, RunUsage]:
+        use_channel(self)  # the run's `ask_parent` and `checkpoint` calls reach this runner
         capabilities: list[AbstractCapability[object]] = [
             TaskRunCapability(
                 channel=self,

@@ -9,11 +9,12 @@ tools (so the runner can tell a final answer).
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from pydantic import Field
-from pydantic_ai import FunctionToolset, RunContext, SkipToolExecution
+from pydantic_ai import RunContext, SkipToolExecution
 from pydantic_ai.capabilities import (
     AbstractCapability,
     AgentNode,
@@ -33,7 +34,7 @@ from subagents_cancel.messages import CancelRequest
 from .added_tools import AddedTools
 from .tooling import ToolArgs, ValidatedToolset, validated_tool
 
-__all__ = ('TOOLS_ALLOWED_AFTER_CANCEL', 'TaskChannel', 'TaskRunCapability', 'returned_calls')
+__all__ = ('TOOLS_ALLOWED_AFTER_CANCEL', 'TaskChannel', 'TaskRunCapability', 'returned_calls', 'use_channel')
 
 _IN_WORKFLOW = {'temporal': False}
 """The task's own tools talk to its runner: in a durable run (Temporal) they run in the workflow, not as activities."""
@@ -114,6 +115,52 @@ def returned_calls(messages: Sequence[ModelMessage]) -> set[str]:
     return found
 
 
+_CHANNEL: ContextVar[TaskChannel] = ContextVar('subagents_cancel_task_channel')
+"""The runner of the sub-agent run that the calling code is part of. The task tools of every run are one toolset,
+built once; each call finds its run's runner here."""
+
+
+def use_channel(channel: TaskChannel) -> None:
+    """Make `channel` the runner that the task tools talk to in the calling asyncio task and the tasks it starts.
+
+    The runner calls it before its run begins: pydantic-ai runs each tool call in a task started from the run's.
+    """
+    _CHANNEL.set(channel)
+
+
+async def _ask_parent(args: _AskParentArgs) -> str:
+    return await _CHANNEL.get().ask(args.question)
+
+
+async def _checkpoint(args: _CheckpointArgs) -> str:
+    channel = _CHANNEL.get()
+    count = channel.checkpoint(args.completed, args.in_progress, args.not_started, args.findings)
+    return subagent_replies.checkpoint_recorded(count, cancel_requested=channel.cancel_request is not None)
+
+
+_TASK_TOOLS = ValidatedToolset(
+    [
+        validated_tool(
+            'ask_parent',
+            'Ask your parent a question and wait for its answer. Use it only when you cannot go on without it.',
+            _AskParentArgs,
+            _ask_parent,
+            metadata=_IN_WORKFLOW,
+        ),
+        validated_tool(
+            'checkpoint',
+            'Record your progress after each step: what is completed, in progress and not started (as of '
+            'now), and what you found in this step. If you are stopped, your checkpoints are what your '
+            'parent receives.',
+            _CheckpointArgs,
+            _checkpoint,
+            metadata=_IN_WORKFLOW,
+        ),
+    ]
+)
+"""The sub-agent's tools, `ask_parent` and `checkpoint`, shared by every run (see `use_channel`)."""
+
+
 @dataclass
 class TaskRunCapability(AbstractCapability[object]):
     """Per-run capability of one sub-agent task; built by the runner for that run only."""
@@ -131,38 +178,7 @@ class TaskRunCapability(AbstractCapability[object]):
 
     def get_wrapper_toolset(self, toolset: AbstractToolset[object]) -> AbstractToolset[object]:
         """The run's tools, and beside them the sub-agent's: `ask_parent` and `checkpoint` (see `AddedTools`)."""
-        return AddedTools(toolset, self._task_tools())
-
-    def _task_tools(self) -> FunctionToolset[object]:
-        channel = self.channel
-
-        async def ask_parent(args: _AskParentArgs) -> str:
-            return await channel.ask(args.question)
-
-        async def checkpoint(args: _CheckpointArgs) -> str:
-            count = channel.checkpoint(args.completed, args.in_progress, args.not_started, args.findings)
-            return subagent_replies.checkpoint_recorded(count, cancel_requested=channel.cancel_request is not None)
-
-        return ValidatedToolset(
-            [
-                validated_tool(
-                    'ask_parent',
-                    'Ask your parent a question and wait for its answer. Use it only when you cannot go on without it.',
-                    _AskParentArgs,
-                    ask_parent,
-                    metadata=_IN_WORKFLOW,
-                ),
-                validated_tool(
-                    'checkpoint',
-                    'Record your progress after each step: what is completed, in progress and not started (as of '
-                    'now), and what you found in this step. If you are stopped, your checkpoints are what your '
-                    'parent receives.',
-                    _CheckpointArgs,
-                    checkpoint,
-                    metadata=_IN_WORKFLOW,
-                ),
-            ]
-        )
+        return AddedTools(toolset, _TASK_TOOLS)
 
     async def before_model_request(
         self, ctx: RunContext[object], request_context: ModelRequestContext
