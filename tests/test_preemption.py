@@ -9,7 +9,7 @@ import anyio
 import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import Agent, RunContext, Tool
-from pydantic_ai.capabilities import AbstractCapability
+from pydantic_ai.capabilities import AbstractCapability, AgentNode
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart
 from pydantic_ai.models import ModelRequestContext
 
@@ -208,3 +208,39 @@ async def test_a_response_that_has_arrived_is_not_interrupted(clock: ManualClock
     assert info.outcome == Completed('the full report')
     assert len(sub.requests) == 1
     assert not any('Interrupted before' in str(message) for messages in sub.requests for message in messages)
+
+
+@dataclass
+class _BeginsEachStepSlowly(AbstractCapability[object]):
+    """An application capability that begins each model request step slowly: the model has not been asked yet."""
+
+    gate: Gate
+    model_requests: int = 0
+
+    async def before_node_run(self, ctx: RunContext[object], *, node: AgentNode[object]) -> AgentNode[object]:
+        if Agent.is_model_request_node(node):
+            self.model_requests += 1
+            if self.model_requests == 2:  # the request after the checkpoint
+                await self.gate.wait()
+        return node
+
+
+async def test_a_model_request_whose_step_has_begun_is_cut_short_as_it_starts(clock: ManualClock) -> None:
+    """A soft cancel that comes as a model request step begins ends that request as it starts; the wrap-up follows."""
+    preparing, slow_step = Gate(), Gate()
+    sub = Script([checkpoint_sources(), slow_step.block_forever()], on_cancel=text(PARTIAL_ANSWER))
+    agent = Agent(sub.model, capabilities=[_BeginsEachStepSlowly(preparing)])
+    config = SubAgentConfig(name='researcher', description='Researches', agent=agent)
+    async with SubAgentManager([config], policy=PREEMPT, clock=clock) as manager:
+        task = await manager.start('researcher', 'Research X')
+        await preparing.reached.wait()
+        await manager.soft_cancel(task.task_id)
+        preparing.release.set()
+        await anyio.wait_all_tasks_blocked()
+        info = manager.get(task.task_id)
+
+    assert not slow_step.reached.is_set()
+    assert info.status is TaskStatus.CANCELLED
+    assert isinstance(info.outcome, Cancelled) and info.outcome.mode == 'soft'
+    assert info.outcome.partial.final_message == PARTIAL_ANSWER and info.outcome.partial.read_request
+    assert shape(sub.requests[-1])[-2:] == snapshot(['response: Text <interrupted>', 'request: UserPrompt'])

@@ -200,7 +200,7 @@ class TaskRunner:
             ),
         ]
         if self.spec.preempt_on_soft_cancel:
-            self._preemption = StepPreemption()
+            self._preemption = StepPreemption(held=lambda: self._delivery.take_held() is not None)
             capabilities.append(self._preemption)
         if declares_executor(self.spec.agent) and not self.spec.durable:  # only a run capability overrides the agent's
             capabilities.append(UseThreadExecutor(self._threads))
