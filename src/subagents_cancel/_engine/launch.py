@@ -22,6 +22,8 @@ from subagents_cancel.errors import ConfigError
 from subagents_cancel.results import TaskInfo
 from subagents_cancel.states import TaskStatus
 
+from .task_capability import TaskRunCapability
+
 __all__ = ('agent_for', 'run_instructions', 'settle_task', 'take_free_slot')
 
 _log = logging.getLogger('subagents_cancel')
@@ -44,7 +46,11 @@ def agent_for(config: SubAgentConfig, default_model: str | Model | None) -> Abst
         model = check_model(model)
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    return Agent(model, instructions=config.instructions or None, name=config.name, defer_model_check=True)
+    # Its runs' hooks come with it: a capability the agent is built with costs a run half of one added to each run.
+    hooks = TaskRunCapability(instructions=run_instructions(config))
+    return Agent(
+        model, instructions=config.instructions or None, name=config.name, defer_model_check=True, capabilities=[hooks]
+    )
 
 
 def run_instructions(config: SubAgentConfig) -> str:

@@ -1,4 +1,4 @@
-"""The capability added to every sub-agent run.
+"""The capability of every sub-agent run.
 
 It brings the `ask_parent` and `checkpoint` tools and the cancel instructions, tells the runner what each
 model request carries (so it can acknowledge a cancel request when it reaches the model), refuses new tool
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from pydantic import Field
-from pydantic_ai import RunContext, SkipToolExecution
+from pydantic_ai import Agent, RunContext, SkipToolExecution
+from pydantic_ai.agent import AbstractAgent
 from pydantic_ai.capabilities import (
     AbstractCapability,
     AgentNode,
@@ -34,7 +35,14 @@ from subagents_cancel.messages import CancelRequest
 from .added_tools import AddedTools
 from .tooling import ToolArgs, ValidatedToolset, validated_tool
 
-__all__ = ('TOOLS_ALLOWED_AFTER_CANCEL', 'TaskChannel', 'TaskRunCapability', 'returned_calls', 'use_channel')
+__all__ = (
+    'TOOLS_ALLOWED_AFTER_CANCEL',
+    'TaskChannel',
+    'TaskRunCapability',
+    'has_task_capability',
+    'returned_calls',
+    'use_channel',
+)
 
 _IN_WORKFLOW = {'temporal': False}
 """The task's own tools talk to its runner: in a durable run (Temporal) they run in the workflow, not as activities."""
@@ -115,25 +123,43 @@ def returned_calls(messages: Sequence[ModelMessage]) -> set[str]:
     return found
 
 
-_CHANNEL: ContextVar[TaskChannel] = ContextVar('subagents_cancel_task_channel')
-"""The runner of the sub-agent run that the calling code is part of. The task tools of every run are one toolset,
-built once; each call finds its run's runner here."""
+@dataclass(frozen=True, slots=True)
+class _Binding:
+    channel: TaskChannel
+    refuse_tools_after_cancel: bool
 
 
-def use_channel(channel: TaskChannel) -> None:
-    """Make `channel` the runner that the task tools talk to in the calling asyncio task and the tasks it starts.
+_BINDING: ContextVar[_Binding] = ContextVar('subagents_cancel_task_binding')
+"""The runner of the sub-agent run that the calling code is part of, and its task's policy. The task's tools and
+hooks are built once (one toolset for every run, one capability for every run of an agent that `agent_for` built),
+and each call finds its run's runner here."""
 
-    The runner calls it before its run begins: pydantic-ai runs each tool call in a task started from the run's.
+
+def use_channel(channel: TaskChannel, *, refuse_tools_after_cancel: bool) -> None:
+    """Make `channel` the runner that the task's tools and hooks act for, in the calling asyncio task and its tasks.
+
+    The runner calls it before its run begins: pydantic-ai runs each tool call and each step in a task started from
+    the run's. `refuse_tools_after_cancel` is the task's policy: refuse calls that could start new work after a soft
+    cancel.
     """
-    _CHANNEL.set(channel)
+    _BINDING.set(_Binding(channel, refuse_tools_after_cancel))
+
+
+def has_task_capability(agent: AbstractAgent[None, object]) -> bool:
+    """Whether `agent` was built with a `TaskRunCapability` of its own (by `agent_for`): its runs need none added."""
+    if not isinstance(agent, Agent):
+        return False
+    found: list[AbstractCapability[None]] = []
+    agent.root_capability.apply(found.append)
+    return any(isinstance(capability, TaskRunCapability) for capability in found)
 
 
 async def _ask_parent(args: _AskParentArgs) -> str:
-    return await _CHANNEL.get().ask(args.question)
+    return await _BINDING.get().channel.ask(args.question)
 
 
 async def _checkpoint(args: _CheckpointArgs) -> str:
-    channel = _CHANNEL.get()
+    channel = _BINDING.get().channel
     count = channel.checkpoint(args.completed, args.in_progress, args.not_started, args.findings)
     return subagent_replies.checkpoint_recorded(count, cancel_requested=channel.cancel_request is not None)
 
@@ -163,14 +189,16 @@ _TASK_TOOLS = ValidatedToolset(
 
 @dataclass
 class TaskRunCapability(AbstractCapability[object]):
-    """Per-run capability of one sub-agent task; built by the runner for that run only."""
+    """The capability of sub-agent task runs: it acts for the runner that `use_channel` names.
+
+    The runner adds one to each run, unless the agent has one of its own: an agent that `agent_for` built carries
+    one from its construction, which costs a run about half of what a capability added to the run does.
+    """
 
     _safe_at_runtime: ClassVar[bool] = True
     """pydantic-ai's durable runs accept it per run: its tools run in the workflow (`_IN_WORKFLOW`)."""
 
-    channel: TaskChannel
     instructions: str
-    refuse_tools_after_cancel: bool
 
     def get_instructions(self) -> str:
         """The sub-agent's extra instructions: how to checkpoint and how to react to a cancel request."""
@@ -192,9 +220,10 @@ class TaskRunCapability(AbstractCapability[object]):
         and usage would be counted differently. The request also carries the results of the tool calls made since
         the last response, among them an `ask_parent` call answered with the cancel request.
         """
-        if self.channel.cancel_request is not None:
+        channel = _BINDING.get().channel
+        if channel.cancel_request is not None:
             still_queued = {pending.enqueue_id for pending in ctx.pending_messages or ()}
-            self.channel.request_going_out(still_queued, returned_calls(request_context.messages))
+            channel.request_going_out(still_queued, returned_calls(request_context.messages))
         return request_context
 
     async def after_model_request(
@@ -202,26 +231,26 @@ class TaskRunCapability(AbstractCapability[object]):
     ) -> ModelResponse:
         """Tell the runner that a response has arrived, before the run processes it."""
         output_tools = {tool.name for tool in request_context.model_request_parameters.output_tools}
-        self.channel.response_arrived(response, output_tools)
+        _BINDING.get().channel.response_arrived(response, output_tools)
         return response
 
     async def after_output_process(self, ctx: RunContext[object], *, output_context: OutputContext, output: Any) -> Any:
         """Tell the runner the moment the final output is accepted: from then on it wins over any cancel."""
-        self.channel.output_accepted(output)
+        _BINDING.get().channel.output_accepted(output)
         return output
 
     async def on_model_request_error(
         self, ctx: RunContext[object], *, request_context: ModelRequestContext, error: Exception
     ) -> ModelResponse:
         """Tell the runner the moment a model request fails (before the step's own error handling)."""
-        self.channel.step_failed(error)
+        _BINDING.get().channel.step_failed(error)
         raise error
 
     async def on_node_run_error(
         self, ctx: RunContext[object], *, node: AgentNode[object], error: Exception
     ) -> NodeResult[object]:
         """Tell the runner the moment a step fails, so that a cancel arriving while the error leaves the run loses."""
-        self.channel.step_failed(error)
+        _BINDING.get().channel.step_failed(error)
         raise error
 
     async def wrap_tool_execute(
@@ -234,13 +263,14 @@ class TaskRunCapability(AbstractCapability[object]):
         handler: WrapToolExecuteHandler,
     ) -> Any:
         """After a soft cancel, refuse calls that could start new work; the model gets a note instead."""
+        binding = _BINDING.get()
         if (
-            self.refuse_tools_after_cancel
-            and self.channel.cancel_request is not None
+            binding.refuse_tools_after_cancel
+            and binding.channel.cancel_request is not None
             and call.tool_name not in TOOLS_ALLOWED_AFTER_CANCEL
         ):
             raise SkipToolExecution(subagent_replies.refused_after_cancel(call.tool_name))
         result = await handler(args)
         if call.tool_name == 'ask_parent':
-            self.channel.question_returned(call.tool_call_id)
+            binding.channel.question_returned(call.tool_call_id)
         return result
