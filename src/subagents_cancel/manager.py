@@ -21,7 +21,7 @@ from typing import Self
 import anyio
 from pydantic_ai.models import Model
 
-from ._engine.launch import agent_for
+from ._engine.launch import check_runnable
 from ._engine.owner import Owner
 from ._engine.registry import TaskRecord
 from ._text.instructions import parent_instructions
@@ -97,7 +97,7 @@ class SubAgentManager:
         """
         self._configs = index_subagents(subagents)
         for config in self._configs.values():
-            agent_for(config, default_model)  # a sub-agent without a model is refused here, not when it starts
+            check_runnable(config, default_model)  # a sub-agent without a model is refused here, not when it starts
         self.policy = policy or SubAgentPolicy()
         parent = current_task()
         self.clock = clock or (parent.clock if parent is not None else MonotonicClock())
