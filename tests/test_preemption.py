@@ -20,6 +20,7 @@ from subagents_cancel import (
     SubAgentConfig,
     SubAgentManager,
     SubAgentPolicy,
+    TaskInfo,
     TaskStatus,
 )
 from subagents_cancel.testing import ManualClock
@@ -178,6 +179,18 @@ async def test_a_hard_cancel_still_stops_a_preemptible_step(backend: Backend, cl
     assert len(sub.requests) == 1
 
 
+async def _soft_cancel_at(gate: Gate, agent: Agent[None, str], clock: ManualClock) -> TaskInfo:
+    """Run a task of `agent`; soft-cancel it once it reaches `gate`, then open the gate; its info once all is still."""
+    config = SubAgentConfig(name='researcher', description='Researches', agent=agent)
+    async with SubAgentManager([config], policy=PREEMPT, clock=clock) as manager:
+        task = await manager.start('researcher', 'Research X')
+        await gate.reached.wait()
+        await manager.soft_cancel(task.task_id)
+        gate.release.set()
+        await anyio.wait_all_tasks_blocked()
+        return manager.get(task.task_id)
+
+
 @dataclass
 class _HoldsTheResponse(AbstractCapability[object]):
     """An application capability that post-processes each response slowly: the response has arrived meanwhile."""
@@ -196,13 +209,7 @@ async def test_a_response_that_has_arrived_is_not_interrupted(clock: ManualClock
     post_processing = Gate()
     sub = Script([text('the full report')], on_cancel=text(PARTIAL_ANSWER))
     agent = Agent(sub.model, capabilities=[_HoldsTheResponse(post_processing)])
-    config = SubAgentConfig(name='researcher', description='Researches', agent=agent)
-    async with SubAgentManager([config], policy=PREEMPT, clock=clock) as manager:
-        task = await manager.start('researcher', 'Research X')
-        await post_processing.reached.wait()
-        await manager.soft_cancel(task.task_id)
-        post_processing.release.set()
-        (info,) = (await manager.wait([task.task_id])).tasks
+    info = await _soft_cancel_at(post_processing, agent, clock)
 
     assert not post_processing.stopped.is_set()
     assert info.outcome == Completed('the full report')
@@ -230,14 +237,7 @@ async def test_a_model_request_whose_step_has_begun_is_cut_short_as_it_starts(cl
     preparing, slow_step = Gate(), Gate()
     sub = Script([checkpoint_sources(), slow_step.block_forever()], on_cancel=text(PARTIAL_ANSWER))
     agent = Agent(sub.model, capabilities=[_BeginsEachStepSlowly(preparing)])
-    config = SubAgentConfig(name='researcher', description='Researches', agent=agent)
-    async with SubAgentManager([config], policy=PREEMPT, clock=clock) as manager:
-        task = await manager.start('researcher', 'Research X')
-        await preparing.reached.wait()
-        await manager.soft_cancel(task.task_id)
-        preparing.release.set()
-        await anyio.wait_all_tasks_blocked()
-        info = manager.get(task.task_id)
+    info = await _soft_cancel_at(preparing, agent, clock)
 
     assert not slow_step.reached.is_set()
     assert info.status is TaskStatus.CANCELLED
