@@ -59,6 +59,8 @@ aborted = anyio.Event()
 """Set when the first cancel request goes out: the sub-agents' requests in flight then return."""
 competitor_waiting = anyio.Event()
 claims_waiting = anyio.Event()
+region_waited = anyio.Event()
+"""Set when the parent calls `wait_region`: the Claims Reader wraps up after it, so the story prints in one order."""
 
 
 # --- small helpers to script models -------------------------------------------------------------
@@ -111,6 +113,8 @@ class Narrator(AbstractCapability[object]):
         if not self.quiet():
             shown = ', '.join(f'{name}={value!r}' for name, value in args.items())
             print(f'{self.indent}{self.who} -> {call.tool_name}({shown})')
+        if call.tool_name == 'wait_region':
+            region_waited.set()
         return args
 
     async def after_tool_execute(
@@ -173,6 +177,7 @@ async def competitor_llm(messages: list[ModelMessage], info: AgentInfo) -> Model
 async def claims_reader_llm(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     if request := cancel_request(messages):
         print(f'    claims-reader reads: {request}')
+        await region_waited.wait()
         return say(
             'Completed: EP 3 141 592\nIn progress: US 10 000 001\nNot started: CN 1 234 567\n'
             'Findings: EP 3 141 592 claims NFC unlocking from a phone'

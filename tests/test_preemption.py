@@ -9,7 +9,7 @@ import anyio
 import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import Agent, RunContext, Tool
-from pydantic_ai.capabilities import AbstractCapability
+from pydantic_ai.capabilities import AbstractCapability, AgentNode
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart
 from pydantic_ai.models import ModelRequestContext
 
@@ -20,6 +20,7 @@ from subagents_cancel import (
     SubAgentConfig,
     SubAgentManager,
     SubAgentPolicy,
+    TaskInfo,
     TaskStatus,
 )
 from subagents_cancel.testing import ManualClock
@@ -178,6 +179,18 @@ async def test_a_hard_cancel_still_stops_a_preemptible_step(backend: Backend, cl
     assert len(sub.requests) == 1
 
 
+async def _soft_cancel_at(gate: Gate, agent: Agent[None, str], clock: ManualClock) -> TaskInfo:
+    """Run a task of `agent`; soft-cancel it once it reaches `gate`, then open the gate; its info once all is still."""
+    config = SubAgentConfig(name='researcher', description='Researches', agent=agent)
+    async with SubAgentManager([config], policy=PREEMPT, clock=clock) as manager:
+        task = await manager.start('researcher', 'Research X')
+        await gate.reached.wait()
+        await manager.soft_cancel(task.task_id)
+        gate.release.set()
+        await anyio.wait_all_tasks_blocked()
+        return manager.get(task.task_id)
+
+
 @dataclass
 class _HoldsTheResponse(AbstractCapability[object]):
     """An application capability that post-processes each response slowly: the response has arrived meanwhile."""
@@ -196,15 +209,38 @@ async def test_a_response_that_has_arrived_is_not_interrupted(clock: ManualClock
     post_processing = Gate()
     sub = Script([text('the full report')], on_cancel=text(PARTIAL_ANSWER))
     agent = Agent(sub.model, capabilities=[_HoldsTheResponse(post_processing)])
-    config = SubAgentConfig(name='researcher', description='Researches', agent=agent)
-    async with SubAgentManager([config], policy=PREEMPT, clock=clock) as manager:
-        task = await manager.start('researcher', 'Research X')
-        await post_processing.reached.wait()
-        await manager.soft_cancel(task.task_id)
-        post_processing.release.set()
-        (info,) = (await manager.wait([task.task_id])).tasks
+    info = await _soft_cancel_at(post_processing, agent, clock)
 
     assert not post_processing.stopped.is_set()
     assert info.outcome == Completed('the full report')
     assert len(sub.requests) == 1
     assert not any('Interrupted before' in str(message) for messages in sub.requests for message in messages)
+
+
+@dataclass
+class _BeginsEachStepSlowly(AbstractCapability[object]):
+    """An application capability that begins each model request step slowly: the model has not been asked yet."""
+
+    gate: Gate
+    model_requests: int = 0
+
+    async def before_node_run(self, ctx: RunContext[object], *, node: AgentNode[object]) -> AgentNode[object]:
+        if Agent.is_model_request_node(node):
+            self.model_requests += 1
+            if self.model_requests == 2:  # the request after the checkpoint
+                await self.gate.wait()
+        return node
+
+
+async def test_a_model_request_whose_step_has_begun_is_cut_short_as_it_starts(clock: ManualClock) -> None:
+    """A soft cancel that comes as a model request step begins ends that request as it starts; the wrap-up follows."""
+    preparing, slow_step = Gate(), Gate()
+    sub = Script([checkpoint_sources(), slow_step.block_forever()], on_cancel=text(PARTIAL_ANSWER))
+    agent = Agent(sub.model, capabilities=[_BeginsEachStepSlowly(preparing)])
+    info = await _soft_cancel_at(preparing, agent, clock)
+
+    assert not slow_step.reached.is_set()
+    assert info.status is TaskStatus.CANCELLED
+    assert isinstance(info.outcome, Cancelled) and info.outcome.mode == 'soft'
+    assert info.outcome.partial.final_message == PARTIAL_ANSWER and info.outcome.partial.read_request
+    assert shape(sub.requests[-1])[-2:] == snapshot(['response: Text <interrupted>', 'request: UserPrompt'])

@@ -21,8 +21,9 @@ from typing import Self
 import anyio
 from pydantic_ai.models import Model
 
-from ._engine.launch import agent_for
+from ._engine.launch import check_runnable
 from ._engine.owner import Owner
+from ._engine.registry import TaskRecord
 from ._text.instructions import parent_instructions
 from .clock import Clock, MonotonicClock
 from .config import SubAgentConfig, SubAgentPolicy, check_duration, index_subagents
@@ -96,7 +97,7 @@ class SubAgentManager:
         """
         self._configs = index_subagents(subagents)
         for config in self._configs.values():
-            agent_for(config, default_model)  # a sub-agent without a model is refused here, not when it starts
+            check_runnable(config, default_model)  # a sub-agent without a model is refused here, not when it starts
         self.policy = policy or SubAgentPolicy()
         parent = current_task()
         self.clock = clock or (parent.clock if parent is not None else MonotonicClock())
@@ -183,12 +184,7 @@ class SubAgentManager:
             RegionClosed: the region was cancelled.
             ValueError: the region name or `timeout_seconds` is not valid (a timeout is finite and greater than 0).
         """
-        if timeout_seconds is not None:
-            check_duration('timeout_seconds', timeout_seconds)
-        record = self._supervisor.start(
-            subagent, description, region=region, timeout_seconds=timeout_seconds, fallback=fallback
-        )
-        return self._book.info(record)
+        return self._book.info(self._start(subagent, description, region, timeout_seconds, fallback))
 
     async def run(
         self,
@@ -203,10 +199,18 @@ class SubAgentManager:
 
         Takes the arguments of [`start`][subagents_cancel.SubAgentManager.start], and raises what it raises.
         """
-        info = await self.start(
+        record = self._start(subagent, description, region, timeout_seconds, fallback)
+        return self._book.info(await self._supervisor.follow(record))
+
+    def _start(
+        self, subagent: str, description: str, region: str | None, timeout_seconds: float | None, fallback: str | None
+    ) -> TaskRecord:
+        """Start a task (see `start`) and return its record: `run` follows it without a snapshot taken first."""
+        if timeout_seconds is not None:
+            check_duration('timeout_seconds', timeout_seconds)
+        return self._supervisor.start(
             subagent, description, region=region, timeout_seconds=timeout_seconds, fallback=fallback
         )
-        return self._book.info(await self._supervisor.follow(self._book.records.get(info.task_id)))
 
     async def resume(
         self,

@@ -22,7 +22,9 @@ from subagents_cancel.errors import ConfigError
 from subagents_cancel.results import TaskInfo
 from subagents_cancel.states import TaskStatus
 
-__all__ = ('agent_for', 'run_instructions', 'settle_task', 'take_free_slot')
+from .task_capability import TaskRunCapability
+
+__all__ = ('agent_for', 'check_runnable', 'run_instructions', 'settle_task', 'take_free_slot')
 
 _log = logging.getLogger('subagents_cancel')
 
@@ -35,16 +37,36 @@ def agent_for(config: SubAgentConfig, default_model: str | Model | None) -> Abst
     """
     if config.agent is not None:
         return config.agent
+    # Its runs' hooks come with it: a capability the agent is built with costs a run half of one added to each run.
+    hooks = TaskRunCapability(instructions=run_instructions(config))
+    return Agent(
+        check_runnable(config, default_model),
+        instructions=config.instructions or None,
+        name=config.name,
+        defer_model_check=True,
+        capabilities=[hooks],
+    )
+
+
+def check_runnable(config: SubAgentConfig, default_model: str | Model | None) -> str | Model | None:
+    """Check that `config`'s tasks can run, without building their agent; return the model it would be built on.
+
+    `None` when the config brings its own agent.
+
+    Raises:
+        ConfigError: it names neither an agent nor a model, and there is no `default_model`.
+    """
+    if config.agent is not None:
+        return None
     model = config.model or default_model
     if model is None:
         raise ConfigError(
             f'Sub-agent {config.name!r} has no model: set `SubAgentConfig.model`, or `default_model` on the manager.'
         )
     try:
-        model = check_model(model)
+        return check_model(model)
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    return Agent(model, instructions=config.instructions or None, name=config.name, defer_model_check=True)
 
 
 def run_instructions(config: SubAgentConfig) -> str:

@@ -4,6 +4,8 @@ It runs each model request and tool call of the run in a cancel scope. `interrup
 steps still in flight, after the runner has queued the cancel request: an interrupted model request is answered with
 a stand-in response that says so (pydantic-ai hands a capability no partial text), an interrupted tool call is
 closed out with a note as its result, and the run goes on at once to the request that carries the cancel request.
+A model request whose step had begun when the cancel came, but which had not asked the model yet, is not sent: it
+gets the same stand-in, since the request it would send does not carry the cancel request.
 A response that has arrived is never interrupted, nor are `checkpoint` (it returns at once) and `ask_parent` (an
 open question is answered with the cancel request itself). A hard cancel is not caught by these scopes.
 
@@ -12,7 +14,7 @@ It is added to a run only when preemption is on, so that runs without it pay not
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -43,6 +45,11 @@ class StepPreemption(AbstractCapability[object]):
     _safe_at_runtime: ClassVar[bool] = True
     """pydantic-ai's durable runs accept it per run: it adds no toolset and no durable operation."""
 
+    held: Callable[[], bool] = lambda: False
+    """Whether the runner holds a cancel request that it has not queued into the run: a model request that begins
+    meanwhile does not carry it, and was not in flight for `interrupt_steps` (its step had begun, the model not been
+    asked yet), so it is cut short as it starts."""
+
     _in_flight: set[anyio.CancelScope] = field(default_factory=set[anyio.CancelScope], init=False)
     _model_request: anyio.CancelScope | None = field(default=None, init=False)
 
@@ -63,9 +70,10 @@ class StepPreemption(AbstractCapability[object]):
     async def wrap_model_request(
         self, ctx: RunContext[object], *, request_context: ModelRequestContext, handler: WrapModelRequestHandler
     ) -> ModelResponse:
-        """A request cut short is recorded as an interrupted stand-in response."""
-        with self._step() as self._model_request:
-            return await handler(request_context)
+        """A request cut short (or not sent: a cancel request is held for the next one) is an interrupted stand-in."""
+        if not self.held():
+            with self._step() as self._model_request:
+                return await handler(request_context)
         return ModelResponse(parts=[TextPart(subagent_replies.step_interrupted())], state='interrupted')
 
     async def after_model_request(

@@ -67,7 +67,7 @@ from .preemption import StepPreemption
 from .run_failures import stray_cancellation
 from .run_race import RunRace
 from .run_usage import UsageAfterCancel, model_responses, unreported_stream_usage
-from .task_capability import TaskRunCapability
+from .task_capability import TaskRunCapability, has_task_capability, use_channel
 from .task_spec import TaskSpec
 from .tool_threads import SyncToolPool, declares_executor
 
@@ -191,15 +191,13 @@ class TaskRunner:
         return RunStopped(), RunUsage()
 
     async def _run_agent(self) -> tuple[RunEnding, RunUsage]:
-        capabilities: list[AbstractCapability[object]] = [
-            TaskRunCapability(
-                channel=self,
-                instructions=self.spec.instructions,
-                refuse_tools_after_cancel=self.spec.refuse_tools_after_cancel,
-            ),
-        ]
+        # The run's task tools and hooks act for this runner; an agent that `agent_for` built carries its own hooks.
+        use_channel(self, refuse_tools_after_cancel=self.spec.refuse_tools_after_cancel)
+        capabilities: list[AbstractCapability[object]] = []
+        if not has_task_capability(self.spec.agent):
+            capabilities.append(TaskRunCapability(instructions=self.spec.instructions))
         if self.spec.preempt_on_soft_cancel:
-            self._preemption = StepPreemption()
+            self._preemption = StepPreemption(held=lambda: self._delivery.take_held() is not None)
             capabilities.append(self._preemption)
         if declares_executor(self.spec.agent) and not self.spec.durable:  # only a run capability overrides the agent's
             capabilities.append(UseThreadExecutor(self._threads))

@@ -1,4 +1,4 @@
-"""The capability added to every sub-agent run.
+"""The capability of every sub-agent run.
 
 It brings the `ask_parent` and `checkpoint` tools and the cancel instructions, tells the runner what each
 model request carries (so it can acknowledge a cancel request when it reaches the model), refuses new tool
@@ -9,11 +9,13 @@ tools (so the runner can tell a final answer).
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from pydantic import Field
-from pydantic_ai import FunctionToolset, RunContext, SkipToolExecution
+from pydantic_ai import Agent, RunContext, SkipToolExecution
+from pydantic_ai.agent import AbstractAgent
 from pydantic_ai.capabilities import (
     AbstractCapability,
     AgentNode,
@@ -25,13 +27,22 @@ from pydantic_ai.capabilities import (
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, ToolCallPart, ToolReturnPart
 from pydantic_ai.models import ModelRequestContext
 from pydantic_ai.tools import ToolDefinition
+from pydantic_ai.toolsets import AbstractToolset
 
 from subagents_cancel._text import subagent_replies
 from subagents_cancel.messages import CancelRequest
 
+from .added_tools import AddedTools
 from .tooling import ToolArgs, ValidatedToolset, validated_tool
 
-__all__ = ('TOOLS_ALLOWED_AFTER_CANCEL', 'TaskChannel', 'TaskRunCapability', 'returned_calls')
+__all__ = (
+    'TOOLS_ALLOWED_AFTER_CANCEL',
+    'TaskChannel',
+    'TaskRunCapability',
+    'has_task_capability',
+    'returned_calls',
+    'use_channel',
+)
 
 _IN_WORKFLOW = {'temporal': False}
 """The task's own tools talk to its runner: in a durable run (Temporal) they run in the workflow, not as activities."""
@@ -112,52 +123,90 @@ def returned_calls(messages: Sequence[ModelMessage]) -> set[str]:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class _Binding:
+    channel: TaskChannel
+    refuse_tools_after_cancel: bool
+
+
+_BINDING: ContextVar[_Binding] = ContextVar('subagents_cancel_task_binding')
+"""The runner of the sub-agent run that the calling code is part of, and its task's policy. The task's tools and
+hooks are built once (one toolset for every run, one capability for every run of an agent that `agent_for` built),
+and each call finds its run's runner here."""
+
+
+def use_channel(channel: TaskChannel, *, refuse_tools_after_cancel: bool) -> None:
+    """Make `channel` the runner that the task's tools and hooks act for, in the calling asyncio task and its tasks.
+
+    The runner calls it before its run begins: pydantic-ai runs each tool call and each step in a task started from
+    the run's. `refuse_tools_after_cancel` is the task's policy: refuse calls that could start new work after a soft
+    cancel.
+    """
+    _BINDING.set(_Binding(channel, refuse_tools_after_cancel))
+
+
+def has_task_capability(agent: AbstractAgent[None, object]) -> bool:
+    """Whether `agent` was built with a `TaskRunCapability` of its own (by `agent_for`): its runs need none added."""
+    if not isinstance(agent, Agent):
+        return False
+    found: list[AbstractCapability[None]] = []
+    agent.root_capability.apply(found.append)
+    return any(isinstance(capability, TaskRunCapability) for capability in found)
+
+
+async def _ask_parent(args: _AskParentArgs) -> str:
+    return await _BINDING.get().channel.ask(args.question)
+
+
+async def _checkpoint(args: _CheckpointArgs) -> str:
+    channel = _BINDING.get().channel
+    count = channel.checkpoint(args.completed, args.in_progress, args.not_started, args.findings)
+    return subagent_replies.checkpoint_recorded(count, cancel_requested=channel.cancel_request is not None)
+
+
+_TASK_TOOLS = ValidatedToolset(
+    [
+        validated_tool(
+            'ask_parent',
+            'Ask your parent a question and wait for its answer. Use it only when you cannot go on without it.',
+            _AskParentArgs,
+            _ask_parent,
+            metadata=_IN_WORKFLOW,
+        ),
+        validated_tool(
+            'checkpoint',
+            'Record your progress after each step: what is completed, in progress and not started (as of '
+            'now), and what you found in this step. If you are stopped, your checkpoints are what your '
+            'parent receives.',
+            _CheckpointArgs,
+            _checkpoint,
+            metadata=_IN_WORKFLOW,
+        ),
+    ]
+)
+"""The sub-agent's tools, `ask_parent` and `checkpoint`, shared by every run (see `use_channel`)."""
+
+
 @dataclass
 class TaskRunCapability(AbstractCapability[object]):
-    """Per-run capability of one sub-agent task; built by the runner for that run only."""
+    """The capability of sub-agent task runs: it acts for the runner that `use_channel` names.
+
+    The runner adds one to each run, unless the agent has one of its own: an agent that `agent_for` built carries
+    one from its construction, which costs a run about half of what a capability added to the run does.
+    """
 
     _safe_at_runtime: ClassVar[bool] = True
     """pydantic-ai's durable runs accept it per run: its tools run in the workflow (`_IN_WORKFLOW`)."""
 
-    channel: TaskChannel
     instructions: str
-    refuse_tools_after_cancel: bool
 
     def get_instructions(self) -> str:
         """The sub-agent's extra instructions: how to checkpoint and how to react to a cancel request."""
         return self.instructions
 
-    def get_toolset(self) -> FunctionToolset[object]:
-        """The sub-agent's tools: `ask_parent` and `checkpoint`."""
-        channel = self.channel
-
-        async def ask_parent(args: _AskParentArgs) -> str:
-            return await channel.ask(args.question)
-
-        async def checkpoint(args: _CheckpointArgs) -> str:
-            count = channel.checkpoint(args.completed, args.in_progress, args.not_started, args.findings)
-            return subagent_replies.checkpoint_recorded(count, cancel_requested=channel.cancel_request is not None)
-
-        return ValidatedToolset(
-            [
-                validated_tool(
-                    'ask_parent',
-                    'Ask your parent a question and wait for its answer. Use it only when you cannot go on without it.',
-                    _AskParentArgs,
-                    ask_parent,
-                    metadata=_IN_WORKFLOW,
-                ),
-                validated_tool(
-                    'checkpoint',
-                    'Record your progress after each step: what is completed, in progress and not started (as of '
-                    'now), and what you found in this step. If you are stopped, your checkpoints are what your '
-                    'parent receives.',
-                    _CheckpointArgs,
-                    checkpoint,
-                    metadata=_IN_WORKFLOW,
-                ),
-            ]
-        )
+    def get_wrapper_toolset(self, toolset: AbstractToolset[object]) -> AbstractToolset[object]:
+        """The run's tools, and beside them the sub-agent's: `ask_parent` and `checkpoint` (see `AddedTools`)."""
+        return AddedTools(toolset, _TASK_TOOLS)
 
     async def before_model_request(
         self, ctx: RunContext[object], request_context: ModelRequestContext
@@ -171,9 +220,10 @@ class TaskRunCapability(AbstractCapability[object]):
         and usage would be counted differently. The request also carries the results of the tool calls made since
         the last response, among them an `ask_parent` call answered with the cancel request.
         """
-        if self.channel.cancel_request is not None:
+        channel = _BINDING.get().channel
+        if channel.cancel_request is not None:
             still_queued = {pending.enqueue_id for pending in ctx.pending_messages or ()}
-            self.channel.request_going_out(still_queued, returned_calls(request_context.messages))
+            channel.request_going_out(still_queued, returned_calls(request_context.messages))
         return request_context
 
     async def after_model_request(
@@ -181,26 +231,26 @@ class TaskRunCapability(AbstractCapability[object]):
     ) -> ModelResponse:
         """Tell the runner that a response has arrived, before the run processes it."""
         output_tools = {tool.name for tool in request_context.model_request_parameters.output_tools}
-        self.channel.response_arrived(response, output_tools)
+        _BINDING.get().channel.response_arrived(response, output_tools)
         return response
 
     async def after_output_process(self, ctx: RunContext[object], *, output_context: OutputContext, output: Any) -> Any:
         """Tell the runner the moment the final output is accepted: from then on it wins over any cancel."""
-        self.channel.output_accepted(output)
+        _BINDING.get().channel.output_accepted(output)
         return output
 
     async def on_model_request_error(
         self, ctx: RunContext[object], *, request_context: ModelRequestContext, error: Exception
     ) -> ModelResponse:
         """Tell the runner the moment a model request fails (before the step's own error handling)."""
-        self.channel.step_failed(error)
+        _BINDING.get().channel.step_failed(error)
         raise error
 
     async def on_node_run_error(
         self, ctx: RunContext[object], *, node: AgentNode[object], error: Exception
     ) -> NodeResult[object]:
         """Tell the runner the moment a step fails, so that a cancel arriving while the error leaves the run loses."""
-        self.channel.step_failed(error)
+        _BINDING.get().channel.step_failed(error)
         raise error
 
     async def wrap_tool_execute(
@@ -213,13 +263,14 @@ class TaskRunCapability(AbstractCapability[object]):
         handler: WrapToolExecuteHandler,
     ) -> Any:
         """After a soft cancel, refuse calls that could start new work; the model gets a note instead."""
+        binding = _BINDING.get()
         if (
-            self.refuse_tools_after_cancel
-            and self.channel.cancel_request is not None
+            binding.refuse_tools_after_cancel
+            and binding.channel.cancel_request is not None
             and call.tool_name not in TOOLS_ALLOWED_AFTER_CANCEL
         ):
             raise SkipToolExecution(subagent_replies.refused_after_cancel(call.tool_name))
         result = await handler(args)
         if call.tool_name == 'ask_parent':
-            self.channel.question_returned(call.tool_call_id)
+            binding.channel.question_returned(call.tool_call_id)
         return result

@@ -81,18 +81,28 @@ class ValidatedToolset(FunctionToolset[object]):
     recognises, so no input can make pydantic-ai retry (and, after one retry, end the run) or crash.
     """
 
+    _built: dict[int, dict[str, ToolsetTool[object]]] | None = None
+    """The tools as `get_tools` returns them, by the retry budget they were built with."""
+
     async def get_tools(self, ctx: RunContext[object]) -> dict[str, ToolsetTool[object]]:
         """This toolset's tools, each with a validator that accepts any arguments.
 
         Built from each tool's fixed definition: a `validated_tool` has no `prepare` function, so the copy of the
         run context that `FunctionToolset.get_tools` makes for each tool on every step, to pass to one, is not made.
+        The tools are the ones given at construction, so they are built once per retry budget (the only thing of
+        the run they depend on), not on every step of every run.
         """
-        return {
-            name: replace(
-                self.tool_for_tool_def(tool.tool_def, ctx=ctx, original_name=name), args_validator=_ANY_ARGUMENTS
-            )
-            for name, tool in self.tools.items()
-        }
+        if self._built is None:
+            self._built = {}
+        tools = self._built.get(ctx.max_retries)
+        if tools is None:
+            tools = self._built[ctx.max_retries] = {
+                name: replace(
+                    self.tool_for_tool_def(tool.tool_def, ctx=ctx, original_name=name), args_validator=_ANY_ARGUMENTS
+                )
+                for name, tool in self.tools.items()
+            }
+        return dict(tools)
 
 
 _JsonType = Literal['array', 'number', 'string', 'boolean', 'null', 'object with non-string keys']
