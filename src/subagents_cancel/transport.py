@@ -39,7 +39,7 @@ from .wire import WireMessage, decode_wire, encode_wire
 
 _log = logging.getLogger('subagents_cancel')
 
-__all__ = ('InProcessTransport', 'LoopbackTransport', 'Mailbox', 'Observer', 'RemoteTasks', 'Transport')
+__all__ = ('InProcessTransport', 'LoopbackTransport', 'Mailbox', 'Observer', 'RemoteTasks', 'Transport', 'read_mailbox')
 
 Observer = Callable[[str, WireMessage], None]
 """Sees every message sent on a transport, with the address it was sent to."""
@@ -118,6 +118,20 @@ class RemoteTasks(Protocol):
         ...
 
 
+async def read_mailbox(mailbox: Mailbox, handle: Callable[[WireMessage], None]) -> None:
+    """Call `handle` with each message of `mailbox`, in order, until the mailbox is released or its transport closed.
+
+    `handle` runs in the calling task, never in the sender's call; what it raises ends the read, and a message put
+    while it runs is handled once it returns. A mailbox of this module is read without its async-iterator layers
+    (one step of the calling task per wake-up, however many messages came); any other mailbox with `async for`.
+    """
+    if isinstance(mailbox, _Mailbox):
+        await mailbox.hand_over(handle)
+        return
+    async for message in mailbox:
+        handle(message)
+
+
 class _Mailbox:
     """A FIFO queue that wakes its one reader; reading a message that is there already does not yield.
 
@@ -143,6 +157,15 @@ class _Mailbox:
             self._wakeup = asyncio.get_running_loop().create_future()
             await self._wakeup
         raise StopAsyncIteration
+
+    async def hand_over(self, handle: Callable[[WireMessage], None]) -> None:
+        """`read_mailbox` for this mailbox: the reads of `__anext__`, with `handle` called in place of each return."""
+        queue = self._queue
+        while not self._released:
+            while queue:  # `end()` empties it: nothing is handled after a release
+                handle(queue.popleft())
+            self._wakeup = asyncio.get_running_loop().create_future()
+            await self._wakeup
 
     def put(self, message: WireMessage) -> None:
         if not self._released:
