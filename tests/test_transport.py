@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 
 import anyio
 import pytest
@@ -16,7 +17,7 @@ from pydantic import BaseModel
 from pydantic_ai import RunUsage
 
 from subagents_cancel import CancelReason, InProcessTransport, LoopbackTransport, Mailbox, TaskId, Transport
-from subagents_cancel.messages import Answer, CancelRequest, Question, RunFinished, RunOutput
+from subagents_cancel.messages import Answer, CancelRequest, DeadlineExpired, Question, RunFinished, RunOutput
 from subagents_cancel.output_codec import EncodedOutput, decode_output
 from subagents_cancel.transport import read_mailbox
 from subagents_cancel.wire import WireMessage
@@ -303,3 +304,29 @@ async def test_read_mailbox_raises_what_the_handler_raised_and_stops(transport: 
             await read_mailbox(mailbox, handle)
         await anyio.wait_all_tasks_blocked()
     assert handled == [0.0, 1.0]
+
+
+async def test_read_mailbox_skips_the_kinds_its_reader_ignores(transport: Transport) -> None:
+    """Messages of an ignored kind never reach the handler (observers still see them); the others keep their order."""
+    handled: list[str] = []
+    observed: list[str] = []
+
+    def handle(message: WireMessage) -> None:
+        handled.append(f'{message.kind} {message.sent_at}')
+
+    expired = DeadlineExpired(task_id=T, sent_at=1.5)
+    async with transport:
+        transport.subscribe(lambda address, message: observed.append(message.kind))
+        mailbox = await transport.open('owner')
+        assert mailbox is not None
+        async with anyio.create_task_group() as group:
+            group.start_soon(functools.partial(read_mailbox, mailbox, handle, ignore=DeadlineExpired))
+            assert await transport.send('owner', question(1))
+            assert await transport.send('owner', expired)
+            await anyio.wait_all_tasks_blocked()
+            assert await transport.send('owner', expired)
+            assert await transport.send('owner', question(2))
+            await anyio.wait_all_tasks_blocked()
+            await transport.release('owner')
+    assert handled == snapshot(['question 1.0', 'question 2.0'])
+    assert observed == snapshot(['question', 'deadline_expired', 'deadline_expired', 'question'])

@@ -30,6 +30,7 @@ import contextvars
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from types import UnionType
 from typing import Literal, Protocol, Self, final, runtime_checkable
 
 import anyio
@@ -118,18 +119,23 @@ class RemoteTasks(Protocol):
         ...
 
 
-async def read_mailbox(mailbox: Mailbox, handle: Callable[[WireMessage], None]) -> None:
+async def read_mailbox(
+    mailbox: Mailbox, handle: Callable[[WireMessage], None], *, ignore: type[WireMessage] | UnionType | None = None
+) -> None:
     """Call `handle` with each message of `mailbox`, in order, until the mailbox is released or its transport closed.
 
     `handle` runs in the calling task, never in the sender's call; what it raises ends the read, and a message put
-    while it runs is handled once it returns. A mailbox of this module is read without its async-iterator layers
-    (one step of the calling task per wake-up, however many messages came); any other mailbox with `async for`.
+    while it runs is handled once it returns. Messages of the kinds `ignore` names are skipped. A mailbox of this
+    module is read without its async-iterator layers (one step of the calling task per wake-up, however many
+    messages came), and drops an ignored message as it arrives, without waking the reader; any other mailbox is
+    read with `async for`.
     """
     if isinstance(mailbox, _Mailbox):
-        await mailbox.hand_over(handle)
+        await mailbox.hand_over(handle, () if ignore is None else ignore)
         return
     async for message in mailbox:
-        handle(message)
+        if ignore is None or not isinstance(message, ignore):
+            handle(message)
 
 
 class _Mailbox:
@@ -139,13 +145,15 @@ class _Mailbox:
     event's wrappers were most of what a message cost in process (`benchmarks/seam.py`).
     """
 
-    __slots__ = ('address', '_queue', '_released', '_wakeup')
+    __slots__ = ('address', '_queue', '_released', '_wakeup', '_ignored')
 
     def __init__(self, address: str) -> None:
         self.address = address
         self._queue: deque[WireMessage] = deque()
         self._released = False
         self._wakeup: asyncio.Future[None] | None = None
+        self._ignored: type[WireMessage] | UnionType | tuple[()] = ()
+        """The kinds its reader skips (`read_mailbox`'s `ignore`): dropped as they arrive."""
 
     def __aiter__(self) -> Self:
         return self
@@ -158,9 +166,12 @@ class _Mailbox:
             await self._wakeup
         raise StopAsyncIteration
 
-    async def hand_over(self, handle: Callable[[WireMessage], None]) -> None:
+    async def hand_over(
+        self, handle: Callable[[WireMessage], None], ignore: type[WireMessage] | UnionType | tuple[()]
+    ) -> None:
         """`read_mailbox` for this mailbox: the reads of `__anext__`, with `handle` called in place of each return."""
-        queue = self._queue
+        self._ignored = ignore
+        queue = self._queue = deque(message for message in self._queue if not isinstance(message, ignore))
         while not self._released:
             while queue:  # `end()` empties it: nothing is handled after a release
                 handle(queue.popleft())
@@ -168,7 +179,7 @@ class _Mailbox:
             await self._wakeup
 
     def put(self, message: WireMessage) -> None:
-        if not self._released:
+        if not self._released and not isinstance(message, self._ignored):
             self._queue.append(message)
             if self._wakeup is not None:
                 self._wake()

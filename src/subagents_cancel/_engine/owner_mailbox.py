@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 
+from subagents_cancel.messages import OwnerAnnouncement
 from subagents_cancel.transport import Mailbox, Transport, read_mailbox
 from subagents_cancel.wire import WireMessage
 
@@ -87,7 +88,7 @@ class OwnerMailbox:
 
     async def _read(self, mailbox: Mailbox) -> None:
         try:
-            await read_mailbox(mailbox, self._receive)
+            await read_mailbox(mailbox, self._receive, ignore=OwnerAnnouncement)  # its own, sent for observers
         finally:
             with anyio.CancelScope(shield=True):
                 await self.transport.release(mailbox.address)
