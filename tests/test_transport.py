@@ -7,6 +7,8 @@ which carries every message through JSON and delivers it from its own task.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 
 import anyio
 import pytest
@@ -15,8 +17,9 @@ from pydantic import BaseModel
 from pydantic_ai import RunUsage
 
 from subagents_cancel import CancelReason, InProcessTransport, LoopbackTransport, Mailbox, TaskId, Transport
-from subagents_cancel.messages import Answer, CancelRequest, Question, RunFinished, RunOutput
+from subagents_cancel.messages import Answer, CancelRequest, DeadlineExpired, Question, RunFinished, RunOutput
 from subagents_cancel.output_codec import EncodedOutput, decode_output
+from subagents_cancel.transport import read_mailbox
 from subagents_cancel.wire import WireMessage
 
 pytestmark = pytest.mark.anyio
@@ -196,3 +199,134 @@ async def test_a_mailbox_is_read_by_async_iteration(transport: Transport) -> Non
             assert len(received) == number + 1
         await transport.release('task')
     assert [message.sent_at for message in received] == [0.0, 1.0, 2.0]
+
+
+async def test_read_mailbox_hands_each_message_to_a_function_in_order_until_released(transport: Transport) -> None:
+    """`read_mailbox` calls the function once per message, in the order sent, and returns once the mailbox is released."""
+    handled: list[float] = []
+
+    def handle(message: WireMessage) -> None:
+        handled.append(message.sent_at)
+
+    async with transport:
+        mailbox = await transport.open('owner')
+        assert mailbox is not None
+        for number in range(3):
+            assert await transport.send('owner', question(number))
+        async with anyio.create_task_group() as group:
+            group.start_soon(read_mailbox, mailbox, handle)
+            await anyio.wait_all_tasks_blocked()
+            assert handled == [0.0, 1.0, 2.0]
+            assert await transport.send('owner', question(3))
+            await anyio.wait_all_tasks_blocked()
+            await transport.release('owner')
+            assert not await transport.send('owner', question(4))
+    assert handled == [0.0, 1.0, 2.0, 3.0]
+
+
+async def test_a_message_sent_by_the_handler_is_handled_after_it_returns(transport: Transport) -> None:
+    """A handler that sends is never re-entered: the message it sent comes after it returns, in order."""
+    events: list[str] = []
+    async with transport:
+        mailbox = await transport.open('owner')
+        assert mailbox is not None
+
+        def handle(message: WireMessage) -> None:
+            events.append(f'enter {message.sent_at}')
+            if message.sent_at < 2:
+                transport.send_nowait('owner', question(int(message.sent_at) + 1))
+            events.append(f'leave {message.sent_at}')
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(read_mailbox, mailbox, handle)
+            assert transport.send_nowait('owner', question(0))
+            assert events == []  # nothing is handled in the sender's call
+            await anyio.wait_all_tasks_blocked()
+            group.cancel_scope.cancel()
+    assert events == snapshot(['enter 0.0', 'leave 0.0', 'enter 1.0', 'leave 1.0', 'enter 2.0', 'leave 2.0'])
+
+
+async def test_a_cancelled_reader_handles_nothing_more(transport: Transport) -> None:
+    """Once the task in `read_mailbox` is cancelled, no message is handed to its function, not even a queued one."""
+    handled: list[float] = []
+    async with transport:
+        mailbox = await transport.open('owner')
+        assert mailbox is not None
+        reader = asyncio.get_running_loop().create_task(read_mailbox(mailbox, lambda m: handled.append(m.sent_at)))
+        await anyio.wait_all_tasks_blocked()
+        assert await transport.send('owner', question(1))
+        reader.cancel()
+        assert await transport.send('owner', question(2))
+        await asyncio.wait((reader,))
+        await anyio.wait_all_tasks_blocked()
+    assert reader.cancelled() and handled == []
+
+
+_READER = contextvars.ContextVar[str]('reader', default='nobody')
+
+
+async def test_the_handler_runs_in_the_context_of_the_reading_task(transport: Transport) -> None:
+    """Context variables the reading task had set are what the handler sees, not the sender's."""
+    seen: list[str] = []
+
+    async def reader(mailbox: Mailbox) -> None:
+        _READER.set('owner reader')
+        await read_mailbox(mailbox, lambda message: seen.append(_READER.get()))
+
+    async with transport:
+        mailbox = await transport.open('owner')
+        assert mailbox is not None
+        async with anyio.create_task_group() as group:
+            group.start_soon(reader, mailbox)
+            await anyio.wait_all_tasks_blocked()
+            _READER.set('sender')
+            assert await transport.send('owner', question(1))
+            await anyio.wait_all_tasks_blocked()
+            await transport.release('owner')
+    assert seen == ['owner reader']
+
+
+async def test_read_mailbox_raises_what_the_handler_raised_and_stops(transport: Transport) -> None:
+    """A handler that raises ends the read with its exception: the messages after it are not handed over."""
+    handled: list[float] = []
+
+    def handle(message: WireMessage) -> None:
+        handled.append(message.sent_at)
+        if message.sent_at == 1:
+            raise LookupError('no such task')
+
+    async with transport:
+        mailbox = await transport.open('owner')
+        assert mailbox is not None
+        for number in range(3):
+            assert await transport.send('owner', question(number))
+        with pytest.raises(LookupError, match=r'^no such task$'):
+            await read_mailbox(mailbox, handle)
+        await anyio.wait_all_tasks_blocked()
+    assert handled == [0.0, 1.0]
+
+
+async def test_read_mailbox_skips_the_kinds_its_reader_ignores(transport: Transport) -> None:
+    """Messages of an ignored kind never reach the handler (observers still see them); the others keep their order."""
+    handled: list[str] = []
+    observed: list[str] = []
+
+    def handle(message: WireMessage) -> None:
+        handled.append(f'{message.kind} {message.sent_at}')
+
+    expired = DeadlineExpired(task_id=T, sent_at=1.5)
+    async with transport:
+        transport.subscribe(lambda address, message: observed.append(message.kind))
+        mailbox = await transport.open('owner')
+        assert mailbox is not None
+        async with anyio.create_task_group() as group:
+            group.start_soon(functools.partial(read_mailbox, mailbox, handle, ignore=DeadlineExpired))
+            assert await transport.send('owner', question(1))
+            assert await transport.send('owner', expired)
+            await anyio.wait_all_tasks_blocked()
+            assert await transport.send('owner', expired)
+            assert await transport.send('owner', question(2))
+            await anyio.wait_all_tasks_blocked()
+            await transport.release('owner')
+    assert handled == snapshot(['question 1.0', 'question 2.0'])
+    assert observed == snapshot(['question', 'deadline_expired', 'deadline_expired', 'question'])

@@ -59,7 +59,7 @@ from .messages import (
 )
 from .task_context import TaskContext
 from .telemetry import TaskSpans
-from .transport import Mailbox, Transport
+from .transport import Mailbox, Transport, read_mailbox
 from .wire import HooksFinished, SettleTask, StartTask, WireMessage
 
 __all__ = ('HookRunner', 'TaskHost', 'own_host_addresses')
@@ -238,8 +238,7 @@ class TaskHost:
                 self._pool.shutdown()  # a sync tool's thread cannot be stopped; its task reports it, not the host
 
     async def _read(self, mailbox: Mailbox) -> None:
-        async for message in mailbox:
-            self._route(message)
+        await read_mailbox(mailbox, self._route)
 
     def _route(self, message: WireMessage) -> None:
         self._spans.observe(message)

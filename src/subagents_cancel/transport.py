@@ -30,6 +30,7 @@ import contextvars
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from types import UnionType
 from typing import Literal, Protocol, Self, final, runtime_checkable
 
 import anyio
@@ -39,7 +40,7 @@ from .wire import WireMessage, decode_wire, encode_wire
 
 _log = logging.getLogger('subagents_cancel')
 
-__all__ = ('InProcessTransport', 'LoopbackTransport', 'Mailbox', 'Observer', 'RemoteTasks', 'Transport')
+__all__ = ('InProcessTransport', 'LoopbackTransport', 'Mailbox', 'Observer', 'RemoteTasks', 'Transport', 'read_mailbox')
 
 Observer = Callable[[str, WireMessage], None]
 """Sees every message sent on a transport, with the address it was sent to."""
@@ -118,6 +119,25 @@ class RemoteTasks(Protocol):
         ...
 
 
+async def read_mailbox(
+    mailbox: Mailbox, handle: Callable[[WireMessage], None], *, ignore: type[WireMessage] | UnionType | None = None
+) -> None:
+    """Call `handle` with each message of `mailbox`, in order, until the mailbox is released or its transport closed.
+
+    `handle` runs in the calling task, never in the sender's call; what it raises ends the read, and a message put
+    while it runs is handled once it returns. Messages of the kinds `ignore` names are skipped. A mailbox of this
+    module is read without its async-iterator layers (one step of the calling task per wake-up, however many
+    messages came), and drops an ignored message as it arrives, without waking the reader; any other mailbox is
+    read with `async for`.
+    """
+    if isinstance(mailbox, _Mailbox):
+        await mailbox.hand_over(handle, () if ignore is None else ignore)
+        return
+    async for message in mailbox:
+        if ignore is None or not isinstance(message, ignore):
+            handle(message)
+
+
 class _Mailbox:
     """A FIFO queue that wakes its one reader; reading a message that is there already does not yield.
 
@@ -125,13 +145,15 @@ class _Mailbox:
     event's wrappers were most of what a message cost in process (`benchmarks/seam.py`).
     """
 
-    __slots__ = ('address', '_queue', '_released', '_wakeup')
+    __slots__ = ('address', '_queue', '_released', '_wakeup', '_ignored')
 
     def __init__(self, address: str) -> None:
         self.address = address
         self._queue: deque[WireMessage] = deque()
         self._released = False
         self._wakeup: asyncio.Future[None] | None = None
+        self._ignored: type[WireMessage] | UnionType | tuple[()] = ()
+        """The kinds its reader skips (`read_mailbox`'s `ignore`): dropped as they arrive."""
 
     def __aiter__(self) -> Self:
         return self
@@ -144,8 +166,20 @@ class _Mailbox:
             await self._wakeup
         raise StopAsyncIteration
 
+    async def hand_over(
+        self, handle: Callable[[WireMessage], None], ignore: type[WireMessage] | UnionType | tuple[()]
+    ) -> None:
+        """`read_mailbox` for this mailbox: the reads of `__anext__`, with `handle` called in place of each return."""
+        self._ignored = ignore
+        queue = self._queue = deque(message for message in self._queue if not isinstance(message, ignore))
+        while not self._released:
+            while queue:  # `end()` empties it: nothing is handled after a release
+                handle(queue.popleft())
+            self._wakeup = asyncio.get_running_loop().create_future()
+            await self._wakeup
+
     def put(self, message: WireMessage) -> None:
-        if not self._released:
+        if not self._released and not isinstance(message, self._ignored):
             self._queue.append(message)
             if self._wakeup is not None:
                 self._wake()

@@ -6,9 +6,8 @@ The tools only format these outcomes; the Python API returns their `info` (and r
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
-
-import anyio
 
 from subagents_cancel.clock import Clock
 from subagents_cancel.config import SubAgentPolicy
@@ -22,6 +21,12 @@ from .registry import TaskRecord
 from .task_book import TaskBook
 
 __all__ = ('Cancels',)
+
+
+def _end_wait(received: asyncio.Future[None]) -> None:
+    """The wait for receipts reached its bound: the command returns what it knows."""
+    if not received.done():
+        received.set_result(None)
 
 
 class Cancels:
@@ -67,9 +72,14 @@ class Cancels:
 
         Real time, not the owner's clock: the bound is on the transport's delivery, which no test clock drives.
         """
-        with anyio.move_on_after(self._receipt_wait_seconds):
-            for record in records:
-                await self._book.receipt(record)
+        received = self._book.all_received(records)
+        if received is None:
+            return
+        bound = asyncio.get_running_loop().call_later(self._receipt_wait_seconds, _end_wait, received)
+        try:
+            await received
+        finally:
+            bound.cancel()
 
     async def hard(self, record: TaskRecord, reason: CancelReason) -> HardCancelOutcome:
         """Stop the task and wait for it within the bound, unless it has ended."""

@@ -19,7 +19,8 @@ from typing import Any
 
 import anyio
 
-from subagents_cancel.transport import Mailbox, Transport
+from subagents_cancel.messages import OwnerAnnouncement
+from subagents_cancel.transport import Mailbox, Transport, read_mailbox
 from subagents_cancel.wire import WireMessage
 
 __all__ = ('OwnerMailbox',)
@@ -87,8 +88,7 @@ class OwnerMailbox:
 
     async def _read(self, mailbox: Mailbox) -> None:
         try:
-            async for message in mailbox:
-                self._receive(message)
+            await read_mailbox(mailbox, self._receive, ignore=OwnerAnnouncement)  # its own, sent for observers
         finally:
             with anyio.CancelScope(shield=True):
                 await self.transport.release(mailbox.address)

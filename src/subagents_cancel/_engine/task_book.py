@@ -11,6 +11,7 @@ them; `tests/test_record_writers.py` checks that nothing else writes them.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Sequence
 
@@ -260,9 +261,9 @@ class TaskBook:
         """Whether the task has not yet confirmed its latest cancel request (nor ended)."""
         return record.cancel is not None and self._receipts.pending(record.task_id, record.cancel.request_id)
 
-    async def receipt(self, record: TaskRecord) -> None:
-        """Wait until the task has given the receipts of the cancel requests sent so far, or has ended (unbounded)."""
-        await self._receipts.wait(record.task_id)
+    def all_received(self, records: Sequence[TaskRecord]) -> asyncio.Future[None] | None:
+        """A future done once the tasks have confirmed the cancel requests sent so far, or ended; `None` if done."""
+        return self._receipts.all_received(record.task_id for record in records)
 
     async def hooks_finished(self, records: Sequence[TaskRecord]) -> None:
         """Wait until each of the ended `records` has had its hook run (by the host, which reports it)."""
