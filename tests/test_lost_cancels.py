@@ -282,6 +282,28 @@ async def test_a_lost_hard_request_is_sent_again_and_stops_the_task(clock: Watch
     assert outcome.info.unresponsive_since is None and manager.orphans() == ()
 
 
+async def test_a_lost_hard_request_is_sent_again_after_its_caller_stopped_waiting(clock: WatchedClock) -> None:
+    """The hard request is lost and the caller of `hard_cancel` gives up at once: the owner still sends it again."""
+    stuck = Gate()
+    config = researcher(Script([stuck.block_forever()]))
+    transport = _Lossy(CancelRequest)
+    async with transport, SubAgentManager([config], clock=clock, transport=transport, policy=POLICY) as manager:
+        task = await manager.start('researcher', 'Research X')
+        await stuck.reached.wait()
+        async with anyio.create_task_group() as group:
+            group.start_soon(manager.hard_cancel, task.task_id)
+            await transport.losing.wait()
+            group.cancel_scope.cancel()
+        await anyio.wait_all_tasks_blocked()
+        clock.advance(RESEND)
+        await anyio.wait_all_tasks_blocked()
+        assert transport.kinds()['CancelRequest'] == 2  # the copy went out without anyone waiting for the task
+        (info,) = (await manager.wait([task.task_id])).tasks
+
+    assert transport.kinds() == snapshot({'CancelRequest': 2, 'CancelReceived': 1})
+    assert (info.status, info.unresponsive_since) == (TaskStatus.CANCELLED, None) and stuck.stopped.is_set()
+
+
 async def test_a_task_no_cancel_message_reaches_is_unresponsive_and_teardown_ends(clock: WatchedClock) -> None:
     """No cancel message arrives: the task is unresponsive `hard_cancel_wait_seconds` after its escalation, an orphan."""
     stuck = Gate()

@@ -213,10 +213,25 @@ class TaskBook:
         record.fallback_id = fallback.task_id
         record.awaiting_fallback = True
 
+    @property
+    def resends(self) -> CancelResends:
+        """The re-sends of the cancel messages sent (a command waiting for its hard requests sends their copies)."""
+        return self._resends
+
     def request_cancel(
-        self, record: TaskRecord, mode: CancelMode, reason: CancelReason, grace: float, *, at: float | None = None
+        self,
+        record: TaskRecord,
+        mode: CancelMode,
+        reason: CancelReason,
+        grace: float,
+        *,
+        at: float | None = None,
+        awaited: bool = False,
     ) -> None:
-        """Record a cancel request (a hard one upgrades a soft one), move the task by it, and send it to the task."""
+        """Record a cancel request (a hard one upgrades a soft one), move the task by it, and send it to the task.
+
+        `awaited`: a hard request whose sender waits for the task to stop, and sends its copies meanwhile.
+        """
         now = self._clock.now() if at is None else at
         request = CancelRequest(task_id=record.task_id, sent_at=now, mode=mode, reason=reason, grace_seconds=grace)
         if record.cancel is None:
@@ -232,7 +247,7 @@ class TaskBook:
         if started and not record.status.is_terminal:  # a PENDING task ends here, on the owner's side
             self._receipts.expect(record.task_id, request.message_id)
             self._send(self.host, request)
-            self._resends.follow(request)
+            self._resends.follow(request, now, awaited=awaited)
             if mode == 'soft':  # its grace window ends on the owner's clock, whether the task heard the request or not
                 self._graces.open(record.task_id, now + grace, lambda: self._escalate(record))
 
@@ -248,7 +263,7 @@ class TaskBook:
         record.cancel = dataclasses.replace(cancel, mode='hard', escalated_at=now)
         escalated = CancelEscalated(task_id=record.task_id, sent_at=now, correlation_id=cancel.request_id)
         self._send(self.host, escalated)
-        self._resends.follow(escalated)
+        self._resends.follow(escalated, now)
         self._notify(record)
 
     async def aclose(self) -> None:
