@@ -43,6 +43,8 @@ class TaskRecord:
     hooks_done: bool = False
     """Its run is over and its `cleanup` / `promote` hook has run (or had nothing to do)."""
     state: TaskState = TaskState(TaskStatus.PENDING)
+    status: TaskStatus = field(default=TaskStatus.PENDING, init=False)
+    """The task's status: its `state`'s, kept beside it (`apply` writes both) since every step reads it."""
     started_at: float | None = None
     ended_at: float | None = None
     cancel: CancelInfo | None = None
@@ -67,14 +69,9 @@ class TaskRecord:
     """Set when the task reaches a terminal status."""
 
     @property
-    def status(self) -> TaskStatus:
-        """The task's status."""
-        return self.state.status
-
-    @property
     def settled(self) -> bool:
         """Whether it has ended, its hooks have run, and the fallback it started (if any) has ended too."""
-        return self.state.status.is_terminal and self.hooks_done and not self.awaiting_fallback
+        return self.status.is_terminal and self.hooks_done and not self.awaiting_fallback
 
     def apply(self, event: TaskEvent, *, at: float, ending: RunEnding | None = None) -> bool:
         """Move the task by `event`; return `False` (and keep the event in `dropped`) if it had already ended.
@@ -88,7 +85,7 @@ class TaskRecord:
         if new is None:
             self.dropped.append(event)
             return False
-        self.state = new
+        self.state, self.status = new, new.status
         if new.status is not TaskStatus.WAITING_FOR_ANSWER:
             self.question = None
         if new.status is TaskStatus.RUNNING and self.started_at is None:
