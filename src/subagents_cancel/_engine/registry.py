@@ -65,8 +65,19 @@ class TaskRecord:
     """The conversation its run ended with, kept while it can be resumed: it ended CANCELLED or FAILED."""
     dropped: list[TaskEvent] = field(default_factory=list[TaskEvent])
     """Events that arrived after the task had ended: they lost the race, and are kept, not applied."""
-    ended: anyio.Event = field(default_factory=anyio.Event)
-    """Set when the task reaches a terminal status."""
+    _ended: anyio.Event | None = field(default=None, init=False, repr=False)
+
+    @property
+    def ended(self) -> anyio.Event:
+        """Set when the task reaches a terminal status.
+
+        Made when first asked for (about 0.9 KB): most tasks end without anyone waiting for this event.
+        """
+        if self._ended is None:
+            self._ended = anyio.Event()
+            if self.status.is_terminal:
+                self._ended.set()
+        return self._ended
 
     @property
     def settled(self) -> bool:
@@ -95,7 +106,8 @@ class TaskRecord:
             self.outcome = outcome = self._conclude(ending)
             if self.cancel is not None and not isinstance(outcome, Cancelled):
                 self.cancel = replace(self.cancel, lost=True, lost_to=outcome)  # its output (or failure) came first
-            self.ended.set()
+            if self._ended is not None:
+                self._ended.set()
         return True
 
     def note_lost(self, ending: RunOutput | RunError) -> None:
