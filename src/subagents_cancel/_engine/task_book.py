@@ -86,7 +86,9 @@ class TaskBook:
         defaults: Defaults,
         policy: SubAgentPolicy,
         arrivals: Arrivals,
+        observed: Callable[[], bool] = lambda: True,
     ) -> None:
+        """`observed` says whether the transport has an observer now, for whom the book announces each change."""
         self.records = Registry(keep_finished=policy.keep_finished, finished_ttl_seconds=policy.finished_ttl_seconds)
         """The records, for reading; only the book changes them."""
         self.address = address
@@ -94,6 +96,7 @@ class TaskBook:
         self.host = host
         """The address of the task host that runs the owner's tasks."""
         self._transport_send = send
+        self._observed = observed
         self._clock = clock
         self._defaults = defaults
         self._arrivals = arrivals
@@ -189,7 +192,8 @@ class TaskBook:
             self._resends.end(record.task_id)
             self.records.settle(record)
             self._after_end(record)
-        self._send(self.address, StatusChanged(task_id=record.task_id, sent_at=at, old=old, new=record.state))
+        if self._observed():  # nobody else reads an announcement: the owner's own loop ignores it
+            self._send(self.address, StatusChanged(task_id=record.task_id, sent_at=at, old=old, new=record.state))
         self._notify(record)
 
     def _after_end(self, record: TaskRecord) -> None:
