@@ -8,7 +8,8 @@ copy with the receipt it gave the first one, and changes nothing else.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Coroutine
+from collections.abc import AsyncGenerator, Awaitable, Coroutine
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import anyio
@@ -262,24 +263,48 @@ async def test_every_request_lost_still_ends_cancelled_when_the_grace_runs_out(
     )
 
 
-async def test_a_lost_hard_request_is_sent_again_and_stops_the_task(clock: WatchedClock) -> None:
-    """The hard request is lost once: the owner sends it again while it waits, and the task stops in time."""
+@asynccontextmanager
+async def stuck_losing_a_request(clock: WatchedClock) -> AsyncGenerator[tuple[SubAgentManager, str, Gate, _Lossy]]:
+    """A task whose model request never returns, on a transport that loses the first cancel request sent to it."""
     stuck = Gate()
     config = researcher(Script([stuck.block_forever()]))
     transport = _Lossy(CancelRequest)
     async with transport, SubAgentManager([config], clock=clock, transport=transport, policy=POLICY) as manager:
         task = await manager.start('researcher', 'Research X')
         await stuck.reached.wait()
+        yield manager, task.task_id, stuck, transport
+
+
+async def test_a_lost_hard_request_is_sent_again_and_stops_the_task(clock: WatchedClock) -> None:
+    """The hard request is lost once: the owner sends it again while it waits, and the task stops in time."""
+    async with stuck_losing_a_request(clock) as (manager, task_id, stuck, transport):
 
         async def resend_once_stopping() -> None:
             await clock.wait_for_deadline(manager.policy.hard_cancel_wait_seconds)
             clock.advance(RESEND)
 
-        outcome = await during(resend_once_stopping(), manager.hard_cancel_outcome(task.task_id))
+        outcome = await during(resend_once_stopping(), manager.hard_cancel_outcome(task_id))
 
     assert outcome.result == 'stopped' and stuck.stopped.is_set()
     assert transport.kinds() == snapshot({'CancelRequest': 2, 'CancelReceived': 1})
     assert outcome.info.unresponsive_since is None and manager.orphans() == ()
+
+
+async def test_a_lost_hard_request_is_sent_again_after_its_caller_stopped_waiting(clock: WatchedClock) -> None:
+    """The hard request is lost and the caller of `hard_cancel` gives up at once: the owner still sends it again."""
+    async with stuck_losing_a_request(clock) as (manager, task_id, stuck, transport):
+        async with anyio.create_task_group() as group:
+            group.start_soon(manager.hard_cancel, task_id)
+            await transport.losing.wait()
+            group.cancel_scope.cancel()
+        await anyio.wait_all_tasks_blocked()
+        clock.advance(RESEND)
+        await anyio.wait_all_tasks_blocked()
+        assert transport.kinds()['CancelRequest'] == 2  # the copy went out without anyone waiting for the task
+        (info,) = (await manager.wait([task_id])).tasks
+
+    assert transport.kinds() == snapshot({'CancelRequest': 2, 'CancelReceived': 1})
+    assert (info.status, info.unresponsive_since) == (TaskStatus.CANCELLED, None) and stuck.stopped.is_set()
 
 
 async def test_a_task_no_cancel_message_reaches_is_unresponsive_and_teardown_ends(clock: WatchedClock) -> None:

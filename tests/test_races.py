@@ -31,7 +31,7 @@ from subagents_cancel import (
     TaskInfo,
     TaskStatus,
 )
-from subagents_cancel.messages import CancelRequest, RunFinished
+from subagents_cancel.messages import CancelReceived, CancelRequest, RunFinished
 from subagents_cancel.testing import ManualClock
 from subagents_cancel.wire import WireMessage
 
@@ -46,6 +46,7 @@ from .helpers import (
     after,
     call,
     calls,
+    new_transport,
     replies_of,
     researcher,
     resolve,
@@ -247,12 +248,19 @@ async def test_a_held_cancel_is_delivered_when_the_answer_is_rejected(clock: Man
     )
 
 
-async def _hard_cancel_while_checked(manager: SubAgentManager, checking: Checking, *, wait: float = 0) -> TaskInfo:
-    """Start the task, hard-cancel it while its answer is validated, release the verdict (or let `wait` pass)."""
+async def _hard_cancel_while_checked(
+    manager: SubAgentManager, checking: Checking, *, wait: float = 0, received: anyio.Event | None = None
+) -> TaskInfo:
+    """Start the task, hard-cancel it while its answer is validated, release the verdict (or let `wait` pass).
+
+    `received`, set when the task's receipt of the request is on the transport: the task is waiting for the verdict.
+    """
     task = await manager.start('r', 'Research X')
     await checking.validating.wait()
     async with anyio.create_task_group() as group:
         group.start_soon(manager.hard_cancel, task.task_id)
+        if received is not None:
+            await received.wait()
         await anyio.wait_all_tasks_blocked()
         assert manager.get(task.task_id).status is TaskStatus.RUNNING  # waiting for the verdict
         checking.release.set()
@@ -295,8 +303,12 @@ async def test_a_hard_cancel_stops_a_verdict_that_never_comes_and_keeps_the_answ
 ) -> None:
     """Validation of the arrived answer hangs: after the policy's wait the run is stopped, the answer is the partial."""
     checking = Checking(structured, 'never')
-    async with SubAgentManager([checking.config()], clock=clock) as manager:
-        info = await _hard_cancel_while_checked(manager, checking, wait=manager.policy.final_answer_wait_seconds)
+    received = anyio.Event()
+    transport = new_transport()
+    async with transport, SubAgentManager([checking.config()], clock=clock, transport=transport) as manager:
+        transport.subscribe(lambda address, message: received.set() if isinstance(message, CancelReceived) else None)
+        wait = manager.policy.final_answer_wait_seconds
+        info = await _hard_cancel_while_checked(manager, checking, wait=wait, received=received)
     assert info.outcome == Cancelled(
         mode='hard', reason=CancelReason(kind='user'), partial=PartialResult(final_message=checking.answer_as_sent)
     )

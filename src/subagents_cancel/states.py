@@ -38,6 +38,9 @@ __all__ = (
 )
 
 
+_TERMINAL = frozenset({'COMPLETED', 'FAILED', 'CANCELLED'})
+
+
 class TaskStatus(Enum):
     """Where a task is in its life."""
 
@@ -55,13 +58,15 @@ class TaskStatus(Enum):
     """A cancel was requested before the task's output was committed, and the task has stopped (any output it
     produced is the partial result)."""
 
-    @property
-    def is_terminal(self) -> bool:
-        """Whether the task has ended; a terminal status never changes again."""
-        return self in _TERMINAL
+    is_terminal: bool
+    """Whether the task has ended; a terminal status never changes again."""
 
+    def __init__(self, value: str) -> None:
+        self.is_terminal = value in _TERMINAL  # read on every step of every task: an attribute, not a computation
 
-_TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+    # A member is a singleton, equal only to itself, so its identity can be its hash: Enum's own `__hash__` is a call
+    # in Python on every lookup of a status in a dict or set.
+    __hash__ = object.__hash__
 
 
 class TaskEvent(Enum):
@@ -83,6 +88,8 @@ class TaskEvent(Enum):
     """A hard cancel was requested (or a soft one escalated): the run is being stopped."""
     STOP = 'STOP'
     """The run ended after a cancel request reached it: it wrapped up, it was stopped, or it raised."""
+
+    __hash__ = object.__hash__  # as `TaskStatus`'s: the transition table is looked up by event on every step
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +199,9 @@ TRANSITIONS: Mapping[tuple[TaskState, TaskEvent], TaskState] = MappingProxyType(
 )
 """Every allowed `(state, event) -> state` move. A pair that is missing is a bug, except from a terminal state."""
 
+_NEXT = {(state.status, state.cancel_requested, event): to for (state, event), to in TRANSITIONS.items()}
+"""`TRANSITIONS` keyed by the state's fields: a lookup hashes no `TaskState` (its hash is a call in Python)."""
+
 
 def next_state(state: TaskState, event: TaskEvent) -> TaskState | None:
     """Return the state that `event` moves a task in `state` to.
@@ -206,6 +216,6 @@ def next_state(state: TaskState, event: TaskEvent) -> TaskState | None:
     if state.status.is_terminal:
         return None
     try:
-        return TRANSITIONS[state, event]
+        return _NEXT[state.status, state.cancel_requested, event]
     except KeyError:
         raise IllegalTransition(state, event) from None

@@ -22,7 +22,9 @@ from typing import Any
 import logfire
 from logfire.propagate import attach_context, get_context
 from opentelemetry import trace
+from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.trace import TracerProvider as SDKTracerProvider
+from opentelemetry.trace import NoOpTracerProvider
 from opentelemetry.util.types import AttributeValue
 from pydantic_ai import RunUsage
 
@@ -32,7 +34,6 @@ from .messages import (
     CancelEscalated,
     CancelRequest,
     RunFinished,
-    StatusChanged,
     TaskId,
     TaskUnresponsive,
     ThreadsFinished,
@@ -181,6 +182,18 @@ def configured_logfire() -> logfire.Logfire | None:
     return instance if isinstance(provider, SDKTracerProvider) else None
 
 
+def _recording() -> bool:
+    """Whether the application has configured logfire (its metrics or its spans).
+
+    Until then, recording a metric is logfire's no-op, about ten calls per figure, which a task's end skips.
+    """
+    config = _logfire.config
+    return not (
+        isinstance(config.get_meter_provider().provider, NoOpMeterProvider)
+        and isinstance(config.get_tracer_provider().provider, NoOpTracerProvider)
+    )
+
+
 def trace_context() -> dict[str, str]:
     """The caller's trace context, to carry in `StartTask` so that the task's span nests under the caller's span."""
     return dict(get_context())
@@ -278,8 +291,8 @@ class TaskTelemetry:
                 _UNRESPONSIVE.add(1, {'subagent': subagent})
             case RunFinished(usage_after_cancel=usage_after):
                 task_trace.usage_after_request = usage_after
-            case StatusChanged(new=new) if new.status.is_terminal:
-                self._task_ended(self._lookup(message.task_id), task_trace)
+            case SettleTask(info=info):  # sent once, as the task ends: its final snapshot, taken for the host
+                self._task_ended(info, task_trace)
             case HooksFinished(cleanup_error=error):
                 task_trace.cleanup_failed = error is not None
                 self._settled(message.task_id, task_trace)
@@ -287,9 +300,11 @@ class TaskTelemetry:
                 pass
 
     def _task_ended(self, task: TaskInfo, task_trace: _TaskTrace) -> None:
-        _FINISHED.add(1, {'subagent': task.subagent, 'status': task.status.name})
-        if task.region is not None:
-            _REGION_FINISHED.add(1, {'region': task.region, 'status': task.status.name})
+        recording = _recording()
+        if recording:
+            _FINISHED.add(1, {'subagent': task.subagent, 'status': task.status.name})
+            if task.region is not None:
+                _REGION_FINISHED.add(1, {'region': task.region, 'status': task.status.name})
         if not task.lingering_threads:
             self._orphan_gone(task.task_id)
         task_trace.cancelled = cancelled = self._collector.task_ended(
@@ -300,7 +315,8 @@ class TaskTelemetry:
         if cancelled is None:
             del self._traces[task.task_id]  # its hook tells nothing these figures count
             return
-        _record_cancelled(cancelled)
+        if recording:
+            _record_cancelled(cancelled)
         if task_trace.cleanup_failed is not None:
             self._settled(task.task_id, task_trace)
 

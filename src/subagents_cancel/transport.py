@@ -232,6 +232,10 @@ class _Mailboxes:
         if mailbox is not None:
             mailbox.put(message)
 
+    @property
+    def observed(self) -> bool:
+        return bool(self._observers)
+
     def release(self, address: str) -> None:
         mailbox = self._open.pop(address, None)
         if mailbox is not None:
@@ -276,6 +280,11 @@ class _MailboxTransport:
     def subscribe(self, observer: Observer) -> Callable[[], None]:
         """Show every message to `observer` until the returned function is called."""
         return self._mailboxes.subscribe(observer)
+
+    @property
+    def observed(self) -> bool:
+        """Whether an observer is subscribed now: an owner announces its tasks' changes (`StatusChanged`) only then."""
+        return self._mailboxes.observed
 
 
 @final

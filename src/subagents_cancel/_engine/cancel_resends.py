@@ -5,11 +5,17 @@ same message with the same `message_id`, every `cancel_resend_seconds` until the
 has no receipt, and is sent again until the task ends. A soft request stops being sent at the end of its grace
 window (its escalation takes over); a hard request and an escalation after `hard_cancel_wait_seconds`, when a task
 that has not ended is marked unresponsive. The task answers a copy as it answered the first: copies are harmless.
+
+A hard request that its sender waits for (a hard cancel command, a region's) is *awaited*: it gets no timer, and
+the waiting command sends its copies as its own bounded wait comes to their time (`next_due`, `send_due`), so a
+hard cancel that stops at once sets no timer of the owner's. A command that stops waiting before the task has ended
+hands its requests over to the timers (`release`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from subagents_cancel.clock import Clock
@@ -28,6 +34,10 @@ class _Followed:
     message: _CancelMessage
     until: float
     hard: bool
+    awaited: bool
+    """Its sender waits for the task and sends it again itself: no timer is set for it."""
+    due: float = 0.0
+    """When it is next sent again (or given up)."""
     timer: Timer | None = None
 
 
@@ -56,22 +66,39 @@ class CancelResends:
         self._followed: dict[TaskId, _Followed] = {}
         self._closed = False
 
-    def follow(self, message: _CancelMessage) -> None:
-        """`message` was just sent: send it again until it is answered (see the module docstring).
+    def follow(self, message: _CancelMessage, now: float, *, awaited: bool = False) -> None:
+        """`message` was just sent, at `now`: send it again until it is answered (see the module docstring).
 
         It replaces the message followed for its task (a hard request or an escalation supersedes a soft request).
-        No-op once closed.
+        `awaited`: its sender waits for the task, and sends the copies itself until it `release`s it. No-op once
+        closed.
         """
         self.end(message.task_id)
         if self._closed:
             return
-        now = self._clock.now()
         if isinstance(message, CancelRequest) and message.mode == 'soft':
-            followed = _Followed(message, now + message.grace_seconds, hard=False)
+            followed = _Followed(message, now + message.grace_seconds, hard=False, awaited=awaited)
         else:
-            followed = _Followed(message, now + self._hard_wait, hard=True)
+            followed = _Followed(message, now + self._hard_wait, hard=True, awaited=awaited)
         self._followed[message.task_id] = followed
         self._schedule(followed, now)
+
+    def next_due(self, task_ids: Iterable[TaskId]) -> float:
+        """When the first awaited message of these tasks is next due (infinity if none is)."""
+        return min((followed.due for followed in self._awaited(task_ids)), default=math.inf)
+
+    def send_due(self, task_ids: Iterable[TaskId]) -> None:
+        """Send again the awaited messages of these tasks that are due (or give them up)."""
+        now = self._clock.now()
+        for followed in self._awaited(task_ids):
+            if followed.due <= now:
+                self._due(followed)
+
+    def release(self, task_ids: Iterable[TaskId]) -> None:
+        """Their sender no longer waits for these tasks: the timers send the messages still followed from now on."""
+        for followed in self._awaited(task_ids):
+            followed.awaited = False
+            self._arm(followed)
 
     def end(self, task_id: TaskId) -> None:
         """The task has ended (or has a newer cancel message): its message is not sent again."""
@@ -84,8 +111,20 @@ class CancelResends:
         self._followed.clear()
         await self._timers.aclose()
 
+    def _awaited(self, task_ids: Iterable[TaskId]) -> list[_Followed]:
+        return [
+            followed
+            for task_id in task_ids
+            if (followed := self._followed.get(task_id)) is not None and followed.awaited
+        ]
+
     def _schedule(self, followed: _Followed, now: float) -> None:
-        followed.timer = self._timers.call_at(min(now + self._every, followed.until), lambda: self._due(followed))
+        followed.due = min(now + self._every, followed.until)
+        if not followed.awaited:
+            self._arm(followed)
+
+    def _arm(self, followed: _Followed) -> None:
+        followed.timer = self._timers.call_at(followed.due, lambda: self._due(followed))
 
     def _due(self, followed: _Followed) -> None:
         task_id = followed.message.task_id

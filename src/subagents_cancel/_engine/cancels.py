@@ -7,7 +7,9 @@ The tools only format these outcomes; the Python API returns their `info` (and r
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 from subagents_cancel.clock import Clock
 from subagents_cancel.config import SubAgentPolicy
@@ -21,6 +23,8 @@ from .registry import TaskRecord
 from .task_book import TaskBook
 
 __all__ = ('Cancels',)
+
+_UNBOUNDED = nullcontext()
 
 
 def _end_wait(received: asyncio.Future[None]) -> None:
@@ -93,32 +97,55 @@ class Cancels:
         return HardCancelOutcome(info=info, result='stopped' if info.status is TaskStatus.CANCELLED else 'lost')
 
     def request_each(
-        self, records: Sequence[TaskRecord], mode: CancelMode, reason: CancelReason, grace_seconds: float | None
+        self,
+        records: Sequence[TaskRecord],
+        mode: CancelMode,
+        reason: CancelReason,
+        grace_seconds: float | None,
+        *,
+        awaited: bool = False,
     ) -> None:
-        """Request a cancel of each of `records`; a soft request skips those already asked to stop."""
+        """Request a cancel of each of `records`; a soft request skips those already asked to stop.
+
+        `awaited`: the caller then waits for these hard-cancelled records to stop (`await_stops`).
+        """
         for record in records:
             if mode == 'hard' or record.cancel is None:
                 grace = self._defaults.grace_seconds(record.subagent, grace_seconds)
-                self._book.request_cancel(record, mode, reason, grace)
+                self._book.request_cancel(record, mode, reason, grace, awaited=awaited and mode == 'hard')
 
     async def stop(self, record: TaskRecord, reason: CancelReason) -> bool:
         """Hard-cancel `record` and wait for it within the bound; `False` (marked unresponsive) if it did not stop."""
         if record.status.is_terminal:
             return True
-        self._book.request_cancel(record, 'hard', reason, 0.0)
+        self._book.request_cancel(record, 'hard', reason, 0.0, awaited=True)
         return await self.await_stops((record,))
 
     async def await_stops(self, records: Sequence[TaskRecord]) -> bool:
         """Wait for hard-cancelled `records` to stop and have their hooks run, within the bound.
 
-        The ones that did not stop are marked unresponsive.
+        Meanwhile it sends again the awaited requests whose receipt has not come, as they fall due; if it stops
+        waiting first, the owner's timers take them over. The ones that did not stop are marked unresponsive.
         """
-        with (
-            collector_paused(len(records)),
-            self._clock.deadline_scope(self._clock.now() + self._hard_cancel_wait_seconds),
-        ):
-            for record in records:
-                await record.ended.wait()
+        task_ids = [record.task_id for record in records]
+        resends = self._book.resends
+        try:
+            with (
+                collector_paused(len(records)),
+                self._clock.deadline_scope(self._clock.now() + self._hard_cancel_wait_seconds),
+            ):
+                while not await self._stopped(records, resends.next_due(task_ids)):
+                    resends.send_due(task_ids)
+        finally:
+            resends.release(task_ids)
         stuck = [record for record in records if not record.status.is_terminal]
         self._book.mark_stuck(stuck)
         return not stuck
+
+    async def _stopped(self, records: Sequence[TaskRecord], due: float) -> bool:
+        """Wait until `records` have ended (`True`), or until `due`, when a request is to be sent again (`False`)."""
+        with self._clock.deadline_scope(due) if due < math.inf else _UNBOUNDED:
+            for record in records:
+                await record.ended.wait()
+            return True
+        return False

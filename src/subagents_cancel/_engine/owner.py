@@ -10,6 +10,7 @@ delivers later. [`SubAgentManager`][subagents_cancel.SubAgentManager] is the pub
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol, runtime_checkable
 
 from pydantic_ai.models import Model
 
@@ -34,6 +35,22 @@ from .supervisor import Supervisor, new_owner_id
 from .task_book import TaskBook
 
 __all__ = ('Owner',)
+
+
+@runtime_checkable
+class _Observed(Protocol):
+    """A transport that can tell whether anyone observes it (the in-process and loopback transports can)."""
+
+    @property
+    def observed(self) -> bool: ...
+
+
+def _observed(transport: Transport) -> Callable[[], bool]:
+    """Whether `transport` has an observer now; always `True` for a transport that cannot tell."""
+    if isinstance(transport, _Observed):
+        observable = transport
+        return lambda: observable.observed
+    return lambda: True
 
 
 class Owner:
@@ -86,6 +103,8 @@ class Owner:
             telemetry.observe(address, message)
             return transport.send_nowait(address, message)
 
+        observed = _observed(transport)
+
         def receive(message: WireMessage) -> None:
             if not isinstance(message, OwnerAnnouncement):  # those it noted as it sent them
                 telemetry.observe(book.address, message)
@@ -99,6 +118,7 @@ class Owner:
             defaults=self.defaults,
             policy=policy,
             arrivals=Arrivals(configs),
+            observed=observed,
         )
         self.cancels = Cancels(book, self.defaults, clock, policy)
         self.supervisor = supervisor = Supervisor(

@@ -57,15 +57,24 @@ class RegionService:
             self.cancel(region, self._deadline_cancel, CancelReason(kind='deadline', detail=region))
 
     def cancel(
-        self, region: str, mode: CancelMode, reason: CancelReason | None, grace_seconds: float | None = None
+        self,
+        region: str,
+        mode: CancelMode,
+        reason: CancelReason | None,
+        grace_seconds: float | None = None,
+        *,
+        awaited: bool = False,
     ) -> tuple[TaskRecord, ...] | None:
-        """Close `region` and request a cancel of its running tasks; return them, or `None` if it had delivered."""
+        """Close `region` and request a cancel of its running tasks; return them, or `None` if it had delivered.
+
+        `awaited`: the caller waits for the hard-cancelled tasks to stop (`Cancels.await_stops`).
+        """
         reason = reason or CancelReason(kind='region', detail=region)
         self._book.close_region(region, RegionCancel(mode=mode, reason=reason, at=self._clock.now()))
         if self._book.records.region_delivered(region):
             return None
         records = tuple(record for record in self._book.records.in_region(region) if not record.status.is_terminal)
-        self._cancels.request_each(records, mode, reason, grace_seconds)
+        self._cancels.request_each(records, mode, reason, grace_seconds, awaited=awaited)
         return records
 
     async def soft_cancel(
@@ -79,7 +88,7 @@ class RegionService:
 
     async def hard_cancel(self, region: str, reason: CancelReason | None) -> RegionCancelOutcome:
         """Stop the running tasks of `region` and wait for them within the bound."""
-        records = self.cancel(check_region(region), 'hard', reason)
+        records = self.cancel(check_region(region), 'hard', reason, awaited=True)
         if records is not None:
             await self._cancels.await_stops(records)
         return self._outcome(region, records)

@@ -43,6 +43,8 @@ class TaskRecord:
     hooks_done: bool = False
     """Its run is over and its `cleanup` / `promote` hook has run (or had nothing to do)."""
     state: TaskState = TaskState(TaskStatus.PENDING)
+    status: TaskStatus = field(default=TaskStatus.PENDING, init=False)
+    """The task's status: its `state`'s, kept beside it (`apply` writes both) since every step reads it."""
     started_at: float | None = None
     ended_at: float | None = None
     cancel: CancelInfo | None = None
@@ -63,18 +65,24 @@ class TaskRecord:
     """The conversation its run ended with, kept while it can be resumed: it ended CANCELLED or FAILED."""
     dropped: list[TaskEvent] = field(default_factory=list[TaskEvent])
     """Events that arrived after the task had ended: they lost the race, and are kept, not applied."""
-    ended: anyio.Event = field(default_factory=anyio.Event)
-    """Set when the task reaches a terminal status."""
+    _ended: anyio.Event | None = field(default=None, init=False, repr=False)
 
     @property
-    def status(self) -> TaskStatus:
-        """The task's status."""
-        return self.state.status
+    def ended(self) -> anyio.Event:
+        """Set when the task reaches a terminal status.
+
+        Made when first asked for (about 0.9 KB): most tasks end without anyone waiting for this event.
+        """
+        if self._ended is None:
+            self._ended = anyio.Event()
+            if self.status.is_terminal:
+                self._ended.set()
+        return self._ended
 
     @property
     def settled(self) -> bool:
         """Whether it has ended, its hooks have run, and the fallback it started (if any) has ended too."""
-        return self.state.status.is_terminal and self.hooks_done and not self.awaiting_fallback
+        return self.status.is_terminal and self.hooks_done and not self.awaiting_fallback
 
     def apply(self, event: TaskEvent, *, at: float, ending: RunEnding | None = None) -> bool:
         """Move the task by `event`; return `False` (and keep the event in `dropped`) if it had already ended.
@@ -88,7 +96,7 @@ class TaskRecord:
         if new is None:
             self.dropped.append(event)
             return False
-        self.state = new
+        self.state, self.status = new, new.status
         if new.status is not TaskStatus.WAITING_FOR_ANSWER:
             self.question = None
         if new.status is TaskStatus.RUNNING and self.started_at is None:
@@ -98,7 +106,8 @@ class TaskRecord:
             self.outcome = outcome = self._conclude(ending)
             if self.cancel is not None and not isinstance(outcome, Cancelled):
                 self.cancel = replace(self.cancel, lost=True, lost_to=outcome)  # its output (or failure) came first
-            self.ended.set()
+            if self._ended is not None:
+                self._ended.set()
         return True
 
     def note_lost(self, ending: RunOutput | RunError) -> None:

@@ -87,7 +87,9 @@ class TaskBook:
         defaults: Defaults,
         policy: SubAgentPolicy,
         arrivals: Arrivals,
+        observed: Callable[[], bool] = lambda: True,
     ) -> None:
+        """`observed` says whether the transport has an observer now, for whom the book announces each change."""
         self.records = Registry(keep_finished=policy.keep_finished, finished_ttl_seconds=policy.finished_ttl_seconds)
         """The records, for reading; only the book changes them."""
         self.address = address
@@ -95,6 +97,7 @@ class TaskBook:
         self.host = host
         """The address of the task host that runs the owner's tasks."""
         self._transport_send = send
+        self._observed = observed
         self._clock = clock
         self._defaults = defaults
         self._arrivals = arrivals
@@ -190,7 +193,8 @@ class TaskBook:
             self._resends.end(record.task_id)
             self.records.settle(record)
             self._after_end(record)
-        self._send(self.address, StatusChanged(task_id=record.task_id, sent_at=at, old=old, new=record.state))
+        if self._observed():  # nobody else reads an announcement: the owner's own loop ignores it
+            self._send(self.address, StatusChanged(task_id=record.task_id, sent_at=at, old=old, new=record.state))
         self._notify(record)
 
     def _after_end(self, record: TaskRecord) -> None:
@@ -214,10 +218,25 @@ class TaskBook:
         record.fallback_id = fallback.task_id
         record.awaiting_fallback = True
 
+    @property
+    def resends(self) -> CancelResends:
+        """The re-sends of the cancel messages sent (a command waiting for its hard requests sends their copies)."""
+        return self._resends
+
     def request_cancel(
-        self, record: TaskRecord, mode: CancelMode, reason: CancelReason, grace: float, *, at: float | None = None
+        self,
+        record: TaskRecord,
+        mode: CancelMode,
+        reason: CancelReason,
+        grace: float,
+        *,
+        at: float | None = None,
+        awaited: bool = False,
     ) -> None:
-        """Record a cancel request (a hard one upgrades a soft one), move the task by it, and send it to the task."""
+        """Record a cancel request (a hard one upgrades a soft one), move the task by it, and send it to the task.
+
+        `awaited`: a hard request whose sender waits for the task to stop, and sends its copies meanwhile.
+        """
         now = self._clock.now() if at is None else at
         request = CancelRequest(task_id=record.task_id, sent_at=now, mode=mode, reason=reason, grace_seconds=grace)
         if record.cancel is None:
@@ -233,7 +252,7 @@ class TaskBook:
         if started and not record.status.is_terminal:  # a PENDING task ends here, on the owner's side
             self._receipts.expect(record.task_id, request.message_id)
             self._send(self.host, request)
-            self._resends.follow(request)
+            self._resends.follow(request, now, awaited=awaited)
             if mode == 'soft':  # its grace window ends on the owner's clock, whether the task heard the request or not
                 self._graces.open(record.task_id, now + grace, lambda: self._escalate(record))
 
@@ -249,7 +268,7 @@ class TaskBook:
         record.cancel = dataclasses.replace(cancel, mode='hard', escalated_at=now)
         escalated = CancelEscalated(task_id=record.task_id, sent_at=now, correlation_id=cancel.request_id)
         self._send(self.host, escalated)
-        self._resends.follow(escalated)
+        self._resends.follow(escalated, now)
         self._notify(record)
 
     async def aclose(self) -> None:
