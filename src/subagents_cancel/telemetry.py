@@ -194,13 +194,19 @@ class TaskSpans:
         self._spans: dict[TaskId, _TaskSpan] = {}
         self._clock = clock
 
-    def traced(self, start: StartTask, run: Coroutine[Any, Any, None]) -> Coroutine[Any, Any, None]:
-        """Return `run` wrapped in the task's span, a child of the context the owner sent in `start`.
+    @staticmethod
+    def recording() -> bool:
+        """Whether a task started now gets a span: the application has configured logfire (else it would go nowhere)."""
+        return configured_logfire() is not None
+
+    def traced(self, start: StartTask, run: Coroutine[Any, Any, None], *, recording: bool) -> Coroutine[Any, Any, None]:
+        """Return `run` wrapped in the task's span (if `recording`), a child of the context the owner sent in `start`.
 
         Await the result in the task's own asyncio task: the span is that task's current span, and the parent
-        of whatever the run traces.
+        of whatever the run traces. Not `recording`, the run is given the context a span of an unconfigured logfire
+        would give it (the owner's, with no valid current span), at a tenth of the cost, and messages are not looked at.
         """
-        return self._in_span(start, run)
+        return self._in_span(start, run) if recording else _in_context(start, run)
 
     async def _in_span(self, start: StartTask, run: Coroutine[Any, Any, None]) -> None:
         with (
@@ -216,6 +222,8 @@ class TaskSpans:
 
     def observe(self, message: WireMessage) -> None:
         """Take note of a message to or from one of the host's tasks."""
+        if not self._spans:
+            return  # no span open: nothing to mark
         task_span = self._spans.get(message.task_id)
         if task_span is None:
             return
@@ -242,6 +250,11 @@ class TaskSpans:
             # The owner's figure: both times are its clock's readings (the host's clock may have another origin).
             task_span.event(TASK_TERMINATED, {'after_seconds': task.ended_at - cancel.requested_at})
         task_span.span.set_attributes(_end_attributes(task, task_span.request))
+
+
+async def _in_context(start: StartTask, run: Coroutine[Any, Any, None]) -> None:
+    with attach_context(start.trace_context), trace.use_span(trace.INVALID_SPAN):
+        await run
 
 
 class TaskTelemetry:

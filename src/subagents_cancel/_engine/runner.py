@@ -135,8 +135,8 @@ class TaskRunner:
             stop_requested=lambda: self._stop_requested,
         )
         """What code inside the task sees as [`current_task()`][subagents_cancel.current_task]."""
-        self.finished = anyio.Event()
-        """Set when the runner is done: the run has ended and nothing of it is left running."""
+        self.done = False
+        """Whether the runner is done: the run has ended, nothing of it is left running, and its end was reported."""
         self.ending: RunEnding | None = None
         """How the run ended, set as the runner leaves (before `leave` is called); `None` while it runs."""
 
@@ -170,9 +170,7 @@ class TaskRunner:
                     messages=tuple(messages),
                 )
             )
-            with anyio.CancelScope(shield=True):
-                await self.spec.settle(self.context)
-            self.finished.set()
+            self.done = True
 
     async def _drive(self) -> tuple[RunEnding, RunUsage]:
         with anyio.CancelScope() as self._scope:
