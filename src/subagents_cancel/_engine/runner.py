@@ -30,7 +30,6 @@ from collections.abc import Callable, Collection, Sequence
 from contextlib import nullcontext
 
 import anyio
-from anyio.abc import TaskGroup
 from pydantic_ai import Agent, RunCancelled, RunUsage
 from pydantic_ai.capabilities import AbstractCapability, UseThreadExecutor
 from pydantic_ai.messages import ModelMessage, ModelResponse
@@ -69,6 +68,7 @@ from .run_race import RunRace
 from .run_usage import UsageAfterCancel, model_responses, unreported_stream_usage
 from .task_capability import TaskRunCapability
 from .task_spec import TaskSpec
+from .task_timers import TaskTimers
 from .tool_threads import SyncToolPool, declares_executor
 
 __all__ = ('TaskRunner', 'TaskSpec')
@@ -107,7 +107,8 @@ class TaskRunner:
         self._run: AgentRun[None, object] | None = None
         self._preemption: StepPreemption | None = None
         self._scope: anyio.CancelScope | None = None
-        self._timers: TaskGroup | None = None
+        self._timers = TaskTimers()
+        """Started only when a cancel waits for something (the task's own sub-agents, a verdict)."""
         self._cancel: CancelRequest | None = None
         self._delivery = SoftCancelDelivery()
         """Where the soft cancel request is on its way to the model."""
@@ -149,12 +150,14 @@ class TaskRunner:
         ending: RunEnding = RunStopped()
         usage = RunUsage()
         try:
-            async with anyio.create_task_group() as timers:
-                self._timers = timers
-                if self._cancel is not None:
-                    self._start_wrap_up(self._cancel)  # requested before the runner ran
+            if self._cancel is not None:
+                self._start_wrap_up(self._cancel)  # requested before the runner ran
+            try:
                 ending, usage = await self._drive()
-                timers.cancel_scope.cancel()
+            except BaseException:
+                await self._timers.close(raise_failure=False)
+                raise
+            await self._timers.close()
         finally:
             self.ending = ending
             self._leave()
@@ -293,7 +296,7 @@ class TaskRunner:
                         task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=message.message_id
                     )
                 self._cancel = message
-                if self._timers is not None:  # else `run()` starts the wrap-up when it begins
+                if self._loop is not None:  # else `run()` starts the wrap-up when it begins
                     self._start_wrap_up(message)
         self._copies[message.message_id] = receipt
         if message.mode == 'soft' and self._cascade.awaiting_receipts:
@@ -330,14 +333,15 @@ class TaskRunner:
         began has none to wait for): their window ends on this host's clock, read now, not at the request's
         `sent_at`, which is its owner's clock.
         """
-        assert self._timers is not None
         owners = self.context.nested_owners
         if not owners:
             self._tell(request, subtasks_stopped=False)
             return
         grace = request.grace_seconds * self.spec.cascade_grace_factor
         self._cascade.send(owners, 'soft', request.reason, grace)
-        self._timers.start_soon(self._tell_after_children, request, self._clock.now() + grace)
+        self._timers.start_soon(
+            self._tell_after_children(request, self._clock.now() + grace), name=f'cascade of {self.spec.task_id}'
+        )
 
     async def _tell_after_children(self, request: CancelRequest, deadline: float) -> None:
         await self._cascade.wait_ended(deadline)
@@ -380,8 +384,8 @@ class TaskRunner:
         """
         if not self._race.begin_verdict_wait():
             return
-        assert self._timers is not None
-        self._timers.start_soon(self._expire_verdict_wait, self._clock.now() + self.spec.final_answer_wait_seconds)
+        deadline = self._clock.now() + self.spec.final_answer_wait_seconds
+        self._timers.start_soon(self._expire_verdict_wait(deadline), name=f'verdict wait of {self.spec.task_id}')
 
     async def _expire_verdict_wait(self, deadline: float) -> None:
         await sleep_until(self._clock, deadline)
