@@ -48,6 +48,8 @@ def unreported_stream_usage(responses: Iterable[ModelResponse]) -> RunUsage:
 class UsageAfterCancel:
     """The usage of the model responses that arrived after the first cancel request of a run."""
 
+    __slots__ = ('_responses_before',)
+
     def __init__(self) -> None:
         self._responses_before: int | None = None
 
