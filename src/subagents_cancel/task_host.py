@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -292,9 +293,11 @@ class TaskHost:
         traced = self._spans.recording()
         hosted = self._hosted[task_id] = _Hosted(start, runner, traced)
         self._routes[task_id] = runner
-        task = asyncio.get_running_loop().create_task(
-            self._spans.traced(start, self._host(hosted), recording=traced), name=f'subagent {task_id}'
-        )
+        loop, name = asyncio.get_running_loop(), f'subagent {task_id}'
+        if traced:
+            task = loop.create_task(self._spans.traced(start, self._host(hosted)), name=name)
+        else:
+            task = loop.create_task(self._host(hosted), name=name, context=self._spans.untraced(start))
         self._runs[task] = hosted
         task.add_done_callback(self._runs.pop)
 
@@ -370,8 +373,10 @@ class TaskHost:
         if hosted.runner.done and self._no_hook(settle, scratch):
             self._hooks_finished(settle, None)  # nothing to run: no task, no wait
             return
-        # Its run is over and it has a hook, or its owner gave up waiting for a run that has not stopped.
-        self._keep(self._run_hook(settle, scratch, hosted.start.hook_seconds), name=f'settle {settle.task_id}')
+        # Its run is over and it has a hook, or its owner gave up waiting for a run that has not stopped: the hook
+        # runs in the context of an untraced run (its owner's trace context, no valid current span).
+        hook = self._run_hook(settle, scratch, hosted.start.hook_seconds)
+        self._keep(hook, name=f'settle {settle.task_id}', context=self._spans.untraced(hosted.start))
 
     def _no_hook(self, settle: SettleTask, scratch: Path | None) -> bool:
         """Whether settling the task runs nothing: no hook of its sub-agent's, no hook runner, no scratch directory."""
@@ -379,8 +384,8 @@ class TaskHost:
         no_hook = config is None or (config.cleanup is None and config.promote is None)
         return no_hook and self._hooks is None and scratch is None
 
-    def _keep(self, hook: Coroutine[Any, Any, None], *, name: str) -> None:
-        task = asyncio.get_running_loop().create_task(hook, name=name)
+    def _keep(self, hook: Coroutine[Any, Any, None], *, name: str, context: contextvars.Context | None = None) -> None:
+        task = asyncio.get_running_loop().create_task(hook, name=name, context=context)
         self._keepers.add(task)
         task.add_done_callback(self._keepers.discard)
 

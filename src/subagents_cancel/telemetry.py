@@ -14,6 +14,7 @@ metrics go nowhere, and no warning is shown on their account.
 
 from __future__ import annotations
 
+import contextvars
 import warnings
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ from typing import Any
 
 import logfire
 from logfire.propagate import attach_context, get_context
-from opentelemetry import trace
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import TracerProvider as SDKTracerProvider
 from opentelemetry.util.types import AttributeValue
 from pydantic_ai import RunUsage
@@ -199,14 +201,25 @@ class TaskSpans:
         """Whether a task started now gets a span: the application has configured logfire (else it would go nowhere)."""
         return configured_logfire() is not None
 
-    def traced(self, start: StartTask, run: Coroutine[Any, Any, None], *, recording: bool) -> Coroutine[Any, Any, None]:
-        """Return `run` wrapped in the task's span (if `recording`), a child of the context the owner sent in `start`.
+    def traced(self, start: StartTask, run: Coroutine[Any, Any, None]) -> Coroutine[Any, Any, None]:
+        """Return `run` wrapped in the task's span, a child of the context the owner sent in `start`.
 
         Await the result in the task's own asyncio task: the span is that task's current span, and the parent
-        of whatever the run traces. Not `recording`, the run is given the context a span of an unconfigured logfire
-        would give it (the owner's, with no valid current span), at a tenth of the cost, and messages are not looked at.
+        of whatever the run traces.
         """
-        return self._in_span(start, run) if recording else _in_context(start, run)
+        return self._in_span(start, run)
+
+    @staticmethod
+    def untraced(start: StartTask) -> contextvars.Context:
+        """The context to run a task in that gets no span (see `recording`); it holds nothing once the task ends.
+
+        The one a span of an unconfigured logfire would give the run, at a tenth of its cost: the context its owner
+        sent in `start`, and no valid current span.
+        """
+        context = contextvars.copy_context()
+        carried = trace.set_span_in_context(trace.INVALID_SPAN, propagate.extract(start.trace_context))
+        context.run(otel_context.attach, carried)  # detached with the task's own context, as the task ends
+        return context
 
     async def _in_span(self, start: StartTask, run: Coroutine[Any, Any, None]) -> None:
         with (
@@ -250,11 +263,6 @@ class TaskSpans:
             # The owner's figure: both times are its clock's readings (the host's clock may have another origin).
             task_span.event(TASK_TERMINATED, {'after_seconds': task.ended_at - cancel.requested_at})
         task_span.span.set_attributes(_end_attributes(task, task_span.request))
-
-
-async def _in_context(start: StartTask, run: Coroutine[Any, Any, None]) -> None:
-    with attach_context(start.trace_context), trace.use_span(trace.INVALID_SPAN):
-        await run
 
 
 class TaskTelemetry:
