@@ -94,10 +94,10 @@ class _Hosted:
     start: StartTask
     runner: TaskRunner
     traced: bool
-    """Its span stays open until its hook has run: its asyncio task waits for the settle, and runs the hook."""
+    """It has a span, open until its hook has run: a task of the span's waits for the settle and runs the hook."""
     settle: SettleTask | None = None
     settled: asyncio.Future[None] | None = None
-    """Made once a traced task's run is over: done once the owner's `SettleTask` came, or the host gave up on it.
+    """A traced task's: done once the owner's `SettleTask` came, or the host gave up on it.
 
     A bare future rather than an `anyio.Event`, and only where something waits: the event's wrappers were a good
     part of the objects a task costs in process (`benchmarks/seam.py`).
@@ -160,7 +160,7 @@ class TaskHost:
         self._runs: dict[asyncio.Task[None], _Hosted] = {}
         """The tasks' asyncio tasks, until each ends: the runs still going are cancelled as the host closes."""
         self._keepers: set[asyncio.Task[None]] = set()
-        """The hooks run apart from their task's run (an untraced task's, or one settled before its run ended);
+        """The spans of traced tasks (each waits for its task's settle and runs its hook), and the hooks of the others;
         never cancelled: they end by themselves."""
         self._pool: SyncToolPool | None = None
         self._loop: asyncio.Task[None] | None = None
@@ -221,7 +221,7 @@ class TaskHost:
                 self._give_up(hosted)  # no settle is coming any more: its hook is not run
             runs = tuple(self._runs.items())
             for run, hosted in runs:
-                if not hosted.runner.done:  # a traced task waiting for its settle has just been told instead
+                if not hosted.runner.done:
                     run.cancel()
             running = [run for run, _ in runs] + list(self._keepers)
             end = deadline if deadline is not None else self._clock.now() + self._policy.teardown_seconds
@@ -293,34 +293,42 @@ class TaskHost:
         traced = self._spans.recording()
         hosted = self._hosted[task_id] = _Hosted(start, runner, traced)
         self._routes[task_id] = runner
-        loop, name = asyncio.get_running_loop(), f'subagent {task_id}'
         if traced:
-            task = loop.create_task(self._spans.traced(start, self._host(hosted)), name=name)
+            self._keep(self._spans.traced(start, self._in_span(hosted)), name=f'span of {task_id}')
         else:
-            task = loop.create_task(self._host(hosted), name=name, context=self._spans.untraced(start))
-        self._runs[task] = hosted
-        task.add_done_callback(self._runs.pop)
+            self._start_run(hosted, self._spans.untraced(start))
+
+    def _start_run(self, hosted: _Hosted, context: contextvars.Context | None = None) -> asyncio.Task[None]:
+        """Start the task's run in an asyncio task of its own, which ends with the run: a hard cancel waits for it."""
+        name = f'subagent {hosted.start.task_id}'
+        run = asyncio.get_running_loop().create_task(self._host(hosted), name=name, context=context)
+        self._runs[run] = hosted
+        run.add_done_callback(self._runs.pop)
+        return run
 
     async def _host(self, hosted: _Hosted) -> None:
-        """Run the task (its asyncio task is the run's: a hard cancel waits for nothing else).
-
-        A traced task then waits, under its span, for its owner to settle it, and runs its hook there; an untraced
-        one ends here, and its settle runs the hook (`_settle`).
-        """
+        """Run the task; an untraced one's settle runs its hook later (`_settle`), a traced one's its span's task."""
         try:
             await hosted.runner.run()
         finally:
-            if hosted.given_up and hosted.settle is None:  # the host closed before the owner settled the task
+            if hosted.given_up and hosted.settle is None and not hosted.traced:  # the owner never settled it
                 self._abandon(hosted)
-        if not hosted.traced or hosted.given_up or hosted.settle is not None:
-            return
+
+    async def _in_span(self, hosted: _Hosted) -> None:
+        """Under a traced task's span: run it, and once its owner settles it, run its hook.
+
+        Its run has a task of its own, which ends with the run; this one ends after the hook, with the span.
+        """
+        run = self._start_run(hosted)
         hosted.settled = asyncio.get_running_loop().create_future()
         await hosted.settled
-        if hosted.settle is None:
-            self._abandon(hosted)
+        if hosted.settle is not None:
+            scratch = hosted.runner.context.scratch_dir_if_created
+            await self._run_hook(hosted.settle, scratch, hosted.start.hook_seconds)
             return
-        scratch = hosted.runner.context.scratch_dir_if_created
-        await self._run_hook(hosted.settle, scratch, hosted.start.hook_seconds)
+        # The host closed before the owner settled the task: once its run is over, its owner must not wait for a hook.
+        await asyncio.wait((run,))
+        self._abandon(hosted)
 
     def _give_up(self, hosted: _Hosted) -> None:
         """The host is closing: a task not settled yet gets no hook; its owner hears so once its run is over."""
@@ -328,7 +336,8 @@ class TaskHost:
         if hosted.settle is not None:
             return  # its hook runs, or has run
         if hosted.settled is not None:
-            hosted.settled.set_result(None)  # its task, waiting for the settle, says so
+            if not hosted.settled.done():
+                hosted.settled.set_result(None)  # its span's task, waiting for the settle, says so
         elif hosted.runner.done:
             self._abandon(hosted)
 
@@ -366,8 +375,9 @@ class TaskHost:
         if hosted.settle is not None or hosted.given_up:
             return  # settled already, or the host is closing
         hosted.settle = settle
-        if hosted.settled is not None:  # a traced task waits for it, under its span
-            hosted.settled.set_result(None)
+        if hosted.settled is not None:  # a traced task's span waits for it (even while the run goes on)
+            if not hosted.settled.done():
+                hosted.settled.set_result(None)
             return
         scratch = hosted.runner.context.scratch_dir_if_created
         if hosted.runner.done and self._no_hook(settle, scratch):
