@@ -321,7 +321,8 @@ class TaskHost:
         """
         run = self._start_run(hosted)
         hosted.settled = asyncio.get_running_loop().create_future()
-        await hosted.settled
+        if not hosted.given_up:  # else the host closed before this task began: no settle is coming
+            await hosted.settled
         if hosted.settle is not None:
             scratch = hosted.runner.context.scratch_dir_if_created
             await self._run_hook(hosted.settle, scratch, hosted.start.hook_seconds)
