@@ -65,7 +65,7 @@ from .parent_line import ParentLine
 from .preemption import StepPreemption
 from .run_failures import stray_cancellation
 from .run_race import RunRace
-from .run_usage import UsageAfterCancel, model_responses, unreported_stream_usage
+from .run_usage import UsageAfterCancel, model_responses, plus_unreported
 from .task_capability import TaskRunCapability
 from .task_spec import TaskSpec
 from .task_timers import TaskTimers
@@ -232,7 +232,7 @@ class TaskRunner:
                 return self._race.ended_with(run.result.output), stopped.usage
             ending = self._race.stopped()
             if isinstance(ending, RunStopped):  # a stream it cut off unreported was still generated
-                return ending, stopped.usage + unreported_stream_usage(model_responses(stopped.all_messages()))
+                return ending, plus_unreported(stopped.usage, model_responses(stopped.all_messages()))
             return ending, stopped.usage
         except Exception as error:  # noqa: BLE001 - the sub-agent's run is user code; its failure is data
             _log.warning('sub-agent task %s failed', self.spec.task_id, exc_info=error)
