@@ -10,7 +10,7 @@ import subagents_cancel
 # Lower layers never import higher ones. Modules on one layer do not import each other.
 LAYERS: list[set[str]] = [
     {'errors', 'clock', 'ids', 'testing', 'shield', 'gc_pause', 'tool_threads', 'output_text'},
-    {'states', 'processes', 'output_codec', 'delivery', 'timers'},
+    {'states', 'processes', 'output_codec', 'delivery', 'timers', 'task_timers'},
     {'message_parts'},
     {'notebook_shapes'},
     {'notebook_view'},

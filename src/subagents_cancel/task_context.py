@@ -79,7 +79,7 @@ class TaskContext:
         """The mailbox address of the host that runs the task: messages for the task go there, with its `task_id`."""
         self._cancel_requested = cancel_requested
         self._stop_requested = stop_requested
-        self._nested: list[NestedOwner] = []
+        self._nested: tuple[NestedOwner, ...] = ()
         self._scratch_dir: Path | None = None
 
     @property
@@ -128,15 +128,17 @@ class TaskContext:
     @property
     def nested_owners(self) -> tuple[NestedOwner, ...]:
         """Where the owners of tasks opened inside this task can be reached."""
-        return tuple(self._nested)
+        return self._nested
 
     def adopt(self, owner: NestedOwner) -> None:
         """Register an owner of tasks opened inside this task: a cancel of the task reaches it first."""
-        self._nested.append(owner)
+        self._nested = (*self._nested, owner)
 
     def disown(self, owner: NestedOwner) -> None:
         """Forget an owner that has closed."""
-        self._nested.remove(owner)
+        nested = list(self._nested)
+        nested.remove(owner)
+        self._nested = tuple(nested)
 
 
 _current: ContextVar[TaskContext | None] = ContextVar('subagents_cancel_task', default=None)
@@ -163,13 +165,16 @@ class TaskThreads(Executor):
     def __init__(self, pool: SyncToolPool) -> None:
         self._pool = pool
         self._lock = threading.Lock()  # worker threads report their return concurrently with `linger`
-        self._running: set[Future[Any]] = set()
+        self._running: set[Future[Any]] | None = None
+        """The calls that have not returned; made by the first call (most tasks make none)."""
         self._on_idle: Callable[[], None] | None = None
 
     def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:
         """Run `fn` on the shared pool and track it."""
         future = self._pool.submit(fn, *args, **kwargs)
         with self._lock:
+            if self._running is None:
+                self._running = set()
             self._running.add(future)
         future.add_done_callback(self._returned)
         return future
@@ -180,13 +185,15 @@ class TaskThreads(Executor):
         The task has stopped: its calls still running leave the pool's budget (see `SyncToolPool.linger`).
         """
         with self._lock:
-            if self._running:
-                self._on_idle = on_idle
-                self._pool.linger(set(self._running))
+            if not self._running:
+                return 0
+            self._on_idle = on_idle
+            self._pool.linger(set(self._running))
             return len(self._running)
 
     def _returned(self, future: Future[Any]) -> None:
         with self._lock:
+            assert self._running is not None  # `submit` made it before the call could return
             self._running.discard(future)
             on_idle = self._on_idle if not self._running else None
             if on_idle is not None:

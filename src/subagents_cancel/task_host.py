@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import anyio
 from pydantic_ai.agent import AbstractAgent
@@ -57,7 +58,6 @@ from .messages import (
     TaskId,
     TaskUnresponsive,
 )
-from .task_context import TaskContext
 from .telemetry import TaskSpans
 from .transport import Mailbox, Transport, read_mailbox
 from .wire import HooksFinished, SettleTask, StartTask, WireMessage
@@ -84,31 +84,26 @@ def own_host_addresses(owner_address: str) -> Iterator[str]:
         yield f'{owner_address}/tasks-{number}'
 
 
-async def _settled_by_the_host(context: TaskContext) -> None:
-    """A hosted runner settles nothing itself: its host runs the hook once the owner has settled the task."""
-
-
 _NOT_RUN = 'its hook was not run: its task host had closed before the task ended'
 
 
 @dataclass(eq=False, slots=True)
 class _Hosted:
-    """One task on this host: its start, its runner, and the settle it waits for once its run is over."""
+    """One task on this host: its start, its runner, and what becomes of its hook once its run is over."""
 
     start: StartTask
     runner: TaskRunner
+    traced: bool
+    """It has a span, open until its hook has run: a task of the span's waits for the settle and runs the hook."""
     settle: SettleTask | None = None
-    settled: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-    """Done once the owner's `SettleTask` came, or the host gave up on it as it closes.
+    settled: asyncio.Future[None] | None = None
+    """A traced task's: done once the owner's `SettleTask` came, or the host gave up on it.
 
-    A bare future rather than an `anyio.Event`: one waits for each task the host runs, and the event's wrappers
-    were a good part of the objects a task costs in process (`benchmarks/seam.py`).
+    A bare future rather than an `anyio.Event`, and only where something waits: the event's wrappers were a good
+    part of the objects a task costs in process (`benchmarks/seam.py`).
     """
-
-    def stop_waiting(self) -> None:
-        """End the wait for a settle (idempotent)."""
-        if not self.settled.done():
-            self.settled.set_result(None)
+    given_up: bool = False
+    """The host is closing: no settle is coming any more, and its hook is not run."""
 
 
 class TaskHost:
@@ -162,10 +157,11 @@ class TaskHost:
         self._policy = policy or SubAgentPolicy()
         self._hosted: dict[TaskId, _Hosted] = {}
         self._routes: dict[TaskId, TaskRunner] = {}
-        self._runs: set[asyncio.Task[None]] = set()
-        """The tasks' runs, each in an asyncio task: cancelled as the host closes."""
+        self._runs: dict[asyncio.Task[None], _Hosted] = {}
+        """The tasks' asyncio tasks, until each ends: the runs still going are cancelled as the host closes."""
         self._keepers: set[asyncio.Task[None]] = set()
-        """One per task, around its run: its span, then its hook; never cancelled: they end by themselves."""
+        """The spans of traced tasks (each waits for its task's settle and runs its hook), and the hooks of the others;
+        never cancelled: they end by themselves."""
         self._pool: SyncToolPool | None = None
         self._loop: asyncio.Task[None] | None = None
         self._spans = TaskSpans(self._clock)
@@ -221,19 +217,18 @@ class TaskHost:
             loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
-            for hosted in self._hosted.values():
-                hosted.stop_waiting()  # no settle is coming any more: its hook is not run
-            runs = tuple(self._runs)
-            for run in runs:
-                run.cancel()
-            runs += tuple(self._keepers)
+            for hosted in tuple(self._hosted.values()):
+                self._give_up(hosted)  # no settle is coming any more: its hook is not run
+            runs = tuple(self._runs.items())
+            for run, hosted in runs:
+                if not hosted.runner.done:
+                    run.cancel()
+            running = [run for run, _ in runs] + list(self._keepers)
             end = deadline if deadline is not None else self._clock.now() + self._policy.teardown_seconds
             with self._clock.deadline_scope(end):
-                for run in runs:
+                for run in running:
                     await asyncio.wait((run,))
-            self.unfinished = tuple(
-                task_id for task_id, hosted in self._hosted.items() if not hosted.runner.finished.is_set()
-            )
+            self.unfinished = tuple(hosted.start.task_id for _, hosted in runs if not hosted.runner.done)
             if self._pool is not None:
                 self._pool.shutdown()  # a sync tool's thread cannot be stopped; its task reports it, not the host
 
@@ -274,7 +269,6 @@ class TaskHost:
             preempt_on_soft_cancel=start.preempt_on_soft_cancel,
             cascade_grace_factor=start.cascade_grace_factor,
             final_answer_wait_seconds=start.final_answer_wait_seconds,
-            settle=_settled_by_the_host,
             durable=self._durable,
         )
         assert self._pool is not None
@@ -295,32 +289,64 @@ class TaskHost:
             clock=self._clock,
             pool=self._pool,
         )
-        hosted = self._hosted[task_id] = _Hosted(start, runner)
+        traced = self._spans.recording()
+        hosted = self._hosted[task_id] = _Hosted(start, runner, traced)
         self._routes[task_id] = runner
-        traced = self._spans.traced(start, self._host(hosted))
-        task = asyncio.get_running_loop().create_task(traced, name=f'span of {task_id}')
-        self._keepers.add(task)
-        task.add_done_callback(lambda done: self._gone(task_id, done))
+        if traced:
+            self._keep(self._spans.traced(start, self._in_span(hosted)), name=f'span of {task_id}')
+        else:
+            self._start_run(hosted, self._spans.untraced(start))
+
+    def _start_run(self, hosted: _Hosted, context: contextvars.Context | None = None) -> asyncio.Task[None]:
+        """Start the task's run in an asyncio task of its own, which ends with the run: a hard cancel waits for it."""
+        name = f'subagent {hosted.start.task_id}'
+        run = asyncio.get_running_loop().create_task(self._host(hosted), name=name, context=context)
+        self._runs[run] = hosted
+        run.add_done_callback(self._runs.pop)
+        return run
 
     async def _host(self, hosted: _Hosted) -> None:
-        """Run the task in its own asyncio task, under its span; once its owner settles it, run its hook.
+        """Run the task; an untraced one's settle runs its hook later (`_settle`), a traced one's its span's task."""
+        try:
+            await hosted.runner.run()
+        finally:
+            if hosted.given_up and hosted.settle is None and not hosted.traced:  # the owner never settled it
+                self._abandon(hosted)
 
-        The run's task ends with the run, so that whoever waits for it (a hard cancel) is not kept waiting for
-        the hook too; this one ends after the hook, with the span.
+    async def _in_span(self, hosted: _Hosted) -> None:
+        """Under a traced task's span: run it, and once its owner settles it, run its hook.
+
+        Its run has a task of its own, which ends with the run; this one ends after the hook, with the span.
         """
-        task_id = hosted.start.task_id
-        run = asyncio.get_running_loop().create_task(hosted.runner.run(), name=f'subagent {task_id}')
-        self._runs.add(run)
-        run.add_done_callback(self._runs.discard)
-        await hosted.settled
+        run = self._start_run(hosted)
+        hosted.settled = asyncio.get_running_loop().create_future()
+        if not hosted.given_up:  # else the host closed before this task began: no settle is coming
+            await hosted.settled
         if hosted.settle is not None:
             scratch = hosted.runner.context.scratch_dir_if_created
             await self._run_hook(hosted.settle, scratch, hosted.start.hook_seconds)
             return
         # The host closed before the owner settled the task: once its run is over, its owner must not wait for a hook.
         await asyncio.wait((run,))
+        self._abandon(hosted)
+
+    def _give_up(self, hosted: _Hosted) -> None:
+        """The host is closing: a task not settled yet gets no hook; its owner hears so once its run is over."""
+        hosted.given_up = True
+        if hosted.settle is not None:
+            return  # its hook runs, or has run
+        if hosted.settled is not None:
+            if not hosted.settled.done():
+                hosted.settled.set_result(None)  # its span's task, waiting for the settle, says so
+        elif hosted.runner.done:
+            self._abandon(hosted)
+
+    def _abandon(self, hosted: _Hosted) -> None:
+        """Tell the owner the task's hook was not run (the host closed before the owner settled it)."""
+        task_id = hosted.start.task_id
         abandoned = HooksFinished(task_id=task_id, sent_at=self._clock.now(), cleanup_error=_NOT_RUN)
         self._transport.send_nowait(hosted.start.owner_address, abandoned)
+        self._hosted.pop(task_id, None)
 
     def _answer_late(self, request: CancelRequest) -> None:
         """Give the receipt of a cancel request that came after the task's runner left, in the runner's place.
@@ -341,20 +367,37 @@ class TaskHost:
         self._spans.observe(receipt)
         self._transport.send_nowait(hosted.start.owner_address, receipt)
 
-    def _gone(self, task_id: TaskId, task: asyncio.Task[None]) -> None:
-        self._keepers.discard(task)
-        self._hosted.pop(task_id, None)
-        self._routes.pop(task_id, None)
-
     def _settle(self, settle: SettleTask) -> None:
         hosted = self._hosted.get(settle.task_id)
         if hosted is None:  # never started here (cancelled while PENDING): its cleanup runs all the same
-            run = asyncio.get_running_loop().create_task(self._hooks_unstarted(settle), name=f'settle {settle.task_id}')
-            self._keepers.add(run)
-            run.add_done_callback(self._keepers.discard)
+            self._keep(self._hooks_unstarted(settle), name=f'settle {settle.task_id}')
             return
+        if hosted.settle is not None or hosted.given_up:
+            return  # settled already, or the host is closing
         hosted.settle = settle
-        hosted.stop_waiting()
+        if hosted.settled is not None:  # a traced task's span waits for it (even while the run goes on)
+            if not hosted.settled.done():
+                hosted.settled.set_result(None)
+            return
+        scratch = hosted.runner.context.scratch_dir_if_created
+        if hosted.runner.done and self._no_hook(settle, scratch):
+            self._hooks_finished(settle, None)  # nothing to run: no task, no wait
+            return
+        # Its run is over and it has a hook, or its owner gave up waiting for a run that has not stopped: the hook
+        # runs in the context of an untraced run (its owner's trace context, no valid current span).
+        hook = self._run_hook(settle, scratch, hosted.start.hook_seconds)
+        self._keep(hook, name=f'settle {settle.task_id}', context=self._spans.untraced(hosted.start))
+
+    def _no_hook(self, settle: SettleTask, scratch: Path | None) -> bool:
+        """Whether settling the task runs nothing: no hook of its sub-agent's, no hook runner, no scratch directory."""
+        config = self._configs.get(settle.info.subagent)
+        no_hook = config is None or (config.cleanup is None and config.promote is None)
+        return no_hook and self._hooks is None and scratch is None
+
+    def _keep(self, hook: Coroutine[Any, Any, None], *, name: str, context: contextvars.Context | None = None) -> None:
+        task = asyncio.get_running_loop().create_task(hook, name=name, context=context)
+        self._keepers.add(task)
+        task.add_done_callback(self._keepers.discard)
 
     async def _hooks_unstarted(self, settle: SettleTask) -> None:
         with anyio.CancelScope(shield=True):
@@ -370,5 +413,9 @@ class TaskHost:
             cleanup_error = await settle_task(
                 self._arrivals.info(settle.info), scratch, config, clock=self._clock, hook_seconds=hook_seconds
             )
+        self._hooks_finished(settle, cleanup_error)
+
+    def _hooks_finished(self, settle: SettleTask, cleanup_error: str | None) -> None:
         finished = HooksFinished(task_id=settle.task_id, sent_at=self._clock.now(), cleanup_error=cleanup_error)
         self._transport.send_nowait(settle.owner_address, finished)
+        self._hosted.pop(settle.task_id, None)

@@ -23,10 +23,13 @@ __all__ = ('Cascade',)
 class Cascade:
     """Sends one task's cancel on to the owners opened inside it, and collects their answers."""
 
+    __slots__ = ('_clock', '_ended', '_task_id', '_unreceived', '_waiting')
+
     def __init__(self, task_id: TaskId, clock: Clock) -> None:
         self._task_id = task_id
         self._clock = clock
         self._waiting: set[str] = set()
+        """Soft `CancelAll`s not answered yet (`SubtasksEnded`)."""
         self._unreceived: set[str] = set()
         """Soft `CancelAll`s whose receipt (`CancelAllReceived`) has not come yet."""
         self._ended: anyio.Event | None = None

@@ -126,6 +126,8 @@ def next_delivery(state: DeliveryState, event: DeliveryEvent) -> DeliveryState |
 class SoftCancelDelivery:
     """One task's soft cancel request on its way to the model; changed only through its events."""
 
+    __slots__ = ('_replies_unlinked', 'enqueue_id', 'held', 'reply_calls', 'state')
+
     def __init__(self) -> None:
         self.state = DeliveryState.NOT_REQUESTED
         """Where the request is; only `handle` changes it."""

@@ -36,6 +36,8 @@ __all__ = ('RunRace',)
 class RunRace:
     """The run's side of the first-writer-wins race, changed only through its methods."""
 
+    __slots__ = ('_accepted', '_failure', '_final_answer', 'awaiting_verdict', 'cancel_first', 'ending')
+
     def __init__(self) -> None:
         self.ending = False
         """The model's final answer has arrived and the run is processing it: the ending window."""

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pydantic_ai import RunUsage
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ThinkingPart, ToolCallPart
 
-__all__ = ('UsageAfterCancel', 'model_responses', 'unreported_stream_usage', 'usage_of')
+__all__ = ('UsageAfterCancel', 'model_responses', 'plus_unreported', 'unreported_stream_usage', 'usage_of')
 
 
 def model_responses(messages: Iterable[ModelMessage]) -> list[ModelResponse]:
@@ -45,8 +45,16 @@ def unreported_stream_usage(responses: Iterable[ModelResponse]) -> RunUsage:
     return RunUsage(output_tokens=estimate, details={'estimated_output_tokens': estimate}) if estimate else RunUsage()
 
 
+def plus_unreported(usage: RunUsage, responses: Iterable[ModelResponse]) -> RunUsage:
+    """`usage` with the `unreported_stream_usage` of `responses` added; `usage` itself when there is none."""
+    estimate = unreported_stream_usage(responses)
+    return usage + estimate if estimate.output_tokens else usage
+
+
 class UsageAfterCancel:
     """The usage of the model responses that arrived after the first cancel request of a run."""
+
+    __slots__ = ('_responses_before',)
 
     def __init__(self) -> None:
         self._responses_before: int | None = None
@@ -61,7 +69,7 @@ class UsageAfterCancel:
         if self._responses_before is None:
             return None
         after = model_responses(messages)[self._responses_before :]
-        return usage_of(after) + unreported_stream_usage(after)
+        return plus_unreported(usage_of(after), after)
 
 
 _WORD_OR_MARK = re.compile(r'\w+|[^\w\s]')

@@ -30,7 +30,6 @@ from collections.abc import Callable, Collection, Sequence
 from contextlib import nullcontext
 
 import anyio
-from anyio.abc import TaskGroup
 from pydantic_ai import Agent, RunCancelled, RunUsage
 from pydantic_ai.capabilities import AbstractCapability, UseThreadExecutor
 from pydantic_ai.messages import ModelMessage, ModelResponse
@@ -66,9 +65,10 @@ from .parent_line import ParentLine
 from .preemption import StepPreemption
 from .run_failures import stray_cancellation
 from .run_race import RunRace
-from .run_usage import UsageAfterCancel, model_responses, unreported_stream_usage
+from .run_usage import UsageAfterCancel, model_responses, plus_unreported
 from .task_capability import TaskRunCapability, has_task_capability, use_channel
 from .task_spec import TaskSpec
+from .task_timers import TaskTimers
 from .tool_threads import SyncToolPool, declares_executor
 
 __all__ = ('TaskRunner', 'TaskSpec')
@@ -107,19 +107,21 @@ class TaskRunner:
         self._run: AgentRun[None, object] | None = None
         self._preemption: StepPreemption | None = None
         self._scope: anyio.CancelScope | None = None
-        self._timers: TaskGroup | None = None
+        self._timers = TaskTimers()
+        """Started only when a cancel waits for something (the task's own sub-agents, a verdict)."""
         self._cancel: CancelRequest | None = None
-        self._delivery = SoftCancelDelivery()
-        """Where the soft cancel request is on its way to the model."""
+        self._delivery: SoftCancelDelivery | None = None
+        """Where the soft cancel request is on its way to the model; made when one arrives (`_soft`)."""
         self._race = RunRace()
         """Whether the run's output, its failure or a cancel request came first."""
-        self._line = ParentLine(spec.task_id, clock=clock, send=self._send)
-        """The sub-agent's questions and checkpoints to its parent."""
+        self._line: ParentLine | None = None
+        """The sub-agent's questions and checkpoints to its parent; made when it first asks or checkpoints."""
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._usage_after_cancel = UsageAfterCancel()
-        self._cascade = Cascade(spec.task_id, clock)
+        self._usage_after_cancel: UsageAfterCancel | None = None
+        self._cascade: Cascade | None = None
+        """The task's cancel on its way to the owners opened inside it; made when it has some to reach."""
         self._held_receipt: BusMessage | None = None
-        self._copies: dict[str, BusMessage | None] = {}
+        self._copies: dict[str, BusMessage | None] | None = None
         """The cancel requests and escalations received, by `message_id`, with each request's receipt: the owner
         sends one again until answered, and a copy changes nothing."""
         """The receipt of a soft cancel request, held until the owners inside the task have received the cascade."""
@@ -131,14 +133,20 @@ class TaskRunner:
             transport=transport,
             owner_address=spec.owner_address,
             host_address=host_address,
-            cancel_requested=lambda: self._cancel is not None or self._stop_requested,
-            stop_requested=lambda: self._stop_requested,
+            cancel_requested=self._cancel_requested,
+            stop_requested=self._is_stop_requested,
         )
         """What code inside the task sees as [`current_task()`][subagents_cancel.current_task]."""
-        self.finished = anyio.Event()
-        """Set when the runner is done: the run has ended and nothing of it is left running."""
+        self.done = False
+        """Whether the runner is done: the run has ended, nothing of it is left running, and its end was reported."""
         self.ending: RunEnding | None = None
         """How the run ended, set as the runner leaves (before `leave` is called); `None` while it runs."""
+
+    def _cancel_requested(self) -> bool:
+        return self._cancel is not None or self._stop_requested
+
+    def _is_stop_requested(self) -> bool:
+        return self._stop_requested
 
     # --- the task's life ----------------------------------------------------------------------
 
@@ -149,12 +157,14 @@ class TaskRunner:
         ending: RunEnding = RunStopped()
         usage = RunUsage()
         try:
-            async with anyio.create_task_group() as timers:
-                self._timers = timers
-                if self._cancel is not None:
-                    self._start_wrap_up(self._cancel)  # requested before the runner ran
+            if self._cancel is not None:
+                self._start_wrap_up(self._cancel)  # requested before the runner ran
+            try:
                 ending, usage = await self._drive()
-                timers.cancel_scope.cancel()
+            except BaseException:
+                await self._timers.close(raise_failure=False)
+                raise
+            await self._timers.close()
         finally:
             self.ending = ending
             self._leave()
@@ -166,13 +176,13 @@ class TaskRunner:
                     ending=ending,
                     usage=usage,
                     lingering_threads=self._threads.linger(self._report_threads_finished),
-                    usage_after_cancel=self._usage_after_cancel.usage(messages),
+                    usage_after_cancel=None
+                    if self._usage_after_cancel is None
+                    else self._usage_after_cancel.usage(messages),
                     messages=tuple(messages),
                 )
             )
-            with anyio.CancelScope(shield=True):
-                await self.spec.settle(self.context)
-            self.finished.set()
+            self.done = True
 
     async def _drive(self) -> tuple[RunEnding, RunUsage]:
         with anyio.CancelScope() as self._scope:
@@ -197,7 +207,7 @@ class TaskRunner:
         if not has_task_capability(self.spec.agent):
             capabilities.append(TaskRunCapability(instructions=self.spec.instructions))
         if self.spec.preempt_on_soft_cancel:
-            self._preemption = StepPreemption(held=lambda: self._delivery.take_held() is not None)
+            self._preemption = StepPreemption(held=self._request_held)
             capabilities.append(self._preemption)
         if declares_executor(self.spec.agent) and not self.spec.durable:  # only a run capability overrides the agent's
             capabilities.append(UseThreadExecutor(self._threads))
@@ -220,11 +230,15 @@ class TaskRunner:
                 return self._race.ended_with(run.result.output), stopped.usage
             ending = self._race.stopped()
             if isinstance(ending, RunStopped):  # a stream it cut off unreported was still generated
-                return ending, stopped.usage + unreported_stream_usage(model_responses(stopped.all_messages()))
+                return ending, plus_unreported(stopped.usage, model_responses(stopped.all_messages()))
             return ending, stopped.usage
         except Exception as error:  # noqa: BLE001 - the sub-agent's run is user code; its failure is data
             _log.warning('sub-agent task %s failed', self.spec.task_id, exc_info=error)
             return self._race.failed(error), run.usage if run is not None else RunUsage()
+
+    def _request_held(self) -> bool:
+        """Whether a soft cancel request waits for the run's next step (a model request not yet sent is not sent)."""
+        return self._delivery is not None and self._delivery.take_held() is not None
 
     def _at_step(self, run: AgentRun[None, object], model_request: bool, tool_calls: bool) -> None:
         """The run is about to take a step: queue a held cancel request there unless the step could end the run.
@@ -236,7 +250,7 @@ class TaskRunner:
             return
         if not model_request and (not tool_calls or self._race.ending):
             return  # queued now, the request would redirect a final answer into one more model request
-        if (held := self._delivery.take_held()) is not None:
+        if self._delivery is not None and (held := self._delivery.take_held()) is not None:
             self._delivery.queued(run.enqueue(held, priority='asap'))
             self._race.request_queued()  # it reached the run before any commit point
 
@@ -253,22 +267,30 @@ class TaskRunner:
 
     def receive(self, message: BusMessage) -> None:
         """Handle a message to the task: a cancel request, its escalation, an answer, a cascade's reply."""
-        if isinstance(message, CancelRequest | CancelEscalated) and message.message_id in self._copies:
-            self._answer_copy(message.message_id)
+        copies = self._copies
+        if isinstance(message, CancelRequest | CancelEscalated) and copies is not None and message.message_id in copies:
+            self._answer_copy(copies[message.message_id])
         elif isinstance(message, CancelRequest):
             self._receive_cancel(message)
         elif isinstance(message, CancelEscalated):
-            self._copies[message.message_id] = None
+            self._copied(message.message_id, None)
             self._escalated()
-        elif isinstance(message, Answer):
+        elif isinstance(message, Answer) and self._line is not None:
             self._line.resolve(message.correlation_id, subagent_replies.answered_by_parent(message.text))
         elif isinstance(message, SubtasksEnded):
-            self._cascade.ended(message.correlation_id)
-        elif isinstance(message, CancelAllReceived) and self._cascade.received(message.correlation_id):
+            if self._cascade is not None:
+                self._cascade.ended(message.correlation_id)
+        elif (
+            isinstance(message, CancelAllReceived)
+            and self._cascade is not None
+            and self._cascade.received(message.correlation_id)
+        ):
             self._send_held_receipt()
 
     def _receive_cancel(self, message: CancelRequest) -> None:
         """Act on a cancel request, and give its receipt at once: lost (with the ending), held, or received."""
+        if self._usage_after_cancel is None:
+            self._usage_after_cancel = UsageAfterCancel()
         self._usage_after_cancel.cancel_arrived(self._messages())
         receipt: BusMessage = CancelReceived(
             task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=message.message_id
@@ -287,30 +309,36 @@ class TaskRunner:
                 pass  # an owner sends one soft request (its task table refuses another); the first one's window runs
             case CancelRequest():
                 self._race.cancel_arrived(held=self._race.ending, run_ended=self._run_ended())
-                self._delivery.handle(DeliveryEvent.REQUEST)
+                self._soft().handle(DeliveryEvent.REQUEST)
                 if self._race.ending and self._committed() is None:  # the answer being checked may still win: say so
                     receipt = CancelHeld(
                         task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=message.message_id
                     )
                 self._cancel = message
-                if self._timers is not None:  # else `run()` starts the wrap-up when it begins
+                if self._loop is not None:  # else `run()` starts the wrap-up when it begins
                     self._start_wrap_up(message)
-        self._copies[message.message_id] = receipt
-        if message.mode == 'soft' and self._cascade.awaiting_receipts:
+        self._copied(message.message_id, receipt)
+        if message.mode == 'soft' and self._cascade is not None and self._cascade.awaiting_receipts:
             self._held_receipt = receipt  # until the owners inside the task have asked their own tasks to stop
         else:  # a hard request is answered at once: the task is stopping, and a soft receipt held for it goes first
             self._send_held_receipt()
             self._send(receipt)
 
-    def _answer_copy(self, message_id: str) -> None:
+    def _copied(self, message_id: str, receipt: BusMessage | None) -> None:
+        """Keep the receipt of the request (or escalation) `message_id`, to answer a copy of it with."""
+        if self._copies is None:
+            self._copies = {}
+        self._copies[message_id] = receipt
+
+    def _answer_copy(self, receipt: BusMessage | None) -> None:
         """A copy of a request (or escalation) already received: give its receipt again, unless it is held still."""
-        receipt = self._copies[message_id]
         if receipt is not None and receipt is not self._held_receipt:
             self._send(receipt)
 
     def _send_held_receipt(self) -> None:
         """Give the receipt held for the cascade: the owners inside the task received it, or the wait is over."""
-        self._cascade.stop_awaiting_receipts()
+        if self._cascade is not None:
+            self._cascade.stop_awaiting_receipts()
         receipt, self._held_receipt = self._held_receipt, None
         if receipt is not None:
             self._send(receipt)
@@ -330,26 +358,27 @@ class TaskRunner:
         began has none to wait for): their window ends on this host's clock, read now, not at the request's
         `sent_at`, which is its owner's clock.
         """
-        assert self._timers is not None
         owners = self.context.nested_owners
         if not owners:
             self._tell(request, subtasks_stopped=False)
             return
         grace = request.grace_seconds * self.spec.cascade_grace_factor
-        self._cascade.send(owners, 'soft', request.reason, grace)
-        self._timers.start_soon(self._tell_after_children, request, self._clock.now() + grace)
+        self._cascade_to().send(owners, 'soft', request.reason, grace)
+        self._timers.start_soon(
+            self._tell_after_children(request, self._clock.now() + grace), name=f'cascade of {self.spec.task_id}'
+        )
 
     async def _tell_after_children(self, request: CancelRequest, deadline: float) -> None:
-        await self._cascade.wait_ended(deadline)
+        await self._cascade_to().wait_ended(deadline)
         self._tell(request, subtasks_stopped=True)
 
     def _tell(self, request: CancelRequest, *, subtasks_stopped: bool) -> None:
         self._send_held_receipt()  # a nested owner that never sent its receipt holds the task's no longer
         text = cancel_request_text(request, subtasks_stopped=subtasks_stopped)
-        if self._line.answer_open_question(text):
-            self._delivery.answer_question()
+        if self._line is not None and self._line.answer_open_question(text):
+            self._soft().answer_question()
         else:  # held until the run's next step that cannot end it; an answer delivered but not read yet goes first
-            self._delivery.tell(text)
+            self._soft().tell(text)
         if self._preemption is not None:
             self._preemption.interrupt_steps()  # the steps in flight end now, and the next step queues the request
 
@@ -358,14 +387,15 @@ class TaskRunner:
         if self._cancel is None:  # the soft request never arrived (its reason only gives the cascade a detail)
             self._stop(CancelReason(kind='parent_cancelled'))
             return
-        self._delivery.handle(DeliveryEvent.ESCALATE)
+        self._soft().handle(DeliveryEvent.ESCALATE)
         self._stop(self._cancel.reason)
 
     def _stop(self, why: CancelReason) -> None:
         self._stop_requested = True
         if self._cancel is not None:
-            self._delivery.handle(DeliveryEvent.STOP)  # a soft request that has not reached the model yet never will
-        self._cascade.send(self.context.nested_owners, 'hard', why, 0.0)  # deepest first: they stop before it does
+            self._soft().handle(DeliveryEvent.STOP)  # a soft request that has not reached the model yet never will
+        if owners := self.context.nested_owners:  # deepest first: they stop before it does
+            self._cascade_to().send(owners, 'hard', why, 0.0)
         if self._run is not None and self._race.must_await_verdict(run_ended=self._run_ended()):
             self._await_verdict()  # the final answer has arrived first: it wins if the run accepts it
         else:
@@ -380,8 +410,8 @@ class TaskRunner:
         """
         if not self._race.begin_verdict_wait():
             return
-        assert self._timers is not None
-        self._timers.start_soon(self._expire_verdict_wait, self._clock.now() + self.spec.final_answer_wait_seconds)
+        deadline = self._clock.now() + self.spec.final_answer_wait_seconds
+        self._timers.start_soon(self._expire_verdict_wait(deadline), name=f'verdict wait of {self.spec.task_id}')
 
     async def _expire_verdict_wait(self, deadline: float) -> None:
         await sleep_until(self._clock, deadline)
@@ -393,6 +423,18 @@ class TaskRunner:
             self._run.cancel()
         elif self._scope is not None:
             self._scope.cancel()
+
+    def _cascade_to(self) -> Cascade:
+        """The cascade to the owners opened inside the task, made when the task first has one to reach."""
+        if self._cascade is None:
+            self._cascade = Cascade(self.spec.task_id, self._clock)
+        return self._cascade
+
+    def _soft(self) -> SoftCancelDelivery:
+        """The soft request's delivery, made as the first one arrives (most tasks never get one)."""
+        if self._delivery is None:
+            self._delivery = SoftCancelDelivery()
+        return self._delivery
 
     def _messages(self) -> list[ModelMessage]:
         """The messages of the run so far."""
@@ -422,7 +464,8 @@ class TaskRunner:
 
     def question_returned(self, tool_call_id: str) -> None:
         """The `ask_parent` call `tool_call_id` has returned its reply to the run."""
-        self._delivery.link_reply(tool_call_id)
+        if self._delivery is not None:  # else no reply can have been the request
+            self._delivery.link_reply(tool_call_id)
 
     def request_going_out(self, still_queued: set[str], returned_calls: set[str]) -> None:
         """A model request is about to go out; acknowledge the cancel request if it carries it.
@@ -430,9 +473,10 @@ class TaskRunner:
         `still_queued` holds the enqueue ids the run has not delivered yet; `returned_calls` the ids of the tool
         calls whose results the request carries.
         """
-        if not self._delivery.delivered(still_queued, returned_calls):
+        delivery = self._soft()
+        if not delivery.delivered(still_queued, returned_calls):
             return
-        self._delivery.handle(DeliveryEvent.ACKNOWLEDGE)
+        delivery.handle(DeliveryEvent.ACKNOWLEDGE)
         assert self._cancel is not None
         self._send(
             CancelAcknowledged(
@@ -443,15 +487,20 @@ class TaskRunner:
     async def ask(self, question: str) -> str:
         """Send `question` to the parent and wait for the answer (or for a cancel request)."""
         if self._cancel is not None:
-            self._delivery.replied()
+            self._soft().replied()
             return cancel_request_text(self._cancel)
-        return await self._line.ask(question)
+        return await self._parent_line().ask(question)
 
     def checkpoint(
         self, completed: Sequence[str], in_progress: Sequence[str], not_started: Sequence[str], findings: Sequence[str]
     ) -> int:
         """Send a checkpoint to the owner; return how many this task has recorded."""
-        return self._line.checkpoint(completed, in_progress, not_started, findings)
+        return self._parent_line().checkpoint(completed, in_progress, not_started, findings)
+
+    def _parent_line(self) -> ParentLine:
+        if self._line is None:
+            self._line = ParentLine(self.spec.task_id, clock=self._clock, send=self._send)
+        return self._line
 
 
 def _being_cancelled() -> bool:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pydantic_ai.agent import AbstractAgent
 from pydantic_ai.messages import ModelMessage
 
 from subagents_cancel.messages import TaskId
-from subagents_cancel.task_context import TaskContext
 
 __all__ = ('TaskSpec',)
 
@@ -33,8 +31,6 @@ class TaskSpec:
     cascade_grace_factor: float
     final_answer_wait_seconds: float
     """How long a hard stop waits for the verdict on a final answer that has arrived."""
-    settle: Callable[[TaskContext], Awaitable[None]]
-    """Runs after the run has ended (the owner's hooks and scratch-directory handling); bounded by the owner."""
     durable: bool = False
     """The run is durable (inside a Temporal workflow): the agent's own tools run as activities, so no thread pool
     is offered to its sync tools, and the task's tools run in the workflow."""
