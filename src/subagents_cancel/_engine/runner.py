@@ -66,7 +66,7 @@ from .preemption import StepPreemption
 from .run_failures import stray_cancellation
 from .run_race import RunRace
 from .run_usage import UsageAfterCancel, model_responses, plus_unreported
-from .task_capability import TaskRunCapability, has_task_capability, use_channel
+from .task_capability import run_capability, use_channel
 from .task_spec import TaskSpec
 from .task_timers import TaskTimers
 from .tool_threads import SyncToolPool, declares_executor
@@ -204,8 +204,8 @@ class TaskRunner:
         # The run's task tools and hooks act for this runner; an agent that `agent_for` built carries its own hooks.
         use_channel(self, refuse_tools_after_cancel=self.spec.refuse_tools_after_cancel)
         capabilities: list[AbstractCapability[object]] = []
-        if not has_task_capability(self.spec.agent):
-            capabilities.append(TaskRunCapability(instructions=self.spec.instructions))
+        if (task_capability := run_capability(self.spec.agent, self.spec.instructions)) is not None:
+            capabilities.append(task_capability)
         if self.spec.preempt_on_soft_cancel:
             self._preemption = StepPreemption(held=self._request_held)
             capabilities.append(self._preemption)

@@ -39,8 +39,8 @@ __all__ = (
     'TOOLS_ALLOWED_AFTER_CANCEL',
     'TaskChannel',
     'TaskRunCapability',
-    'has_task_capability',
     'returned_calls',
+    'run_capability',
     'use_channel',
 )
 
@@ -145,13 +145,20 @@ def use_channel(channel: TaskChannel, *, refuse_tools_after_cancel: bool) -> Non
     _BINDING.set(_Binding(channel, refuse_tools_after_cancel))
 
 
-def has_task_capability(agent: AbstractAgent[None, object]) -> bool:
-    """Whether `agent` was built with a `TaskRunCapability` of its own (by `agent_for`): its runs need none added."""
-    if not isinstance(agent, Agent):
-        return False
-    found: list[AbstractCapability[None]] = []
-    agent.root_capability.apply(found.append)
-    return any(isinstance(capability, TaskRunCapability) for capability in found)
+def run_capability(agent: AbstractAgent[None, object], instructions: str) -> TaskRunCapability | None:
+    """The task capability to add to a run of `agent`: none if it has one of its own (`agent_for` built it).
+
+    If a capability of the agent prepares its tools (`prepare_tools`, as pydantic-ai's `PrepareTools`), the task's
+    tools come as a toolset of their own, which that capability sees and may hide, as it may the agent's own tools;
+    otherwise they join the run's toolset (see `AddedTools`), which costs each step less.
+    """
+    capabilities: list[AbstractCapability[None]] = []
+    if isinstance(agent, Agent):
+        agent.root_capability.apply(capabilities.append)
+    if any(isinstance(capability, TaskRunCapability) for capability in capabilities):
+        return None
+    prepares = any(type(each).prepare_tools is not AbstractCapability.prepare_tools for each in capabilities)
+    return TaskRunCapability(instructions=instructions, own_toolset=prepares)
 
 
 async def _ask_parent(args: _AskParentArgs) -> str:
@@ -199,14 +206,20 @@ class TaskRunCapability(AbstractCapability[object]):
     """pydantic-ai's durable runs accept it per run: its tools run in the workflow (`_IN_WORKFLOW`)."""
 
     instructions: str
+    own_toolset: bool = False
+    """The task's tools come as a toolset of their own instead of joining the run's (see `run_capability`)."""
 
     def get_instructions(self) -> str:
         """The sub-agent's extra instructions: how to checkpoint and how to react to a cancel request."""
         return self.instructions
 
-    def get_wrapper_toolset(self, toolset: AbstractToolset[object]) -> AbstractToolset[object]:
+    def get_toolset(self) -> AbstractToolset[object] | None:
+        """The sub-agent's tools, `ask_parent` and `checkpoint`, when they come as a toolset of their own."""
+        return _TASK_TOOLS if self.own_toolset else None
+
+    def get_wrapper_toolset(self, toolset: AbstractToolset[object]) -> AbstractToolset[object] | None:
         """The run's tools, and beside them the sub-agent's: `ask_parent` and `checkpoint` (see `AddedTools`)."""
-        return AddedTools(toolset, _TASK_TOOLS)
+        return None if self.own_toolset else AddedTools(toolset, _TASK_TOOLS)
 
     async def before_model_request(
         self, ctx: RunContext[object], request_context: ModelRequestContext
