@@ -25,6 +25,8 @@ LAYERS: list[set[str]] = [
     {'task_context', 'task_capability', 'preemption', 'run_usage', 'run_failures', 'parent_line', 'history_surgery'},
     {'run_race', 'task_spec'},
     {'cascade'},
+    {'run_channel'},
+    {'cancel_mailbox'},
     {'launch', 'runner', 'task_book'},
     {'cancels', 'task_host', 'lease', 'tracing', 'parent_reports', 'local_mailboxes'},
     {'hooks'},
