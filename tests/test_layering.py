@@ -34,6 +34,7 @@ LAYERS: list[set[str]] = [
     {'supervisor', 'owner_transport', 'child_transport'},
     {'region_service', 'resume'},
     {'owner'},
+    {'region_front'},
     {'manager'},
     {'tools', 'shutdown'},
     {'capability'},
