@@ -27,6 +27,7 @@ LAYERS: list[set[str]] = [
     {'cascade'},
     {'run_channel'},
     {'cancel_mailbox'},
+    {'book_reports'},
     {'launch', 'runner', 'task_book'},
     {'cancels', 'task_host', 'lease', 'tracing', 'parent_reports', 'local_mailboxes'},
     {'hooks'},
