@@ -29,6 +29,7 @@ LAYERS: list[set[str]] = [
     {'cancel_mailbox'},
     {'book_reports'},
     {'launch', 'runner', 'task_book'},
+    {'host_settles'},
     {'cancels', 'task_host', 'lease', 'tracing', 'parent_reports', 'local_mailboxes'},
     {'hooks'},
     {'nesting', 'task_workflow'},
