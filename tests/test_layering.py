@@ -38,6 +38,7 @@ LAYERS: list[set[str]] = [
     {'owner'},
     {'region_front'},
     {'manager'},
+    {'parent_tool_args'},
     {'tools', 'shutdown'},
     {'capability'},
     {'subagent_tree'},
