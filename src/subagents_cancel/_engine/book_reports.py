@@ -67,14 +67,7 @@ class BookReports(ABC):
 
     @abstractmethod
     def request_cancel(
-        self,
-        record: TaskRecord,
-        mode: CancelMode,
-        reason: CancelReason,
-        grace: float,
-        *,
-        at: float | None = None,
-        awaited: bool = False,
+        self, record: TaskRecord, mode: CancelMode, reason: CancelReason, grace: float, *, at: float | None = None
     ) -> None:
         """Record a cancel request and send it (see `TaskBook.request_cancel`)."""
 
