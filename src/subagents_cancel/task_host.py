@@ -18,6 +18,8 @@ message by its `task_id`:
 Everything a runner reports goes to its owner's address with `Transport.send_nowait`, in order. There is no
 mailbox per task and no receive loop per task: one loop per host.
 
+The settles and hooks are the host's part in `_engine/host_settles.py`, which it inherits.
+
 Leaving the host stops reading, gives up on settles that never came, cancels the runners still going, and waits
 for them at most `teardown_seconds` on the host's clock: it never hangs or spins. Runners that did not stop are
 kept in `unfinished`.
@@ -29,18 +31,17 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import anyio
 from pydantic_ai.agent import AbstractAgent
 from pydantic_ai.models import Model
 
 from ._engine.arrivals import Arrivals
-from ._engine.launch import agent_for, run_instructions, settle_task
+from ._engine.host_settles import HookRunner, HostedTask, HostSettles
+from ._engine.launch import agent_for, run_instructions
 from ._engine.runner import TaskRunner, TaskSpec
 from ._engine.tool_threads import SyncToolPool
 from .clock import Clock, MonotonicClock
@@ -60,7 +61,7 @@ from .messages import (
 )
 from .telemetry import TaskSpans
 from .transport import Mailbox, Transport, read_mailbox
-from .wire import HooksFinished, SettleTask, StartTask, WireMessage
+from .wire import SettleTask, StartTask, WireMessage
 
 __all__ = ('HookRunner', 'TaskHost', 'own_host_addresses')
 
@@ -68,10 +69,6 @@ _log = logging.getLogger('subagents_cancel')
 
 _OWN_HOST_ATTEMPTS = 64
 """Addresses an owner's own host tries: another mailbox under the owner's address is rare, 64 in a row a bug."""
-
-
-HookRunner = Callable[[SettleTask, Path | None, float], Awaitable[str | None]]
-"""Runs the hook of a settled task (its settle, its scratch directory, its bound) and returns why it failed."""
 
 
 def own_host_addresses(owner_address: str) -> Iterator[str]:
@@ -84,29 +81,7 @@ def own_host_addresses(owner_address: str) -> Iterator[str]:
         yield f'{owner_address}/tasks-{number}'
 
 
-_NOT_RUN = 'its hook was not run: its task host had closed before the task ended'
-
-
-@dataclass(eq=False, slots=True)
-class _Hosted:
-    """One task on this host: its start, its runner, and what becomes of its hook once its run is over."""
-
-    start: StartTask
-    runner: TaskRunner
-    traced: bool
-    """It has a span, open until its hook has run: a task of the span's waits for the settle and runs the hook."""
-    settle: SettleTask | None = None
-    settled: asyncio.Future[None] | None = None
-    """A traced task's: done once the owner's `SettleTask` came, or the host gave up on it.
-
-    A bare future rather than an `anyio.Event`, and only where something waits: the event's wrappers were a good
-    part of the objects a task costs in process (`benchmarks/seam.py`).
-    """
-    given_up: bool = False
-    """The host is closing: no settle is coming any more, and its hook is not run."""
-
-
-class TaskHost:
+class TaskHost(HostSettles):
     """Runs sub-agent tasks for the owners that send `StartTask` to its `address`; see the module docstring."""
 
     def __init__(
@@ -155,9 +130,9 @@ class TaskHost:
         """The address of the host's mailbox."""
         self._clock = clock or MonotonicClock()
         self._policy = policy or SubAgentPolicy()
-        self._hosted: dict[TaskId, _Hosted] = {}
+        self._hosted: dict[TaskId, HostedTask] = {}
         self._routes: dict[TaskId, TaskRunner] = {}
-        self._runs: dict[asyncio.Task[None], _Hosted] = {}
+        self._runs: dict[asyncio.Task[None], HostedTask] = {}
         """The tasks' asyncio tasks, until each ends: the runs still going are cancelled as the host closes."""
         self._keepers: set[asyncio.Task[None]] = set()
         """The spans of traced tasks (each waits for its task's settle and runs its hook), and the hooks of the others;
@@ -290,14 +265,14 @@ class TaskHost:
             pool=self._pool,
         )
         traced = self._spans.recording()
-        hosted = self._hosted[task_id] = _Hosted(start, runner, traced)
+        hosted = self._hosted[task_id] = HostedTask(start, runner, traced)
         self._routes[task_id] = runner
         if traced:
             self._keep(self._spans.traced(start, self._in_span(hosted)), name=f'span of {task_id}')
         else:
             self._start_run(hosted, self._spans.untraced(start))
 
-    def _start_run(self, hosted: _Hosted, context: contextvars.Context | None = None) -> asyncio.Task[None]:
+    def _start_run(self, hosted: HostedTask, context: contextvars.Context | None = None) -> asyncio.Task[None]:
         """Start the task's run in an asyncio task of its own, which ends with the run: a hard cancel waits for it."""
         name = f'subagent {hosted.start.task_id}'
         run = asyncio.get_running_loop().create_task(self._host(hosted), name=name, context=context)
@@ -305,7 +280,7 @@ class TaskHost:
         run.add_done_callback(self._runs.pop)
         return run
 
-    async def _host(self, hosted: _Hosted) -> None:
+    async def _host(self, hosted: HostedTask) -> None:
         """Run the task; an untraced one's settle runs its hook later (`_settle`), a traced one's its span's task."""
         try:
             await hosted.runner.run()
@@ -313,7 +288,7 @@ class TaskHost:
             if hosted.given_up and hosted.settle is None and not hosted.traced:  # the owner never settled it
                 self._abandon(hosted)
 
-    async def _in_span(self, hosted: _Hosted) -> None:
+    async def _in_span(self, hosted: HostedTask) -> None:
         """Under a traced task's span: run it, and once its owner settles it, run its hook.
 
         Its run has a task of its own, which ends with the run; this one ends after the hook, with the span.
@@ -329,24 +304,6 @@ class TaskHost:
         # The host closed before the owner settled the task: once its run is over, its owner must not wait for a hook.
         await asyncio.wait((run,))
         self._abandon(hosted)
-
-    def _give_up(self, hosted: _Hosted) -> None:
-        """The host is closing: a task not settled yet gets no hook; its owner hears so once its run is over."""
-        hosted.given_up = True
-        if hosted.settle is not None:
-            return  # its hook runs, or has run
-        if hosted.settled is not None:
-            if not hosted.settled.done():
-                hosted.settled.set_result(None)  # its span's task, waiting for the settle, says so
-        elif hosted.runner.done:
-            self._abandon(hosted)
-
-    def _abandon(self, hosted: _Hosted) -> None:
-        """Tell the owner the task's hook was not run (the host closed before the owner settled it)."""
-        task_id = hosted.start.task_id
-        abandoned = HooksFinished(task_id=task_id, sent_at=self._clock.now(), cleanup_error=_NOT_RUN)
-        self._transport.send_nowait(hosted.start.owner_address, abandoned)
-        self._hosted.pop(task_id, None)
 
     def _answer_late(self, request: CancelRequest) -> None:
         """Give the receipt of a cancel request that came after the task's runner left, in the runner's place.
@@ -366,56 +323,3 @@ class TaskHost:
         )
         self._spans.observe(receipt)
         self._transport.send_nowait(hosted.start.owner_address, receipt)
-
-    def _settle(self, settle: SettleTask) -> None:
-        hosted = self._hosted.get(settle.task_id)
-        if hosted is None:  # never started here (cancelled while PENDING): its cleanup runs all the same
-            self._keep(self._hooks_unstarted(settle), name=f'settle {settle.task_id}')
-            return
-        if hosted.settle is not None or hosted.given_up:
-            return  # settled already, or the host is closing
-        hosted.settle = settle
-        if hosted.settled is not None:  # a traced task's span waits for it (even while the run goes on)
-            if not hosted.settled.done():
-                hosted.settled.set_result(None)
-            return
-        scratch = hosted.runner.context.scratch_dir_if_created
-        if hosted.runner.done and self._no_hook(settle, scratch):
-            self._hooks_finished(settle, None)  # nothing to run: no task, no wait
-            return
-        # Its run is over and it has a hook, or its owner gave up waiting for a run that has not stopped: the hook
-        # runs in the context of an untraced run (its owner's trace context, no valid current span).
-        hook = self._run_hook(settle, scratch, hosted.start.hook_seconds)
-        self._keep(hook, name=f'settle {settle.task_id}', context=self._spans.untraced(hosted.start))
-
-    def _no_hook(self, settle: SettleTask, scratch: Path | None) -> bool:
-        """Whether settling the task runs nothing: no hook of its sub-agent's, no hook runner, no scratch directory."""
-        config = self._configs.get(settle.info.subagent)
-        no_hook = config is None or (config.cleanup is None and config.promote is None)
-        return no_hook and self._hooks is None and scratch is None
-
-    def _keep(self, hook: Coroutine[Any, Any, None], *, name: str, context: contextvars.Context | None = None) -> None:
-        task = asyncio.get_running_loop().create_task(hook, name=name, context=context)
-        self._keepers.add(task)
-        task.add_done_callback(self._keepers.discard)
-
-    async def _hooks_unstarted(self, settle: SettleTask) -> None:
-        with anyio.CancelScope(shield=True):
-            await self._run_hook(settle, None, self._policy.hook_seconds)
-
-    async def _run_hook(self, settle: SettleTask, scratch: Path | None, hook_seconds: float) -> None:
-        config = self._configs.get(settle.info.subagent)
-        if config is None:
-            cleanup_error = None
-        elif self._hooks is not None:
-            cleanup_error = await self._hooks(settle, scratch, hook_seconds)
-        else:
-            cleanup_error = await settle_task(
-                self._arrivals.info(settle.info), scratch, config, clock=self._clock, hook_seconds=hook_seconds
-            )
-        self._hooks_finished(settle, cleanup_error)
-
-    def _hooks_finished(self, settle: SettleTask, cleanup_error: str | None) -> None:
-        finished = HooksFinished(task_id=settle.task_id, sent_at=self._clock.now(), cleanup_error=cleanup_error)
-        self._transport.send_nowait(settle.owner_address, finished)
-        self._hosted.pop(settle.task_id, None)

@@ -7,12 +7,22 @@ a clear answer each time and cannot exhaust a retry budget that would end its ow
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Literal, TypeVar, assert_never
+from typing import TypeVar, assert_never
 
-from pydantic import Field
 from pydantic_ai import FunctionToolset
 from pydantic_ai.messages import ToolReturn
 
+from ._engine.parent_tool_args import (
+    AnswerArgs,
+    CancelArgs,
+    CancelRegionArgs,
+    NoArgs,
+    ResumeArgs,
+    TaskArgs,
+    TaskIdArgs,
+    WaitArgs,
+    WaitRegionArgs,
+)
 from ._engine.started import with_task_id
 from ._engine.tooling import ToolArgs, ValidatedToolset, validated_tool
 from ._text import refusals, replies, reports, resume_replies
@@ -24,7 +34,7 @@ from .errors import (
 from .manager import SubAgentManager
 from .messages import CancelMode, CancelReason
 from .outcomes import NotResumable, WaitResult
-from .regions import REGION_PATTERN, RegionCancelOutcome, RegionClosed
+from .regions import RegionCancelOutcome, RegionClosed
 from .results import TaskInfo
 from .states import NotWaitingForAnswer, TaskStatus
 
@@ -41,84 +51,6 @@ _PARENT_TOOLSET_ID = 'subagents_cancel'
 _IN_WORKFLOW = {'temporal': False}
 """The parent tools act on the run's manager, so in a durable run (a sub-agent with sub-agents on a Temporal worker)
 they run in the workflow beside it, not as activities; in any other run this changes nothing."""
-
-
-_Region = Annotated[
-    str | None,
-    Field(
-        pattern=REGION_PATTERN,
-        description="A group to put it in, e.g. 'research' or 'research/patents', to cancel or wait for together.",
-    ),
-]
-_TimeoutSeconds = Annotated[
-    float | None, Field(gt=0, allow_inf_nan=False, description='Its time budget; it is cancelled when it runs out.')
-]
-_Fallback = Annotated[
-    str | None, Field(description='A sub-agent that takes over, with the partial result, if this task is cancelled.')
-]
-
-
-class _TaskArgs(ToolArgs):
-    description: str = Field(
-        min_length=1, description='What the sub-agent should do, with all the context it needs: it sees nothing else.'
-    )
-    subagent_type: str = Field(description='The name of one of the sub-agents listed in your instructions.')
-    mode: Literal['sync', 'async'] = Field(
-        'sync', description="'sync' waits and returns the result; 'async' returns a task id at once."
-    )
-    region: _Region = None
-    timeout_seconds: _TimeoutSeconds = None
-    fallback: _Fallback = None
-
-
-class _TaskIdArgs(ToolArgs):
-    task_id: str = Field(description='The id that `task` returned, e.g. researcher-3f9a07c2.')
-
-
-class _CancelArgs(_TaskIdArgs):
-    reason: str | None = Field(None, max_length=500, description='Why, in a few words; the sub-agent is told.')
-
-
-class _ResumeArgs(_TaskIdArgs):
-    instructions: str = Field(
-        min_length=1,
-        description='What it should do now (e.g. narrower instructions); it reads them after its conversation so far.',
-    )
-    region: _Region = None
-    timeout_seconds: _TimeoutSeconds = None
-    fallback: _Fallback = None
-
-
-class _AnswerArgs(_TaskIdArgs):
-    answer: str = Field(description='Your answer to the question the task asked.')
-
-
-class _WaitArgs(ToolArgs):
-    task_ids: list[str] | None = Field(None, description='The tasks to wait for; all active tasks if omitted.')
-    wait_for: Literal['all', 'any'] = Field(
-        'all', description="'all': until every task has ended; 'any': until one has."
-    )
-    timeout_seconds: float | None = Field(
-        None, gt=0, description='The longest to wait, in seconds; a few minutes if omitted.'
-    )
-
-
-class _NoArgs(ToolArgs):
-    pass
-
-
-class _RegionArgs(ToolArgs):
-    region: str = Field(pattern=REGION_PATTERN, description='The region given to `task`, e.g. research.')
-
-
-class _CancelRegionArgs(_RegionArgs):
-    reason: str | None = Field(None, max_length=500, description='Why, in a few words; the sub-agents are told.')
-
-
-class _WaitRegionArgs(_RegionArgs):
-    timeout_seconds: float | None = Field(
-        None, gt=0, description='The longest to wait, in seconds; a few minutes if omitted.'
-    )
 
 
 def create_subagent_toolset(manager: SubAgentManager) -> FunctionToolset[object]:
@@ -141,7 +73,7 @@ def parent_toolset(current_manager: ManagerSource) -> FunctionToolset[object]:
             manager = current_manager()
             if manager is None:
                 return refusals.manager_closed()
-            if isinstance(args, _TaskIdArgs) and not args.task_id:
+            if isinstance(args, TaskIdArgs) and not args.task_id:
                 return refusals.empty_task_id()
             try:
                 return await handle(manager, args)
@@ -160,73 +92,73 @@ def parent_toolset(current_manager: ManagerSource) -> FunctionToolset[object]:
                 'task',
                 'Start a sub-agent on a piece of work. mode="sync" waits and returns its result; mode="async" '
                 'returns a task id at once while the sub-agent works in the background.',
-                _TaskArgs,
+                TaskArgs,
                 guarded(_task),
             ),
             validated_tool(
                 'check_task',
                 'Report a task: status, elapsed time and checkpoints; its result, partial result or error once it '
                 'has ended; its question while it waits for an answer.',
-                _TaskIdArgs,
+                TaskIdArgs,
                 guarded(_check_task),
             ),
             validated_tool(
                 'wait_tasks',
                 'Wait until tasks end (all of them, or any one), without polling. Returns early when one of them '
                 'asks you a question, or at the timeout; the tasks keep running either way.',
-                _WaitArgs,
+                WaitArgs,
                 guarded(_wait_tasks),
             ),
             validated_tool(
                 'soft_cancel_task',
                 'Ask a task to stop and hand back partial results. Returns at once; the task wraps up within its '
                 'grace window and is stopped if it takes longer.',
-                _CancelArgs,
+                CancelArgs,
                 guarded(_soft_cancel_task),
             ),
             validated_tool(
                 'hard_cancel_task',
                 'Stop a task now, with no wrap-up. Returns once it has stopped, with the checkpoints it recorded.',
-                _CancelArgs,
+                CancelArgs,
                 guarded(_hard_cancel_task),
             ),
             validated_tool(
                 'list_active_tasks',
                 'List your tasks that have not ended, with their status.',
-                _NoArgs,
+                NoArgs,
                 guarded(_list_active_tasks),
             ),
             validated_tool(
                 'answer_subagent',
                 'Answer the question a task is waiting on; it goes on at once.',
-                _AnswerArgs,
+                AnswerArgs,
                 guarded(_answer_subagent),
             ),
             validated_tool(
                 'soft_cancel_region',
                 'Ask every task of a region to stop and hand back partial results; none of them can complete now, '
                 'and no new task starts in the region. Returns at once.',
-                _CancelRegionArgs,
+                CancelRegionArgs,
                 guarded(_soft_cancel_region),
             ),
             validated_tool(
                 'hard_cancel_region',
                 'Stop every task of a region now; returns once they have stopped.',
-                _CancelRegionArgs,
+                CancelRegionArgs,
                 guarded(_hard_cancel_region),
             ),
             validated_tool(
                 'wait_region',
                 'Wait until every task of a region has ended, then get all their results — or, if the region was '
                 'cancelled or a task did not complete, why not. Returns early when a task asks you a question.',
-                _WaitRegionArgs,
+                WaitRegionArgs,
                 guarded(_wait_region),
             ),
             validated_tool(
                 'resume_task',
                 'Continue a cancelled or failed task with new instructions: a new task of the same sub-agent starts '
                 'from where it stopped, with its conversation and checkpoints. Returns the new task id at once.',
-                _ResumeArgs,
+                ResumeArgs,
                 guarded(_resume_task),
             ),
         ],
@@ -235,7 +167,7 @@ def parent_toolset(current_manager: ManagerSource) -> FunctionToolset[object]:
     )
 
 
-async def _task(manager: SubAgentManager, args: _TaskArgs) -> str | ToolReturn:
+async def _task(manager: SubAgentManager, args: TaskArgs) -> str | ToolReturn:
     launch = manager.start if args.mode == 'async' else manager.run
     try:
         info = await launch(
@@ -252,7 +184,7 @@ async def _task(manager: SubAgentManager, args: _TaskArgs) -> str | ToolReturn:
     return with_task_id(reports.task_report(info, manager.clock.now()), info.task_id)
 
 
-async def _check_task(manager: SubAgentManager, args: _TaskIdArgs) -> str:
+async def _check_task(manager: SubAgentManager, args: TaskIdArgs) -> str:
     return reports.task_report(manager.get(args.task_id), manager.clock.now())
 
 
@@ -267,13 +199,13 @@ def _wait_timeout(manager: SubAgentManager, asked: float | None) -> tuple[float,
     return cap, cap  # also an infinite or absurdly large timeout: a deadline must stay a finite clock reading
 
 
-async def _wait_tasks(manager: SubAgentManager, args: _WaitArgs) -> str:
+async def _wait_tasks(manager: SubAgentManager, args: WaitArgs) -> str:
     timeout, capped = _wait_timeout(manager, args.timeout_seconds)
     result = await manager.wait(args.task_ids, wait_for=args.wait_for, timeout_seconds=timeout)
     return replies.wait_report(result.tasks, manager.clock.now(), timed_out=result.timed_out, capped_seconds=capped)
 
 
-def _reason(args: _CancelArgs) -> CancelReason:
+def _reason(args: CancelArgs) -> CancelReason:
     return CancelReason(kind='user', detail=args.reason or None)
 
 
@@ -284,7 +216,7 @@ def _too_late(info: TaskInfo) -> str:
     )
 
 
-async def _soft_cancel_task(manager: SubAgentManager, args: _CancelArgs) -> str:
+async def _soft_cancel_task(manager: SubAgentManager, args: CancelArgs) -> str:
     outcome = await manager.soft_cancel_outcome(args.task_id, reason=_reason(args))
     info = outcome.info
     match outcome.result:
@@ -306,7 +238,7 @@ async def _soft_cancel_task(manager: SubAgentManager, args: _CancelArgs) -> str:
             assert_never(outcome.result)
 
 
-async def _hard_cancel_task(manager: SubAgentManager, args: _CancelArgs) -> str:
+async def _hard_cancel_task(manager: SubAgentManager, args: CancelArgs) -> str:
     outcome = await manager.hard_cancel_outcome(args.task_id, reason=_reason(args))
     info = outcome.info
     match outcome.result:
@@ -320,19 +252,19 @@ async def _hard_cancel_task(manager: SubAgentManager, args: _CancelArgs) -> str:
             assert_never(outcome.result)
 
 
-async def _list_active_tasks(manager: SubAgentManager, args: _NoArgs) -> str:
+async def _list_active_tasks(manager: SubAgentManager, args: NoArgs) -> str:
     lingering = tuple(info for info in manager.unresponsive_tasks() if info.is_terminal)
     return replies.task_list(manager.active_tasks(), lingering)
 
 
-async def _answer_subagent(manager: SubAgentManager, args: _AnswerArgs) -> str:
+async def _answer_subagent(manager: SubAgentManager, args: AnswerArgs) -> str:
     try:
         return replies.answer_delivered(await manager.answer(args.task_id, args.answer))
     except NotWaitingForAnswer as error:
         return replies.not_waiting(manager.get(error.task_id))
 
 
-def _region_reason(args: _CancelRegionArgs) -> CancelReason:
+def _region_reason(args: CancelRegionArgs) -> CancelReason:
     return CancelReason(kind='region', detail=f'{args.region}: {args.reason}' if args.reason else args.region)
 
 
@@ -346,17 +278,17 @@ def _region_cancel_reply(outcome: RegionCancelOutcome, mode: CancelMode) -> str:
             assert_never(outcome.result)
 
 
-async def _soft_cancel_region(manager: SubAgentManager, args: _CancelRegionArgs) -> str:
+async def _soft_cancel_region(manager: SubAgentManager, args: CancelRegionArgs) -> str:
     outcome = await manager.soft_cancel_region_outcome(args.region, reason=_region_reason(args))
     return _region_cancel_reply(outcome, 'soft')
 
 
-async def _hard_cancel_region(manager: SubAgentManager, args: _CancelRegionArgs) -> str:
+async def _hard_cancel_region(manager: SubAgentManager, args: CancelRegionArgs) -> str:
     outcome = await manager.hard_cancel_region_outcome(args.region, reason=_region_reason(args))
     return _region_cancel_reply(outcome, 'hard')
 
 
-async def _wait_region(manager: SubAgentManager, args: _WaitRegionArgs) -> str:
+async def _wait_region(manager: SubAgentManager, args: WaitRegionArgs) -> str:
     tasks = manager.region_tasks(args.region)
     if not tasks:
         return refusals.no_region(args.region)
@@ -379,7 +311,7 @@ async def _wait_region(manager: SubAgentManager, args: _WaitRegionArgs) -> str:
     return replies.region_report(await manager.join_region(args.region), manager.clock.now())
 
 
-async def _resume_task(manager: SubAgentManager, args: _ResumeArgs) -> str | ToolReturn:
+async def _resume_task(manager: SubAgentManager, args: ResumeArgs) -> str | ToolReturn:
     began = manager.get(args.task_id).started_at is not None  # read first: resuming may forget the old record
     try:
         info = await manager.resume(

@@ -20,133 +20,54 @@ A soft request's way to the model is a [`SoftCancelDelivery`][subagents_cancel._
 [`RunRace`][subagents_cancel._engine.run_race.RunRace] (`run_race.py`, which says how first writer wins); the
 sub-agent's questions and checkpoints go through a
 [`ParentLine`][subagents_cancel._engine.parent_line.ParentLine]. The runner changes them only through their methods.
+The mailbox and the receipts of cancel requests are in `cancel_mailbox.py`; the runner's state and what the
+sub-agent's tools and hooks see of it (`TaskChannel`) in `run_channel.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Sequence
 from contextlib import nullcontext
 
 import anyio
 from pydantic_ai import Agent, RunCancelled, RunUsage
 from pydantic_ai.capabilities import AbstractCapability, UseThreadExecutor
-from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.run import AgentRun
 
-from subagents_cancel._text import subagent_replies
 from subagents_cancel._text.instructions import cancel_request_text
-from subagents_cancel.clock import Clock, sleep_until
+from subagents_cancel.clock import sleep_until
 from subagents_cancel.messages import (
-    Answer,
-    BusMessage,
-    CancelAcknowledged,
-    CancelAllReceived,
-    CancelEscalated,
-    CancelHeld,
-    CancelLost,
     CancelReason,
-    CancelReceived,
     CancelRequest,
     RunEnding,
     RunFinished,
-    RunOutput,
     RunStopped,
-    SubtasksEnded,
     ThreadsFinished,
 )
-from subagents_cancel.task_context import TaskContext, TaskThreads, task_scope
-from subagents_cancel.transport import Transport
+from subagents_cancel.task_context import task_scope
 
-from .cascade import Cascade
-from .delivery import DeliveryEvent, SoftCancelDelivery
-from .parent_line import ParentLine
+from .cancel_mailbox import CancelMailbox
+from .delivery import DeliveryEvent
 from .preemption import StepPreemption
 from .run_failures import stray_cancellation
-from .run_race import RunRace
-from .run_usage import UsageAfterCancel, model_responses, plus_unreported
+from .run_usage import model_responses, plus_unreported
 from .task_capability import run_capability, use_channel
 from .task_spec import TaskSpec
-from .task_timers import TaskTimers
-from .tool_threads import SyncToolPool, declares_executor
+from .tool_threads import declares_executor
 
 __all__ = ('TaskRunner', 'TaskSpec')
 
 _log = logging.getLogger('subagents_cancel')
 
 
-class TaskRunner:
-    """Drives one sub-agent task from its slot to the end of its run; see the module docstring."""
+class TaskRunner(CancelMailbox):
+    """Drives one sub-agent task from its slot to the end of its run; see the module docstring.
 
-    def __init__(
-        self,
-        spec: TaskSpec,
-        *,
-        send: Callable[[BusMessage], object],
-        transport: Transport,
-        host_address: str,
-        leave: Callable[[], object],
-        clock: Clock,
-        pool: SyncToolPool,
-    ) -> None:
-        """Prepare the runner; whoever routes the task's messages hands them to `receive`.
-
-        `send` takes every report to the owner without blocking; `leave` is called once the run is over, after
-        which no message reaches `receive` any more. `transport` and `host_address` are where the owners opened
-        inside the task reach it (their answers to its cascade go to `host_address`, which routes them here).
-
-        `pool` runs the sync tools of the sub-agent (the host's; concurrency slots are the owner's).
-        """
-        self.spec = spec
-        self._send_to_owner = send
-        self._leave = leave
-        self._clock = clock
-        self._threads = TaskThreads(pool)
-        self._stop_requested = False
-        self._run: AgentRun[None, object] | None = None
-        self._preemption: StepPreemption | None = None
-        self._scope: anyio.CancelScope | None = None
-        self._timers = TaskTimers()
-        """Started only when a cancel waits for something (the task's own sub-agents, a verdict)."""
-        self._cancel: CancelRequest | None = None
-        self._delivery: SoftCancelDelivery | None = None
-        """Where the soft cancel request is on its way to the model; made when one arrives (`_soft`)."""
-        self._race = RunRace()
-        """Whether the run's output, its failure or a cancel request came first."""
-        self._line: ParentLine | None = None
-        """The sub-agent's questions and checkpoints to its parent; made when it first asks or checkpoints."""
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._usage_after_cancel: UsageAfterCancel | None = None
-        self._cascade: Cascade | None = None
-        """The task's cancel on its way to the owners opened inside it; made when it has some to reach."""
-        self._held_receipt: BusMessage | None = None
-        self._copies: dict[str, BusMessage | None] | None = None
-        """The cancel requests and escalations received, by `message_id`, with each request's receipt: the owner
-        sends one again until answered, and a copy changes nothing."""
-        """The receipt of a soft cancel request, held until the owners inside the task have received the cascade."""
-        """The task's cancel on its way to the owners opened inside it."""
-        self.context = TaskContext(
-            spec.task_id,
-            root_id=spec.root_id,
-            clock=clock,
-            transport=transport,
-            owner_address=spec.owner_address,
-            host_address=host_address,
-            cancel_requested=self._cancel_requested,
-            stop_requested=self._is_stop_requested,
-        )
-        """What code inside the task sees as [`current_task()`][subagents_cancel.current_task]."""
-        self.done = False
-        """Whether the runner is done: the run has ended, nothing of it is left running, and its end was reported."""
-        self.ending: RunEnding | None = None
-        """How the run ended, set as the runner leaves (before `leave` is called); `None` while it runs."""
-
-    def _cancel_requested(self) -> bool:
-        return self._cancel is not None or self._stop_requested
-
-    def _is_stop_requested(self) -> bool:
-        return self._stop_requested
+    Its state and what the sub-agent's tools and hooks see are a
+    [`RunChannel`][subagents_cancel._engine.run_channel.RunChannel]; the messages routed to the task and their
+    receipts a [`CancelMailbox`][subagents_cancel._engine.cancel_mailbox.CancelMailbox].
+    """
 
     # --- the task's life ----------------------------------------------------------------------
 
@@ -263,94 +184,6 @@ class TaskRunner:
         except RuntimeError:  # pragma: no cover - the event loop has already closed; nobody is left to tell
             pass
 
-    # --- the mailbox ----------------------------------------------------------------------------
-
-    def receive(self, message: BusMessage) -> None:
-        """Handle a message to the task: a cancel request, its escalation, an answer, a cascade's reply."""
-        copies = self._copies
-        if isinstance(message, CancelRequest | CancelEscalated) and copies is not None and message.message_id in copies:
-            self._answer_copy(copies[message.message_id])
-        elif isinstance(message, CancelRequest):
-            self._receive_cancel(message)
-        elif isinstance(message, CancelEscalated):
-            self._copied(message.message_id, None)
-            self._escalated()
-        elif isinstance(message, Answer) and self._line is not None:
-            self._line.resolve(message.correlation_id, subagent_replies.answered_by_parent(message.text))
-        elif isinstance(message, SubtasksEnded):
-            if self._cascade is not None:
-                self._cascade.ended(message.correlation_id)
-        elif (
-            isinstance(message, CancelAllReceived)
-            and self._cascade is not None
-            and self._cascade.received(message.correlation_id)
-        ):
-            self._send_held_receipt()
-
-    def _receive_cancel(self, message: CancelRequest) -> None:
-        """Act on a cancel request, and give its receipt at once: lost (with the ending), held, or received."""
-        if self._usage_after_cancel is None:
-            self._usage_after_cancel = UsageAfterCancel()
-        self._usage_after_cancel.cancel_arrived(self._messages())
-        receipt: BusMessage = CancelReceived(
-            task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=message.message_id
-        )
-        if (committed := self._committed()) is not None:  # the cancel lost: say so now, not when the run is over
-            receipt = CancelLost(
-                task_id=self.spec.task_id,
-                sent_at=self._clock.now(),
-                correlation_id=message.message_id,
-                ending=committed,
-            )
-        match message:
-            case CancelRequest(mode='hard', reason=reason):
-                self._stop(reason)
-            case CancelRequest() if self._cancel is not None:
-                pass  # an owner sends one soft request (its task table refuses another); the first one's window runs
-            case CancelRequest():
-                self._race.cancel_arrived(held=self._race.ending, run_ended=self._run_ended())
-                self._soft().handle(DeliveryEvent.REQUEST)
-                if self._race.ending and self._committed() is None:  # the answer being checked may still win: say so
-                    receipt = CancelHeld(
-                        task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=message.message_id
-                    )
-                self._cancel = message
-                if self._loop is not None:  # else `run()` starts the wrap-up when it begins
-                    self._start_wrap_up(message)
-        self._copied(message.message_id, receipt)
-        if message.mode == 'soft' and self._cascade is not None and self._cascade.awaiting_receipts:
-            self._held_receipt = receipt  # until the owners inside the task have asked their own tasks to stop
-        else:  # a hard request is answered at once: the task is stopping, and a soft receipt held for it goes first
-            self._send_held_receipt()
-            self._send(receipt)
-
-    def _copied(self, message_id: str, receipt: BusMessage | None) -> None:
-        """Keep the receipt of the request (or escalation) `message_id`, to answer a copy of it with."""
-        if self._copies is None:
-            self._copies = {}
-        self._copies[message_id] = receipt
-
-    def _answer_copy(self, receipt: BusMessage | None) -> None:
-        """A copy of a request (or escalation) already received: give its receipt again, unless it is held still."""
-        if receipt is not None and receipt is not self._held_receipt:
-            self._send(receipt)
-
-    def _send_held_receipt(self) -> None:
-        """Give the receipt held for the cascade: the owners inside the task received it, or the wait is over."""
-        if self._cascade is not None:
-            self._cascade.stop_awaiting_receipts()
-        receipt, self._held_receipt = self._held_receipt, None
-        if receipt is not None:
-            self._send(receipt)
-
-    def _committed(self) -> RunOutput | None:
-        """The run's output, if it was committed before any cancel request reached the runner: a request now loses."""
-        result = self._run.result if self._run is not None else None
-        return self._race.committed((result.output,) if result is not None else None)
-
-    def _run_ended(self) -> bool:
-        return self._run is not None and self._run.result is not None
-
     def _start_wrap_up(self, request: CancelRequest) -> None:
         """Stop the task's own sub-agents first, then tell the task (its owner stops it when the grace runs out).
 
@@ -423,84 +256,6 @@ class TaskRunner:
             self._run.cancel()
         elif self._scope is not None:
             self._scope.cancel()
-
-    def _cascade_to(self) -> Cascade:
-        """The cascade to the owners opened inside the task, made when the task first has one to reach."""
-        if self._cascade is None:
-            self._cascade = Cascade(self.spec.task_id, self._clock)
-        return self._cascade
-
-    def _soft(self) -> SoftCancelDelivery:
-        """The soft request's delivery, made as the first one arrives (most tasks never get one)."""
-        if self._delivery is None:
-            self._delivery = SoftCancelDelivery()
-        return self._delivery
-
-    def _messages(self) -> list[ModelMessage]:
-        """The messages of the run so far."""
-        return self._run.all_messages() if self._run is not None else []
-
-    def _send(self, message: BusMessage) -> None:
-        self._send_to_owner(message)
-
-    # --- what the sub-agent's tools and hooks see (TaskChannel) ---------------------------------
-
-    @property
-    def cancel_request(self) -> CancelRequest | None:
-        """The soft cancel request this task received, if any."""
-        return self._cancel
-
-    def response_arrived(self, response: ModelResponse, output_tools: Collection[str]) -> None:
-        """A model response has arrived: a final answer (text, or an output tool call) opens the ending window."""
-        self._race.response_arrived(response, output_tools)
-
-    def output_accepted(self, output: object) -> None:
-        """The run has accepted its final output: validated and processed, it wins over any later cancel."""
-        self._race.output_accepted(output)
-
-    def step_failed(self, error: Exception) -> None:
-        """A step of the run raised `error`: unless the run handles it, it fails with it, before any later cancel."""
-        self._race.step_failed(error)
-
-    def question_returned(self, tool_call_id: str) -> None:
-        """The `ask_parent` call `tool_call_id` has returned its reply to the run."""
-        if self._delivery is not None:  # else no reply can have been the request
-            self._delivery.link_reply(tool_call_id)
-
-    def request_going_out(self, still_queued: set[str], returned_calls: set[str]) -> None:
-        """A model request is about to go out; acknowledge the cancel request if it carries it.
-
-        `still_queued` holds the enqueue ids the run has not delivered yet; `returned_calls` the ids of the tool
-        calls whose results the request carries.
-        """
-        delivery = self._soft()
-        if not delivery.delivered(still_queued, returned_calls):
-            return
-        delivery.handle(DeliveryEvent.ACKNOWLEDGE)
-        assert self._cancel is not None
-        self._send(
-            CancelAcknowledged(
-                task_id=self.spec.task_id, sent_at=self._clock.now(), correlation_id=self._cancel.message_id
-            )
-        )
-
-    async def ask(self, question: str) -> str:
-        """Send `question` to the parent and wait for the answer (or for a cancel request)."""
-        if self._cancel is not None:
-            self._soft().replied()
-            return cancel_request_text(self._cancel)
-        return await self._parent_line().ask(question)
-
-    def checkpoint(
-        self, completed: Sequence[str], in_progress: Sequence[str], not_started: Sequence[str], findings: Sequence[str]
-    ) -> int:
-        """Send a checkpoint to the owner; return how many this task has recorded."""
-        return self._parent_line().checkpoint(completed, in_progress, not_started, findings)
-
-    def _parent_line(self) -> ParentLine:
-        if self._line is None:
-            self._line = ParentLine(self.spec.task_id, clock=self._clock, send=self._send)
-        return self._line
 
 
 def _being_cancelled() -> bool:

@@ -6,7 +6,8 @@ lingering threads, a fallback) is made by a method of the book, which then wakes
 change. A soft cancel's grace window ends on the owner's clock (`grace_windows`); if the task has not ended by then,
 the book escalates the cancel. Every message the owner sends goes through `TaskBook._send`: to the task host, or to
 its own address for observers. The rest of the owner reads records (through `records`) and asks the book to change
-them; `tests/test_record_writers.py` checks that nothing else writes them.
+them; `tests/test_record_writers.py` checks that nothing else writes them. How each report is applied is the book's
+part in `book_reports.py`; this module holds the book's state, its reading and its writing commands.
 """
 
 from __future__ import annotations
@@ -21,38 +22,25 @@ from subagents_cancel.clock import Clock
 from subagents_cancel.config import SubAgentPolicy
 from subagents_cancel.messages import (
     Answer,
-    CancelAcknowledged,
     CancelAll,
     CancelEscalated,
-    CancelHeld,
-    CancelLost,
     CancelMode,
     CancelReason,
-    CancelReceived,
     CancelRequest,
-    CheckpointRecorded,
     DeadlineExpired,
-    OwnerAnnouncement,
-    Question,
-    QuestionWithdrawn,
     RunEnding,
-    RunError,
-    RunFinished,
-    RunOutput,
-    RunStopped,
     StatusChanged,
-    SubtasksChanged,
     TaskId,
     TaskUnresponsive,
-    ThreadsFinished,
 )
 from subagents_cancel.outcomes import WaitFor, WaitResult
 from subagents_cancel.regions import RegionCancel
 from subagents_cancel.results import CancelInfo, TaskInfo
 from subagents_cancel.states import NotWaitingForAnswer, TaskEvent
-from subagents_cancel.wire import HooksFinished, SettleTask, StartTask, WireMessage
+from subagents_cancel.wire import SettleTask, StartTask, WireMessage
 
 from .arrivals import Arrivals
+from .book_reports import BookReports
 from .cancel_resends import CancelResends
 from .defaults import Defaults
 from .grace_windows import GraceWindows
@@ -74,7 +62,7 @@ def _ignore_cancel_all(request: CancelAll) -> None:
     pass  # an owner that was not opened inside a task has no tasks of a parent to cancel
 
 
-class TaskBook:
+class TaskBook(BookReports):
     """One owner's task records: what its tasks report, what it asks of them, and who waits on them."""
 
     def __init__(
@@ -345,102 +333,12 @@ class TaskBook:
         self.records.done(record, self._clock.now())
         self._notify(record)
 
-    # --- what the tasks report ----------------------------------------------------------------
-
     def expire_deadline(self, record: TaskRecord) -> None:
         """The task's time budget ran out: announce it, and request the policy's cancel (unless one was)."""
         if record.cancel is None and not record.status.is_terminal:
             self._send(self.address, DeadlineExpired(task_id=record.task_id, sent_at=self._clock.now()))
             grace = self._defaults.grace_seconds(record.subagent)
             self.request_cancel(record, self._deadline_cancel, CancelReason(kind='deadline'), grace)
-
-    def receive(self, message: WireMessage) -> None:
-        """Handle one message from the owner's mailbox: a report on a task, or a cascade from the task it runs in."""
-        if isinstance(message, CancelAll):
-            self._cancel_all(message)  # from the task this owner was opened in, whose cancel cascades
-            return
-        if isinstance(message, CancelReceived | CancelHeld | CancelLost | RunFinished):
-            self._receipts.received(message)
-        if (record := self._reported_task(message)) is not None:
-            self._apply_report(record, message)
-
-    def _apply_report(self, record: TaskRecord, message: WireMessage) -> None:
-        """Apply a task's report to its record."""
-        match message:
-            case Question() | QuestionWithdrawn() if not record.state.cancel_requested:  # else the cancel answers it
-                self._on_question(record, message)
-            case CheckpointRecorded(checkpoint=checkpoint):
-                record.checkpoints.append(checkpoint)
-                self._notify(record)
-            case CancelAcknowledged() | CancelHeld() | CancelLost() if record.cancel is not None:
-                self._on_cancel_report(record, message)
-            case RunFinished():
-                self._finish(record, message)
-            case ThreadsFinished():
-                self._on_threads_finished(record)
-            case HooksFinished():
-                self.hooks_done(record, message.cleanup_error)
-            case SubtasksChanged(owner_address=owner, subtasks=subtasks) if not record.status.is_terminal:
-                self._subtasks.setdefault(record.task_id, {})[owner] = (self._clock.now(), subtasks)
-                self._changed(record)
-            case _:  # a question, acknowledgement or deadline that lost a race with a cancel or the end
-                pass
-
-    def _reported_task(self, message: WireMessage) -> TaskRecord | None:
-        """The task a report is about; `None` for what is not a task's report to this owner."""
-        if isinstance(
-            message,
-            OwnerAnnouncement | CancelRequest | Answer | StartTask | SettleTask,
-        ):
-            return None  # our own announcements, for observers; requests for tasks sent here by mistake
-        return self.records.find(message.task_id)  # `None`: a sender on a shared transport used the wrong address
-
-    def _on_cancel_report(self, record: TaskRecord, message: CancelAcknowledged | CancelHeld | CancelLost) -> None:
-        """What became of the task's cancel request: the sub-agent read it, it waits, or it lost."""
-        assert record.cancel is not None
-        match message:
-            case CancelAcknowledged():
-                record.cancel = dataclasses.replace(record.cancel, acknowledged_at=self._clock.now())
-            case CancelHeld():
-                record.cancel = dataclasses.replace(record.cancel, held_at=self._clock.now())
-            case CancelLost(ending=ending):
-                record.note_lost(self._arrivals.ending(record.subagent, ending))
-        self._notify(record)
-
-    def _on_threads_finished(self, record: TaskRecord) -> None:
-        record.lingering_threads = 0
-        self.records.done(record, self._clock.now())
-        self._notify(record)
-        self._threads_finished(record)
-
-    def _on_question(self, record: TaskRecord, message: Question | QuestionWithdrawn) -> None:
-        if isinstance(message, Question):
-            record.question = message
-            self.transition(record, TaskEvent.ASK, self._clock.now())
-        elif record.question is not None and record.question.message_id == message.correlation_id:
-            self.transition(record, TaskEvent.ANSWER, self._clock.now())  # its ask_parent call was cut off: it works on
-
-    def _finish(self, record: TaskRecord, message: RunFinished) -> None:
-        now = self._clock.now()
-        record.usage = message.usage
-        if not isinstance(message.ending, RunOutput):  # it may be resumed: keep its conversation while it is kept
-            record.history = message.messages
-        if message.lingering_threads:
-            record.lingering_threads = message.lingering_threads
-            self.mark_unresponsive(record, now)
-        match message.ending:
-            case RunOutput():
-                event = TaskEvent.COMPLETE
-            case RunError():
-                event = TaskEvent.FAIL
-            case RunStopped():
-                if record.cancel is None and not record.status.is_terminal:
-                    # Stopped from outside (its owner's task was cancelled): record that as the cancel, requested when
-                    # the owner read that the run had stopped, so that the stop time is never negative.
-                    reason = CancelReason(kind='parent_cancelled')
-                    self.request_cancel(record, 'hard', reason, 0.0, at=now)
-                event = TaskEvent.STOP
-        self.transition(record, event, now, ending=self._arrivals.ending(record.subagent, message.ending))
 
 
 def _aged(info: TaskInfo, seconds: float) -> TaskInfo:
