@@ -10,8 +10,9 @@ import subagents_cancel
 from subagents_cancel._engine.registry import TaskRecord
 
 SOURCE = Path(subagents_cancel.__file__).parent
-WRITERS = {'registry', 'task_book'}
-"""The record's own module (its methods change it) and the book (the only one that calls them)."""
+WRITERS = {'registry', 'task_book', 'book_reports'}
+"""The record's own module (its methods change it) and the book (the only one that calls them; `book_reports` is
+the part of it that applies reports)."""
 FIELDS = {field.name for field in dataclasses.fields(TaskRecord)}
 READERS = {'info'}
 """The record's public methods that change nothing; every other one is a write."""
@@ -44,6 +45,11 @@ def _is_self(node: ast.expr) -> bool:
     return isinstance(node, ast.Name) and node.id == 'self'
 
 
+def _may_be_a_record_call(method: str, call: ast.Call) -> bool:
+    """`TaskRecord.apply` takes `at` by keyword only: an `.apply()` without it is a pydantic-ai visitor's, not a record's."""
+    return method != 'apply' or any(keyword.arg == 'at' for keyword in call.keywords)
+
+
 def record_writes(path: Path) -> list[str]:
     """Where `path` assigns a record field, calls a record method that writes, or changes a record's list."""
     found: list[str] = []
@@ -53,7 +59,7 @@ def record_writes(path: Path) -> list[str]:
                 found.append(f'{path.stem}:{target.lineno} assigns .{target.attr}')
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             owner = node.func.value
-            if node.func.attr in MUTATORS and not _is_self(owner):
+            if node.func.attr in MUTATORS and not _is_self(owner) and _may_be_a_record_call(node.func.attr, node):
                 found.append(f'{path.stem}:{node.lineno} calls .{node.func.attr}()')
             if isinstance(owner, ast.Attribute) and owner.attr in LIST_FIELDS:
                 found.append(f'{path.stem}:{node.lineno} changes .{owner.attr}')
@@ -65,11 +71,13 @@ def test_the_scan_knows_what_writes_a_record() -> None:
     assert MUTATORS == {'apply', 'note_lost'}
     assert LIST_FIELDS == {'checkpoints', 'dropped'}
     assert {'state', 'cancel', 'cleanup_error', 'hooks_done', 'lingering_threads'} <= FIELDS
+    assert any('calls .apply()' in write for write in record_writes(SOURCE / '_engine' / 'task_book.py'))
+    assert any('changes .checkpoints' in write for write in record_writes(SOURCE / '_engine' / 'book_reports.py'))
 
 
 def test_only_the_task_book_writes_task_records() -> None:
-    """No module but the registry and the task book assigns a record field or calls a record method that writes."""
+    """No module (in any package of the library) but the registry and the task book writes a record."""
     writes = [
-        write for path in sorted(SOURCE.glob('*.py')) if path.stem not in WRITERS for write in record_writes(path)
+        write for path in sorted(SOURCE.rglob('*.py')) if path.stem not in WRITERS for write in record_writes(path)
     ]
     assert writes == []
