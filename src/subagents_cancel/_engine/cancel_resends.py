@@ -6,10 +6,11 @@ has no receipt, and is sent again until the task ends. A soft request stops bein
 window (its escalation takes over); a hard request and an escalation after `hard_cancel_wait_seconds`, when a task
 that has not ended is marked unresponsive. The task answers a copy as it answered the first: copies are harmless.
 
-A hard request that its sender waits for (a hard cancel command, a region's) is *awaited*: it gets no timer, and
-the waiting command sends its copies as its own bounded wait comes to their time (`next_due`, `send_due`), so a
-hard cancel that stops at once sets no timer of the owner's. A command that stops waiting before the task has ended
-hands its requests over to the timers (`release`).
+A request that its sender waits for is *awaited*: it gets no timer while the sender waits. A hard cancel command
+(or a region's) sends its copies as its own bounded wait comes to their time (`next_due`, `send_due`), so a hard
+cancel that stops at once sets no timer of the owner's; a soft cancel command does the same while it waits for the
+request's receipt. When a command stops waiting (`release`), a request whose receipt has come is dropped, and the
+timers take over the others.
 """
 
 from __future__ import annotations
@@ -95,10 +96,13 @@ class CancelResends:
                 self._due(followed)
 
     def release(self, task_ids: Iterable[TaskId]) -> None:
-        """Their sender no longer waits for these tasks: the timers send the messages still followed from now on."""
+        """Their sender no longer waits for these tasks: the timers send the messages still unanswered from now on."""
         for followed in self._awaited(task_ids):
-            followed.awaited = False
-            self._arm(followed)
+            if self._answered(followed):
+                del self._followed[followed.message.task_id]
+            else:
+                followed.awaited = False
+                self._arm(followed)
 
     def end(self, task_id: TaskId) -> None:
         """The task has ended (or has a newer cancel message): its message is not sent again."""
@@ -123,6 +127,11 @@ class CancelResends:
         if not followed.awaited:
             self._arm(followed)
 
+    def _answered(self, followed: _Followed) -> bool:
+        """Whether `followed` is a request whose receipt came (an escalation has none: it is followed until the end)."""
+        message = followed.message
+        return isinstance(message, CancelRequest) and not self._pending(message.task_id, message.message_id)
+
     def _arm(self, followed: _Followed) -> None:
         followed.timer = self._timers.call_at(followed.due, lambda: self._due(followed))
 
@@ -130,9 +139,8 @@ class CancelResends:
         task_id = followed.message.task_id
         if self._followed.get(task_id) is not followed:
             return
-        message = followed.message
-        if isinstance(message, CancelRequest) and not self._pending(task_id, message.message_id):
-            del self._followed[task_id]  # its receipt came
+        if self._answered(followed):
+            del self._followed[task_id]
             return
         now = self._clock.now()
         if now >= followed.until:

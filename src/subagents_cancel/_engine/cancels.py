@@ -56,10 +56,9 @@ class Cancels:
             return SoftCancelOutcome(info=self._book.info(record), result='already_requested')
         answered_question = record.question is not None
         if record.cancel is None:
-            self._book.request_cancel(
-                record, 'soft', reason, self._defaults.grace_seconds(record.subagent, grace_seconds)
-            )
-            await self.await_receipts((record,))
+            grace = self._defaults.grace_seconds(record.subagent, grace_seconds)
+            self._book.request_cancel(record, 'soft', reason, grace, awaited=True)
+            await self._await_receipt(record)
         info = self._book.info(record)
         if info.cancel is not None and info.cancel.lost:  # its output was committed first; its run is ending
             return SoftCancelOutcome(info=info, result='lost')
@@ -84,6 +83,28 @@ class Cancels:
             await received
         finally:
             bound.cancel()
+
+    async def _await_receipt(self, record: TaskRecord) -> None:
+        """Wait for the receipt of the soft request just sent to `record`, as `await_receipts` does.
+
+        Meanwhile it sends the request again as its copies fall due on the owner's clock, so the request gets no
+        timer of the owner's; when it stops waiting, the owner's timers take over a request still without a receipt.
+        """
+        task_ids = (record.task_id,)
+        resends = self._book.resends
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + self._receipt_wait_seconds
+        try:
+            while (received := self._book.all_received((record,))) is not None and loop.time() < ends:
+                bound = loop.call_at(ends, _end_wait, received)
+                try:
+                    with self._clock.deadline_scope(resends.next_due(task_ids)):
+                        await received
+                finally:
+                    bound.cancel()
+                resends.send_due(task_ids)
+        finally:
+            resends.release(task_ids)
 
     async def hard(self, record: TaskRecord, reason: CancelReason) -> HardCancelOutcome:
         """Stop the task and wait for it within the bound, unless it has ended."""

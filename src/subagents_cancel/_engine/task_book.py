@@ -223,7 +223,7 @@ class TaskBook(BookReports):
     ) -> None:
         """Record a cancel request (a hard one upgrades a soft one), move the task by it, and send it to the task.
 
-        `awaited`: a hard request whose sender waits for the task to stop, and sends its copies meanwhile.
+        `awaited`: its sender waits (for the task to stop, or for its receipt) and sends its copies meanwhile.
         """
         now = self._clock.now() if at is None else at
         request = CancelRequest(task_id=record.task_id, sent_at=now, mode=mode, reason=reason, grace_seconds=grace)

@@ -53,7 +53,8 @@ class Timers:
         self._name = name
         self._heap: list[tuple[float, int, Timer]] = []
         self._order = itertools.count()
-        self._changed = anyio.Event()
+        self._changed: asyncio.Future[None] | None = None
+        """What the sleeper waits on: done to wake it (a bare future: one step of the loop, nothing to make)."""
         self._task: asyncio.Task[None] | None = None
         self._live = 0
         """How many timers are set and neither fired nor cancelled."""
@@ -74,7 +75,7 @@ class Timers:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._fire_due(), name=self._name)
         elif earliest is None or when < earliest:
-            self._changed.set()  # the sleeper wakes and sleeps again until the new earliest time
+            self._wake()  # the sleeper wakes and sleeps again until the new earliest time
         return timer
 
     def _cancelled(self, timer: Timer) -> None:
@@ -87,7 +88,12 @@ class Timers:
         """
         self._live -= 1
         if self._live == 0:
-            self._changed.set()
+            self._wake()
+
+    def _wake(self) -> None:
+        changed = self._changed
+        if changed is not None and not changed.done():
+            changed.set_result(None)
 
     def __len__(self) -> int:
         """How many timers are set and not yet fired or cancelled."""
@@ -106,18 +112,19 @@ class Timers:
                 await asyncio.wait((task,))
 
     async def _fire_due(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             while self._heap and self._heap[0][2].cancelled:
                 heapq.heappop(self._heap)
             if not self._heap:
-                self._changed = anyio.Event()
-                await self._changed.wait()
+                self._changed = loop.create_future()
+                await self._changed
                 continue
             when, _, timer = self._heap[0]
             if self._clock.now() < when:
-                self._changed = anyio.Event()
+                self._changed = loop.create_future()
                 with self._clock.deadline_scope(when):
-                    await self._changed.wait()
+                    await self._changed
                 continue
             heapq.heappop(self._heap)
             timer.cancelled = True  # fired: a later `cancel()` is a no-op, and it is not counted as set
