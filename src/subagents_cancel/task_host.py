@@ -264,13 +264,12 @@ class TaskHost(HostSettles):
             clock=self._clock,
             pool=self._pool,
         )
-        traced = self._spans.recording()
-        hosted = self._hosted[task_id] = HostedTask(start, runner, traced)
+        hosted = self._hosted[task_id] = HostedTask(start, runner, True)
         self._routes[task_id] = runner
-        if traced:
+        if self._spans.recording():
             self._keep(self._spans.traced(start, self._in_span(hosted)), name=f'span of {task_id}')
         else:
-            self._start_run(hosted, self._spans.untraced(start))
+            self._keep(self._in_span(hosted), name=f'span of {task_id}', context=self._spans.untraced(start))
 
     def _start_run(self, hosted: HostedTask, context: contextvars.Context | None = None) -> asyncio.Task[None]:
         """Start the task's run in an asyncio task of its own, which ends with the run: a hard cancel waits for it."""
