@@ -31,6 +31,7 @@ LAYERS: list[set[str]] = [
     {'launch', 'runner', 'task_book'},
     {'host_settles'},
     {'cancels', 'task_host', 'lease', 'tracing', 'parent_reports', 'local_mailboxes'},
+    {'taken_ids'},
     {'hooks'},
     {'nesting', 'task_workflow'},
     {'supervisor', 'owner_transport', 'child_transport'},

@@ -21,6 +21,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
 from subagents_cancel import SubAgentConfig, SubAgentManager
+from subagents_cancel.ids import random_ids_from
 from subagents_cancel.temporal import ChildWorkflowTransport, TaskOwnerWorkflow, WorkflowClock, connect, task_worker
 
 from .helpers import Gate, Script, cancel_requested, text, user_prompts
@@ -37,6 +38,8 @@ OWNED = [
     )
 ]
 """What the application's workflow knows of its sub-agents: their names (the task worker has their agents)."""
+ARCHIVIST = SubAgentConfig(name='archivist', description='Finds documents')
+"""The sub-agent whose task id is taken (no other test's task has its name)."""
 
 
 @workflow.defn(name='tests.research', sandboxed=False)
@@ -63,6 +66,24 @@ class Research(TaskOwnerWorkflow):
         self._go = True
 
 
+@workflow.defn(name='tests.taken-id', sandboxed=False)
+class TakenId(TaskOwnerWorkflow):
+    """Runs one task in the foreground whose id is `archivist-00000000` (its ids are all zeros) and returns its end."""
+
+    @workflow.run
+    async def run(self, task_queue: str) -> str:
+        async with self.tasks_on(task_queue) as transport:
+            with random_ids_from(lambda size: '00' * size):
+                async with SubAgentManager(
+                    [ARCHIVIST], default_model='test', transport=transport, clock=WorkflowClock()
+                ) as manager:
+                    info = await manager.run('archivist', 'Find the 2019 report')
+        return repr((info.status, info.outcome))
+
+
+_APP_WORKFLOWS = [Research, TakenId]
+
+
 def _app_worker(client: Client, task_queue: str) -> Worker:
     """The application's worker, which keeps no workflow cached.
 
@@ -72,7 +93,7 @@ def _app_worker(client: Client, task_queue: str) -> Worker:
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[Research],
+        workflows=_APP_WORKFLOWS,
         workflow_runner=UnsandboxedWorkflowRunner(),
         max_cached_workflows=0,
     )
@@ -81,7 +102,7 @@ def _app_worker(client: Client, task_queue: str) -> Worker:
 async def _app_replays_the_same(client: Client, workflow_id: str) -> None:
     """Replay the application's workflow from its history, as a worker taking it over would."""
     replayer = Replayer(
-        workflows=[Research], workflow_runner=UnsandboxedWorkflowRunner(), data_converter=client.data_converter
+        workflows=_APP_WORKFLOWS, workflow_runner=UnsandboxedWorkflowRunner(), data_converter=client.data_converter
     )
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
@@ -172,6 +193,35 @@ async def test_a_child_task_is_told_then_stopped_when_its_workflow_is_terminated
         'CANCEL_REQUEST [<id>]: your parent asked you to stop (the run that started you has ended: the workflow that owns it has closed). Do not start new work or call tools. Reply now with your partial results (Completed, In progress, Not started, Findings). You have 0.5 seconds.'
     )
     assert type(ended.value.cause).__name__ == snapshot('CancelledError')
+
+
+async def test_a_child_task_whose_id_another_workflow_holds_fails_named_and_its_owner_closes(
+    temporal_server: DevServer,
+) -> None:
+    """The task's child workflow cannot start (its id is taken): the task fails as `TaskIdTaken`, nothing waits.
+
+    Task ids are random: two owners can draw the same one, and a closed workflow holds its id for a while.
+    """
+    sub = Script([text('never')])
+    archivist = ARCHIVIST.model_copy(update={'agent': durable(sub.model, 'archivist')})
+    client = await connect(temporal_server.address)
+    queue, app_queue = f'tests-child-{uuid.uuid4().hex[:8]}', f'tests-app-{uuid.uuid4().hex[:8]}'
+    holder = await client.start_workflow(  # on a queue no worker serves: it holds the id until it is terminated
+        Research.run, args=(queue, False), id='archivist-00000000', task_queue=f'{queue}-nobody'
+    )
+    try:
+        async with task_worker(client, task_queue=queue, subagents=[archivist]), _app_worker(client, app_queue):
+            handle = await client.start_workflow(TakenId.run, args=(queue,), id=app_queue, task_queue=app_queue)
+            with anyio.fail_after(_BOUND_SECONDS):
+                ended = await handle.result()
+            await _app_replays_the_same(client, handle.id)
+    finally:
+        await holder.terminate('the test is over')
+
+    assert ended == snapshot(
+        "(<TaskStatus.FAILED: 'FAILED'>, Failed(error_type='TaskIdTaken', message=\"the Temporal server already has a workflow with the id 'archivist-00000000'; start the task again\"))"
+    )
+    assert sub.requests == []
 
 
 @pytest.mark.parametrize('seconds', [float('nan'), float('inf'), -1.0, 0.0])

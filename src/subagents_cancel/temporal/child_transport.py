@@ -26,7 +26,7 @@ from typing import Self
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.exceptions import ChildWorkflowError
+from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 from subagents_cancel.config import check_duration
@@ -36,6 +36,7 @@ from subagents_cancel.wire import SettleTask, StartTask, WireMessage, decode_wir
 
 from .local_mailboxes import LocalMailboxes
 from .parent_reports import REPORTS_SIGNAL
+from .taken_ids import TakenIds
 from .task_workflow import TASK_WORKFLOW, replayed_hex
 
 __all__ = ('ChildWorkflowTransport', 'TaskOwnerWorkflow')
@@ -65,6 +66,8 @@ class ChildWorkflowTransport(LocalMailboxes):
         self._last_sent: dict[TaskId, asyncio.Task[None]] = {}
         """Per task, the sender of its latest message: the next one waits for it, which keeps their order."""
         self._children: dict[TaskId, ChildWorkflowHandle[object, object]] = {}
+        self._taken = TakenIds(self._local)
+        """The tasks whose child workflow could not start (its id is taken): answered here until settled."""
         self._senders: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> Self:
@@ -123,14 +126,19 @@ class ChildWorkflowTransport(LocalMailboxes):
             await asyncio.wait((after,))  # its outcome is that sender's: this one goes on either way
         data = encode_wire(message).decode()
         child = self._children.get(message.task_id)
-        if child is None and isinstance(message, StartTask | SettleTask):
-            self._children[message.task_id] = await workflow.start_child_workflow(
-                TASK_WORKFLOW,
-                args=(data, None),
-                id=message.task_id,
-                task_queue=self.task_queue,
-                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
-            )
+        if message.task_id in self._taken:
+            self._taken.answer(message)
+        elif child is None and isinstance(message, StartTask | SettleTask):
+            try:
+                self._children[message.task_id] = await workflow.start_child_workflow(
+                    TASK_WORKFLOW,
+                    args=(data, None),
+                    id=message.task_id,
+                    task_queue=self.task_queue,
+                    parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+                )
+            except WorkflowAlreadyStartedError:
+                self._taken.take(message)
         elif child is not None:
             try:
                 await child.signal('deliver', data)

@@ -30,18 +30,18 @@ from typing import Any, Self
 
 import anyio
 from pydantic import ValidationError
-from pydantic_ai import RunUsage
 from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from subagents_cancel.config import check_duration
-from subagents_cancel.messages import RunError, RunFinished, TaskId
-from subagents_cancel.wire import HooksFinished, SettleTask, StartTask, WireMessage, decode_wire, encode_wire
+from subagents_cancel.messages import TaskId
+from subagents_cancel.wire import SettleTask, StartTask, WireMessage, decode_wire, encode_wire
 
 from .lease import DEFAULT_LEASE_SECONDS, LeaseRenewals
 from .local_mailboxes import LocalMailboxes
+from .taken_ids import TakenIds
 from .task_workflow import TASK_WORKFLOW, OutboxPage
 
 __all__ = ('TemporalTransport',)
@@ -108,9 +108,9 @@ class TemporalTransport(LocalMailboxes):
         self._renewer: set[asyncio.Task[None]] = set()
         """The lease renewer, while it runs: closing stops it at once."""
         self._started: set[TaskId] = set()
-        self._taken: dict[TaskId, str] = {}
-        """The tasks whose id another workflow holds, with their owner's address: answered here until settled."""
         """The tasks whose workflow this transport started and still reads."""
+        self._taken = TakenIds(self._local)
+        """The tasks whose id another workflow holds: answered here until settled."""
         self._open = False
         self.lease_seconds = lease_seconds
         """How long a task outlives this process's last renewal of its lease."""
@@ -198,7 +198,7 @@ class TemporalTransport(LocalMailboxes):
 
     async def _to_workflow(self, message: WireMessage, data: str) -> None:
         if message.task_id in self._taken:
-            self._answer_for_taken(message)
+            self._taken.answer(message)
         elif isinstance(message, SettleTask | StartTask) and (
             isinstance(message, StartTask) or message.task_id not in self._started
         ):  # a task cancelled before it started has its hook run on a worker all the same
@@ -214,8 +214,7 @@ class TemporalTransport(LocalMailboxes):
                 )
             except WorkflowAlreadyStartedError:
                 if not await self._started_with(message.task_id, data):  # not an earlier attempt of ours
-                    self._taken[message.task_id] = message.owner_address
-                    self._answer_for_taken(message)
+                    self._taken.take(message)
                     return
             self._started.add(message.task_id)
             self._spawn(self._follow(message.task_id), f'reports of {message.task_id}')
@@ -229,28 +228,6 @@ class TemporalTransport(LocalMailboxes):
             started_with = await self._client.data_converter.decode(payloads[:1], [str])
             return started_with == [data]
         return False
-
-    def _answer_for_taken(self, message: WireMessage) -> None:
-        """Answer, here, for a task whose id another workflow on the server holds: it fails, and nothing reaches it.
-
-        Task ids are random, unique in their owner: two owners can draw the same one, and a closed workflow keeps its
-        id for the namespace's retention period.
-        """
-        owner = self._taken[message.task_id]
-        if isinstance(message, StartTask):
-            taken = RunError(
-                'TaskIdTaken',
-                f'the Temporal server already has a workflow with the id {message.task_id!r}; start the task again',
-            )
-            report: WireMessage = RunFinished(
-                task_id=message.task_id, sent_at=message.sent_at, ending=taken, usage=RunUsage()
-            )
-        elif isinstance(message, SettleTask):
-            del self._taken[message.task_id]  # the owner is done with it
-            report = HooksFinished(task_id=message.task_id, sent_at=message.sent_at, cleanup_error=None)
-        else:
-            return  # a cancel: the run's end above has answered it
-        self._local.send_nowait(owner, report)
 
     async def _follow(self, task_id: TaskId) -> None:
         """Hold the task's lease while reading its reports, until its workflow has closed."""
