@@ -154,8 +154,9 @@ def rss_row(size: int) -> Row:
 
 async def delegation_rows(count: int) -> list[Row]:
     first = await overhead_trials.direct_runs(count // 2)
-    plain = await overhead_trials.delegations(count, plain=True)
-    task = await overhead_trials.delegations(count, plain=False)
+    plain = await overhead_trials.delegations(count, 'plain')
+    with_capability = await overhead_trials.delegations(count, 'plain with a capability')
+    task = await overhead_trials.delegations(count, 'task')
     second = await overhead_trials.direct_runs(count - count // 2)
     direct = (first[0] + second[0], first[1] + second[1])
     rows: list[Row] = []
@@ -164,6 +165,8 @@ async def delegation_rows(count: int) -> list[Row]:
         rows.append(
             Row(f'plain tool awaiting `agent.run()`, {clock} p50 (ms)', 'floor', base, _p50(plain[index]), None)
         )
+        floor = _p50(with_capability[index])
+        rows.append(Row(f'the same, one empty capability per run, {clock} p50 (ms)', 'floor', base, floor, None))
         rows.append(Row(f'foreground `task` (sync), {clock} p50 (ms)', '≤ 1.2×', base, _p50(task[index]), _within(1.2)))
     return rows
 

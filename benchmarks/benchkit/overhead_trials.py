@@ -11,7 +11,8 @@ process's (`time.process_time`), which moves less than wall time on a shared mac
   (`seam_trials.region_cancel`), pydantic-ai alone calls `AgentRun.cancel()` on each run.
 * foreground delegation: a trivial sub-agent (one model request) run by the parent's `task` tool in sync
   mode, timed from the tool starting to its reply, against `agent.run()` of the same agent; the floor of
-  any delegation is a plain tool that awaits `agent.run()`, timed the same way.
+  any delegation is a plain tool that awaits `agent.run()`, timed the same way, and the floor of one whose
+  sub-agent run has a capability (as the library's has) is that plain tool adding an empty capability to the run.
 * tool calls that only read or request: `check_task`, `list_active_tasks`, `answer_subagent` and
   `soft_cancel_task` on one task, beside a plain tool that returns at once, timed the same way.
 """
@@ -21,9 +22,11 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import anyio
 from pydantic_ai import Agent, RunCancelled, UsageLimits
+from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.run import AgentRun
 
@@ -142,14 +145,26 @@ async def direct_runs(count: int) -> Timings:
     return wall[WARMUP:], cpu[WARMUP:]
 
 
-async def delegations(count: int, *, plain: bool) -> Timings:
-    """(wall, CPU) ms of `count` foreground delegations: the `task` tool in sync mode, or a plain tool (`plain`)."""
+@dataclass
+class _NoHooks(AbstractCapability[object]):
+    """A capability that does nothing: what pydantic-ai charges a run for having one."""
+
+
+Delegation = Literal['plain', 'plain with a capability', 'task']
+"""How the parent delegates: a plain tool awaiting `agent.run()` (with an empty capability added to the run, or
+not), or the library's `task` tool in sync mode."""
+
+
+async def delegations(count: int, way: Delegation) -> Timings:
+    """(wall, CPU) ms of `count` foreground delegations made `way`."""
     subagent = build_agent(answer_at_once)
     timer = ToolTimer()
+    plain = way != 'task'
+    capabilities = [_NoHooks()] if way == 'plain with a capability' else []
 
     async def delegate(description: str) -> str:
         """Run the worker on `description` and return its answer."""
-        return (await subagent.run(description)).output
+        return (await subagent.run(description, capabilities=capabilities)).output
 
     config = SubAgentConfig(name='worker', description='Does the job', agent=subagent)
     if plain:
