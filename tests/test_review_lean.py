@@ -32,11 +32,6 @@ class _PrefixesTools(AbstractCapability[object]):
         return toolset.prefixed('my')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='AddedTools.call_tool routes a call by `tool.toolset is self.added`; a wrapper outside it '
-    '(PrefixedToolset) restamps `toolset`, so `checkpoint` goes to the wrapped toolset and the run fails',
-)
 async def test_a_subagent_whose_capability_prefixes_its_tools_can_checkpoint() -> None:
     """A capability that wraps the run's toolset in a `PrefixedToolset` still lets the sub-agent call `checkpoint`."""
     script = Script([call('my_checkpoint', completed=['read the brief']), text('done')])
@@ -67,12 +62,6 @@ async def _no_questions(ctx: RunContext[None], tools: list[ToolDefinition]) -> l
     return [tool for tool in tools if tool.name != 'ask_parent']
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='run_capability decides whether the agent prepares its tools from the classes of its capabilities at '
-    'construction; a capability given as a function (DynamicCapability) prepares them only once resolved per run, '
-    'so the task tools join the run outside its PreparedToolset and it cannot hide them',
-)
 async def test_a_prepare_tools_capability_built_per_run_sees_the_task_tools() -> None:
     """A `PrepareTools` that the agent builds per run (a capability function) can hide `ask_parent`, as a fixed one can."""
     model = _OfferedTools()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic_ai import RunContext, UserError
-from pydantic_ai.toolsets import AbstractToolset, ToolsetTool, WrapperToolset
+from pydantic_ai.toolsets import AbstractToolset, FunctionToolset, ToolsetTool, WrapperToolset
 
 __all__ = ('AddedTools',)
 
@@ -22,7 +22,7 @@ __all__ = ('AddedTools',)
 class AddedTools(WrapperToolset[object]):
     """The tools of `wrapped`, and beside them those of `added`; a name both offer is refused, as pydantic-ai would."""
 
-    added: AbstractToolset[object]
+    added: FunctionToolset[object]
     """The tools added; they take no resources (it is never entered) and do not change per run or per step."""
 
     async def get_tools(self, ctx: RunContext[object]) -> dict[str, ToolsetTool[object]]:
@@ -37,8 +37,12 @@ class AddedTools(WrapperToolset[object]):
     async def call_tool(
         self, name: str, tool_args: dict[str, Any], ctx: RunContext[object], tool: ToolsetTool[object]
     ) -> Any:
-        """Call an added tool itself, any other through the wrapped toolset."""
-        if tool.toolset is self.added:
+        """Call an added tool itself, any other through the wrapped toolset.
+
+        A call is routed by its name (unique: `get_tools` refuses a clash), not by the toolset its tool names: a
+        wrapper outside this one (pydantic-ai's `PrefixedToolset`, say) restamps that with itself.
+        """
+        if name in self.added.tools:
             return await self.added.call_tool(name, tool_args, ctx, tool)
         return await self.wrapped.call_tool(name, tool_args, ctx, tool)
 

@@ -19,6 +19,7 @@ from pydantic_ai.agent import AbstractAgent
 from pydantic_ai.capabilities import (
     AbstractCapability,
     AgentNode,
+    DynamicCapability,
     NodeResult,
     OutputContext,
     ValidatedToolArgs,
@@ -148,16 +149,21 @@ def use_channel(channel: TaskChannel, *, refuse_tools_after_cancel: bool) -> Non
 def run_capability(agent: AbstractAgent[None, object], instructions: str) -> TaskRunCapability | None:
     """The task capability to add to a run of `agent`: none if it has one of its own (`agent_for` built it).
 
-    If a capability of the agent prepares its tools (`prepare_tools`, as pydantic-ai's `PrepareTools`), the task's
-    tools come as a toolset of their own, which that capability sees and may hide, as it may the agent's own tools;
-    otherwise they join the run's toolset (see `AddedTools`), which costs each step less.
+    If a capability of the agent prepares its tools (`prepare_tools`, as pydantic-ai's `PrepareTools`), or may (a
+    capability function, which the agent builds per run), the task's tools come as a toolset of their own, which
+    that capability sees and may hide, as it may the agent's own tools; otherwise they join the run's toolset (see
+    `AddedTools`), which costs each step less.
     """
     capabilities: list[AbstractCapability[None]] = []
     if isinstance(agent, Agent):
         agent.root_capability.apply(capabilities.append)
     if any(isinstance(capability, TaskRunCapability) for capability in capabilities):
         return None
-    prepares = any(type(each).prepare_tools is not AbstractCapability.prepare_tools for each in capabilities)
+    prepares = any(
+        isinstance(each, DynamicCapability)  # built per run: it may prepare the tools
+        or type(each).prepare_tools is not AbstractCapability.prepare_tools
+        for each in capabilities
+    )
     return TaskRunCapability(instructions=instructions, own_toolset=prepares)
 
 
