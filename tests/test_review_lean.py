@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import Agent, RunContext
+from pydantic_ai.agent import WrapperAgent
 from pydantic_ai.capabilities import AbstractCapability, PrepareTools
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
@@ -67,5 +68,15 @@ async def test_a_prepare_tools_capability_built_per_run_sees_the_task_tools() ->
     model = _OfferedTools()
     agent = Agent(model.model, deps_type=type(None), capabilities=[lambda ctx: PrepareTools(_no_questions)])
     async with SubAgentManager([SubAgentConfig(name='worker', description='Works', agent=agent)]) as manager:
+        info = await manager.run('worker', 'Do the job.')
+    assert (info.outcome, model.offered) == snapshot((Completed(output='done'), [['checkpoint']]))
+
+
+async def test_a_prepare_tools_capability_of_a_wrapped_agent_sees_the_task_tools() -> None:
+    """The `PrepareTools` of an agent handed over inside a `WrapperAgent` can hide `ask_parent`, as an `Agent`'s can."""
+    model = _OfferedTools()
+    inner = Agent(model.model, deps_type=type(None), capabilities=[PrepareTools(_no_questions)])
+    config = SubAgentConfig(name='worker', description='Works', agent=WrapperAgent(inner))
+    async with SubAgentManager([config]) as manager:
         info = await manager.run('worker', 'Do the job.')
     assert (info.outcome, model.offered) == snapshot((Completed(output='done'), [['checkpoint']]))

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import Field
 from pydantic_ai import Agent, RunContext, SkipToolExecution
-from pydantic_ai.agent import AbstractAgent
+from pydantic_ai.agent import AbstractAgent, WrapperAgent
 from pydantic_ai.capabilities import (
     AbstractCapability,
     AgentNode,
@@ -152,11 +152,15 @@ def run_capability(agent: AbstractAgent[None, object], instructions: str) -> Tas
     If a capability of the agent prepares its tools (`prepare_tools`, as pydantic-ai's `PrepareTools`), or may (a
     capability function, which the agent builds per run), the task's tools come as a toolset of their own, which
     that capability sees and may hide, as it may the agent's own tools; otherwise they join the run's toolset (see
-    `AddedTools`), which costs each step less.
+    `AddedTools`), which costs each step less. The capabilities looked at are an `Agent`'s, or those of the agent
+    that a `WrapperAgent` (a durable agent) wraps; the tools of an agent of another kind come as their own toolset.
     """
+    while isinstance(agent, WrapperAgent):  # a durable agent, say: the capabilities are the wrapped agent's
+        agent = agent.wrapped
+    if not isinstance(agent, Agent):  # an agent of another kind: its capabilities cannot be looked at
+        return TaskRunCapability(instructions=instructions, own_toolset=True)
     capabilities: list[AbstractCapability[None]] = []
-    if isinstance(agent, Agent):
-        agent.root_capability.apply(capabilities.append)
+    agent.root_capability.apply(capabilities.append)
     if any(isinstance(capability, TaskRunCapability) for capability in capabilities):
         return None
     prepares = any(
