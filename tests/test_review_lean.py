@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import Agent, RunContext
+from pydantic_ai.agent import WrapperAgent
 from pydantic_ai.capabilities import AbstractCapability, PrepareTools
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
@@ -78,5 +79,21 @@ async def test_a_prepare_tools_capability_built_per_run_sees_the_task_tools() ->
     model = _OfferedTools()
     agent = Agent(model.model, deps_type=type(None), capabilities=[lambda ctx: PrepareTools(_no_questions)])
     async with SubAgentManager([SubAgentConfig(name='worker', description='Works', agent=agent)]) as manager:
+        info = await manager.run('worker', 'Do the job.')
+    assert (info.outcome, model.offered) == snapshot((Completed(output='done'), [['checkpoint']]))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='run_capability looks for a capability that prepares tools only in an `Agent` (`isinstance(agent, Agent)`); '
+    'in an agent wrapped in a WrapperAgent (as the durable agents are) it finds none, so the task tools join the run '
+    'outside its PreparedToolset and its PrepareTools cannot hide them',
+)
+async def test_a_prepare_tools_capability_of_a_wrapped_agent_sees_the_task_tools() -> None:
+    """The `PrepareTools` of an agent handed over inside a `WrapperAgent` can hide `ask_parent`, as an `Agent`'s can."""
+    model = _OfferedTools()
+    inner = Agent(model.model, deps_type=type(None), capabilities=[PrepareTools(_no_questions)])
+    config = SubAgentConfig(name='worker', description='Works', agent=WrapperAgent(inner))
+    async with SubAgentManager([config]) as manager:
         info = await manager.run('worker', 'Do the job.')
     assert (info.outcome, model.offered) == snapshot((Completed(output='done'), [['checkpoint']]))
