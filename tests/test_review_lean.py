@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import gc
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import Agent, RunContext
-from pydantic_ai.agent import WrapperAgent
+from pydantic_ai.agent import AbstractAgent, WrapperAgent
 from pydantic_ai.capabilities import AbstractCapability, PrepareTools
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
@@ -21,11 +22,17 @@ from pydantic_ai.models.test import TestModel
 from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset
 
-from subagents_cancel import Completed, SubAgentConfig, SubAgentManager, SubAgentPolicy
+from subagents_cancel import Completed, SubAgentConfig, SubAgentManager, SubAgentPolicy, TaskInfo
 
 from .helpers import Script, call, text, tool_returns
 
 pytestmark = pytest.mark.anyio
+
+
+async def _one_task(agent: AbstractAgent[None, object]) -> TaskInfo:
+    """Run `agent` as the sub-agent of one foreground task of a manager of its own; its task's end."""
+    async with SubAgentManager([SubAgentConfig(name='worker', description='Works', agent=agent)]) as manager:
+        return await manager.run('worker', 'Do the job.')
 
 
 @dataclass
@@ -45,8 +52,7 @@ async def test_a_subagent_whose_capability_prefixes_its_tools_can_checkpoint() -
     """A capability that wraps the run's toolset in a `PrefixedToolset` still lets the sub-agent call `checkpoint`."""
     script = Script([call('my_checkpoint', completed=['read the brief']), text('done')])
     agent = Agent(script.model, capabilities=[_PrefixesTools()])
-    async with SubAgentManager([SubAgentConfig(name='worker', description='Works', agent=agent)]) as manager:
-        info = await manager.run('worker', 'Do the job.')
+    info = await _one_task(agent)
     assert (info.outcome, [each.completed for each in info.checkpoints], tool_returns(script.requests[-1])) == snapshot(
         (Completed(output='done'), [('read the brief',)], ['Checkpoint 1 recorded.'])
     )
@@ -71,34 +77,47 @@ async def _no_questions(ctx: RunContext[None], tools: list[ToolDefinition]) -> l
     return [tool for tool in tools if tool.name != 'ask_parent']
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='run_capability decides whether the agent prepares its tools from the classes of its capabilities at '
-    'construction; a capability given as a function (DynamicCapability) prepares them only once resolved per run, '
-    'so the task tools join the run outside its PreparedToolset and it cannot hide them',
-)
-async def test_a_prepare_tools_capability_built_per_run_sees_the_task_tools() -> None:
-    """A `PrepareTools` that the agent builds per run (a capability function) can hide `ask_parent`, as a fixed one can."""
-    model = _OfferedTools()
-    agent = Agent(model.model, deps_type=type(None), capabilities=[lambda ctx: PrepareTools(_no_questions)])
-    async with SubAgentManager([SubAgentConfig(name='worker', description='Works', agent=agent)]) as manager:
-        info = await manager.run('worker', 'Do the job.')
-    assert (info.outcome, model.offered) == snapshot((Completed(output='done'), [['checkpoint']]))
+def _prepared_per_run(model: FunctionModel) -> AbstractAgent[None, object]:
+    """An agent whose `PrepareTools` is a capability function: pydantic-ai builds it for each run."""
+    return Agent(model, deps_type=type(None), capabilities=[lambda ctx: PrepareTools(_no_questions)])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='run_capability looks for a capability that prepares tools only in an `Agent` (`isinstance(agent, Agent)`); '
-    'in an agent wrapped in a WrapperAgent (as the durable agents are) it finds none, so the task tools join the run '
-    'outside its PreparedToolset and its PrepareTools cannot hide them',
+def _wrapped(model: FunctionModel) -> AbstractAgent[None, object]:
+    """An agent with a fixed `PrepareTools`, handed over inside a `WrapperAgent` (as pydantic-ai's durable agents are)."""
+    return WrapperAgent(Agent(model, deps_type=type(None), capabilities=[PrepareTools(_no_questions)]))
+
+
+@pytest.mark.parametrize(
+    'build',
+    [
+        pytest.param(
+            _prepared_per_run,
+            id='capability function',
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason='run_capability decides whether the agent prepares its tools from the classes of its '
+                'capabilities at construction; a capability function (DynamicCapability) prepares them only once '
+                'resolved per run, so the task tools join the run outside its PreparedToolset',
+            ),
+        ),
+        pytest.param(
+            _wrapped,
+            id='WrapperAgent',
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason='run_capability looks for a capability that prepares tools only in an `Agent` '
+                '(`isinstance(agent, Agent)`); in a WrapperAgent it finds none, so the task tools join the run '
+                'outside its PreparedToolset',
+            ),
+        ),
+    ],
 )
-async def test_a_prepare_tools_capability_of_a_wrapped_agent_sees_the_task_tools() -> None:
-    """The `PrepareTools` of an agent handed over inside a `WrapperAgent` can hide `ask_parent`, as an `Agent`'s can."""
+async def test_a_prepare_tools_capability_sees_the_task_tools_however_the_agent_carries_it(
+    build: Callable[[FunctionModel], AbstractAgent[None, object]],
+) -> None:
+    """An agent's `PrepareTools` can hide `ask_parent` whether it is built per run or the agent comes wrapped."""
     model = _OfferedTools()
-    inner = Agent(model.model, deps_type=type(None), capabilities=[PrepareTools(_no_questions)])
-    config = SubAgentConfig(name='worker', description='Works', agent=WrapperAgent(inner))
-    async with SubAgentManager([config]) as manager:
-        info = await manager.run('worker', 'Do the job.')
+    info = await _one_task(build(model.model))
     assert (info.outcome, model.offered) == snapshot((Completed(output='done'), [['checkpoint']]))
 
 
