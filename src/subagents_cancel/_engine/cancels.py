@@ -164,6 +164,7 @@ class Cancels:
         """Wait until `records` have ended (`True`), or until `until` on the owner's clock (`False`)."""
         with self._clock.deadline_scope(until):
             for record in records:
-                await record.ended.wait()
+                if not record.status.is_terminal:  # waiting on an ended task's event is a step of the loop
+                    await record.ended.wait()
             return True
         return False
