@@ -7,7 +7,9 @@ The tools only format these outcomes; the Python API returns their `info` (and r
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 from subagents_cancel.clock import Clock
 from subagents_cancel.config import SubAgentPolicy
@@ -21,6 +23,8 @@ from .registry import TaskRecord
 from .task_book import TaskBook
 
 __all__ = ('Cancels',)
+
+_UNBOUNDED = nullcontext()
 
 
 def _end_wait(received: asyncio.Future[None]) -> None:
@@ -146,13 +150,12 @@ class Cancels:
         """
         task_ids = [record.task_id for record in records]
         resends = self._book.resends
-        deadline = self._clock.now() + self._hard_cancel_wait_seconds
         try:
-            with collector_paused(len(records)):
-                # One deadline scope per wait, to the bound or to the next copy's time, whichever comes first.
-                while not await self._stopped(records, min(resends.next_due(task_ids), deadline)):
-                    if self._clock.now() >= deadline:
-                        break
+            with (
+                collector_paused(len(records)),
+                self._clock.deadline_scope(self._clock.now() + self._hard_cancel_wait_seconds),
+            ):
+                while not await self._stopped(records, resends.next_due(task_ids)):
                     resends.send_due(task_ids)
         finally:
             resends.release(task_ids)
@@ -160,9 +163,9 @@ class Cancels:
         self._book.mark_stuck(stuck)
         return not stuck
 
-    async def _stopped(self, records: Sequence[TaskRecord], until: float) -> bool:
-        """Wait until `records` have ended (`True`), or until `until` on the owner's clock (`False`)."""
-        with self._clock.deadline_scope(until):
+    async def _stopped(self, records: Sequence[TaskRecord], due: float) -> bool:
+        """Wait until `records` have ended (`True`), or until `due`, when a request is to be sent again (`False`)."""
+        with self._clock.deadline_scope(due) if due < math.inf else _UNBOUNDED:
             for record in records:
                 if not record.status.is_terminal:  # waiting on an ended task's event is a step of the loop
                     await record.ended.wait()
