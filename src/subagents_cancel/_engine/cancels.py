@@ -167,6 +167,7 @@ class Cancels:
         """Wait until `records` have ended (`True`), or until `due`, when a request is to be sent again (`False`)."""
         with self._clock.deadline_scope(due) if due < math.inf else _UNBOUNDED:
             for record in records:
-                await record.ended.wait()
+                if not record.status.is_terminal:  # waiting on an ended task's event is a step of the loop
+                    await record.ended.wait()
             return True
         return False
