@@ -1,7 +1,7 @@
 """Where the random parts of ids come from: message ids, owner ids and task ids.
 
 By default from a generator of this module's own, seeded from `os.urandom` (again in a forked child): not the
-`random` module's shared one, which an application may seed, so that two processes never draw the same ids. Code
+`random` module's shared one, which an application may seed (two processes seeded alike would draw the same ids). Code
 that must run the same again when it is replayed (a task host inside a Temporal workflow) sets a source of its own
 for everything it runs, with [`random_ids_from`][subagents_cancel.ids.random_ids_from]: a context variable, so it
 applies to the tasks started in the block and nowhere else in the process.
