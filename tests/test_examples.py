@@ -238,7 +238,9 @@ async def test_temporal_worker_and_app(temporal_server: DevServer) -> None:
             assert await worker.wait() == 0
 
     assert started == [f'worker: serving {queue!r} on {temporal_server.address}']
-    assert stopped == ['worker: stopped']
+    # The worker's own lines only: a hard cancel can leave pydantic-ai's cancelled activity handle with its error
+    # unretrieved, which asyncio logs (several lines) when the handle is collected, at a moment of its choosing.
+    assert [line for line in stopped if line.startswith('worker: ')] == ['worker: stopped']
     assert app.returncode == 0, app.stdout.decode()
     assert normalised(app.stdout.decode()) == snapshot("""\
 started researcher-<id> and crawler-<id> on the task queue 'examples-<id>'
