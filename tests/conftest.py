@@ -67,6 +67,7 @@ _TRANSPORT_INDEPENDENT = frozenset(
         'test_messages',
         'test_no_bypass',
         'test_notebook',
+        'test_notebook_live_tree',
         'test_notebook_view',
         'test_public_api',
         'test_reason_words',
