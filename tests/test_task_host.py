@@ -6,13 +6,11 @@ sends, and read what comes back, so they pin the host's side of the seam and not
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import TypeVar
 
-import logfire
 import pytest
 from inline_snapshot import snapshot
-from opentelemetry.trace import NoOpTracerProvider
 from pydantic_ai import RunUsage
 
 from subagents_cancel import InProcessTransport, LoopbackTransport, SubAgentConfig, TaskId, TaskInfo, TaskStatus
@@ -31,17 +29,10 @@ M = TypeVar('M', bound=WireMessage)
 
 
 @pytest.fixture(params=['logfire configured', 'logfire not configured'], autouse=True)
-def tracing(request: pytest.FixtureRequest) -> Iterator[None]:
+def tracing(request: pytest.FixtureRequest) -> None:
     """Each test runs as the suite configures logfire (a span per task), and as in an application that never did."""
-    if request.param == 'logfire configured':
-        yield
-        return
-    proxy = logfire.DEFAULT_LOGFIRE_INSTANCE.config.get_tracer_provider()
-    configured, proxy.provider = proxy.provider, NoOpTracerProvider()
-    try:
-        yield
-    finally:
-        proxy.provider = configured
+    if request.param == 'logfire not configured':
+        request.getfixturevalue('logfire_not_configured')
 
 
 @pytest.fixture(params=['inprocess', 'loopback'])
