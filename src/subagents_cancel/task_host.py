@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
@@ -134,8 +135,8 @@ class TaskHost(HostSettles):
         self._runs: dict[asyncio.Task[None], HostedTask] = {}
         """The tasks' asyncio tasks, until each ends: the runs still going are cancelled as the host closes."""
         self._keepers: set[asyncio.Task[None]] = set()
-        """Each task's keeper (under its span where logfire is configured: it waits for the task's settle and runs its
-        hook), and the hooks of tasks never started here; never cancelled: they end by themselves."""
+        """The spans of traced tasks (each waits for its task's settle and runs its hook), and the hooks of the others;
+        never cancelled: they end by themselves."""
         self._pool: SyncToolPool | None = None
         self._loop: asyncio.Task[None] | None = None
         self._spans = TaskSpans(self._clock)
@@ -263,28 +264,39 @@ class TaskHost(HostSettles):
             clock=self._clock,
             pool=self._pool,
         )
-        hosted = self._hosted[task_id] = HostedTask(start, runner)
+        traced = self._spans.recording()
+        hosted = self._hosted[task_id] = HostedTask(start, runner, traced)
         self._routes[task_id] = runner
-        if self._spans.recording():
+        if traced:
             self._keep(self._spans.traced(start, self._in_span(hosted)), name=f'span of {task_id}')
         else:
-            self._keep(self._in_span(hosted), name=f'span of {task_id}', context=self._spans.untraced(start))
+            self._start_run(hosted, self._spans.untraced(start))
 
-    def _start_run(self, hosted: HostedTask) -> asyncio.Task[None]:
+    def _start_run(self, hosted: HostedTask, context: contextvars.Context | None = None) -> asyncio.Task[None]:
         """Start the task's run in an asyncio task of its own, which ends with the run: a hard cancel waits for it."""
         name = f'subagent {hosted.start.task_id}'
-        run = asyncio.get_running_loop().create_task(hosted.runner.run(), name=name)
+        run = asyncio.get_running_loop().create_task(self._host(hosted), name=name, context=context)
         self._runs[run] = hosted
         run.add_done_callback(self._runs.pop)
         return run
 
+    async def _host(self, hosted: HostedTask) -> None:
+        """Run the task; an untraced one's settle runs its hook later (`_settle`), a traced one's its span's task."""
+        try:
+            await hosted.runner.run()
+        finally:
+            if hosted.given_up and hosted.settle is None and not hosted.traced:  # the owner never settled it
+                self._abandon(hosted)
+
     async def _in_span(self, hosted: HostedTask) -> None:
-        """The task's keeper (under its span where logfire is configured): run it, and once it is settled, its hook.
+        """Under a traced task's span: run it, and once its owner settles it, run its hook.
 
         Its run has a task of its own, which ends with the run; this one ends after the hook, with the span.
         """
         run = self._start_run(hosted)
-        await hosted.settled  # done at once if the host closed before this task began: no settle is coming
+        hosted.settled = asyncio.get_running_loop().create_future()
+        if not hosted.given_up:  # else the host closed before this task began: no settle is coming
+            await hosted.settled
         if hosted.settle is not None:
             scratch = hosted.runner.context.scratch_dir_if_created
             await self._run_hook(hosted.settle, scratch, hosted.start.hook_seconds)
