@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
+import anyio
 import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import RunUsage
@@ -161,6 +162,28 @@ async def test_leaving_the_host_stops_a_run_that_never_settles(
         await transport.send(host.address, start())
         await gate.reached.wait()
     assert (gate.stopped.is_set(), host.unfinished) == snapshot((True, ()))
+
+
+@pytest.mark.parametrize('run', ['still going', 'over'])
+async def test_a_host_left_before_the_owner_settled_its_task_says_once_that_the_hook_was_not_run(
+    transport: Transport, owner: Mailbox, clock: WatchedClock, run: str
+) -> None:
+    """Left with a task not settled (its run going, or over), the host tells the owner its hook was not run, once."""
+    gate = Gate()
+    seen: list[WireMessage] = []
+    unsubscribe = transport.subscribe(lambda address, message: seen.append(message))
+    script = Script([gate.block_forever()] if run == 'still going' else [text('three sources')])
+    async with TaskHost([researcher(script)], transport=transport, clock=clock) as host:
+        await transport.send(host.address, start())
+        if run == 'still going':
+            await gate.reached.wait()
+        else:
+            await next_of(owner, RunFinished)
+    await anyio.wait_all_tasks_blocked()
+    unsubscribe()
+    assert [(m.task_id, m.cleanup_error) for m in seen if isinstance(m, HooksFinished)] == snapshot(
+        [('researcher-0000a1b2', 'its hook was not run: its task host had closed before the task ended')]
+    )
 
 
 async def test_settling_a_task_never_started_runs_its_cleanup(

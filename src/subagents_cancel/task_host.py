@@ -293,17 +293,20 @@ class TaskHost(HostSettles):
     def _start_run(self, hosted: HostedTask, context: contextvars.Context | None = None) -> asyncio.Task[None]:
         """Start the task's run in an asyncio task of its own, which ends with the run: a hard cancel waits for it."""
         name = f'subagent {hosted.start.task_id}'
-        run = asyncio.get_running_loop().create_task(self._host(hosted), name=name, context=context)
+        run = asyncio.get_running_loop().create_task(hosted.runner.run(), name=name, context=context)
         self._runs[run] = hosted
-        run.add_done_callback(self._runs.pop)
+        run.add_done_callback(self._run_ended, context=context)  # the task's own context: no copy of the caller's
         return run
 
-    async def _host(self, hosted: HostedTask) -> None:
-        """Run the task; an untraced one's settle runs its hook later (`_settle`), a traced one's its span's task."""
-        try:
-            await hosted.runner.run()
-        finally:
-            if hosted.given_up and hosted.settle is None and not hosted.traced:  # the owner never settled it
+    def _run_ended(self, run: asyncio.Task[None]) -> None:
+        """The task's run is over: an untraced one's settle runs its hook (`_settle`), a traced one's its span's task.
+
+        An untraced task the host gave up on before its owner settled it tells the owner its hook was not run,
+        unless `_give_up` already did (it does for a run it finds over).
+        """
+        hosted = self._runs.pop(run)
+        if hosted.given_up and hosted.settle is None and not hosted.traced:  # the owner never settled it
+            if self._hosted.get(hosted.start.task_id) is hosted:
                 self._abandon(hosted)
 
     async def _in_span(self, hosted: HostedTask) -> None:
