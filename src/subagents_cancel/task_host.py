@@ -147,6 +147,8 @@ class TaskHost(HostSettles):
             if agents is not None
             else {name: agent_for(config, default_model) for name, config in self._configs.items()}
         )
+        self._instructions = {name: run_instructions(config) for name, config in self._configs.items()}
+        """What each run of a sub-agent gets on top of its agent's instructions: one string for all its tasks."""
         self._durable = durable
         self._hooks = hooks
         self._transport = transport
@@ -263,7 +265,7 @@ class TaskHost(HostSettles):
             agent=self._agents[config.name],
             prompt=start.prompt,
             message_history=start.message_history,
-            instructions=run_instructions(config),
+            instructions=self._instructions[config.name],
             refuse_tools_after_cancel=start.refuse_tools_after_cancel,
             preempt_on_soft_cancel=start.preempt_on_soft_cancel,
             cascade_grace_factor=start.cascade_grace_factor,
