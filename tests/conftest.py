@@ -6,11 +6,12 @@ import asyncio
 import functools
 import inspect
 import os
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 
 import anyio
 import logfire
 import pytest
+from opentelemetry.trace import NoOpTracerProvider
 from pydantic_ai import models
 
 from subagents_cancel import manager as manager_module
@@ -67,6 +68,7 @@ _TRANSPORT_INDEPENDENT = frozenset(
         'test_messages',
         'test_no_bypass',
         'test_notebook',
+        'test_notebook_live_tree',
         'test_notebook_view',
         'test_public_api',
         'test_reason_words',
@@ -107,6 +109,20 @@ def transport_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
 @pytest.fixture
 def anyio_backend() -> str:
     return 'asyncio'  # pydantic-ai's first-party cancellation cancels asyncio tasks
+
+
+@pytest.fixture
+def logfire_not_configured() -> Iterator[None]:
+    """The test runs as in an application that never configured logfire: its tasks get no span.
+
+    The suite configures logfire once for every test (above); this takes its tracer away for one test.
+    """
+    proxy = logfire.DEFAULT_LOGFIRE_INSTANCE.config.get_tracer_provider()
+    configured, proxy.provider = proxy.provider, NoOpTracerProvider()
+    try:
+        yield
+    finally:
+        proxy.provider = configured
 
 
 @pytest.fixture

@@ -11,12 +11,14 @@ from subagents_cancel import (
     Cancelled,
     CancelReason,
     Completed,
+    PartialResult,
     RegionCancelled,
     RegionCompleted,
     RegionIncomplete,
     SubAgentCapability,
     SubAgentConfig,
     SubAgentManager,
+    SubAgentPolicy,
     TaskStatus,
 )
 from subagents_cancel.errors import ManagerClosed
@@ -138,6 +140,51 @@ async def test_a_soft_region_cancel_names_the_tasks_that_had_finished_first(cloc
         [
             "Region 'r' is cancelled: market_scan-0001 has been told to wrap up; patent_search-0002 had finished before "
             'the cancel arrived. wait_region shows what each had; no other task in it can complete now.'
+        ]
+    )
+
+
+async def test_a_soft_region_cancel_and_its_join_end_where_logfire_is_not_configured(
+    clock: ManualClock, logfire_not_configured: None
+) -> None:
+    """Tasks with no span: the finished one stays COMPLETED, the two blocked ones wrap up, and the join returns."""
+    analyst = subagent('analyst', Script([text('6.2 bn EUR')]))
+    gates = {'brands': Gate(), 'suppliers': Gate()}
+    researchers = [
+        subagent(name, Script([call('checkpoint', completed=['size']), gate.block_forever()], on_cancel=text('stop')))
+        for name, gate in gates.items()
+    ]
+    policy = SubAgentPolicy(preempt_on_soft_cancel=True)
+    async with SubAgentManager([analyst, *researchers], clock=clock, policy=policy) as manager:
+        analysed = await manager.start('analyst', 'Size the market', region='research')
+        await manager.wait([analysed.task_id])
+        for name, gate in gates.items():
+            await manager.start(name, f'Research {name}', region='research')
+            await gate.reached.wait()
+        await manager.soft_cancel_region('research', reason=CancelReason(detail='the launch is off'))
+        joined = await manager.join_region('research')
+    assert isinstance(joined, RegionCancelled)
+    assert [(task.subagent, task.status, task.outcome) for task in joined.tasks] == snapshot(
+        [
+            ('analyst', TaskStatus.COMPLETED, Completed(output='6.2 bn EUR')),
+            (
+                'brands',
+                TaskStatus.CANCELLED,
+                Cancelled(
+                    mode='soft',
+                    reason=CancelReason(detail='the launch is off'),
+                    partial=PartialResult(completed=('size',), final_message='stop', checkpoints=1, read_request=True),
+                ),
+            ),
+            (
+                'suppliers',
+                TaskStatus.CANCELLED,
+                Cancelled(
+                    mode='soft',
+                    reason=CancelReason(detail='the launch is off'),
+                    partial=PartialResult(completed=('size',), final_message='stop', checkpoints=1, read_request=True),
+                ),
+            ),
         ]
     )
 

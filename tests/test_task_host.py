@@ -6,13 +6,12 @@ sends, and read what comes back, so they pin the host's side of the seam and not
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import TypeVar
 
-import logfire
+import anyio
 import pytest
 from inline_snapshot import snapshot
-from opentelemetry.trace import NoOpTracerProvider
 from pydantic_ai import RunUsage
 
 from subagents_cancel import InProcessTransport, LoopbackTransport, SubAgentConfig, TaskId, TaskInfo, TaskStatus
@@ -31,17 +30,10 @@ M = TypeVar('M', bound=WireMessage)
 
 
 @pytest.fixture(params=['logfire configured', 'logfire not configured'], autouse=True)
-def tracing(request: pytest.FixtureRequest) -> Iterator[None]:
+def tracing(request: pytest.FixtureRequest) -> None:
     """Each test runs as the suite configures logfire (a span per task), and as in an application that never did."""
-    if request.param == 'logfire configured':
-        yield
-        return
-    proxy = logfire.DEFAULT_LOGFIRE_INSTANCE.config.get_tracer_provider()
-    configured, proxy.provider = proxy.provider, NoOpTracerProvider()
-    try:
-        yield
-    finally:
-        proxy.provider = configured
+    if request.param == 'logfire not configured':
+        request.getfixturevalue('logfire_not_configured')
 
 
 @pytest.fixture(params=['inprocess', 'loopback'])
@@ -170,6 +162,28 @@ async def test_leaving_the_host_stops_a_run_that_never_settles(
         await transport.send(host.address, start())
         await gate.reached.wait()
     assert (gate.stopped.is_set(), host.unfinished) == snapshot((True, ()))
+
+
+@pytest.mark.parametrize('run', ['still going', 'over'])
+async def test_a_host_left_before_the_owner_settled_its_task_says_once_that_the_hook_was_not_run(
+    transport: Transport, owner: Mailbox, clock: WatchedClock, run: str
+) -> None:
+    """Left with a task not settled (its run going, or over), the host tells the owner its hook was not run, once."""
+    gate = Gate()
+    seen: list[WireMessage] = []
+    unsubscribe = transport.subscribe(lambda address, message: seen.append(message))
+    script = Script([gate.block_forever()] if run == 'still going' else [text('three sources')])
+    async with TaskHost([researcher(script)], transport=transport, clock=clock) as host:
+        await transport.send(host.address, start())
+        if run == 'still going':
+            await gate.reached.wait()
+        else:
+            await next_of(owner, RunFinished)
+    await anyio.wait_all_tasks_blocked()
+    unsubscribe()
+    assert [(m.task_id, m.cleanup_error) for m in seen if isinstance(m, HooksFinished)] == snapshot(
+        [('researcher-0000a1b2', 'its hook was not run: its task host had closed before the task ended')]
+    )
 
 
 async def test_settling_a_task_never_started_runs_its_cleanup(

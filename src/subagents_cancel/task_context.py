@@ -154,6 +154,10 @@ def task_scope(context: TaskContext) -> None:
     _current.set(context)
 
 
+_FIRST_CALLS = threading.Lock()
+"""Held while a task's first sync tool call makes the task's lock."""
+
+
 class TaskThreads(Executor):
     """The worker threads of one task's sync tools, on a pool shared by the owner's tasks.
 
@@ -164,7 +168,9 @@ class TaskThreads(Executor):
 
     def __init__(self, pool: SyncToolPool) -> None:
         self._pool = pool
-        self._lock = threading.Lock()  # worker threads report their return concurrently with `linger`
+        self._lock: threading.Lock | None = None
+        """Made by the first call (most tasks make none): worker threads report their return concurrently with
+        `linger`."""
         self._running: set[Future[Any]] | None = None
         """The calls that have not returned; made by the first call (most tasks make none)."""
         self._on_idle: Callable[[], None] | None = None
@@ -172,7 +178,12 @@ class TaskThreads(Executor):
     def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:
         """Run `fn` on the shared pool and track it."""
         future = self._pool.submit(fn, *args, **kwargs)
-        with self._lock:
+        if (lock := self._lock) is None:
+            with _FIRST_CALLS:
+                if self._lock is None:
+                    self._lock = threading.Lock()
+                lock = self._lock
+        with lock:
             if self._running is None:
                 self._running = set()
             self._running.add(future)
@@ -184,6 +195,8 @@ class TaskThreads(Executor):
 
         The task has stopped: its calls still running leave the pool's budget (see `SyncToolPool.linger`).
         """
+        if self._lock is None:
+            return 0  # it made no call
         with self._lock:
             if not self._running:
                 return 0
@@ -192,6 +205,7 @@ class TaskThreads(Executor):
             return len(self._running)
 
     def _returned(self, future: Future[Any]) -> None:
+        assert self._lock is not None  # `submit` made it before the call could return
         with self._lock:
             assert self._running is not None  # `submit` made it before the call could return
             self._running.discard(future)

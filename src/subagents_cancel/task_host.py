@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
@@ -80,6 +82,29 @@ def own_host_addresses(owner_address: str) -> Iterator[str]:
         yield f'{owner_address}/tasks-{number}'
 
 
+@dataclass(slots=True)
+class _TaskLine:
+    """What a task's runner calls on its host: `report` to its owner, and `leave` the host's routes once it is over.
+
+    One small object with two methods, where two closures and their cells cost a task twice as much. It holds no
+    `StartTask`: the runner's own references form cycles, and what only it reaches waits for the cyclic collector
+    instead of going with the task.
+    """
+
+    spans: TaskSpans
+    transport: Transport
+    routes: dict[TaskId, TaskRunner]
+    task_id: TaskId
+    owner_address: str
+
+    def report(self, message: BusMessage) -> None:
+        self.spans.observe(message)
+        self.transport.send_nowait(self.owner_address, message)
+
+    def leave(self) -> None:
+        self.routes.pop(self.task_id, None)
+
+
 class TaskHost(HostSettles):
     """Runs sub-agent tasks for the owners that send `StartTask` to its `address`; see the module docstring."""
 
@@ -122,6 +147,8 @@ class TaskHost(HostSettles):
             if agents is not None
             else {name: agent_for(config, default_model) for name, config in self._configs.items()}
         )
+        self._instructions = {name: run_instructions(config) for name, config in self._configs.items()}
+        """What each run of a sub-agent gets on top of its agent's instructions: one string for all its tasks."""
         self._durable = durable
         self._hooks = hooks
         self._transport = transport
@@ -134,8 +161,8 @@ class TaskHost(HostSettles):
         self._runs: dict[asyncio.Task[None], HostedTask] = {}
         """The tasks' asyncio tasks, until each ends: the runs still going are cancelled as the host closes."""
         self._keepers: set[asyncio.Task[None]] = set()
-        """Each task's keeper (under its span where logfire is configured: it waits for the task's settle and runs its
-        hook), and the hooks of tasks never started here; never cancelled: they end by themselves."""
+        """The spans of traced tasks (each waits for its task's settle and runs its hook), and the hooks of the others;
+        never cancelled: they end by themselves."""
         self._pool: SyncToolPool | None = None
         self._loop: asyncio.Task[None] | None = None
         self._spans = TaskSpans(self._clock)
@@ -238,7 +265,7 @@ class TaskHost(HostSettles):
             agent=self._agents[config.name],
             prompt=start.prompt,
             message_history=start.message_history,
-            instructions=run_instructions(config),
+            instructions=self._instructions[config.name],
             refuse_tools_after_cancel=start.refuse_tools_after_cancel,
             preempt_on_soft_cancel=start.preempt_on_soft_cancel,
             cascade_grace_factor=start.cascade_grace_factor,
@@ -246,45 +273,53 @@ class TaskHost(HostSettles):
             durable=self._durable,
         )
         assert self._pool is not None
-        # The closures the runner keeps hold two strings, not `start`: the runner's own references form cycles, and
-        # what only it reaches waits for the cyclic collector instead of going with the task.
-        task_id, owner_address = start.task_id, start.owner_address
-
-        def report(message: BusMessage) -> None:
-            self._spans.observe(message)
-            self._transport.send_nowait(owner_address, message)
-
+        task_id = start.task_id
+        line = _TaskLine(self._spans, self._transport, self._routes, task_id, start.owner_address)
         runner = TaskRunner(
             spec,
-            send=report,
+            send=line.report,
             transport=self._transport,
             host_address=self.address,
-            leave=lambda: self._routes.pop(task_id, None),
+            leave=line.leave,
             clock=self._clock,
             pool=self._pool,
         )
-        hosted = self._hosted[task_id] = HostedTask(start, runner)
+        traced = self._spans.recording()
+        hosted = self._hosted[task_id] = HostedTask(start, runner, traced)
         self._routes[task_id] = runner
-        if self._spans.recording():
+        if traced:
             self._keep(self._spans.traced(start, self._in_span(hosted)), name=f'span of {task_id}')
         else:
-            self._keep(self._in_span(hosted), name=f'span of {task_id}', context=self._spans.untraced(start))
+            self._start_run(hosted, self._spans.untraced(start))
 
-    def _start_run(self, hosted: HostedTask) -> asyncio.Task[None]:
+    def _start_run(self, hosted: HostedTask, context: contextvars.Context | None = None) -> asyncio.Task[None]:
         """Start the task's run in an asyncio task of its own, which ends with the run: a hard cancel waits for it."""
         name = f'subagent {hosted.start.task_id}'
-        run = asyncio.get_running_loop().create_task(hosted.runner.run(), name=name)
+        run = asyncio.get_running_loop().create_task(hosted.runner.run(), name=name, context=context)
         self._runs[run] = hosted
-        run.add_done_callback(self._runs.pop)
+        run.add_done_callback(self._run_ended, context=context)  # the task's own context: no copy of the caller's
         return run
 
+    def _run_ended(self, run: asyncio.Task[None]) -> None:
+        """The task's run is over: an untraced one's settle runs its hook (`_settle`), a traced one's its span's task.
+
+        An untraced task the host gave up on before its owner settled it tells the owner its hook was not run,
+        unless `_give_up` already did (it does for a run it finds over).
+        """
+        hosted = self._runs.pop(run)
+        if hosted.given_up and hosted.settle is None and not hosted.traced:  # the owner never settled it
+            if self._hosted.get(hosted.start.task_id) is hosted:
+                self._abandon(hosted)
+
     async def _in_span(self, hosted: HostedTask) -> None:
-        """The task's keeper (under its span where logfire is configured): run it, and once it is settled, its hook.
+        """Under a traced task's span: run it, and once its owner settles it, run its hook.
 
         Its run has a task of its own, which ends with the run; this one ends after the hook, with the span.
         """
         run = self._start_run(hosted)
-        await hosted.settled  # done at once if the host closed before this task began: no settle is coming
+        hosted.settled = asyncio.get_running_loop().create_future()
+        if not hosted.given_up:  # else the host closed before this task began: no settle is coming
+            await hosted.settled
         if hosted.settle is not None:
             scratch = hosted.runner.context.scratch_dir_if_created
             await self._run_hook(hosted.settle, scratch, hosted.start.hook_seconds)

@@ -2,10 +2,10 @@
 
 [`HostSettles`][subagents_cancel._engine.host_settles.HostSettles] is the part of
 [`TaskHost`][subagents_cancel.task_host.TaskHost] that acts on [`SettleTask`][subagents_cancel.wire.SettleTask]:
-it runs the task's cleanup and promote hook (in the task's keeper, under its span where logfire is configured),
-and sends [`HooksFinished`][subagents_cancel.wire.HooksFinished] to the owner. A host that closes before the owner
-settled a task gives up on it, and tells the owner its hook was not run once its run is over. Routing and running
-the tasks is the host's (`task_host.py`), which inherits this part.
+it runs the task's cleanup and promote hook (in a task kept until it ends, or under a traced task's span), and
+sends [`HooksFinished`][subagents_cancel.wire.HooksFinished] to the owner; a task with nothing to run is answered at
+once. A host that closes before the owner settled a task gives up on it, and tells the owner its hook was not run
+once its run is over. Routing and running the tasks is the host's (`task_host.py`), which inherits this part.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +44,14 @@ class HostedTask:
 
     start: StartTask
     runner: TaskRunner
+    traced: bool
+    """It has a span, open until its hook has run: a task of the span's waits for the settle and runs the hook."""
     settle: SettleTask | None = None
-    settled: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-    """Done once the owner's `SettleTask` came, or the host gave up on it: the task's keeper waits for it.
+    settled: asyncio.Future[None] | None = None
+    """A traced task's: done once the owner's `SettleTask` came, or the host gave up on it.
 
-    A bare future rather than an `anyio.Event`: the event's wrappers were a good part of the objects a task costs
-    in process (`benchmarks/seam.py`).
+    A bare future rather than an `anyio.Event`, and only where something waits: the event's wrappers were a good
+    part of the objects a task costs in process (`benchmarks/seam.py`).
     """
     given_up: bool = False
     """The host is closing: no settle is coming any more, and its hook is not run."""
@@ -71,8 +73,13 @@ class HostSettles:
     def _give_up(self, hosted: HostedTask) -> None:
         """The host is closing: a task not settled yet gets no hook; its owner hears so once its run is over."""
         hosted.given_up = True
-        if hosted.settle is None and not hosted.settled.done():
-            hosted.settled.set_result(None)  # its keeper, waiting for the settle, tells the owner once the run is over
+        if hosted.settle is not None:
+            return  # its hook runs, or has run
+        if hosted.settled is not None:
+            if not hosted.settled.done():
+                hosted.settled.set_result(None)  # its span's task, waiting for the settle, says so
+        elif hosted.runner.done:
+            self._abandon(hosted)
 
     def _abandon(self, hosted: HostedTask) -> None:
         """Tell the owner the task's hook was not run (the host closed before the owner settled it)."""
@@ -89,8 +96,24 @@ class HostSettles:
         if hosted.settle is not None or hosted.given_up:
             return  # settled already, or the host is closing
         hosted.settle = settle
-        if not hosted.settled.done():
-            hosted.settled.set_result(None)  # its keeper runs the hook (once the run is over)
+        if hosted.settled is not None:  # a traced task's span waits for it (even while the run goes on)
+            if not hosted.settled.done():
+                hosted.settled.set_result(None)
+            return
+        scratch = hosted.runner.context.scratch_dir_if_created
+        if hosted.runner.done and self._no_hook(settle, scratch):
+            self._hooks_finished(settle, None)  # nothing to run: no task, no wait
+            return
+        # Its run is over and it has a hook, or its owner gave up waiting for a run that has not stopped: the hook
+        # runs in the context of an untraced run (its owner's trace context, no valid current span).
+        hook = self._run_hook(settle, scratch, hosted.start.hook_seconds)
+        self._keep(hook, name=f'settle {settle.task_id}', context=self._spans.untraced(hosted.start))
+
+    def _no_hook(self, settle: SettleTask, scratch: Path | None) -> bool:
+        """Whether settling the task runs nothing: no hook of its sub-agent's, no hook runner, no scratch directory."""
+        config = self._configs.get(settle.info.subagent)
+        no_hook = config is None or (config.cleanup is None and config.promote is None)
+        return no_hook and self._hooks is None and scratch is None
 
     def _keep(self, hook: Coroutine[Any, Any, None], *, name: str, context: contextvars.Context | None = None) -> None:
         task = asyncio.get_running_loop().create_task(hook, name=name, context=context)

@@ -85,7 +85,7 @@ class Supervisor:
         self._deadlines = Timers(clock, name='owner timers')
         self._orphans: list[TaskId] = []
         self._running: set[TaskId] = set()
-        """The tasks holding a slot: started, and their run not over yet."""
+        """The tasks holding a slot (started, and their run not over yet); kept only under a `max_running` bound."""
         self._pending: deque[tuple[TaskRecord, StartTask]] = deque()
         """The tasks waiting for a slot, oldest first."""
         self.teardown_deadline: float | None = None
@@ -279,7 +279,8 @@ class Supervisor:
         return record
 
     def _start(self, record: TaskRecord, start: StartTask) -> None:
-        self._running.add(record.task_id)
+        if self._policy.max_running is not None:
+            self._running.add(record.task_id)
         self._book.start(record, start)
 
     def _free_slot(self, record: TaskRecord) -> None:
