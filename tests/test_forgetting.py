@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import re
 import threading
+import weakref
+from dataclasses import dataclass
 
 import anyio
 import anyio.to_thread
@@ -12,9 +14,11 @@ import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
+from pydantic_ai.models.test import TestModel
 
 from subagents_cancel import (
     CancelReason,
+    Completed,
     SubAgentCapability,
     SubAgentConfig,
     SubAgentManager,
@@ -206,3 +210,26 @@ async def test_a_task_that_was_unresponsive_is_forgotten_like_any_other(clock: M
         for number in range(2):
             await run_to_end(manager, f'Job {number}')
         assert _live_records(manager) == 1
+
+
+@dataclass
+class _Report:
+    """A sub-agent's typed output: a weak reference to it tells whether its task's record is still kept."""
+
+    text: str
+
+
+async def test_a_forgotten_task_with_a_time_budget_is_not_kept_by_its_deadline() -> None:
+    """Once a finished task with `task_timeout_seconds` is forgotten (`keep_finished`), nothing keeps its output alive."""
+    agent = Agent(TestModel(call_tools=[]), output_type=_Report)
+    policy = SubAgentPolicy(keep_finished=1, task_timeout_seconds=3600.0)
+    async with SubAgentManager(
+        [SubAgentConfig(name='worker', description='Works', agent=agent)], policy=policy
+    ) as manager:
+        info = await manager.run('worker', 'Report.')
+        assert isinstance(info.outcome, Completed)
+        output = weakref.ref(info.outcome.output)
+        del info
+        await manager.run('worker', 'Report again.')  # the first task is past keeping now
+        gc.collect()
+        assert output() is None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import weakref
 from collections.abc import Generator
 from contextlib import contextmanager
 
@@ -143,4 +145,33 @@ async def test_the_sleeper_holds_no_deadline_once_every_timer_is_cancelled() -> 
     clock.advance(3)
     await settle()
     assert fired == ['third']
+    await timers.aclose()
+
+
+class _Payload:
+    """What a timer's callback holds: a task's record, say."""
+
+    def note(self) -> None:
+        """The callback."""
+
+
+async def test_a_cancelled_timer_keeps_nothing_of_its_callback_while_a_live_one_waits() -> None:
+    """Cancelled timers due after a live one neither keep what their callbacks hold nor pile up behind it.
+
+    A long-lived owner cancels a task's deadline when the task ends; its timers keep sleeping until later deadlines.
+    """
+    clock = ManualClock()
+    timers = Timers(clock)
+    live = timers.call_at(1, lambda: None)
+    payloads = [_Payload() for _ in range(1000)]
+    held = [weakref.ref(payload) for payload in payloads]
+    for index in range(len(payloads)):
+        timers.call_at(3600 + index, payloads[index].note).cancel()
+    await settle()
+    del payloads
+    gc.collect()
+    assert [ref for ref in held if ref() is not None] == []
+    assert len(timers) == 1
+    assert timers.pending_entries() < 100  # the heap of the sleeper is compacted, not 1,001 entries long
+    live.cancel()
     await timers.aclose()

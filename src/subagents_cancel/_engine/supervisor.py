@@ -16,6 +16,7 @@ import contextlib
 import itertools
 from collections import deque
 from collections.abc import Coroutine, Mapping
+from functools import partial
 from typing import Any, Literal
 
 from pydantic_ai.messages import ModelMessage
@@ -41,7 +42,7 @@ from .owner_mailbox import OwnerMailbox
 from .registry import TaskRecord
 from .shield import finish_shielded
 from .task_book import TaskBook
-from .timers import Timers
+from .timers import Timer, Timers
 
 __all__ = ('Supervisor', 'new_owner_id')
 
@@ -83,6 +84,8 @@ class Supervisor:
         self.phase: _Phase = 'new'
         self._timers: set[asyncio.Task[None]] = set()
         self._deadlines = Timers(clock, name='owner timers')
+        self._deadline_timers: dict[TaskId, Timer] = {}
+        """The deadline of each task with a time budget, until it fires or the task ends."""
         self._orphans: list[TaskId] = []
         self._running: set[TaskId] = set()
         """The tasks holding a slot (started, and their run not over yet); kept only under a `max_running` bound."""
@@ -271,7 +274,9 @@ class Supervisor:
         )
         self.telemetry.follow(record.task_id)
         if record.deadline_at is not None:
-            self._deadlines.call_at(record.deadline_at, lambda: self._book.expire_deadline(record))
+            self._deadline_timers[record.task_id] = self._deadlines.call_at(
+                record.deadline_at, partial(self._book.expire_deadline, record)
+            )
         if self._policy.max_running is not None and len(self._running) >= self._policy.max_running:
             self._pending.append((record, start))
         else:
@@ -293,6 +298,8 @@ class Supervisor:
 
     def _after_end(self, record: TaskRecord) -> None:
         """Free the ended task's slot, have its hook run, and start its fallback if it was cancelled."""
+        if (deadline := self._deadline_timers.pop(record.task_id, None)) is not None:
+            deadline.cancel()  # it would keep the record until then, past the book's forgetting
         self._free_slot(record)
         self._book.settle(record)
         if record.fallback_name is None or record.status is not TaskStatus.CANCELLED or self.phase != 'open':

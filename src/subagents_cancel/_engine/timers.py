@@ -22,6 +22,8 @@ from subagents_cancel.clock import Clock
 __all__ = ('Timer', 'Timers')
 
 _log = logging.getLogger('subagents_cancel')
+_COMPACT_AFTER = 64
+"""Cancelled entries the heap keeps before it may be made anew without them."""
 
 
 @dataclass(eq=False, slots=True)
@@ -35,11 +37,16 @@ class Timer:
     """Told when the timer is cancelled before it fired (its `Timers` stops sleeping until it)."""
 
     def cancel(self) -> None:
-        """Make sure the callback does not run (a no-op once it has)."""
+        """Make sure the callback does not run (a no-op once it has); the timer keeps nothing of it from then on."""
         if not self.cancelled:
             self.cancelled = True
+            self.callback = _nothing
             if self.on_cancel is not None:
                 self.on_cancel(self)
+
+
+def _nothing() -> None:
+    """The callback of a timer cancelled before its time."""
 
 
 class Timers:
@@ -58,6 +65,8 @@ class Timers:
         self._task: asyncio.Task[None] | None = None
         self._live = 0
         """How many timers are set and neither fired nor cancelled."""
+        self._cancelled_entries = 0
+        """How many entries of the heap are timers cancelled before their time (see `_cancelled`)."""
         self._closed = False
 
     def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
@@ -87,8 +96,25 @@ class Timers:
         sleeper is left alone (a region's thousand cancels wake it once, not a thousand times).
         """
         self._live -= 1
+        self._cancelled_entries += 1
         if self._live == 0:
             self._wake()
+        elif (
+            not self._closed
+            and self._cancelled_entries > _COMPACT_AFTER
+            and 2 * self._cancelled_entries > len(self._heap)
+        ):
+            # The sleeper drops a cancelled entry once it is the earliest; behind a live timer, the deadlines of a
+            # long-lived owner's ended tasks would pile up. Once they are most of the heap, it is made anew without
+            # them (as asyncio's loop does with its cancelled timer handles): each entry is copied at most once per
+            # cancel, on average.
+            self._heap = [entry for entry in self._heap if not entry[2].cancelled]
+            heapq.heapify(self._heap)
+            self._cancelled_entries = 0
+
+    def pending_entries(self) -> int:
+        """How many entries the sleeper's heap holds, cancelled timers included: about twice `len()` at most."""
+        return len(self._heap)
 
     def _wake(self) -> None:
         changed = self._changed
@@ -116,6 +142,7 @@ class Timers:
         while True:
             while self._heap and self._heap[0][2].cancelled:
                 heapq.heappop(self._heap)
+                self._cancelled_entries -= 1
             if not self._heap:
                 self._changed = loop.create_future()
                 await self._changed
