@@ -20,6 +20,7 @@ Run a dev server (`temporal server start-dev`) and a worker first, then this, fr
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -103,4 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    status = main()
+    # Everything is closed and printed. A process that only holds a Temporal client can abort in the interpreter's
+    # finalization (the client's native threads, temporalio/sdk-python#300): leave without it, as the worker does.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
