@@ -103,6 +103,8 @@ class Timers:
     def _cancelled(self, timer: Timer) -> None:
         """`timer` was cancelled: if it was the last one set, wake the sleeper, so that it sleeps without a deadline.
 
+        On the loop (no sleeper), the loop's timer is cancelled instead, and the heap emptied.
+
         A sleeper left sleeping until a cancelled time keeps a live timer on the event loop, and asyncio then keeps
         every cancelled timer behind it (with the context of the task that set it: a stopped run's whole state)
         until that time; with nothing live left, the loop drops them at once. While other timers are set, the
