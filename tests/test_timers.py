@@ -1,11 +1,7 @@
-"""The owner's timers: one sleeping task fires every grace window, deadline and re-send on the owner's clock.
-
-On the real clock the event loop's own timer fires them instead, and no task sleeps.
-"""
+"""The owner's timers: one sleeping task fires every grace window, deadline and region budget on the owner's clock."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import weakref
@@ -14,14 +10,9 @@ from contextlib import contextmanager
 
 import anyio
 import pytest
-from inline_snapshot import snapshot
 
-from subagents_cancel import Cancelled, CancelReason, SubAgentManager, TaskStatus
 from subagents_cancel._engine.timers import Timers
-from subagents_cancel.clock import MonotonicClock
 from subagents_cancel.testing import ManualClock
-
-from .helpers import Gate, Script, researcher
 
 pytestmark = pytest.mark.anyio
 
@@ -184,99 +175,3 @@ async def test_a_cancelled_timer_keeps_nothing_of_its_callback_while_a_live_one_
     assert timers.pending_entries() < 100  # the heap of the sleeper is compacted, not 1,001 entries long
     live.cancel()
     await timers.aclose()
-
-
-def _sleepers() -> list[str]:
-    """The names of the tasks of the running loop that are timers' sleepers."""
-    return [name for task in asyncio.all_tasks() if (name := task.get_name()).endswith('timers')]
-
-
-async def test_on_the_real_clock_the_loop_fires_them_in_order_of_time_then_of_setting() -> None:
-    """No task sleeps for them; each callback runs outside any task, earliest first, equal times as they were set."""
-    timers = Timers(MonotonicClock(), name='real timers')
-    fired: list[tuple[str, bool]] = []
-    done = anyio.Event()
-
-    def note(name: str) -> None:
-        fired.append((name, asyncio.current_task() is None))
-
-    soon = asyncio.get_running_loop().time() + 0.01
-    timers.call_at(soon + 0.01, lambda: note('later'))
-    timers.call_at(soon + 0.01, lambda: note('later, set after'))
-    timers.call_at(soon + 0.02, done.set)
-    timers.call_at(soon, lambda: note('sooner'))
-    assert _sleepers() == []
-    assert len(timers) == 4
-    with anyio.fail_after(10):
-        await done.wait()
-    assert fired == [('sooner', True), ('later', True), ('later, set after', True)]
-    assert len(timers) == 0
-    await timers.aclose()
-
-
-async def test_on_the_real_clock_a_callback_that_raises_does_not_stop_the_others(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """A callback's error is logged; the timers after it, and those set by a callback, still fire."""
-    timers = Timers(MonotonicClock(), name='owner-1 timers')
-    done = anyio.Event()
-    now = asyncio.get_running_loop().time()
-
-    def broken() -> None:
-        raise RuntimeError('boom')
-
-    def set_another() -> None:
-        timers.call_at(now, done.set)
-
-    timers.call_at(now, broken)
-    timers.call_at(now, set_another)
-    with caplog.at_level(logging.ERROR, logger='subagents_cancel'), anyio.fail_after(10):
-        await done.wait()
-    assert caplog.messages == ['a timer callback of owner-1 timers raised']
-    await timers.aclose()
-
-
-async def test_on_the_real_clock_cancelled_timers_keep_nothing_and_closing_cancels_the_rest() -> None:
-    """A cancelled timer never fires nor keeps its callback; `aclose()` cancels what is left and refuses new ones."""
-    timers = Timers(MonotonicClock())
-    fired: list[str] = []
-    soon = asyncio.get_running_loop().time() + 0.01
-    payloads = [_Payload() for _ in range(1000)]
-    held = [weakref.ref(payload) for payload in payloads]
-    live = timers.call_at(soon + 3600, lambda: fired.append('never'))
-    for index in range(len(payloads)):
-        timers.call_at(soon + index, payloads[index].note).cancel()
-    done = anyio.Event()
-    timers.call_at(soon, done.set)
-    with anyio.fail_after(10):
-        await done.wait()
-    del payloads
-    gc.collect()
-    assert [ref for ref in held if ref() is not None] == []
-    assert (len(timers), timers.pending_entries() < 100) == (1, True)
-    live.cancel()
-    assert (len(timers), timers.pending_entries()) == (0, 0)
-    timers.call_at(soon + 3600, lambda: fired.append('never'))
-    await timers.aclose()
-    await timers.aclose()  # idempotent
-    assert (fired, len(timers), timers.pending_entries()) == ([], 0, 0)
-    with pytest.raises(RuntimeError, match='closed'):
-        timers.call_at(soon, lambda: None)
-
-
-async def test_on_the_real_clock_a_deadline_and_its_grace_window_end_an_unresponsive_task() -> None:
-    """Fired by the loop, a task's deadline asks it to stop, and the grace window's end stops it hard."""
-    stuck = Gate()
-    sub = Script([stuck.block_forever()])
-    config = researcher(sub, grace_seconds=0.01, timeout_seconds=0.01)
-    async with SubAgentManager([config], clock=MonotonicClock()) as manager:
-        task = await manager.start('researcher', 'Research X')
-        with anyio.fail_after(10):
-            (info,) = (await manager.wait([task.task_id])).tasks
-        assert _sleepers() == []
-
-    assert (info.status, stuck.stopped.is_set()) == (TaskStatus.CANCELLED, True)
-    assert isinstance(info.outcome, Cancelled)
-    assert (info.outcome.mode, info.outcome.reason, info.outcome.escalated) == snapshot(
-        ('hard', CancelReason(kind='deadline'), True)
-    )

@@ -4,16 +4,11 @@ A task never keeps a timer of its owner's: a task on another machine may not hea
 grace window must still end on time. The owner sets each timer here, and one asyncio task sleeps until the
 earliest, on the owner's [`Clock`][subagents_cancel.clock.Clock] (so a `ManualClock` in a test fires them
 without waiting). Thousands of running tasks with deadlines cost one sleeping task, not thousands.
-
-On the real clock ([`MonotonicClock`][subagents_cancel.clock.MonotonicClock], whose time is the event loop's) there
-is no sleeping task: one timer of the event loop is set for the earliest, and fires what is due (setting or
-cancelling a timer then wakes no task).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import heapq
 import itertools
 import logging
@@ -22,7 +17,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from subagents_cancel.clock import Clock, MonotonicClock
+from subagents_cancel.clock import Clock
 
 __all__ = ('Timer', 'Timers')
 
@@ -58,8 +53,6 @@ class Timers:
     """The timers of one owner, fired in order of their time (then of their setting) by one sleeping task.
 
     Callbacks run in that task, synchronously, one at a time; one that raises is logged and the others still run.
-    On the real clock they run the same way from one timer of the event loop instead, outside any task and in an
-    empty `contextvars.Context`: a callback may not need a current task.
     """
 
     def __init__(self, clock: Clock, *, name: str = 'timers') -> None:
@@ -75,10 +68,6 @@ class Timers:
         self._cancelled_entries = 0
         """How many entries of the heap are timers cancelled before their time (see `_cancelled`)."""
         self._closed = False
-        self._on_loop = type(clock) is MonotonicClock
-        """Whether the event loop's own timer fires them (the clock's time is the loop's), not a sleeping task."""
-        self._handle: asyncio.TimerHandle | None = None
-        """On the loop: the loop's timer set for the earliest entry of the heap (or earlier), if any is."""
 
     def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
         """Run `callback` once the clock reaches `when` (at once, if it has); return a handle to cancel it.
@@ -92,9 +81,7 @@ class Timers:
         self._live += 1
         earliest = self._heap[0][0] if self._heap else None
         heapq.heappush(self._heap, (when, next(self._order), timer))
-        if self._on_loop:
-            self._arm(when)
-        elif self._task is None:
+        if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._fire_due(), name=self._name)
         elif earliest is None or when < earliest:
             self._wake()  # the sleeper wakes and sleeps again until the new earliest time
@@ -103,8 +90,6 @@ class Timers:
     def _cancelled(self, timer: Timer) -> None:
         """`timer` was cancelled: if it was the last one set, wake the sleeper, so that it sleeps without a deadline.
 
-        On the loop (no sleeper), the loop's timer is cancelled instead, and the heap emptied.
-
         A sleeper left sleeping until a cancelled time keeps a live timer on the event loop, and asyncio then keeps
         every cancelled timer behind it (with the context of the task that set it: a stopped run's whole state)
         until that time; with nothing live left, the loop drops them at once. While other timers are set, the
@@ -112,9 +97,7 @@ class Timers:
         """
         self._live -= 1
         self._cancelled_entries += 1
-        if self._live == 0 and self._on_loop:
-            self._disarm()
-        elif self._live == 0:
+        if self._live == 0:
             self._wake()
         elif (
             not self._closed
@@ -133,48 +116,6 @@ class Timers:
         """How many entries the sleeper's heap holds, cancelled timers included: about twice `len()` at most."""
         return len(self._heap)
 
-    def _arm(self, when: float) -> None:
-        """Have the loop call `_fire_on_loop` at `when`, unless its timer is set for that time or earlier already."""
-        handle = self._handle
-        if handle is not None:
-            if handle.when() <= when:
-                return
-            handle.cancel()
-        # An empty context: the loop keeps a cancelled timer's context until its time (that of whoever set it)
-        self._handle = asyncio.get_running_loop().call_at(when, self._fire_on_loop, context=contextvars.Context())
-
-    def _disarm(self) -> None:
-        """No timer is live: the loop's timer is cancelled and the heap, all cancelled entries, is emptied."""
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        self._heap.clear()
-        self._cancelled_entries = 0
-
-    def _fire_on_loop(self) -> None:
-        self._handle = None
-        now = self._clock.now()
-        while self._heap and self._heap[0][0] <= now:
-            self._fire_first()
-        while self._heap and self._heap[0][2].cancelled:
-            heapq.heappop(self._heap)
-            self._cancelled_entries -= 1
-        if self._heap and not self._closed:
-            self._arm(self._heap[0][0])
-
-    def _fire_first(self) -> None:
-        """Pop the heap's earliest entry and run its callback, unless it was cancelled."""
-        _, _, timer = heapq.heappop(self._heap)
-        if timer.cancelled:
-            self._cancelled_entries -= 1
-            return
-        timer.cancelled = True  # fired: a later `cancel()` is a no-op, and it is not counted as set
-        self._live -= 1
-        try:
-            timer.callback()
-        except Exception:  # noqa: BLE001 - one owner callback's bug must not stop every other timer
-            _log.exception('a timer callback of %s raised', self._name)
-
     def _wake(self) -> None:
         changed = self._changed
         if changed is not None and not changed.done():
@@ -190,9 +131,6 @@ class Timers:
         for _, _, timer in self._heap:
             timer.cancel()
         self._heap.clear()
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -209,10 +147,16 @@ class Timers:
                 self._changed = loop.create_future()
                 await self._changed
                 continue
-            when = self._heap[0][0]
+            when, _, timer = self._heap[0]
             if self._clock.now() < when:
                 self._changed = loop.create_future()
                 with self._clock.deadline_scope(when):
                     await self._changed
                 continue
-            self._fire_first()
+            heapq.heappop(self._heap)
+            timer.cancelled = True  # fired: a later `cancel()` is a no-op, and it is not counted as set
+            self._live -= 1
+            try:
+                timer.callback()
+            except Exception:  # noqa: BLE001 - one owner callback's bug must not stop every other timer
+                _log.exception('a timer callback of %s raised', self._name)
