@@ -284,11 +284,11 @@ class TaskHost(HostSettles):
             clock=self._clock,
             pool=self._pool,
         )
-        traced = self._spans.recording()
-        hosted = self._hosted[task_id] = HostedTask(start, runner, traced)
+        settled = asyncio.get_running_loop().create_future() if self._spans.recording() else None
+        hosted = self._hosted[task_id] = HostedTask(start, runner, settled)
         self._routes[task_id] = runner
-        if traced:
-            self._keep(self._spans.traced(start, self._in_span(hosted)), name=f'span of {task_id}')
+        if settled is not None:  # traced: a task of its span's waits for the settle
+            self._keep(self._spans.traced(start, self._in_span(hosted, settled)), name=f'span of {task_id}')
         else:
             self._start_run(hosted, self._spans.untraced(start))
 
@@ -307,19 +307,18 @@ class TaskHost(HostSettles):
         unless `_give_up` already did (it does for a run it finds over).
         """
         hosted = self._runs.pop(run)
-        if hosted.given_up and hosted.settle is None and not hosted.traced:  # the owner never settled it
+        if hosted.given_up and hosted.settle is None and hosted.settled is None:  # untraced, and never settled
             if self._hosted.get(hosted.start.task_id) is hosted:
                 self._abandon(hosted)
 
-    async def _in_span(self, hosted: HostedTask) -> None:
-        """Under a traced task's span: run it, and once its owner settles it, run its hook.
+    async def _in_span(self, hosted: HostedTask, settled: asyncio.Future[None]) -> None:
+        """Under a traced task's span: run it, and once its owner settles it (`settled`), run its hook.
 
-        Its run has a task of its own, which ends with the run; this one ends after the hook, with the span.
+        Its run has a task of its own, which ends with the run; this one ends after the hook, with the span. A host
+        that gave up on the task (it closed) has set `settled` too, before or after this began.
         """
         run = self._start_run(hosted)
-        hosted.settled = asyncio.get_running_loop().create_future()
-        if not hosted.given_up:  # else the host closed before this task began: no settle is coming
-            await hosted.settled
+        await settled
         if hosted.settle is not None:
             scratch = hosted.runner.context.scratch_dir_if_created
             await self._run_hook(hosted.settle, scratch, hosted.start.hook_seconds)

@@ -44,15 +44,15 @@ class HostedTask:
 
     start: StartTask
     runner: TaskRunner
-    traced: bool
-    """It has a span, open until its hook has run: a task of the span's waits for the settle and runs the hook."""
-    settle: SettleTask | None = None
-    settled: asyncio.Future[None] | None = None
-    """A traced task's: done once the owner's `SettleTask` came, or the host gave up on it.
+    settled: asyncio.Future[None] | None
+    """A traced task's (made with it; `None` for an untraced one): done once the owner's `SettleTask` came, or the host
+    gave up on it. The task's span stays open until its hook has run: a task of the span's waits on this for the
+    settle, then runs the hook.
 
     A bare future rather than an `anyio.Event`, and only where something waits: the event's wrappers were a good
     part of the objects a task costs in process (`benchmarks/seam.py`).
     """
+    settle: SettleTask | None = None
     given_up: bool = False
     """The host is closing: no settle is coming any more, and its hook is not run."""
 
