@@ -4,13 +4,17 @@ It brings the `ask_parent` and `checkpoint` tools and the cancel instructions, t
 model request carries (so it can acknowledge a cancel request when it reaches the model), refuses new tool
 calls after one, and tells the runner when a model response arrives and which of its tool calls are output
 tools (so the runner can tell a final answer).
+
+A user's agent may carry it from its construction ([`TaskCapability`][subagents_cancel.TaskCapability]); the
+runner adds one to each run of an agent that does not (`TaskRunCapability`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from copy import copy
+from dataclasses import InitVar, dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from pydantic import Field
@@ -38,6 +42,7 @@ from .tooling import ToolArgs, ValidatedToolset, validated_tool
 
 __all__ = (
     'TOOLS_ALLOWED_AFTER_CANCEL',
+    'TaskCapability',
     'TaskChannel',
     'TaskRunCapability',
     'returned_calls',
@@ -64,8 +69,23 @@ TOOLS_ALLOWED_AFTER_CANCEL = frozenset(
 """Tools a sub-agent may still call after a soft cancel: none of them starts new work."""
 
 
+class _RunSpec(Protocol):
+    """What the capability reads of the task's spec: the agent it runs, and the run's added instructions."""
+
+    @property
+    def agent(self) -> AbstractAgent[None, object]: ...
+
+    @property
+    def instructions(self) -> str: ...
+
+
 class TaskChannel(Protocol):
     """What the capability inside a sub-agent's run needs from the runner that drives it."""
+
+    @property
+    def spec(self) -> _RunSpec:
+        """The task as its owner resolved it."""
+        ...
 
     @property
     def cancel_request(self) -> CancelRequest | None:
@@ -128,12 +148,14 @@ def returned_calls(messages: Sequence[ModelMessage]) -> set[str]:
 class _Binding:
     channel: TaskChannel
     refuse_tools_after_cancel: bool
+    agent: AbstractAgent[None, object]
+    """The agent the task runs, as a run's context names it (the one a `WrapperAgent` wraps)."""
 
 
-_BINDING: ContextVar[_Binding] = ContextVar('subagents_cancel_task_binding')
+_BINDING: ContextVar[_Binding | None] = ContextVar('subagents_cancel_task_binding', default=None)
 """The runner of the sub-agent run that the calling code is part of, and its task's policy. The task's tools and
-hooks are built once (one toolset for every run, one capability for every run of an agent that `agent_for` built),
-and each call finds its run's runner here."""
+hooks are built once (one toolset for every run, one capability for every run of an agent that `agent_for` built
+or that a user built with a `TaskCapability`), and each call finds its run's runner here."""
 
 
 def use_channel(channel: TaskChannel, *, refuse_tools_after_cancel: bool) -> None:
@@ -143,7 +165,38 @@ def use_channel(channel: TaskChannel, *, refuse_tools_after_cancel: bool) -> Non
     the run's. `refuse_tools_after_cancel` is the task's policy: refuse calls that could start new work after a soft
     cancel.
     """
-    _BINDING.set(_Binding(channel, refuse_tools_after_cancel))
+    agent = channel.spec.agent
+    while isinstance(agent, WrapperAgent):  # a run's context names the agent that runs, not its wrapper
+        agent = agent.wrapped
+    _BINDING.set(_Binding(channel, refuse_tools_after_cancel, agent))
+
+
+def _task_of(ctx: RunContext[Any]) -> _Binding | None:
+    """The task whose run `ctx` belongs to, if any.
+
+    `None` outside a task, and in another agent's run inside one: an agent that a sub-agent's own tool runs inherits
+    the task's context, but its run is not the task's.
+    """
+    binding = _BINDING.get()
+    return binding if binding is not None and ctx.agent is binding.agent else None
+
+
+def _in_task(ctx: RunContext[Any], tool_def: ToolDefinition | None = None) -> bool:
+    """Whether the run of `ctx` is a task's: only there are the task's tools offered."""
+    return _task_of(ctx) is not None
+
+
+def _prepares_tools(capabilities: Sequence[AbstractCapability[Any]]) -> bool:
+    """Whether one of `capabilities` prepares the run's tools, or may.
+
+    One that does (`prepare_tools`, as pydantic-ai's `PrepareTools`) or may (a capability function, which the agent
+    builds per run) must see the task's tools, and may hide them: they then come as a toolset of their own.
+    """
+    return any(
+        isinstance(each, DynamicCapability)  # built per run: it may prepare the tools
+        or type(each).prepare_tools is not AbstractCapability.prepare_tools
+        for each in capabilities
+    )
 
 
 def run_capability(agent: AbstractAgent[None, object], instructions: str) -> TaskRunCapability | None:
@@ -158,25 +211,27 @@ def run_capability(agent: AbstractAgent[None, object], instructions: str) -> Tas
     while isinstance(agent, WrapperAgent):  # a durable agent, say: the capabilities are the wrapped agent's
         agent = agent.wrapped
     if not isinstance(agent, Agent):  # an agent of another kind: its capabilities cannot be looked at
-        return TaskRunCapability(instructions=instructions, own_toolset=True)
+        return TaskRunCapability(instructions=instructions, tools_apart=True)
     capabilities: list[AbstractCapability[None]] = []
     agent.root_capability.apply(capabilities.append)
-    if any(isinstance(capability, TaskRunCapability) for capability in capabilities):
+    if any(isinstance(capability, TaskCapability) for capability in capabilities):
         return None
-    prepares = any(
-        isinstance(each, DynamicCapability)  # built per run: it may prepare the tools
-        or type(each).prepare_tools is not AbstractCapability.prepare_tools
-        for each in capabilities
-    )
-    return TaskRunCapability(instructions=instructions, own_toolset=prepares)
+    return TaskRunCapability(instructions=instructions, tools_apart=_prepares_tools(capabilities))
+
+
+def _binding() -> _Binding:
+    """The binding of the task whose tool is being called (offered only in a task's run)."""
+    binding = _BINDING.get()
+    assert binding is not None, "the task's tools are offered only in a task's run"
+    return binding
 
 
 async def _ask_parent(args: _AskParentArgs) -> str:
-    return await _BINDING.get().channel.ask(args.question)
+    return await _binding().channel.ask(args.question)
 
 
 async def _checkpoint(args: _CheckpointArgs) -> str:
-    channel = _BINDING.get().channel
+    channel = _binding().channel
     count = channel.checkpoint(args.completed, args.in_progress, args.not_started, args.findings)
     return subagent_replies.checkpoint_recorded(count, cancel_requested=channel.cancel_request is not None)
 
@@ -205,31 +260,62 @@ _TASK_TOOLS = ValidatedToolset(
 
 
 @dataclass
-class TaskRunCapability(AbstractCapability[object]):
-    """The capability of sub-agent task runs: it acts for the runner that `use_channel` names.
+class TaskCapability(AbstractCapability[object]):
+    """Makes an agent of yours ready to run sub-agent tasks: put it in `Agent(..., capabilities=[TaskCapability()])`.
 
-    The runner adds one to each run, unless the agent has one of its own: an agent that `agent_for` built carries
-    one from its construction, which costs a run about half of what a capability added to the run does.
+    A task's run needs the sub-agent's tools (`checkpoint`, `ask_parent`), its cancel instructions and hooks that
+    tell the task what the run does. For a [`SubAgentConfig`][subagents_cancel.SubAgentConfig] with its own
+    `agent`, the library adds them to each run as a capability, unless the agent already carries this one from its
+    construction, which pydantic-ai charges a run about half as much for.
+
+    It holds nothing of a task: each run of the agent as a task gets that task's tools, and the instructions of its
+    config (`instructions` and `cancel_instructions`), so one agent can serve several configs. Run in any other way
+    (directly, or by a tool inside a task's run), the agent is offered neither the tools nor the instructions, and
+    the hooks do nothing. A capability of the agent that prepares its tools (pydantic-ai's `PrepareTools`, or a
+    capability function) sees the task's tools and may hide them, as it may the agent's own.
     """
 
     _safe_at_runtime: ClassVar[bool] = True
     """pydantic-ai's durable runs accept it per run: its tools run in the workflow (`_IN_WORKFLOW`)."""
 
-    instructions: str
-    own_toolset: bool = False
-    """The task's tools come as a toolset of their own instead of joining the run's (see `run_capability`)."""
+    own_toolset: bool = field(default=False, init=False, repr=False)
+    """The task's tools come as a toolset of their own instead of joining the run's (see `for_agent`)."""
 
-    def get_instructions(self) -> str:
-        """The sub-agent's extra instructions: how to checkpoint and how to react to a cancel request."""
-        return self.instructions
+    def for_agent(self, agent: AbstractAgent[object, Any]) -> TaskCapability:
+        """This capability for `agent`: its tools as a toolset of their own if another capability prepares tools."""
+        if not isinstance(agent, Agent):
+            own = True  # its capabilities cannot be looked at
+        else:
+            capabilities: list[AbstractCapability[Any]] = []
+            agent.root_capability.apply(capabilities.append)
+            own = _prepares_tools(capabilities)
+        if own == self.own_toolset:
+            return self
+        bound = copy(self)
+        bound.own_toolset = own
+        return bound
+
+    def _task_of(self, ctx: RunContext[object]) -> _Binding | None:
+        """The task this run is, if any (see `_task_of`)."""
+        return _task_of(ctx)
+
+    def get_instructions(self) -> Any:
+        """The task's instructions, in a task's run: its config's, then how to checkpoint and react to a cancel."""
+        return self._task_instructions
+
+    def _task_instructions(self, ctx: RunContext[object]) -> str | None:
+        binding = self._task_of(ctx)
+        return None if binding is None else binding.channel.spec.instructions or None
 
     def get_toolset(self) -> AbstractToolset[object] | None:
         """The sub-agent's tools, `ask_parent` and `checkpoint`, when they come as a toolset of their own."""
-        return _TASK_TOOLS if self.own_toolset else None
+        return _TASK_TOOLS.filtered(_in_task) if self.own_toolset else None
 
     def get_wrapper_toolset(self, toolset: AbstractToolset[object]) -> AbstractToolset[object] | None:
         """The run's tools, and beside them the sub-agent's: `ask_parent` and `checkpoint` (see `AddedTools`)."""
-        return None if self.own_toolset else AddedTools(toolset, _TASK_TOOLS)
+        if self.own_toolset:
+            return None
+        return AddedTools(toolset, _TASK_TOOLS, shown=_in_task)
 
     async def before_model_request(
         self, ctx: RunContext[object], request_context: ModelRequestContext
@@ -243,8 +329,8 @@ class TaskRunCapability(AbstractCapability[object]):
         and usage would be counted differently. The request also carries the results of the tool calls made since
         the last response, among them an `ask_parent` call answered with the cancel request.
         """
-        channel = _BINDING.get().channel
-        if channel.cancel_request is not None:
+        binding = self._task_of(ctx)
+        if binding is not None and (channel := binding.channel).cancel_request is not None:
             still_queued = {pending.enqueue_id for pending in ctx.pending_messages or ()}
             channel.request_going_out(still_queued, returned_calls(request_context.messages))
         return request_context
@@ -253,27 +339,31 @@ class TaskRunCapability(AbstractCapability[object]):
         self, ctx: RunContext[object], *, request_context: ModelRequestContext, response: ModelResponse
     ) -> ModelResponse:
         """Tell the runner that a response has arrived, before the run processes it."""
-        output_tools = {tool.name for tool in request_context.model_request_parameters.output_tools}
-        _BINDING.get().channel.response_arrived(response, output_tools)
+        if (binding := self._task_of(ctx)) is not None:
+            output_tools = {tool.name for tool in request_context.model_request_parameters.output_tools}
+            binding.channel.response_arrived(response, output_tools)
         return response
 
     async def after_output_process(self, ctx: RunContext[object], *, output_context: OutputContext, output: Any) -> Any:
         """Tell the runner the moment the final output is accepted: from then on it wins over any cancel."""
-        _BINDING.get().channel.output_accepted(output)
+        if (binding := self._task_of(ctx)) is not None:
+            binding.channel.output_accepted(output)
         return output
 
     async def on_model_request_error(
         self, ctx: RunContext[object], *, request_context: ModelRequestContext, error: Exception
     ) -> ModelResponse:
         """Tell the runner the moment a model request fails (before the step's own error handling)."""
-        _BINDING.get().channel.step_failed(error)
+        if (binding := self._task_of(ctx)) is not None:
+            binding.channel.step_failed(error)
         raise error
 
     async def on_node_run_error(
         self, ctx: RunContext[object], *, node: AgentNode[object], error: Exception
     ) -> NodeResult[object]:
         """Tell the runner the moment a step fails, so that a cancel arriving while the error leaves the run loses."""
-        _BINDING.get().channel.step_failed(error)
+        if (binding := self._task_of(ctx)) is not None:
+            binding.channel.step_failed(error)
         raise error
 
     async def wrap_tool_execute(
@@ -286,7 +376,9 @@ class TaskRunCapability(AbstractCapability[object]):
         handler: WrapToolExecuteHandler,
     ) -> Any:
         """After a soft cancel, refuse calls that could start new work; the model gets a note instead."""
-        binding = _BINDING.get()
+        binding = self._task_of(ctx)
+        if binding is None:
+            return await handler(args)
         if (
             binding.refuse_tools_after_cancel
             and binding.channel.cancel_request is not None
@@ -297,3 +389,39 @@ class TaskRunCapability(AbstractCapability[object]):
         if call.tool_name == 'ask_parent':
             binding.channel.question_returned(call.tool_call_id)
         return result
+
+
+@dataclass
+class TaskRunCapability(TaskCapability):
+    """The task capability as the library adds it to one run, or builds an agent with (`agent_for`).
+
+    It serves only runs of its task, so it acts for the runner that `use_channel` names without asking whether the
+    run is the task's, and its instructions are fixed.
+    """
+
+    instructions: str
+    """The run's added instructions: its config's (for an agent of the user's), then the cancel instructions."""
+    tools_apart: InitVar[bool] = False
+    """The task's tools come as a toolset of their own (see `run_capability`)."""
+
+    def __post_init__(self, tools_apart: bool) -> None:
+        self.own_toolset = tools_apart
+
+    def for_agent(self, agent: AbstractAgent[object, Any]) -> TaskCapability:
+        """Itself: whether its tools come as a toolset of their own was decided when it was made (`run_capability`)."""
+        return self
+
+    def _task_of(self, ctx: RunContext[object]) -> _Binding | None:
+        return _BINDING.get()
+
+    def get_instructions(self) -> str:
+        """The sub-agent's extra instructions: how to checkpoint and how to react to a cancel request."""
+        return self.instructions
+
+    def get_toolset(self) -> AbstractToolset[object] | None:
+        """The sub-agent's tools, `ask_parent` and `checkpoint`, when they come as a toolset of their own."""
+        return _TASK_TOOLS if self.own_toolset else None
+
+    def get_wrapper_toolset(self, toolset: AbstractToolset[object]) -> AbstractToolset[object] | None:
+        """The run's tools, and beside them the sub-agent's: `ask_parent` and `checkpoint` (see `AddedTools`)."""
+        return None if self.own_toolset else AddedTools(toolset, _TASK_TOOLS)
