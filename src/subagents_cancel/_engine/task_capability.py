@@ -303,7 +303,8 @@ class TaskCapability(AbstractCapability[object]):
         """The task's instructions, in a task's run: its config's, then how to checkpoint and react to a cancel."""
         return self._task_instructions
 
-    def _task_instructions(self, ctx: RunContext[object]) -> str | None:
+    async def _task_instructions(self, ctx: RunContext[object]) -> str | None:
+        # A coroutine function: pydantic-ai runs a plain one in a worker thread, a thread hop per model request.
         binding = self._task_of(ctx)
         return None if binding is None else binding.channel.spec.instructions or None
 
