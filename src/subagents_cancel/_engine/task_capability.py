@@ -186,6 +186,16 @@ def _in_task(ctx: RunContext[Any], tool_def: ToolDefinition | None = None) -> bo
     return _task_of(ctx) is not None
 
 
+async def _task_instructions(ctx: RunContext[object]) -> str | None:
+    """The instructions of the task whose run `ctx` belongs to; none outside a task.
+
+    A coroutine function, not a method: pydantic-ai reads its signature on each model request (a function's costs
+    half a bound method's), and runs a plain function in a worker thread.
+    """
+    binding = _task_of(ctx)
+    return None if binding is None else binding.channel.spec.instructions or None
+
+
 def _prepares_tools(capabilities: Sequence[AbstractCapability[Any]]) -> bool:
     """Whether one of `capabilities` prepares the run's tools, or may.
 
@@ -301,12 +311,7 @@ class TaskCapability(AbstractCapability[object]):
 
     def get_instructions(self) -> Any:
         """The task's instructions, in a task's run: its config's, then how to checkpoint and react to a cancel."""
-        return self._task_instructions
-
-    async def _task_instructions(self, ctx: RunContext[object]) -> str | None:
-        # A coroutine function: pydantic-ai runs a plain one in a worker thread, a thread hop per model request.
-        binding = self._task_of(ctx)
-        return None if binding is None else binding.channel.spec.instructions or None
+        return _task_instructions
 
     def get_toolset(self) -> AbstractToolset[object] | None:
         """The sub-agent's tools, `ask_parent` and `checkpoint`, when they come as a toolset of their own."""
