@@ -10,6 +10,7 @@ import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.capabilities import PrepareTools
+from pydantic_ai.durable_exec.temporal import TemporalDurability
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.tools import ToolDefinition
@@ -25,9 +26,11 @@ from subagents_cancel import (
     TaskCapability,
     TaskStatus,
 )
+from subagents_cancel.temporal import activity_config
 from subagents_cancel.testing import ManualClock
 
 from .helpers import Gate, Script, call, cancel_requested, replies_of, text, tool_returns
+from .temporal_support import Backend
 
 pytestmark = pytest.mark.anyio
 
@@ -177,4 +180,21 @@ async def test_a_question_from_a_subagent_built_with_the_capability_is_answered(
         (info,) = (await mgr.wait([asked.task_id])).tasks
     assert (asked.question, info.outcome, tool_returns(sub.requests[-1])) == snapshot(
         ('Which market?', Completed(output='Europe: $4B.'), ['Your parent answered: Europe.'])
+    )
+
+
+async def test_a_durable_subagent_built_with_the_capability_checkpoints_on_every_backend(
+    backend: Backend, clock: ManualClock
+) -> None:
+    """An agent built with `TemporalDurability` and `TaskCapability` checkpoints and completes, on a worker too."""
+    sub = Script([call('checkpoint', completed=['read the brief']), text('The market is $4B.')])
+    worker = Agent(
+        sub.model,
+        name='worker',
+        capabilities=[TemporalDurability(activity_config=activity_config()), TaskCapability()],
+    )
+    async with backend.manager([SubAgentConfig(name='worker', description='W', agent=worker)], clock=clock) as mgr:
+        info = await mgr.run('worker', 'Research X')
+    assert (info.outcome, [each.completed for each in info.checkpoints], tool_returns(sub.requests[-1])) == snapshot(
+        (Completed(output='The market is $4B.'), [('read the brief',)], ['Checkpoint 1 recorded.'])
     )
