@@ -11,11 +11,10 @@ runner adds one to each run of an agent that does not (`TaskRunCapability`).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from contextvars import ContextVar
+from collections.abc import Sequence
 from copy import copy
 from dataclasses import InitVar, dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from pydantic import Field
 from pydantic_ai import Agent, RunContext, SkipToolExecution
@@ -35,9 +34,9 @@ from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset
 
 from subagents_cancel._text import subagent_replies
-from subagents_cancel.messages import CancelRequest
 
 from .added_tools import AddedTools
+from .task_binding import Binding, TaskChannel, bound_task, current_task_binding, in_task, task_of, use_channel
 from .tooling import ToolArgs, ValidatedToolset, validated_tool
 
 __all__ = (
@@ -69,60 +68,6 @@ TOOLS_ALLOWED_AFTER_CANCEL = frozenset(
 """Tools a sub-agent may still call after a soft cancel: none of them starts new work."""
 
 
-class _RunSpec(Protocol):
-    """What the capability reads of the task's spec: the agent it runs, and the run's added instructions."""
-
-    @property
-    def agent(self) -> AbstractAgent[None, object]: ...
-
-    @property
-    def instructions(self) -> str: ...
-
-
-class TaskChannel(Protocol):
-    """What the capability inside a sub-agent's run needs from the runner that drives it."""
-
-    @property
-    def spec(self) -> _RunSpec:
-        """The task as its owner resolved it."""
-        ...
-
-    @property
-    def cancel_request(self) -> CancelRequest | None:
-        """The soft cancel request this task received, if any."""
-        ...
-
-    def request_going_out(self, still_queued: set[str], returned_calls: set[str]) -> None:
-        """Note a model request as it goes out: the enqueue ids still queued, and the tool calls it answers."""
-        ...
-
-    def question_returned(self, tool_call_id: str) -> None:
-        """Note that the `ask_parent` call `tool_call_id` has returned its reply."""
-        ...
-
-    def response_arrived(self, response: ModelResponse, output_tools: Collection[str]) -> None:
-        """Note a model response as it arrives; `output_tools` names the tools that would make it the run's output."""
-        ...
-
-    def output_accepted(self, output: object) -> None:
-        """Note that the run accepted its final output (validators and output function done)."""
-        ...
-
-    def step_failed(self, error: Exception) -> None:
-        """Note that a step of the run raised `error` (the run fails with it unless something handles it)."""
-        ...
-
-    async def ask(self, question: str) -> str:
-        """Ask the parent `question`; return the reply the sub-agent sees."""
-        ...
-
-    def checkpoint(
-        self, completed: Sequence[str], in_progress: Sequence[str], not_started: Sequence[str], findings: Sequence[str]
-    ) -> int:
-        """Record progress; return how many checkpoints this task has now."""
-        ...
-
-
 class _AskParentArgs(ToolArgs):
     question: str = Field(min_length=1, max_length=4000, description='One clear question, with why you need it.')
 
@@ -144,55 +89,13 @@ def returned_calls(messages: Sequence[ModelMessage]) -> set[str]:
     return found
 
 
-@dataclass(frozen=True, slots=True)
-class _Binding:
-    channel: TaskChannel
-    refuse_tools_after_cancel: bool
-    agent: AbstractAgent[None, object]
-    """The agent the task runs, as a run's context names it (the one a `WrapperAgent` wraps)."""
-
-
-_BINDING: ContextVar[_Binding | None] = ContextVar('subagents_cancel_task_binding', default=None)
-"""The runner of the sub-agent run that the calling code is part of, and its task's policy. The task's tools and
-hooks are built once (one toolset for every run, one capability for every run of an agent that `agent_for` built
-or that a user built with a `TaskCapability`), and each call finds its run's runner here."""
-
-
-def use_channel(channel: TaskChannel, *, refuse_tools_after_cancel: bool) -> None:
-    """Make `channel` the runner that the task's tools and hooks act for, in the calling asyncio task and its tasks.
-
-    The runner calls it before its run begins: pydantic-ai runs each tool call and each step in a task started from
-    the run's. `refuse_tools_after_cancel` is the task's policy: refuse calls that could start new work after a soft
-    cancel.
-    """
-    agent = channel.spec.agent
-    while isinstance(agent, WrapperAgent):  # a run's context names the agent that runs, not its wrapper
-        agent = agent.wrapped
-    _BINDING.set(_Binding(channel, refuse_tools_after_cancel, agent))
-
-
-def _task_of(ctx: RunContext[Any]) -> _Binding | None:
-    """The task whose run `ctx` belongs to, if any.
-
-    `None` outside a task, and in another agent's run inside one: an agent that a sub-agent's own tool runs inherits
-    the task's context, but its run is not the task's.
-    """
-    binding = _BINDING.get()
-    return binding if binding is not None and ctx.agent is binding.agent else None
-
-
-def _in_task(ctx: RunContext[Any], tool_def: ToolDefinition | None = None) -> bool:
-    """Whether the run of `ctx` is a task's: only there are the task's tools offered."""
-    return _task_of(ctx) is not None
-
-
 async def _task_instructions(ctx: RunContext[object]) -> str | None:
     """The instructions of the task whose run `ctx` belongs to; none outside a task.
 
     A coroutine function, not a method: pydantic-ai reads its signature on each model request (a function's costs
     half a bound method's), and runs a plain function in a worker thread.
     """
-    binding = _task_of(ctx)
+    binding = task_of(ctx)
     return None if binding is None else binding.channel.spec.instructions or None
 
 
@@ -229,19 +132,12 @@ def run_capability(agent: AbstractAgent[None, object], instructions: str) -> Tas
     return TaskRunCapability(instructions=instructions, tools_apart=_prepares_tools(capabilities))
 
 
-def _binding() -> _Binding:
-    """The binding of the task whose tool is being called (offered only in a task's run)."""
-    binding = _BINDING.get()
-    assert binding is not None, "the task's tools are offered only in a task's run"
-    return binding
-
-
 async def _ask_parent(args: _AskParentArgs) -> str:
-    return await _binding().channel.ask(args.question)
+    return await bound_task().channel.ask(args.question)
 
 
 async def _checkpoint(args: _CheckpointArgs) -> str:
-    channel = _binding().channel
+    channel = bound_task().channel
     count = channel.checkpoint(args.completed, args.in_progress, args.not_started, args.findings)
     return subagent_replies.checkpoint_recorded(count, cancel_requested=channel.cancel_request is not None)
 
@@ -305,9 +201,9 @@ class TaskCapability(AbstractCapability[object]):
         bound.own_toolset = own
         return bound
 
-    def _task_of(self, ctx: RunContext[object]) -> _Binding | None:
-        """The task this run is, if any (see `_task_of`)."""
-        return _task_of(ctx)
+    def _task_of(self, ctx: RunContext[object]) -> Binding | None:
+        """The task this run is, if any (see `task_of`)."""
+        return task_of(ctx)
 
     def get_instructions(self) -> Any:
         """The task's instructions, in a task's run: its config's, then how to checkpoint and react to a cancel."""
@@ -315,13 +211,13 @@ class TaskCapability(AbstractCapability[object]):
 
     def get_toolset(self) -> AbstractToolset[object] | None:
         """The sub-agent's tools, `ask_parent` and `checkpoint`, when they come as a toolset of their own."""
-        return _TASK_TOOLS.filtered(_in_task) if self.own_toolset else None
+        return _TASK_TOOLS.filtered(in_task) if self.own_toolset else None
 
     def get_wrapper_toolset(self, toolset: AbstractToolset[object]) -> AbstractToolset[object] | None:
         """The run's tools, and beside them the sub-agent's: `ask_parent` and `checkpoint` (see `AddedTools`)."""
         if self.own_toolset:
             return None
-        return AddedTools(toolset, _TASK_TOOLS, shown=_in_task)
+        return AddedTools(toolset, _TASK_TOOLS, shown=in_task)
 
     async def before_model_request(
         self, ctx: RunContext[object], request_context: ModelRequestContext
@@ -417,8 +313,8 @@ class TaskRunCapability(TaskCapability):
         """Itself: whether its tools come as a toolset of their own was decided when it was made (`run_capability`)."""
         return self
 
-    def _task_of(self, ctx: RunContext[object]) -> _Binding | None:
-        return _BINDING.get()
+    def _task_of(self, ctx: RunContext[object]) -> Binding | None:
+        return current_task_binding()
 
     def get_instructions(self) -> str:
         """The sub-agent's extra instructions: how to checkpoint and how to react to a cancel request."""
