@@ -184,7 +184,7 @@ class TaskCapability(AbstractCapability[object]):
     _safe_at_runtime: ClassVar[bool] = True
     """pydantic-ai's durable runs accept it per run: its tools run in the workflow (`_IN_WORKFLOW`)."""
 
-    own_toolset: bool = field(default=False, init=False, repr=False)
+    _own_toolset: bool = field(default=False, init=False, repr=False)
     """The task's tools come as a toolset of their own instead of joining the run's (see `for_agent`)."""
 
     def for_agent(self, agent: AbstractAgent[object, Any]) -> TaskCapability:
@@ -195,10 +195,10 @@ class TaskCapability(AbstractCapability[object]):
             capabilities: list[AbstractCapability[Any]] = []
             agent.root_capability.apply(capabilities.append)
             own = _prepares_tools(capabilities)
-        if own == self.own_toolset:
+        if own == self._own_toolset:
             return self
         bound = copy(self)
-        bound.own_toolset = own
+        bound._own_toolset = own
         return bound
 
     def _task_of(self, ctx: RunContext[object]) -> Binding | None:
@@ -211,11 +211,11 @@ class TaskCapability(AbstractCapability[object]):
 
     def get_toolset(self) -> AbstractToolset[object] | None:
         """The sub-agent's tools, `ask_parent` and `checkpoint`, when they come as a toolset of their own."""
-        return _TASK_TOOLS.filtered(in_task) if self.own_toolset else None
+        return _TASK_TOOLS.filtered(in_task) if self._own_toolset else None
 
     def get_wrapper_toolset(self, toolset: AbstractToolset[object]) -> AbstractToolset[object] | None:
         """The run's tools, and beside them the sub-agent's: `ask_parent` and `checkpoint` (see `AddedTools`)."""
-        if self.own_toolset:
+        if self._own_toolset:
             return None
         return AddedTools(toolset, _TASK_TOOLS, shown=in_task)
 
@@ -307,7 +307,7 @@ class TaskRunCapability(TaskCapability):
     """The task's tools come as a toolset of their own (see `run_capability`)."""
 
     def __post_init__(self, tools_apart: bool) -> None:
-        self.own_toolset = tools_apart
+        self._own_toolset = tools_apart
 
     def for_agent(self, agent: AbstractAgent[object, Any]) -> TaskCapability:
         """Itself: whether its tools come as a toolset of their own was decided when it was made (`run_capability`)."""
@@ -322,8 +322,8 @@ class TaskRunCapability(TaskCapability):
 
     def get_toolset(self) -> AbstractToolset[object] | None:
         """The sub-agent's tools, `ask_parent` and `checkpoint`, when they come as a toolset of their own."""
-        return _TASK_TOOLS if self.own_toolset else None
+        return _TASK_TOOLS if self._own_toolset else None
 
     def get_wrapper_toolset(self, toolset: AbstractToolset[object]) -> AbstractToolset[object] | None:
         """The run's tools, and beside them the sub-agent's: `ask_parent` and `checkpoint` (see `AddedTools`)."""
-        return None if self.own_toolset else AddedTools(toolset, _TASK_TOOLS)
+        return None if self._own_toolset else AddedTools(toolset, _TASK_TOOLS)
