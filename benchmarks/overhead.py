@@ -12,7 +12,7 @@ and wall time. `benchkit/overhead_trials.py` says exactly what each figure times
   runs, CPU and wall, with 0 left running;
 * resident memory per blocked task: within 8 KB of pydantic-ai alone;
 * a foreground delegation (`task` in sync mode): within 1.2x of a direct run (a plain tool awaiting
-  `agent.run()` is the floor);
+  `agent.run()` is the floor), to an agent of the user's as it is and built with `TaskCapability`;
 * every tool call that only reads or requests: p50 within 0.3 ms (beside a plain tool that does nothing).
 
 `--quick` runs every figure at a small size (smaller regions and fewer trials), to show the script works; its
@@ -157,6 +157,7 @@ async def delegation_rows(count: int) -> list[Row]:
     plain = await overhead_trials.delegations(count, 'plain')
     with_capability = await overhead_trials.delegations(count, 'plain with a capability')
     task = await overhead_trials.delegations(count, 'task')
+    carried = await overhead_trials.delegations(count, 'task, agent built with TaskCapability')
     second = await overhead_trials.direct_runs(count - count // 2)
     direct = (first[0] + second[0], first[1] + second[1])
     rows: list[Row] = []
@@ -168,6 +169,15 @@ async def delegation_rows(count: int) -> list[Row]:
         floor = _p50(with_capability[index])
         rows.append(Row(f'the same, one empty capability per run, {clock} p50 (ms)', 'floor', base, floor, None))
         rows.append(Row(f'foreground `task` (sync), {clock} p50 (ms)', '≤ 1.2×', base, _p50(task[index]), _within(1.2)))
+        rows.append(
+            Row(
+                f'the same, agent built with `TaskCapability`, {clock} p50 (ms)',
+                '≤ 1.2×',
+                base,
+                _p50(carried[index]),
+                _within(1.2),
+            )
+        )
     return rows
 
 

@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
     {'transport', 'arrivals', 'settings'},
     {'registry', 'reports', 'metrics', 'defaults', 'owner_mailbox', 'grace_windows', 'receipts', 'cancel_resends'},
     {'replies', 'refusals', 'subagent_replies', 'resume_replies'},
-    {'waiting', 'instructions', 'tooling', 'added_tools', 'telemetry'},
+    {'waiting', 'instructions', 'tooling', 'added_tools', 'task_binding', 'telemetry'},
     {'task_context', 'task_capability', 'preemption', 'run_usage', 'run_failures', 'parent_line', 'history_surgery'},
     {'run_race', 'task_spec'},
     {'cascade'},

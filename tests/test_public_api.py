@@ -34,6 +34,7 @@ def test_the_top_level_is_what_an_application_imports_every_day() -> None:
             'shutdown_on_signals',
             'SubAgentConfig',
             'SubAgentPolicy',
+            'TaskCapability',
             'SubAgentCapability',
             'create_subagent_toolset',
             'Cancelled',

@@ -10,7 +10,8 @@ process's (`time.process_time`), which moves less than wall time on a shared mac
 * region cancel: N runs blocked in their model requests, all stopped; the library cancels one region
   (`seam_trials.region_cancel`), pydantic-ai alone calls `AgentRun.cancel()` on each run.
 * foreground delegation: a trivial sub-agent (one model request) run by the parent's `task` tool in sync
-  mode, timed from the tool starting to its reply, against `agent.run()` of the same agent; the floor of
+  mode (an agent as a user builds it, and the same built with `TaskCapability`), timed from the tool starting
+  to its reply, against `agent.run()` of the same agent; the floor of
   any delegation is a plain tool that awaits `agent.run()`, timed the same way, and the floor of one whose
   sub-agent run has a capability (as the library's has) is that plain tool adding an empty capability to the run.
 * tool calls that only read or request: `check_task`, `list_active_tasks`, `answer_subagent` and
@@ -30,7 +31,7 @@ from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.run import AgentRun
 
-from subagents_cancel import SubAgentCapability, SubAgentConfig
+from subagents_cancel import SubAgentCapability, SubAgentConfig, TaskCapability
 
 from .parent import Conversation, ToolTimer, converse
 from .seam_trials import Clocks
@@ -150,16 +151,16 @@ class _NoHooks(AbstractCapability[object]):
     """A capability that does nothing: what pydantic-ai charges a run for having one."""
 
 
-Delegation = Literal['plain', 'plain with a capability', 'task']
+Delegation = Literal['plain', 'plain with a capability', 'task', 'task, agent built with TaskCapability']
 """How the parent delegates: a plain tool awaiting `agent.run()` (with an empty capability added to the run, or
-not), or the library's `task` tool in sync mode."""
+not), or the library's `task` tool in sync mode (to an agent of the user's, built with `TaskCapability` or not)."""
 
 
 async def delegations(count: int, way: Delegation) -> Timings:
     """(wall, CPU) ms of `count` foreground delegations made `way`."""
-    subagent = build_agent(answer_at_once)
+    subagent = build_agent(answer_at_once, capabilities=[TaskCapability()] if way.endswith('TaskCapability') else ())
     timer = ToolTimer()
-    plain = way != 'task'
+    plain = way.startswith('plain')
     capabilities = [_NoHooks()] if way == 'plain with a capability' else []
 
     async def delegate(description: str) -> str:

@@ -15,6 +15,7 @@ from typing import Literal
 
 import anyio
 from pydantic_ai import Agent
+from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -71,13 +72,19 @@ async def _instant_step() -> str:
     return f'{STEP_MARKER} done'
 
 
-def build_agent(respond: Respond, work_step: Callable[[], Awaitable[str]] = _instant_step) -> Agent[None, str]:
-    """The sub-agent: a named agent on `respond`, with one tool of its own, `work_step`."""
+def build_agent(
+    respond: Respond,
+    work_step: Callable[[], Awaitable[str]] = _instant_step,
+    capabilities: Sequence[AbstractCapability[None]] = (),
+) -> Agent[None, str]:
+    """The sub-agent: a named agent on `respond`, with one tool of its own, `work_step`, and `capabilities`."""
     agent = Agent(
         function_model(respond),
         name=SUBAGENT_NAME,
         description=SUBAGENT_DESCRIPTION,
         instructions='Work through the job one step at a time with `work_step`.',
+        deps_type=type(None),
+        capabilities=capabilities,
     )
     agent.tool_plain(name='work_step', description='Do the next step of the job.')(work_step)
     return agent

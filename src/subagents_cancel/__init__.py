@@ -13,6 +13,7 @@ outputs across it (`subagents_cancel.output_codec`). Helpers that exist only for
 
 from __future__ import annotations
 
+from ._engine.task_capability import TaskCapability
 from .capability import SubAgentCapability
 from .config import SubAgentConfig, SubAgentPolicy
 from .errors import CancelTimeout, SubAgentsError, UnknownTask
@@ -31,9 +32,10 @@ __all__ = (
     # owning tasks: start, cancel, answer and wait for them; nothing outlives its owner
     'SubAgentManager',
     'shutdown_on_signals',
-    # configuring sub-agents and their policy
+    # configuring sub-agents and their policy, and an agent of yours ready to run as one
     'SubAgentConfig',
     'SubAgentPolicy',
+    'TaskCapability',
     # the parent agent's tools and instructions
     'SubAgentCapability',
     'create_subagent_toolset',

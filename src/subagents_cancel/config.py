@@ -101,7 +101,8 @@ class SubAgentConfig(BaseModel):
     `default_model`, else the parent run's model."""
     agent: AbstractAgent[None, object] | None = None
     """A ready pydantic-ai agent to run instead of building one; it may carry its own
-    [`SubAgentCapability`][subagents_cancel.SubAgentCapability] (nested sub-agents)."""
+    [`SubAgentCapability`][subagents_cancel.SubAgentCapability] (nested sub-agents), and a
+    [`TaskCapability`][subagents_cancel.TaskCapability], which its task runs would otherwise each be given."""
     cancel_instructions: str | None = None
     """Replaces the default instructions on checkpointing and on reacting to a `CANCEL_REQUEST`."""
     grace_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None

@@ -24,10 +24,14 @@ class AddedTools(WrapperToolset[object]):
 
     added: FunctionToolset[object]
     """The tools added; they take no resources (it is never entered) and do not change per run or per step."""
+    shown: Callable[[RunContext[object]], bool] | None = None
+    """Whether a run gets the added tools; `None`: every run does."""
 
     async def get_tools(self, ctx: RunContext[object]) -> dict[str, ToolsetTool[object]]:
-        """The wrapped toolset's tools, then the added ones."""
+        """The wrapped toolset's tools, then the added ones (if `shown`)."""
         tools = await self.wrapped.get_tools(ctx)
+        if self.shown is not None and not self.shown(ctx):
+            return tools
         added = await self.added.get_tools(ctx)
         if taken := tools.keys() & added.keys():
             raise UserError(f'{self.added.label} defines a tool whose name the agent already has: {min(taken)!r}.')
@@ -42,7 +46,7 @@ class AddedTools(WrapperToolset[object]):
         A call is routed by its name (unique: `get_tools` refuses a clash), not by the toolset its tool names: a
         wrapper outside this one (pydantic-ai's `PrefixedToolset`, say) restamps that with itself.
         """
-        if name in self.added.tools:
+        if name in self.added.tools and (self.shown is None or self.shown(ctx)):
             return await self.added.call_tool(name, tool_args, ctx, tool)
         return await self.wrapped.call_tool(name, tool_args, ctx, tool)
 

@@ -4,14 +4,17 @@ It brings the `ask_parent` and `checkpoint` tools and the cancel instructions, t
 model request carries (so it can acknowledge a cancel request when it reaches the model), refuses new tool
 calls after one, and tells the runner when a model response arrives and which of its tool calls are output
 tools (so the runner can tell a final answer).
+
+A user's agent may carry it from its construction ([`TaskCapability`][subagents_cancel.TaskCapability]); the
+runner adds one to each run of an agent that does not (`TaskRunCapability`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from collections.abc import Sequence
+from copy import copy
+from dataclasses import InitVar, dataclass, field
+from typing import Any, ClassVar
 
 from pydantic import Field
 from pydantic_ai import Agent, RunContext, SkipToolExecution
@@ -31,13 +34,14 @@ from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset
 
 from subagents_cancel._text import subagent_replies
-from subagents_cancel.messages import CancelRequest
 
 from .added_tools import AddedTools
+from .task_binding import Binding, TaskChannel, bound_task, current_task_binding, in_task, task_of, use_channel
 from .tooling import ToolArgs, ValidatedToolset, validated_tool
 
 __all__ = (
     'TOOLS_ALLOWED_AFTER_CANCEL',
+    'TaskCapability',
     'TaskChannel',
     'TaskRunCapability',
     'returned_calls',
@@ -64,45 +68,6 @@ TOOLS_ALLOWED_AFTER_CANCEL = frozenset(
 """Tools a sub-agent may still call after a soft cancel: none of them starts new work."""
 
 
-class TaskChannel(Protocol):
-    """What the capability inside a sub-agent's run needs from the runner that drives it."""
-
-    @property
-    def cancel_request(self) -> CancelRequest | None:
-        """The soft cancel request this task received, if any."""
-        ...
-
-    def request_going_out(self, still_queued: set[str], returned_calls: set[str]) -> None:
-        """Note a model request as it goes out: the enqueue ids still queued, and the tool calls it answers."""
-        ...
-
-    def question_returned(self, tool_call_id: str) -> None:
-        """Note that the `ask_parent` call `tool_call_id` has returned its reply."""
-        ...
-
-    def response_arrived(self, response: ModelResponse, output_tools: Collection[str]) -> None:
-        """Note a model response as it arrives; `output_tools` names the tools that would make it the run's output."""
-        ...
-
-    def output_accepted(self, output: object) -> None:
-        """Note that the run accepted its final output (validators and output function done)."""
-        ...
-
-    def step_failed(self, error: Exception) -> None:
-        """Note that a step of the run raised `error` (the run fails with it unless something handles it)."""
-        ...
-
-    async def ask(self, question: str) -> str:
-        """Ask the parent `question`; return the reply the sub-agent sees."""
-        ...
-
-    def checkpoint(
-        self, completed: Sequence[str], in_progress: Sequence[str], not_started: Sequence[str], findings: Sequence[str]
-    ) -> int:
-        """Record progress; return how many checkpoints this task has now."""
-        ...
-
-
 class _AskParentArgs(ToolArgs):
     question: str = Field(min_length=1, max_length=4000, description='One clear question, with why you need it.')
 
@@ -124,26 +89,27 @@ def returned_calls(messages: Sequence[ModelMessage]) -> set[str]:
     return found
 
 
-@dataclass(frozen=True, slots=True)
-class _Binding:
-    channel: TaskChannel
-    refuse_tools_after_cancel: bool
+async def _task_instructions(ctx: RunContext[object]) -> str | None:
+    """The instructions of the task whose run `ctx` belongs to; none outside a task.
 
-
-_BINDING: ContextVar[_Binding] = ContextVar('subagents_cancel_task_binding')
-"""The runner of the sub-agent run that the calling code is part of, and its task's policy. The task's tools and
-hooks are built once (one toolset for every run, one capability for every run of an agent that `agent_for` built),
-and each call finds its run's runner here."""
-
-
-def use_channel(channel: TaskChannel, *, refuse_tools_after_cancel: bool) -> None:
-    """Make `channel` the runner that the task's tools and hooks act for, in the calling asyncio task and its tasks.
-
-    The runner calls it before its run begins: pydantic-ai runs each tool call and each step in a task started from
-    the run's. `refuse_tools_after_cancel` is the task's policy: refuse calls that could start new work after a soft
-    cancel.
+    A coroutine function, not a method: pydantic-ai reads its signature on each model request (a function's costs
+    half a bound method's), and runs a plain function in a worker thread.
     """
-    _BINDING.set(_Binding(channel, refuse_tools_after_cancel))
+    binding = task_of(ctx)
+    return None if binding is None else binding.channel.spec.instructions or None
+
+
+def _prepares_tools(capabilities: Sequence[AbstractCapability[Any]]) -> bool:
+    """Whether one of `capabilities` prepares the run's tools, or may.
+
+    One that does (`prepare_tools`, as pydantic-ai's `PrepareTools`) or may (a capability function, which the agent
+    builds per run) must see the task's tools, and may hide them: they then come as a toolset of their own.
+    """
+    return any(
+        isinstance(each, DynamicCapability)  # built per run: it may prepare the tools
+        or type(each).prepare_tools is not AbstractCapability.prepare_tools
+        for each in capabilities
+    )
 
 
 def run_capability(agent: AbstractAgent[None, object], instructions: str) -> TaskRunCapability | None:
@@ -158,25 +124,20 @@ def run_capability(agent: AbstractAgent[None, object], instructions: str) -> Tas
     while isinstance(agent, WrapperAgent):  # a durable agent, say: the capabilities are the wrapped agent's
         agent = agent.wrapped
     if not isinstance(agent, Agent):  # an agent of another kind: its capabilities cannot be looked at
-        return TaskRunCapability(instructions=instructions, own_toolset=True)
+        return TaskRunCapability(instructions=instructions, tools_apart=True)
     capabilities: list[AbstractCapability[None]] = []
     agent.root_capability.apply(capabilities.append)
-    if any(isinstance(capability, TaskRunCapability) for capability in capabilities):
+    if any(isinstance(capability, TaskCapability) for capability in capabilities):
         return None
-    prepares = any(
-        isinstance(each, DynamicCapability)  # built per run: it may prepare the tools
-        or type(each).prepare_tools is not AbstractCapability.prepare_tools
-        for each in capabilities
-    )
-    return TaskRunCapability(instructions=instructions, own_toolset=prepares)
+    return TaskRunCapability(instructions=instructions, tools_apart=_prepares_tools(capabilities))
 
 
 async def _ask_parent(args: _AskParentArgs) -> str:
-    return await _BINDING.get().channel.ask(args.question)
+    return await bound_task().channel.ask(args.question)
 
 
 async def _checkpoint(args: _CheckpointArgs) -> str:
-    channel = _BINDING.get().channel
+    channel = bound_task().channel
     count = channel.checkpoint(args.completed, args.in_progress, args.not_started, args.findings)
     return subagent_replies.checkpoint_recorded(count, cancel_requested=channel.cancel_request is not None)
 
@@ -205,31 +166,58 @@ _TASK_TOOLS = ValidatedToolset(
 
 
 @dataclass
-class TaskRunCapability(AbstractCapability[object]):
-    """The capability of sub-agent task runs: it acts for the runner that `use_channel` names.
+class TaskCapability(AbstractCapability[object]):
+    """Makes an agent of yours ready to run sub-agent tasks: put it in `Agent(..., capabilities=[TaskCapability()])`.
 
-    The runner adds one to each run, unless the agent has one of its own: an agent that `agent_for` built carries
-    one from its construction, which costs a run about half of what a capability added to the run does.
+    A task's run needs the sub-agent's tools (`checkpoint`, `ask_parent`), its cancel instructions and hooks that
+    tell the task what the run does. For a [`SubAgentConfig`][subagents_cancel.SubAgentConfig] with its own
+    `agent`, the library adds them to each run as a capability, unless the agent already carries this one from its
+    construction, which pydantic-ai charges a run about half as much for.
+
+    It holds nothing of a task: each run of the agent as a task gets that task's tools, and the instructions of its
+    config (`instructions` and `cancel_instructions`), so one agent can serve several configs. Run in any other way
+    (directly, or by a tool inside a task's run), the agent is offered neither the tools nor the instructions, and
+    the hooks do nothing. A capability of the agent that prepares its tools (pydantic-ai's `PrepareTools`, or a
+    capability function) sees the task's tools and may hide them, as it may the agent's own.
     """
 
     _safe_at_runtime: ClassVar[bool] = True
     """pydantic-ai's durable runs accept it per run: its tools run in the workflow (`_IN_WORKFLOW`)."""
 
-    instructions: str
-    own_toolset: bool = False
-    """The task's tools come as a toolset of their own instead of joining the run's (see `run_capability`)."""
+    _own_toolset: bool = field(default=False, init=False, repr=False)
+    """The task's tools come as a toolset of their own instead of joining the run's (see `for_agent`)."""
 
-    def get_instructions(self) -> str:
-        """The sub-agent's extra instructions: how to checkpoint and how to react to a cancel request."""
-        return self.instructions
+    def for_agent(self, agent: AbstractAgent[object, Any]) -> TaskCapability:
+        """This capability for `agent`: its tools as a toolset of their own if another capability prepares tools."""
+        if not isinstance(agent, Agent):
+            own = True  # its capabilities cannot be looked at
+        else:
+            capabilities: list[AbstractCapability[Any]] = []
+            agent.root_capability.apply(capabilities.append)
+            own = _prepares_tools(capabilities)
+        if own == self._own_toolset:
+            return self
+        bound = copy(self)
+        bound._own_toolset = own
+        return bound
+
+    def _task_of(self, ctx: RunContext[object]) -> Binding | None:
+        """The task this run is, if any (see `task_of`)."""
+        return task_of(ctx)
+
+    def get_instructions(self) -> Any:
+        """The task's instructions, in a task's run: its config's, then how to checkpoint and react to a cancel."""
+        return _task_instructions
 
     def get_toolset(self) -> AbstractToolset[object] | None:
         """The sub-agent's tools, `ask_parent` and `checkpoint`, when they come as a toolset of their own."""
-        return _TASK_TOOLS if self.own_toolset else None
+        return _TASK_TOOLS.filtered(in_task) if self._own_toolset else None
 
     def get_wrapper_toolset(self, toolset: AbstractToolset[object]) -> AbstractToolset[object] | None:
         """The run's tools, and beside them the sub-agent's: `ask_parent` and `checkpoint` (see `AddedTools`)."""
-        return None if self.own_toolset else AddedTools(toolset, _TASK_TOOLS)
+        if self._own_toolset:
+            return None
+        return AddedTools(toolset, _TASK_TOOLS, shown=in_task)
 
     async def before_model_request(
         self, ctx: RunContext[object], request_context: ModelRequestContext
@@ -243,8 +231,8 @@ class TaskRunCapability(AbstractCapability[object]):
         and usage would be counted differently. The request also carries the results of the tool calls made since
         the last response, among them an `ask_parent` call answered with the cancel request.
         """
-        channel = _BINDING.get().channel
-        if channel.cancel_request is not None:
+        binding = self._task_of(ctx)
+        if binding is not None and (channel := binding.channel).cancel_request is not None:
             still_queued = {pending.enqueue_id for pending in ctx.pending_messages or ()}
             channel.request_going_out(still_queued, returned_calls(request_context.messages))
         return request_context
@@ -253,27 +241,31 @@ class TaskRunCapability(AbstractCapability[object]):
         self, ctx: RunContext[object], *, request_context: ModelRequestContext, response: ModelResponse
     ) -> ModelResponse:
         """Tell the runner that a response has arrived, before the run processes it."""
-        output_tools = {tool.name for tool in request_context.model_request_parameters.output_tools}
-        _BINDING.get().channel.response_arrived(response, output_tools)
+        if (binding := self._task_of(ctx)) is not None:
+            output_tools = {tool.name for tool in request_context.model_request_parameters.output_tools}
+            binding.channel.response_arrived(response, output_tools)
         return response
 
     async def after_output_process(self, ctx: RunContext[object], *, output_context: OutputContext, output: Any) -> Any:
         """Tell the runner the moment the final output is accepted: from then on it wins over any cancel."""
-        _BINDING.get().channel.output_accepted(output)
+        if (binding := self._task_of(ctx)) is not None:
+            binding.channel.output_accepted(output)
         return output
 
     async def on_model_request_error(
         self, ctx: RunContext[object], *, request_context: ModelRequestContext, error: Exception
     ) -> ModelResponse:
         """Tell the runner the moment a model request fails (before the step's own error handling)."""
-        _BINDING.get().channel.step_failed(error)
+        if (binding := self._task_of(ctx)) is not None:
+            binding.channel.step_failed(error)
         raise error
 
     async def on_node_run_error(
         self, ctx: RunContext[object], *, node: AgentNode[object], error: Exception
     ) -> NodeResult[object]:
         """Tell the runner the moment a step fails, so that a cancel arriving while the error leaves the run loses."""
-        _BINDING.get().channel.step_failed(error)
+        if (binding := self._task_of(ctx)) is not None:
+            binding.channel.step_failed(error)
         raise error
 
     async def wrap_tool_execute(
@@ -286,7 +278,9 @@ class TaskRunCapability(AbstractCapability[object]):
         handler: WrapToolExecuteHandler,
     ) -> Any:
         """After a soft cancel, refuse calls that could start new work; the model gets a note instead."""
-        binding = _BINDING.get()
+        binding = self._task_of(ctx)
+        if binding is None:
+            return await handler(args)
         if (
             binding.refuse_tools_after_cancel
             and binding.channel.cancel_request is not None
@@ -297,3 +291,39 @@ class TaskRunCapability(AbstractCapability[object]):
         if call.tool_name == 'ask_parent':
             binding.channel.question_returned(call.tool_call_id)
         return result
+
+
+@dataclass
+class TaskRunCapability(TaskCapability):
+    """The task capability as the library adds it to one run, or builds an agent with (`agent_for`).
+
+    It serves only runs of its task, so it acts for the runner that `use_channel` names without asking whether the
+    run is the task's, and its instructions are fixed.
+    """
+
+    instructions: str
+    """The run's added instructions: its config's (for an agent of the user's), then the cancel instructions."""
+    tools_apart: InitVar[bool] = False
+    """The task's tools come as a toolset of their own (see `run_capability`)."""
+
+    def __post_init__(self, tools_apart: bool) -> None:
+        self._own_toolset = tools_apart
+
+    def for_agent(self, agent: AbstractAgent[object, Any]) -> TaskCapability:
+        """Itself: whether its tools come as a toolset of their own was decided when it was made (`run_capability`)."""
+        return self
+
+    def _task_of(self, ctx: RunContext[object]) -> Binding | None:
+        return current_task_binding()
+
+    def get_instructions(self) -> str:
+        """The sub-agent's extra instructions: how to checkpoint and how to react to a cancel request."""
+        return self.instructions
+
+    def get_toolset(self) -> AbstractToolset[object] | None:
+        """The sub-agent's tools, `ask_parent` and `checkpoint`, when they come as a toolset of their own."""
+        return _TASK_TOOLS if self._own_toolset else None
+
+    def get_wrapper_toolset(self, toolset: AbstractToolset[object]) -> AbstractToolset[object] | None:
+        """The run's tools, and beside them the sub-agent's: `ask_parent` and `checkpoint` (see `AddedTools`)."""
+        return None if self._own_toolset else AddedTools(toolset, _TASK_TOOLS)
