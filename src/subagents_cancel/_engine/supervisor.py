@@ -155,7 +155,8 @@ class Supervisor:
         records = [record for record in self._book.records.all() if not record.hooks_done]
         with collector_paused(len(records)), self._clock.deadline_scope(deadline):
             for record in records:
-                await record.ended.wait()
+                if not record.status.is_terminal:  # waiting on an ended task's event is a step of the loop
+                    await record.ended.wait()
         with self._clock.deadline_scope(self._clock.now() + self._policy.hook_seconds):
             await self._book.hooks_finished(records)
         stuck = {record.task_id for record in records if not record.hooks_done}
