@@ -30,6 +30,7 @@ from ._text.instructions import parent_instructions
 from .clock import Clock, MonotonicClock
 from .config import SubAgentConfig, SubAgentPolicy, check_duration, index_subagents
 from .errors import CancelTimeout
+from .message_parts import given_reason
 from .messages import CancelMode, CancelReason
 from .metrics import CancelMetrics
 from .outcomes import HardCancelOutcome, SoftCancelOutcome, WaitFor, WaitResult
@@ -38,6 +39,9 @@ from .task_context import current_task
 from .transport import InProcessTransport, Transport
 
 __all__ = ('SubAgentManager',)
+
+_BY_USER = CancelReason()
+_PARENT_ENDED = CancelReason(kind='parent_ended')
 
 # A private seam for the test suite, which runs every test on each transport: what a manager given no transport
 # creates (and opens and closes itself). Applications pass `transport=` instead.
@@ -148,9 +152,10 @@ class SubAgentManager(RegionFront):
 
         With `owner_end='soft'` the tasks are first told to wrap up and get `owner_end_grace_seconds`; the
         rest are hard-cancelled and awaited for `teardown_seconds`. Tasks that still have not stopped are
-        marked unresponsive and listed by [`orphans`][subagents_cancel.SubAgentManager.orphans].
+        marked unresponsive and listed by [`orphans`][subagents_cancel.SubAgentManager.orphans]. Raises TypeError if
+        `reason` is not a `CancelReason`.
         """
-        await self._owner.close(reason or CancelReason(kind='parent_ended'))
+        await self._owner.close(given_reason(reason, _PARENT_ENDED))
 
     def orphans(self) -> tuple[TaskInfo, ...]:
         """Tasks that had not stopped when the owner's teardown gave up waiting (a run, or a sync tool's thread).
@@ -325,7 +330,7 @@ class SubAgentManager(RegionFront):
             ended, and its `cancel` is `None` unless a cancel was requested before).
 
         Raises:
-            TypeError: `task_id` is not a `str`.
+            TypeError: `task_id` is not a `str`, or `reason` not a `CancelReason`.
             UnknownTask: this owner has no such task.
             ValueError: `grace_seconds` is not finite and 0 or more.
         """
@@ -337,13 +342,14 @@ class SubAgentManager(RegionFront):
         """[`soft_cancel`][subagents_cancel.SubAgentManager.soft_cancel], returning what the request found and did.
 
         Raises:
-            TypeError: `task_id` is not a `str`.
+            TypeError: `task_id` is not a `str`, or `reason` not a `CancelReason`.
             UnknownTask: this owner has no such task.
             ValueError: `grace_seconds` is not finite and 0 or more.
         """
+        record = self._book.records.get(task_id)
         if grace_seconds is not None:
             check_duration('grace_seconds', grace_seconds, zero_allowed=True)
-        return await self._cancels.soft(self._book.records.get(task_id), reason or CancelReason(), grace_seconds)
+        return await self._cancels.soft(record, given_reason(reason, _BY_USER), grace_seconds)
 
     async def hard_cancel(self, task_id: str, *, reason: CancelReason | None = None) -> TaskInfo:
         """Stop a task now and return once it has stopped: its sub-agents first, then its own run.
@@ -353,7 +359,7 @@ class SubAgentManager(RegionFront):
         `cancel.lost` says so.
 
         Raises:
-            TypeError: `task_id` is not a `str`.
+            TypeError: `task_id` is not a `str`, or `reason` not a `CancelReason`.
             UnknownTask: this owner has no such task.
             CancelTimeout: it did not stop within `hard_cancel_wait_seconds`; it is now marked unresponsive.
         """
@@ -368,10 +374,11 @@ class SubAgentManager(RegionFront):
         A task that did not stop within `hard_cancel_wait_seconds` is the outcome `'timed_out'`, not an error.
 
         Raises:
-            TypeError: `task_id` is not a `str`.
+            TypeError: `task_id` is not a `str`, or `reason` not a `CancelReason`.
             UnknownTask: this owner has no such task.
         """
-        return await self._cancels.hard(self._book.records.get(task_id), reason or CancelReason())
+        record = self._book.records.get(task_id)
+        return await self._cancels.hard(record, given_reason(reason, _BY_USER))
 
     def cancel_all(self, mode: CancelMode, *, reason: CancelReason, grace_seconds: float | None = None) -> None:
         """Request a cancel of every task that is still running, and return at once.
@@ -379,10 +386,12 @@ class SubAgentManager(RegionFront):
         A soft request skips tasks that were already asked to stop; a hard one reaches them all.
 
         Raises:
+            TypeError: `reason` is not a `CancelReason`.
             ValueError: `grace_seconds` is not finite and 0 or more.
         """
         if grace_seconds is not None:
             check_duration('grace_seconds', grace_seconds, zero_allowed=True)
+        reason = given_reason(reason, _BY_USER)
         self._cancels.request_each(self._book.records.active(), mode, reason, grace_seconds)
 
     async def answer(self, task_id: str, answer: str) -> TaskInfo:

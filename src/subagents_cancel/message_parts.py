@@ -7,9 +7,9 @@ They live below both [`messages`][subagents_cancel.messages] (which re-exports t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, NewType
+from typing import Literal, NewType, get_args
 
-__all__ = ('CancelMode', 'CancelReason', 'CancelReasonKind', 'Checkpoint', 'RunError', 'TaskId')
+__all__ = ('CancelMode', 'CancelReason', 'CancelReasonKind', 'Checkpoint', 'RunError', 'TaskId', 'given_reason')
 
 TaskId = NewType('TaskId', str)
 """A readable task id, `<sub-agent name>-<8 hex digits>` (32 random bits), e.g. `researcher-3f9a07c2`."""
@@ -34,6 +34,40 @@ class CancelReason:
 
     kind: CancelReasonKind = 'user'
     detail: str | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse a kind there is not, and a detail that is not text: every reader of a reason relies on both.
+
+        Raises:
+            ValueError: `kind` is not one of `CancelReasonKind`'s.
+            TypeError: `detail` is neither a `str` nor `None`.
+        """
+        if self.kind not in _KINDS:
+            kinds = ', '.join(repr(kind) for kind in _KINDS)
+            raise ValueError(f'CancelReason.kind must be one of {kinds}; got {self.kind!r}.')
+        if self.detail is not None and not isinstance(self.detail, str):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise TypeError(
+                f'CancelReason.detail must be a str or None, not {type(self.detail).__name__}: {self.detail!r}.'
+            )
+
+
+_KINDS: tuple[CancelReasonKind, ...] = get_args(CancelReasonKind)
+
+
+def given_reason(reason: CancelReason | None, default: CancelReason) -> CancelReason:
+    """The reason an application gave a cancel, or `default` if it gave none.
+
+    Raises:
+        TypeError: `reason` is not a `CancelReason` (a bare kind such as `'user'`, say).
+    """
+    if reason is None:
+        return default
+    if not isinstance(reason, CancelReason):  # pyright: ignore[reportUnnecessaryIsInstance]
+        shown = repr(reason)[:80]
+        raise TypeError(
+            f"reason must be a CancelReason, such as CancelReason(kind='user'), not {type(reason).__name__}: {shown}."
+        )
+    return reason
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -22,6 +22,7 @@ import anyio
 
 from .config import check_duration
 from .manager import SubAgentManager
+from .message_parts import given_reason
 from .messages import CancelReason
 from .results import TaskInfo
 from .states import TaskStatus
@@ -83,9 +84,11 @@ async def shutdown(
         The tasks and how they ended.
 
     Raises:
+        TypeError: `reason` is not a `CancelReason`.
         ValueError: `grace_seconds` is not finite and 0 or more.
     """
     check_duration('grace_seconds', grace_seconds, zero_allowed=True)
+    reason = given_reason(reason, _SHUTDOWN)
     seen: dict[str, TaskInfo] = {}
     with anyio.CancelScope(shield=True):
         async with anyio.create_task_group() as group:

@@ -49,6 +49,7 @@ class RegionFront:
         [outcome][subagents_cancel.SubAgentManager.soft_cancel_region_outcome] says which happened).
 
         Raises:
+            TypeError: `reason` is not a `CancelReason`.
             ValueError: the region name or `grace_seconds` is not valid (a grace window is finite and 0 or more).
         """
         return (await self.soft_cancel_region_outcome(region, reason=reason, grace_seconds=grace_seconds)).tasks
@@ -59,6 +60,7 @@ class RegionFront:
         """[`soft_cancel_region`][subagents_cancel.SubAgentManager.soft_cancel_region], returning what it found and did.
 
         Raises:
+            TypeError: `reason` is not a `CancelReason`.
             ValueError: the region name or `grace_seconds` is not valid (a grace window is finite and 0 or more).
         """
         if grace_seconds is not None:
@@ -72,6 +74,7 @@ class RegionFront:
         whose join had delivered every result stays delivered: nothing is stopped.
 
         Raises:
+            TypeError: `reason` is not a `CancelReason`.
             ValueError: the region name is not valid.
         """
         return (await self.hard_cancel_region_outcome(region, reason=reason)).tasks
@@ -82,6 +85,7 @@ class RegionFront:
         """[`hard_cancel_region`][subagents_cancel.SubAgentManager.hard_cancel_region], returning what it found and did.
 
         Raises:
+            TypeError: `reason` is not a `CancelReason`.
             ValueError: the region name is not valid.
         """
         return await self._regions.hard_cancel(region, reason)

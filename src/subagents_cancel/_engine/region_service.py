@@ -9,6 +9,7 @@ from __future__ import annotations
 from subagents_cancel.clock import Clock, sleep_until
 from subagents_cancel.config import SubAgentPolicy, check_duration
 from subagents_cancel.errors import ManagerClosed
+from subagents_cancel.message_parts import given_reason
 from subagents_cancel.messages import CancelMode, CancelReason
 from subagents_cancel.regions import (
     RegionCancel,
@@ -69,7 +70,7 @@ class RegionService:
 
         `awaited`: the caller waits for the hard-cancelled tasks to stop (`Cancels.await_stops`).
         """
-        reason = reason or CancelReason(kind='region', detail=region)
+        reason = given_reason(reason, CancelReason(kind='region', detail=region))
         self._book.close_region(region, RegionCancel(mode=mode, reason=reason, at=self._clock.now()))
         if self._book.records.region_delivered(region):
             return None
