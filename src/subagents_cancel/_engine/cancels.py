@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from contextlib import nullcontext
 
-from subagents_cancel.clock import Clock
+from subagents_cancel.clock import Clock, MonotonicClock
 from subagents_cancel.config import SubAgentPolicy
 from subagents_cancel.messages import CancelMode, CancelReason
 from subagents_cancel.outcomes import HardCancelOutcome, SoftCancelOutcome
@@ -94,11 +94,15 @@ class Cancels:
         resends = self._book.resends
         loop = asyncio.get_running_loop()
         ends = loop.time() + self._receipt_wait_seconds
+        on_loop_time = type(self._clock) is MonotonicClock
         try:
             while (received := self._book.all_received((record,))) is not None and loop.time() < ends:
-                bound = loop.call_at(ends, _end_wait, received)
+                due = resends.next_due(task_ids)
+                # On the loop's own time base, one loop timer ends the wait at the earlier of the bound and the due
+                # copy; on any other clock, only the clock's own scope knows when the copy falls due.
+                bound = loop.call_at(min(ends, due) if on_loop_time else ends, _end_wait, received)
                 try:
-                    with self._clock.deadline_scope(resends.next_due(task_ids)):
+                    with _UNBOUNDED if on_loop_time else self._clock.deadline_scope(due):
                         await received
                 finally:
                     bound.cancel()
