@@ -102,8 +102,11 @@ class Cancels:
                 # copy; on any other clock, only the clock's own scope knows when the copy falls due.
                 bound = loop.call_at(min(ends, due) if on_loop_time else ends, _end_wait, received)
                 try:
-                    with _UNBOUNDED if on_loop_time else self._clock.deadline_scope(due):
+                    if on_loop_time:
                         await received
+                    else:
+                        with self._clock.deadline_scope(due):
+                            await received
                 finally:
                     bound.cancel()
                 resends.send_due(task_ids)
