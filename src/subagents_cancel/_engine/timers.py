@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from subagents_cancel.clock import Clock
+from subagents_cancel.clock import Clock, MonotonicClock
 
 __all__ = ('Timer', 'Timers')
 
@@ -49,6 +49,12 @@ def _nothing() -> None:
     """The callback of a timer cancelled before its time."""
 
 
+def _resolve(changed: asyncio.Future[None]) -> None:
+    """The sleeper's time came: wake it (unless something woke it first)."""
+    if not changed.done():
+        changed.set_result(None)
+
+
 class Timers:
     """The timers of one owner, fired in order of their time (then of their setting) by one sleeping task.
 
@@ -68,6 +74,8 @@ class Timers:
         self._cancelled_entries = 0
         """How many entries of the heap are timers cancelled before their time (see `_cancelled`)."""
         self._closed = False
+        self._on_loop_time = type(clock) is MonotonicClock
+        """Whether the clock reads the event loop's time: then the sleeper sleeps on a loop timer of its own."""
 
     def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
         """Run `callback` once the clock reaches `when` (at once, if it has); return a handle to cancel it.
@@ -149,9 +157,16 @@ class Timers:
                 continue
             when, _, timer = self._heap[0]
             if self._clock.now() < when:
-                self._changed = loop.create_future()
-                with self._clock.deadline_scope(when):
-                    await self._changed
+                changed = self._changed = loop.create_future()
+                if self._on_loop_time:  # the loop's own timer wakes it: no cancel scope to enter and leave
+                    alarm = loop.call_at(when, _resolve, changed)
+                    try:
+                        await changed
+                    finally:
+                        alarm.cancel()
+                else:
+                    with self._clock.deadline_scope(when):
+                        await changed
                 continue
             heapq.heappop(self._heap)
             timer.cancelled = True  # fired: a later `cancel()` is a no-op, and it is not counted as set
