@@ -44,7 +44,8 @@ from ._engine.arrivals import Arrivals
 from ._engine.host_settles import HookRunner, HostedTask, HostSettles
 from ._engine.launch import agent_for, run_instructions
 from ._engine.runner import TaskRunner, TaskSpec
-from ._engine.tool_threads import SyncToolPool
+from ._engine.task_capability import run_capability
+from ._engine.tool_threads import SyncToolPool, declares_executor
 from .clock import Clock, MonotonicClock
 from .config import SubAgentConfig, SubAgentPolicy, index_subagents
 from .messages import (
@@ -149,6 +150,12 @@ class TaskHost(HostSettles):
         )
         self._instructions = {name: run_instructions(config) for name, config in self._configs.items()}
         """What each run of a sub-agent gets on top of its agent's instructions: one string for all its tasks."""
+        self._run_setups = {
+            name: (run_capability(agent, self._instructions[name]), declares_executor(agent))
+            for name, agent in self._agents.items()
+        }
+        """What each run of a sub-agent adds to its agent: its task capability, if the agent carries none, and
+        whether the agent may bring a thread executor of its own; both fixed with the agent, so decided once."""
         self._durable = durable
         self._hooks = hooks
         self._transport = transport
@@ -258,6 +265,7 @@ class TaskHost(HostSettles):
         if config is None or start.task_id in self._hosted:
             _log.warning('task host %s refused to start %s (%s)', self.address, start.task_id, start.subagent)
             return
+        task_capability, agent_declares_executor = self._run_setups[config.name]
         spec = TaskSpec(
             task_id=start.task_id,
             owner_address=start.owner_address,
@@ -266,6 +274,8 @@ class TaskHost(HostSettles):
             prompt=start.prompt,
             message_history=start.message_history,
             instructions=self._instructions[config.name],
+            task_capability=task_capability,
+            agent_declares_executor=agent_declares_executor,
             refuse_tools_after_cancel=start.refuse_tools_after_cancel,
             preempt_on_soft_cancel=start.preempt_on_soft_cancel,
             cascade_grace_factor=start.cascade_grace_factor,

@@ -52,9 +52,8 @@ from .delivery import DeliveryEvent
 from .preemption import StepPreemption
 from .run_failures import stray_cancellation
 from .run_usage import model_responses, plus_unreported
-from .task_capability import run_capability, use_channel
+from .task_capability import use_channel
 from .task_spec import TaskSpec
-from .tool_threads import declares_executor
 
 __all__ = ('TaskRunner', 'TaskSpec')
 
@@ -125,12 +124,12 @@ class TaskRunner(CancelMailbox):
         # The run's task tools and hooks act for this runner; an agent that `agent_for` built carries its own hooks.
         use_channel(self, refuse_tools_after_cancel=self.spec.refuse_tools_after_cancel)
         capabilities: list[AbstractCapability[object]] = []
-        if (task_capability := run_capability(self.spec.agent, self.spec.instructions)) is not None:
-            capabilities.append(task_capability)
+        if self.spec.task_capability is not None:
+            capabilities.append(self.spec.task_capability)
         if self.spec.preempt_on_soft_cancel:
             self._preemption = StepPreemption(held=self._request_held)
             capabilities.append(self._preemption)
-        if declares_executor(self.spec.agent) and not self.spec.durable:  # only a run capability overrides the agent's
+        if self.spec.agent_declares_executor and not self.spec.durable:  # only a run capability overrides the agent's
             capabilities.append(UseThreadExecutor(self._threads))
         run: AgentRun[None, object] | None = None
         try:

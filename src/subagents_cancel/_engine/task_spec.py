@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pydantic_ai.agent import AbstractAgent
+from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.messages import ModelMessage
 
 from subagents_cancel.messages import TaskId
@@ -25,6 +26,11 @@ class TaskSpec:
     """The conversation the run continues (a resumed task's repaired history); `prompt` is its next user message."""
     instructions: str
     """Added to the sub-agent's own instructions for this run."""
+    task_capability: AbstractCapability[object] | None
+    """The task capability added to the run: none if the agent carries its own (`run_capability`, decided once per
+    sub-agent by the host, as the agent and its instructions are fixed)."""
+    agent_declares_executor: bool
+    """Whether the agent may bring a thread executor of its own (`declares_executor`, decided once per sub-agent)."""
     refuse_tools_after_cancel: bool
     preempt_on_soft_cancel: bool
     """A soft cancel interrupts the model request and tool calls in flight instead of waiting for them."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import anyio
 
@@ -20,18 +21,27 @@ __all__ = ('Waiters',)
 
 @dataclass(eq=False, slots=True)
 class _Waiter:
+    """One caller's wait, woken through a bare future made only once it waits.
+
+    Not an `anyio.Event`: its wrappers cost a wait more than the rest of its bookkeeping, and a wait that is over at
+    once needs no future at all.
+    """
+
     watched: frozenset[TaskId]
     unsettled: set[TaskId]
     wait_for: WaitFor
     stop_on_question: bool
-    woken: anyio.Event = field(default_factory=anyio.Event)
+    woken: bool = False
+    wakeup: asyncio.Future[None] | None = None
 
     def update(self, record: TaskRecord) -> None:
         if record.settled:
             self.unsettled.discard(record.task_id)
         done = not self.unsettled or (self.wait_for == 'any' and len(self.unsettled) < len(self.watched))
         if done or (self.stop_on_question and _asks_parent(record)):
-            self.woken.set()
+            self.woken = True
+            if self.wakeup is not None and not self.wakeup.done():  # a wait cancelled meanwhile cancelled it
+                self.wakeup.set_result(None)
 
 
 def _asks_parent(record: TaskRecord) -> bool:
@@ -68,13 +78,14 @@ class Waiters:
         )
         for record in records:
             waiter.update(record)
-        if waiter.woken.is_set() or not records:
+        if waiter.woken or not records:
             await anyio.lowlevel.checkpoint()
             return True
+        waiter.wakeup = asyncio.get_running_loop().create_future()
         self._waiting.add(waiter)
         try:
             with self._clock.deadline_scope(deadline) if deadline is not None else nullcontext():
-                await waiter.woken.wait()
+                await waiter.wakeup
         finally:
             self._waiting.discard(waiter)
-        return waiter.woken.is_set()
+        return waiter.woken
