@@ -1,0 +1,133 @@
+"""Defects a hostile review of the sixth lean round found: each test asserts the promised behaviour, and fails today.
+
+The round made `TaskCapability` public: a user's own agent carries the sub-agent task capability from its
+construction, and a run of it is the task's when the run's agent is the one the task's binding names
+(`ctx.agent is binding.agent`). Driven as a model drives them: the sub-agent's tools and the manager's API.
+"""
+
+from __future__ import annotations
+
+import pytest
+from inline_snapshot import snapshot
+from pydantic_ai import Agent
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from subagents_cancel import (
+    Cancelled,
+    CancelReason,
+    Completed,
+    PartialResult,
+    SubAgentConfig,
+    SubAgentManager,
+    TaskCapability,
+    TaskStatus,
+)
+from subagents_cancel.testing import ManualClock
+
+from .helpers import Gate, Script, Step, call, resolve, text, tool_returns
+
+pytestmark = pytest.mark.anyio
+
+_SAME_AGENT_IS_THE_TASK = (
+    "a run of the task's own agent that its tool starts is taken for the task's run (task_binding.task_of compares "
+    'only the agent): its accepted output becomes the output a later cancel loses to'
+)
+
+
+class _Offered:
+    """A scripted model that also notes, per request, the tools offered and whether the cancel instructions came."""
+
+    def __init__(self, steps: list[Step]) -> None:
+        self.steps = steps
+        self.offered: list[tuple[list[str], bool]] = []
+
+    @property
+    def model(self) -> FunctionModel:
+        async def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+            told = 'CANCEL_REQUEST' in (info.instructions or '')
+            self.offered.append((sorted(tool.name for tool in info.function_tools), told))
+            return await resolve(self.steps.pop(0), messages)
+
+        return FunctionModel(respond)
+
+
+@pytest.mark.parametrize(
+    'consulted',
+    [
+        pytest.param('another agent', id='another agent'),
+        pytest.param(
+            'the same agent',
+            id='the same agent',
+            marks=pytest.mark.xfail(strict=True, reason=_SAME_AGENT_IS_THE_TASK),
+        ),
+    ],
+)
+async def test_a_hard_cancel_while_a_tool_ran_an_agent_with_the_capability_stops_the_task(
+    clock: ManualClock, consulted: str
+) -> None:
+    """A hard cancel while the sub-agent's tool is still running stops the task, whatever agent that tool ran."""
+    held = Gate()
+
+    async def consult(question: str) -> str:
+        """Ask an agent, then wait."""
+        answer = (await (worker if consulted == 'the same agent' else helper).run(question)).output
+        await held.wait()
+        return answer
+
+    sub = Script([call('consult', question='What first?'), text('an answer to the tool'), text('the task output')])
+    worker = Agent(sub.model, tools=[consult], capabilities=[TaskCapability()])
+    helper = Agent(sub.model, capabilities=[TaskCapability()])
+    async with SubAgentManager([SubAgentConfig(name='worker', description='W', agent=worker)], clock=clock) as mgr:
+        task_id = (await mgr.start('worker', 'Go.')).task_id
+        await held.reached.wait()
+        outcome = await mgr.hard_cancel_outcome(task_id)
+    assert (outcome.result, outcome.info.status, outcome.info.outcome, held.stopped.is_set()) == snapshot(
+        (
+            'stopped',
+            TaskStatus.CANCELLED,
+            Cancelled(mode='hard', reason=CancelReason(), partial=PartialResult()),
+            True,
+        )
+    )
+
+
+@pytest.mark.xfail(strict=True, reason=_SAME_AGENT_IS_THE_TASK)
+async def test_the_tasks_agent_run_again_by_its_own_tool_is_a_plain_agent(clock: ManualClock) -> None:
+    """The task's own agent, run again by one of its tools, is offered no task tools and no cancel instructions."""
+
+    async def consult(question: str) -> str:
+        """Ask the same agent."""
+        return (await worker.run(question)).output
+
+    sub = _Offered([call('consult', question='What first?'), text('first this'), text('done')])
+    worker = Agent(sub.model, tools=[consult], capabilities=[TaskCapability()])
+    async with SubAgentManager([SubAgentConfig(name='worker', description='W', agent=worker)], clock=clock) as mgr:
+        info = await mgr.run('worker', 'Go.')
+    assert (info.outcome, sub.offered) == snapshot(
+        (
+            Completed(output='done'),
+            [
+                (['ask_parent', 'checkpoint', 'consult'], True),
+                (['consult'], False),
+                (['ask_parent', 'checkpoint', 'consult'], True),
+            ],
+        )
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='TaskCapability has no default `id`, so pydantic-ai keeps both: two AddedTools, and the task run fails on '
+    "a tool name clash ('ask_parent') at its first model request",
+)
+async def test_an_agent_carrying_the_capability_twice_runs_its_task_as_with_one(clock: ManualClock) -> None:
+    """An agent given `TaskCapability()` twice (a careless list) runs its task as if it carried one."""
+    sub = Script([call('checkpoint', completed=['read the brief']), text('The market is $4B.')])
+    worker = Agent(sub.model, capabilities=[TaskCapability(), TaskCapability()])
+    async with SubAgentManager([SubAgentConfig(name='worker', description='W', agent=worker)], clock=clock) as mgr:
+        info = await mgr.run('worker', 'Research X')
+    told = [(each or '').count('CANCEL_REQUEST') for each in sub.instructions]
+    assert (info.outcome, [tool_returns(messages) for messages in sub.requests], told) == snapshot(
+        (Completed(output='The market is $4B.'), [[], ['Checkpoint 1 recorded.']], [1, 1])
+    )
