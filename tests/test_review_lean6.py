@@ -7,9 +7,12 @@ construction, and a run of it is the task's when the run's agent is the one the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
+import anyio
 import pytest
 from inline_snapshot import snapshot
-from pydantic_ai import Agent, RunContext
+from pydantic_ai import Agent, RunContext, Tool
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
@@ -20,12 +23,15 @@ from subagents_cancel import (
     PartialResult,
     SubAgentConfig,
     SubAgentManager,
+    SubAgentPolicy,
     TaskCapability,
     TaskStatus,
 )
+from subagents_cancel.messages import CancelRequest
 from subagents_cancel.testing import ManualClock
+from subagents_cancel.wire import WireMessage
 
-from .helpers import Gate, Script, Step, call, resolve, text, tool_returns
+from .helpers import Gate, Script, Step, WrappedTransport, call, resolve, text, tool_returns
 
 pytestmark = pytest.mark.anyio
 
@@ -173,3 +179,122 @@ async def test_cancel_all_with_a_mode_there_is_not_raises_and_touches_no_task(cl
             mgr.cancel_all('Hard', reason=CancelReason())  # pyright: ignore[reportArgumentType]
         info = mgr.get(task_id)
     assert (info.status, info.cancel) == snapshot((TaskStatus.RUNNING, None))
+
+
+# --- checked, no defect found: the cancel path on the real clock (the fuzz runs a manual clock) -------------------
+
+
+async def test_on_the_real_clock_a_grace_window_ends_before_a_later_deadline() -> None:
+    """On the real clock, a grace window that ends before the task's own deadline escalates the cancel then."""
+    gate = Gate()
+    worker = Agent(Script([gate.block_forever()]).model, capabilities=[TaskCapability()])
+    async with SubAgentManager([SubAgentConfig(name='worker', description='W', agent=worker)]) as mgr:
+        task_id = (await mgr.start('worker', 'Go.', timeout_seconds=3600)).task_id
+        await gate.reached.wait()
+        await mgr.soft_cancel(task_id, grace_seconds=0.01)
+        (info,) = (await mgr.wait([task_id])).tasks
+    assert (info.outcome, gate.stopped.is_set()) == snapshot(
+        (Cancelled(mode='hard', reason=CancelReason(), partial=PartialResult(), escalated=True), True)
+    )
+
+
+async def test_on_the_real_clock_a_grace_window_set_once_every_timer_was_cancelled_ends() -> None:
+    """On the real clock, after the owner's only timer was cancelled (its task ended), a new grace window still ends."""
+    gate = Gate()
+    worker = Agent(Script([text('done'), gate.block_forever()]).model, capabilities=[TaskCapability()])
+    async with SubAgentManager([SubAgentConfig(name='worker', description='W', agent=worker)]) as mgr:
+        first = await mgr.run('worker', 'Quick.', timeout_seconds=3600)
+        task_id = (await mgr.start('worker', 'Go.')).task_id
+        await gate.reached.wait()
+        await mgr.soft_cancel(task_id, grace_seconds=0.01)
+        (info,) = (await mgr.wait([task_id])).tasks
+    assert (first.outcome, info.outcome) == snapshot(
+        (
+            Completed(output='done'),
+            Cancelled(mode='hard', reason=CancelReason(), partial=PartialResult(), escalated=True),
+        )
+    )
+
+
+class _LosesTheFirstRequest(WrappedTransport):
+    """Loses the first cancel request it is given, and tells the sender it was delivered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost: list[CancelRequest] = []
+
+    def send_nowait(self, address: str, message: WireMessage) -> bool:
+        if isinstance(message, CancelRequest) and not self.lost:
+            self.lost.append(message)
+            return True
+        return self.inner.send_nowait(address, message)
+
+
+async def test_on_the_real_clock_a_soft_cancels_receipt_wait_sends_the_lost_request_again() -> None:
+    """On the real clock, a soft cancel whose request was lost sends its copy while it waits, and gets the receipt."""
+    gate = Gate()
+    sub = Script([gate.hold(call('checkpoint', completed=['EU']))], on_cancel=text('Stopped: EU done.'))
+    worker = Agent(sub.model, capabilities=[TaskCapability()])
+    transport = _LosesTheFirstRequest()
+    policy = SubAgentPolicy(cancel_resend_seconds=0.01)
+    config = SubAgentConfig(name='worker', description='W', agent=worker)
+    async with transport, SubAgentManager([config], transport=transport, policy=policy) as mgr:
+        task_id = (await mgr.start('worker', 'Go.')).task_id
+        await gate.reached.wait()
+        outcome = await mgr.soft_cancel_outcome(task_id)
+        gate.release.set()
+        (info,) = (await mgr.wait([task_id])).tasks
+    assert outcome.info.cancel is not None and [request.message_id for request in transport.lost] == [
+        outcome.info.cancel.request_id
+    ]
+    assert (outcome.result, info.outcome) == snapshot(
+        (
+            'requested',
+            Cancelled(
+                mode='soft',
+                reason=CancelReason(),
+                partial=PartialResult(
+                    completed=('EU',), final_message='Stopped: EU done.', checkpoints=1, read_request=True
+                ),
+            ),
+        )
+    )
+
+
+@dataclass
+class _Stubborn:
+    """A tool body that swallows the first cancellation and goes on until let go (a badly behaved tool)."""
+
+    entered: anyio.Event = field(default_factory=anyio.Event)
+    let_go: anyio.Event = field(default_factory=anyio.Event)
+
+    async def work(self) -> str:
+        """Do the work."""
+        self.entered.set()
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            pass  # swallowed: the point of this tool
+        await self.let_go.wait()
+        return 'finished anyway'
+
+
+async def test_on_the_real_clock_a_hard_cancel_of_a_task_that_will_not_stop_returns_at_its_bound() -> None:
+    """On the real clock, a hard cancel of a run that swallows it returns `timed_out` at its bound, task unresponsive."""
+    stubborn = _Stubborn()
+    worker = Agent(
+        Script([call('stubborn'), text('done')]).model,
+        tools=[Tool(stubborn.work, name='stubborn')],
+        capabilities=[TaskCapability()],
+    )
+    policy = SubAgentPolicy(hard_cancel_wait_seconds=0.05, final_answer_wait_seconds=0.01)
+    config = SubAgentConfig(name='worker', description='W', agent=worker)
+    async with SubAgentManager([config], policy=policy) as mgr:
+        task_id = (await mgr.start('worker', 'Go.')).task_id
+        await stubborn.entered.wait()
+        outcome = await mgr.hard_cancel_outcome(task_id)
+        stubborn.let_go.set()
+        (info,) = (await mgr.wait([task_id])).tasks
+    assert (outcome.result, outcome.info.status, outcome.info.unresponsive, info.status) == snapshot(
+        ('timed_out', TaskStatus.RUNNING, True, TaskStatus.CANCELLED)
+    )
