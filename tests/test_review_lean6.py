@@ -13,7 +13,9 @@ import anyio
 import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import Agent, RunContext, Tool
+from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models import ModelRequestContext
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from subagents_cancel import (
@@ -28,6 +30,7 @@ from subagents_cancel import (
     TaskStatus,
 )
 from subagents_cancel.messages import CancelRequest
+from subagents_cancel.outcomes import HardCancelOutcome
 from subagents_cancel.testing import ManualClock
 from subagents_cancel.wire import WireMessage
 
@@ -179,6 +182,62 @@ async def test_cancel_all_with_a_mode_there_is_not_raises_and_touches_no_task(cl
             mgr.cancel_all('Hard', reason=CancelReason())  # pyright: ignore[reportArgumentType]
         info = mgr.get(task_id)
     assert (info.status, info.cancel) == snapshot((TaskStatus.RUNNING, None))
+
+
+@dataclass
+class _PostProcessesResponses(AbstractCapability[object]):
+    """An application capability that post-processes each model response slowly: the response has arrived meanwhile."""
+
+    gate: Gate
+
+    async def after_model_request(
+        self, ctx: RunContext[object], *, request_context: ModelRequestContext, response: ModelResponse
+    ) -> ModelResponse:
+        await self.gate.wait()
+        return response
+
+
+@pytest.mark.parametrize(
+    'listed',
+    [
+        pytest.param('last', id='TaskCapability listed last'),
+        pytest.param(
+            'first',
+            id='TaskCapability listed first',
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason='TaskCapability declares no ordering: listed before a capability with after_model_request, '
+                'its own after_model_request (response_arrived) runs only once that one returns, so the ending '
+                'window is not open while the arrived answer is post-processed',
+            ),
+        ),
+    ],
+)
+async def test_a_hard_cancel_while_an_arrived_final_answer_is_post_processed_loses_to_it(
+    clock: ManualClock, listed: str
+) -> None:
+    """A hard cancel while an application capability post-processes the final answer waits for it: the answer wins."""
+    post_processing = Gate()
+    sub = Script([text('the full report')])
+    post = _PostProcessesResponses(post_processing)
+    capabilities = [TaskCapability(), post] if listed == 'first' else [post, TaskCapability()]
+    worker = Agent(sub.model, capabilities=capabilities)
+    async with SubAgentManager([SubAgentConfig(name='worker', description='W', agent=worker)], clock=clock) as mgr:
+        task_id = (await mgr.start('worker', 'Go.')).task_id
+        await post_processing.reached.wait()
+
+        async def let_it_finish() -> None:
+            await anyio.wait_all_tasks_blocked()  # the hard cancel has reached the task
+            post_processing.release.set()
+
+        outcomes: list[HardCancelOutcome] = []
+        async with anyio.create_task_group() as group:
+            group.start_soon(let_it_finish)
+            outcomes.append(await mgr.hard_cancel_outcome(task_id))
+    ((result, outcome),) = [(each.result, each.info.outcome) for each in outcomes]
+    assert (result, outcome, post_processing.stopped.is_set()) == snapshot(
+        ('lost', Completed(output='the full report'), False)
+    )
 
 
 # --- checked, no defect found: the cancel path on the real clock (the fuzz runs a manual clock) -------------------
