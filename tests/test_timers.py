@@ -12,6 +12,7 @@ import anyio
 import pytest
 
 from subagents_cancel._engine.timers import Timers
+from subagents_cancel.clock import MonotonicClock
 from subagents_cancel.testing import ManualClock
 
 pytestmark = pytest.mark.anyio
@@ -174,4 +175,41 @@ async def test_a_cancelled_timer_keeps_nothing_of_its_callback_while_a_live_one_
     assert len(timers) == 1
     assert timers.pending_entries() < 100  # the heap of the sleeper is compacted, not 1,001 entries long
     live.cancel()
+    await timers.aclose()
+
+
+async def test_on_the_real_clock_an_earlier_timer_fires_while_a_later_one_waits() -> None:
+    """On the event loop's own clock, a timer set before the one slept for fires on its time, the later one not."""
+    clock = MonotonicClock()
+    timers = Timers(clock)
+    fired: list[str] = []
+    early = anyio.Event()
+    late = timers.call_at(clock.now() + 3600, lambda: fired.append('late'))
+    await settle()
+
+    def first() -> None:
+        fired.append('early')
+        early.set()
+
+    timers.call_at(clock.now(), first)
+    await early.wait()
+    assert fired == ['early']
+    assert len(timers) == 1
+    late.cancel()
+    await timers.aclose()
+
+
+async def test_on_the_real_clock_cancelling_every_timer_keeps_no_entry() -> None:
+    """On the event loop's own clock, once every timer is cancelled the sleeper keeps none, and a new one fires."""
+    clock = MonotonicClock()
+    timers = Timers(clock)
+    first = timers.call_at(clock.now() + 3600, lambda: None)
+    await settle()
+    timers.call_at(clock.now() + 7200, lambda: None).cancel()
+    first.cancel()
+    assert (len(timers), timers.pending_entries()) == (0, 0)
+    fired = anyio.Event()
+    timers.call_at(clock.now(), fired.set)
+    await fired.wait()
+    assert len(timers) == 0
     await timers.aclose()

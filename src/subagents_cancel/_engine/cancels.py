@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from contextlib import nullcontext
 
-from subagents_cancel.clock import Clock
+from subagents_cancel.clock import Clock, MonotonicClock
 from subagents_cancel.config import SubAgentPolicy
 from subagents_cancel.messages import CancelMode, CancelReason
 from subagents_cancel.outcomes import HardCancelOutcome, SoftCancelOutcome
@@ -94,12 +94,19 @@ class Cancels:
         resends = self._book.resends
         loop = asyncio.get_running_loop()
         ends = loop.time() + self._receipt_wait_seconds
+        on_loop_time = type(self._clock) is MonotonicClock
         try:
             while (received := self._book.all_received((record,))) is not None and loop.time() < ends:
-                bound = loop.call_at(ends, _end_wait, received)
+                due = resends.next_due(task_ids)
+                # On the loop's own time base, one loop timer ends the wait at the earlier of the bound and the due
+                # copy; on any other clock, only the clock's own scope knows when the copy falls due.
+                bound = loop.call_at(min(ends, due) if on_loop_time else ends, _end_wait, received)
                 try:
-                    with self._clock.deadline_scope(resends.next_due(task_ids)):
+                    if on_loop_time:
                         await received
+                    else:
+                        with self._clock.deadline_scope(due):
+                            await received
                 finally:
                     bound.cancel()
                 resends.send_due(task_ids)
@@ -150,13 +157,18 @@ class Cancels:
         """
         task_ids = [record.task_id for record in records]
         resends = self._book.resends
+        deadline = self._clock.now() + self._hard_cancel_wait_seconds
         try:
-            with (
-                collector_paused(len(records)),
-                self._clock.deadline_scope(self._clock.now() + self._hard_cancel_wait_seconds),
-            ):
-                while not await self._stopped(records, resends.next_due(task_ids)):
-                    resends.send_due(task_ids)
+            if type(self._clock) is MonotonicClock:  # one scope per wait: the earlier of the bound and a copy's time
+                with collector_paused(len(records)):
+                    while not await self._stopped(records, min(deadline, resends.next_due(task_ids))):
+                        if self._clock.now() >= deadline:
+                            break
+                        resends.send_due(task_ids)
+            else:  # a test clock's scopes fire as it is advanced: the bound keeps a scope of its own
+                with collector_paused(len(records)), self._clock.deadline_scope(deadline):
+                    while not await self._stopped(records, resends.next_due(task_ids)):
+                        resends.send_due(task_ids)
         finally:
             resends.release(task_ids)
         stuck = [record for record in records if not record.status.is_terminal]

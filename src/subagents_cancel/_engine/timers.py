@@ -9,6 +9,7 @@ without waiting). Thousands of running tasks with deadlines cost one sleeping ta
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import heapq
 import itertools
 import logging
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from subagents_cancel.clock import Clock
+from subagents_cancel.clock import Clock, MonotonicClock
 
 __all__ = ('Timer', 'Timers')
 
@@ -49,6 +50,16 @@ def _nothing() -> None:
     """The callback of a timer cancelled before its time."""
 
 
+_NO_CONTEXT = contextvars.Context()
+"""What the sleeper's alarm runs in: it only wakes the sleeper, and keeps no context of whoever set a timer."""
+
+
+def _resolve(changed: asyncio.Future[None]) -> None:
+    """The sleeper's time came: wake it (unless something woke it first)."""
+    if not changed.done():
+        changed.set_result(None)
+
+
 class Timers:
     """The timers of one owner, fired in order of their time (then of their setting) by one sleeping task.
 
@@ -68,6 +79,11 @@ class Timers:
         self._cancelled_entries = 0
         """How many entries of the heap are timers cancelled before their time (see `_cancelled`)."""
         self._closed = False
+        self._on_loop_time = type(clock) is MonotonicClock
+        """Whether the clock reads the event loop's time: then a loop timer of its own (`_alarm`) wakes the sleeper."""
+        self._alarm: asyncio.TimerHandle | None = None
+        """On the loop's time, while the sleeper sleeps until the earliest timer: the loop timer that wakes it then.
+        An earlier timer moves it, and cancelling the last one cancels it, without waking the sleeper."""
 
     def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
         """Run `callback` once the clock reaches `when` (at once, if it has); return a handle to cancel it.
@@ -84,21 +100,39 @@ class Timers:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._fire_due(), name=self._name)
         elif earliest is None or when < earliest:
-            self._wake()  # the sleeper wakes and sleeps again until the new earliest time
+            self._earlier(when)
         return timer
 
+    def _earlier(self, when: float) -> None:
+        """The earliest timer is now due at `when`: the sleeper's alarm is moved there, or the sleeper woken."""
+        changed = self._changed
+        if self._on_loop_time and changed is not None and not changed.done():  # the sleeper sleeps on `changed`
+            if self._alarm is not None:
+                self._alarm.cancel()
+            self._alarm = asyncio.get_running_loop().call_at(when, _resolve, changed, context=_NO_CONTEXT)
+        else:
+            self._wake()  # the sleeper wakes and sleeps again until the new earliest time
+
     def _cancelled(self, timer: Timer) -> None:
-        """`timer` was cancelled: if it was the last one set, wake the sleeper, so that it sleeps without a deadline.
+        """`timer` was cancelled: if it was the last one set, the sleeper sleeps without a deadline from now on.
 
         A sleeper left sleeping until a cancelled time keeps a live timer on the event loop, and asyncio then keeps
         every cancelled timer behind it (with the context of the task that set it: a stopped run's whole state)
-        until that time; with nothing live left, the loop drops them at once. While other timers are set, the
-        sleeper is left alone (a region's thousand cancels wake it once, not a thousand times).
+        until that time; with nothing live left, the loop drops them at once. So the sleeper's alarm is cancelled
+        (and the heap, only cancelled entries now, emptied), or on another clock the sleeper woken. While other
+        timers are set, the sleeper is left alone (a region's thousand cancels wake it once, not a thousand times).
         """
         self._live -= 1
         self._cancelled_entries += 1
         if self._live == 0:
-            self._wake()
+            if self._on_loop_time:
+                self._heap = []  # made anew, not emptied: `aclose` may be going through the old one
+                self._cancelled_entries = 0
+                if self._alarm is not None:
+                    self._alarm.cancel()
+                    self._alarm = None
+            else:
+                self._wake()
         elif (
             not self._closed
             and self._cancelled_entries > _COMPACT_AFTER
@@ -143,17 +177,23 @@ class Timers:
             while self._heap and self._heap[0][2].cancelled:
                 heapq.heappop(self._heap)
                 self._cancelled_entries -= 1
-            if not self._heap:
-                self._changed = loop.create_future()
-                await self._changed
+            when = self._heap[0][0] if self._heap else None
+            if when is None or self._clock.now() < when:
+                changed = self._changed = loop.create_future()
+                if when is not None and self._on_loop_time:  # a loop timer wakes it: no cancel scope to enter
+                    self._alarm = loop.call_at(when, _resolve, changed, context=_NO_CONTEXT)
+                try:
+                    if when is None or self._on_loop_time:
+                        await changed
+                    else:
+                        with self._clock.deadline_scope(when):
+                            await changed
+                finally:
+                    if self._alarm is not None:  # set here, or by a timer set earlier while it slept
+                        self._alarm.cancel()
+                        self._alarm = None
                 continue
-            when, _, timer = self._heap[0]
-            if self._clock.now() < when:
-                self._changed = loop.create_future()
-                with self._clock.deadline_scope(when):
-                    await self._changed
-                continue
-            heapq.heappop(self._heap)
+            _, _, timer = heapq.heappop(self._heap)
             timer.cancelled = True  # fired: a later `cancel()` is a no-op, and it is not counted as set
             self._live -= 1
             try:
