@@ -357,3 +357,77 @@ async def test_on_the_real_clock_a_hard_cancel_of_a_task_that_will_not_stop_retu
     assert (outcome.result, outcome.info.status, outcome.info.unresponsive, info.status) == snapshot(
         ('timed_out', TaskStatus.RUNNING, True, TaskStatus.CANCELLED)
     )
+
+
+class _LosesRequests(WrappedTransport):
+    """Loses the first `lose` cancel requests it is given, and tells the sender each was delivered."""
+
+    def __init__(self, lose: int) -> None:
+        super().__init__()
+        self.lose = lose
+        self.lost: list[CancelRequest] = []
+
+    def send_nowait(self, address: str, message: WireMessage) -> bool:
+        if isinstance(message, CancelRequest) and len(self.lost) < self.lose:
+            self.lost.append(message)
+            return True
+        return self.inner.send_nowait(address, message)
+
+
+async def test_on_the_real_clock_a_soft_cancel_never_received_returns_unconfirmed_and_its_window_still_ends() -> None:
+    """On the real clock, a soft request and every copy lost: the call returns at its bound, the grace window ends."""
+    gate = Gate()
+    worker = Agent(Script([gate.block_forever()]).model, capabilities=[TaskCapability()])
+    transport = _LosesRequests(lose=1_000)
+    policy = SubAgentPolicy(receipt_wait_seconds=0.05, cancel_resend_seconds=0.01)
+    config = SubAgentConfig(name='worker', description='W', agent=worker)
+    async with transport, SubAgentManager([config], transport=transport, policy=policy) as mgr:
+        task_id = (await mgr.start('worker', 'Go.')).task_id
+        await gate.reached.wait()
+        outcome = await mgr.soft_cancel_outcome(task_id, grace_seconds=0.1)
+        (info,) = (await mgr.wait([task_id])).tasks
+    assert (outcome.result, len(transport.lost) > 1, info.outcome, gate.stopped.is_set()) == snapshot(
+        (
+            'unconfirmed',
+            True,
+            Cancelled(mode='hard', reason=CancelReason(), partial=PartialResult(), escalated=True),
+            True,
+        )
+    )
+
+
+async def test_on_the_real_clock_a_hard_cancel_whose_request_was_lost_sends_it_again_and_stops_the_task() -> None:
+    """On the real clock, a hard request lost once is sent again within the cancel's one wait, and the task stops."""
+    gate = Gate()
+    worker = Agent(Script([gate.block_forever()]).model, capabilities=[TaskCapability()])
+    transport = _LosesRequests(lose=1)
+    policy = SubAgentPolicy(cancel_resend_seconds=0.01)
+    config = SubAgentConfig(name='worker', description='W', agent=worker)
+    async with transport, SubAgentManager([config], transport=transport, policy=policy) as mgr:
+        task_id = (await mgr.start('worker', 'Go.')).task_id
+        await gate.reached.wait()
+        outcome = await mgr.hard_cancel_outcome(task_id)
+    assert (outcome.result, len(transport.lost), outcome.info.outcome, gate.stopped.is_set()) == snapshot(
+        ('stopped', 1, Cancelled(mode='hard', reason=CancelReason(), partial=PartialResult()), True)
+    )
+
+
+async def test_on_the_real_clock_grace_windows_set_latest_first_each_end() -> None:
+    """On the real clock, grace windows set latest first (each moves the alarm earlier) all end, each task stopped."""
+    gates = [Gate(), Gate(), Gate()]
+    worker = Agent(Script([gate.block_forever() for gate in gates]).model, capabilities=[TaskCapability()])
+    async with SubAgentManager([SubAgentConfig(name='worker', description='W', agent=worker)]) as mgr:
+        task_ids: list[str] = []
+        for gate in gates:
+            task_ids.append((await mgr.start('worker', 'Go.')).task_id)
+            await gate.reached.wait()
+        for task_id, grace in zip(task_ids, (0.03, 0.02, 0.01), strict=True):
+            await mgr.soft_cancel(task_id, grace_seconds=grace)
+        infos = (await mgr.wait(task_ids)).tasks
+    assert [(info.outcome, gate.stopped.is_set()) for info, gate in zip(infos, gates, strict=True)] == snapshot(
+        [
+            (Cancelled(mode='hard', reason=CancelReason(), partial=PartialResult(), escalated=True), True),
+            (Cancelled(mode='hard', reason=CancelReason(), partial=PartialResult(), escalated=True), True),
+            (Cancelled(mode='hard', reason=CancelReason(), partial=PartialResult(), escalated=True), True),
+        ]
+    )
