@@ -7,13 +7,14 @@ construction, and a run of it is the task's when the run's agent is the one the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
 
 import anyio
 import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import Agent, RunContext, Tool
-from pydantic_ai.capabilities import AbstractCapability
+from pydantic_ai.capabilities import Hooks
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models import ModelRequestContext
 from pydantic_ai.models.function import AgentInfo, FunctionModel
@@ -36,12 +37,22 @@ from subagents_cancel.wire import WireMessage
 
 from .helpers import Gate, Script, Step, WrappedTransport, call, resolve, text, tool_returns
 
+# The hard-cancel tests' tool that swallows its cancellation, the one such tool of the suite (no second copy here).
+from .test_hard_cancel import _Stubborn  # pyright: ignore[reportPrivateUsage]
+
 pytestmark = pytest.mark.anyio
 
 _SAME_AGENT_IS_THE_TASK = (
     "a run of the task's own agent that its tool starts is taken for the task's run (task_binding.task_of compares "
     'only the agent): its accepted output becomes the output a later cancel loses to'
 )
+
+
+def _passes_and_fails(name: str, passing: str, failing: str, *, reason: str) -> pytest.MarkDecorator:
+    """Run a test with `name` set to `passing`, which holds today, and to `failing`, the defect `reason` names."""
+    return pytest.mark.parametrize(
+        name, [passing, pytest.param(failing, marks=pytest.mark.xfail(strict=True, reason=reason))]
+    )
 
 
 class _Offered:
@@ -61,17 +72,7 @@ class _Offered:
         return FunctionModel(respond)
 
 
-@pytest.mark.parametrize(
-    'consulted',
-    [
-        pytest.param('another agent', id='another agent'),
-        pytest.param(
-            'the same agent',
-            id='the same agent',
-            marks=pytest.mark.xfail(strict=True, reason=_SAME_AGENT_IS_THE_TASK),
-        ),
-    ],
-)
+@_passes_and_fails('consulted', 'another agent', 'the same agent', reason=_SAME_AGENT_IS_THE_TASK)
 async def test_a_hard_cancel_while_a_tool_ran_an_agent_with_the_capability_stops_the_task(
     clock: ManualClock, consulted: str
 ) -> None:
@@ -125,37 +126,42 @@ async def test_the_tasks_agent_run_again_by_its_own_tool_is_a_plain_agent(clock:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='TaskCapability has no default `id`, so pydantic-ai keeps both: two AddedTools, and the task run fails on '
-    "a tool name clash ('ask_parent') at its first model request",
-)
-async def test_an_agent_carrying_the_capability_twice_runs_its_task_as_with_one(clock: ManualClock) -> None:
-    """An agent given `TaskCapability()` twice (a careless list) runs its task as if it carried one."""
-    sub = Script([call('checkpoint', completed=['read the brief']), text('The market is $4B.')])
-    worker = Agent(sub.model, capabilities=[TaskCapability(), TaskCapability()])
-    async with SubAgentManager([SubAgentConfig(name='worker', description='W', agent=worker)], clock=clock) as mgr:
-        info = await mgr.run('worker', 'Research X')
-    told = [(each or '').count('CANCEL_REQUEST') for each in sub.instructions]
-    assert (info.outcome, [tool_returns(messages) for messages in sub.requests], told) == snapshot(
-        (Completed(output='The market is $4B.'), [[], ['Checkpoint 1 recorded.']], [1, 1])
-    )
-
-
 def _task_capability_per_run(ctx: RunContext[None]) -> TaskCapability:
     """A capability function: the agent builds its `TaskCapability` for each run."""
     return TaskCapability()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='run_capability looks for a TaskCapability in root_capability.apply, which does not see into a capability '
-    'function; it adds a TaskRunCapability as well, and the two task toolsets clash on ask_parent',
+@pytest.mark.parametrize(
+    'carried',
+    [
+        pytest.param(
+            'twice',
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason='TaskCapability has no default `id`, so pydantic-ai keeps both: two AddedTools, and the task '
+                "run fails on a tool name clash ('ask_parent') at its first model request",
+            ),
+        ),
+        pytest.param(
+            'per run',
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason='run_capability looks for a TaskCapability in root_capability.apply, which does not see into '
+                'a capability function; it adds a TaskRunCapability as well, and the two task toolsets clash on '
+                'ask_parent',
+            ),
+        ),
+    ],
 )
-async def test_an_agent_building_the_capability_per_run_runs_its_task(clock: ManualClock) -> None:
-    """An agent whose `TaskCapability` comes from a capability function checkpoints and completes, as with one."""
+async def test_an_agent_carrying_the_capability_twice_or_per_run_runs_its_task_as_with_one(
+    clock: ManualClock, carried: str
+) -> None:
+    """An agent given `TaskCapability()` twice, or by a capability function, runs its task as if it carried one."""
     sub = Script([call('checkpoint', completed=['read the brief']), text('The market is $4B.')])
-    worker = Agent(sub.model, deps_type=type(None), capabilities=[_task_capability_per_run])
+    if carried == 'twice':
+        worker = Agent(sub.model, capabilities=[TaskCapability(), TaskCapability()])
+    else:
+        worker = Agent(sub.model, deps_type=type(None), capabilities=[_task_capability_per_run])
     async with SubAgentManager([SubAgentConfig(name='worker', description='W', agent=worker)], clock=clock) as mgr:
         info = await mgr.run('worker', 'Research X')
     told = [(each or '').count('CANCEL_REQUEST') for each in sub.instructions]
@@ -184,34 +190,13 @@ async def test_cancel_all_with_a_mode_there_is_not_raises_and_touches_no_task(cl
     assert (info.status, info.cancel) == snapshot((TaskStatus.RUNNING, None))
 
 
-@dataclass
-class _PostProcessesResponses(AbstractCapability[object]):
-    """An application capability that post-processes each model response slowly: the response has arrived meanwhile."""
-
-    gate: Gate
-
-    async def after_model_request(
-        self, ctx: RunContext[object], *, request_context: ModelRequestContext, response: ModelResponse
-    ) -> ModelResponse:
-        await self.gate.wait()
-        return response
-
-
-@pytest.mark.parametrize(
+@_passes_and_fails(
     'listed',
-    [
-        pytest.param('last', id='TaskCapability listed last'),
-        pytest.param(
-            'first',
-            id='TaskCapability listed first',
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason='TaskCapability declares no ordering: listed before a capability with after_model_request, '
-                'its own after_model_request (response_arrived) runs only once that one returns, so the ending '
-                'window is not open while the arrived answer is post-processed',
-            ),
-        ),
-    ],
+    'last',
+    'first',
+    reason='TaskCapability declares no ordering: listed before a capability with after_model_request, its own '
+    'after_model_request (response_arrived) runs only once that one returns, so the ending window is not open while '
+    'the arrived answer is post-processed',
 )
 async def test_a_hard_cancel_while_an_arrived_final_answer_is_post_processed_loses_to_it(
     clock: ManualClock, listed: str
@@ -219,7 +204,14 @@ async def test_a_hard_cancel_while_an_arrived_final_answer_is_post_processed_los
     """A hard cancel while an application capability post-processes the final answer waits for it: the answer wins."""
     post_processing = Gate()
     sub = Script([text('the full report')])
-    post = _PostProcessesResponses(post_processing)
+
+    async def post_process(
+        ctx: RunContext[object], *, request_context: ModelRequestContext, response: ModelResponse
+    ) -> ModelResponse:
+        await post_processing.wait()  # slowly: the response has arrived meanwhile
+        return response
+
+    post = Hooks[object](after_model_request=post_process)
     capabilities = [TaskCapability(), post] if listed == 'first' else [post, TaskCapability()]
     worker = Agent(sub.model, capabilities=capabilities)
     async with SubAgentManager([SubAgentConfig(name='worker', description='W', agent=worker)], clock=clock) as mgr:
@@ -275,31 +267,39 @@ async def test_on_the_real_clock_a_grace_window_set_once_every_timer_was_cancell
     )
 
 
-class _LosesTheFirstRequest(WrappedTransport):
-    """Loses the first cancel request it is given, and tells the sender it was delivered."""
+class _LosesRequests(WrappedTransport):
+    """Loses the first `lose` cancel requests it is given, and tells the sender each was delivered."""
 
-    def __init__(self) -> None:
+    def __init__(self, lose: int) -> None:
         super().__init__()
+        self.lose = lose
         self.lost: list[CancelRequest] = []
 
     def send_nowait(self, address: str, message: WireMessage) -> bool:
-        if isinstance(message, CancelRequest) and not self.lost:
+        if isinstance(message, CancelRequest) and len(self.lost) < self.lose:
             self.lost.append(message)
             return True
         return self.inner.send_nowait(address, message)
 
 
-async def test_on_the_real_clock_a_soft_cancels_receipt_wait_sends_the_lost_request_again() -> None:
-    """On the real clock, a soft cancel whose request was lost sends its copy while it waits, and gets the receipt."""
-    gate = Gate()
-    sub = Script([gate.hold(call('checkpoint', completed=['EU']))], on_cancel=text('Stopped: EU done.'))
+@asynccontextmanager
+async def _a_task_behind(
+    transport: _LosesRequests, policy: SubAgentPolicy, sub: Script, gate: Gate
+) -> AsyncGenerator[tuple[SubAgentManager, str]]:
+    """A manager on the real clock and `transport`, and a task of an agent carrying `TaskCapability` at `gate`."""
     worker = Agent(sub.model, capabilities=[TaskCapability()])
-    transport = _LosesTheFirstRequest()
-    policy = SubAgentPolicy(cancel_resend_seconds=0.01)
     config = SubAgentConfig(name='worker', description='W', agent=worker)
     async with transport, SubAgentManager([config], transport=transport, policy=policy) as mgr:
         task_id = (await mgr.start('worker', 'Go.')).task_id
         await gate.reached.wait()
+        yield mgr, task_id
+
+
+async def test_on_the_real_clock_a_soft_cancels_receipt_wait_sends_the_lost_request_again() -> None:
+    """On the real clock, a soft cancel whose request was lost sends its copy while it waits, and gets the receipt."""
+    gate, transport = Gate(), _LosesRequests(lose=1)
+    sub = Script([gate.hold(call('checkpoint', completed=['EU']))], on_cancel=text('Stopped: EU done.'))
+    async with _a_task_behind(transport, SubAgentPolicy(cancel_resend_seconds=0.01), sub, gate) as (mgr, task_id):
         outcome = await mgr.soft_cancel_outcome(task_id)
         gate.release.set()
         (info,) = (await mgr.wait([task_id])).tasks
@@ -318,24 +318,6 @@ async def test_on_the_real_clock_a_soft_cancels_receipt_wait_sends_the_lost_requ
             ),
         )
     )
-
-
-@dataclass
-class _Stubborn:
-    """A tool body that swallows the first cancellation and goes on until let go (a badly behaved tool)."""
-
-    entered: anyio.Event = field(default_factory=anyio.Event)
-    let_go: anyio.Event = field(default_factory=anyio.Event)
-
-    async def work(self) -> str:
-        """Do the work."""
-        self.entered.set()
-        try:
-            await anyio.sleep_forever()
-        except anyio.get_cancelled_exc_class():
-            pass  # swallowed: the point of this tool
-        await self.let_go.wait()
-        return 'finished anyway'
 
 
 async def test_on_the_real_clock_a_hard_cancel_of_a_task_that_will_not_stop_returns_at_its_bound() -> None:
@@ -359,31 +341,11 @@ async def test_on_the_real_clock_a_hard_cancel_of_a_task_that_will_not_stop_retu
     )
 
 
-class _LosesRequests(WrappedTransport):
-    """Loses the first `lose` cancel requests it is given, and tells the sender each was delivered."""
-
-    def __init__(self, lose: int) -> None:
-        super().__init__()
-        self.lose = lose
-        self.lost: list[CancelRequest] = []
-
-    def send_nowait(self, address: str, message: WireMessage) -> bool:
-        if isinstance(message, CancelRequest) and len(self.lost) < self.lose:
-            self.lost.append(message)
-            return True
-        return self.inner.send_nowait(address, message)
-
-
 async def test_on_the_real_clock_a_soft_cancel_never_received_returns_unconfirmed_and_its_window_still_ends() -> None:
     """On the real clock, a soft request and every copy lost: the call returns at its bound, the grace window ends."""
-    gate = Gate()
-    worker = Agent(Script([gate.block_forever()]).model, capabilities=[TaskCapability()])
-    transport = _LosesRequests(lose=1_000)
+    gate, transport = Gate(), _LosesRequests(lose=1_000)
     policy = SubAgentPolicy(receipt_wait_seconds=0.05, cancel_resend_seconds=0.01)
-    config = SubAgentConfig(name='worker', description='W', agent=worker)
-    async with transport, SubAgentManager([config], transport=transport, policy=policy) as mgr:
-        task_id = (await mgr.start('worker', 'Go.')).task_id
-        await gate.reached.wait()
+    async with _a_task_behind(transport, policy, Script([gate.block_forever()]), gate) as (mgr, task_id):
         outcome = await mgr.soft_cancel_outcome(task_id, grace_seconds=0.1)
         (info,) = (await mgr.wait([task_id])).tasks
     assert (outcome.result, len(transport.lost) > 1, info.outcome, gate.stopped.is_set()) == snapshot(
@@ -398,14 +360,9 @@ async def test_on_the_real_clock_a_soft_cancel_never_received_returns_unconfirme
 
 async def test_on_the_real_clock_a_hard_cancel_whose_request_was_lost_sends_it_again_and_stops_the_task() -> None:
     """On the real clock, a hard request lost once is sent again within the cancel's one wait, and the task stops."""
-    gate = Gate()
-    worker = Agent(Script([gate.block_forever()]).model, capabilities=[TaskCapability()])
-    transport = _LosesRequests(lose=1)
+    gate, transport = Gate(), _LosesRequests(lose=1)
     policy = SubAgentPolicy(cancel_resend_seconds=0.01)
-    config = SubAgentConfig(name='worker', description='W', agent=worker)
-    async with transport, SubAgentManager([config], transport=transport, policy=policy) as mgr:
-        task_id = (await mgr.start('worker', 'Go.')).task_id
-        await gate.reached.wait()
+    async with _a_task_behind(transport, policy, Script([gate.block_forever()]), gate) as (mgr, task_id):
         outcome = await mgr.hard_cancel_outcome(task_id)
     assert (outcome.result, len(transport.lost), outcome.info.outcome, gate.stopped.is_set()) == snapshot(
         ('stopped', 1, Cancelled(mode='hard', reason=CancelReason(), partial=PartialResult()), True)
