@@ -387,8 +387,10 @@ class SubAgentManager(RegionFront):
 
         Raises:
             TypeError: `reason` is not a `CancelReason`.
-            ValueError: `grace_seconds` is not finite and 0 or more.
+            ValueError: `mode` is neither `'soft'` nor `'hard'`, or `grace_seconds` is not finite and 0 or more.
         """
+        if mode not in ('soft', 'hard'):
+            raise ValueError(f"mode must be 'soft' or 'hard'; got {mode!r}.")
         if grace_seconds is not None:
             check_duration('grace_seconds', grace_seconds, zero_allowed=True)
         reason = given_reason(reason, _BY_USER)

@@ -50,10 +50,6 @@ def _nothing() -> None:
     """The callback of a timer cancelled before its time."""
 
 
-_NO_CONTEXT = contextvars.Context()
-"""What the sleeper's alarm runs in: it only wakes the sleeper, and keeps no context of whoever set a timer."""
-
-
 def _resolve(changed: asyncio.Future[None]) -> None:
     """The sleeper's time came: wake it (unless something woke it first)."""
     if not changed.done():
@@ -81,6 +77,10 @@ class Timers:
         self._closed = False
         self._on_loop_time = type(clock) is MonotonicClock
         """Whether the clock reads the event loop's time: then a loop timer of its own (`_alarm`) wakes the sleeper."""
+        self._alarm_context = contextvars.Context()
+        """What the sleeper's alarm runs in: it only wakes the sleeper, and keeps no context of whoever set a timer.
+        One per owner, whose loop alone runs it: a context can be entered by one thread at a time, and two owners
+        may run on two loops in two threads (a sync tool running a parent agent of its own with `run_sync`)."""
         self._alarm: asyncio.TimerHandle | None = None
         """On the loop's time, while the sleeper sleeps until the earliest timer: the loop timer that wakes it then.
         An earlier timer moves it, and cancelling the last one cancels it, without waking the sleeper."""
@@ -109,7 +109,7 @@ class Timers:
         if self._on_loop_time and changed is not None and not changed.done():  # the sleeper sleeps on `changed`
             if self._alarm is not None:
                 self._alarm.cancel()
-            self._alarm = asyncio.get_running_loop().call_at(when, _resolve, changed, context=_NO_CONTEXT)
+            self._alarm = asyncio.get_running_loop().call_at(when, _resolve, changed, context=self._alarm_context)
         else:
             self._wake()  # the sleeper wakes and sleeps again until the new earliest time
 
@@ -181,7 +181,7 @@ class Timers:
             if when is None or self._clock.now() < when:
                 changed = self._changed = loop.create_future()
                 if when is not None and self._on_loop_time:  # a loop timer wakes it: no cancel scope to enter
-                    self._alarm = loop.call_at(when, _resolve, changed, context=_NO_CONTEXT)
+                    self._alarm = loop.call_at(when, _resolve, changed, context=self._alarm_context)
                 try:
                     if when is None or self._on_loop_time:
                         await changed
