@@ -1,8 +1,9 @@
-"""Defects a hostile review of the sixth lean round found: each test asserts the promised behaviour, and fails today.
+"""What a hostile review of the sixth lean round found, now mended, and what it checked on the real clock.
 
 The round made `TaskCapability` public: a user's own agent carries the sub-agent task capability from its
-construction, and a run of it is the task's when the run's agent is the one the task's binding names
-(`ctx.agent is binding.agent`). Driven as a model drives them: the sub-agent's tools and the manager's API.
+construction. A run of it is the task's when it is the first run of the task's agent to ask (not another run of the
+same agent that the task's tool starts); an agent refuses it twice, or ahead of a capability that handles model
+responses. Driven as a model drives them: the sub-agent's tools and the manager's API.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import Agent, RunContext, Tool
 from pydantic_ai.capabilities import Hooks
+from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models import ModelRequestContext
 from pydantic_ai.models.function import AgentInfo, FunctionModel
@@ -42,18 +44,6 @@ from .test_hard_cancel import _Stubborn  # pyright: ignore[reportPrivateUsage]
 
 pytestmark = pytest.mark.anyio
 
-_SAME_AGENT_IS_THE_TASK = (
-    "a run of the task's own agent that its tool starts is taken for the task's run (task_binding.task_of compares "
-    'only the agent): its accepted output becomes the output a later cancel loses to'
-)
-
-
-def _passes_and_fails(name: str, passing: str, failing: str, *, reason: str) -> pytest.MarkDecorator:
-    """Run a test with `name` set to `passing`, which holds today, and to `failing`, the defect `reason` names."""
-    return pytest.mark.parametrize(
-        name, [passing, pytest.param(failing, marks=pytest.mark.xfail(strict=True, reason=reason))]
-    )
-
 
 class _Offered:
     """A scripted model that also notes, per request, the tools offered and whether the cancel instructions came."""
@@ -72,7 +62,7 @@ class _Offered:
         return FunctionModel(respond)
 
 
-@_passes_and_fails('consulted', 'another agent', 'the same agent', reason=_SAME_AGENT_IS_THE_TASK)
+@pytest.mark.parametrize('consulted', ['another agent', 'the same agent'])
 async def test_a_hard_cancel_while_a_tool_ran_an_agent_with_the_capability_stops_the_task(
     clock: ManualClock, consulted: str
 ) -> None:
@@ -102,7 +92,6 @@ async def test_a_hard_cancel_while_a_tool_ran_an_agent_with_the_capability_stops
     )
 
 
-@pytest.mark.xfail(strict=True, reason=_SAME_AGENT_IS_THE_TASK)
 async def test_the_tasks_agent_run_again_by_its_own_tool_is_a_plain_agent(clock: ManualClock) -> None:
     """The task's own agent, run again by one of its tools, is offered no task tools and no cancel instructions."""
 
@@ -131,37 +120,12 @@ def _task_capability_per_run(ctx: RunContext[None]) -> TaskCapability:
     return TaskCapability()
 
 
-@pytest.mark.parametrize(
-    'carried',
-    [
-        pytest.param(
-            'twice',
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason='TaskCapability has no default `id`, so pydantic-ai keeps both: two AddedTools, and the task '
-                "run fails on a tool name clash ('ask_parent') at its first model request",
-            ),
-        ),
-        pytest.param(
-            'per run',
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason='run_capability looks for a TaskCapability in root_capability.apply, which does not see into '
-                'a capability function; it adds a TaskRunCapability as well, and the two task toolsets clash on '
-                'ask_parent',
-            ),
-        ),
-    ],
-)
-async def test_an_agent_carrying_the_capability_twice_or_per_run_runs_its_task_as_with_one(
-    clock: ManualClock, carried: str
+async def test_an_agent_given_the_capability_by_a_capability_function_runs_its_task_as_with_one(
+    clock: ManualClock,
 ) -> None:
-    """An agent given `TaskCapability()` twice, or by a capability function, runs its task as if it carried one."""
+    """An agent given `TaskCapability()` by a capability function runs its task as if it carried one from the start."""
     sub = Script([call('checkpoint', completed=['read the brief']), text('The market is $4B.')])
-    if carried == 'twice':
-        worker = Agent(sub.model, capabilities=[TaskCapability(), TaskCapability()])
-    else:
-        worker = Agent(sub.model, deps_type=type(None), capabilities=[_task_capability_per_run])
+    worker = Agent(sub.model, deps_type=type(None), capabilities=[_task_capability_per_run])
     async with SubAgentManager([SubAgentConfig(name='worker', description='W', agent=worker)], clock=clock) as mgr:
         info = await mgr.run('worker', 'Research X')
     told = [(each or '').count('CANCEL_REQUEST') for each in sub.instructions]
@@ -185,17 +149,7 @@ async def test_cancel_all_with_a_mode_there_is_not_raises_and_touches_no_task(cl
     assert (info.status, info.cancel) == snapshot((TaskStatus.RUNNING, None))
 
 
-@_passes_and_fails(
-    'listed',
-    'last',
-    'first',
-    reason='TaskCapability declares no ordering: listed before a capability with after_model_request, its own '
-    'after_model_request (response_arrived) runs only once that one returns, so the ending window is not open while '
-    'the arrived answer is post-processed',
-)
-async def test_a_hard_cancel_while_an_arrived_final_answer_is_post_processed_loses_to_it(
-    clock: ManualClock, listed: str
-) -> None:
+async def test_a_hard_cancel_while_an_arrived_final_answer_is_post_processed_loses_to_it(clock: ManualClock) -> None:
     """A hard cancel while an application capability post-processes the final answer waits for it: the answer wins."""
     post_processing = Gate()
     sub = Script([text('the full report')])
@@ -207,8 +161,7 @@ async def test_a_hard_cancel_while_an_arrived_final_answer_is_post_processed_los
         return response
 
     post = Hooks[object](after_model_request=post_process)
-    capabilities = [TaskCapability(), post] if listed == 'first' else [post, TaskCapability()]
-    worker = Agent(sub.model, capabilities=capabilities)
+    worker = Agent(sub.model, capabilities=[post, TaskCapability()])
     async with SubAgentManager([SubAgentConfig(name='worker', description='W', agent=worker)], clock=clock) as mgr:
         task_id = (await mgr.start('worker', 'Go.')).task_id
         await post_processing.reached.wait()
@@ -225,6 +178,24 @@ async def test_a_hard_cancel_while_an_arrived_final_answer_is_post_processed_los
     assert (result, outcome, post_processing.stopped.is_set()) == snapshot(
         ('lost', Completed(output='the full report'), False)
     )
+
+
+def test_an_agent_refuses_the_capability_twice_or_ahead_of_one_that_handles_responses() -> None:
+    """`TaskCapability` twice, or ahead of a capability that handles model responses, is refused, naming the fix."""
+    model = Script([]).model
+    with pytest.raises(UserError, match=r'^An agent carries TaskCapability once; this one has it 2 times\.$'):
+        Agent(model, capabilities=[TaskCapability(), TaskCapability()])
+    with pytest.raises(
+        UserError, match=r"^List TaskCapability after Hooks in the agent's capabilities \(last is safest\)"
+    ):
+        Agent(model, capabilities=[TaskCapability(), Hooks[object](after_model_request=_unchanged)])
+    Agent(model, capabilities=[Hooks[object](after_model_request=_unchanged), TaskCapability()])
+
+
+async def _unchanged(
+    ctx: RunContext[object], *, request_context: ModelRequestContext, response: ModelResponse
+) -> ModelResponse:
+    return response
 
 
 # --- checked, no defect found: the cancel path on the real clock (the fuzz runs a manual clock) -------------------

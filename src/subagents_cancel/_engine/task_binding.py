@@ -31,6 +31,11 @@ class _RunSpec(Protocol):
     @property
     def instructions(self) -> str: ...
 
+    @property
+    def task_capability(self) -> object | None:
+        """The task capability the runner adds to the run, if it adds one."""
+        ...
+
 
 class TaskChannel(Protocol):
     """What the capability inside a sub-agent's run needs from the runner that drives it."""
@@ -76,14 +81,18 @@ class TaskChannel(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Binding:
     """The runner a task's tools and hooks act for, and its task's policy."""
 
     channel: TaskChannel
     refuse_tools_after_cancel: bool
-    agent: AbstractAgent[None, object]
-    """The agent the task runs, as a run's context names it (the one a `WrapperAgent` wraps)."""
+    agent: AbstractAgent[None, object] | None
+    """The agent the task runs, as a run's context names it (the one a `WrapperAgent` wraps); `None` if the runner adds
+    its own task capability to the run, which then serves it alone (an agent's `TaskCapability` that the runner could
+    not see, built per run or inside another capability, stays idle)."""
+    run_id: str | None = None
+    """The task's run, once one of its hooks or tools has asked (see `task_of`)."""
 
 
 _BINDING: ContextVar[Binding | None] = ContextVar('subagents_cancel_task_binding', default=None)
@@ -97,9 +106,11 @@ def use_channel(channel: TaskChannel, *, refuse_tools_after_cancel: bool) -> Non
     the run's. `refuse_tools_after_cancel` is the task's policy: refuse calls that could start new work after a soft
     cancel.
     """
-    agent = channel.spec.agent
-    while isinstance(agent, WrapperAgent):  # a run's context names the agent that runs, not its wrapper
-        agent = agent.wrapped
+    agent: AbstractAgent[None, object] | None = None
+    if channel.spec.task_capability is None:  # the agent carries a `TaskCapability`: which runs are the task's?
+        agent = channel.spec.agent
+        while isinstance(agent, WrapperAgent):  # a run's context names the agent that runs, not its wrapper
+            agent = agent.wrapped
     _BINDING.set(Binding(channel, refuse_tools_after_cancel, agent))
 
 
@@ -109,13 +120,18 @@ def current_task_binding() -> Binding | None:
 
 
 def task_of(ctx: RunContext[Any]) -> Binding | None:
-    """The task whose run `ctx` belongs to, if any.
+    """The task whose run `ctx` belongs to, if any (for an agent's own `TaskCapability`).
 
-    `None` outside a task, and in another agent's run inside one: an agent that a sub-agent's own tool runs inherits
-    the task's context, but its run is not the task's.
+    `None` outside a task, and in another run inside one: an agent that a sub-agent's own tool runs (another, or the
+    task's agent again) inherits the task's context, but its run is not the task's. The task's run is the first run
+    of the task's agent to ask: the runner starts it before any of its tools can start another.
     """
     binding = _BINDING.get()
-    return binding if binding is not None and ctx.agent is binding.agent else None
+    if binding is None or binding.agent is None or ctx.agent is not binding.agent:
+        return None
+    if binding.run_id is None:
+        binding.run_id = ctx.run_id
+    return binding if ctx.run_id == binding.run_id else None
 
 
 def in_task(ctx: RunContext[Any], tool_def: ToolDefinition | None = None) -> bool:
