@@ -92,11 +92,32 @@ def _p99(values: list[float]) -> float:
     return percentile(values, 0.99)
 
 
+DELEGATIONS: tuple[overhead_trials.Delegation, ...] = (
+    'plain',
+    'plain with a capability',
+    'task',
+    'task, agent built with TaskCapability',
+)
+ROUNDS = 5
+"""Each way of delegating, and the direct runs, take turns this many times: a shared machine's speed drifts by tens
+of percent within a minute, and a way measured in one stretch would carry its stretch's speed into its ratio."""
+
+
+def _add(timings: overhead_trials.Timings, more: overhead_trials.Timings) -> None:
+    timings[0].extend(more[0])
+    timings[1].extend(more[1])
+
+
 async def hard_cancel_rows(trials: int) -> list[Row]:
-    gc.collect()
-    alone_wall, alone_cpu = await overhead_trials.alone_hard_cancels(trials)
-    gc.collect()
-    ours_wall, ours_cpu = await seam_trials.hard_cancels('inprocess', trials)
+    rounds = min(ROUNDS, trials)
+    alone: overhead_trials.Timings = ([], [])
+    ours: overhead_trials.Timings = ([], [])
+    for _ in range(rounds):  # taking turns (see `ROUNDS`)
+        gc.collect()
+        _add(alone, await overhead_trials.alone_hard_cancels(trials // rounds))
+        gc.collect()
+        _add(ours, await seam_trials.hard_cancels('inprocess', trials // rounds))
+    (alone_wall, alone_cpu), (ours_wall, ours_cpu) = alone, ours
     name = f'hard cancel ({trials:,} trials)'
     return [
         Row(f'{name}, CPU p50 (ms)', '≤ 1.15×', _p50(alone_cpu), _p50(ours_cpu), _within(1.15)),
@@ -153,13 +174,14 @@ def rss_row(size: int) -> Row:
 
 
 async def delegation_rows(count: int) -> list[Row]:
-    first = await overhead_trials.direct_runs(count // 2)
-    plain = await overhead_trials.delegations(count, 'plain')
-    with_capability = await overhead_trials.delegations(count, 'plain with a capability')
-    task = await overhead_trials.delegations(count, 'task')
-    carried = await overhead_trials.delegations(count, 'task, agent built with TaskCapability')
-    second = await overhead_trials.direct_runs(count - count // 2)
-    direct = (first[0] + second[0], first[1] + second[1])
+    rounds = min(ROUNDS, count)
+    direct: overhead_trials.Timings = ([], [])
+    ways: dict[overhead_trials.Delegation, overhead_trials.Timings] = {way: ([], []) for way in DELEGATIONS}
+    for _ in range(rounds):
+        _add(direct, await overhead_trials.direct_runs(count // rounds))
+        for way in DELEGATIONS:
+            _add(ways[way], await overhead_trials.delegations(count // rounds, way))
+    plain, with_capability, task, carried = (ways[way] for way in DELEGATIONS)
     rows: list[Row] = []
     for clock, index in (('CPU', 1), ('wall', 0)):
         base = _p50(direct[index])
