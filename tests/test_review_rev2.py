@@ -1,0 +1,113 @@
+"""Defects a hostile review of 3a749bb, c307740 and 832b897 found: each test asserts the promised behaviour.
+
+832b897 made `TaskCapability.for_agent` refuse (UserError) an agent that lists `TaskCapability` ahead of "a capability
+that handles model responses". It decides that by the capability's class alone (does the class override
+`after_model_request`, `wrap_model_request` or `on_model_request_error`?), which refuses capabilities that handle no
+response at all, and accepts a capability function that does.
+"""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+from inline_snapshot import snapshot
+from pydantic_ai import Agent, RunContext
+from pydantic_ai.capabilities import Hooks, Toolset
+from pydantic_ai.messages import ModelResponse
+from pydantic_ai.models import ModelRequestContext
+from pydantic_ai.toolsets import FunctionToolset
+
+from subagents_cancel import Completed, SubAgentConfig, SubAgentManager, TaskCapability, TaskStatus
+from subagents_cancel.outcomes import HardCancelOutcome
+from subagents_cancel.testing import ManualClock
+
+from .helpers import Gate, Script, call, text
+
+pytestmark = pytest.mark.anyio
+
+
+async def _request_seen(ctx: RunContext[object], request_context: ModelRequestContext) -> ModelRequestContext:
+    return request_context  # looks at the request only: it handles no response
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='task_capability._check_place asks whether the class overrides a response hook; pydantic-ai\'s Hooks '
+    'overrides all of them whatever is registered, so Hooks(before_model_request=...) listed after TaskCapability '
+    'is refused (UserError) though it handles no model response (docs/guides/tools.md: "Hooks with '
+    'after_model_request, say")',
+)
+async def test_a_hooks_capability_with_only_a_request_hook_may_follow_the_task_capability(
+    clock: ManualClock,
+) -> None:
+    """`Hooks(before_model_request=...)` handles no response: listed after `TaskCapability`, the task runs."""
+    sub = Script([call('checkpoint', completed=['read the brief']), text('The market is $4B.')])
+    worker = Agent(sub.model, capabilities=[TaskCapability(), Hooks[object](before_model_request=_request_seen)])
+    async with SubAgentManager([SubAgentConfig(name='worker', description='W', agent=worker)], clock=clock) as mgr:
+        info = await mgr.run('worker', 'Research X')
+    assert (info.status, info.outcome) == snapshot((TaskStatus.COMPLETED, Completed(output='The market is $4B.')))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="task_capability._check_place: a WrapperCapability (pydantic-ai's PrefixTools, made by prefix_tools()) "
+    'forwards every hook, so its class overrides the response hooks; a prefixed toolset listed after TaskCapability '
+    'is refused with a UserError saying "PrefixTools handles model responses", which it does not',
+)
+async def test_a_prefixed_toolset_may_follow_the_task_capability(clock: ManualClock) -> None:
+    """A toolset capability with prefixed tool names handles no response: listed after `TaskCapability`, it runs."""
+    tools = FunctionToolset[object]()
+
+    @tools.tool_plain
+    def lookup(topic: str) -> str:
+        return f'{topic}: $4B'
+
+    sub = Script([call('db_lookup', topic='market'), text('The market is $4B.')])
+    worker = Agent(sub.model, capabilities=[TaskCapability(), Toolset(tools).prefix_tools('db')])
+    async with SubAgentManager([SubAgentConfig(name='worker', description='W', agent=worker)], clock=clock) as mgr:
+        info = await mgr.run('worker', 'Research X')
+    assert (info.status, info.outcome) == snapshot((TaskStatus.COMPLETED, Completed(output='The market is $4B.')))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='task_capability._check_place looks only at the classes of the capabilities the agent lists: a '
+    'capability function (DynamicCapability) listed after TaskCapability passes, though the Hooks it returns '
+    'post-process each response before the task hears of it; a hard cancel meanwhile discards the arrived final '
+    'answer, the case the check and docs/guides/tools.md say is refused when the agent is built',
+)
+async def test_a_capability_function_that_post_processes_responses_after_the_task_capability_is_refused_or_loses(
+    clock: ManualClock,
+) -> None:
+    """Listed after `TaskCapability`, a capability function whose hooks hold the final answer: refused, or the answer
+    wins a hard cancel that comes while it is held (as it does with the capability listed ahead)."""
+    post_processing = Gate()
+    sub = Script([text('the full report')])
+
+    async def post_process(
+        ctx: RunContext[object], *, request_context: ModelRequestContext, response: ModelResponse
+    ) -> ModelResponse:
+        await post_processing.wait()  # slowly: the response has arrived meanwhile
+        return response
+
+    def post_per_run(ctx: RunContext[None]) -> Hooks[None]:
+        return Hooks[None](after_model_request=post_process)
+
+    try:
+        worker = Agent(sub.model, deps_type=type(None), capabilities=[TaskCapability(), post_per_run])
+    except Exception:  # noqa: BLE001 - refused when built, as the docs say: that is the promise kept
+        return
+    async with SubAgentManager([SubAgentConfig(name='worker', description='W', agent=worker)], clock=clock) as mgr:
+        task_id = (await mgr.start('worker', 'Go.')).task_id
+        await post_processing.reached.wait()
+
+        async def let_it_finish() -> None:
+            await anyio.wait_all_tasks_blocked()  # the hard cancel has reached the task
+            post_processing.release.set()
+
+        outcomes: list[HardCancelOutcome] = []
+        async with anyio.create_task_group() as group:
+            group.start_soon(let_it_finish)
+            outcomes.append(await mgr.hard_cancel_outcome(task_id))
+    ((result, outcome),) = [(each.result, each.info.outcome) for each in outcomes]
+    assert (result, outcome) == snapshot(('lost', Completed(output='the full report')))
