@@ -32,7 +32,7 @@ async def _request_seen(ctx: RunContext[object], request_context: ModelRequestCo
 
 @pytest.mark.xfail(
     strict=True,
-    reason='task_capability._check_place asks whether the class overrides a response hook; pydantic-ai\'s Hooks '
+    reason="task_capability._check_place asks whether the class overrides a response hook; pydantic-ai's Hooks "
     'overrides all of them whatever is registered, so Hooks(before_model_request=...) listed after TaskCapability '
     'is refused (UserError) though it handles no model response (docs/guides/tools.md: "Hooks with '
     'after_model_request, say")',
@@ -79,8 +79,10 @@ async def test_a_prefixed_toolset_may_follow_the_task_capability(clock: ManualCl
 async def test_a_capability_function_that_post_processes_responses_after_the_task_capability_is_refused_or_loses(
     clock: ManualClock,
 ) -> None:
-    """Listed after `TaskCapability`, a capability function whose hooks hold the final answer: refused, or the answer
-    wins a hard cancel that comes while it is held (as it does with the capability listed ahead)."""
+    """A capability function holding the final answer, listed after `TaskCapability`: refused, or the answer wins.
+
+    It wins a hard cancel that comes while it is held, as it does with the capability listed ahead.
+    """
     post_processing = Gate()
     sub = Script([text('the full report')])
 
