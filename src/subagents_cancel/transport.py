@@ -353,10 +353,6 @@ class LoopbackTransport(_MailboxTransport):
         return mailbox is not None
 
 
-_NOBODY = contextvars.Context()
-"""Delivery runs in no sender's context: what a reader or observer does is never taken for a task's own doing."""
-
-
 class _Transit:
     """The encoded messages on their way, each with the mailbox it was sent to, and their delivery.
 
@@ -370,11 +366,15 @@ class _Transit:
         self._mailboxes = mailboxes
         self._queue: deque[tuple[str, bytes, _Mailbox | None]] = deque()
         self._scheduled: asyncio.Handle | None = None
+        self._nobody = contextvars.Context()
+        """Delivery runs in no sender's context (what a reader or observer does is never taken for a task's own
+        doing), and in one of this transport's own: a context is entered by one thread at a time, and another
+        transport may be delivering on another thread's loop."""
 
     def put(self, address: str, data: bytes, mailbox: _Mailbox | None) -> None:
         self._queue.append((address, data, mailbox))
         if self._scheduled is None:
-            self._scheduled = asyncio.get_running_loop().call_soon(self._deliver, context=_NOBODY)
+            self._scheduled = asyncio.get_running_loop().call_soon(self._deliver, context=self._nobody)
 
     def _deliver(self) -> None:
         self._scheduled = None
@@ -389,7 +389,7 @@ class _Transit:
                 self._mailboxes.deliver(address, message, mailbox)
         finally:
             if self._queue and self._scheduled is None:  # sent while this batch was delivered: the next batch
-                self._scheduled = asyncio.get_running_loop().call_soon(self._deliver, context=_NOBODY)
+                self._scheduled = asyncio.get_running_loop().call_soon(self._deliver, context=self._nobody)
 
     def stop(self) -> None:
         self._queue.clear()

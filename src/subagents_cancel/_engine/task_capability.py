@@ -100,34 +100,19 @@ async def _task_instructions(ctx: RunContext[object]) -> str | None:
     return None if binding is None else binding.channel.spec.instructions or None
 
 
-_RESPONSE_HOOKS = ('after_model_request', 'wrap_model_request', 'on_model_request_error')
-"""The hooks that see a model response (or its failure) before the capabilities listed ahead of theirs do."""
+def _refuse_a_second(capabilities: Sequence[AbstractCapability[Any]]) -> None:
+    """Refuse a second `TaskCapability`: the task's tools and instructions would come twice.
 
-
-def _check_place(capabilities: Sequence[AbstractCapability[Any]]) -> None:
-    """Refuse a second `TaskCapability`, and one listed ahead of a capability that handles model responses.
-
-    A task must hear of a response the moment it arrives: a cancel that comes later loses to it. pydantic-ai runs the
-    hooks of the capabilities listed later first, so a capability listed after this one that handles responses
-    (pydantic-ai's `Hooks`, say) would hold the response while a cancel threw it away. Durable execution's
-    capabilities, always innermost, are outside the list's order.
+    Where it is listed is the application's to choose (the docs say: last). Whether a capability listed after it
+    holds model responses cannot be told from outside: pydantic-ai's `Hooks` and every wrapper capability define
+    every response hook whatever they do, and a capability function is built per run.
 
     Raises:
-        UserError: the agent carries `TaskCapability` twice, or lists it ahead of such a capability.
+        UserError: the agent carries `TaskCapability` twice.
     """
-    places = [index for index, each in enumerate(capabilities) if isinstance(each, TaskCapability)]
-    if len(places) > 1:
-        raise UserError(f'An agent carries TaskCapability once; this one has it {len(places)} times.')
-    for later in capabilities[places[0] + 1 :] if places else ():
-        ordering = later.get_ordering()
-        if ordering is not None and ordering.position == 'innermost':
-            continue
-        if any(getattr(type(later), hook) is not getattr(AbstractCapability, hook) for hook in _RESPONSE_HOOKS):
-            raise UserError(
-                f"List TaskCapability after {type(later).__name__} in the agent's capabilities (last is safest): "
-                f'{type(later).__name__} handles model responses, and a task must hear of a response before it does, '
-                'or a cancel arriving meanwhile would discard the response.'
-            )
+    count = sum(isinstance(each, TaskCapability) for each in capabilities)
+    if count > 1:
+        raise UserError(f'An agent carries TaskCapability once; this one has it {count} times.')
 
 
 def _prepares_tools(capabilities: Sequence[AbstractCapability[Any]]) -> bool:
@@ -211,8 +196,10 @@ class TaskCapability(AbstractCapability[object]):
     the hooks do nothing. A capability of the agent that prepares its tools (pydantic-ai's `PrepareTools`, or a
     capability function) sees the task's tools and may hide them, as it may the agent's own.
 
-    List it last: an agent refuses it (`UserError`) twice, or ahead of a capability that handles model responses,
-    whose hooks would hold a response before the task hears of it.
+    List it last. pydantic-ai runs the response hooks of the capabilities listed later first: one listed after it
+    that holds a model response (an `after_model_request` that takes its time) holds it before the task hears of
+    it, and a hard cancel meanwhile stops the task without that response, as it would during the model request. An
+    agent refuses it (`UserError`) twice.
     """
 
     _safe_at_runtime: ClassVar[bool] = True
@@ -228,7 +215,7 @@ class TaskCapability(AbstractCapability[object]):
         else:
             capabilities: list[AbstractCapability[Any]] = []
             agent.root_capability.apply(capabilities.append)
-            _check_place(capabilities)
+            _refuse_a_second(capabilities)
             own = _prepares_tools(capabilities)
         if own == self._own_toolset:
             return self

@@ -48,8 +48,6 @@ __all__ = ('TemporalTransport',)
 
 _log = logging.getLogger('subagents_cancel')
 
-_NOBODY = contextvars.Context()
-
 _SERVER_AWAY = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED})
 """Replies that mean the server cannot be reached now: the call is made again."""
 _FIRST_PAUSE = 0.5
@@ -160,7 +158,8 @@ class TemporalTransport(LocalMailboxes):
     def _spawn(
         self, coroutine: Coroutine[Any, Any, None], name: str, into: set[asyncio.Task[None]] | None = None
     ) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine, name=name, context=_NOBODY)
+        # An empty context of its own: no caller's, and none another thread's loop may be in (one thread at a time).
+        task = asyncio.get_running_loop().create_task(coroutine, name=name, context=contextvars.Context())
         tasks = self._tasks if into is None else into
         tasks.add(task)
         task.add_done_callback(tasks.discard)
