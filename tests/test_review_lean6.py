@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
-import anyio
 import pytest
 from inline_snapshot import snapshot
 from pydantic_ai import Agent, RunContext, Tool
@@ -33,7 +32,6 @@ from subagents_cancel import (
     TaskStatus,
 )
 from subagents_cancel.messages import CancelRequest
-from subagents_cancel.outcomes import HardCancelOutcome
 from subagents_cancel.testing import ManualClock
 from subagents_cancel.wire import WireMessage
 
@@ -147,37 +145,6 @@ async def test_cancel_all_with_a_mode_there_is_not_raises_and_touches_no_task(cl
             mgr.cancel_all('Hard', reason=CancelReason())  # pyright: ignore[reportArgumentType]
         info = mgr.get(task_id)
     assert (info.status, info.cancel) == snapshot((TaskStatus.RUNNING, None))
-
-
-async def test_a_hard_cancel_while_an_arrived_final_answer_is_post_processed_loses_to_it(clock: ManualClock) -> None:
-    """A hard cancel while an application capability post-processes the final answer waits for it: the answer wins."""
-    post_processing = Gate()
-    sub = Script([text('the full report')])
-
-    async def post_process(
-        ctx: RunContext[object], *, request_context: ModelRequestContext, response: ModelResponse
-    ) -> ModelResponse:
-        await post_processing.wait()  # slowly: the response has arrived meanwhile
-        return response
-
-    post = Hooks[object](after_model_request=post_process)
-    worker = Agent(sub.model, capabilities=[post, TaskCapability()])
-    async with SubAgentManager([SubAgentConfig(name='worker', description='W', agent=worker)], clock=clock) as mgr:
-        task_id = (await mgr.start('worker', 'Go.')).task_id
-        await post_processing.reached.wait()
-
-        async def let_it_finish() -> None:
-            await anyio.wait_all_tasks_blocked()  # the hard cancel has reached the task
-            post_processing.release.set()
-
-        outcomes: list[HardCancelOutcome] = []
-        async with anyio.create_task_group() as group:
-            group.start_soon(let_it_finish)
-            outcomes.append(await mgr.hard_cancel_outcome(task_id))
-    ((result, outcome),) = [(each.result, each.info.outcome) for each in outcomes]
-    assert (result, outcome, post_processing.stopped.is_set()) == snapshot(
-        ('lost', Completed(output='the full report'), False)
-    )
 
 
 def test_an_agent_refuses_the_capability_twice_and_takes_it_in_any_place() -> None:

@@ -73,22 +73,23 @@ async def test_a_prefixed_toolset_may_follow_the_task_capability(clock: ManualCl
     assert (info.status, info.outcome) == snapshot((TaskStatus.COMPLETED, Completed(output='The market is $4B.')))
 
 
+@pytest.mark.parametrize('built_per_run', [False, True], ids=['Hooks', 'capability function'])
 @pytest.mark.parametrize(
     ('task_capability_last', 'expected'),
     [
-        pytest.param(True, ('lost', 'Completed'), id='listed last: the answer wins'),
-        pytest.param(False, ('stopped', 'Cancelled'), id='listed ahead: the task had not heard of it'),
+        pytest.param(True, ('lost', 'Completed', False), id='listed last: the answer wins'),
+        pytest.param(False, ('stopped', 'Cancelled', True), id='listed ahead: the task had not heard of it'),
     ],
 )
-async def test_a_hard_cancel_while_a_capability_function_holds_the_final_answer_as_the_docs_say(
-    clock: ManualClock, task_capability_last: bool, expected: tuple[str, str]
+async def test_a_hard_cancel_while_a_capability_holds_the_arrived_final_answer_does_what_the_docs_say(
+    clock: ManualClock, built_per_run: bool, task_capability_last: bool, expected: tuple[str, str, bool]
 ) -> None:
-    """A capability function's `Hooks` holds the arrived final answer while a hard cancel comes (docs/guides/tools.md).
+    """An application's `after_model_request` holds the arrived final answer while a hard cancel comes.
 
-    Listed ahead of it, `TaskCapability` has heard of the answer before the hold: the answer wins the cancel. Listed
-    after it, the task hears of the answer only once the hook lets it go, and the cancel stops the task first, as
-    during the model request. The agent is accepted in either order: nothing can tell from outside that a capability
-    function (built per run) holds responses.
+    As docs/guides/tools.md says: listed last, `TaskCapability` has heard of the answer before the hold, and the
+    answer wins the cancel (the hold is not cut short). Listed ahead, the task hears of the answer only once the hook
+    lets it go, and the cancel stops the task first, as during the model request. The agent is accepted in either
+    order, a capability function too (built per run: nothing can tell from outside that it holds responses).
     """
     post_processing = Gate()
     sub = Script([text('the full report')])
@@ -102,7 +103,8 @@ async def test_a_hard_cancel_while_a_capability_function_holds_the_final_answer_
     def post_per_run(ctx: RunContext[None]) -> Hooks[None]:
         return Hooks[None](after_model_request=post_process)
 
-    capabilities = [post_per_run, TaskCapability()] if task_capability_last else [TaskCapability(), post_per_run]
+    holder = post_per_run if built_per_run else Hooks[None](after_model_request=post_process)
+    capabilities = [holder, TaskCapability()] if task_capability_last else [TaskCapability(), holder]
     worker = Agent(sub.model, deps_type=type(None), capabilities=capabilities)
     async with SubAgentManager([SubAgentConfig(name='worker', description='W', agent=worker)], clock=clock) as mgr:
         task_id = (await mgr.start('worker', 'Go.')).task_id
@@ -118,7 +120,7 @@ async def test_a_hard_cancel_while_a_capability_function_holds_the_final_answer_
             outcomes.append(await mgr.hard_cancel_outcome(task_id))
         assert mgr.active_tasks() == ()
     ((result, outcome),) = [(each.result, each.info.outcome) for each in outcomes]
-    assert (result, type(outcome).__name__) == expected
+    assert (result, type(outcome).__name__, post_processing.stopped.is_set()) == expected
 
 
 def test_two_loopback_transports_in_two_threads_deliver_while_the_other_delivers() -> None:
