@@ -88,6 +88,11 @@ class _Results:
         """The stderr tail of a failed run."""
         return self._by_key[scenario, library].get('error', [])
 
+    def repeats(self, scenario: str) -> int:
+        """How many runs each library's row of `scenario` folds (1 if it was run once)."""
+        counts = [result.get('repeats', 1) for (name, _), result in self._by_key.items() if name == scenario]
+        return max(counts, default=1)
+
     def ran(self, scenario: str, library: str) -> bool:
         """Whether this run includes the scenario for `library` (even if it failed)."""
         return (scenario, library) in self._by_key
@@ -164,6 +169,17 @@ def _soft(results: _Results) -> list[str]:
     return [*lines, *_table(['library', 'step / setting', *header[1:]], rows)]
 
 
+def _repeated(results: _Results, scenario: str, name: str) -> list[str]:
+    """The line that says a scenario's rows fold several runs, if they do (`benchkit/repeats.py`)."""
+    repeats = results.repeats(scenario)
+    if repeats < 2:
+        return []
+    return [
+        f'The {name} rows: each time and size is the median of {repeats} runs per library, the libraries taking',
+        "turns; each count of tasks left running is the worst run's.",
+    ]
+
+
 def _fanout(results: _Results) -> list[str]:
     header = [
         'library',
@@ -198,6 +214,7 @@ def _fanout(results: _Results) -> list[str]:
         'regions, otherwise by one hard-cancel call per task in a single model response; then, with N new tasks,',
         'by the parent run ending. Targets: all done ≤ 100 ms for 1,000 and ≤ 1 s for 10,000, 0 left running;',
         'RSS growth ≤ 50 KB per running task.',
+        *_repeated(results, 'fanout:1000', '1,000'),
         '',
         *_table(header, rows),
     ]

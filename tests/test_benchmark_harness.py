@@ -16,6 +16,7 @@ from inline_snapshot import snapshot
 
 from adapters import load
 from benchkit import ab, seam_trials
+from benchkit.repeats import folded
 from benchkit.stats import percentile, summarize
 from benchkit.temporal_report import Figures, temporal_section
 from report import Machine, render
@@ -61,6 +62,50 @@ def test_report_states_failures_and_missing_capabilities() -> None:
     assert '| subagents-cancel | failed: RuntimeError: boom |' in report
     assert '| pydantic-ai-harness | request / grace 1 s | not supported: no grace setting for a soft cancel |' in report
     assert '| pydantic-ai-harness | request / default | 0 / 1 | p50 1, max 1 | 0 / 1 | 0 |' in report
+
+
+def _fanout_run(all_done_ms: float | None, owner_ends_ms: float | None, left: int, rss_kb: float) -> dict[str, object]:
+    cancel = {'how': 'one region cancel', 'all_done_ms': all_done_ms, 'reply_ms': 1.0, 'running_at_reply': left}
+    ends = {'all_done_ms': owner_ends_ms, 'not_done': left, 'run_ended_first': False}
+    result = {'tasks': 1000, 'rss_per_task_kb': rss_kb, 'cancel': {**cancel, 'not_done': left}, 'owner_ends': ends}
+    return {'scenario': 'fanout:1000', 'library': 'ours', 'label': 'subagents-cancel', 'version': '0.1.0',
+            'pydantic_ai': '2.62.0', 'result': result}  # fmt: skip
+
+
+def test_repeated_fanout_runs_report_median_times_and_the_worst_count() -> None:
+    """Three runs of the fan-out fold into one row, and the report says so.
+
+    Each time and size is its median (a run that never finished counts as the slowest), each count of tasks left
+    running the worst run's. A failed run is the row.
+    """
+    runs = [_fanout_run(400.0, None, 0, 85.0), _fanout_run(500.0, 300.0, 2, 86.0), _fanout_run(450.0, 310.0, 0, 84.0)]
+    row = folded(runs)
+    assert (row['repeats'], row['result']) == snapshot(
+        (
+            3,
+            {
+                'tasks': 1000,
+                'rss_per_task_kb': 85.0,
+                'cancel': {
+                    'how': 'one region cancel',
+                    'all_done_ms': 450.0,
+                    'reply_ms': 1.0,
+                    'running_at_reply': 2,
+                    'not_done': 2,
+                },
+                'owner_ends': {'all_done_ms': 310.0, 'not_done': 2, 'run_ended_first': False},
+            },
+        )
+    )
+    machine = Machine.read(started_at=datetime(2026, 1, 1, tzinfo=UTC), seconds=1.0, size='full', load='0.00')
+    report = render([row], machine)
+    assert 'The 1,000 rows: each time and size is the median of 3 runs per library, the libraries taking' in report
+    assert (
+        '| subagents-cancel | 1,000 | one region cancel | 450 | 2 | 310 | 2 (the run waits for its tasks) | 85.0 |'
+        in report
+    )
+    failed = {'scenario': 'fanout:1000', 'library': 'ours', 'error': ['RuntimeError: boom']}
+    assert folded([runs[0], failed]) == failed
 
 
 def test_report_counts_the_race_against_a_target_of_zero() -> None:
