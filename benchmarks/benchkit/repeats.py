@@ -2,7 +2,8 @@
 
 A shared machine's speed drifts by tens of percent within a minute, more than the gap between two libraries on the
 fan-out: `run_all.py` runs such a scenario several times, the libraries taking turns, and reports each time and
-size figure as its median over the runs, each count of what went wrong as the worst run's.
+size figure as its median over the runs, each count of what went wrong as the worst run's; `RESULTS.json` keeps
+every run's figures too (`each_run`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def folded(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for run in runs:
         if 'error' in run:
             return run
-    return {**runs[0], 'repeats': len(runs), 'result': _fold('', [run['result'] for run in runs])}
+    each = [run['result'] for run in runs]
+    return {**runs[0], 'repeats': len(runs), 'result': _fold('', each), 'each_run': each}
 
 
 def _fold(key: str, values: list[Any]) -> Any:
