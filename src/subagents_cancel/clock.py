@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import anyio
 
-__all__ = ('Clock', 'MonotonicClock', 'sleep_until')
+__all__ = ('Clock', 'MonotonicClock', 'reads_loop_time', 'sleep_until')
 
 
 @runtime_checkable
@@ -45,3 +45,12 @@ class MonotonicClock:
     def deadline_scope(self, deadline: float) -> anyio.CancelScope:
         """A cancel scope with an anyio deadline at `deadline` (the scope itself: no wrapper to allocate)."""
         return anyio.CancelScope(deadline=deadline)
+
+
+def reads_loop_time(clock: Clock) -> bool:
+    """Whether `clock` reads the event loop's own time, so a loop timer (`loop.call_at`) can stand for its deadline.
+
+    Only the real clock does: a test's `ManualClock`, a workflow's clock and a subclass may not, and keep their
+    deadline scopes, which fire as they advance.
+    """
+    return type(clock) is MonotonicClock

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from contextlib import nullcontext
 
-from subagents_cancel.clock import Clock, MonotonicClock
+from subagents_cancel.clock import Clock, reads_loop_time
 from subagents_cancel.config import SubAgentPolicy
 from subagents_cancel.messages import CancelMode, CancelReason
 from subagents_cancel.outcomes import HardCancelOutcome, SoftCancelOutcome
@@ -40,6 +40,8 @@ class Cancels:
         self._book = book
         self._defaults = defaults
         self._clock = clock
+        self._on_loop_time = reads_loop_time(clock)
+        """Whether a loop timer can stand for a deadline of the clock (the real clock): then a wait enters no scope."""
         self._hard_cancel_wait_seconds = policy.hard_cancel_wait_seconds
         self._receipt_wait_seconds = policy.receipt_wait_seconds
 
@@ -94,15 +96,14 @@ class Cancels:
         resends = self._book.resends
         loop = asyncio.get_running_loop()
         ends = loop.time() + self._receipt_wait_seconds
-        on_loop_time = type(self._clock) is MonotonicClock
         try:
             while (received := self._book.all_received((record,))) is not None and loop.time() < ends:
                 due = resends.next_due(task_ids)
                 # On the loop's own time base, one loop timer ends the wait at the earlier of the bound and the due
                 # copy; on any other clock, only the clock's own scope knows when the copy falls due.
-                bound = loop.call_at(min(ends, due) if on_loop_time else ends, _end_wait, received)
+                bound = loop.call_at(min(ends, due) if self._on_loop_time else ends, _end_wait, received)
                 try:
-                    if on_loop_time:
+                    if self._on_loop_time:
                         await received
                     else:
                         with self._clock.deadline_scope(due):
@@ -159,7 +160,7 @@ class Cancels:
         resends = self._book.resends
         deadline = self._clock.now() + self._hard_cancel_wait_seconds
         try:
-            if type(self._clock) is MonotonicClock:  # one scope per wait: the earlier of the bound and a copy's time
+            if self._on_loop_time:  # one scope per wait: the earlier of the bound and a copy's time
                 with collector_paused(len(records)):
                     while not await self._stopped(records, min(deadline, resends.next_due(task_ids))):
                         if self._clock.now() >= deadline:

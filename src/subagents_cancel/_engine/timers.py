@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from subagents_cancel.clock import Clock, MonotonicClock
+from subagents_cancel.clock import Clock, reads_loop_time
 
 __all__ = ('Timer', 'Timers')
 
@@ -75,7 +75,7 @@ class Timers:
         self._cancelled_entries = 0
         """How many entries of the heap are timers cancelled before their time (see `_cancelled`)."""
         self._closed = False
-        self._on_loop_time = type(clock) is MonotonicClock
+        self._on_loop_time = reads_loop_time(clock)
         """Whether the clock reads the event loop's time: then a loop timer of its own (`_alarm`) wakes the sleeper."""
         self._alarm_context = contextvars.Context()
         """What the sleeper's alarm runs in: it only wakes the sleeper, and keeps no context of whoever set a timer.
@@ -107,8 +107,7 @@ class Timers:
         """The earliest timer is now due at `when`: the sleeper's alarm is moved there, or the sleeper woken."""
         changed = self._changed
         if self._on_loop_time and changed is not None and not changed.done():  # the sleeper sleeps on `changed`
-            if self._alarm is not None:
-                self._alarm.cancel()
+            self._drop_alarm()
             self._alarm = asyncio.get_running_loop().call_at(when, _resolve, changed, context=self._alarm_context)
         else:
             self._wake()  # the sleeper wakes and sleeps again until the new earliest time
@@ -128,9 +127,7 @@ class Timers:
             if self._on_loop_time:
                 self._heap = []  # made anew, not emptied: `aclose` may be going through the old one
                 self._cancelled_entries = 0
-                if self._alarm is not None:
-                    self._alarm.cancel()
-                    self._alarm = None
+                self._drop_alarm()
             else:
                 self._wake()
         elif (
@@ -149,6 +146,12 @@ class Timers:
     def pending_entries(self) -> int:
         """How many entries the sleeper's heap holds, cancelled timers included: about twice `len()` at most."""
         return len(self._heap)
+
+    def _drop_alarm(self) -> None:
+        """Cancel the sleeper's alarm, if one is set."""
+        if self._alarm is not None:
+            self._alarm.cancel()
+            self._alarm = None
 
     def _wake(self) -> None:
         changed = self._changed
@@ -189,9 +192,7 @@ class Timers:
                         with self._clock.deadline_scope(when):
                             await changed
                 finally:
-                    if self._alarm is not None:  # set here, or by a timer set earlier while it slept
-                        self._alarm.cancel()
-                        self._alarm = None
+                    self._drop_alarm()  # set here, or by a timer set earlier while it slept
                 continue
             _, _, timer = heapq.heappop(self._heap)
             timer.cancelled = True  # fired: a later `cancel()` is a no-op, and it is not counted as set
