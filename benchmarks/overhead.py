@@ -15,6 +15,11 @@ time and wall time. `benchkit/overhead_trials.py` says exactly what each figure 
   `agent.run()` is the floor), to an agent of the user's as it is and built with `TaskCapability`;
 * every tool call that only reads or requests: p50 within 0.3 ms (beside a plain tool that does nothing).
 
+Rows marked *the bare seam* time `benchkit/seam_floor.py` instead of the library (its figure in the
+subagents-cancel column): the cancel request and the run's ending (or the soft cancel's receipt) crossing the
+in-process transport between an owner and a host that keep no books at all, which is the least any library with
+that transport pays; the library's own book-keeping is what lies between that row and the library's.
+
 `--quick` runs every figure at a small size (smaller regions and fewer trials), to show the script works; its
 numbers are rough. Wall-clock figures depend on the machine and its load; re-run before quoting them.
 """
@@ -37,7 +42,7 @@ from pathlib import Path
 import anyio
 import pydantic_ai
 
-from benchkit import overhead_trials, seam_trials
+from benchkit import overhead_trials, seam_floor, seam_trials
 from benchkit.stats import percentile
 
 HERE = Path(__file__).resolve().parent
@@ -103,6 +108,12 @@ ROUNDS = 5
 of percent within a minute, and a way measured in one stretch would carry its stretch's speed into its ratio."""
 
 
+BARE_SEAM = 'the bare seam'
+"""Rows so named time `benchkit/seam_floor.py`, not the library: a cancel's messages across the in-process transport
+and nothing else, the least any library that keeps the transport between owners and tasks (issue 2) pays."""
+REGION_SIDES = ('alone', 'floor', 'ours')
+
+
 def _add(timings: overhead_trials.Timings, more: overhead_trials.Timings) -> None:
     timings[0].extend(more[0])
     timings[1].extend(more[1])
@@ -111,37 +122,42 @@ def _add(timings: overhead_trials.Timings, more: overhead_trials.Timings) -> Non
 async def hard_cancel_rows(trials: int) -> list[Row]:
     rounds = min(ROUNDS, trials)
     alone: overhead_trials.Timings = ([], [])
+    floor: overhead_trials.Timings = ([], [])
     ours: overhead_trials.Timings = ([], [])
     for _ in range(rounds):  # taking turns (see `ROUNDS`)
         gc.collect()
         _add(alone, await overhead_trials.alone_hard_cancels(trials // rounds))
         gc.collect()
+        _add(floor, await seam_floor.hard_cancels(trials // rounds))
+        gc.collect()
         _add(ours, await seam_trials.hard_cancels('inprocess', trials // rounds))
-    (alone_wall, alone_cpu), (ours_wall, ours_cpu) = alone, ours
+    (alone_wall, alone_cpu), (floor_wall, floor_cpu), (ours_wall, ours_cpu) = alone, floor, ours
     name = f'hard cancel ({trials:,} trials)'
     return [
         Row(f'{name}, CPU p50 (ms)', '≤ 1.15×', _p50(alone_cpu), _p50(ours_cpu), _within(1.15)),
         Row(f'{name}, CPU p99 (ms)', 'reported', _p99(alone_cpu), _p99(ours_cpu), None),
         Row(f'{name}, wall p50 (ms)', 'reported', _p50(alone_wall), _p50(ours_wall), None),
         Row(f'{name}, wall p99 (ms)', '≤ 1 ms', _p99(alone_wall), _p99(ours_wall), _at_most(1.0)),
+        Row(f'{name}, {BARE_SEAM}, CPU p50 (ms)', 'floor', _p50(alone_cpu), _p50(floor_cpu), None),
+        Row(f'{name}, {BARE_SEAM}, wall p99 (ms)', 'floor', _p99(alone_wall), _p99(floor_wall), None),
     ]
 
 
 def region_rows(size: int, repeats: int) -> list[Row]:
     rows: list[Row] = []
     for collector in ('GC on', 'GC off'):
-        alone: list[tuple[float, float, int]] = []
-        ours: list[tuple[float, float, int]] = []
-        for _ in range(repeats):  # taking turns, so a change in the machine's load touches both
-            alone.append(_region_trial_in_a_process('alone', size, collector))
-            ours.append(_region_trial_in_a_process('ours', size, collector))
+        trials: dict[str, list[tuple[float, float, int]]] = {side: [] for side in REGION_SIDES}
+        for _ in range(repeats):  # taking turns, so a change in the machine's load touches every side
+            for side, results in trials.items():
+                results.append(_region_trial_in_a_process(side, size, collector))
         name = f'region of {size:,} cancelled, all stopped, {collector}'
-        left = max(left for *_, left in alone + ours)
-        alone_cpu, ours_cpu = _p50([c for _, c, _ in alone]), _p50([c for _, c, _ in ours])
-        alone_wall, ours_wall = _p50([w for w, _, _ in alone]), _p50([w for w, _, _ in ours])
+        left = max(left for results in trials.values() for *_, left in results)
+        alone_cpu, floor_cpu, ours_cpu = (_p50([cpu for _, cpu, _ in trials[side]]) for side in REGION_SIDES)
+        alone_wall, _, ours_wall = (_p50([wall for wall, _, _ in trials[side]]) for side in REGION_SIDES)
         rows += [
             Row(f'{name}, CPU (ms)', '≤ 1.15×', alone_cpu, ours_cpu, _within(1.15)),
             Row(f'{name}, wall (ms)', '≤ 1.15×', alone_wall, ours_wall, _within(1.15)),
+            Row(f'{name}, {BARE_SEAM}, CPU (ms)', 'floor', alone_cpu, floor_cpu, None),
             Row(f'{name}: left running', '0', 0, left, _at_most(0)),
         ]
     return rows
@@ -164,6 +180,8 @@ async def region_trial(side: str, size: int, collector: str) -> None:
     with _collector(collector):
         if side == 'alone':
             wall, cpu, left = await overhead_trials.alone_region_cancel(size)
+        elif side == 'floor':
+            wall, cpu, left = await seam_floor.region_cancel(size)
         else:
             wall, cpu, left = await seam_trials.region_cancel('inprocess', size)
     print(wall, cpu, left)
@@ -226,10 +244,13 @@ async def delegation_rows(count: int) -> list[Row]:
 async def tool_rows(trials: int) -> list[Row]:
     timings = await overhead_trials.read_tool_calls(trials)
     noop_wall, noop_cpu = timings.pop('noop')
+    floor_wall, floor_cpu = timings.pop(overhead_trials.BARE_SEAM_SOFT_CANCEL)
     rows: list[Row] = []
     for name, (wall, cpu) in timings.items():
         rows.append(Row(f'`{name}`, CPU p50 (ms)', 'reported', _p50(noop_cpu), _p50(cpu), None))
         rows.append(Row(f'`{name}`, wall p50 (ms)', '≤ 0.3 ms', _p50(noop_wall), _p50(wall), _at_most(0.3)))
+    rows.append(Row(f'a soft cancel, {BARE_SEAM}, CPU p50 (ms)', 'floor', _p50(noop_cpu), _p50(floor_cpu), None))
+    rows.append(Row(f'a soft cancel, {BARE_SEAM}, wall p50 (ms)', 'floor', _p50(noop_wall), _p50(floor_wall), None))
     return rows
 
 

@@ -423,11 +423,15 @@ def test_overhead_command_prints_every_target_beside_pydantic_ai_alone() -> None
             ['| hard cancel (30 trials), CPU p99 (ms)', 'reported'],
             ['| hard cancel (30 trials), wall p50 (ms)', 'reported'],
             ['| hard cancel (30 trials), wall p99 (ms)', '≤ 1 ms'],
+            ['| hard cancel (30 trials), the bare seam, CPU p50 (ms)', 'floor'],
+            ['| hard cancel (30 trials), the bare seam, wall p99 (ms)', 'floor'],
             ['| region of 100 cancelled, all stopped, GC on, CPU (ms)', '≤ 1.15×'],
             ['| region of 100 cancelled, all stopped, GC on, wall (ms)', '≤ 1.15×'],
+            ['| region of 100 cancelled, all stopped, GC on, the bare seam, CPU (ms)', 'floor'],
             ['| region of 100 cancelled, all stopped, GC on: left running', '0'],
             ['| region of 100 cancelled, all stopped, GC off, CPU (ms)', '≤ 1.15×'],
             ['| region of 100 cancelled, all stopped, GC off, wall (ms)', '≤ 1.15×'],
+            ['| region of 100 cancelled, all stopped, GC off, the bare seam, CPU (ms)', 'floor'],
             ['| region of 100 cancelled, all stopped, GC off: left running', '0'],
             ['| RSS per blocked task at 100 (KB)', '≤ alone + 8 KB'],
             ['| plain tool awaiting `agent.run()`, CPU p50 (ms)', 'floor'],
@@ -446,6 +450,8 @@ def test_overhead_command_prints_every_target_beside_pydantic_ai_alone() -> None
             ['| `answer_subagent`, wall p50 (ms)', '≤ 0.3 ms'],
             ['| `soft_cancel_task`, CPU p50 (ms)', 'reported'],
             ['| `soft_cancel_task`, wall p50 (ms)', '≤ 0.3 ms'],
+            ['| a soft cancel, the bare seam, CPU p50 (ms)', 'floor'],
+            ['| a soft cancel, the bare seam, wall p50 (ms)', 'floor'],
         ]
     )
     assert [row[3] for row in rows if row[0].endswith('left running')] == ['0.000', '0.000']

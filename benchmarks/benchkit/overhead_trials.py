@@ -15,7 +15,8 @@ process's (`time.process_time`), which moves less than wall time on a shared mac
   any delegation is a plain tool that awaits `agent.run()`, timed the same way, and the floor of one whose
   sub-agent run has a capability (as the library's has) is that plain tool adding an empty capability to the run.
 * tool calls that only read or request: `check_task`, `list_active_tasks`, `answer_subagent` and
-  `soft_cancel_task` on one task, beside a plain tool that returns at once, timed the same way.
+  `soft_cancel_task` on one task, beside a plain tool that returns at once, and a plain tool that makes a soft
+  cancel's round trip across the bare seam (`seam_floor`), timed the same way.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pydantic_ai.run import AgentRun
 
 from subagents_cancel import SubAgentCapability, SubAgentConfig, TaskCapability
 
+from . import seam_floor
 from .parent import Conversation, ToolTimer, converse
 from .seam_trials import Clocks
 from .subagent import Blocking, answer_at_once, build_agent, cancel_notice_in_request, function_model
@@ -42,6 +44,8 @@ Timings = tuple[list[float], list[float]]
 WARMUP = 10
 _TASK_ID = re.compile(r'Task started with ID: (\S+) ')
 _READ_TOOLS = ('check_task', 'list_active_tasks', 'answer_subagent', 'soft_cancel_task')
+BARE_SEAM_SOFT_CANCEL = 'soft_cancel_across_the_bare_seam'
+"""A plain tool that makes a soft cancel's round trip across `seam_floor.SeamFloor`, the least a receipt costs."""
 
 
 async def _drive(agent: Agent[None, str], runs: list[AgentRun[None, str]]) -> None:
@@ -215,13 +219,23 @@ async def read_tool_calls(trials: int) -> dict[str, Timings]:
     asking = _Asking()
     config = SubAgentConfig(name='worker', description='Does the job', model=function_model(asking.respond))
     timer = ToolTimer()
+    blocking = Blocking()
 
     async def noop() -> str:
         """Do nothing."""
         return 'ok'
 
+    async def soft_cancel_across_the_bare_seam() -> str:
+        """Tell a run through the floor of the seam, and wait for the receipt."""
+        await floor.soft_cancel(floor_task)
+        return 'requested'
+
     def parent_for(conversation: Conversation) -> Agent[None, str]:
-        return Agent(conversation.model, tools=[noop], capabilities=[SubAgentCapability(subagents=[config]), timer])
+        return Agent(
+            conversation.model,
+            tools=[noop, soft_cancel_across_the_bare_seam],
+            capabilities=[SubAgentCapability(subagents=[config]), timer],
+        )
 
     async def one(conversation: Conversation) -> None:
         asking.reset()
@@ -234,6 +248,7 @@ async def read_tool_calls(trials: int) -> dict[str, Timings]:
         await asking.asking.wait()
         await anyio.wait_all_tasks_blocked()
         await conversation.call(ToolCallPart('noop', {}))
+        await conversation.call(ToolCallPart(BARE_SEAM_SOFT_CANCEL, {}))
         await conversation.call(ToolCallPart('check_task', task_id))
         await conversation.call(ToolCallPart('list_active_tasks', {}))
         await conversation.call(ToolCallPart('answer_subagent', {**task_id, 'answer': 'The first one.'}))
@@ -243,5 +258,8 @@ async def read_tool_calls(trials: int) -> dict[str, Timings]:
         await asking.wrapped_up.wait()
         await anyio.wait_all_tasks_blocked()
 
-    await _in_parent_runs(parent_for, WARMUP + trials, one)
-    return {name: _tool_timings(timer, name) for name in ('noop', *_READ_TOOLS)}
+    async with seam_floor.seam_floor() as floor:
+        floor_task = floor.start(Agent(function_model(blocking.respond)))
+        await blocking.reached.wait()
+        await _in_parent_runs(parent_for, WARMUP + trials, one)
+    return {name: _tool_timings(timer, name) for name in ('noop', BARE_SEAM_SOFT_CANCEL, *_READ_TOOLS)}
