@@ -100,6 +100,7 @@ def _p99(values: list[float]) -> float:
 DELEGATIONS: tuple[overhead_trials.Delegation, ...] = (
     'plain',
     'plain with a capability',
+    'plain, agent built with a capability',
     'task',
     'task, agent built with TaskCapability',
 )
@@ -219,7 +220,7 @@ async def delegation_rows(count: int) -> list[Row]:
         _add(direct, await overhead_trials.direct_runs(count // rounds))
         for way in DELEGATIONS:
             _add(ways[way], await overhead_trials.delegations(count // rounds, way))
-    plain, with_capability, task, carried = (ways[way] for way in DELEGATIONS)
+    plain, with_capability, built_with_capability, task, carried = (ways[way] for way in DELEGATIONS)
     rows: list[Row] = []
     for clock, index in (('CPU', 1), ('wall', 0)):
         base = _p50(direct[index])
@@ -228,6 +229,10 @@ async def delegation_rows(count: int) -> list[Row]:
         )
         floor = _p50(with_capability[index])
         rows.append(Row(f'the same, one empty capability per run, {clock} p50 (ms)', 'floor', base, floor, None))
+        built_floor = _p50(built_with_capability[index])
+        rows.append(
+            Row(f'the same, agent built with one empty capability, {clock} p50 (ms)', 'floor', base, built_floor, None)
+        )
         rows.append(Row(f'foreground `task` (sync), {clock} p50 (ms)', '≤ 1.2×', base, _p50(task[index]), _within(1.2)))
         rows.append(
             Row(

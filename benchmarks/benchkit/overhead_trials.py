@@ -13,7 +13,8 @@ process's (`time.process_time`), which moves less than wall time on a shared mac
   mode (an agent as a user builds it, and the same built with `TaskCapability`), timed from the tool starting
   to its reply, against `agent.run()` of the same agent; the floor of
   any delegation is a plain tool that awaits `agent.run()`, timed the same way, and the floor of one whose
-  sub-agent run has a capability (as the library's has) is that plain tool adding an empty capability to the run.
+  sub-agent run has a capability (as the library's has) is that plain tool adding an empty capability to the run
+  (or, for an agent built with `TaskCapability`, awaiting an agent built with an empty capability).
 * tool calls that only read or request: `check_task`, `list_active_tasks`, `answer_subagent` and
   `soft_cancel_task` on one task, beside a plain tool that returns at once, and a plain tool that makes a soft
   cancel's round trip across the bare seam (`seam_floor`), timed the same way.
@@ -151,18 +152,30 @@ async def direct_runs(count: int) -> Timings:
 
 
 @dataclass
-class _NoHooks(AbstractCapability[object]):
+class _NoHooks(AbstractCapability[None]):
     """A capability that does nothing: what pydantic-ai charges a run for having one."""
 
 
-Delegation = Literal['plain', 'plain with a capability', 'task', 'task, agent built with TaskCapability']
-"""How the parent delegates: a plain tool awaiting `agent.run()` (with an empty capability added to the run, or
-not), or the library's `task` tool in sync mode (to an agent of the user's, built with `TaskCapability` or not)."""
+Delegation = Literal[
+    'plain',
+    'plain with a capability',
+    'plain, agent built with a capability',
+    'task',
+    'task, agent built with TaskCapability',
+]
+"""How the parent delegates: a plain tool awaiting `agent.run()` (with an empty capability added to the run, or to
+the agent as it is built, or neither), or the library's `task` tool in sync mode (to an agent of the user's, built
+with `TaskCapability` or not)."""
 
 
 async def delegations(count: int, way: Delegation) -> Timings:
     """(wall, CPU) ms of `count` foreground delegations made `way`."""
-    subagent = build_agent(answer_at_once, capabilities=[TaskCapability()] if way.endswith('TaskCapability') else ())
+    built_with: list[AbstractCapability[None]] = []
+    if way.endswith('TaskCapability'):
+        built_with.append(TaskCapability())
+    elif way.endswith('built with a capability'):
+        built_with.append(_NoHooks())
+    subagent = build_agent(answer_at_once, capabilities=built_with)
     timer = ToolTimer()
     plain = way.startswith('plain')
     capabilities = [_NoHooks()] if way == 'plain with a capability' else []
