@@ -26,6 +26,7 @@ __all__ = (
     'SubAgentConfig',
     'SubAgentPolicy',
     'check_duration',
+    'check_text',
     'check_model',
     'index_subagents',
 )
@@ -35,6 +36,23 @@ CleanupHook = Callable[[TaskInfo], Awaitable[None]]
 
 PromoteHook = Callable[[TaskInfo, Path], Awaitable[None]]
 """Called after a task of the sub-agent completed, with its snapshot and its scratch directory, to keep its files."""
+
+
+def check_text(name: str, text: str, *, empty_allowed: bool = False) -> str:
+    """Check text passed to one call of the Python API: a task's description, a resumed task's instructions, an answer.
+
+    Applications call the API from untyped code (a form field left empty, a JSON body), where `None` slips through;
+    the model's tools refuse the same values in their replies.
+
+    Raises:
+        TypeError: `text` is not a `str`.
+        ValueError: `text` is empty, where that is not allowed (a prompt: the sub-agent would be told nothing).
+    """
+    if not isinstance(text, str):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise TypeError(f'{name} must be a str, not {type(text).__name__}: {text!r:.80}.')
+    if not text and not empty_allowed:
+        raise ValueError(f'{name} must not be empty: it is all the sub-agent is told.')
+    return text
 
 
 def check_duration(name: str, seconds: float, *, zero_allowed: bool = False) -> float:

@@ -28,7 +28,7 @@ from ._engine.region_front import RegionFront
 from ._engine.registry import TaskRecord
 from ._text.instructions import parent_instructions
 from .clock import Clock, MonotonicClock
-from .config import SubAgentConfig, SubAgentPolicy, check_duration, index_subagents
+from .config import SubAgentConfig, SubAgentPolicy, check_duration, check_text, index_subagents
 from .errors import CancelTimeout
 from .message_parts import given_reason
 from .messages import CancelMode, CancelReason
@@ -188,7 +188,9 @@ class SubAgentManager(RegionFront):
             ManagerClosed: the manager is not open.
             UnknownSubAgent: no sub-agent has this name (or the fallback's).
             RegionClosed: the region was cancelled.
-            ValueError: the region name or `timeout_seconds` is not valid (a timeout is finite and greater than 0).
+            TypeError: `description` is not a `str`.
+            ValueError: `description` is empty, or the region name or `timeout_seconds` is not valid (a timeout is
+                finite and greater than 0).
         """
         return self._book.info(self._start(subagent, description, region, timeout_seconds, fallback))
 
@@ -212,6 +214,7 @@ class SubAgentManager(RegionFront):
         self, subagent: str, description: str, region: str | None, timeout_seconds: float | None, fallback: str | None
     ) -> TaskRecord:
         """Start a task (see `start`) and return its record: `run` follows it without a snapshot taken first."""
+        check_text('description', description)
         if timeout_seconds is not None:
             check_duration('timeout_seconds', timeout_seconds)
         return self._supervisor.start(
@@ -236,9 +239,11 @@ class SubAgentManager(RegionFront):
 
         Raises:
             NotResumable: the task completed, has not ended, or was resumed already.
-            TypeError, UnknownTask: as [`get`][subagents_cancel.SubAgentManager.get] raises them.
+            TypeError, UnknownTask: as [`get`][subagents_cancel.SubAgentManager.get] raises them; `TypeError` also
+                when `instructions` is not a `str`, and `ValueError` when it is empty.
             ManagerClosed, UnknownSubAgent, RegionClosed, ValueError: as `start` raises them.
         """
+        check_text('instructions', instructions)
         if timeout_seconds is not None:
             check_duration('timeout_seconds', timeout_seconds)
         record = self._book.records.get(task_id)
@@ -287,7 +292,8 @@ class SubAgentManager(RegionFront):
         when one of the tasks asks a question, since it needs an answer before it can go on.
 
         Args:
-            task_ids: The tasks to wait for; all active tasks by default.
+            task_ids: The tasks to wait for; all active tasks by default. An id given twice counts once: the
+                result has each task once, in the order first given.
             wait_for: `'all'` to wait until every task has ended, `'any'` until one has.
             timeout_seconds: The longest to wait; the policy's `wait_timeout_seconds` by default.
 
@@ -400,10 +406,10 @@ class SubAgentManager(RegionFront):
         """Answer the question a task is waiting on; it goes on at once.
 
         Raises:
-            TypeError: `task_id` is not a `str`.
+            TypeError: `task_id` or `answer` is not a `str`.
             UnknownTask: this owner has no such task.
             NotWaitingForAnswer: the task has no open question (or is being cancelled).
         """
         record = self._book.records.get(task_id)
-        self._book.answer(record, answer)
+        self._book.answer(record, check_text('answer', answer, empty_allowed=True))
         return self._book.info(record)

@@ -57,7 +57,7 @@ from .message_parts import CancelReasonKind as CancelReasonKind
 from .message_parts import Checkpoint as Checkpoint
 from .message_parts import RunError as RunError
 from .message_parts import TaskId as TaskId
-from .output_codec import TypedOutput, in_place_of_unknown
+from .output_codec import TypedOutput, message_json
 from .results import TaskInfo
 from .states import TaskState
 
@@ -378,8 +378,11 @@ MESSAGE_ADAPTER: TypeAdapter[BusMessage] = TypeAdapter(Annotated[BusMessage, Fie
 
 
 def encode_message(message: BusMessage) -> bytes:
-    """`message` as JSON; outputs as `{"type", "data"}`, a value JSON has no form for as its shortened `repr`."""
-    return MESSAGE_ADAPTER.dump_json(message, fallback=in_place_of_unknown)
+    """`message` as JSON; outputs as `{"type", "data"}`, a value JSON has no form for as its shortened `repr`.
+
+    A lone surrogate in any text goes as U+FFFD ([`message_json`][subagents_cancel.output_codec.message_json]).
+    """
+    return message_json(MESSAGE_ADAPTER, message)
 
 
 def decode_message(data: bytes) -> BusMessage:

@@ -8,11 +8,14 @@ In-process nothing is encoded: a message built or validated from Python objects 
 An output pydantic cannot serialise (an instance of a plain class, a list that contains itself) is not lost:
 its `repr`, shortened to a bounded size, travels as `data`, and its `type` ends in
 [`UNSERIALISABLE`][subagents_cancel.output_codec.UNSERIALISABLE]; such an output cannot be turned back.
+Neither is text that UTF-8 cannot carry, anywhere in a message (see
+[`message_json`][subagents_cancel.output_codec.message_json]).
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -21,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import JsonValue, PlainSerializer, PlainValidator, TypeAdapter, ValidationError, ValidationInfo
 from pydantic_ai import NativeOutput, PromptedOutput, TextOutput, ToolOutput
-from pydantic_core import to_jsonable_python
+from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 from typing_extensions import TypedDict
 
 from ._text.output_text import shortened
@@ -37,6 +40,7 @@ __all__ = (
     'decode_output',
     'encode_output',
     'in_place_of_unknown',
+    'message_json',
 )
 
 UNSERIALISABLE = ' (unserialisable; data is its shortened repr)'
@@ -51,6 +55,9 @@ class EncodedOutput:
     """`<module>.<qualname>` of the output's type, followed by `UNSERIALISABLE` if only its `repr` travelled."""
     data: JsonValue
     """The output's JSON form, as pydantic serialised it (`to_jsonable_python`)."""
+
+
+_Message = typing.TypeVar('_Message')
 
 
 class _OutputJson(TypedDict):
@@ -83,6 +90,33 @@ def in_place_of_unknown(value: object) -> str:
     `fallback=` to a `TypeAdapter`'s `dump_json`, as [`encode_wire`][subagents_cancel.wire.encode_wire] does.
     """
     return shortened(value)
+
+
+def message_json(adapter: TypeAdapter[_Message], message: _Message) -> bytes:
+    """`message` as JSON, by `adapter`, with `in_place_of_unknown` for any value that has no JSON form.
+
+    Text that UTF-8 cannot carry travels with U+FFFD in place of each lone surrogate (half of an emoji, which a
+    model's SDK or a tool's `json.loads` can hand over): the message still goes, where pydantic would refuse it.
+    """
+    try:
+        return adapter.dump_json(message, fallback=in_place_of_unknown)
+    except PydanticSerializationError:
+        data = adapter.dump_python(message, mode='json', fallback=in_place_of_unknown)
+        return to_json(_whole_text(data), inf_nan_mode='null')  # as `dump_json` writes an infinite float
+
+
+_LONE_SURROGATE = re.compile('[\ud800-\udfff]')
+
+
+def _whole_text(data: object) -> object:
+    """`data` (JSON-shaped Python) with each lone surrogate in its strings replaced by U+FFFD."""
+    if isinstance(data, str):
+        return _LONE_SURROGATE.sub('\ufffd', data)
+    if isinstance(data, list):
+        return [_whole_text(item) for item in typing.cast(list[object], data)]
+    if isinstance(data, dict):
+        return {_whole_text(key): _whole_text(value) for key, value in typing.cast(dict[object, object], data).items()}
+    return data
 
 
 _ENCODED = TypeAdapter(_OutputJson)

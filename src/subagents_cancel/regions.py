@@ -57,8 +57,11 @@ def check_region(name: str) -> str:
     """Return `name` if it is a valid region name.
 
     Raises:
-        ValueError: it is not.
+        TypeError: it is not a `str`.
+        ValueError: it is not a valid name.
     """
+    if not isinstance(name, str):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise TypeError(f"region must be a str, such as 'research', not {type(name).__name__}: {name!r:.80}.")
     if not _REGION.match(name):
         raise ValueError(f"Invalid region name {name!r}: use parts of letters, digits, '_' and '-' joined by '/'.")
     return name

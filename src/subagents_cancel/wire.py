@@ -19,7 +19,7 @@ from pydantic import ConfigDict, Field, TypeAdapter
 from pydantic_ai.messages import ModelMessage
 
 from .messages import BusMessage, TaskId, new_message_id
-from .output_codec import in_place_of_unknown
+from .output_codec import message_json
 from .results import TaskInfo
 
 __all__ = ('WIRE_ADAPTER', 'HooksFinished', 'SettleTask', 'StartTask', 'WireMessage', 'decode_wire', 'encode_wire')
@@ -93,10 +93,10 @@ WIRE_ADAPTER: TypeAdapter[WireMessage] = TypeAdapter(Annotated[WireMessage, Fiel
 def encode_wire(message: WireMessage) -> bytes:
     """`message` as JSON, ready for a transport; every message can travel.
 
-    Outputs go as `{"type", "data"}`, and any value pydantic has no JSON form for (a tool's plain-object result in a
-    run's conversation) as its shortened `repr`.
+    Outputs go as `{"type", "data"}`, any value pydantic has no JSON form for (a tool's plain-object result in a
+    run's conversation) as its shortened `repr`, and a lone surrogate in any text as U+FFFD (`message_json`).
     """
-    return WIRE_ADAPTER.dump_json(message, fallback=in_place_of_unknown)
+    return message_json(WIRE_ADAPTER, message)
 
 
 def decode_wire(data: bytes) -> WireMessage:

@@ -223,7 +223,7 @@ class Supervisor:
         return record
 
     def _config(self, name: str) -> SubAgentConfig:
-        config = self._configs.get(name)
+        config = self._configs.get(name) if isinstance(name, str) else None  # pyright: ignore[reportUnnecessaryIsInstance]
         if config is None:
             raise UnknownSubAgent(name, tuple(self._configs))
         return config

@@ -140,7 +140,10 @@ class TaskBook(BookReports):
 
     async def wait(self, task_ids: Sequence[str] | None, wait_for: WaitFor, timeout_seconds: float) -> WaitResult:
         """Wait until the tasks (all active ones by default) end, or one asks; see `SubAgentManager.wait`."""
-        records = tuple(map(self.records.get, task_ids)) if task_ids is not None else self.records.active()
+        # An id given twice is one task (a model repeating an id must not get its report twice, or 2,000 times).
+        records = (
+            tuple(dict.fromkeys(map(self.records.get, task_ids))) if task_ids is not None else self.records.active()
+        )
         finished = await self._waiters.wait_until(
             records, wait_for, deadline=self._clock.now() + timeout_seconds, stop_on_question=True
         )
