@@ -10,11 +10,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import tempfile
+import threading
+from pathlib import Path
 
+import anyio
 import pytest
 from pydantic_ai import Agent
-from pydantic_ai.messages import ModelRequest, ToolReturnPart
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.usage import RequestUsage, RunUsage
 
 from subagents_cancel import (
@@ -23,15 +29,19 @@ from subagents_cancel import (
     SubAgentConfig,
     SubAgentManager,
     TaskId,
+    TaskInfo,
     TaskStatus,
+    current_task,
 )
 from subagents_cancel.errors import UnknownSubAgent
 from subagents_cancel.message_parts import Checkpoint
-from subagents_cancel.messages import CheckpointRecorded, RunFinished, RunOutput
+from subagents_cancel.messages import CheckpointRecorded, RunFinished, RunOutput, ThreadsFinished
 from subagents_cancel.output_codec import EncodedOutput
-from subagents_cancel.wire import decode_wire, encode_wire
+from subagents_cancel.task_context import TaskCancelRequested
+from subagents_cancel.transport import InProcessTransport
+from subagents_cancel.wire import HooksFinished, WireMessage, decode_wire, encode_wire
 
-from .helpers import Script, call, replies_of, text
+from .helpers import Script, call, new_transport, replies_of, text
 
 pytestmark = pytest.mark.anyio
 
@@ -203,3 +213,161 @@ async def test_start_names_a_sub_agent_or_region_that_is_not_text() -> None:
         with pytest.raises(TypeError, match='region must be a str'):
             await manager.start('r', 'Go', region=5)  # pyright: ignore[reportArgumentType]
         assert manager.tasks() == ()
+
+
+# --- A second review: teardown ----------------------------------------------------------------------------------------
+
+
+def _writer(working: anyio.Event, stopping: anyio.Event, scratch_dirs: list[Path]) -> Agent[None, str]:
+    """A sub-agent that writes a draft to its scratch directory, then works until it is stopped."""
+
+    async def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        if len(messages) == 1:
+            return ModelResponse(parts=[ToolCallPart('write_draft', {})])
+        working.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            stopping.set()
+        raise AssertionError('unreachable')
+
+    writer = Agent(FunctionModel(respond))
+
+    @writer.tool_plain
+    async def write_draft() -> str:
+        """Write a draft to the scratch directory."""
+        task = current_task()
+        assert task is not None
+        (task.scratch_dir / 'draft.md').write_text('half a report')
+        scratch_dirs.append(task.scratch_dir)
+        return 'saved'
+
+    return writer
+
+
+async def test_a_second_aclose_waits_for_the_first_and_the_cleanup_hook_still_runs() -> None:
+    """`aclose` is idempotent: a second call while the first closes waits for it, and takes nothing away from it.
+
+    The second call had found the owner closing and closed its task host at once, before the first had settled the
+    task: the host gave up on it, its cleanup hook never ran, and its scratch directory was left on disk.
+    """
+    working, stopping = anyio.Event(), anyio.Event()
+    scratch_dirs: list[Path] = []
+    cleaned: list[str] = []
+
+    async def cleanup(info: TaskInfo) -> None:
+        cleaned.append(info.task_id)
+
+    writer = _writer(working, stopping, scratch_dirs)
+    config = SubAgentConfig(name='writer', description='Writes', agent=writer, cleanup=cleanup)
+    manager = SubAgentManager([config])
+    async with manager:
+        task = await manager.start('writer', 'Write a report')
+        await working.wait()
+        async with anyio.create_task_group() as group:
+            group.start_soon(manager.aclose)
+            await stopping.wait()  # the first close is stopping the task
+            await manager.aclose()
+    info = manager.get(task.task_id)
+    assert info.status is TaskStatus.CANCELLED
+    assert (cleaned, info.cleanup_error) == ([task.task_id], None)
+    assert [directory.exists() for directory in scratch_dirs] == [False]
+    assert manager.metrics().owner.orphaned == 0
+
+
+async def test_an_owner_cancelled_again_while_it_closes_still_closes_its_task_host() -> None:
+    """Nothing of an owner outlives it when its caller is cancelled a second time while the owner tears down.
+
+    The second cancel was re-raised as the supervisor's close ended, before the task host was closed: on a transport
+    the application gave, the host's mailbox task ran on, and the threads of its sync-tool pool were never ended.
+    """
+
+    def crunch() -> str:
+        """Crunch some numbers."""
+        return 'crunched'
+
+    working, stopping, let_it_stop = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        if len(messages) == 1:
+            return ModelResponse(parts=[ToolCallPart('crunch', {})])
+        if 'quick' in str(messages[0].parts):
+            return ModelResponse(parts=[TextPart('done')])
+        working.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            stopping.set()
+            with anyio.CancelScope(shield=True):
+                await let_it_stop.wait()  # it takes a moment to stop
+        raise AssertionError('unreachable')
+
+    config = SubAgentConfig(name='worker', description='Works', agent=Agent(FunctionModel(respond), tools=[crunch]))
+    threads_before = set(threading.enumerate())
+
+    async def application(transport: InProcessTransport) -> None:
+        async with SubAgentManager([config], transport=transport) as manager:
+            await manager.run('worker', 'quick job')  # its sync tool started a thread of the host's pool
+            await manager.start('worker', 'long job')
+            await anyio.sleep_forever()
+
+    async with InProcessTransport() as transport:
+        running = asyncio.create_task(application(transport))
+        await working.wait()
+        running.cancel()  # the owner's block ends: it closes, and stops the long job
+        await stopping.wait()
+        running.cancel()  # and again, while it closes
+        let_it_stop.set()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        assert [task.get_name() for task in asyncio.all_tasks() if 'task host' in task.get_name()] == []
+    pool = [thread for thread in set(threading.enumerate()) - threads_before if '-tool-' in thread.name]
+    for thread in pool:
+        await anyio.to_thread.run_sync(thread.join, 10.0)  # a closed pool's threads end once idle: a bound only
+    assert [thread.name for thread in pool if thread.is_alive()] == []
+
+
+async def test_a_sync_tool_that_outlives_its_task_leaves_no_scratch_directory() -> None:
+    """A scratch directory is deleted "whatever way it ended", also when a sync tool's thread outlives its task.
+
+    The host settles a task as its run stops; a sync tool still working in its thread then asked for
+    `scratch_dir`, which made a new directory that nothing deleted. Once a task is settled, asking raises
+    `TaskCancelRequested`, and no directory is made.
+    """
+    entered, release = threading.Event(), threading.Event()
+    asked: list[BaseException | Path] = []
+
+    def download() -> str:
+        """Download the page."""
+        entered.set()
+        release.wait()  # a slow download; the task is stopped meanwhile
+        task = current_task()
+        assert task is not None
+        try:
+            asked.append(task.scratch_dir)
+        except TaskCancelRequested as error:
+            asked.append(error)
+        return 'saved'
+
+    async def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return ModelResponse(parts=[ToolCallPart('download', {})])
+
+    config = SubAgentConfig(name='downloader', description='D', agent=Agent(FunctionModel(respond), tools=[download]))
+    made_before = _scratch_directories('downloader')
+    heard: dict[type[WireMessage], anyio.Event] = {HooksFinished: anyio.Event(), ThreadsFinished: anyio.Event()}
+    async with new_transport() as transport:
+        transport.subscribe(lambda address, message: heard[type(message)].set() if type(message) in heard else None)
+        async with SubAgentManager([config], transport=transport) as manager:
+            task = await manager.start('downloader', 'Download the page')
+            await anyio.to_thread.run_sync(entered.wait)
+            stopped = await manager.hard_cancel(task.task_id)
+            assert (stopped.status, stopped.lingering_threads) == (TaskStatus.CANCELLED, 1)
+            await heard[HooksFinished].wait()  # the host has settled the task
+            release.set()
+            await heard[ThreadsFinished].wait()
+    assert [type(each) for each in asked] == [TaskCancelRequested]
+    assert _scratch_directories('downloader') == made_before
+
+
+def _scratch_directories(subagent: str) -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob(f'subagents-{subagent}-*'))

@@ -42,6 +42,10 @@ class NestedOwner:
     """Its mailbox address on that transport."""
 
 
+_SCRATCH = threading.Lock()
+"""Makes a scratch directory and settles it one at a time: a thread may ask for one while its task is settled."""
+
+
 class TaskCancelRequested(Exception):
     """Raised by [`TaskContext.raise_if_stopped`][subagents_cancel.TaskContext.raise_if_stopped]."""
 
@@ -81,6 +85,7 @@ class TaskContext:
         self._stop_requested = stop_requested
         self._nested: tuple[NestedOwner, ...] = ()
         self._scratch_dir: Path | None = None
+        self._scratch_settled = False
 
     @property
     def cancel_requested(self) -> bool:
@@ -115,15 +120,31 @@ class TaskContext:
         Write intermediate files here: when the task is cancelled (or fails) the directory is deleted,
         so no partial writes are left behind; when it completes, the sub-agent's `promote` hook gets it
         first, to keep what it wants.
+
+        Raises:
+            TaskCancelRequested: the task has ended and been settled (asked from a sync tool's thread that outlived
+                its task): its directory is gone, and no new one is made.
         """
-        if self._scratch_dir is None:
-            self._scratch_dir = Path(tempfile.mkdtemp(prefix=f'subagents-{self.task_id}-'))
-        return self._scratch_dir
+        with _SCRATCH:
+            if self._scratch_settled:
+                raise TaskCancelRequested(self.task_id)
+            if self._scratch_dir is None:
+                self._scratch_dir = Path(tempfile.mkdtemp(prefix=f'subagents-{self.task_id}-'))
+            return self._scratch_dir
 
     @property
     def scratch_dir_if_created(self) -> Path | None:
         """The scratch directory, or `None` if nothing asked for it."""
         return self._scratch_dir
+
+    def settle_scratch_dir(self) -> Path | None:
+        """The task is being settled: its scratch directory, or `None`; from now on `scratch_dir` makes none.
+
+        A sync tool's thread can outlive its task: a directory made after the settle would be left behind.
+        """
+        with _SCRATCH:
+            self._scratch_settled = True
+            return self._scratch_dir
 
     @property
     def nested_owners(self) -> tuple[NestedOwner, ...]:

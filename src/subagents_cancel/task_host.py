@@ -172,6 +172,8 @@ class TaskHost(HostSettles):
         never cancelled: they end by themselves."""
         self._pool: SyncToolPool | None = None
         self._loop: asyncio.Task[None] | None = None
+        self._closed: anyio.Event | None = None
+        """Set once `aclose` has ended; `None` until it begins."""
         self._spans = TaskSpans(self._clock)
         self.unfinished: tuple[TaskId, ...] = ()
         """The tasks whose runners had not stopped when the host closed and gave up waiting."""
@@ -216,10 +218,20 @@ class TaskHost(HostSettles):
         """Stop reading, stop the runners still going, and wait for them until `deadline` (clock time).
 
         By default for `teardown_seconds`; an owner that has already waited its own teardown bound passes its end.
+        Idempotent: a call while a close is under way returns once it has ended.
         """
         loop, self._loop = self._loop, None
         if loop is None:
+            if self._closed is not None:
+                await self._closed.wait()  # a close under way: return with it
             return  # left before, or never entered
+        self._closed = anyio.Event()
+        try:
+            await self._close(loop, deadline)
+        finally:
+            self._closed.set()
+
+    async def _close(self, loop: asyncio.Task[None], deadline: float | None) -> None:
         with anyio.CancelScope(shield=True):
             await self._transport.release(self.address)
             loop.cancel()
@@ -330,7 +342,7 @@ class TaskHost(HostSettles):
         run = self._start_run(hosted)
         await settled
         if hosted.settle is not None:
-            scratch = hosted.runner.context.scratch_dir_if_created
+            scratch = hosted.runner.context.settle_scratch_dir()
             await self._run_hook(hosted.settle, scratch, hosted.start.hook_seconds)
             return
         # The host closed before the owner settled the task: once its run is over, its owner must not wait for a hook.

@@ -100,7 +100,7 @@ class HostSettles:
             if not hosted.settled.done():
                 hosted.settled.set_result(None)
             return
-        scratch = hosted.runner.context.scratch_dir_if_created
+        scratch = hosted.runner.context.settle_scratch_dir()
         if hosted.runner.done and self._no_hook(settle, scratch):
             self._hooks_finished(settle, None)  # nothing to run: no task, no wait
             return

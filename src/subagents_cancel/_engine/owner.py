@@ -9,6 +9,7 @@ delivers later. [`SubAgentManager`][subagents_cancel.SubAgentManager] is the pub
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -31,6 +32,7 @@ from .defaults import Defaults
 from .owner_mailbox import OwnerMailbox
 from .region_service import RegionService
 from .resume import Resumes
+from .shield import run_to_end, wait_to_end
 from .supervisor import Supervisor, new_owner_id
 from .task_book import TaskBook
 
@@ -74,6 +76,7 @@ class Owner:
         An owner opened inside a task whose transport hosts its tasks itself (a task's workflow on a Temporal worker)
         takes that transport instead: its tasks run beside the task, as durable as it is.
         """
+        self._closing: asyncio.Task[None] | None = None
         parent = current_task()
         if transport is None and parent is not None and isinstance(parent.transport, RemoteTasks):
             transport = parent.transport
@@ -148,10 +151,21 @@ class Owner:
             self.book.host = self.host.address
 
     async def close(self, reason: CancelReason) -> None:
-        """Close the owner: its tasks are stopped and waited for within the policy's bounds, then its own host."""
-        await self.supervisor.close(reason)
+        """Close the owner: its tasks are stopped and waited for within the policy's bounds, then its own host.
+
+        The close runs to its end in a task of its own, whatever happens to the caller (a cancellation that arrives
+        meanwhile is re-raised after it). Idempotent: a second call, or one made while the first is under way,
+        waits for the same close.
+        """
+        if self._closing is None:
+            closing = self.supervisor.close(reason)
+            self._closing = asyncio.get_running_loop().create_task(closing, name='subagents_cancel close')
+        _, interrupted = await wait_to_end(self._closing)
         if self.host is not None:
-            await self.host.aclose(deadline=self.supervisor.teardown_deadline)
+            _, interrupted_again = await run_to_end(self.host.aclose(deadline=self.supervisor.teardown_deadline))
+            interrupted = interrupted or interrupted_again
+        if interrupted is not None:
+            raise interrupted
 
     async def _after_quiet(self) -> None:
         """The owner has closed and heard its last report: close its own transport."""

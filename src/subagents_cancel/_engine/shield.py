@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-__all__ = ('finish_shielded', 'run_to_end')
+__all__ = ('finish_shielded', 'run_to_end', 'wait_to_end')
 
 _T = TypeVar('_T')
 
@@ -20,7 +20,14 @@ async def run_to_end(work: Coroutine[Any, Any, _T]) -> tuple[_T, asyncio.Cancell
     `wrap_run`, and tools, in tasks of their own and cancel those tasks directly, which goes through any
     shield; `work` runs in a task of its own here, so only its own bounds can end it.
     """
-    task = asyncio.get_running_loop().create_task(work, name='subagents_cancel shielded work')
+    return await wait_to_end(asyncio.get_running_loop().create_task(work, name='subagents_cancel shielded work'))
+
+
+async def wait_to_end(task: asyncio.Task[_T]) -> tuple[_T, asyncio.CancelledError | None]:
+    """Wait for `task` to end, shielded; return its result, and the cancellation of the caller that came meanwhile.
+
+    Several callers may wait for one task: each gets its result once it has ended, cancelled or not.
+    """
     interrupted: asyncio.CancelledError | None = None
     with anyio.CancelScope(shield=True):
         while not task.done():
