@@ -122,11 +122,14 @@ class Supervisor:
         )
 
     async def close(self, reason: CancelReason) -> None:
-        """Cancel every task still running and wait for them, within the policy's bounds; idempotent."""
+        """Cancel every task still running and wait for them, within the policy's bounds; idempotent.
+
+        The owner runs it in a task of its own (`Owner.close`), so no cancellation of a caller reaches it.
+        """
         if self.phase != 'open':
             return
         self.phase = 'closing'
-        await finish_shielded(self._close(reason))
+        await self._close(reason)
 
     async def _close(self, reason: CancelReason) -> None:
         await self._deadlines.aclose()
